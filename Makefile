@@ -1,0 +1,78 @@
+# Midstage - the usual targets. Needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SAMENV := .venv-sam
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY = 0
+
+.PHONY: help install run test test-unit test-integration test-e2e lint format typecheck template-lint \
+        invoke bench build clean
+
+help:
+	@echo "make run            start the local cloud with a demo source (Ctrl-C stops it)"
+	@echo "make test           install what is needed and run every test tier"
+	@echo "make invoke FN=collect EVENT=track   run one function with events/<FN>/<EVENT>.json"
+	@echo "make lint           ruff + mypy;  make template-lint: sam validate --lint"
+	@echo "make bench          run the benchmarks in bench/"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(SAMENV)/.installed:
+	$(PYTHON) -m venv $(SAMENV)
+	$(SAMENV)/bin/pip install --quiet --upgrade pip
+	$(SAMENV)/bin/pip install --quiet aws-sam-cli
+	touch $@
+
+run: install
+	$(BIN)/python -m infra.localcloud run $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest tests -q $(ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest tests/unit -q $(ARGS)
+
+test-integration: install
+	$(BIN)/python -m pytest tests/integration -q $(ARGS)
+
+test-e2e: install
+	$(BIN)/python -m pytest tests/e2e -q $(ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared/midstage infra
+	@for fn in functions/*/handler.py; do $(BIN)/mypy $$fn || exit 1; done
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install
+	$(BIN)/mypy shared/midstage infra
+	@for fn in functions/*/handler.py; do $(BIN)/mypy $$fn || exit 1; done
+
+template-lint: $(SAMENV)/.installed
+	$(SAMENV)/bin/sam validate --lint --template template.yaml
+
+# Docker-free `sam local invoke`: one function, one sample event, against the local cloud.
+invoke: install
+	$(BIN)/python -m infra.localcloud invoke $(FN) --event events/$(FN)/$(EVENT).json
+
+bench: install
+	$(BIN)/python -m bench
+
+# Needs python3.12 on PATH (the Lambda runtime); elsewhere use `sam build --use-container`.
+build: $(SAMENV)/.installed
+	$(SAMENV)/bin/sam build --template template.yaml
+
+clean:
+	rm -rf $(VENV) $(SAMENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Deployment and local-development tooling. Never imported by functions."""

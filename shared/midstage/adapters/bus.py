@@ -1,0 +1,52 @@
+"""Domain events to the EventBridge bus, batched ten to a PutEvents call."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from midstage.adapters import aws
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+
+SOURCE = "midstage"
+_MAX_ENTRIES = 10
+
+
+class EventPublisher:
+    def __init__(self, bus_name: str, client: EventBridgeClient | None = None) -> None:
+        self.bus_name = bus_name
+        self._client = client
+        self.published = 0
+
+    @property
+    def client(self) -> EventBridgeClient:
+        if self._client is None:
+            self._client = aws.events()
+        return self._client
+
+    def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Send (detail-type, detail) pairs; raise if any entry is still refused after retries."""
+        entries: list[Any] = [
+            {
+                "EventBusName": self.bus_name,
+                "Source": SOURCE,
+                "DetailType": detail_type,
+                "Detail": json.dumps(detail, separators=(",", ":"), default=str),
+            }
+            for detail_type, detail in events
+        ]
+        for start in range(0, len(entries), _MAX_ENTRIES):
+            pending = entries[start : start + _MAX_ENTRIES]
+            for attempt in range(6):
+                answer = self.client.put_events(Entries=pending)
+                if not answer.get("FailedEntryCount"):
+                    break
+                pending = [e for e, r in zip(pending, answer["Entries"], strict=True) if r.get("ErrorCode")]
+                time.sleep(0.05 * 2**attempt)
+            else:
+                raise RuntimeError(f"EventBridge refused {len(pending)} domain events")
+            self.published += len(entries[start : start + _MAX_ENTRIES])

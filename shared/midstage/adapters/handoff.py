@@ -1,0 +1,94 @@
+"""The durable hand-off from collect to the profile updater: SQS, one person's events a message."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from midstage.adapters import aws
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+MAX_MESSAGE_BYTES = 256 * 1024
+_ENVELOPE_BYTES = 64
+_MAX_ENTRIES = 10
+
+
+class HandoffFailed(Exception):
+    """Some events could not be made durable; the request must not be acknowledged."""
+
+
+def messages_for(groups: Mapping[str, Sequence[dict[str, Any]]]) -> list[tuple[str, str]]:
+    """(person key, body) pairs, splitting a person's events across messages only when needed."""
+    messages: list[tuple[str, str]] = []
+    for key, events in groups.items():
+        chunk: list[str] = []
+        size = _ENVELOPE_BYTES
+        for event in events:
+            encoded = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+            if chunk and size + len(encoded.encode()) + 1 > MAX_MESSAGE_BYTES:
+                messages.append((key, _body(chunk)))
+                chunk, size = [], _ENVELOPE_BYTES
+            chunk.append(encoded)
+            size += len(encoded.encode()) + 1
+        if chunk:
+            messages.append((key, _body(chunk)))
+    return messages
+
+
+def _body(encoded_events: list[str]) -> str:
+    return '{"v":1,"events":[' + ",".join(encoded_events) + "]}"
+
+
+class SqsHandoff:
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> SQSClient:
+        if self._client is None:
+            self._client = aws.sqs()
+        return self._client
+
+    def send(self, groups: Mapping[str, Sequence[dict[str, Any]]]) -> int:
+        """Send every group; returns the number of messages. Raises HandoffFailed otherwise."""
+        messages = messages_for(groups)
+        batch: list[tuple[str, str]] = []
+        batch_bytes = 0
+        for key, body in messages:
+            if batch and (len(batch) == _MAX_ENTRIES or batch_bytes + len(body.encode()) > MAX_MESSAGE_BYTES):
+                self._send_batch(batch)
+                batch, batch_bytes = [], 0
+            batch.append((key, body))
+            batch_bytes += len(body.encode())
+        if batch:
+            self._send_batch(batch)
+        return len(messages)
+
+    def _send_batch(self, batch: list[tuple[str, str]]) -> None:
+        entries: list[Any] = [
+            {
+                "Id": str(index),
+                "MessageBody": body,
+                "MessageAttributes": {"personKey": {"DataType": "String", "StringValue": key[:256]}},
+            }
+            for index, (key, body) in enumerate(batch)
+        ]
+        for attempt in range(5):
+            try:
+                answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except Exception as error:  # any transport failure: retry, then refuse to acknowledge
+                if attempt == 4:
+                    raise HandoffFailed(str(error)) from error
+            else:
+                failed = {f["Id"] for f in answer.get("Failed", [])}
+                entries = [e for e in entries if e["Id"] in failed]
+                if not entries:
+                    return
+            time.sleep(0.05 * 2**attempt)
+        raise HandoffFailed(f"{len(entries)} messages were refused by the queue ({uuid.uuid4().hex[:8]})")

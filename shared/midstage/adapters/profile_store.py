@@ -1,0 +1,423 @@
+"""DataTable access for profiles, identities, dedupe markers, timeline, merges and quarantine.
+
+The only module that knows how those items look in DynamoDB. Writes report their cost in
+write units, computed from item sizes with DynamoDB's sizing rules, so benchmarks and metrics
+can show write units per event on any endpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from midstage import keys
+from midstage.adapters import aws
+from midstage.adapters.documents import pack, unpack
+from midstage.logic.identity import Identifier
+from midstage.models.profile import Profile, WritePlan
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_BATCH_GET = 100
+_BATCH_WRITE = 25
+
+
+class ConcurrentWrite(Exception):
+    """Another writer changed an item this write was conditioned on; re-read and retry."""
+
+
+@dataclass
+class Usage:
+    write_units: float = 0.0
+    writes: int = 0
+
+    def add(self, units: float) -> None:
+        self.write_units += units
+        self.writes += 1
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """Bytes DynamoDB bills for an item in low-level form (names plus values)."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        ((kind, inner),) = value.items()
+        if kind == "S":
+            size += len(inner.encode())
+        elif kind == "B":
+            size += len(inner)
+        elif kind == "N":
+            size += math.ceil(len(inner.lstrip("-").replace(".", "")) / 2) + 1
+        else:
+            size += len(json.dumps(inner))
+    return size
+
+
+def write_units(item: dict[str, Any], transactional: bool = False) -> float:
+    return math.ceil(item_size(item) / 1024) * (2 if transactional else 1)
+
+
+class ProfileStore:
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self.table = table
+        self._client = client
+        self.usage = Usage()
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = aws.dynamodb()
+        return self._client
+
+    # ------------------------------------------------------------------ reads
+    def _batch_get(self, keys_: Sequence[dict[str, str]], consistent: bool = True) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        wanted = [{"pk": {"S": k["pk"]}, "sk": {"S": k["sk"]}} for k in {(k["pk"], k["sk"]): k for k in keys_}.values()]
+        for start in range(0, len(wanted), _BATCH_GET):
+            request: dict[str, Any] = {
+                self.table: {"Keys": wanted[start : start + _BATCH_GET], "ConsistentRead": consistent}
+            }
+            for attempt in range(8):
+                answer = self.client.batch_get_item(RequestItems=request)
+                found.extend(answer["Responses"].get(self.table, []))
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.02 * 2**attempt)
+        return found
+
+    def identity_owners(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
+        items = self._batch_get([keys.identity_key(t, v) for t, v in identifiers])
+        owners: dict[Identifier, str] = {}
+        for item in items:
+            _, id_type, value = item["pk"]["S"].split("#", 2)
+            owners[(id_type, value)] = item["profileId"]["S"]
+        return owners
+
+    def profiles(self, profile_ids: Iterable[str]) -> dict[str, Profile]:
+        items = self._batch_get([keys.profile_key(p) for p in profile_ids])
+        return {p.id: p for p in map(_profile_from_item, items)}
+
+    def live_profiles(self, profile_ids: Iterable[str]) -> tuple[dict[str, Profile], dict[str, str]]:
+        """Profiles by id with tombstones followed to the profile they merged into.
+
+        Returns the live profiles and, for every id asked for, the live id it resolves to.
+        """
+        resolved: dict[str, str] = {}
+        live: dict[str, Profile] = {}
+        asked = set(profile_ids)
+        following = {p: p for p in asked}  # original id -> id being looked at
+        for _ in range(16):
+            if not following:
+                break
+            loaded = self.profiles(set(following.values()))
+            next_round: dict[str, str] = {}
+            for original, current in following.items():
+                profile = loaded.get(current)
+                if profile is None:
+                    continue  # created by a write that did not land; the identity is stale
+                if profile.merged_into:
+                    next_round[original] = profile.merged_into
+                else:
+                    live[profile.id] = profile
+                    resolved[original] = profile.id
+            following = next_round
+        return live, resolved
+
+    def profile(self, profile_id: str) -> Profile | None:
+        live, _ = self.live_profiles([profile_id])
+        return next(iter(live.values()), None)
+
+    def existing_markers(self, marker_ids: Iterable[str], now_epoch: int) -> set[str]:
+        """Which of `source|messageId` ids were already applied within the dedupe window."""
+        wanted = [(m, *m.split("|", 1)) for m in marker_ids]
+        items = self._batch_get([keys.marker_key(s, mid) for _, s, mid in wanted], consistent=True)
+        live = {i["pk"]["S"] for i in items if int(i["expiresAt"]["N"]) > now_epoch}
+        return {m for m, s, mid in wanted if keys.marker_key(s, mid)["pk"] in live}
+
+    # ------------------------------------------------------------------ the profile write
+    def save(self, plan: WritePlan) -> None:
+        """Write a profile change atomically; raise ConcurrentWrite if anything moved underneath."""
+        survivor_item = _profile_item(plan.survivor)
+        condition = _version_condition(plan.survivor)
+        if not (plan.tombstones or plan.new_identities or plan.merge_records):
+            try:
+                self.client.put_item(TableName=self.table, Item=survivor_item, **condition)
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    raise ConcurrentWrite(plan.survivor.id) from error
+                raise
+            self.usage.add(write_units(survivor_item))
+            return
+        actions: list[dict[str, Any]] = [{"Put": {"TableName": self.table, "Item": survivor_item, **condition}}]
+        units = write_units(survivor_item, transactional=True)
+        for loser in plan.tombstones:
+            item = _profile_item(loser)
+            actions.append({"Put": {"TableName": self.table, "Item": item, **_version_condition(loser)}})
+            units += write_units(item, transactional=True)
+        for id_type, value in plan.new_identities:
+            item = {
+                **_key(keys.identity_key(id_type, value)),
+                "profileId": {"S": plan.survivor.id},
+                "createdAt": {"S": plan.survivor.updated_at},
+            }
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": item,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+            units += write_units(item, transactional=True)
+        for record in plan.merge_records:
+            item = _merge_item(record)
+            actions.append({"Put": {"TableName": self.table, "Item": item}})
+            units += write_units(item, transactional=True)
+        try:
+            self.client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+        except ClientError as error:
+            if error.response["Error"]["Code"] in (
+                "TransactionCanceledException",
+                "TransactionConflictException",
+            ):
+                raise ConcurrentWrite(plan.survivor.id) from error
+            raise
+        self.usage.add(units)
+
+    # ------------------------------------------------------------------ after the write
+    def repoint_identities(self, identifiers: Iterable[Identifier], old_id: str, new_id: str) -> None:
+        """Point a merged profile's identifiers at the survivor (tombstones make this optional)."""
+        for id_type, value in identifiers:
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=_key(keys.identity_key(id_type, value)),
+                    UpdateExpression="SET profileId = :new",
+                    ConditionExpression="profileId = :old",
+                    ExpressionAttributeValues={":new": {"S": new_id}, ":old": {"S": old_id}},
+                )
+                self.usage.add(1)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+
+    def put_markers(self, marker_ids: Iterable[str], profile_id: str, expires_at: int) -> None:
+        items = []
+        for marker in marker_ids:
+            source, message_id = marker.split("|", 1)
+            items.append(
+                {
+                    **_key(keys.marker_key(source, message_id)),
+                    "profileId": {"S": profile_id},
+                    "expiresAt": {"N": str(expires_at)},
+                }
+            )
+        self._batch_write(items)
+
+    def put_timeline_page(self, profile_id: str, events: Sequence[dict[str, Any]], expires_at: int) -> None:
+        if not events:
+            return
+        ordered = sorted(events, key=lambda e: (e["timestamp"], e["messageId"]))
+        # Keyed by its content, so a redelivered write lands on the same page.
+        page_id = hashlib.sha256("|".join(e["messageId"] for e in ordered).encode()).hexdigest()[:16]
+        item = {
+            "pk": {"S": keys.profile_pk(profile_id)},
+            "sk": {"S": keys.timeline_sk(ordered[-1]["timestamp"], page_id)},
+            "minTs": {"S": ordered[0]["timestamp"]},
+            "count": {"N": str(len(ordered))},
+            "doc": {"B": pack(ordered)},
+            "expiresAt": {"N": str(expires_at)},
+        }
+        self.client.put_item(TableName=self.table, Item=item)
+        self.usage.add(write_units(item))
+
+    def put_merge_record(self, record: dict[str, Any]) -> None:
+        item = _merge_item(record)
+        self.client.put_item(TableName=self.table, Item=item)
+        self.usage.add(write_units(item))
+
+    def _batch_write(self, items: list[dict[str, Any]]) -> None:
+        for start in range(0, len(items), _BATCH_WRITE):
+            chunk = items[start : start + _BATCH_WRITE]
+            request: dict[str, Any] = {self.table: [{"PutRequest": {"Item": i}} for i in chunk]}
+            for attempt in range(8):
+                answer = self.client.batch_write_item(RequestItems=request)
+                request = answer.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                time.sleep(0.02 * 2**attempt)
+            else:
+                raise RuntimeError(f"DynamoDB kept {len(request.get(self.table, []))} items unprocessed")
+            for item in chunk:
+                self.usage.add(write_units(item))
+
+    # ------------------------------------------------------------------ admin reads
+    def merges(self, profile_ids: Iterable[str]) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for profile_id in profile_ids:
+            for item in self._query_prefix(keys.profile_pk(profile_id), keys.MERGE_PREFIX):
+                records.append(unpack(item["doc"]["B"]))
+        return sorted(records, key=lambda r: r["at"], reverse=True)
+
+    def timeline(
+        self, profile_ids: Sequence[str], *, limit: int, before: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest events first across a profile and the profiles merged into it.
+
+        `before` is the cursor of the last event already seen ("<timestamp>|<messageId>").
+        """
+        collected: list[dict[str, Any]] = []
+        for profile_id in profile_ids:
+            for item in self._query_prefix(keys.profile_pk(profile_id), keys.TIMELINE_PREFIX, newest_first=True):
+                for event in unpack(item["doc"]["B"]):
+                    cursor = f"{event['timestamp']}|{event['messageId']}"
+                    if before is None or cursor < before:
+                        collected.append(event)
+        collected.sort(key=lambda e: (e["timestamp"], e["messageId"]), reverse=True)
+        unique: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for event in collected:
+            if event["messageId"] not in seen:
+                seen.add(event["messageId"])
+                unique.append(event)
+        page = unique[:limit]
+        next_cursor = f"{page[-1]['timestamp']}|{page[-1]['messageId']}" if len(unique) > limit else None
+        return page, next_cursor
+
+    def _query_prefix(self, pk: str, prefix: str, newest_first: bool = False) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": prefix}},
+            "ScanIndexForward": not newest_first,
+        }
+        while True:
+            answer = self.client.query(**kwargs)
+            yield from answer.get("Items", [])
+            if "LastEvaluatedKey" not in answer:
+                return
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def scan_profiles(self, segment: int, total_segments: int) -> Iterator[Profile]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Segment": segment,
+            "TotalSegments": total_segments,
+            "FilterExpression": "sk = :sk",
+            "ExpressionAttributeValues": {":sk": {"S": keys.PROFILE_SK}},
+        }
+        while True:
+            answer = self.client.scan(**kwargs)
+            for item in answer.get("Items", []):
+                profile = _profile_from_item(item)
+                if not profile.merged_into:
+                    yield profile
+            if "LastEvaluatedKey" not in answer:
+                return
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def put_profile_if_unchanged(self, profile: Profile) -> bool:
+        """A sweep's write: lose quietly to any concurrent event write (it recomputes anyway)."""
+        try:
+            self.save(WritePlan(survivor=profile))
+        except ConcurrentWrite:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ intake side
+    def quarantine(self, entries: Sequence[dict[str, Any]], expires_at: int) -> None:
+        items = [
+            {
+                "pk": {"S": keys.quarantine_pk(e["source_id"])},
+                "sk": {"S": keys.quarantine_sk(e["received_at"], e["id"])},
+                "doc": {"B": pack(e)},
+                "expiresAt": {"N": str(expires_at)},
+            }
+            for e in entries
+        ]
+        self._batch_write(items)
+
+    def quarantined(self, source_id: str, *, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": keys.quarantine_pk(source_id)}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        answer = self.client.query(**kwargs)
+        entries = [unpack(i["doc"]["B"]) for i in answer.get("Items", [])]
+        last = answer.get("LastEvaluatedKey")
+        next_cursor = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
+        return entries, next_cursor
+
+    def take_rate(self, source_id: str, epoch_second: int, events: int, limit: int) -> bool:
+        """Count `events` against a source's per-second budget; False when it would overflow."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_key(keys.rate_key(source_id, epoch_second)),
+                UpdateExpression="ADD used :n SET expiresAt = :ttl",
+                ConditionExpression="attribute_not_exists(used) OR used <= :room",
+                ExpressionAttributeValues={
+                    ":n": {"N": str(events)},
+                    ":room": {"N": str(limit - events)},
+                    ":ttl": {"N": str(epoch_second + 120)},
+                },
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def _key(key: dict[str, str]) -> dict[str, Any]:
+    return {"pk": {"S": key["pk"]}, "sk": {"S": key["sk"]}}
+
+
+def _profile_item(profile: Profile) -> dict[str, Any]:
+    doc = profile.to_doc()
+    doc["version"] = profile.version + 1
+    return {
+        **_key(keys.profile_key(profile.id)),
+        "version": {"N": str(profile.version + 1)},
+        "doc": {"B": pack(doc)},
+    }
+
+
+def _version_condition(profile: Profile) -> dict[str, Any]:
+    if profile.version == 0:
+        return {"ConditionExpression": "attribute_not_exists(pk)"}
+    return {
+        "ConditionExpression": "version = :v",
+        "ExpressionAttributeValues": {":v": {"N": str(profile.version)}},
+    }
+
+
+def _profile_from_item(item: dict[str, Any]) -> Profile:
+    doc = unpack(item["doc"]["B"])
+    profile = Profile.from_doc(doc)
+    profile.version = int(item["version"]["N"])
+    return profile
+
+
+def _merge_item(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "pk": {"S": keys.profile_pk(record["profile_id"])},
+        "sk": {"S": keys.merge_sk(record["at"], record["id"])},
+        "doc": {"B": pack(record)},
+    }

@@ -1,0 +1,133 @@
+"""Configuration as validated models, read once per cold start from the environment.
+
+Each function reads only the settings it needs; a missing or malformed variable fails the cold
+start with a message naming it, instead of failing later on a request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from midstage.errors import MidstageError
+
+
+class ConfigurationError(MidstageError):
+    status = 500
+    code = "configuration_error"
+
+
+class _EnvModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            variable = (field.alias or name).upper()
+            if variable in source:
+                values[name] = source[variable]
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            raise ConfigurationError(f"{cls.__name__}: {error}") from error
+
+
+def _json_or_value(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().startswith(("{", "[")):
+        return json.loads(value)
+    return value
+
+
+class StoreSettings(_EnvModel):
+    data_table: str
+    config_table: str
+    stage: str = "dev"
+    config_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+
+
+class IdentitySettings(_EnvModel):
+    """OneID rules, in the manner of Segment's identity resolution settings."""
+
+    # Most identifier types may hold five values per profile; a profile has one userId.
+    identity_limits: dict[str, int] = Field(default_factory=lambda: {"user_id": 1})
+    default_identity_limit: int = Field(default=5, ge=1, le=100)
+    blocked_values: frozenset[str] = frozenset(
+        {"", "null", "none", "nil", "undefined", "0", "-1", "anonymous", "unknown", "n/a", "test"}
+    )
+    # When a merge must pick a survivor, or an event must pick one of several profiles.
+    identity_priority: tuple[str, ...] = (
+        "user_id",
+        "email",
+        "phone",
+        "external",
+        "device_id",
+        "anonymous_id",
+    )
+
+    _decode = field_validator("identity_limits", "blocked_values", "identity_priority", mode="before")(_json_or_value)
+
+    def limit_for(self, id_type: str) -> int:
+        return self.identity_limits.get(id_type, self.default_identity_limit)
+
+    def is_blocked(self, value: str) -> bool:
+        return value.strip().lower() in self.blocked_values
+
+
+class ComputedTraitSettings(_EnvModel):
+    """Thresholds behind RFM scores, lifecycle stages and value tiers."""
+
+    # Ascending bin edges: a value below edges[0] scores 1 (recency: days since last order,
+    # where fewer days score higher), at or above edges[-1] scores len(edges) + 1.
+    rfm_recency_days: tuple[int, ...] = (7, 30, 90, 180)
+    rfm_frequency_orders: tuple[int, ...] = (2, 3, 5, 10)
+    rfm_monetary: tuple[float, ...] = (50.0, 200.0, 500.0, 1000.0)
+    lifecycle_new_days: int = Field(default=30, ge=1)
+    lifecycle_silent_days: int = Field(default=30, ge=1)
+    lifecycle_churned_days: int = Field(default=90, ge=1)
+    # Lifetime revenue thresholds: below the first is "low", then "medium", "high", "vip".
+    value_tiers: tuple[float, ...] = (100.0, 1000.0, 5000.0)
+    count_windows_days: tuple[int, ...] = (7, 30, 90)
+
+    _decode = field_validator(
+        "rfm_recency_days",
+        "rfm_frequency_orders",
+        "rfm_monetary",
+        "value_tiers",
+        "count_windows_days",
+        mode="before",
+    )(_json_or_value)
+
+
+class CollectSettings(StoreSettings):
+    ingest_queue_url: str
+    quarantine_retention_days: int = Field(default=30, ge=1, le=365)
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    max_batch_events: int = 2500
+
+
+class ProfileSettings(StoreSettings):
+    event_bus_name: str
+    dedupe_window_hours: int = Field(default=24, ge=1, le=168)
+    timeline_retention_days: int = Field(default=90, ge=1, le=3650)
+
+
+class AdminSettings(StoreSettings):
+    pass
+
+
+@cache
+def identity_settings() -> IdentitySettings:
+    return IdentitySettings.from_env()
+
+
+@cache
+def computed_trait_settings() -> ComputedTraitSettings:
+    return ComputedTraitSettings.from_env()

@@ -1,0 +1,357 @@
+"""Tracking intake: decode, size limits, validation, enrichment and grouping by person.
+
+Pure functions over bytes and dicts; the collect handler wires them to HTTP and the hand-off.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from pydantic import ValidationError
+
+from midstage.config import IdentitySettings
+from midstage.errors import InvalidInput, PayloadTooLarge, Unauthorized
+from midstage.logic.timefmt import iso
+from midstage.models.tracking import EVENT_TYPES, TrackingEvent
+
+QUARANTINED_PAYLOAD_BYTES = 8 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    max_batch_events: int = 2500
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int | None
+    code: str
+    message: str
+    payload: str
+
+    def to_body(self) -> dict[str, Any]:
+        return {"index": self.index, "code": self.code, "message": self.message}
+
+
+@dataclass
+class Intake:
+    """What one request produced: enriched events to hand off and rejections to quarantine."""
+
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass
+class RequestMeta:
+    source_id: str
+    received_at: datetime
+    ip: str | None = None
+    user_agent: str | None = None
+
+    @cached_property
+    def received_iso(self) -> str:
+        return iso(self.received_at)
+
+
+def write_key_from_authorization(header: str | None) -> str | None:
+    """HTTP Basic with the write key as the user name (Segment's convention)."""
+    if not header:
+        return None
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "basic" or not credentials:
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise Unauthorized("the Authorization header is not valid Basic credentials") from error
+    return decoded.partition(":")[0] or None
+
+
+def decode_body(body: str | None, *, is_base64: bool, content_encoding: str | None, limit: int) -> bytes:
+    """The request body as bytes, gunzipped if needed, refusing anything larger than `limit`.
+
+    Decompression is bounded, so a small gzip bomb cannot expand past the limit in memory.
+    """
+    if not body:
+        raise InvalidInput("the request body is empty", code="empty_body")
+    try:
+        raw = base64.b64decode(body, validate=True) if is_base64 else body.encode("utf-8")
+    except (binascii.Error, ValueError) as error:
+        raise InvalidInput("the body is not valid base64", code="invalid_encoding") from error
+    encoding = (content_encoding or "").strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        raw = _inflate(raw, limit, gzip=encoding != "deflate")
+    elif encoding not in ("", "identity"):
+        raise InvalidInput(f"unsupported Content-Encoding '{encoding}'", code="unsupported_encoding")
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the body is {len(raw)} bytes; the limit is {limit}", code="body_too_large")
+    return raw
+
+
+def _inflate(compressed: bytes, limit: int, *, gzip: bool) -> bytes:
+    inflater = zlib.decompressobj(wbits=31 if gzip else 15)
+    try:
+        out = inflater.decompress(compressed, limit + 1)
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"the decompressed body exceeds the limit of {limit} bytes", code="body_too_large")
+        out += inflater.flush()
+    except zlib.error as error:
+        raise InvalidInput(
+            f"the body is not valid {'gzip' if gzip else 'deflate'} data", code="invalid_gzip"
+        ) from error
+    if not inflater.eof:
+        raise InvalidInput("the compressed body is truncated", code="invalid_gzip")
+    return out
+
+
+_DECODER = json.JSONDecoder()
+_WHITESPACE = " \t\n\r"
+
+
+@dataclass
+class Document:
+    """A parsed request: its events with their sizes as sent, and batch-level fields."""
+
+    items: list[Any]
+    sizes: list[int]  # characters each event took in the body
+    shared: dict[str, Any]
+    write_key: str | None
+
+
+def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
+    """Parse a request body. `endpoint` is a call type ("track", ...) or "batch".
+
+    A batch is read element by element so that each event's size is known from its span in
+    the body, before it is validated. A single call takes its type from the route, as
+    Segment's API does.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"the body is not UTF-8: {error}", code="invalid_json") from error
+    if endpoint != "batch":
+        document = _loads(text)
+        if not isinstance(document, dict):
+            raise InvalidInput("the body must be a JSON object", code="invalid_body")
+        return Document([{**document, "type": endpoint}], [len(text)], {}, _write_key(document))
+    fields, items, sizes = _read_batch_object(text)
+    if items is None:
+        raise InvalidInput("a batch body needs a 'batch' array of events", code="invalid_batch")
+    if len(items) > limits.max_batch_events:
+        raise PayloadTooLarge(
+            f"the batch holds {len(items)} events; the limit is {limits.max_batch_events}",
+            code="too_many_events",
+        )
+    shared: dict[str, Any] = {k: fields[k] for k in ("context", "integrations", "sentAt") if k in fields}
+    return Document(items, sizes, shared, _write_key(fields))
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise InvalidInput(f"the body is not valid JSON: {error}", code="invalid_json") from error
+
+
+def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, list[int]]:
+    """Top-level fields of a batch object, and the 'batch' array's elements with their spans."""
+    fields: dict[str, Any] = {}
+    items: list[Any] | None = None
+    sizes: list[int] = []
+    try:
+        at = _skip(text, 0)
+        if text[at : at + 1] != "{":
+            raise InvalidInput("the body must be a JSON object", code="invalid_body")
+        at = _skip(text, at + 1)
+        while text[at : at + 1] != "}":
+            key, at = _DECODER.raw_decode(text, at)
+            at = _skip(text, at)
+            if not isinstance(key, str) or text[at : at + 1] != ":":
+                raise ValueError(f"expected a key and ':' at character {at}")
+            at = _skip(text, at + 1)
+            if key == "batch" and text[at : at + 1] == "[":
+                items, sizes = [], []
+                at = _skip(text, at + 1)
+                while text[at : at + 1] != "]":
+                    start = at
+                    value, at = _DECODER.raw_decode(text, at)
+                    items.append(value)
+                    sizes.append(at - start)
+                    at = _skip(text, at)
+                    if text[at : at + 1] == ",":
+                        at = _skip(text, at + 1)
+                    elif text[at : at + 1] != "]":
+                        raise ValueError(f"expected ',' or ']' at character {at}")
+                at += 1
+            else:
+                fields[key], at = _DECODER.raw_decode(text, at)
+            at = _skip(text, at)
+            if text[at : at + 1] == ",":
+                at = _skip(text, at + 1)
+            elif text[at : at + 1] != "}":
+                raise ValueError(f"expected ',' or '}}' at character {at}")
+        if _skip(text, at + 1) != len(text):
+            raise ValueError(f"unexpected data after the object at character {at + 1}")
+    except ValueError as error:
+        raise InvalidInput(f"the body is not valid JSON: {error}", code="invalid_json") from error
+    return fields, items, sizes
+
+
+def _skip(text: str, at: int) -> int:
+    while at < len(text) and text[at] in _WHITESPACE:
+        at += 1
+    return at
+
+
+def _write_key(document: Any) -> str | None:
+    key = document.get("writeKey") if isinstance(document, dict) else None
+    return key if isinstance(key, str) and key else None
+
+
+def intake(document: Document, meta: RequestMeta, identity: IdentitySettings, limits: Limits) -> Intake:
+    """Validate and enrich every event; one bad event never sinks the others."""
+    result = Intake()
+    for index, item in enumerate(document.items):
+        outcome = enrich(item, index, document.sizes[index], document.shared, meta, identity, limits)
+        if isinstance(outcome, Rejection):
+            result.rejected.append(outcome)
+        else:
+            result.accepted.append(outcome)
+    return result
+
+
+def enrich(
+    item: Any,
+    index: int,
+    size: int,
+    shared: Mapping[str, Any],
+    meta: RequestMeta,
+    identity: IdentitySettings,
+    limits: Limits,
+) -> dict[str, Any] | Rejection:
+    if size > limits.max_event_bytes:
+        return Rejection(
+            index,
+            "event_too_large",
+            f"the event is {size} characters; the limit is {limits.max_event_bytes}",
+            _excerpt(item),
+        )
+    if not isinstance(item, dict):
+        return Rejection(index, "invalid_event", "an event must be a JSON object", _excerpt(item))
+    if shared:
+        item = _with_batch_fields(item, shared)
+    if item.get("type") not in EVENT_TYPES:
+        return Rejection(
+            index, "invalid_type", f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}", _excerpt(item)
+        )
+    try:
+        event = TrackingEvent.model_validate(item)
+    except ValidationError as error:
+        return Rejection(index, "invalid_event", _describe(error), _excerpt(item))
+
+    user_id = _usable(event.userId, identity)
+    anonymous_id = _usable(event.anonymousId, identity)
+    if user_id is None and anonymous_id is None:
+        blocked = [v for v in (event.userId, event.anonymousId) if v is not None]
+        message = (
+            f"userId/anonymousId {blocked!r} are blocked values; a real identifier is needed"
+            if blocked
+            else "an event needs a 'userId' or an 'anonymousId'"
+        )
+        return Rejection(index, "missing_identifier", message, _excerpt(item))
+
+    received = meta.received_at
+    original = event.originalTimestamp or event.timestamp
+    if original is not None and original.tzinfo is None:
+        return Rejection(index, "invalid_timestamp", "timestamps need a time zone offset", _excerpt(item))
+    if original is not None and event.sentAt is not None:
+        # Segment's clock-skew correction: trust the client's relative times, not its clock.
+        timestamp = received - (event.sentAt - original)
+    else:
+        timestamp = original or received
+
+    context = dict(event.context)
+    if meta.ip and "ip" not in context:
+        context["ip"] = meta.ip
+    if meta.user_agent and "userAgent" not in context:
+        context["userAgent"] = meta.user_agent
+
+    enriched: dict[str, Any] = {
+        "type": event.type,
+        "messageId": event.messageId or f"ms-{uuid.uuid4()}",
+        "userId": user_id,
+        "anonymousId": anonymous_id,
+        "timestamp": iso(timestamp),
+        "receivedAt": meta.received_iso,
+        "sourceId": meta.source_id,
+        "context": context,
+    }
+    # The client's own clock readings are kept as sent, as Segment does.
+    for name in ("originalTimestamp", "sentAt"):
+        if item.get(name) is not None:
+            enriched[name] = item[name]
+    if original is not None and "originalTimestamp" not in enriched:
+        enriched["originalTimestamp"] = item["timestamp"]
+    for name in ("event", "name", "category", "previousId", "groupId", "channel"):
+        value = getattr(event, name)
+        if value is not None:
+            enriched[name] = value
+    for name in ("properties", "traits", "integrations"):
+        value = getattr(event, name)
+        if value:
+            enriched[name] = value
+    return enriched
+
+
+def person_key(event: Mapping[str, Any]) -> str:
+    """The hand-off key: all of one person's events from a request travel together."""
+    user_id = event.get("userId")
+    return f"u:{user_id}" if user_id else f"a:{event['anonymousId']}"
+
+
+def group_by_person(events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        groups.setdefault(person_key(event), []).append(event)
+    return groups
+
+
+def _usable(value: str | None, identity: IdentitySettings) -> str | None:
+    if value is None or identity.is_blocked(value):
+        return None
+    return value
+
+
+def _with_batch_fields(item: dict[str, Any], shared: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(item)
+    for name in ("context", "integrations"):
+        if isinstance(shared.get(name), dict):
+            own = item.get(name)
+            merged[name] = {**shared[name], **own} if isinstance(own, dict) else shared[name]
+    if "sentAt" in shared and "sentAt" not in item:
+        merged["sentAt"] = shared["sentAt"]
+    return merged
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for detail in error.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in detail["loc"]) or "event"
+        parts.append(f"{where}: {detail['msg']}")
+    return "; ".join(parts)
+
+
+def _excerpt(item: Any) -> str:
+    text = json.dumps(item, separators=(",", ":"), ensure_ascii=False, default=str)
+    return text[:QUARANTINED_PAYLOAD_BYTES]

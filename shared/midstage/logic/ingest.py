@@ -1,0 +1,238 @@
+"""The profile updater's core: one person's events in, one consistent profile write out.
+
+A "unit" is the events of one hand-off message: one person-key's events from one request.
+Correctness rests on three rules:
+  * identity changes and the profile write commit together, conditioned on the versions read,
+    and are retried from a fresh read on conflict (no lost updates, no two profiles per id);
+  * an event counts once: its dedupe marker is checked before, and until the marker is known
+    written its id stays in the profile's `pending` list, written atomically with its effect;
+  * applying and merging are commutative (logic/profile.py), so order never matters.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from midstage.config import ComputedTraitSettings, IdentitySettings
+from midstage.logic import profile as profile_logic
+from midstage.logic.identity import Identifier, identifiers_of, limit_breach, priority_of
+from midstage.logic.timefmt import iso
+from midstage.models.profile import Profile, WritePlan
+
+MAX_ATTEMPTS = 12
+
+
+class Store(Protocol):
+    def identity_owners(self, identifiers: Sequence[Identifier]) -> dict[Identifier, str]: ...
+    def live_profiles(self, profile_ids: Sequence[str]) -> tuple[dict[str, Profile], dict[str, str]]: ...
+    def existing_markers(self, marker_ids: Sequence[str], now_epoch: int) -> set[str]: ...
+    def save(self, plan: WritePlan) -> None: ...
+    def repoint_identities(self, identifiers: Sequence[Identifier], old_id: str, new_id: str) -> None: ...
+    def put_markers(self, marker_ids: Sequence[str], profile_id: str, expires_at: int) -> None: ...
+    def put_timeline_page(self, profile_id: str, events: Sequence[dict[str, Any]], expires_at: int) -> None: ...
+    def put_merge_record(self, record: dict[str, Any]) -> None: ...
+
+
+class Publisher(Protocol):
+    def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    identity: IdentitySettings
+    traits: ComputedTraitSettings
+    dedupe_window: timedelta = timedelta(hours=24)
+    timeline_retention: timedelta = timedelta(days=90)
+
+
+@dataclass
+class UnitOutcome:
+    profile_id: str | None = None
+    applied: int = 0
+    duplicates: int = 0
+    merged: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    attempts: int = 0
+
+
+def marker_id(event: Mapping[str, Any]) -> str:
+    return f"{event['sourceId']}|{event['messageId']}"
+
+
+def process_unit(
+    events: Sequence[dict[str, Any]],
+    store: Store,
+    publisher: Publisher,
+    settings: IngestSettings,
+    now: datetime,
+    *,
+    conflict: type[Exception],
+) -> UnitOutcome:
+    """Apply one unit of events exactly once. `conflict` is the store's retryable error."""
+    unique: dict[str, dict[str, Any]] = {}
+    for event in events:
+        unique.setdefault(marker_id(event), event)
+    outcome = UnitOutcome(duplicates=len(events) - len(unique))
+    now_epoch = int(now.timestamp())
+    already = store.existing_markers(list(unique), now_epoch)
+    fresh = {m: e for m, e in unique.items() if m not in already}
+    outcome.duplicates += len(unique) - len(fresh)
+    if not fresh:
+        return outcome
+
+    identifiers: list[Identifier] = []
+    for event in fresh.values():
+        for ident in identifiers_of(event, settings.identity):
+            if ident not in identifiers:
+                identifiers.append(ident)
+    identifiers.sort(key=lambda ident: priority_of(ident[0], settings.identity))
+
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        outcome.attempts = attempt
+        try:
+            return _attempt(fresh, identifiers, store, publisher, settings, now, outcome)
+        except conflict:
+            # Back off with jitter so two writers on one person stop colliding.
+            time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+    raise RuntimeError(f"gave up after {MAX_ATTEMPTS} conflicting writes on one person")
+
+
+def _rank(profile: Profile, settings: IdentitySettings) -> tuple[int, str, str]:
+    best = min((priority_of(t, settings) for t, values in profile.identities.items() if values), default=99)
+    return (best, profile.created_at, profile.id)
+
+
+def _attempt(
+    fresh: dict[str, dict[str, Any]],
+    identifiers: list[Identifier],
+    store: Store,
+    publisher: Publisher,
+    settings: IngestSettings,
+    now: datetime,
+    outcome: UnitOutcome,
+) -> UnitOutcome:
+    stamp = iso(now)
+    owners = store.identity_owners(identifiers)
+    live, resolved = store.live_profiles(sorted(set(owners.values())))
+    owner_of = {ident: resolved[pid] for ident, pid in owners.items() if pid in resolved}
+
+    candidates = sorted(live.values(), key=lambda p: _rank(p, settings.identity))
+    refusals: list[dict[str, Any]] = []
+    survivor = candidates[0] if candidates else Profile(id=uuid.uuid4().hex, created_at=stamp)
+    before = Profile.from_doc(survivor.to_doc()) if survivor.version else None
+    before_version = survivor.version
+
+    losers: list[Profile] = []
+    held = {t: list(v) for t, v in survivor.identities.items()}
+    for candidate in candidates[1:]:
+        breach = limit_breach(held, candidate.identities, settings.identity)
+        if breach:
+            refusals.append({"other": candidate.id, "reason": breach.reason()})
+            continue
+        losers.append(candidate)
+        for id_type, values in candidate.identities.items():
+            held[id_type] = sorted(set(held.get(id_type, [])) | set(values))
+
+    attach: list[Identifier] = []
+    for id_type, value in identifiers:
+        if (id_type, value) in owner_of:
+            continue
+        breach = limit_breach(held, {id_type: [value]}, settings.identity)
+        if breach:
+            refusals.append({"identifier": f"{id_type}:{value}", "reason": breach.reason()})
+            continue
+        held.setdefault(id_type, []).append(value)
+        attach.append((id_type, value))
+
+    loser_identities = {loser.id: sorted(loser.identifier_set()) for loser in losers}
+    for loser in losers:
+        profile_logic.merge_into(survivor, loser)
+    for id_type, value in attach:
+        survivor.identities[id_type] = sorted(set(survivor.identities.get(id_type, [])) | {value})
+
+    pending = set(survivor.pending)
+    confirmed = store.existing_markers(sorted(pending), int(now.timestamp())) if pending else set()
+    to_apply = [e for m, e in fresh.items() if m not in pending]
+    recovered = [e for m, e in fresh.items() if m in pending]
+    for event in sorted(to_apply, key=profile_logic.stamp_of):
+        profile_logic.apply_event(survivor, event)
+    survivor.pending = sorted((pending - confirmed) | {marker_id(e) for e in to_apply})
+    profile_logic.prune_daily_counts(survivor, now, settings.traits)
+    survivor.computed = profile_logic.compute(survivor, now, settings.traits)
+    survivor.updated_at = stamp
+
+    trigger = next(iter(fresh.values()))
+    merge_records = [
+        {
+            "id": uuid.uuid4().hex,
+            "kind": "merged",
+            "profile_id": survivor.id,
+            "merged_profile_id": loser.id,
+            "identifiers": [f"{t}:{v}" for t, v in loser_identities[loser.id]],
+            "trigger_message_id": trigger["messageId"],
+            "trigger_source_id": trigger["sourceId"],
+            "at": stamp,
+        }
+        for loser in losers
+    ]
+    tombstones = [
+        Profile(
+            id=loser.id,
+            created_at=loser.created_at,
+            version=loser.version,
+            merged_into=survivor.id,
+            updated_at=stamp,
+        )
+        for loser in losers
+    ]
+    changed = to_apply or losers or attach or survivor.version == 0
+    if changed:
+        store.save(WritePlan(survivor, tombstones, attach, merge_records))
+    survivor.version = before_version + 1 if changed else before_version
+
+    # After the commit: everything below is idempotent and safe to repeat on redelivery.
+    for loser in losers:
+        store.repoint_identities(loser_identities[loser.id], loser.id, survivor.id)
+    for refusal in refusals:
+        store.put_merge_record(
+            {
+                "id": uuid.uuid4().hex,
+                "kind": "refused",
+                "profile_id": survivor.id,
+                **refusal,
+                "trigger_message_id": trigger["messageId"],
+                "trigger_source_id": trigger["sourceId"],
+                "at": stamp,
+            }
+        )
+
+    domain: list[tuple[str, dict[str, Any]]] = []
+    for event in sorted(to_apply + recovered, key=profile_logic.stamp_of):
+        domain.append(("event.tracked", {"profileId": survivor.id, "event": profile_logic.slim_event(event)}))
+    for record in merge_records:
+        domain.append(("identity.merged", {k: v for k, v in record.items() if k != "id"}))
+    difference = profile_logic.changes(before, survivor) if changed else {}
+    if difference:
+        domain.append(
+            (
+                "profile.updated",
+                {"profileId": survivor.id, "version": survivor.version, "changes": difference},
+            )
+        )
+    publisher.publish(domain)
+
+    timeline = [profile_logic.slim_event(e) for e in to_apply + recovered]
+    store.put_timeline_page(survivor.id, timeline, int((now + settings.timeline_retention).timestamp()))
+    store.put_markers(survivor.pending, survivor.id, int((now + settings.dedupe_window).timestamp()))
+
+    outcome.profile_id = survivor.id
+    outcome.applied = len(to_apply)
+    outcome.merged = [loser.id for loser in losers]
+    outcome.refused = [r["reason"] for r in refusals]
+    return outcome

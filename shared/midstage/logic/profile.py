@@ -1,0 +1,275 @@
+"""How events change a profile: traits, counters, computed traits, and merging two profiles.
+
+Everything here is commutative: applying the same events in any order, or merging the same
+profiles in any order, gives the same profile. That is what lets the updater run on a
+standard queue and retry freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from midstage.config import ComputedTraitSettings
+from midstage.logic.timefmt import day_of, iso, parse_iso
+from midstage.models.profile import Profile
+
+ORDER_COMPLETED = "Order Completed"
+_UTM_FIELDS = ("source", "medium", "name", "term", "content")
+_DEVICE_FIELDS = ("id", "token", "type", "manufacturer", "model", "name", "advertisingId")
+_SLIM_CONTEXT = ("page", "campaign", "ip", "userAgent", "locale", "timezone", "library", "screen")
+_MAX_TIMELINE_PROPERTIES = 4 * 1024
+
+
+def counter_name(event: Mapping[str, Any]) -> str:
+    """The name an event is counted under: its own for track, `$<type>` for other calls."""
+    if event["type"] == "track":
+        return str(event["event"])
+    return f"${event['type']}"
+
+
+def stamp_of(event: Mapping[str, Any]) -> str:
+    return f"{event['timestamp']}|{event['messageId']}"
+
+
+def apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
+    timestamp: str = event["timestamp"]
+    stamp = stamp_of(event)
+    if profile.first_seen is None or timestamp < profile.first_seen:
+        profile.first_seen = timestamp
+    if profile.last_seen is None or timestamp > profile.last_seen:
+        profile.last_seen = timestamp
+
+    name = counter_name(event)
+    profile.event_counts[name] = profile.event_counts.get(name, 0) + 1
+    days = profile.daily_counts.setdefault(name, {})
+    day = day_of(timestamp)
+    days[day] = days.get(day, 0) + 1
+    profile.events_applied += 1
+
+    context = event.get("context") or {}
+    traits: dict[str, Any] = {}
+    if isinstance(context.get("traits"), dict):
+        traits.update(context["traits"])
+    if event["type"] == "identify" and isinstance(event.get("traits"), dict):
+        traits.update(event["traits"])
+    for key, value in traits.items():
+        _set_trait(profile, key, value, stamp)
+
+    if event["type"] == "group" and event.get("groupId"):
+        group = profile.groups.get(event["groupId"])
+        if group is None or group["stamp"] < stamp:
+            profile.groups[event["groupId"]] = {"traits": event.get("traits") or {}, "stamp": stamp}
+
+    if event["type"] == "track" and event.get("event") == ORDER_COMPLETED:
+        properties = event.get("properties") or {}
+        profile.orders += 1
+        profile.revenue = str(Decimal(profile.revenue) + order_value(properties))
+        if profile.first_order_at is None or timestamp < profile.first_order_at:
+            profile.first_order_at = timestamp
+        if profile.last_order_at is None or timestamp > profile.last_order_at:
+            profile.last_order_at = timestamp
+
+    campaign = context.get("campaign")
+    if isinstance(campaign, dict) and stamp > profile.last_utm_stamp:
+        utm = {k: str(campaign[k]) for k in _UTM_FIELDS if campaign.get(k) is not None}
+        if utm:
+            profile.last_utm, profile.last_utm_stamp = utm, stamp
+
+    device = context.get("device")
+    if isinstance(device, dict):
+        device_key = device.get("id") or device.get("token")
+        if device_key:
+            known = profile.devices.get(str(device_key))
+            if known is None or known["stamp"] < stamp:
+                slim = {k: device[k] for k in _DEVICE_FIELDS if device.get(k) is not None}
+                profile.devices[str(device_key)] = {**slim, "stamp": stamp}
+
+
+def order_value(properties: Mapping[str, Any]) -> Decimal:
+    """`revenue`, else `total`, of the e-commerce spec's Order Completed (0 when absent or bad)."""
+    for key in ("revenue", "total"):
+        value = properties.get(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            continue
+        if amount.is_finite():
+            return amount
+    return Decimal(0)
+
+
+def _set_trait(profile: Profile, key: str, value: Any, stamp: str) -> None:
+    if profile.trait_stamps.get(key, "") < stamp:
+        profile.traits[key] = value
+        profile.trait_stamps[key] = stamp
+
+
+def merge_into(survivor: Profile, loser: Profile) -> None:
+    """Fold `loser` into `survivor` (the loser becomes a tombstone pointing at the survivor)."""
+    for id_type, values in loser.identities.items():
+        survivor.identities[id_type] = sorted(set(survivor.identities.get(id_type, [])) | set(values))
+    for key, value in loser.traits.items():
+        _set_trait(survivor, key, value, loser.trait_stamps.get(key, ""))
+    for group_id, group in loser.groups.items():
+        mine = survivor.groups.get(group_id)
+        if mine is None or mine["stamp"] < group["stamp"]:
+            survivor.groups[group_id] = group
+    for key, device in loser.devices.items():
+        mine = survivor.devices.get(key)
+        if mine is None or mine["stamp"] < device["stamp"]:
+            survivor.devices[key] = device
+    survivor.first_seen = _min(survivor.first_seen, loser.first_seen)
+    survivor.last_seen = _max(survivor.last_seen, loser.last_seen)
+    survivor.first_order_at = _min(survivor.first_order_at, loser.first_order_at)
+    survivor.last_order_at = _max(survivor.last_order_at, loser.last_order_at)
+    survivor.created_at = min(survivor.created_at, loser.created_at)
+    for name, count in loser.event_counts.items():
+        survivor.event_counts[name] = survivor.event_counts.get(name, 0) + count
+    for name, days in loser.daily_counts.items():
+        mine_days = survivor.daily_counts.setdefault(name, {})
+        for day, count in days.items():
+            mine_days[day] = mine_days.get(day, 0) + count
+    survivor.orders += loser.orders
+    survivor.revenue = str(Decimal(survivor.revenue) + Decimal(loser.revenue))
+    if loser.last_utm_stamp > survivor.last_utm_stamp:
+        survivor.last_utm, survivor.last_utm_stamp = loser.last_utm, loser.last_utm_stamp
+    survivor.tags = sorted(set(survivor.tags) | set(loser.tags))
+    survivor.merged_from = sorted(set(survivor.merged_from) | {loser.id} | set(loser.merged_from))
+    survivor.pending = sorted(set(survivor.pending) | set(loser.pending))
+    survivor.events_applied += loser.events_applied
+
+
+def _min(a: str | None, b: str | None) -> str | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: str | None, b: str | None) -> str | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def prune_daily_counts(profile: Profile, now: datetime, settings: ComputedTraitSettings) -> None:
+    """Forget day buckets no window can reach any more (they only cost write units)."""
+    oldest = day_of(iso(now - timedelta(days=max(settings.count_windows_days))))
+    for name in list(profile.daily_counts):
+        days = {d: n for d, n in profile.daily_counts[name].items() if d >= oldest}
+        if days:
+            profile.daily_counts[name] = days
+        else:
+            del profile.daily_counts[name]
+
+
+def windowed_count(days: Mapping[str, int], now: datetime, window_days: int) -> int:
+    """Events on the last `window_days` UTC calendar days, today included."""
+    first = day_of(iso(now - timedelta(days=window_days - 1)))
+    return sum(n for d, n in days.items() if d >= first)
+
+
+def score(value: float, edges: tuple[float, ...] | tuple[int, ...]) -> int:
+    """1 below the first edge, up to len(edges) + 1 at or above the last."""
+    return 1 + sum(1 for edge in edges if value >= edge)
+
+
+def compute(profile: Profile, now: datetime, settings: ComputedTraitSettings) -> dict[str, Any]:
+    """Computed traits as of `now`; stored on the profile and refreshed on every write."""
+    revenue = Decimal(profile.revenue)
+    counts = {
+        name: {"total": total}
+        | {f"{w}d": windowed_count(profile.daily_counts.get(name, {}), now, w) for w in settings.count_windows_days}
+        for name, total in sorted(profile.event_counts.items())
+    }
+    computed: dict[str, Any] = {
+        "event_counts": counts,
+        "orders": profile.orders,
+        "revenue": float(revenue),
+        "average_order_value": float(revenue / profile.orders) if profile.orders else None,
+        "lifecycle_stage": lifecycle_stage(profile, now, settings),
+        "value_tier": ("low", "medium", "high", "vip")[min(score(float(revenue), settings.value_tiers) - 1, 3)],
+        "days_since_last_seen": _days_since(profile.last_seen, now),
+        "days_since_last_order": _days_since(profile.last_order_at, now),
+        "rfm": None,
+    }
+    if profile.orders and profile.last_order_at:
+        recency_days = _days_since(profile.last_order_at, now) or 0
+        # Fewer days since the last order is better, so recency scores from the top down.
+        r = len(settings.rfm_recency_days) + 2 - score(recency_days, settings.rfm_recency_days)
+        f = score(profile.orders, settings.rfm_frequency_orders)
+        m = score(float(revenue), settings.rfm_monetary)
+        computed["rfm"] = {"recency": r, "frequency": f, "monetary": m, "score": f"{r}{f}{m}"}
+    if profile.last_utm:
+        computed["last_utm"] = dict(profile.last_utm)
+    return computed
+
+
+def lifecycle_stage(profile: Profile, now: datetime, settings: ComputedTraitSettings) -> str | None:
+    if profile.last_seen is None or profile.first_seen is None:
+        return None
+    idle = now - parse_iso(profile.last_seen)
+    if idle >= timedelta(days=settings.lifecycle_churned_days):
+        return "churned"
+    if idle >= timedelta(days=settings.lifecycle_silent_days):
+        return "silent"
+    if now - parse_iso(profile.first_seen) < timedelta(days=settings.lifecycle_new_days):
+        return "new"
+    return "active"
+
+
+def _days_since(timestamp: str | None, now: datetime) -> int | None:
+    if timestamp is None:
+        return None
+    return max(0, (now - parse_iso(timestamp)).days)
+
+
+def changes(before: Profile | None, after: Profile) -> dict[str, Any]:
+    """What a write changed, for `profile.updated` subscribers."""
+    old_traits = before.traits if before else {}
+    old_computed = before.computed if before else {}
+    old_ids = before.identifier_set() if before else set()
+    changed: dict[str, Any] = {}
+    traits = {k: v for k, v in after.traits.items() if k not in old_traits or old_traits[k] != v}
+    if traits:
+        changed["traits"] = traits
+    computed = {
+        k: after.computed.get(k)
+        for k in ("lifecycle_stage", "value_tier", "orders", "revenue", "rfm")
+        if old_computed.get(k) != after.computed.get(k)
+    }
+    if computed:
+        changed["computed"] = computed
+    added = sorted(after.identifier_set() - old_ids)
+    if added:
+        changed["identities_added"] = [f"{t}:{v}" for t, v in added]
+    return changed
+
+
+def slim_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of an event kept on the timeline and sent on the bus."""
+    slim = {
+        k: event[k]
+        for k in (
+            "type",
+            "event",
+            "name",
+            "messageId",
+            "timestamp",
+            "receivedAt",
+            "sourceId",
+            "userId",
+            "anonymousId",
+            "groupId",
+            "previousId",
+        )
+        if event.get(k) is not None
+    }
+    properties = event.get("properties")
+    if properties:
+        slim["properties"] = properties if len(repr(properties)) <= _MAX_TIMELINE_PROPERTIES else {"_truncated": True}
+    context = event.get("context") or {}
+    kept = {k: context[k] for k in _SLIM_CONTEXT if k in context}
+    if kept:
+        slim["context"] = kept
+    return slim

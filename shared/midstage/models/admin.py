@@ -1,0 +1,72 @@
+"""Configuration objects managed through the admin API."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+Role = Literal["viewer", "marketer", "data_operator", "admin"]
+
+
+class RoleRank(IntEnum):
+    viewer = 1
+    marketer = 2
+    data_operator = 3
+    admin = 4
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Source(BaseModel):
+    """Where tracking events come from; its write key authenticates the senders."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(default_factory=lambda: "src_" + secrets.token_hex(6))
+    name: str = Field(min_length=1, max_length=200)
+    write_key: str
+    rate_limit: int | None = Field(default=None, ge=1, le=1_000_000, description="events per second")
+    allowed_origins: list[str] = Field(default_factory=list, max_length=100)
+    enabled: bool = True
+    created_at: str = Field(default_factory=_now)
+
+
+class SourceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    rate_limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    allowed_origins: list[HttpUrl | Literal["*"]] = Field(default_factory=list, max_length=100)
+
+
+class SourceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    rate_limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    allowed_origins: list[HttpUrl | Literal["*"]] | None = Field(default=None, max_length=100)
+    enabled: bool | None = None
+
+
+class ApiKey(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    name: str
+    role: Role
+    digest: str
+    revoked: bool = False
+    created_at: str = Field(default_factory=_now)
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
