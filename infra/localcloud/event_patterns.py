@@ -106,8 +106,7 @@ def _compile_object(pattern: Mapping[str, Any], path: str, *, inside_or: bool) -
         else:
             raise InvalidEventPattern(
                 child_path,
-                "must be an object of nested fields or a non-empty array of match values, "
-                f"got {_json_type(value)}",
+                f"must be an object of nested fields or a non-empty array of match values, got {_json_type(value)}",
             )
 
     def matches_one(node: Any) -> bool:
@@ -135,9 +134,7 @@ def _compile_or(branches: Any, path: str) -> list[_NodeMatcher]:
     for index, branch in enumerate(branches):
         branch_path = f"{path}[{index}]"
         if not isinstance(branch, Mapping):
-            raise InvalidEventPattern(
-                branch_path, f"each $or alternative must be an object, got {_json_type(branch)}"
-            )
+            raise InvalidEventPattern(branch_path, f"each $or alternative must be an object, got {_json_type(branch)}")
         compiled.append(_compile_object(branch, branch_path, inside_or=True))
     return compiled
 
@@ -168,15 +165,11 @@ def _compile_alternative(value: Any, path: str) -> _LeavesMatcher:
 def _compile_operator(expression: Mapping[str, Any], path: str) -> _LeavesMatcher:
     if len(expression) != 1:
         keys = ", ".join(sorted(map(str, expression))) or "none"
-        raise InvalidEventPattern(
-            path, f"an operator object must have exactly one key, got {len(expression)} ({keys})"
-        )
+        raise InvalidEventPattern(path, f"an operator object must have exactly one key, got {len(expression)} ({keys})")
     ((name, argument),) = expression.items()
     compile_argument = _OPERATORS.get(name)
     if compile_argument is None:
-        raise InvalidEventPattern(
-            path, f"unknown operator {name!r}; expected one of {', '.join(sorted(_OPERATORS))}"
-        )
+        raise InvalidEventPattern(path, f"unknown operator {name!r}; expected one of {', '.join(sorted(_OPERATORS))}")
     return compile_argument(argument, f"{path}.{name}")
 
 
@@ -207,9 +200,7 @@ def _affix_argument(argument: Any, path: str) -> tuple[str, bool]:
         return argument, False
     if isinstance(argument, Mapping) and set(argument) == {_IGNORE_CASE}:
         return _string_argument(argument[_IGNORE_CASE], f"{path}.{_IGNORE_CASE}"), True
-    raise InvalidEventPattern(
-        path, f'must be a string or {{"{_IGNORE_CASE}": <string>}}, got {_json_type(argument)}'
-    )
+    raise InvalidEventPattern(path, f'must be a string or {{"{_IGNORE_CASE}": <string>}}, got {_json_type(argument)}')
 
 
 def _compile_equals_ignore_case(argument: Any, path: str) -> _LeavesMatcher:
@@ -241,9 +232,7 @@ def _wildcard_regex(wildcard: str, path: str) -> re.Pattern[str]:
             continue
         if char == "*":
             if wildcard[index + 1 : index + 2] == "*":
-                raise InvalidEventPattern(
-                    path, f"consecutive wildcard characters at position {index} in {wildcard!r}"
-                )
+                raise InvalidEventPattern(path, f"consecutive wildcard characters at position {index} in {wildcard!r}")
             parts.append(".*")
         else:
             parts.append(re.escape(char))
@@ -280,9 +269,7 @@ _COMPARISONS: Final[dict[str, Callable[[Any, Any], bool]]] = {
 
 def _compile_numeric(argument: Any, path: str) -> _LeavesMatcher:
     if not isinstance(argument, list):
-        raise InvalidEventPattern(
-            path, f'must be an array such as [">", 0, "<=", 5], got {_json_type(argument)}'
-        )
+        raise InvalidEventPattern(path, f'must be an array such as [">", 0, "<=", 5], got {_json_type(argument)}')
     if len(argument) not in (2, 4):
         raise InvalidEventPattern(
             path,
@@ -311,13 +298,9 @@ def _compile_numeric(argument: Any, path: str) -> _LeavesMatcher:
                 f"got {lower_symbol!r} then {upper_symbol!r}",
             )
         if lower >= upper:
-            raise InvalidEventPattern(
-                path, f"the lower bound {lower} must be less than the upper bound {upper}"
-            )
+            raise InvalidEventPattern(path, f"the lower bound {lower} must be less than the upper bound {upper}")
     comparisons = [(_COMPARISONS[symbol], bound) for symbol, bound in checks]
-    return _any_leaf(
-        lambda value: _is_number(value) and all(compare(value, bound) for compare, bound in comparisons)
-    )
+    return _any_leaf(lambda value: _is_number(value) and all(compare(value, bound) for compare, bound in comparisons))
 
 
 def _compile_anything_but(argument: Any, path: str) -> _LeavesMatcher:
@@ -393,9 +376,7 @@ def _strings_argument(argument: Any, path: str) -> list[str]:
         return [argument]
     if isinstance(argument, list) and argument and all(isinstance(text, str) for text in argument):
         return argument
-    raise InvalidEventPattern(
-        path, f"must be a string or a non-empty array of strings, got {_json_type(argument)}"
-    )
+    raise InvalidEventPattern(path, f"must be a string or a non-empty array of strings, got {_json_type(argument)}")
 
 
 def _equals(expected: Any) -> _ValueTest:

@@ -195,9 +195,7 @@ def _parse_rate(body: str) -> timedelta:
     if value == 1 and unit != singular:
         raise InvalidScheduleExpression(f"rate(1 {unit}) must use the singular unit: rate(1 {singular})")
     if value > 1 and unit == singular:
-        raise InvalidScheduleExpression(
-            f"rate({value} {unit}) must use the plural unit: rate({value} {singular}s)"
-        )
+        raise InvalidScheduleExpression(f"rate({value} {unit}) must use the plural unit: rate({value} {singular}s)")
     return value * _RATE_UNITS[singular]
 
 
