@@ -191,6 +191,8 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
                     at = _skip(text, at)
                     if text[at : at + 1] == ",":
                         at = _skip(text, at + 1)
+                        if text[at : at + 1] == "]":
+                            raise ValueError(f"trailing ',' before ']' at character {at}")
                     elif text[at : at + 1] != "]":
                         raise ValueError(f"expected ',' or ']' at character {at}")
                 at += 1
@@ -199,6 +201,8 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
             at = _skip(text, at)
             if text[at : at + 1] == ",":
                 at = _skip(text, at + 1)
+                if text[at : at + 1] == "}":
+                    raise ValueError(f"trailing ',' before '}}' at character {at}")
             elif text[at : at + 1] != "}":
                 raise ValueError(f"expected ',' or '}}' at character {at}")
         if _skip(text, at + 1) != len(text):

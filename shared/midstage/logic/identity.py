@@ -74,7 +74,18 @@ def identifiers_of(event: Mapping[str, Any], settings: IdentitySettings) -> list
     if isinstance(device, dict):
         add("device_id", device.get("id"))
     add("anonymous_id", event.get("anonymousId"))
+    if event.get("type") == "alias":
+        # previousId is an earlier anonymousId or userId; lookup_only() finds the userId case.
+        add("anonymous_id", event.get("previousId"))
     return sorted(found, key=lambda ident: priority_of(ident[0], settings))
+
+
+def lookup_only(event: Mapping[str, Any], settings: IdentitySettings) -> list[Identifier]:
+    """Identifiers that may find a profile but are never attached: alias's previousId as a userId."""
+    previous = event.get("previousId") if event.get("type") == "alias" else None
+    if previous is None or settings.is_blocked(str(previous)):
+        return []
+    return [("user_id", str(previous).strip())]
 
 
 def priority_of(id_type: str, settings: IdentitySettings) -> int:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from midstage.config import ComputedTraitSettings, IdentitySettings
 from midstage.logic import profile as profile_logic
-from midstage.logic.identity import Identifier, identifiers_of, limit_breach, priority_of
+from midstage.logic.identity import Identifier, identifiers_of, limit_breach, lookup_only, priority_of
 from midstage.logic.timefmt import iso
 from midstage.models.profile import Profile, WritePlan
 
@@ -87,16 +87,18 @@ def process_unit(
         return outcome
 
     identifiers: list[Identifier] = []
+    lookups: list[Identifier] = []
     for event in fresh.values():
         for ident in identifiers_of(event, settings.identity):
             if ident not in identifiers:
                 identifiers.append(ident)
+        lookups.extend(i for i in lookup_only(event, settings.identity) if i not in lookups)
     identifiers.sort(key=lambda ident: priority_of(ident[0], settings.identity))
 
     for attempt in range(1, MAX_ATTEMPTS + 1):
         outcome.attempts = attempt
         try:
-            return _attempt(fresh, identifiers, store, publisher, settings, now, outcome)
+            return _attempt(fresh, identifiers, lookups, store, publisher, settings, now, outcome)
         except conflict:
             # Back off with jitter so two writers on one person stop colliding.
             time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
@@ -111,6 +113,7 @@ def _rank(profile: Profile, settings: IdentitySettings) -> tuple[int, str, str]:
 def _attempt(
     fresh: dict[str, dict[str, Any]],
     identifiers: list[Identifier],
+    lookups: list[Identifier],
     store: Store,
     publisher: Publisher,
     settings: IngestSettings,
@@ -118,37 +121,47 @@ def _attempt(
     outcome: UnitOutcome,
 ) -> UnitOutcome:
     stamp = iso(now)
-    owners = store.identity_owners(identifiers)
+    owners = store.identity_owners(identifiers + [i for i in lookups if i not in identifiers])
     live, resolved = store.live_profiles(sorted(set(owners.values())))
     owner_of = {ident: resolved[pid] for ident, pid in owners.items() if pid in resolved}
 
-    candidates = sorted(live.values(), key=lambda p: _rank(p, settings.identity))
+    # Walk identifiers from the highest priority down, growing one group of profiles and new
+    # identifiers while the group stays within every per-type limit. A lower-priority identifier
+    # never displaces a higher one: what would break a limit is refused and recorded.
+    lookup_set = set(lookups) - set(identifiers)
+    walk = sorted(set(identifiers) | lookup_set, key=lambda i: (priority_of(i[0], settings.identity), i))
+    held: dict[str, list[str]] = {}
+    group: list[Profile] = []
+    attach: list[Identifier] = []
     refusals: list[dict[str, Any]] = []
-    survivor = candidates[0] if candidates else Profile(id=uuid.uuid4().hex, created_at=stamp)
+    for ident in walk:
+        owner = owner_of.get(ident)
+        if owner is not None:
+            joining = live[owner]
+            if any(p.id == joining.id for p in group):
+                continue
+            breach = limit_breach(held, joining.identities, settings.identity)
+            if breach:
+                refusals.append(
+                    {"other": joining.id, "identifier": f"{ident[0]}:{ident[1]}", "reason": breach.reason()}
+                )
+                continue
+            group.append(joining)
+            for id_type, values in joining.identities.items():
+                held[id_type] = sorted(set(held.get(id_type, [])) | set(values))
+        elif ident not in lookup_set:
+            breach = limit_breach(held, {ident[0]: [ident[1]]}, settings.identity)
+            if breach:
+                refusals.append({"identifier": f"{ident[0]}:{ident[1]}", "reason": breach.reason()})
+                continue
+            held.setdefault(ident[0], []).append(ident[1])
+            attach.append(ident)
+
+    group.sort(key=lambda p: _rank(p, settings.identity))
+    survivor = group[0] if group else Profile(id=uuid.uuid4().hex, created_at=stamp)
+    losers = group[1:]
     before = Profile.from_doc(survivor.to_doc()) if survivor.version else None
     before_version = survivor.version
-
-    losers: list[Profile] = []
-    held = {t: list(v) for t, v in survivor.identities.items()}
-    for candidate in candidates[1:]:
-        breach = limit_breach(held, candidate.identities, settings.identity)
-        if breach:
-            refusals.append({"other": candidate.id, "reason": breach.reason()})
-            continue
-        losers.append(candidate)
-        for id_type, values in candidate.identities.items():
-            held[id_type] = sorted(set(held.get(id_type, [])) | set(values))
-
-    attach: list[Identifier] = []
-    for id_type, value in identifiers:
-        if (id_type, value) in owner_of:
-            continue
-        breach = limit_breach(held, {id_type: [value]}, settings.identity)
-        if breach:
-            refusals.append({"identifier": f"{id_type}:{value}", "reason": breach.reason()})
-            continue
-        held.setdefault(id_type, []).append(value)
-        attach.append((id_type, value))
 
     loser_identities = {loser.id: sorted(loser.identifier_set()) for loser in losers}
     for loser in losers:

@@ -128,6 +128,13 @@ def test_a_routes_own_method_beats_any_on_the_same_path() -> None:
     assert _routed(routes, "PATCH", "/pets/7") == ("Any", {"id": "7"})
 
 
+def test_a_static_path_beats_a_parameter_path_whatever_their_methods() -> None:
+    # AWS documents no order between these two full matches; the more specific path is taken.
+    routes = (HttpRoute("GET", "/pets/{id}", "GetPet"), HttpRoute("ANY", "/pets/dog", "AnyDog"))
+
+    assert _routed(routes, "GET", "/pets/dog") == ("AnyDog", {})
+
+
 def test_path_parameters_are_decoded_but_matching_is_case_sensitive() -> None:
     routes = (HttpRoute("GET", "/v1/profiles/{profileRef}", "Profile"),)
 
@@ -356,9 +363,7 @@ def test_a_base64_response_body_is_decoded() -> None:
 
 
 def test_a_response_without_body_is_empty_and_multi_value_headers_are_ignored() -> None:
-    status, headers, body = map_response(
-        _result({"statusCode": 204, "multiValueHeaders": {"x-a": ["1", "2"]}})
-    )
+    status, headers, body = map_response(_result({"statusCode": 204, "multiValueHeaders": {"x-a": ["1", "2"]}}))
 
     assert (status, headers, body) == (204, [], b"")
 
@@ -375,6 +380,12 @@ def test_a_response_without_body_is_empty_and_multi_value_headers_are_ignored() 
 )
 def test_any_other_value_is_a_200_json_response(payload: Any, body: bytes) -> None:
     assert map_response(_result(payload)) == (200, [("Content-Type", "application/json")], body)
+
+
+def test_a_value_that_is_not_json_is_an_internal_server_error() -> None:
+    status, _, body = map_response(_result({"not", "json"}))
+
+    assert (status, body) == (500, b'{"message":"Internal Server Error"}')
 
 
 def test_a_function_error_is_an_internal_server_error() -> None:

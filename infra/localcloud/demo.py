@@ -1,0 +1,50 @@
+"""What `make run` sets up so a new user can send an event within a minute."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import TYPE_CHECKING
+
+from midstage.adapters.config_store import ConfigStore, new_write_key
+from midstage.models.admin import Source
+
+if TYPE_CHECKING:
+    from infra.localcloud.cloud import LocalCloud
+
+
+def bootstrap(cloud: LocalCloud, *, echo: bool = True) -> tuple[Source, str]:
+    """Create a demo source and an admin API key; print how to use them. Returns both."""
+    store = ConfigStore(cloud.outputs["ConfigTableName"], client=cloud.client("dynamodb"))
+    source = store.create_source(Source(name="Demo website", write_key=new_write_key()))
+    _, admin_key = store.create_api_key("local admin", "admin")
+    if echo:
+        print(instructions(cloud.api_url, source.write_key, admin_key))
+    return source, admin_key
+
+
+def instructions(api: str, write_key: str, admin_key: str) -> str:
+    return textwrap.dedent(
+        f"""
+        Demo source ready.
+          write key   {write_key}
+          admin key   {admin_key}   (role: admin)
+
+        Send an event:
+          curl -s -u '{write_key}:' -H 'content-type: application/json' \\
+            -d '{{"userId":"ann","event":"Order Completed","properties":{{"revenue":42}}}}' \\
+            {api}/v1/track
+
+        Or from Python (pip install segment-analytics-python):
+          import segment.analytics as analytics
+          analytics.write_key = "{write_key}"
+          analytics.host = "{api}"
+          analytics.identify("ann", {{"email": "ann@example.com", "plan": "pro"}})
+          analytics.track("ann", "Order Completed", {{"revenue": 42}})
+          analytics.flush()
+
+        Then read the profile:
+          curl -s -H 'authorization: Bearer {admin_key}' {api}/v1/profiles/user_id:ann
+
+        State lives in memory and is gone when you stop (Ctrl-C).
+        """
+    )

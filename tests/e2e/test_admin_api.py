@@ -1,0 +1,79 @@
+"""Admin API: keys and roles, masking, profile lookup by any identifier, merge history."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.e2e.conftest import Platform
+
+
+def test_admin_routes_need_a_valid_key(platform: Platform) -> None:
+    assert platform.request("GET", "/v1/sources").status == 401
+    assert platform.admin("GET", "/v1/sources", key="msk_wrong").status == 401
+
+
+def test_roles_gate_routes_and_mask_contact_data(platform: Platform) -> None:
+    run = uuid.uuid4().hex[:8]
+    viewer = platform.admin("POST", "/v1/api-keys", {"name": "v", "role": "viewer"}).body["secret"]
+    operator = platform.admin("POST", "/v1/api-keys", {"name": "o", "role": "data_operator"}).body["secret"]
+    assert platform.admin("GET", "/v1/api-keys", key=viewer).status == 403
+    assert platform.admin("POST", "/v1/sources", {"name": "x"}, key=operator).status == 403
+
+    user = f"mask-{run}"
+    platform.track(
+        "/v1/identify", {"userId": user, "traits": {"email": f"ann.{run}@example.com", "phone": "+33612345678"}}
+    )
+    platform.settle()
+    seen_by_viewer = platform.admin("GET", f"/v1/profiles/user_id:{user}", key=viewer).body
+    assert seen_by_viewer["identities"]["email"] == ["a***@example.com"]
+    assert seen_by_viewer["traits"]["phone"] == "+3******5678"
+    seen_by_operator = platform.admin("GET", f"/v1/profiles/email:ANN.{run}@example.com", key=operator).body
+    assert seen_by_operator["identities"]["email"] == [f"ann.{run}@example.com"]
+    assert seen_by_operator["traits"]["phone"] == "+33612345678"
+
+
+def test_revoked_keys_stop_working(platform: Platform) -> None:
+    created = platform.admin("POST", "/v1/api-keys", {"name": "temp", "role": "marketer"}).body
+    assert platform.admin("GET", "/v1/sources", key=created["secret"]).status == 200
+    assert platform.admin("DELETE", f"/v1/api-keys/{created['id']}").status == 200
+    listed = {k["id"]: k for k in platform.admin("GET", "/v1/api-keys").body["apiKeys"]}
+    assert listed[created["id"]]["revoked"] is True
+    assert "digest" not in listed[created["id"]]
+
+
+def test_invalid_admin_bodies_get_precise_errors(platform: Platform) -> None:
+    answer = platform.admin("POST", "/v1/sources", {"name": "", "rate_limit": -1, "extra": 1})
+    assert answer.status == 400
+    assert answer.body["code"] == "invalid_body"
+    assert "name" in answer.body["message"]
+    assert platform.admin("POST", "/v1/api-keys", {"name": "x", "role": "god"}).status == 400
+    assert platform.admin("GET", "/v1/sources/src_missing").status == 404
+    assert platform.admin("GET", "/v1/profiles/email:nobody@example.com").status == 404
+    assert platform.admin("GET", f"/v1/sources/{platform.source_id}/quarantine?limit=0").status == 400
+
+
+def test_merge_history_records_the_trigger_and_refused_merges_say_why(platform: Platform) -> None:
+    run = uuid.uuid4().hex[:8]
+    anon = f"anon-{run}"
+    platform.track("/v1/track", {"anonymousId": anon, "event": "Browsed"})
+    platform.settle()
+    platform.track("/v1/identify", {"userId": f"first-{run}", "traits": {"plan": "a"}})
+    platform.settle()
+    merge_trigger = {"userId": f"first-{run}", "anonymousId": anon, "messageId": f"link-{run}"}
+    platform.track("/v1/identify", merge_trigger)
+    platform.settle()
+    profile = platform.profile(f"anonymous_id:{anon}")
+    merges = platform.admin("GET", f"/v1/profiles/{profile['id']}/merges").body["merges"]
+    merged = [m for m in merges if m["kind"] == "merged"]
+    assert merged and merged[0]["trigger_message_id"] == f"link-{run}"
+    assert f"anonymous_id:{anon}" in merged[0]["identifiers"]
+
+    # A second userId on the same browser would break the one-userId limit: refused and recorded.
+    platform.track("/v1/identify", {"userId": f"second-{run}", "anonymousId": anon})
+    platform.settle()
+    second = platform.profile(f"user_id:second-{run}")
+    assert second["id"] != profile["id"]
+    refused = [
+        m for m in platform.admin("GET", f"/v1/profiles/{second['id']}/merges").body["merges"] if m["kind"] == "refused"
+    ]
+    assert refused and "user_id limit 1" in refused[0]["reason"]

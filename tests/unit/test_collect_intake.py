@@ -1,0 +1,254 @@
+"""Tracking intake: decoding, limits, validation, enrichment, clock-skew correction."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from datetime import UTC, datetime
+
+import pytest
+from midstage.config import IdentitySettings
+from midstage.errors import InvalidInput, PayloadTooLarge, Unauthorized
+from midstage.logic import collect
+
+RECEIVED = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+LIMITS = collect.Limits()
+IDENTITY = IdentitySettings()
+
+
+def intake(body: dict | list | str, endpoint: str = "batch", limits: collect.Limits = LIMITS) -> collect.Intake:
+    raw = (body if isinstance(body, str) else json.dumps(body)).encode()
+    document = collect.read_document(raw, endpoint, limits)
+    return collect.intake(document, collect.RequestMeta("src_1", RECEIVED, "203.0.113.9", "curl/8"), IDENTITY, limits)
+
+
+def test_write_key_is_the_basic_auth_user_name() -> None:
+    header = "Basic " + base64.b64encode(b"wk_abc:").decode()
+    assert collect.write_key_from_authorization(header) == "wk_abc"
+
+
+def test_malformed_basic_credentials_are_unauthorized() -> None:
+    with pytest.raises(Unauthorized):
+        collect.write_key_from_authorization("Basic !!!not-base64!!!")
+
+
+def test_bearer_is_not_a_write_key() -> None:
+    assert collect.write_key_from_authorization("Bearer wk_abc") is None
+
+
+def test_gzip_body_is_inflated() -> None:
+    payload = json.dumps({"event": "x"}).encode()
+    body = base64.b64encode(gzip.compress(payload)).decode()
+    assert collect.decode_body(body, is_base64=True, content_encoding="gzip", limit=1024) == payload
+
+
+def test_gzip_bomb_is_refused_without_inflating_it_all() -> None:
+    bomb = base64.b64encode(gzip.compress(b"{" + b" " * 50_000_000 + b"}")).decode()
+    with pytest.raises(PayloadTooLarge) as refused:
+        collect.decode_body(bomb, is_base64=True, content_encoding="gzip", limit=500 * 1024)
+    assert refused.value.code == "body_too_large"
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding", "code"),
+    [
+        (base64.b64encode(b"not gzip at all").decode(), "gzip", "invalid_gzip"),
+        (base64.b64encode(gzip.compress(b'{"a":1}')[:-6]).decode(), "gzip", "invalid_gzip"),
+        ("%%%", None, "invalid_encoding"),
+        (base64.b64encode(b"{}").decode(), "br", "unsupported_encoding"),
+        ("", None, "empty_body"),
+    ],
+)
+def test_undecodable_bodies_get_a_precise_code(body: str, encoding: str | None, code: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        collect.decode_body(body, is_base64=True, content_encoding=encoding, limit=1024)
+    assert refused.value.code == code
+
+
+def test_oversized_single_event_body_is_refused_before_parsing() -> None:
+    with pytest.raises(PayloadTooLarge):
+        collect.decode_body("x" * (32 * 1024 + 1), is_base64=False, content_encoding=None, limit=32 * 1024)
+
+
+@pytest.mark.parametrize(
+    "text", ['{"batch": [', "[]", '{"batch": {}}', '{"batch": [1,] }', '{"a":1} trailing', '{"batch": [], }', "\xff"]
+)
+def test_malformed_batch_documents_are_invalid_input(text: str) -> None:
+    with pytest.raises(InvalidInput):
+        collect.read_document(text.encode("utf-8", "surrogateescape"), "batch", LIMITS)
+
+
+def test_batch_with_too_many_events_is_refused_whole() -> None:
+    events = [{"type": "track", "event": "e", "userId": "u"}] * 3
+    with pytest.raises(PayloadTooLarge) as refused:
+        collect.read_document(json.dumps({"batch": events}).encode(), "batch", collect.Limits(max_batch_events=2))
+    assert refused.value.code == "too_many_events"
+
+
+def test_event_sizes_are_measured_from_the_body_so_one_big_event_is_rejected_alone() -> None:
+    small = {"type": "track", "event": "ok", "userId": "u1"}
+    big = {"type": "track", "event": "big", "userId": "u1", "properties": {"blob": "x" * 40_000}}
+    result = intake({"batch": [small, big, small]})
+    assert len(result.accepted) == 2
+    assert [(r.index, r.code) for r in result.rejected] == [(1, "event_too_large")]
+
+
+def test_batch_with_one_bad_event_keeps_the_good_ones() -> None:
+    result = intake(
+        {
+            "batch": [
+                {"type": "track", "event": "Signed Up", "userId": "u1"},
+                {"type": "track", "userId": "u1"},
+                {"type": "teleport", "userId": "u1"},
+                {"type": "identify", "traits": {"a": 1}},
+                "not an object",
+                {"type": "page", "anonymousId": "a1", "name": "Home"},
+            ]
+        }
+    )
+    assert [e["type"] for e in result.accepted] == ["track", "page"]
+    assert {r.index: r.code for r in result.rejected} == {
+        1: "invalid_event",
+        2: "invalid_type",
+        3: "missing_identifier",
+        4: "invalid_event",
+    }
+
+
+@pytest.mark.parametrize("blocked", ["null", "undefined", "0", "-1", "anonymous", "  NULL "])
+def test_blocked_identifiers_do_not_count_as_identifiers(blocked: str) -> None:
+    result = intake({"batch": [{"type": "track", "event": "x", "userId": blocked}]})
+    assert result.rejected[0].code == "missing_identifier"
+    assert "blocked" in result.rejected[0].message
+
+
+def test_blocked_user_id_is_dropped_but_a_real_anonymous_id_is_kept() -> None:
+    result = intake({"batch": [{"type": "track", "event": "x", "userId": "undefined", "anonymousId": "a-1"}]})
+    assert result.accepted[0]["userId"] is None
+    assert result.accepted[0]["anonymousId"] == "a-1"
+
+
+def test_numeric_ids_are_accepted_as_strings() -> None:
+    result = intake({"batch": [{"type": "identify", "userId": 42}]})
+    assert result.accepted[0]["userId"] == "42"
+
+
+def test_wrong_types_are_rejected_with_the_field_named() -> None:
+    result = intake({"batch": [{"type": "track", "event": "x", "userId": "u", "properties": "not a dict"}]})
+    assert result.rejected[0].code == "invalid_event"
+    assert "properties" in result.rejected[0].message
+
+
+def test_clock_skew_is_corrected_the_way_segment_does() -> None:
+    # The client's clock is 1 hour fast: it says it created the event at 13:00:00 and sent it at 13:00:05.
+    result = intake(
+        {
+            "batch": [
+                {
+                    "type": "track",
+                    "event": "x",
+                    "userId": "u",
+                    "originalTimestamp": "2026-11-22T13:00:00Z",
+                    "sentAt": "2026-11-22T13:00:05Z",
+                }
+            ]
+        }
+    )
+    assert result.accepted[0]["timestamp"] == "2026-11-22T11:59:55.000Z"
+    assert result.accepted[0]["receivedAt"] == "2026-11-22T12:00:00.000Z"
+    assert result.accepted[0]["originalTimestamp"] == "2026-11-22T13:00:00Z"
+
+
+def test_batch_level_sent_at_and_context_apply_to_each_event() -> None:
+    result = intake(
+        {
+            "sentAt": "2026-11-22T12:00:10Z",
+            "context": {"library": {"name": "analytics-python"}, "locale": "fr-FR"},
+            "batch": [
+                {
+                    "type": "track",
+                    "event": "x",
+                    "userId": "u",
+                    "timestamp": "2026-11-22T12:00:00Z",
+                    "context": {"locale": "de-DE"},
+                }
+            ],
+        }
+    )
+    event = result.accepted[0]
+    assert event["timestamp"] == "2026-11-22T11:59:50.000Z"
+    assert event["context"]["library"] == {"name": "analytics-python"}
+    assert event["context"]["locale"] == "de-DE"
+
+
+def test_timestamp_without_sent_at_is_trusted_and_missing_one_defaults_to_received_at() -> None:
+    result = intake(
+        {
+            "batch": [
+                {"type": "track", "event": "old", "userId": "u", "timestamp": "2025-01-01T00:00:00+02:00"},
+                {"type": "track", "event": "now", "userId": "u"},
+            ]
+        }
+    )
+    assert result.accepted[0]["timestamp"] == "2024-12-31T22:00:00.000Z"
+    assert result.accepted[1]["timestamp"] == "2026-11-22T12:00:00.000Z"
+
+
+def test_naive_timestamps_are_rejected() -> None:
+    result = intake({"batch": [{"type": "track", "event": "x", "userId": "u", "timestamp": "2026-11-22T12:00:00"}]})
+    assert result.rejected[0].code == "invalid_timestamp"
+
+
+def test_server_assigns_a_message_id_and_adds_ip_and_user_agent() -> None:
+    event = intake({"batch": [{"type": "track", "event": "x", "userId": "u"}]}).accepted[0]
+    assert event["messageId"].startswith("ms-")
+    assert event["context"]["ip"] == "203.0.113.9"
+    assert event["context"]["userAgent"] == "curl/8"
+    assert event["sourceId"] == "src_1"
+
+
+def test_single_call_takes_its_type_from_the_route() -> None:
+    result = intake({"type": "identify", "event": "Clicked", "userId": "u"}, endpoint="track")
+    assert result.accepted[0]["type"] == "track"
+
+
+@pytest.mark.parametrize(
+    ("call", "code_fragment"),
+    [
+        ({"type": "alias", "userId": "u"}, "previousId"),
+        ({"type": "group", "userId": "u"}, "groupId"),
+        ({"type": "track", "userId": "u", "event": "   "}, "event"),
+    ],
+)
+def test_calls_missing_their_required_fields_are_rejected(call: dict, code_fragment: str) -> None:
+    rejection = intake({"batch": [call]}).rejected[0]
+    assert rejection.code == "invalid_event"
+    assert code_fragment in rejection.message
+
+
+def test_hostile_strings_are_carried_as_inert_data() -> None:
+    hostile = {
+        "type": "track",
+        "userId": "u'; DROP TABLE profiles;--",
+        "event": "<script>alert(1)</script>",
+        "properties": {"$where": "1==1", "__proto__": {"x": 1}, "nul": "a\u0000b", "rtl": "\u202eabc"},
+    }
+    event = intake({"batch": [hostile]}).accepted[0]
+    assert event["userId"] == hostile["userId"]
+    assert event["event"] == hostile["event"]
+    assert event["properties"] == hostile["properties"]
+
+
+def test_events_are_grouped_by_user_id_else_anonymous_id() -> None:
+    events = intake(
+        {
+            "batch": [
+                {"type": "track", "event": "a", "userId": "u1", "anonymousId": "x"},
+                {"type": "track", "event": "b", "anonymousId": "x"},
+                {"type": "track", "event": "c", "userId": "u1"},
+            ]
+        }
+    ).accepted
+    groups = collect.group_by_person(events)
+    assert {k: [e["event"] for e in v] for k, v in groups.items()} == {"u:u1": ["a", "c"], "a:x": ["b"]}
