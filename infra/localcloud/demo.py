@@ -12,11 +12,18 @@ if TYPE_CHECKING:
     from infra.localcloud.cloud import LocalCloud
 
 
-def bootstrap(cloud: LocalCloud, *, echo: bool = True) -> tuple[Source, str]:
+# Fixed, well-known keys for the local cloud only, so that the sample events under events/ and
+# copy-pasted snippets work against any fresh local cloud. Never use them on AWS.
+DEMO_WRITE_KEY = "wk_local_demo"
+DEMO_ADMIN_KEY = "msk_local_admin"
+
+
+def bootstrap(cloud: LocalCloud, *, echo: bool = True, random_keys: bool = False) -> tuple[Source, str]:
     """Create a demo source and an admin API key; print how to use them. Returns both."""
     store = ConfigStore(cloud.outputs["ConfigTableName"], client=cloud.client("dynamodb"))
-    source = store.create_source(Source(name="Demo website", write_key=new_write_key()))
-    _, admin_key = store.create_api_key("local admin", "admin")
+    write_key = new_write_key() if random_keys else DEMO_WRITE_KEY
+    source = store.create_source(Source(id="src_localdemo", name="Demo website", write_key=write_key))
+    _, admin_key = store.create_api_key("local admin", "admin", None if random_keys else DEMO_ADMIN_KEY)
     if echo:
         print(instructions(cloud.api_url, source.write_key, admin_key))
     return source, admin_key

@@ -132,8 +132,9 @@ class ConfigStore:
 
         return self._cached(f"ak:{digest}", load)
 
-    def create_api_key(self, name: str, role: str) -> tuple[ApiKey, str]:
-        secret = "msk_" + secrets.token_urlsafe(32)
+    def create_api_key(self, name: str, role: str, secret: str | None = None) -> tuple[ApiKey, str]:
+        """A new key; the secret is returned once and only its digest is stored."""
+        secret = secret or "msk_" + secrets.token_urlsafe(32)
         key = ApiKey(id=secrets.token_hex(8), name=name, role=role, digest=keys.secret_digest(secret))
         try:
             self._put(keys.api_key_key(key.digest), key.model_dump(mode="json"), new=True)
