@@ -19,12 +19,14 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import email.utils
 import io
 import json
 import logging
 import os
 import socket
 import socketserver
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -59,6 +61,7 @@ _HOP_BY_HOP = frozenset(
 )
 # The gateway computes these itself for what it actually sends.
 _RESPONSE_FRAMING = _HOP_BY_HOP | {"content-length"}
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -68,7 +71,7 @@ def _message_body(status: HTTPStatus) -> bytes:
 
 
 def gateway_error(status: HTTPStatus) -> Response:
-    """An answer API Gateway gives itself, without the integration."""
+    """An error in API Gateway's own shape, e.g. 404 {"message":"Not Found"}."""
     return int(status), [("Content-Type", "application/json")], _message_body(status)
 
 
@@ -170,9 +173,7 @@ def _bind(candidate: _CompiledRoute, parts: Sequence[str]) -> dict[str, str] | N
     return params
 
 
-def match_route(
-    routes: Sequence[HttpRoute], method: str, path: str
-) -> tuple[HttpRoute, dict[str, str]] | None:
+def match_route(routes: Sequence[HttpRoute], method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
     """The route API Gateway selects for `method` and the percent-encoded `path`, with its path
     parameters (decoded, as API Gateway passes them), or None when it answers 404.
 
@@ -225,9 +226,7 @@ def _event_headers(request: HttpRequest) -> tuple[dict[str, str], list[str]]:
     if request.body and "content-length" not in headers:  # a chunked body arrives de-chunked
         headers["content-length"] = str(len(request.body))
     forwarded_for = headers.get("x-forwarded-for")
-    headers["x-forwarded-for"] = (
-        f"{forwarded_for}, {request.source_ip}" if forwarded_for else request.source_ip
-    )
+    headers["x-forwarded-for"] = f"{forwarded_for}, {request.source_ip}" if forwarded_for else request.source_ip
     headers["x-forwarded-port"] = str(request.server_port)
     headers["x-forwarded-proto"] = "http"
     return headers, cookies
@@ -243,10 +242,7 @@ def _query_parameters(raw_query: str) -> dict[str, str]:
 def _clf_time(epoch_s: float) -> str:
     # Built by hand because strftime's %b follows the process locale; AWS always writes English.
     t = time.gmtime(epoch_s)
-    return (
-        f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
-    )
+    return f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
 
 
 def new_request_id() -> str:
@@ -381,7 +377,13 @@ def map_response(result: InvocationResult) -> Response:
         except MalformedResponseError as exc:
             logger.warning("function %s returned a malformed response: %s", result.function_id, exc)
             return gateway_error(HTTPStatus.INTERNAL_SERVER_ERROR)
-    return 200, [("Content-Type", "application/json")], json.dumps(payload).encode("utf-8")
+    try:
+        body = json.dumps(payload).encode("utf-8")
+    except (TypeError, ValueError):
+        # A real Invoke payload is always JSON; an in-process `invoke` may hand over anything.
+        logger.warning("function %s returned a value that is not JSON", result.function_id)
+        return gateway_error(HTTPStatus.INTERNAL_SERVER_ERROR)
+    return 200, [("Content-Type", "application/json")], body
 
 
 # ---------------------------------------------------------------------------------------------- CORS
@@ -502,6 +504,18 @@ def _read_chunked(rfile: io.BufferedIOBase, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    # Formatting the Date header costs more than the rest of the framing; it changes once a second.
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, email.utils.formatdate(second, usegmt=True))
+    return _date_cache[1]
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
@@ -529,6 +543,12 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # the client left mid-exchange
+            logger.debug("connection from %s closed early", client_address[0])
+        else:
+            logger.exception("serving %s failed", client_address[0])
 
     def close_connections(self) -> None:
         # Idle keep-alive connections would otherwise hold their threads until the client leaves.
@@ -604,13 +624,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, response: Response, request_id: str) -> None:
         status, headers, body = response
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = ""
         lines = [
-            f"HTTP/1.1 {status} {phrase}",
-            f"Date: {self.date_time_string()}",
+            f"HTTP/1.1 {status} {_PHRASES.get(status, '')}",
+            f"Date: {_http_date()}",
             *(f"{name}: {value}" for name, value in headers),
             f"apigw-requestid: {request_id}",
             f"Connection: {'close' if self.close_connection else 'keep-alive'}",
@@ -647,6 +663,10 @@ class HttpGateway:
         control: Control | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
+        other_formats = sorted({route.payload_format for route in api.routes} - {"2.0"})
+        if other_formats:
+            # Serving a 2.0 event to a function written for 1.0 would fail in confusing ways.
+            raise ValueError(f"{api.logical_id}: payload format {', '.join(other_formats)} is not emulated")
         self.api = api
         self.max_body_bytes = max_body_bytes
         self.url = f"http://{host}:{port}"
@@ -672,7 +692,7 @@ class HttpGateway:
         self.url = f"http://{url_host}:{port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
+            kwargs={"poll_interval": 0.05},
             name=f"http-gateway-{self.api.logical_id}",
             daemon=True,
         )
