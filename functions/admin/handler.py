@@ -54,10 +54,13 @@ def _body(model: type[Any]) -> Any:
     try:
         return model.model_validate(payload if payload is not None else {})
     except ValidationError as error:
-        details = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors(include_url=False)[:5]
-        )
-        raise InvalidInput(details, code="invalid_body") from error
+        raise InvalidInput(_describe(error), code="invalid_body") from error
+
+
+def _describe(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors(include_url=False)[:5]
+    )
 
 
 def _limit(default: int = 50, maximum: int = 200) -> int:
@@ -106,8 +109,12 @@ def update_source(source_id: str) -> Response[Any]:
     changes = request.model_dump(exclude_unset=True)
     if "allowed_origins" in changes and changes["allowed_origins"] is not None:
         changes["allowed_origins"] = [str(o).rstrip("/") for o in request.allowed_origins or []]
-    updated = store.get_source(source_id).model_copy(update=changes)
-    return _json(200, store.save_source(Source.model_validate(updated.model_dump())).model_dump())
+    current = store.get_source(source_id).model_dump()
+    try:
+        updated = Source.model_validate({**current, **changes})
+    except ValidationError as error:
+        raise InvalidInput(_describe(error), code="invalid_body") from error
+    return _json(200, store.save_source(updated).model_dump())
 
 
 @app.delete("/v1/sources/<source_id>")
@@ -169,14 +176,17 @@ def get_profile(profile_ref: str) -> Response[Any]:
 
 @app.get("/v1/profiles/<profile_ref>/timeline")
 def get_profile_timeline(profile_ref: str) -> Response[Any]:
-    _caller(RoleRank.viewer)
+    role = _caller(RoleRank.viewer)
+    limit = _limit()
     store = _stores()[1]
     profile = profiles.resolve(profile_ref, store, identity_settings())
     events, cursor = store.timeline(
         [profile.id, *profile.merged_from],
-        limit=_limit(),
+        limit=limit,
         before=app.current_event.get_query_string_value("cursor"),
     )
+    if role < RoleRank.data_operator:
+        events = [profiles.mask_event(e) for e in events]
     return _json(200, {"profileId": profile.id, "events": events, "cursor": cursor})
 
 

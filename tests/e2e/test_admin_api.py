@@ -77,3 +77,27 @@ def test_merge_history_records_the_trigger_and_refused_merges_say_why(platform: 
         m for m in platform.admin("GET", f"/v1/profiles/{second['id']}/merges").body["merges"] if m["kind"] == "refused"
     ]
     assert refused and "user_id limit 1" in refused[0]["reason"]
+
+
+def test_bad_cursor_and_null_updates_are_400_not_500(platform: Platform) -> None:
+    bad = platform.admin("GET", f"/v1/sources/{platform.source_id}/quarantine?cursor=not-a-cursor")
+    assert (bad.status, bad.body["code"]) == (400, "invalid_cursor")
+    created = platform.admin("POST", "/v1/sources", {"name": "nulls"}).body
+    for body in ({"name": None}, {"enabled": None}, {"allowed_origins": None}):
+        answer = platform.admin("PATCH", f"/v1/sources/{created['id']}", body)
+        assert (answer.status, answer.body["code"]) == (400, "invalid_body"), body
+
+
+def test_profiles_can_be_found_by_external_id(platform: Platform) -> None:
+    run = uuid.uuid4().hex[:8]
+    platform.track(
+        "/v1/identify",
+        {
+            "userId": f"ext-{run}",
+            "context": {
+                "externalIds": [{"id": f"C-{run}", "type": "crm_id", "collection": "users", "encoding": "none"}]
+            },
+        },
+    )
+    platform.settle()
+    assert platform.profile(f"x:crm_id:C-{run}")["identities"]["user_id"] == [f"ext-{run}"]

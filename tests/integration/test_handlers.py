@@ -157,3 +157,11 @@ def test_admin_masks_contact_data_for_low_roles(stack: Stack, role: str) -> None
     body = json.loads(stack.load("AdminFunction").lambda_handler(event, Context())["body"])
     assert body["identities"]["email"] == ["a***@example.com"]
     assert body["masked"] is True
+
+
+def test_rate_limit_holds_from_the_first_request_of_each_second(stack: Stack) -> None:
+    store = ProfileStore(stack.output("DataTableName"), client=stack.clients.dynamodb())
+    assert store.take_rate("src", 100, 3, limit=2) is False
+    assert store.take_rate("src", 100, 2, limit=2) is True
+    assert store.take_rate("src", 100, 1, limit=2) is False
+    assert store.take_rate("src", 101, 1, limit=2) is True

@@ -252,3 +252,31 @@ def test_events_are_grouped_by_user_id_else_anonymous_id() -> None:
     ).accepted
     groups = collect.group_by_person(events)
     assert {k: [e["event"] for e in v] for k, v in groups.items()} == {"u:u1": ["a", "c"], "a:x": ["b"]}
+
+
+def test_naive_sent_at_is_rejected_not_a_crash() -> None:
+    result = intake(
+        {
+            "batch": [
+                {
+                    "type": "track",
+                    "event": "x",
+                    "userId": "u",
+                    "timestamp": "2026-11-22T12:00:00Z",
+                    "sentAt": "2026-11-22T12:00:05",
+                }
+            ]
+        }
+    )
+    assert result.rejected[0].code == "invalid_timestamp"
+
+
+def test_event_size_limit_counts_bytes_not_characters() -> None:
+    # 12,000 three-byte characters: 12,000 characters but 36,000 bytes, over the 32 KB limit.
+    wide = {"type": "track", "event": "x", "userId": "u", "properties": {"t": "\u20ac" * 12_000}}
+    narrow = {"type": "track", "event": "x", "userId": "u", "properties": {"t": "e" * 12_000}}
+    raw = json.dumps({"batch": [wide, narrow]}, ensure_ascii=False).encode()
+    document = collect.read_document(raw, "batch", LIMITS)
+    result = collect.intake(document, collect.RequestMeta("s", RECEIVED), IDENTITY, LIMITS)
+    assert [(r.index, r.code) for r in result.rejected] == [(0, "event_too_large")]
+    assert len(result.accepted) == 1

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from midstage import keys
 from midstage.adapters import aws
 from midstage.adapters.documents import pack, unpack
+from midstage.errors import InvalidInput
 from midstage.logic.identity import Identifier
 from midstage.models.profile import Profile, WritePlan
 
@@ -357,7 +358,7 @@ class ProfileStore:
             "Limit": limit,
         }
         if cursor:
-            kwargs["ExclusiveStartKey"] = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor, keys.quarantine_pk(source_id))
         answer = self.client.query(**kwargs)
         entries = [unpack(i["doc"]["B"]) for i in answer.get("Items", [])]
         last = answer.get("LastEvaluatedKey")
@@ -366,6 +367,8 @@ class ProfileStore:
 
     def take_rate(self, source_id: str, epoch_second: int, events: int, limit: int) -> bool:
         """Count `events` against a source's per-second budget; False when it would overflow."""
+        if events > limit:
+            return False
         try:
             self.client.update_item(
                 TableName=self.table,
@@ -421,3 +424,14 @@ def _merge_item(record: dict[str, Any]) -> dict[str, Any]:
         "sk": {"S": keys.merge_sk(record["at"], record["id"])},
         "doc": {"B": pack(record)},
     }
+
+
+def _decode_cursor(cursor: str, pk: str) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        valid = isinstance(key, dict) and key.get("pk") == {"S": pk} and isinstance(key.get("sk", {}).get("S"), str)
+    except (ValueError, TypeError, AttributeError):
+        valid = False
+    if not valid:
+        raise InvalidInput("the cursor is not one this listing returned", code="invalid_cursor")
+    return key

@@ -124,7 +124,7 @@ class Document:
     """A parsed request: its events with their sizes as sent, and batch-level fields."""
 
     items: list[Any]
-    sizes: list[int]  # characters each event took in the body
+    sizes: list[int]  # bytes each event took in the body (measured exactly where it matters)
     shared: dict[str, Any]
     write_key: str | None
 
@@ -146,6 +146,11 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
             raise InvalidInput("the body must be a JSON object", code="invalid_body")
         return Document([{**document, "type": endpoint}], [len(text)], {}, _write_key(document))
     fields, items, sizes = _read_batch_object(text)
+    if not text.isascii():
+        sizes = [
+            len(json.dumps(i, ensure_ascii=False).encode()) if s * 4 > limits.max_event_bytes else s
+            for i, s in zip(items or [], sizes, strict=True)
+        ]
     if items is None:
         raise InvalidInput("a batch body needs a 'batch' array of events", code="invalid_batch")
     if len(items) > limits.max_batch_events:
@@ -248,7 +253,7 @@ def enrich(
         return Rejection(
             index,
             "event_too_large",
-            f"the event is {size} characters; the limit is {limits.max_event_bytes}",
+            f"the event is {size} bytes; the limit is {limits.max_event_bytes}",
             _excerpt(item),
         )
     if not isinstance(item, dict):
@@ -277,7 +282,7 @@ def enrich(
 
     received = meta.received_at
     original = event.originalTimestamp or event.timestamp
-    if original is not None and original.tzinfo is None:
+    if any(t is not None and t.tzinfo is None for t in (original, event.sentAt)):
         return Rejection(index, "invalid_timestamp", "timestamps need a time zone offset", _excerpt(item))
     if original is not None and event.sentAt is not None:
         # Segment's clock-skew correction: trust the client's relative times, not its clock.

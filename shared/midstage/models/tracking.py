@@ -49,15 +49,3 @@ class TrackingEvent(BaseModel):
         if self.type == "group" and not self.groupId:
             raise ValueError("a group call needs a 'groupId'")
         return self
-
-
-class QuarantineEntry(BaseModel):
-    """Input that could not be accepted, kept with the reason so nothing is silently lost."""
-
-    id: str
-    source_id: str
-    received_at: str
-    code: str
-    message: str
-    index: int | None = None  # position in a batch
-    payload: str  # the offending input as received (truncated to a bounded size)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from midstage.config import CollectSettings, IdentitySettings
 from midstage.errors import Forbidden, InvalidInput, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
 from midstage.logic import collect
+from midstage.logic.timefmt import iso
 from midstage.models.admin import Source
 
 
@@ -63,6 +64,7 @@ def handle(
     limits = collect.Limits(settings.max_event_bytes, settings.max_batch_bytes, settings.max_batch_events)
     size_limit = limits.max_batch_bytes if request.endpoint == "batch" else limits.max_event_bytes
     header_key = collect.write_key_from_authorization(request.headers.get("authorization"))
+    sources = _Guarded(sources)
     # Decoding before authenticating is bounded by the size limit, and a body write key needs it.
     try:
         raw = collect.decode_body(
@@ -120,7 +122,11 @@ def handle(
     result = collect.intake(document, meta, identity, limits)
     if source.rate_limit and result.accepted:
         second = int(request.received_at.timestamp())
-        if not intake_store.take_rate(source.id, second, len(result.accepted), source.rate_limit):
+        try:
+            within = intake_store.take_rate(source.id, second, len(result.accepted), source.rate_limit)
+        except Exception as error:
+            raise Unavailable("the rate limit could not be checked; retry the request") from error
+        if not within:
             raise RateLimited(f"source '{source.id}' is over its limit of {source.rate_limit} events per second")
     if result.rejected:
         _quarantine(intake_store, settings, source, request, result.rejected)
@@ -142,7 +148,7 @@ def _quarantine(
     request: CollectRequest,
     rejections: list[collect.Rejection],
 ) -> None:
-    received = request.received_at.isoformat(timespec="milliseconds")
+    received = iso(request.received_at)
     entries = [
         {
             "id": uuid.uuid4().hex[:12],
@@ -161,3 +167,16 @@ def _quarantine(
         store.quarantine(entries, int(expires.timestamp()))
     except Exception as error:
         raise Unavailable("rejected events could not be kept in quarantine; retry the request") from error
+
+
+class _Guarded:
+    """A key lookup that fails is the platform's fault, not the client's: answer 503, not 500."""
+
+    def __init__(self, sources: Sources) -> None:
+        self._sources = sources
+
+    def source_for_write_key(self, write_key: str) -> Source | None:
+        try:
+            return self._sources.source_for_write_key(write_key)
+        except Exception as error:
+            raise Unavailable("write keys cannot be checked right now; retry the request") from error

@@ -13,6 +13,8 @@ from midstage.models.admin import RoleRank
 from midstage.models.profile import Profile
 
 SENSITIVE_TYPES = ("email", "phone")
+DEVICE_SECRETS = ("token", "advertisingId")
+NETWORK_CONTEXT = ("ip", "userAgent")
 
 
 def resolve(ref: str, store: ProfileStore, identity: IdentitySettings) -> Profile:
@@ -22,6 +24,9 @@ def resolve(ref: str, store: ProfileStore, identity: IdentitySettings) -> Profil
         raise InvalidInput("a profile id or identifier is needed", code="invalid_profile_ref")
     if ":" in ref:
         id_type, _, value = ref.partition(":")
+        if id_type == "x" and ":" in value:  # external ids are typed x:<type>:<value>
+            kind, _, value = value.partition(":")
+            id_type = f"x:{kind.lower()}"
         id_type = {"userId": "user_id", "anonymousId": "anonymous_id", "user": "user_id"}.get(id_type, id_type)
         if id_type == "email":
             value = normalise_email(value) or value
@@ -71,7 +76,10 @@ def present(profile: Profile, role: RoleRank, merges: list[dict[str, Any]]) -> d
         "firstSeen": profile.first_seen,
         "lastSeen": profile.last_seen,
         "groups": {g: v["traits"] for g, v in profile.groups.items()},
-        "devices": [{k: v for k, v in d.items() if k != "stamp"} for d in profile.devices.values()],
+        "devices": [
+            {k: v for k, v in d.items() if k != "stamp" and not (masked and k in DEVICE_SECRETS)}
+            for d in profile.devices.values()
+        ],
         "tags": profile.tags,
         "mergedFrom": profile.merged_from,
         "merges": [present_merge(m, masked) for m in merges],
@@ -95,3 +103,11 @@ def present_merge(record: dict[str, Any], masked: bool) -> dict[str, Any]:
 def _mask_ref(ref: str) -> str:
     id_type, _, value = ref.partition(":")
     return f"{id_type}:{_mask(id_type, value)}" if id_type in SENSITIVE_TYPES else ref
+
+
+def mask_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A timeline event without network identifiers, for roles below data_operator."""
+    context = event.get("context")
+    if not isinstance(context, dict) or not any(k in context for k in NETWORK_CONTEXT):
+        return event
+    return {**event, "context": {k: v for k, v in context.items() if k not in NETWORK_CONTEXT}}

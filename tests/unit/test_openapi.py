@@ -1,0 +1,373 @@
+"""docs/openapi.yaml stays true: valid OpenAPI 3.1, one operation per route of template.yaml,
+examples the code accepts, roles as the admin handler enforces them, and only real error codes."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+from midstage.config import CollectSettings, IdentitySettings
+from midstage.logic import collect
+from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
+from midstage.models.tracking import TrackingEvent
+from openapi_spec_validator import validate as validate_spec
+from pydantic import BaseModel
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "docs" / "openapi.yaml"
+TEMPLATE = ROOT / "template.yaml"
+ADMIN_HANDLER = ROOT / "functions" / "admin" / "handler.py"
+SOURCE_TREES = (ROOT / "shared", ROOT / "functions")
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+BATCH_ENDPOINTS = {"batch", "import"}
+RECEIVED = datetime(2024, 5, 1, 10, 5, 2, tzinfo=UTC)
+
+# Request schemas of the admin API and the pydantic models the handler validates them with.
+ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
+    "SourceCreate": SourceCreate,
+    "SourceUpdate": SourceUpdate,
+    "ApiKeyCreate": ApiKeyCreate,
+}
+
+
+# ---------------------------------------------------------------------------------- loading
+@cache
+def spec() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    return loaded
+
+
+@cache
+def template_routes() -> dict[tuple[str, str], str]:
+    """(method, path) -> logical id of the function, for every HttpApi event in the template."""
+    template = yaml_parse(TEMPLATE.read_text(encoding="utf-8"))
+    routes: dict[tuple[str, str], str] = {}
+    for name, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in (resource.get("Properties", {}).get("Events") or {}).values():
+            if event.get("Type") != "HttpApi":
+                continue
+            properties = event.get("Properties") or {}
+            key = (str(properties.get("Method", "ANY")).lower(), str(properties.get("Path", "$default")))
+            assert key not in routes, f"route {key} is declared twice in template.yaml"
+            routes[key] = name
+    return routes
+
+
+def operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in spec()["paths"].items():
+        for method in HTTP_METHODS:
+            if method in item:
+                yield method, path, item[method]
+
+
+def resolve(node: Any) -> Any:
+    """Follow a local $ref (to components) until a concrete object is reached."""
+    while isinstance(node, dict) and "$ref" in node and set(node) == {"$ref"}:
+        reference: str = node["$ref"]
+        assert reference.startswith("#/"), f"only local references are used: {reference}"
+        node = spec()
+        for part in reference[2:].split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def media_examples(media: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    if "example" in media:
+        yield "example", media["example"]
+    for name, example in (media.get("examples") or {}).items():
+        example = resolve(example)
+        if "value" in example:
+            yield name, example["value"]
+
+
+def as_document(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def collect_route(path: str) -> bool:
+    return template_routes().get(("post", path)) == "CollectFunction"
+
+
+def request_examples(tracking: bool) -> list[Any]:
+    cases = []
+    for method, path, operation in operations():
+        if collect_route(path) != tracking or "requestBody" not in operation:
+            continue
+        for media_type, media in resolve(operation["requestBody"])["content"].items():
+            for name, value in media_examples(media):
+                cases.append(pytest.param(path, media, value, id=f"{method.upper()} {path} {media_type} {name}"))
+    return cases
+
+
+def all_examples() -> list[Any]:
+    cases = []
+    for method, path, operation in operations():
+        label = f"{method.upper()} {path}"
+        if "requestBody" in operation:
+            for media_type, media in resolve(operation["requestBody"])["content"].items():
+                for name, value in media_examples(media):
+                    cases.append(pytest.param(media, value, id=f"{label} request {media_type} {name}"))
+        for status, response in operation["responses"].items():
+            for media_type, media in (resolve(response).get("content") or {}).items():
+                for name, value in media_examples(media):
+                    cases.append(pytest.param(media, value, id=f"{label} {status} {media_type} {name}"))
+    return cases
+
+
+def schema_validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """A JSON Schema 2020-12 validator for a schema that may refer to #/components/..."""
+    return Draft202012Validator({**schema, "components": spec()["components"]})
+
+
+def schema_name(media: dict[str, Any]) -> str | None:
+    reference = media.get("schema", {}).get("$ref", "")
+    return reference.rsplit("/", 1)[-1] if reference.startswith("#/components/schemas/") else None
+
+
+# ---------------------------------------------------------------------------------- (a) valid
+def test_the_document_is_valid_openapi_3_1() -> None:
+    assert str(spec()["openapi"]).startswith("3.1."), "the document declares OpenAPI 3.1"
+    validate_spec(spec())
+
+
+def test_operation_ids_are_unique() -> None:
+    ids = [operation["operationId"] for _, _, operation in operations()]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+# ---------------------------------------------------------------------------------- (b) routes
+def test_documented_routes_are_exactly_the_template_routes() -> None:
+    documented = {(method, path) for method, path, _ in operations()}
+    declared = set(template_routes())
+    assert not declared - documented, f"routes in template.yaml without documentation: {sorted(declared - documented)}"
+    assert not documented - declared, f"documented routes not in template.yaml: {sorted(documented - declared)}"
+
+
+def test_path_parameters_are_declared_for_every_templated_path() -> None:
+    for method, path, operation in operations():
+        names = set(re.findall(r"\{([^}]+)\}", path))
+        item_parameters = spec()["paths"][path].get("parameters", [])
+        declared = {
+            resolve(p)["name"]
+            for p in [*item_parameters, *operation.get("parameters", [])]
+            if resolve(p)["in"] == "path"
+        }
+        assert names == declared, f"{method.upper()} {path}: path parameters {declared} != {names}"
+
+
+def test_each_family_declares_its_authentication() -> None:
+    for method, path, operation in operations():
+        schemes = {name for requirement in operation.get("security", []) for name in requirement}
+        if collect_route(path):
+            assert schemes == {"writeKeyBasic"}, f"{method.upper()} {path}"
+            assert {} in operation["security"], f"{method.upper()} {path}: writeKey in the body is an alternative"
+        else:
+            assert schemes == {"apiKeyBearer", "apiKeyHeader"}, f"{method.upper()} {path}"
+            assert operation.get("x-minimum-role") in RoleRank.__members__, f"{method.upper()} {path}"
+
+
+# ---------------------------------------------------------------------------------- roles
+def _normalised(path: str) -> str:
+    return re.sub(r"<[^>]+>|\{[^}]+\}", "{}", path)
+
+
+@cache
+def handler_roles() -> dict[tuple[str, str], str]:
+    """(method, normalised path) -> the role each admin route passes to _caller()."""
+    tree = ast.parse(ADMIN_HANDLER.read_text(encoding="utf-8"))
+    roles: dict[tuple[str, str], str] = {}
+    for function in tree.body:
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        routes = [
+            (decorator.func.attr, decorator.args[0].value)
+            for decorator in function.decorator_list
+            if isinstance(decorator, ast.Call)
+            and isinstance(decorator.func, ast.Attribute)
+            and decorator.func.attr in HTTP_METHODS
+            and decorator.args
+            and isinstance(decorator.args[0], ast.Constant)
+        ]
+        minimum = [
+            call.args[0].attr
+            for call in ast.walk(function)
+            if isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Name)
+            and call.func.id == "_caller"
+            and call.args
+            and isinstance(call.args[0], ast.Attribute)
+        ]
+        for method, path in routes:
+            assert len(minimum) == 1, f"{method.upper()} {path} should check the caller's role once"
+            roles[(method, _normalised(path))] = minimum[0]
+    return roles
+
+
+def test_documented_minimum_roles_are_the_ones_the_handler_enforces() -> None:
+    for method, path, operation in operations():
+        if collect_route(path):
+            continue
+        enforced = handler_roles().get((method, _normalised(path)))
+        assert enforced is not None, f"{method.upper()} {path} has no route in {ADMIN_HANDLER.name}"
+        assert operation["x-minimum-role"] == enforced, f"{method.upper()} {path}"
+
+
+def test_roles_are_documented_in_rank_order() -> None:
+    assert spec()["components"]["schemas"]["Role"]["enum"] == [r.name for r in sorted(RoleRank)]
+
+
+# ---------------------------------------------------------------------------------- examples
+def test_every_request_and_response_body_has_an_example() -> None:
+    missing = []
+    for method, path, operation in operations():
+        label = f"{method.upper()} {path}"
+        if "requestBody" in operation:
+            json_media = resolve(operation["requestBody"])["content"].get("application/json")
+            if json_media is None or not list(media_examples(json_media)):
+                missing.append(f"{label} request")
+        for status, response in operation["responses"].items():
+            content = resolve(response).get("content") or {}
+            if content and not any(list(media_examples(m)) for m in content.values()):
+                missing.append(f"{label} {status}")
+    assert not missing, missing
+
+
+@pytest.mark.parametrize(("media", "value"), all_examples())
+def test_examples_match_their_documented_schema(media: dict[str, Any], value: Any) -> None:
+    errors = sorted(schema_validator(media["schema"]).iter_errors(as_document(value)), key=str)
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5])
+
+
+# ---------------------------------------------------------------------------------- (c) tracking
+@pytest.mark.parametrize(("path", "media", "value"), request_examples(tracking=True))
+def test_tracking_examples_are_valid_tracking_events(path: str, media: dict[str, Any], value: Any) -> None:
+    endpoint = path.rsplit("/", 1)[-1]
+    body = as_document(value)
+    events = body["batch"] if endpoint in BATCH_ENDPOINTS else [{**body, "type": endpoint}]
+    assert events, "an example batch should hold events"
+    for event in events:
+        TrackingEvent.model_validate(event)
+
+
+@pytest.mark.parametrize(("path", "media", "value"), request_examples(tracking=True))
+def test_tracking_examples_are_accepted_whole_by_intake(path: str, media: dict[str, Any], value: Any) -> None:
+    """Decoding, limits, validation, identifiers and timestamps: what collect does after auth."""
+    endpoint = path.rsplit("/", 1)[-1]
+    kind = "batch" if endpoint in BATCH_ENDPOINTS else endpoint
+    limits = collect.Limits()
+    text = value if isinstance(value, str) else json.dumps(value)
+    raw = collect.decode_body(
+        text,
+        is_base64=False,
+        content_encoding=None,
+        limit=limits.max_batch_bytes if kind == "batch" else limits.max_event_bytes,
+    )
+    document = collect.read_document(raw, kind, limits)
+    meta = collect.RequestMeta("src_5f0c2a9d1e7b", RECEIVED, "203.0.113.7", "curl/8.5.0")
+    result = collect.intake(document, meta, IdentitySettings(), limits)
+    assert not result.rejected, [r.to_body() for r in result.rejected]
+    assert len(result.accepted) == len(document.items)
+
+
+@pytest.mark.parametrize(("path", "media", "value"), request_examples(tracking=False))
+def test_admin_request_examples_pass_the_handler_models(path: str, media: dict[str, Any], value: Any) -> None:
+    name = schema_name(media)
+    assert name in ADMIN_REQUEST_MODELS, f"{path}: request schema {name} has no model in this test"
+    ADMIN_REQUEST_MODELS[name].model_validate(value)
+
+
+def test_source_examples_are_sources() -> None:
+    for _, _, operation in operations():
+        for response in operation["responses"].values():
+            media = (resolve(response).get("content") or {}).get("application/json", {})
+            name = schema_name(media)
+            for _, value in media_examples(media):
+                for source in [value] if name == "Source" else value["sources"] if name == "SourceList" else []:
+                    assert Source.model_validate(source).model_dump() == source
+
+
+def test_documented_limits_are_the_code_defaults() -> None:
+    schemas = spec()["components"]["schemas"]
+    limits = collect.Limits()
+    settings = CollectSettings.model_fields
+    assert schemas["Batch"]["properties"]["batch"]["maxItems"] == limits.max_batch_events
+    assert settings["max_batch_events"].default == limits.max_batch_events
+    assert settings["max_event_bytes"].default == limits.max_event_bytes == 32 * 1024
+    assert settings["max_batch_bytes"].default == limits.max_batch_bytes == 500 * 1024
+    tree = ast.parse(ADMIN_HANDLER.read_text(encoding="utf-8"))
+    (limit_function,) = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "_limit"]
+    defaults = dict(
+        zip(
+            [a.arg for a in limit_function.args.args][-len(limit_function.args.defaults) :],
+            limit_function.args.defaults,
+            strict=True,
+        )
+    )
+    limit = spec()["components"]["parameters"]["Limit"]["schema"]
+    assert limit["default"] == ast.literal_eval(defaults["default"])
+    assert limit["maximum"] == ast.literal_eval(defaults["maximum"])
+
+
+# ---------------------------------------------------------------------------------- (d) codes
+def documented_codes() -> set[str]:
+    schemas = spec()["components"]["schemas"]
+    codes = {entry["const"] for name in ("ErrorCode", "RejectionCode") for entry in schemas[name]["oneOf"]}
+    for option in schemas["QuarantineEntry"]["properties"]["code"]["anyOf"]:
+        codes.update(option.get("enum", []))
+    return codes
+
+
+@cache
+def source_codes() -> tuple[frozenset[str], frozenset[str]]:
+    """Codes the code base can produce: (explicit at a raise or answer, error-class defaults)."""
+    explicit: set[str] = set()
+    defaults: set[str] = set()
+
+    def text(node: ast.AST | None) -> str | None:
+        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+    for tree_root in SOURCE_TREES:
+        for path in sorted(tree_root.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+                if isinstance(node, ast.Call):
+                    explicit.update(c for k in node.keywords if k.arg == "code" and (c := text(k.value)))
+                    callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                    if callee == "Rejection" and len(node.args) >= 2 and (c := text(node.args[1])):
+                        explicit.add(c)
+                elif isinstance(node, ast.Dict):
+                    explicit.update(
+                        c for k, v in zip(node.keys, node.values, strict=True) if text(k) == "code" and (c := text(v))
+                    )
+                elif isinstance(node, ast.ClassDef):
+                    for statement in node.body:
+                        if (
+                            isinstance(statement, ast.Assign)
+                            and any(isinstance(t, ast.Name) and t.id == "code" for t in statement.targets)
+                            and (c := text(statement.value))
+                        ):
+                            defaults.add(c)
+    return frozenset(explicit), frozenset(defaults)
+
+
+def test_every_documented_error_code_exists_in_the_code() -> None:
+    explicit, defaults = source_codes()
+    invented = documented_codes() - explicit - defaults
+    assert not invented, f"documented codes that nothing in shared/ or functions/ produces: {sorted(invented)}"
+
+
+def test_every_error_code_given_in_the_code_is_documented() -> None:
+    explicit, _ = source_codes()
+    undocumented = explicit - documented_codes()
+    assert not undocumented, f"codes raised in the code but missing from docs/openapi.yaml: {sorted(undocumented)}"
