@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 MAX_MESSAGE_BYTES = 256 * 1024
-_ENVELOPE_BYTES = 64
 _MAX_ENTRIES = 10
 
 
@@ -23,25 +22,22 @@ class HandoffFailed(Exception):
 
 
 def messages_for(groups: Mapping[str, Sequence[dict[str, Any]]]) -> list[tuple[str, str]]:
-    """(person key, body) pairs, splitting a person's events across messages only when needed."""
+    """(person key, body) pairs, splitting a person's events across messages only when needed.
+
+    Bodies are ASCII (non-ASCII is escaped), so a body's length is its size in bytes.
+    """
     messages: list[tuple[str, str]] = []
     for key, events in groups.items():
-        chunk: list[str] = []
-        size = _ENVELOPE_BYTES
-        for event in events:
-            encoded = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-            if chunk and size + len(encoded.encode()) + 1 > MAX_MESSAGE_BYTES:
-                messages.append((key, _body(chunk)))
-                chunk, size = [], _ENVELOPE_BYTES
-            chunk.append(encoded)
-            size += len(encoded.encode()) + 1
-        if chunk:
-            messages.append((key, _body(chunk)))
+        messages.extend((key, body) for body in _bodies(list(events)))
     return messages
 
 
-def _body(encoded_events: list[str]) -> str:
-    return '{"v":1,"events":[' + ",".join(encoded_events) + "]}"
+def _bodies(events: list[dict[str, Any]]) -> list[str]:
+    body = json.dumps({"v": 1, "events": events}, separators=(",", ":"))
+    if len(body) <= MAX_MESSAGE_BYTES or len(events) == 1:
+        return [body]  # a single event is at most 32 KB, far below the message limit
+    middle = len(events) // 2
+    return _bodies(events[:middle]) + _bodies(events[middle:])
 
 
 class SqsHandoff:
@@ -61,11 +57,11 @@ class SqsHandoff:
         batch: list[tuple[str, str]] = []
         batch_bytes = 0
         for key, body in messages:
-            if batch and (len(batch) == _MAX_ENTRIES or batch_bytes + len(body.encode()) > MAX_MESSAGE_BYTES):
+            if batch and (len(batch) == _MAX_ENTRIES or batch_bytes + len(body) > MAX_MESSAGE_BYTES):
                 self._send_batch(batch)
                 batch, batch_bytes = [], 0
             batch.append((key, body))
-            batch_bytes += len(body.encode())
+            batch_bytes += len(body)
         if batch:
             self._send_batch(batch)
         return len(messages)

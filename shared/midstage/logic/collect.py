@@ -280,25 +280,29 @@ def enrich(
         )
         return Rejection(index, "missing_identifier", message, _excerpt(item))
 
+    fields = event.__dict__  # pydantic keeps validated fields in a plain dict: cheapest access
     received = meta.received_at
-    original = event.originalTimestamp or event.timestamp
-    if any(t is not None and t.tzinfo is None for t in (original, event.sentAt)):
+    sent_at = fields["sentAt"]
+    original = fields["originalTimestamp"] or fields["timestamp"]
+    if (original is not None and original.tzinfo is None) or (sent_at is not None and sent_at.tzinfo is None):
         return Rejection(index, "invalid_timestamp", "timestamps need a time zone offset", _excerpt(item))
-    if original is not None and event.sentAt is not None:
+    if original is not None and sent_at is not None:
         # Segment's clock-skew correction: trust the client's relative times, not its clock.
-        timestamp = received - (event.sentAt - original)
+        timestamp = received - (sent_at - original)
     else:
         timestamp = original or received
 
-    context = dict(event.context)
-    if meta.ip and "ip" not in context:
-        context["ip"] = meta.ip
-    if meta.user_agent and "userAgent" not in context:
-        context["userAgent"] = meta.user_agent
+    context = fields["context"]
+    if (meta.ip and "ip" not in context) or (meta.user_agent and "userAgent" not in context):
+        context = dict(context)
+        if meta.ip:
+            context.setdefault("ip", meta.ip)
+        if meta.user_agent:
+            context.setdefault("userAgent", meta.user_agent)
 
     enriched: dict[str, Any] = {
-        "type": event.type,
-        "messageId": event.messageId or f"ms-{uuid.uuid4()}",
+        "type": fields["type"],
+        "messageId": fields["messageId"] or f"ms-{uuid.uuid4()}",
         "userId": user_id,
         "anonymousId": anonymous_id,
         "timestamp": iso(timestamp),
@@ -307,20 +311,28 @@ def enrich(
         "context": context,
     }
     # The client's own clock readings are kept as sent, as Segment does.
-    for name in ("originalTimestamp", "sentAt"):
-        if item.get(name) is not None:
-            enriched[name] = item[name]
-    if original is not None and "originalTimestamp" not in enriched:
-        enriched["originalTimestamp"] = item["timestamp"]
-    for name in ("event", "name", "category", "previousId", "groupId", "channel"):
-        value = getattr(event, name)
-        if value is not None:
-            enriched[name] = value
-    for name in ("properties", "traits", "integrations"):
-        value = getattr(event, name)
+    if original is not None:
+        enriched["originalTimestamp"] = item.get("originalTimestamp") or item["timestamp"]
+    if sent_at is not None:
+        enriched["sentAt"] = item["sentAt"]
+    for name in _OPTIONAL_FIELDS:
+        value = fields[name]
         if value:
             enriched[name] = value
     return enriched
+
+
+_OPTIONAL_FIELDS = (
+    "event",
+    "name",
+    "category",
+    "previousId",
+    "groupId",
+    "channel",
+    "properties",
+    "traits",
+    "integrations",
+)
 
 
 def person_key(event: Mapping[str, Any]) -> str:

@@ -25,17 +25,17 @@ Globals:
 """
 
 # A DynamoDB table the recorder fixture function writes every event it receives to.
-RECORD_TABLE = """\
-  RecordTable:
-    Type: AWS::DynamoDB::Table
-    Properties:
-      BillingMode: PAY_PER_REQUEST
-      AttributeDefinitions:
-        - {AttributeName: pk, AttributeType: S}
-        - {AttributeName: sk, AttributeType: S}
-      KeySchema:
-        - {AttributeName: pk, KeyType: HASH}
-        - {AttributeName: sk, KeyType: RANGE}
+RECORD_TABLE = """
+RecordTable:
+  Type: AWS::DynamoDB::Table
+  Properties:
+    BillingMode: PAY_PER_REQUEST
+    AttributeDefinitions:
+      - {AttributeName: pk, AttributeType: S}
+      - {AttributeName: sk, AttributeType: S}
+    KeySchema:
+      - {AttributeName: pk, KeyType: HASH}
+      - {AttributeName: sk, KeyType: RANGE}
 """
 
 T = TypeVar("T")
