@@ -24,6 +24,8 @@ class FunctionSpec:
     memory_mb: int
     environment: dict[str, str]  # resolved Environment.Variables
     reserved_concurrency: int | None = None
+    log_group: str | None = None  # LoggingConfig.LogGroup; Lambda's default is /aws/lambda/<name>
+    log_format: str = "Text"  # LoggingConfig.LogFormat: "Text" or "JSON"
 
 
 @dataclass(frozen=True)

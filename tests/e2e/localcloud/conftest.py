@@ -62,7 +62,7 @@ def poll(condition: Callable[[], T], *, timeout: float = 30.0, what: str = "the 
 
 
 def recorded_events(cloud: LocalCloud, table: str = "RecordTable") -> list[Any]:
-    """Every event the recorder fixture function stored, oldest first is not guaranteed."""
+    """Every event the recorder fixture function stored, in no particular order."""
     dynamodb = cloud.client("dynamodb")
     items = dynamodb.scan(TableName=cloud.physical_name(table))["Items"]
     return [json.loads(item["event"]["S"]) for item in items]

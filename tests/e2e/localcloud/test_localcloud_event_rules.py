@@ -28,7 +28,10 @@ Recorder:
     CodeUri: {FUNCTIONS}/recorder/
     Environment: {Variables: {RECORD_TABLE: !Ref RecordTable}}
     DeadLetterQueue: {Type: SQS, TargetArn: !GetAtt RecorderDeadLetters.Arn}
-    EventInvokeConfig: {MaximumRetryAttempts: 1}
+    EventInvokeConfig:
+      MaximumRetryAttempts: 1
+      DestinationConfig:
+        OnFailure: {Type: SQS, Destination: !GetAtt RecorderFailures.Arn}
     Events:
       Placed:
         Type: EventBridgeRule
@@ -37,6 +40,7 @@ Recorder:
           Pattern: {source: [shop], detail-type: [OrderPlaced]}
           InputPath: $.detail
 RecorderDeadLetters: {Type: AWS::SQS::Queue}
+RecorderFailures: {Type: AWS::SQS::Queue}
 BigOrders:
   Type: AWS::Events::Rule
   Properties:
@@ -59,6 +63,18 @@ Audit:
     Targets:
       - {Id: queue, Arn: !GetAtt AuditQueue.Arn}
 AuditQueue: {Type: AWS::SQS::Queue}
+Fragile:
+  Type: AWS::Events::Rule
+  Properties:
+    EventBusName: !Ref Orders
+    EventPattern: {source: [shop], detail-type: [OrderRefunded]}
+    Targets:
+      - Id: fragile
+        Arn: !GetAtt FragileQueue.Arn
+        RetryPolicy: {MaximumRetryAttempts: 1}
+        DeadLetterConfig: {Arn: !GetAtt FragileDeadLetters.Arn}
+FragileQueue: {Type: AWS::SQS::Queue}
+FragileDeadLetters: {Type: AWS::SQS::Queue}
 """
 )
 
@@ -142,3 +158,24 @@ def test_a_failing_function_is_retried_then_its_event_goes_to_the_dead_letter_qu
     assert json.loads(dead["Body"]) == {"id": order, "amount": 10, "fail": True}
     assert dead["MessageAttributes"]["ErrorMessage"]["StringValue"] == "asked to fail"
     assert "RequestID" in dead["MessageAttributes"]
+    (failure,) = [json.loads(m["Body"]) for m in drain(cloud, "RecorderFailures") if order in m["Body"]]
+    assert failure["requestContext"]["condition"] == "RetriesExhausted"
+    assert failure["requestContext"]["approximateInvokeCount"] == 2
+    assert failure["requestPayload"] == {"id": order, "amount": 10, "fail": True}
+    assert failure["responsePayload"]["errorMessage"] == "asked to fail"
+
+
+def test_an_undeliverable_event_goes_to_the_target_dead_letter_queue(cloud: LocalCloud) -> None:
+    order = uuid.uuid4().hex
+    sqs = cloud.client("sqs")
+    sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=cloud.physical_name("FragileQueue"))["QueueUrl"])
+
+    put(cloud, "OrderRefunded", {"id": order})
+    cloud.wait_idle()
+
+    (dead,) = [m for m in drain(cloud, "FragileDeadLetters") if order in m["Body"]]
+    assert json.loads(dead["Body"])["detail"] == {"id": order}
+    attributes = {name: value["StringValue"] for name, value in dead["MessageAttributes"].items()}
+    assert attributes["RULE_ARN"].endswith(":rule/rules-Orders/rules-Fragile")
+    assert attributes["TARGET_ARN"].endswith(":rules-FragileQueue")
+    assert attributes["ERROR_CODE"] == "AWS.SimpleQueueService.NonExistentQueue"

@@ -7,6 +7,7 @@ The batch fixture function fails records by body: "fail..." is reported in batch
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -42,6 +43,13 @@ Batch:
         Properties:
           Queue: !GetAtt BogusQueue.Arn
           FunctionResponseTypes: [ReportBatchItemFailures]
+      Filtered:
+        Type: SQS
+        Properties:
+          Queue: !GetAtt FilteredQueue.Arn
+          FilterCriteria:
+            Filters:
+              - Pattern: '{"body": {"kind": ["keep"]}}'
 ReportedQueue:
   Type: AWS::SQS::Queue
   Properties:
@@ -57,6 +65,7 @@ BogusQueue:
   Properties:
     RedrivePolicy: {deadLetterTargetArn: !GetAtt BogusDeadLetters.Arn, maxReceiveCount: 2}
 BogusDeadLetters: {Type: AWS::SQS::Queue}
+FilteredQueue: {Type: AWS::SQS::Queue}
 """
 
 
@@ -193,3 +202,14 @@ def test_records_have_the_shape_lambda_gives_them(cloud: LocalCloud) -> None:
     }
     assert record["messageAttributes"]["blob"]["binaryValue"] == "AAE="
     assert record["messageAttributes"]["blob"]["dataType"] == "Binary"
+
+
+def test_filter_criteria_drop_the_messages_they_do_not_match(cloud: LocalCloud) -> None:
+    tag = uuid.uuid4().hex
+    kept, dropped = json.dumps({"kind": "keep", "tag": tag}), json.dumps({"kind": "drop", "tag": tag})
+
+    send(cloud, "FilteredQueue", kept, dropped, f"plain text {tag}")
+    cloud.wait_idle()
+
+    seen = deliveries(cloud, "FilteredQueue")
+    assert seen == {kept: [1]}

@@ -1,0 +1,237 @@
+"""python -m infra.localcloud run | invoke — the local cloud from a terminal.
+
+    run     start the local cloud (moto + functions + HTTP API) and keep it up until Ctrl-C
+    invoke  run one function with one sample event, like `sam local invoke -e`, without Docker
+
+The commands import what they need when they run, so that `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from infra.localcloud.cloud import LocalCloud
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+DEFAULT_PORT = 3000  # the port `sam local start-api` uses
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.localcloud", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="start the local cloud until Ctrl-C")
+    run.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP API port (default {DEFAULT_PORT})")
+    run.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+    run.add_argument("--verbose", action="store_true", help="print the functions' output, prefixed by name")
+    run.add_argument(
+        "--manual-clock", action="store_true", help="schedules fire only on POST /_localcloud/clock/advance"
+    )
+    run.add_argument("--stack-name", default="midstage-local")
+    run.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter")
+    run.add_argument("--no-demo", action="store_true", help="do not create the demo source")
+
+    invoke = commands.add_parser("invoke", help="run one function with one event")
+    invoke.add_argument("function", help="logical id (CollectFunction) or short name (collect, profile_updater)")
+    invoke.add_argument("--event", type=Path, help="JSON event file, e.g. events/collect/track.json ({} if absent)")
+    invoke.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+    invoke.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "run":
+        return _run(args)
+    return _invoke(args)
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    parameters = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator:
+            raise SystemExit(f"--parameter takes NAME=VALUE, not {pair!r}")
+        parameters[name] = value
+    return parameters
+
+
+# ---------------------------------------------------------------------------------- run
+
+
+def _run(args: argparse.Namespace) -> int:
+    from infra.localcloud.cloud import LocalCloud
+    from infra.localcloud.template import TemplateError
+
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    # The functions' logs of this run stay next to the template after the cloud stops.
+    logs = _state_path(args.template).parent / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    cloud = LocalCloud(
+        args.template,
+        parameters=_parameters(args.parameter),
+        stack_name=args.stack_name,
+        port=args.port,
+        manual_clock=args.manual_clock,
+        verbose=args.verbose,
+        log_dir=logs,
+    )
+    try:
+        cloud.start()
+    except TemplateError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"cannot start the local cloud: {error} (is port {args.port} in use? try --port)", file=sys.stderr)
+        return 2
+    state = _state_path(args.template)
+    try:
+        _write_state(state, cloud)
+        print(_banner(cloud), flush=True)
+        if not args.no_demo:
+            _bootstrap_demo(cloud)
+        print("Ready. Ctrl-C stops the local cloud.", flush=True)
+        stopping.wait()
+    finally:
+        state.unlink(missing_ok=True)
+        print("Stopping the local cloud...", flush=True)
+        cloud.stop()
+    return 0
+
+
+def _bootstrap_demo(cloud: LocalCloud) -> None:
+    from infra.localcloud.demo import bootstrap
+
+    try:
+        bootstrap(cloud)
+    except Exception:
+        # The cloud stays useful without the demo data; say what went wrong and keep serving.
+        logging.getLogger("infra.localcloud").exception("creating the demo source failed")
+
+
+def _banner(cloud: LocalCloud) -> str:
+    model = cloud.model
+    lines = [
+        "Midstage local cloud. State is in memory only: it is gone when the cloud stops.",
+        f"  HTTP API       {cloud.api_url}",
+        f"  AWS endpoint   {cloud.aws_endpoint_url}   (AWS_ENDPOINT_URL for boto3 and the aws CLI)",
+        f"  clock          {'manual (POST /_localcloud/clock/advance)' if cloud.manual_clock else 'wall time'}",
+        "  functions",
+    ]
+    for function in model.functions.values():
+        lines.append(f"    {function.logical_id:<28} {function.code_dir.name:<18} {function.handler}")
+    for api in model.http_apis:
+        lines.append(f"  routes of {api.logical_id}")
+        for route in sorted(api.routes, key=lambda r: (r.path, r.method)):
+            lines.append(f"    {route.method:<7} {route.path:<40} -> {route.function_id}")
+    for mapping in model.queue_mappings:
+        queue = mapping.queue_arn.rsplit(":", 1)[-1]
+        lines.append(f"  queue {queue} -> {mapping.function_id} (batch {mapping.batch_size})")
+    for rule in model.rules:
+        lines.append(f"  rule {rule.logical_id} on bus {rule.bus_name} -> {len(rule.targets)} target(s)")
+    for job in cloud.clock.jobs():
+        lines.append(f"  schedule {job.name} {job.expression}")
+    if not cloud.verbose and model.functions:
+        lines.append(f"  function logs  {cloud.log_path(next(iter(model.functions))).parent}  (or run with --verbose)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- state file
+
+
+def _state_path(template: Path) -> Path:
+    return template.resolve().parent / ".localcloud" / "state.json"
+
+
+def _write_state(path: Path, cloud: LocalCloud) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "pid": os.getpid(),
+        "apiUrl": cloud.api_url,
+        "awsEndpointUrl": cloud.aws_endpoint_url,
+        "template": str(cloud.template),
+        "stackName": cloud.stack_name,
+        "region": cloud.region,
+        "parameters": cloud.parameters,
+        "startedAt": datetime.now(UTC).isoformat(),
+    }
+    path.write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+
+def _running_cloud_state(template: Path) -> dict[str, Any] | None:
+    """The state of a local cloud running from `template`, if its process answers."""
+    try:
+        state: dict[str, Any] = json.loads(_state_path(template).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if state.get("template") != str(template.resolve()):
+        return None
+    try:
+        os.kill(int(state["pid"]), 0)
+        health = f"{state['apiUrl']}/_localcloud/health"
+        with urllib.request.urlopen(health, timeout=2) as response:  # noqa: S310 - a URL we wrote
+            response.read()
+    except (OSError, ValueError, KeyError):
+        return None
+    return state
+
+
+# ---------------------------------------------------------------------------------- invoke
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from infra.localcloud.cloud import invoke_ephemeral, invoke_with_endpoint, resolve_function
+    from infra.localcloud.template import TemplateError, load_model
+
+    try:
+        event = json.loads(args.event.read_text(encoding="utf-8")) if args.event else {}
+    except (OSError, ValueError) as error:
+        print(f"cannot read the event {args.event}: {error}", file=sys.stderr)
+        return 2
+    state = _running_cloud_state(args.template)
+    try:
+        if state is not None:
+            parameters = {**state["parameters"], **_parameters(args.parameter)}
+            model = load_model(
+                args.template, stack_name=state["stackName"], region=state["region"], parameters=parameters
+            )
+        else:
+            model = load_model(args.template, parameters=_parameters(args.parameter))
+        function = resolve_function(model, args.function)
+    except (TemplateError, LookupError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    if state is not None:
+        print(
+            f"Invoking {function.logical_id} against the running local cloud ({state['awsEndpointUrl']})",
+            file=sys.stderr,
+        )
+        result = invoke_with_endpoint(
+            model, function, event, aws_endpoint_url=state["awsEndpointUrl"], console=sys.stderr
+        )
+    else:
+        print(f"Invoking {function.logical_id} against a fresh in-memory cloud", file=sys.stderr)
+        result = invoke_ephemeral(model, function, event, console=sys.stderr)
+    print(json.dumps(result.payload if result.ok else result.error, indent=2))
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""Time for the local cloud's schedules: wall time, or a manual clock that tests advance.
+
+In real mode a background thread fires due schedules every second. In manual mode time moves
+only in `advance`, which fires every due schedule in time order and waits for each firing's
+first delivery (for a function: its first invocation) before firing the next, so a test can
+assert right after `advance` returns. Only schedules see this clock: handlers read wall time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from infra.localcloud.model import CloudModel, EventRuleSpec, ScheduleSpec
+from infra.localcloud.pollers import Delivery, TargetDispatcher, target_input
+from infra.localcloud.schedule_expressions import InvalidScheduleExpression, Schedule, parse_schedule
+
+LOG = logging.getLogger("infra.localcloud")
+
+Fire = Callable[[datetime], list["Future[Any]"]]
+_TICK_S = 1.0
+_JUST_BEFORE = timedelta(microseconds=1)
+
+
+@dataclass
+class ScheduledJob:
+    name: str  # the schedule's or rule's logical id
+    expression: str
+    schedule: Schedule
+    fire: Fire
+    end: datetime | None = None
+    next_due: datetime | None = None
+    fired: list[datetime] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "expression": self.expression,
+            "next": None if self.next_due is None else _iso(self.next_due),
+            "fired": len(self.fired),
+        }
+
+
+class Clock:
+    def __init__(self, *, manual: bool, start: datetime | None = None) -> None:
+        if start is not None and not manual:
+            raise ValueError("a start time only makes sense with the manual clock")
+        self.manual = manual
+        self.started_at = (start or datetime.now(UTC).replace(microsecond=0)).astimezone(UTC)
+        self._now = self.started_at
+        self._jobs: list[ScheduledJob] = []
+        self._lock = threading.Lock()
+        self._advancing = threading.Lock()  # firings happen one at a time, in order
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def now(self) -> datetime:
+        if self.manual:
+            with self._lock:
+                return self._now
+        return datetime.now(UTC)
+
+    def add(self, job: ScheduledJob, *, not_before: datetime | None = None) -> None:
+        """Register a job; it first fires at its first time on or after max(start, not_before)."""
+        floor = max(self.started_at, not_before) if not_before else self.started_at
+        with self._lock:
+            job.next_due = self._bounded(job, job.schedule.next_after(floor - _JUST_BEFORE))
+            self._jobs.append(job)
+
+    def jobs(self) -> list[ScheduledJob]:
+        with self._lock:
+            return list(self._jobs)
+
+    def start(self) -> None:
+        if not self.manual:
+            self._thread = threading.Thread(target=self._tick, name="clock", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    def advance(self, by: float | timedelta) -> list[tuple[str, datetime]]:
+        """Move the manual clock forward, firing what falls due; return (job, time) per firing."""
+        if not self.manual:
+            raise RuntimeError("the clock follows wall time; start the local cloud with manual_clock=True")
+        delta = by if isinstance(by, timedelta) else timedelta(seconds=by)
+        if delta < timedelta(0):
+            raise ValueError("the clock cannot go back")
+        with self._advancing:
+            with self._lock:
+                target = self._now + delta
+            fired = self._fire_due(until=target, wait=True)
+            with self._lock:
+                self._now = target
+        return fired
+
+    def _tick(self) -> None:
+        while not self._stop.wait(_TICK_S):
+            with self._advancing:
+                self._fire_due(until=datetime.now(UTC), wait=False)
+
+    def _fire_due(self, *, until: datetime, wait: bool) -> list[tuple[str, datetime]]:
+        fired: list[tuple[str, datetime]] = []
+        while not self._stop.is_set():
+            with self._lock:
+                due_jobs = [job for job in self._jobs if job.next_due is not None and job.next_due <= until]
+                if not due_jobs:
+                    break
+                job = min(due_jobs, key=lambda j: j.next_due or until)  # first registered wins ties
+                due = job.next_due or until
+                job.next_due = self._bounded(job, job.schedule.next_after(due))
+                job.fired.append(due)
+                if self.manual:
+                    self._now = due
+            fired.append((job.name, due))
+            self._fire(job, due, wait=wait)
+        return fired
+
+    def _fire(self, job: ScheduledJob, due: datetime, *, wait: bool) -> None:
+        try:
+            futures = job.fire(due)
+        except RuntimeError as error:  # the cloud is stopping
+            LOG.info("schedule %s not fired at %s: %s", job.name, _iso(due), error)
+            return
+        if not wait:
+            return
+        for future in futures:
+            try:
+                future.result()
+            except Exception as error:
+                LOG.warning("schedule %s at %s: delivery failed: %s", job.name, _iso(due), error)
+
+    @staticmethod
+    def _bounded(job: ScheduledJob, due: datetime | None) -> datetime | None:
+        return None if due is None or (job.end is not None and due > job.end) else due
+
+
+# ---------------------------------------------------------------------------------- template schedules
+
+
+def schedule_problems(model: CloudModel) -> list[str]:
+    """Expressions, time zones and dates AWS would reject."""
+    problems: list[str] = []
+    for spec in model.schedules:
+        try:
+            parse_schedule(spec.expression, spec.timezone)
+            for moment in (spec.start_date, spec.end_date):
+                if moment is not None:
+                    _parse_date(moment)
+        except (InvalidScheduleExpression, ValueError) as error:
+            problems.append(f"{spec.logical_id}: {error}")
+    for rule in model.rules:
+        if rule.schedule_expression is not None:
+            try:
+                parse_schedule(rule.schedule_expression)
+            except InvalidScheduleExpression as error:
+                problems.append(f"{rule.logical_id}: {error}")
+    return problems
+
+
+def install_schedules(clock: Clock, model: CloudModel, dispatcher: TargetDispatcher) -> None:
+    """Register every enabled Scheduler schedule and scheduled rule of the model on `clock`."""
+    for spec in model.schedules:
+        if not spec.enabled:
+            continue
+        start = _parse_date(spec.start_date) if spec.start_date else None
+        # Without a StartDate a schedule counts from its creation, i.e. the local cloud's start.
+        schedule = parse_schedule(spec.expression, spec.timezone, start or clock.started_at)
+        job = ScheduledJob(
+            name=spec.logical_id,
+            expression=spec.expression,
+            schedule=schedule,
+            fire=_scheduler_target(spec, dispatcher),
+            end=_parse_date(spec.end_date) if spec.end_date else None,
+        )
+        clock.add(job, not_before=start)
+    for rule in model.rules:
+        if rule.enabled and rule.schedule_expression is not None:
+            job = ScheduledJob(
+                name=rule.logical_id,
+                expression=rule.schedule_expression,
+                schedule=parse_schedule(rule.schedule_expression, "UTC", clock.started_at),
+                fire=_rule_targets(rule, model, dispatcher),
+            )
+            clock.add(job)
+
+
+def _scheduler_target(spec: ScheduleSpec, dispatcher: TargetDispatcher) -> Fire:
+    def fire(due: datetime) -> list[Future[Any]]:
+        execution_id = str(uuid.uuid4())
+        # Scheduler substitutes its context attributes as plain text wherever they appear.
+        payload = spec.input if spec.input is not None else "{}"
+        for name, value in (
+            ("scheduled-time", _iso(due)),
+            ("execution-id", execution_id),
+            ("attempt-number", "1"),
+            ("schedule-arn", spec.arn or spec.name),
+        ):
+            payload = payload.replace(f"<aws.scheduler.{name}>", value)
+        delivery = Delivery(
+            origin_arn=spec.arn or spec.name,
+            target_arn=spec.target_arn,
+            payload=payload,
+            max_retry_attempts=spec.max_retry_attempts,
+            dead_letter_arn=spec.dead_letter_arn,
+            message_group_id=spec.message_group_id,
+            deduplication_id=execution_id,
+            from_scheduler=True,
+        )
+        return [dispatcher.deliver(delivery)]
+
+    return fire
+
+
+def _rule_targets(rule: EventRuleSpec, model: CloudModel, dispatcher: TargetDispatcher) -> Fire:
+    def fire(due: datetime) -> list[Future[Any]]:
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": model.account_id,
+            "time": _iso(due),
+            "region": model.region,
+            "resources": [rule.arn or rule.name],
+            "detail": {},
+        }
+        return [
+            dispatcher.deliver(
+                Delivery(
+                    origin_arn=rule.arn or rule.name,
+                    target_arn=target.arn,
+                    payload=target_input(target, event, rule),
+                    max_retry_attempts=target.max_retry_attempts,
+                    dead_letter_arn=target.dead_letter_arn,
+                    message_group_id=target.message_group_id,
+                    deduplication_id=str(event["id"]),
+                )
+            )
+            for target in rule.targets
+        ]
+
+    return fire
+
+
+def _parse_date(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clock_state(clock: Clock) -> dict[str, Any]:
+    return {
+        "now": _iso(clock.now()),
+        "manual": clock.manual,
+        "startedAt": _iso(clock.started_at),
+        "schedules": [job.to_json() for job in clock.jobs()],
+    }

@@ -1,0 +1,559 @@
+"""LocalCloud: moto's server plus the template's wiring, in one process.
+
+    with LocalCloud(manual_clock=True) as cloud:
+        requests.post(cloud.api_url + "/v1/track", ...)
+        cloud.wait_idle()
+        cloud.clock.advance(3600)
+
+moto keeps its state in module globals: clouds running in one process share it. They can run side
+by side when their stack names differ and they name no resource alike (names default to
+"<stack>-<LogicalId>"); moto's state is reset when the first one starts and the last one stops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.request
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+from moto.server import ThreadedMotoServer
+
+from infra.localcloud.clock import Clock, clock_state, install_schedules, schedule_problems
+from infra.localcloud.deploy import AwsClients, Deployment, deploy
+from infra.localcloud.gateway import HttpGateway
+from infra.localcloud.lambdas import InvocationRecord, LambdaRuntime
+from infra.localcloud.model import (
+    BucketSpec,
+    BusSpec,
+    CloudModel,
+    EventRuleSpec,
+    FunctionSpec,
+    HttpApiSpec,
+    InvocationResult,
+    QueueSpec,
+    ScheduleSpec,
+    TableSpec,
+    TopicSpec,
+)
+from infra.localcloud.pollers import AsyncInvoker, EventTap, QueuePoller, TargetDispatcher, wiring_problems
+from infra.localcloud.template import TemplateError, load_model
+
+LOG = logging.getLogger("infra.localcloud")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
+_IDLE_STABLE_S = 0.3
+_IDLE_POLL_S = 0.05
+_JOIN_TIMEOUT_S = 5.0
+_stacks_lock = threading.Lock()
+_running_stacks: set[str] = set()  # stacks of the clouds running in this process, sharing moto's state
+
+
+class LocalCloudError(RuntimeError):
+    """The local cloud cannot start or cannot do what was asked."""
+
+
+def _claim_stack(stack_name: str) -> bool:
+    """Register a running stack; True if it is the only one (moto's state may then be reset)."""
+    with _stacks_lock:
+        if stack_name in _running_stacks:
+            raise LocalCloudError(f"a local cloud with stack name {stack_name!r} is already running in this process")
+        _running_stacks.add(stack_name)
+        return len(_running_stacks) == 1
+
+
+def _release_stack(stack_name: str) -> bool:
+    """Unregister a stack; True if no other one is running any more."""
+    with _stacks_lock:
+        _running_stacks.discard(stack_name)
+        return not _running_stacks
+
+
+class MotoServer:
+    """moto's ThreadedMotoServer on a free port."""
+
+    def __init__(self, host: str) -> None:
+        self._server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
+        self.url = ""
+
+    def start(self) -> str:
+        # moto logs every request through werkzeug; the local cloud has its own logs.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        return self.url
+
+    def reset(self) -> None:
+        # An http:// URL of the server started above, never user input.
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            response.read()
+
+    def stop(self) -> None:
+        if not self.url:
+            return
+        self._server.stop()
+        # ThreadedMotoServer.stop() shuts the server down but leaves its listening socket open.
+        werkzeug_server = getattr(self._server, "_server", None)
+        if werkzeug_server is not None:
+            werkzeug_server.server_close()
+        self.url = ""
+
+
+class LocalCloud:
+    def __init__(
+        self,
+        template: Path = DEFAULT_TEMPLATE,
+        *,
+        parameters: Mapping[str, str] | None = None,
+        stack_name: str = "midstage-local",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        manual_clock: bool = False,
+        start_time: datetime | None = None,
+        region: str = "us-east-1",
+        max_workers_per_function: int = 4,
+        retry_delay_s: float = 1.0,
+        verbose: bool = False,
+        function_env: Mapping[str, str] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        if start_time is not None and not manual_clock:
+            raise ValueError("start_time needs manual_clock=True: the real clock follows wall time")
+        self.template = Path(template).resolve()
+        self.parameters = dict(parameters or {})
+        self.stack_name = stack_name
+        self.host = host
+        self.port = port
+        self.manual_clock = manual_clock
+        self.start_time = start_time
+        self.region = region
+        self.max_workers_per_function = max_workers_per_function
+        self.retry_delay_s = retry_delay_s
+        self.verbose = verbose
+        self.function_env = dict(function_env or {})
+        self.log_dir = log_dir
+        self._model: CloudModel | None = None
+        self._moto: MotoServer | None = None
+        self._clients: AwsClients | None = None
+        self._deployment: Deployment | None = None
+        self._runtime: LambdaRuntime | None = None
+        self._async: AsyncInvoker | None = None
+        self._dispatcher: TargetDispatcher | None = None
+        self._pollers: list[QueuePoller] = []
+        self._taps: list[EventTap] = []
+        self._clock: Clock | None = None
+        self._gateways: list[HttpGateway] = []
+        self._claimed_stack = False
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> LocalCloud:
+        if self._claimed_stack:
+            raise LocalCloudError("this local cloud is already running")
+        model = load_model(self.template, stack_name=self.stack_name, region=self.region, parameters=self.parameters)
+        problems = wiring_problems(model) + schedule_problems(model)
+        if problems:
+            listed = "\n".join(f"  - {problem}" for problem in problems)
+            raise TemplateError(f"{self.template} has wiring the local cloud cannot run:\n{listed}")
+        alone = _claim_stack(self.stack_name)
+        self._claimed_stack = True
+        self._model = model
+        try:
+            self._start_services(model, reset=alone)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_services(self, model: CloudModel, *, reset: bool) -> None:
+        self._moto = MotoServer(self.host)
+        endpoint = self._moto.start()
+        if reset:
+            self._moto.reset()
+        self._clients = AwsClients(endpoint, self.region)
+        self._deployment = deploy(model, self._clients)
+        self._runtime = LambdaRuntime(
+            model.functions,
+            aws_endpoint_url=endpoint,
+            region=self.region,
+            max_workers_per_function=self.max_workers_per_function,
+            verbose=self.verbose,
+            environment_overrides=self.function_env,
+            log_dir=self.log_dir,
+        )
+        self._async = AsyncInvoker(model, self._runtime.invoke, self._clients, self.retry_delay_s)
+        self._dispatcher = TargetDispatcher(model, self._async, self._clients, self.retry_delay_s)
+        for mapping in model.queue_mappings:
+            if not mapping.enabled:
+                continue
+            function = model.functions[mapping.function_id]
+            limits = [mapping.maximum_concurrency or self.max_workers_per_function, self.max_workers_per_function]
+            if function.reserved_concurrency is not None:
+                limits.append(function.reserved_concurrency)
+            poller = QueuePoller(
+                mapping,
+                queue_url=self._deployment.queue_urls[mapping.queue_arn],
+                invoke=self._runtime.invoke,
+                clients=self._clients,
+                region=self.region,
+                retry_delay_s=self.retry_delay_s,
+                threads=max(1, min(limits)),
+            )
+            self._pollers.append(poller)
+            poller.start()
+        for bus_name, tap_url in self._deployment.tap_urls.items():
+            tap = EventTap(
+                bus_name,
+                tap_url=tap_url,
+                rules=[rule for rule in model.rules if rule.bus_name == bus_name],
+                dispatcher=self._dispatcher,
+                clients=self._clients,
+                account_id=model.account_id,
+            )
+            self._taps.append(tap)
+            tap.start()
+        self._clock = Clock(manual=self.manual_clock, start=self.start_time)
+        install_schedules(self._clock, model, self._dispatcher)
+        self._clock.start()
+        apis = model.http_apis or [
+            # Without an HTTP API in the template the gateway still serves the control endpoints.
+            HttpApiSpec("LocalCloudControl", "localcloud", "$default", (), None, None, None)
+        ]
+        for index, api in enumerate(apis):
+            gateway = HttpGateway(
+                api,
+                self._runtime.invoke,
+                host=self.host,
+                port=self.port if index == 0 else 0,
+                region=self.region,
+                account_id=model.account_id,
+                control=self._control,
+            )
+            gateway.start()
+            self._gateways.append(gateway)
+
+    def stop(self) -> None:
+        """Stop everything this cloud started; safe to call more than once, or after a failed start."""
+        if self._clock is not None:
+            self._clock.stop()
+        for gateway in self._gateways:
+            gateway.stop()
+        sources: list[QueuePoller | EventTap] = [*self._pollers, *self._taps]
+        for source in sources:
+            source.stop()
+        if self._async is not None:
+            self._async.stop()
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
+        if self._runtime is not None:
+            self._runtime.stop()  # in-flight invocations fail now instead of running to their timeout
+        for source in sources:
+            source.join(_JOIN_TIMEOUT_S)
+        if self._async is not None:
+            self._async.join()
+        if self._claimed_stack:
+            self._claimed_stack = False
+            last = _release_stack(self.stack_name)
+            if last and self._moto is not None and self._moto.url:
+                try:
+                    self._moto.reset()
+                except OSError as error:  # stopping goes on: the next cloud to start resets anyway
+                    LOG.warning("could not reset moto's state: %s", error)
+        if self._moto is not None:
+            self._moto.stop()
+        self._gateways, self._pollers, self._taps = [], [], []
+        self._clock = self._async = self._dispatcher = self._runtime = None
+        self._moto = self._clients = self._deployment = None
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ what tests and tools use
+
+    @property
+    def model(self) -> CloudModel:
+        if self._model is None:
+            raise LocalCloudError("the local cloud has not been started")
+        return self._model
+
+    @property
+    def api_url(self) -> str:
+        """The base URL of the template's (first) HTTP API."""
+        gateways: list[HttpGateway] = self._started(self._gateways)
+        return gateways[0].url
+
+    @property
+    def aws_endpoint_url(self) -> str:
+        return self._started(self._moto).url
+
+    @property
+    def clock(self) -> Clock:
+        return self._started(self._clock)
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """The template's Outputs, with execute-api URLs pointing at the local gateway."""
+        endpoints = {
+            f"https://{gateway.api.api_id}.execute-api.{self.region}.amazonaws.com": gateway.url
+            for gateway in self._gateways
+        }
+        outputs = {}
+        for name, value in self.model.outputs.items():
+            for endpoint, local in endpoints.items():
+                value = value.replace(endpoint, local)
+            outputs[name] = value
+        return outputs
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for `service` against the local cloud's moto."""
+        return self._started(self._clients).client(service)
+
+    def function(self, reference: str) -> FunctionSpec:
+        """A function by logical id, physical name, ARN or short name (its CodeUri folder)."""
+        return resolve_function(self.model, reference)
+
+    def invoke(self, function: str, event: Any) -> InvocationResult:
+        """Invoke a function synchronously (RequestResponse), as `aws lambda invoke` would."""
+        return self._started(self._runtime).invoke(self.function(function).logical_id, event)
+
+    def invocations(self, function: str) -> list[InvocationRecord]:
+        """The function's last invocations, oldest first."""
+        return self._started(self._runtime).invocations(self.function(function).logical_id)
+
+    def log_path(self, function: str) -> Path:
+        """Where the function's output is kept (when not verbose)."""
+        return self._started(self._runtime).log_path(self.function(function).logical_id)
+
+    def physical_name(self, logical_id: str) -> str:
+        model = self.model
+        if logical_id in model.functions:
+            return model.functions[logical_id].name
+        named: list[QueueSpec | TopicSpec | BucketSpec | TableSpec | BusSpec | EventRuleSpec | ScheduleSpec] = [
+            *model.queues,
+            *model.topics,
+            *model.buckets,
+            *model.tables,
+            *model.buses,
+            *model.rules,
+            *model.schedules,
+        ]
+        for resource in named:
+            if resource.logical_id == logical_id:
+                return resource.name
+        raise KeyError(f"{logical_id} is not a named resource of {self.template.name}")
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Block until nothing is queued, in flight or running, steadily for a moment.
+
+        Raises TimeoutError naming what is still busy.
+        """
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while True:
+            busy = self._busy()
+            now = time.monotonic()
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= _IDLE_STABLE_S:
+                return
+            if now >= deadline:
+                raise TimeoutError(
+                    f"the local cloud is still busy after {timeout:g} s: {'; '.join(busy) or 'activity just ended'}"
+                )
+            time.sleep(_IDLE_POLL_S)
+
+    # ------------------------------------------------------------------ internals
+
+    def _started(self, component: Any) -> Any:
+        if not component:
+            raise LocalCloudError("the local cloud is not running; call start() first")
+        return component
+
+    def _busy(self) -> list[str]:
+        runtime = self._started(self._runtime)
+        clients = self._started(self._clients)
+        busy: list[str] = []
+        queues: list[tuple[str, str, int]] = [
+            (f"queue {poller.mapping.queue_arn.rsplit(':', 1)[-1]}", poller.queue_url, poller.processing)
+            for poller in self._pollers
+        ]
+        queues += [(f"event tap of bus {tap.bus_name}", tap.tap_url, tap.processing) for tap in self._taps]
+        for label, url, processing in queues:
+            attributes = clients.sqs().get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
+            )["Attributes"]
+            visible = int(attributes["ApproximateNumberOfMessages"])
+            in_flight = int(attributes["ApproximateNumberOfMessagesNotVisible"])
+            delayed = int(attributes["ApproximateNumberOfMessagesDelayed"])
+            if visible or in_flight or delayed or processing:
+                busy.append(f"{label}: {visible} visible, {in_flight} in flight, {delayed} delayed")
+        if self._async is not None and self._async.pending:
+            busy.append(f"{self._async.pending} asynchronous invocation(s) pending")
+        if self._dispatcher is not None and self._dispatcher.pending:
+            busy.append(f"{self._dispatcher.pending} target delivery(ies) being retried")
+        busy += [f"{function}: {count} invocation(s) running" for function, count in runtime.running().items()]
+        return busy
+
+    def _control(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """The /_localcloud/ endpoints, for tools that drive a running cloud over HTTP."""
+        route = path.removeprefix("/_localcloud/").rstrip("/")
+        try:
+            status, answer = self._control_answer(method, route, query, body)
+        except (ValueError, KeyError) as error:
+            status, answer = 400, {"message": str(error)}
+        return status, {"content-type": "application/json"}, json.dumps(answer).encode()
+
+    def _control_answer(self, method: str, route: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        routes = {
+            ("GET", "health"): lambda: (200, self._health()),
+            ("GET", "clock"): lambda: (200, clock_state(self.clock)),
+            ("POST", "clock/advance"): lambda: self._advance(body),
+            ("GET", "invocations"): lambda: self._invocations_answer(query),
+            ("GET", "outputs"): lambda: (200, self.outputs),
+            ("POST", "wait-idle"): lambda: self._wait_idle_answer(body),
+        }
+        if (method, route) in routes:
+            return routes[(method, route)]()
+        if any(known == route for _, known in routes):
+            return 405, {"message": f"{method} is not allowed on /_localcloud/{route}"}
+        return 404, {"message": f"no control endpoint /_localcloud/{route}"}
+
+    def _health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "stack": self.stack_name,
+            "awsEndpointUrl": self.aws_endpoint_url,
+            "functions": sorted(self.model.functions),
+            "manualClock": self.manual_clock,
+        }
+
+    def _advance(self, body: bytes) -> tuple[int, Any]:
+        if not self.manual_clock:
+            return 409, {"message": "the clock follows wall time; start with --manual-clock to advance it"}
+        seconds = float(_json_body(body)["seconds"])
+        fired = self.clock.advance(seconds)
+        state = clock_state(self.clock)
+        return 200, {
+            "now": state["now"],
+            "fired": [{"schedule": name, "time": when.isoformat()} for name, when in fired],
+        }
+
+    def _invocations_answer(self, query: dict[str, str]) -> tuple[int, Any]:
+        if "function" not in query:
+            raise ValueError("pass ?function=<logical id or short name>")
+        try:
+            function = self.function(query["function"])
+        except LookupError as error:
+            return 404, {"message": str(error)}
+        records = self.invocations(function.logical_id)
+        return 200, {"function": function.logical_id, "invocations": [record.to_json() for record in records]}
+
+    def _wait_idle_answer(self, body: bytes) -> tuple[int, Any]:
+        timeout = float(_json_body(body).get("timeout", 30.0)) if body.strip() else 30.0
+        try:
+            self.wait_idle(timeout)
+        except TimeoutError as error:
+            return 504, {"message": str(error)}
+        return 200, {"idle": True}
+
+
+def _json_body(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body or b"{}")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"the body is not JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise ValueError("the body must be a JSON object")
+    return value
+
+
+def resolve_function(model: CloudModel, reference: str) -> FunctionSpec:
+    """A function by logical id, physical name, ARN, or short name ("collect" -> functions/collect/)."""
+    if reference in model.functions:
+        return model.functions[reference]
+    by_arn = model.function_by_arn(reference)
+    if by_arn is not None:
+        return by_arn
+    wanted = reference.replace("-", "_").lower()
+    candidates = [fn for fn in model.functions.values() if fn.code_dir.name.replace("-", "_").lower() == wanted]
+    if len(candidates) == 1:
+        return candidates[0]
+    known = ", ".join(f"{fn.logical_id} ({fn.code_dir.name})" for fn in model.functions.values())
+    if candidates:
+        names = ", ".join(fn.logical_id for fn in candidates)
+        raise LookupError(f"{reference!r} names several functions ({names}); use a logical id")
+    raise LookupError(f"no function {reference!r}; known: {known}")
+
+
+def invoke_with_endpoint(
+    model: CloudModel,
+    function: FunctionSpec,
+    event: Any,
+    *,
+    aws_endpoint_url: str,
+    console: TextIO | None = None,
+    function_env: Mapping[str, str] | None = None,
+) -> InvocationResult:
+    """Run one function once against an AWS endpoint (a running local cloud's moto, LocalStack...).
+
+    The function's output goes to `console`, or to a log file when it is None.
+    """
+    runtime = LambdaRuntime(
+        {function.logical_id: function},
+        aws_endpoint_url=aws_endpoint_url,
+        region=model.region,
+        max_workers_per_function=1,
+        verbose=console is not None,
+        console=console,
+        environment_overrides=function_env,
+    )
+    try:
+        return runtime.invoke(function.logical_id, event)
+    finally:
+        runtime.stop()
+
+
+def invoke_ephemeral(
+    model: CloudModel,
+    function: FunctionSpec,
+    event: Any,
+    *,
+    console: TextIO | None = None,
+    function_env: Mapping[str, str] | None = None,
+) -> InvocationResult:
+    """Run one function once against moto holding the template's resources, then drop them."""
+    alone = _claim_stack(model.stack_name)
+    moto = MotoServer("127.0.0.1")
+    try:
+        endpoint = moto.start()
+        if alone:
+            moto.reset()
+        deploy(model, AwsClients(endpoint, model.region))
+        return invoke_with_endpoint(
+            model, function, event, aws_endpoint_url=endpoint, console=console, function_env=function_env
+        )
+    finally:
+        if _release_stack(model.stack_name) and moto.url:
+            moto.reset()
+        moto.stop()
