@@ -228,7 +228,15 @@ def _invoke(args: argparse.Namespace) -> int:
         )
     else:
         print(f"Invoking {function.logical_id} against a fresh in-memory cloud", file=sys.stderr)
-        result = invoke_ephemeral(model, function, event, console=sys.stderr)
+        from infra.localcloud.demo import seed
+
+        result = invoke_ephemeral(
+            model,
+            function,
+            event,
+            console=sys.stderr,
+            prepare=lambda clients: seed(model.outputs["ConfigTableName"], clients.dynamodb()),
+        )
     print(json.dumps(result.payload if result.ok else result.error, indent=2))
     return 0 if result.ok else 1
 

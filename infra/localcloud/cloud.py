@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +27,7 @@ from moto.server import ThreadedMotoServer
 
 from infra.localcloud.clock import Clock, clock_state, install_schedules, schedule_problems
 from infra.localcloud.deploy import AwsClients, Deployment, deploy
+from infra.localcloud.fidelity import make_dynamodb_atomic
 from infra.localcloud.gateway import HttpGateway
 from infra.localcloud.lambdas import InvocationRecord, LambdaRuntime
 from infra.localcloud.model import (
@@ -86,6 +87,7 @@ class MotoServer:
     def start(self) -> str:
         # moto logs every request through werkzeug; the local cloud has its own logs.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        make_dynamodb_atomic()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
@@ -541,15 +543,22 @@ def invoke_ephemeral(
     *,
     console: TextIO | None = None,
     function_env: Mapping[str, str] | None = None,
+    prepare: Callable[[AwsClients], None] | None = None,
 ) -> InvocationResult:
-    """Run one function once against moto holding the template's resources, then drop them."""
+    """Run one function once against moto holding the template's resources, then drop them.
+
+    `prepare` seeds data (such as the demo source) once the resources exist.
+    """
     alone = _claim_stack(model.stack_name)
     moto = MotoServer("127.0.0.1")
     try:
         endpoint = moto.start()
         if alone:
             moto.reset()
-        deploy(model, AwsClients(endpoint, model.region))
+        clients = AwsClients(endpoint, model.region)
+        deploy(model, clients)
+        if prepare is not None:
+            prepare(clients)
         return invoke_with_endpoint(
             model, function, event, aws_endpoint_url=endpoint, console=console, function_env=function_env
         )

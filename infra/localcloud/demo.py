@@ -9,6 +9,8 @@ from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.models.admin import Source
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
     from infra.localcloud.cloud import LocalCloud
 
 
@@ -20,12 +22,18 @@ DEMO_ADMIN_KEY = "msk_local_admin"
 
 def bootstrap(cloud: LocalCloud, *, echo: bool = True, random_keys: bool = False) -> tuple[Source, str]:
     """Create a demo source and an admin API key; print how to use them. Returns both."""
-    store = ConfigStore(cloud.outputs["ConfigTableName"], client=cloud.client("dynamodb"))
+    source, admin_key = seed(cloud.outputs["ConfigTableName"], cloud.client("dynamodb"), random_keys=random_keys)
+    if echo:
+        print(instructions(cloud.api_url, source.write_key, admin_key))
+    return source, admin_key
+
+
+def seed(config_table: str, dynamodb: DynamoDBClient, *, random_keys: bool = False) -> tuple[Source, str]:
+    """The demo source and an admin key, written straight to the ConfigTable."""
+    store = ConfigStore(config_table, client=dynamodb)
     write_key = new_write_key() if random_keys else DEMO_WRITE_KEY
     source = store.create_source(Source(id="src_localdemo", name="Demo website", write_key=write_key))
     _, admin_key = store.create_api_key("local admin", "admin", None if random_keys else DEMO_ADMIN_KEY)
-    if echo:
-        print(instructions(cloud.api_url, source.write_key, admin_key))
     return source, admin_key
 
 
