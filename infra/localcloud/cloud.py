@@ -543,7 +543,7 @@ def invoke_ephemeral(
     *,
     console: TextIO | None = None,
     function_env: Mapping[str, str] | None = None,
-    prepare: Callable[[AwsClients], None] | None = None,
+    prepare: Callable[[AwsClients], object] | None = None,
 ) -> InvocationResult:
     """Run one function once against moto holding the template's resources, then drop them.
 
