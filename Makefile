@@ -34,8 +34,12 @@ $(SAMENV)/.installed:
 run: install
 	$(BIN)/python -m infra.localcloud run $(ARGS)
 
+# Each tier runs in its own process: the e2e local cloud and the integration tier's mock_aws
+# would otherwise share moto's in-process state.
 test: install
-	$(BIN)/python -m pytest tests -q $(ARGS)
+	$(BIN)/python -m pytest tests/unit -q $(ARGS)
+	$(BIN)/python -m pytest tests/integration -q $(ARGS)
+	$(BIN)/python -m pytest tests/e2e -q -rs $(ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit -q $(ARGS)

@@ -280,3 +280,46 @@ def test_event_size_limit_counts_bytes_not_characters() -> None:
     result = collect.intake(document, collect.RequestMeta("s", RECEIVED), IDENTITY, LIMITS)
     assert [(r.index, r.code) for r in result.rejected] == [(0, "event_too_large")]
     assert len(result.accepted) == 1
+
+
+def test_epoch_zero_original_timestamp_is_kept_not_a_crash() -> None:
+    result = intake({"batch": [{"type": "track", "event": "x", "userId": "u", "originalTimestamp": 0}]})
+    assert result.accepted[0]["originalTimestamp"] == 0
+    assert result.accepted[0]["timestamp"] == "1970-01-01T00:00:00.000Z"
+
+
+def test_absurd_clock_skew_is_rejected_not_a_crash() -> None:
+    result = intake(
+        {
+            "batch": [
+                {
+                    "type": "track",
+                    "event": "x",
+                    "userId": "u",
+                    "originalTimestamp": "0001-01-01T00:00:00Z",
+                    "sentAt": "9999-12-31T00:00:00Z",
+                }
+            ]
+        }
+    )
+    assert result.rejected[0].code == "invalid_timestamp"
+
+
+def test_deeply_nested_bodies_are_invalid_json() -> None:
+    deep = (
+        '{"batch": [{"type": "track", "event": "x", "userId": "u", "properties": '
+        + "[" * 100_000
+        + "]" * 100_000
+        + "}]}"
+    )
+    with pytest.raises(InvalidInput) as refused:
+        collect.read_document(deep.encode(), "batch", LIMITS)
+    assert refused.value.code == "invalid_json"
+    with pytest.raises(InvalidInput):
+        collect.read_document(("[" * 100_000 + "]" * 100_000).encode(), "track", LIMITS)
+
+
+def test_batch_level_context_counts_toward_each_events_size() -> None:
+    body = {"context": {"blob": "x" * 40_000}, "batch": [{"type": "track", "event": "x", "userId": "u"}]}
+    result = intake(body)
+    assert result.rejected[0].code == "event_too_large"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,7 +47,7 @@ def test_order_completed_sums_revenue_exactly_and_scores_rfm() -> None:
     for i, amount in enumerate(["0.10", "0.20", 120]):
         logic.apply_event(profile, event(event="Order Completed", mid=f"o{i}", properties={"revenue": amount}))
     computed = logic.compute(profile, NOW, TRAITS)
-    assert profile.revenue == "120.30"
+    assert Decimal(profile.revenue) == Decimal("120.30")
     assert computed["orders"] == 3
     assert computed["average_order_value"] == 40.1
     # 2 days since the last order -> R=5; 3 orders -> F=3; 120.30 -> M=2.
@@ -198,3 +199,42 @@ def test_merging_two_halves_equals_applying_everything_to_one(events: list[dict]
     expected = whole.to_doc()
     expected.pop("merged_from")
     assert merged == expected
+
+
+def test_caps_keep_the_latest_devices_and_bound_event_names() -> None:
+    profile = fresh()
+    for i in range(logic.MAX_DEVICES + 5):
+        logic.apply_event(
+            profile,
+            event(
+                at=f"2026-11-01T00:00:{i:02d}.000Z",
+                mid=f"d{i}",
+                context={"device": {"id": f"dev{i}", "token": f"t{i}"}},
+            ),
+        )
+    assert len(profile.devices) == logic.MAX_DEVICES
+    assert "dev0" not in profile.devices
+    assert f"dev{logic.MAX_DEVICES + 4}" in profile.devices
+    for i in range(logic.MAX_EVENT_NAMES + 3):
+        logic.apply_event(profile, event(event=f"Viewed item {i}", mid=f"n{i}"))
+    assert len(profile.event_counts) == logic.MAX_EVENT_NAMES + 1
+    assert profile.event_counts[logic.OTHER_EVENTS] >= 3
+
+
+def test_absurd_amounts_count_as_zero_and_tiny_ones_are_rounded() -> None:
+    assert logic.order_value({"revenue": "1E+999999999"}) == 0
+    assert logic.order_value({"revenue": 1e-25}) == 0
+    assert logic.order_value({"revenue": "19.9999999"}) == Decimal("20.000000")
+
+
+def test_external_id_types_cannot_inject_key_separators() -> None:
+    found = identifiers_of(
+        {"type": "track", "userId": "u", "context": {"externalIds": [{"id": "c", "type": "CRM#eu"}]}}, IDENTITY
+    )
+    assert ("x:crm_eu", "c") in found
+
+
+def test_identifiers_longer_than_512_bytes_are_not_linked() -> None:
+    assert identifiers_of({"type": "track", "userId": "\U0001f600" * 200, "anonymousId": "a"}, IDENTITY) == [
+        ("anonymous_id", "a")
+    ]

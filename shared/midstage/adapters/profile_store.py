@@ -94,6 +94,9 @@ class ProfileStore:
                 if not request:
                     break
                 time.sleep(0.02 * 2**attempt)
+            else:
+                # A partial answer would make applied events look new: fail, and be redelivered.
+                raise RuntimeError(f"DynamoDB left {len(request[self.table]['Keys'])} keys unread")
         return found
 
     def identity_owners(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
@@ -138,12 +141,21 @@ class ProfileStore:
         live, _ = self.live_profiles([profile_id])
         return next(iter(live.values()), None)
 
-    def existing_markers(self, marker_ids: Iterable[str], now_epoch: int) -> set[str]:
-        """Which of `source|messageId` ids were already applied within the dedupe window."""
+    def existing_markers(self, marker_ids: Iterable[str]) -> dict[str, int]:
+        """For each `source|messageId` that has a dedupe marker, when the marker expires.
+
+        Expired markers may linger until DynamoDB's TTL removes them; callers decide whether an
+        expired marker still counts (it does for confirming a write, not for deduplication).
+        """
         wanted = [(m, *m.split("|", 1)) for m in marker_ids]
         items = self._batch_get([keys.marker_key(s, mid) for _, s, mid in wanted], consistent=True)
-        live = {i["pk"]["S"] for i in items if int(i["expiresAt"]["N"]) > now_epoch}
-        return {m for m, s, mid in wanted if keys.marker_key(s, mid)["pk"] in live}
+        expiry = {i["pk"]["S"]: int(i["expiresAt"]["N"]) for i in items}
+        found: dict[str, int] = {}
+        for marker, source, message_id in wanted:
+            pk = keys.marker_key(source, message_id)["pk"]
+            if pk in expiry:
+                found[marker] = expiry[pk]
+        return found
 
     # ------------------------------------------------------------------ the profile write
     def save(self, plan: WritePlan) -> None:
@@ -231,7 +243,9 @@ class ProfileStore:
             return
         ordered = sorted(events, key=lambda e: (e["timestamp"], e["messageId"]))
         # Keyed by its content, so a redelivered write lands on the same page.
-        page_id = hashlib.sha256("|".join(e["messageId"] for e in ordered).encode()).hexdigest()[:16]
+        page_id = hashlib.sha256(
+            "|".join(f"{e.get('sourceId')}|{e['messageId']}" for e in ordered).encode()
+        ).hexdigest()[:16]
         item = {
             "pk": {"S": keys.profile_pk(profile_id)},
             "sk": {"S": keys.timeline_sk(ordered[-1]["timestamp"], page_id)},
@@ -289,8 +303,9 @@ class ProfileStore:
         unique: list[dict[str, Any]] = []
         seen: set[str] = set()
         for event in collected:
-            if event["messageId"] not in seen:
-                seen.add(event["messageId"])
+            identity = f"{event.get('sourceId')}|{event['messageId']}"
+            if identity not in seen:
+                seen.add(identity)
                 unique.append(event)
         page = unique[:limit]
         next_cursor = f"{page[-1]['timestamp']}|{page[-1]['messageId']}" if len(unique) > limit else None
@@ -419,9 +434,15 @@ def _profile_from_item(item: dict[str, Any]) -> Profile:
 
 
 def _merge_item(record: dict[str, Any]) -> dict[str, Any]:
+    # A refusal is keyed by its content alone, so seeing it again rewrites one record.
+    sort_key = (
+        keys.merge_sk("refused", record["id"])
+        if record["kind"] == "refused"
+        else keys.merge_sk(record["at"], record["id"])
+    )
     return {
         "pk": {"S": keys.profile_pk(record["profile_id"])},
-        "sk": {"S": keys.merge_sk(record["at"], record["id"])},
+        "sk": {"S": sort_key},
         "doc": {"B": pack(record)},
     }
 

@@ -159,6 +159,10 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
             code="too_many_events",
         )
     shared: dict[str, Any] = {k: fields[k] for k in ("context", "integrations", "sentAt") if k in fields}
+    if shared:
+        # Batch-level fields are copied into every event, so they count toward each one's size.
+        extra = len(json.dumps(shared, ensure_ascii=False).encode())
+        sizes = [size + extra for size in sizes]
     return Document(items, sizes, shared, _write_key(fields))
 
 
@@ -167,6 +171,8 @@ def _loads(text: str) -> Any:
         return json.loads(text)
     except ValueError as error:
         raise InvalidInput(f"the body is not valid JSON: {error}", code="invalid_json") from error
+    except RecursionError as error:
+        raise InvalidInput("the body nests too deeply", code="invalid_json") from error
 
 
 def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, list[int]]:
@@ -214,6 +220,8 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
             raise ValueError(f"unexpected data after the object at character {at + 1}")
     except ValueError as error:
         raise InvalidInput(f"the body is not valid JSON: {error}", code="invalid_json") from error
+    except RecursionError as error:
+        raise InvalidInput("the body nests too deeply", code="invalid_json") from error
     return fields, items, sizes
 
 
@@ -274,7 +282,8 @@ def enrich(
     if user_id is None and anonymous_id is None:
         blocked = [v for v in (event.userId, event.anonymousId) if v is not None]
         message = (
-            f"userId/anonymousId {blocked!r} are blocked values; a real identifier is needed"
+            f"userId/anonymousId {[b[:64] for b in blocked]!r} are blocked values or over 512 bytes; "
+            "a real identifier is needed"
             if blocked
             else "an event needs a 'userId' or an 'anonymousId'"
         )
@@ -286,11 +295,15 @@ def enrich(
     original = fields["originalTimestamp"] or fields["timestamp"]
     if (original is not None and original.tzinfo is None) or (sent_at is not None and sent_at.tzinfo is None):
         return Rejection(index, "invalid_timestamp", "timestamps need a time zone offset", _excerpt(item))
-    if original is not None and sent_at is not None:
-        # Segment's clock-skew correction: trust the client's relative times, not its clock.
-        timestamp = received - (sent_at - original)
-    else:
-        timestamp = original or received
+    try:
+        if original is not None and sent_at is not None:
+            # Segment's clock-skew correction: trust the client's relative times, not its clock.
+            timestamp = received - (sent_at - original)
+        else:
+            timestamp = original or received
+        stamped = iso(timestamp)
+    except (OverflowError, ValueError):
+        return Rejection(index, "invalid_timestamp", "sentAt and the event time are too far apart", _excerpt(item))
 
     context = fields["context"]
     if (meta.ip and "ip" not in context) or (meta.user_agent and "userAgent" not in context):
@@ -302,17 +315,19 @@ def enrich(
 
     enriched: dict[str, Any] = {
         "type": fields["type"],
+        # As Segment does; every SDK sends its own messageId, which is what makes retries safe.
         "messageId": fields["messageId"] or f"ms-{uuid.uuid4()}",
         "userId": user_id,
         "anonymousId": anonymous_id,
-        "timestamp": iso(timestamp),
+        "timestamp": stamped,
         "receivedAt": meta.received_iso,
         "sourceId": meta.source_id,
         "context": context,
     }
     # The client's own clock readings are kept as sent, as Segment does.
     if original is not None:
-        enriched["originalTimestamp"] = item.get("originalTimestamp") or item["timestamp"]
+        given = item.get("originalTimestamp")
+        enriched["originalTimestamp"] = given if given is not None else item["timestamp"]
     if sent_at is not None:
         enriched["sentAt"] = item["sentAt"]
     for name in _OPTIONAL_FIELDS:
@@ -349,7 +364,7 @@ def group_by_person(events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
 
 
 def _usable(value: str | None, identity: IdentitySettings) -> str | None:
-    if value is None or identity.is_blocked(value):
+    if value is None or identity.is_blocked(value) or len(value.encode()) > 512:
         return None
     return value
 

@@ -14,6 +14,8 @@ Identifier = tuple[str, str]  # (type, normalised value)
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _PHONE_NOISE = re.compile(r"[\s().\-/]")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# External id types become part of a key (`ID#x:<type>#<value>`): no '#', nothing exotic.
+_SAFE_KIND = re.compile(r"[^a-z0-9_.\-]")
 # externalIds types that name one of our own identifier types.
 _KNOWN_EXTERNAL = {"email": "email", "phone": "phone", "user_id": "user_id", "device_id": "device_id"}
 
@@ -45,7 +47,8 @@ def identifiers_of(event: Mapping[str, Any], settings: IdentitySettings) -> list
         if value is None:
             return
         text = str(value).strip()
-        if not text or len(text) > 512 or settings.is_blocked(text):
+        # DynamoDB keys hold at most 2,048 bytes; identifiers are kept well below.
+        if not text or len(text.encode()) > 512 or settings.is_blocked(text):
             return
         if (id_type, text) not in found:
             found.append((id_type, text))
@@ -60,7 +63,7 @@ def identifiers_of(event: Mapping[str, Any], settings: IdentitySettings) -> list
         for external in external_ids[:20]:
             if not isinstance(external, dict) or not external.get("id") or not external.get("type"):
                 continue
-            kind = str(external["type"]).strip().lower()
+            kind = _SAFE_KIND.sub("_", str(external["type"]).strip().lower())[:64]
             mapped = _KNOWN_EXTERNAL.get(kind)
             if mapped == "email":
                 add("email", normalise_email(external["id"]))
@@ -69,7 +72,7 @@ def identifiers_of(event: Mapping[str, Any], settings: IdentitySettings) -> list
             elif mapped:
                 add(mapped, external["id"])
             else:
-                add(f"x:{kind[:64]}", external["id"])
+                add(f"x:{kind}", external["id"])
     device = context.get("device") if isinstance(context, dict) else None
     if isinstance(device, dict):
         add("device_id", device.get("id"))

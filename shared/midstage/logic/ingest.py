@@ -11,6 +11,7 @@ Correctness rests on three rules:
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 import uuid
@@ -26,12 +27,14 @@ from midstage.logic.timefmt import iso
 from midstage.models.profile import Profile, WritePlan
 
 MAX_ATTEMPTS = 12
+# DynamoDB allows 100 items in a transaction; keep room for the survivor and the records.
+MAX_TRANSACTION_ITEMS = 90
 
 
 class Store(Protocol):
     def identity_owners(self, identifiers: Sequence[Identifier]) -> dict[Identifier, str]: ...
     def live_profiles(self, profile_ids: Sequence[str]) -> tuple[dict[str, Profile], dict[str, str]]: ...
-    def existing_markers(self, marker_ids: Sequence[str], now_epoch: int) -> set[str]: ...
+    def existing_markers(self, marker_ids: Sequence[str]) -> dict[str, int]: ...
     def save(self, plan: WritePlan) -> None: ...
     def repoint_identities(self, identifiers: Sequence[Identifier], old_id: str, new_id: str) -> None: ...
     def put_markers(self, marker_ids: Sequence[str], profile_id: str, expires_at: int) -> None: ...
@@ -80,8 +83,9 @@ def process_unit(
         unique.setdefault(marker_id(event), event)
     outcome = UnitOutcome(duplicates=len(events) - len(unique))
     now_epoch = int(now.timestamp())
-    already = store.existing_markers(list(unique), now_epoch)
-    fresh = {m: e for m, e in unique.items() if m not in already}
+    # A cheap first filter for plain redeliveries; the authoritative check is in _attempt.
+    seen = store.existing_markers(list(unique))
+    fresh = {m: e for m, e in unique.items() if seen.get(m, 0) <= now_epoch}
     outcome.duplicates += len(unique) - len(fresh)
     if not fresh:
         return outcome
@@ -93,7 +97,6 @@ def process_unit(
             if ident not in identifiers:
                 identifiers.append(ident)
         lookups.extend(i for i in lookup_only(event, settings.identity) if i not in lookups)
-    identifiers.sort(key=lambda ident: priority_of(ident[0], settings.identity))
 
     for attempt in range(1, MAX_ATTEMPTS + 1):
         outcome.attempts = attempt
@@ -106,8 +109,72 @@ def process_unit(
 
 
 def _rank(profile: Profile, settings: IdentitySettings) -> tuple[int, str, str]:
+    """Who survives a merge: the best identifier, then the earliest activity (event time)."""
     best = min((priority_of(t, settings) for t, values in profile.identities.items() if values), default=99)
-    return (best, profile.created_at, profile.id)
+    return (best, profile.first_seen or profile.created_at, profile.id)
+
+
+@dataclass
+class _Resolution:
+    survivor: Profile
+    losers: list[Profile]
+    attach: list[Identifier]
+    refusals: list[dict[str, Any]]
+
+
+def _resolve(
+    identifiers: list[Identifier],
+    lookups: list[Identifier],
+    owner_of: dict[Identifier, str],
+    live: dict[str, Profile],
+    settings: IdentitySettings,
+    stamp: str,
+) -> _Resolution:
+    """Walk identifiers from the highest priority down, growing one group of profiles and new
+    identifiers while the group stays within every per-type limit and one transaction's size.
+    A lower-priority identifier never displaces a higher one: what would break a limit is
+    refused and recorded."""
+    lookup_set = set(lookups) - set(identifiers)
+    walk = sorted(set(identifiers) | lookup_set, key=lambda i: (priority_of(i[0], settings), i))
+    held: dict[str, list[str]] = {}
+    group: list[Profile] = []
+    attach: list[Identifier] = []
+    refusals: list[dict[str, Any]] = []
+    items = 1  # the survivor's own write
+    for ident in walk:
+        label = f"{ident[0]}:{ident[1]}"
+        owner = owner_of.get(ident)
+        if owner is not None:
+            joining = live[owner]
+            if any(p.id == joining.id for p in group):
+                continue
+            breach = limit_breach(held, joining.identities, settings)
+            reason = breach.reason() if breach else _over_budget(items + 2)
+            if reason:
+                refusals.append({"other": joining.id, "identifier": label, "reason": reason})
+                continue
+            group.append(joining)
+            items += 2 if len(group) > 1 else 0  # a tombstone and a merge record
+            for id_type, values in joining.identities.items():
+                held[id_type] = sorted(set(held.get(id_type, [])) | set(values))
+        elif ident not in lookup_set:
+            breach = limit_breach(held, {ident[0]: [ident[1]]}, settings)
+            reason = breach.reason() if breach else _over_budget(items + 1)
+            if reason:
+                refusals.append({"identifier": label, "reason": reason})
+                continue
+            held.setdefault(ident[0], []).append(ident[1])
+            attach.append(ident)
+            items += 1
+    group.sort(key=lambda p: _rank(p, settings))
+    survivor = group[0] if group else Profile(id=uuid.uuid4().hex, created_at=stamp)
+    return _Resolution(survivor, group[1:], attach, refusals)
+
+
+def _over_budget(items: int) -> str | None:
+    if items > MAX_TRANSACTION_ITEMS:
+        return f"more than {MAX_TRANSACTION_ITEMS} identity changes in one write"
+    return None
 
 
 def _attempt(
@@ -121,61 +188,38 @@ def _attempt(
     outcome: UnitOutcome,
 ) -> UnitOutcome:
     stamp = iso(now)
+    now_epoch = int(now.timestamp())
     owners = store.identity_owners(identifiers + [i for i in lookups if i not in identifiers])
     live, resolved = store.live_profiles(sorted(set(owners.values())))
-    owner_of = {ident: resolved[pid] for ident, pid in owners.items() if pid in resolved}
+    unresolved = sorted({pid for pid in owners.values() if pid not in resolved})
+    if unresolved:
+        raise RuntimeError(f"identity items point at profiles that do not resolve: {unresolved}")
+    owner_of = {ident: resolved[pid] for ident, pid in owners.items()}
+    stale = {ident: (pid, resolved[pid]) for ident, pid in owners.items() if resolved[pid] != pid}
 
-    # Walk identifiers from the highest priority down, growing one group of profiles and new
-    # identifiers while the group stays within every per-type limit. A lower-priority identifier
-    # never displaces a higher one: what would break a limit is refused and recorded.
-    lookup_set = set(lookups) - set(identifiers)
-    walk = sorted(set(identifiers) | lookup_set, key=lambda i: (priority_of(i[0], settings.identity), i))
-    held: dict[str, list[str]] = {}
-    group: list[Profile] = []
-    attach: list[Identifier] = []
-    refusals: list[dict[str, Any]] = []
-    for ident in walk:
-        owner = owner_of.get(ident)
-        if owner is not None:
-            joining = live[owner]
-            if any(p.id == joining.id for p in group):
-                continue
-            breach = limit_breach(held, joining.identities, settings.identity)
-            if breach:
-                refusals.append(
-                    {"other": joining.id, "identifier": f"{ident[0]}:{ident[1]}", "reason": breach.reason()}
-                )
-                continue
-            group.append(joining)
-            for id_type, values in joining.identities.items():
-                held[id_type] = sorted(set(held.get(id_type, [])) | set(values))
-        elif ident not in lookup_set:
-            breach = limit_breach(held, {ident[0]: [ident[1]]}, settings.identity)
-            if breach:
-                refusals.append({"identifier": f"{ident[0]}:{ident[1]}", "reason": breach.reason()})
-                continue
-            held.setdefault(ident[0], []).append(ident[1])
-            attach.append(ident)
-
-    group.sort(key=lambda p: _rank(p, settings.identity))
-    survivor = group[0] if group else Profile(id=uuid.uuid4().hex, created_at=stamp)
-    losers = group[1:]
+    plan = _resolve(identifiers, lookups, owner_of, live, settings.identity, stamp)
+    survivor, losers = plan.survivor, plan.losers
     before = Profile.from_doc(survivor.to_doc()) if survivor.version else None
     before_version = survivor.version
-
     loser_identities = {loser.id: sorted(loser.identifier_set()) for loser in losers}
     for loser in losers:
         profile_logic.merge_into(survivor, loser)
-    for id_type, value in attach:
+    for id_type, value in plan.attach:
         survivor.identities[id_type] = sorted(set(survivor.identities.get(id_type, [])) | {value})
 
-    pending = set(survivor.pending)
-    confirmed = store.existing_markers(sorted(pending), int(now.timestamp())) if pending else set()
-    to_apply = [e for m, e in fresh.items() if m not in pending]
+    # Markers are read after the profiles: an event applied by a concurrent writer is then
+    # either in `pending` of what we read, or its marker is visible now, or our write's
+    # version condition fails and we start again.
+    pending = {m: added for m, added in survivor.pending.items() if added > now_epoch - _window(settings)}
+    markers = store.existing_markers(sorted(set(fresh) | set(pending)))
+    confirmed = {m for m in pending if m in markers}
+    duplicates = {m for m in fresh if m not in pending and markers.get(m, 0) > now_epoch}
+    to_apply = [e for m, e in fresh.items() if m not in pending and m not in duplicates]
     recovered = [e for m, e in fresh.items() if m in pending]
     for event in sorted(to_apply, key=profile_logic.stamp_of):
         profile_logic.apply_event(survivor, event)
-    survivor.pending = sorted((pending - confirmed) | {marker_id(e) for e in to_apply})
+    survivor.pending = {m: added for m, added in pending.items() if m not in confirmed}
+    survivor.pending.update({marker_id(e): now_epoch for e in to_apply})
     profile_logic.prune_daily_counts(survivor, now, settings.traits)
     survivor.computed = profile_logic.compute(survivor, now, settings.traits)
     survivor.updated_at = stamp
@@ -196,34 +240,23 @@ def _attempt(
     ]
     tombstones = [
         Profile(
-            id=loser.id,
-            created_at=loser.created_at,
-            version=loser.version,
-            merged_into=survivor.id,
-            updated_at=stamp,
+            id=loser.id, created_at=loser.created_at, version=loser.version, merged_into=survivor.id, updated_at=stamp
         )
         for loser in losers
     ]
-    changed = to_apply or losers or attach or survivor.version == 0
+    changed = bool(to_apply or losers or plan.attach or survivor.version == 0 or confirmed)
     if changed:
-        store.save(WritePlan(survivor, tombstones, attach, merge_records))
+        store.save(WritePlan(survivor, tombstones, plan.attach, merge_records))
     survivor.version = before_version + 1 if changed else before_version
 
     # After the commit: everything below is idempotent and safe to repeat on redelivery.
     for loser in losers:
         store.repoint_identities(loser_identities[loser.id], loser.id, survivor.id)
-    for refusal in refusals:
-        store.put_merge_record(
-            {
-                "id": uuid.uuid4().hex,
-                "kind": "refused",
-                "profile_id": survivor.id,
-                **refusal,
-                "trigger_message_id": trigger["messageId"],
-                "trigger_source_id": trigger["sourceId"],
-                "at": stamp,
-            }
-        )
+    for ident, (old, current) in stale.items():
+        # Identifiers still pointing at a tombstone are repointed when we pass by.
+        store.repoint_identities([ident], old, survivor.id if current in {p.id for p in losers} else current)
+    for refusal in plan.refusals:
+        store.put_merge_record(_refusal_record(survivor.id, refusal, trigger, stamp))
 
     domain: list[tuple[str, dict[str, Any]]] = []
     for event in sorted(to_apply + recovered, key=profile_logic.stamp_of):
@@ -233,19 +266,35 @@ def _attempt(
     difference = profile_logic.changes(before, survivor) if changed else {}
     if difference:
         domain.append(
-            (
-                "profile.updated",
-                {"profileId": survivor.id, "version": survivor.version, "changes": difference},
-            )
+            ("profile.updated", {"profileId": survivor.id, "version": survivor.version, "changes": difference})
         )
     publisher.publish(domain)
 
     timeline = [profile_logic.slim_event(e) for e in to_apply + recovered]
     store.put_timeline_page(survivor.id, timeline, int((now + settings.timeline_retention).timestamp()))
-    store.put_markers(survivor.pending, survivor.id, int((now + settings.dedupe_window).timestamp()))
+    store.put_markers(sorted(survivor.pending), survivor.id, int((now + settings.dedupe_window).timestamp()))
 
     outcome.profile_id = survivor.id
     outcome.applied = len(to_apply)
+    outcome.duplicates += len(duplicates)
     outcome.merged = [loser.id for loser in losers]
-    outcome.refused = [r["reason"] for r in refusals]
+    outcome.refused = [r["reason"] for r in plan.refusals]
     return outcome
+
+
+def _window(settings: IngestSettings) -> int:
+    return int(settings.dedupe_window.total_seconds())
+
+
+def _refusal_record(profile_id: str, refusal: dict[str, Any], trigger: Mapping[str, Any], stamp: str) -> dict[str, Any]:
+    # The same refusal seen again (another event from that browser, a redelivery) is one record.
+    key = "|".join([profile_id, refusal.get("other", ""), refusal["identifier"], refusal["reason"]])
+    return {
+        "id": hashlib.sha256(key.encode()).hexdigest()[:20],
+        "kind": "refused",
+        "profile_id": profile_id,
+        **refusal,
+        "trigger_message_id": trigger["messageId"],
+        "trigger_source_id": trigger["sourceId"],
+        "at": stamp,
+    }

@@ -21,6 +21,13 @@ _UTM_FIELDS = ("source", "medium", "name", "term", "content")
 _DEVICE_FIELDS = ("id", "token", "type", "manufacturer", "model", "name", "advertisingId")
 _SLIM_CONTEXT = ("page", "campaign", "ip", "userAgent", "locale", "timezone", "library", "screen")
 _MAX_TIMELINE_PROPERTIES = 4 * 1024
+# Bounds that keep a profile document far below DynamoDB's 400 KB item limit. Past them the
+# oldest entries (by event time) give way, so the result still does not depend on order.
+MAX_EVENT_NAMES = 1000
+MAX_DEVICES = 20
+MAX_GROUPS = 100
+OTHER_EVENTS = "$other"
+_CENT = Decimal("0.000001")
 
 
 def counter_name(event: Mapping[str, Any]) -> str:
@@ -31,7 +38,7 @@ def counter_name(event: Mapping[str, Any]) -> str:
 
 
 def stamp_of(event: Mapping[str, Any]) -> str:
-    return f"{event['timestamp']}|{event['messageId']}"
+    return f"{event['timestamp']}|{event['messageId']}|{event.get('sourceId', '')}"
 
 
 def apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
@@ -43,6 +50,8 @@ def apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
         profile.last_seen = timestamp
 
     name = counter_name(event)
+    if name not in profile.event_counts and len(profile.event_counts) >= MAX_EVENT_NAMES:
+        name = OTHER_EVENTS  # event names with ids in them would otherwise grow without bound
     profile.event_counts[name] = profile.event_counts.get(name, 0) + 1
     days = profile.daily_counts.setdefault(name, {})
     day = day_of(timestamp)
@@ -62,6 +71,7 @@ def apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
         group = profile.groups.get(event["groupId"])
         if group is None or group["stamp"] < stamp:
             profile.groups[event["groupId"]] = {"traits": event.get("traits") or {}, "stamp": stamp}
+            _keep_latest(profile.groups, MAX_GROUPS)
 
     if event["type"] == "track" and event.get("event") == ORDER_COMPLETED:
         properties = event.get("properties") or {}
@@ -86,10 +96,20 @@ def apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
             if known is None or known["stamp"] < stamp:
                 slim = {k: device[k] for k in _DEVICE_FIELDS if device.get(k) is not None}
                 profile.devices[str(device_key)] = {**slim, "stamp": stamp}
+                _keep_latest(profile.devices, MAX_DEVICES)
+
+
+def _keep_latest(entries: dict[str, dict[str, Any]], limit: int) -> None:
+    if len(entries) > limit:
+        for key in sorted(entries, key=lambda k: (entries[k]["stamp"], k))[: len(entries) - limit]:
+            del entries[key]
 
 
 def order_value(properties: Mapping[str, Any]) -> Decimal:
-    """`revenue`, else `total`, of the e-commerce spec's Order Completed (0 when absent or bad)."""
+    """`revenue`, else `total`, of the e-commerce spec's Order Completed (0 when absent or bad).
+
+    Amounts are rounded to 6 decimals and bounded, so sums are exact and order-independent.
+    """
     for key in ("revenue", "total"):
         value = properties.get(key)
         if isinstance(value, bool) or value is None:
@@ -98,8 +118,8 @@ def order_value(properties: Mapping[str, Any]) -> Decimal:
             amount = Decimal(str(value))
         except InvalidOperation:
             continue
-        if amount.is_finite():
-            return amount
+        if amount.is_finite() and amount.adjusted() < 12:  # |amount| < 1e12, without overflowing
+            return amount.quantize(_CENT)
     return Decimal(0)
 
 
@@ -123,12 +143,16 @@ def merge_into(survivor: Profile, loser: Profile) -> None:
         mine = survivor.devices.get(key)
         if mine is None or mine["stamp"] < device["stamp"]:
             survivor.devices[key] = device
+    _keep_latest(survivor.devices, MAX_DEVICES)
+    _keep_latest(survivor.groups, MAX_GROUPS)
     survivor.first_seen = _min(survivor.first_seen, loser.first_seen)
     survivor.last_seen = _max(survivor.last_seen, loser.last_seen)
     survivor.first_order_at = _min(survivor.first_order_at, loser.first_order_at)
     survivor.last_order_at = _max(survivor.last_order_at, loser.last_order_at)
     survivor.created_at = min(survivor.created_at, loser.created_at)
     for name, count in loser.event_counts.items():
+        if name not in survivor.event_counts and len(survivor.event_counts) >= MAX_EVENT_NAMES:
+            name = OTHER_EVENTS
         survivor.event_counts[name] = survivor.event_counts.get(name, 0) + count
     for name, days in loser.daily_counts.items():
         mine_days = survivor.daily_counts.setdefault(name, {})
@@ -140,7 +164,7 @@ def merge_into(survivor: Profile, loser: Profile) -> None:
         survivor.last_utm, survivor.last_utm_stamp = loser.last_utm, loser.last_utm_stamp
     survivor.tags = sorted(set(survivor.tags) | set(loser.tags))
     survivor.merged_from = sorted(set(survivor.merged_from) | {loser.id} | set(loser.merged_from))
-    survivor.pending = sorted(set(survivor.pending) | set(loser.pending))
+    survivor.pending = {**loser.pending, **survivor.pending}
     survivor.events_applied += loser.events_applied
 
 
@@ -177,11 +201,13 @@ def score(value: float, edges: tuple[float, ...] | tuple[int, ...]) -> int:
 def compute(profile: Profile, now: datetime, settings: ComputedTraitSettings) -> dict[str, Any]:
     """Computed traits as of `now`; stored on the profile and refreshed on every write."""
     revenue = Decimal(profile.revenue)
-    counts = {
-        name: {"total": total}
-        | {f"{w}d": windowed_count(profile.daily_counts.get(name, {}), now, w) for w in settings.count_windows_days}
-        for name, total in sorted(profile.event_counts.items())
-    }
+    # Window counts only for names seen within the longest window; others keep their total.
+    counts: dict[str, dict[str, int]] = {}
+    for name, total in sorted(profile.event_counts.items()):
+        counts[name] = {"total": total}
+        if name in profile.daily_counts:
+            for window in settings.count_windows_days:
+                counts[name][f"{window}d"] = windowed_count(profile.daily_counts[name], now, window)
     computed: dict[str, Any] = {
         "event_counts": counts,
         "orders": profile.orders,

@@ -33,8 +33,9 @@ class Profile:
     computed: dict[str, Any] = field(default_factory=dict)  # derived; see logic/profile.py
     merged_from: list[str] = field(default_factory=list)
     merged_into: str | None = None
-    # messageIds applied by a write whose dedupe markers are not yet confirmed written.
-    pending: list[str] = field(default_factory=list)
+    # `source|messageId` of events applied by a write whose dedupe markers are not yet known to
+    # be written, with when they were applied (epoch seconds).
+    pending: dict[str, int] = field(default_factory=dict)
     events_applied: int = 0
 
     def to_doc(self) -> dict[str, Any]:

@@ -120,6 +120,12 @@ def handle(
         user_agent=request.headers.get("user-agent"),
     )
     result = collect.intake(document, meta, identity, limits)
+    if source.rate_limit and len(result.accepted) > source.rate_limit:
+        raise PayloadTooLarge(
+            f"the request carries {len(result.accepted)} events, more than this source may send in a second "
+            f"({source.rate_limit}); send smaller batches",
+            code="over_rate_limit",
+        )
     if source.rate_limit and result.accepted:
         second = int(request.received_at.timestamp())
         try:
