@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from infra.localcloud.model import CloudModel, EventRuleSpec, ScheduleSpec
-from infra.localcloud.pollers import Delivery, TargetDispatcher, target_input
+from infra.localcloud.pollers import Delivery, TargetDispatcher, rule_delivery
 from infra.localcloud.schedule_expressions import InvalidScheduleExpression, Schedule, parse_schedule
 
 LOG = logging.getLogger("infra.localcloud")
@@ -233,20 +233,7 @@ def _rule_targets(rule: EventRuleSpec, model: CloudModel, dispatcher: TargetDisp
             "resources": [rule.arn or rule.name],
             "detail": {},
         }
-        return [
-            dispatcher.deliver(
-                Delivery(
-                    origin_arn=rule.arn or rule.name,
-                    target_arn=target.arn,
-                    payload=target_input(target, event, rule),
-                    max_retry_attempts=target.max_retry_attempts,
-                    dead_letter_arn=target.dead_letter_arn,
-                    message_group_id=target.message_group_id,
-                    deduplication_id=str(event["id"]),
-                )
-            )
-            for target in rule.targets
-        ]
+        return [dispatcher.deliver(rule_delivery(rule, target, event)) for target in rule.targets]
 
     return fire
 

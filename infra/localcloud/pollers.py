@@ -594,6 +594,19 @@ class Delivery:
     from_scheduler: bool = False
 
 
+def rule_delivery(rule: EventRuleSpec, target: RuleTarget, event: Mapping[str, Any]) -> Delivery:
+    """What a rule hands one of its targets for one matching (or scheduled) event."""
+    return Delivery(
+        origin_arn=rule.arn or rule.name,
+        target_arn=target.arn,
+        payload=target_input(target, event, rule),
+        max_retry_attempts=target.max_retry_attempts,
+        dead_letter_arn=target.dead_letter_arn,
+        message_group_id=target.message_group_id,
+        deduplication_id=str(event.get("id")),
+    )
+
+
 class TargetDispatcher:
     """Delivers to targets as EventBridge and Scheduler do.
 
@@ -797,14 +810,4 @@ class EventTap:
             if rule.event_pattern is None or not matches(rule.event_pattern, event):
                 continue
             for target in rule.targets:
-                self._dispatcher.deliver(
-                    Delivery(
-                        origin_arn=rule.arn or rule.name,
-                        target_arn=target.arn,
-                        payload=target_input(target, event, rule),
-                        max_retry_attempts=target.max_retry_attempts,
-                        dead_letter_arn=target.dead_letter_arn,
-                        message_group_id=target.message_group_id,
-                        deduplication_id=str(event.get("id")),
-                    )
-                )
+                self._dispatcher.deliver(rule_delivery(rule, target, event))
