@@ -34,6 +34,8 @@ from typing import Any
 
 import boto3
 import yaml
+from moto import mock_aws
+
 from midstage import keys
 from midstage.adapters import profile_store as store_module
 from midstage.adapters.bus import EventPublisher
@@ -42,7 +44,6 @@ from midstage.config import ComputedTraitSettings, IdentitySettings
 from midstage.logic import profile as profile_logic
 from midstage.logic.ingest import IngestSettings, process_unit
 from midstage.models.profile import Profile, WritePlan
-from moto import mock_aws
 
 REGION = "us-east-1"
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"

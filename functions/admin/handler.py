@@ -7,6 +7,8 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
 from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.adapters.profile_store import ProfileStore
 from midstage.config import AdminSettings, identity_settings
@@ -15,7 +17,6 @@ from midstage.http import answer, error_answer
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
 from midstage.observability import logger
 from midstage.services import profiles
-from pydantic import ValidationError
 
 app = APIGatewayHttpResolver()
 

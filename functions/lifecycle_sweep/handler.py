@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.profile_store import ProfileStore
 from midstage.config import ProfileSettings, computed_trait_settings

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from infra.localcloud.cloud import LocalCloud
 
+from infra.localcloud.cloud import LocalCloud
 from infra.localcloud.demo import bootstrap
 
 

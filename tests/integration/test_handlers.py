@@ -8,11 +8,11 @@ import time
 from typing import Any
 
 import pytest
+
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
 from midstage.models.admin import Source
 from midstage.models.profile import Profile, WritePlan
-
 from tests.integration.conftest import Context, Stack, sample
 
 

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
 from midstage.config import ComputedTraitSettings, IdentitySettings
 from midstage.logic.ingest import IngestSettings, process_unit
-
 from tests.integration.conftest import Stack
 
 SETTINGS = IngestSettings(IdentitySettings(), ComputedTraitSettings())

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+
 from midstage.config import IdentitySettings
 from midstage.errors import InvalidInput, PayloadTooLarge, Unauthorized
 from midstage.logic import collect

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_spec
+from pydantic import BaseModel
+from samtranslator.yaml_helper import yaml_parse
+
 from midstage.config import CollectSettings, IdentitySettings
 from midstage.logic import collect
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
 from midstage.models.tracking import TrackingEvent
-from openapi_spec_validator import validate as validate_spec
-from pydantic import BaseModel
-from samtranslator.yaml_helper import yaml_parse
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "docs" / "openapi.yaml"

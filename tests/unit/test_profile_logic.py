@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from midstage.config import ComputedTraitSettings, IdentitySettings
 from midstage.logic import profile as logic
 from midstage.logic.identity import identifiers_of, limit_breach, lookup_only, normalise_email, normalise_phone
