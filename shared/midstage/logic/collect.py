@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import json.scanner
+import re
 import uuid
 import zlib
 from collections.abc import Iterable, Mapping
@@ -116,7 +118,9 @@ def _inflate(compressed: bytes, limit: int, *, gzip: bool) -> bytes:
 
 
 _DECODER = json.JSONDecoder()
-_WHITESPACE = " \t\n\r"
+# The decoder's C scanner, called directly: the batch reader calls it once per event.
+_SCAN = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
 @dataclass
@@ -186,7 +190,7 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
             raise InvalidInput("the body must be a JSON object", code="invalid_body")
         at = _skip(text, at + 1)
         while text[at : at + 1] != "}":
-            key, at = _DECODER.raw_decode(text, at)
+            key, at = _scan(text, at)
             at = _skip(text, at)
             if not isinstance(key, str) or text[at : at + 1] != ":":
                 raise ValueError(f"expected a key and ':' at character {at}")
@@ -196,7 +200,7 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
                 at = _skip(text, at + 1)
                 while text[at : at + 1] != "]":
                     start = at
-                    value, at = _DECODER.raw_decode(text, at)
+                    value, at = _scan(text, at)
                     items.append(value)
                     sizes.append(at - start)
                     at = _skip(text, at)
@@ -208,7 +212,7 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
                         raise ValueError(f"expected ',' or ']' at character {at}")
                 at += 1
             else:
-                fields[key], at = _DECODER.raw_decode(text, at)
+                fields[key], at = _scan(text, at)
             at = _skip(text, at)
             if text[at : at + 1] == ",":
                 at = _skip(text, at + 1)
@@ -225,10 +229,16 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
     return fields, items, sizes
 
 
+def _scan(text: str, at: int) -> tuple[Any, int]:
+    try:
+        value, end = _SCAN(text, at)
+    except StopIteration as stop:
+        raise ValueError(f"expected a value at character {stop.value}") from None
+    return value, end
+
+
 def _skip(text: str, at: int) -> int:
-    while at < len(text) and text[at] in _WHITESPACE:
-        at += 1
-    return at
+    return _WHITESPACE.match(text, at).end()  # type: ignore[union-attr]
 
 
 def _write_key(document: Any) -> str | None:
