@@ -96,3 +96,14 @@ def test_redelivering_a_unit_after_a_crash_before_its_markers_counts_it_once(sta
     assert again.applied == 0
     assert count(store) == 3
     assert sorted(store.existing_markers([f"src|C-{i}" for i in range(3)])) == [f"src|C-{i}" for i in range(3)]
+
+
+def test_a_duplicate_is_dropped_within_the_window_and_applied_after_it(stack: Stack) -> None:
+    store, bus = parts(stack)
+    process_unit(unit("W"), store, bus, SETTINGS, T0, conflict=ConcurrentWrite)
+    process_unit(unit("X"), store, bus, SETTINGS, T0 + timedelta(hours=1), conflict=ConcurrentWrite)
+    within = process_unit(unit("W"), store, bus, SETTINGS, T0 + timedelta(hours=23), conflict=ConcurrentWrite)
+    assert (within.applied, within.duplicates) == (0, 1)
+    after = process_unit(unit("W"), store, bus, SETTINGS, T0 + timedelta(hours=25), conflict=ConcurrentWrite)
+    assert after.applied == 1  # the window (24 h by default) is the promise, and its limit
+    assert count(store) == 3
