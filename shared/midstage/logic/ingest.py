@@ -199,7 +199,19 @@ def _attempt(
 
     plan = _resolve(identifiers, lookups, owner_of, live, settings.identity, stamp)
     survivor, losers = plan.survivor, plan.losers
-    before = Profile.from_doc(survivor.to_doc()) if survivor.version else None
+    # What changes() compares, and no more: traits and identities are only ever reassigned per
+    # key and `computed` is replaced whole, so shallow copies are an exact snapshot.
+    before = (
+        Profile(
+            id=survivor.id,
+            created_at=survivor.created_at,
+            traits=dict(survivor.traits),
+            identities=dict(survivor.identities),
+            computed=survivor.computed,
+        )
+        if survivor.version
+        else None
+    )
     before_version = survivor.version
     loser_identities = {loser.id: sorted(loser.identifier_set()) for loser in losers}
     for loser in losers:
