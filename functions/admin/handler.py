@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.adapters.profile_store import ProfileStore
 from midstage.config import AdminSettings, identity_settings
-from midstage.errors import Forbidden, InvalidInput, MidstageError, Unauthorized
+from midstage.errors import Forbidden, InvalidInput, MidstageError, Unauthorized, describe
 from midstage.http import answer, error_answer
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
 from midstage.observability import logger
@@ -55,13 +55,7 @@ def _body(model: type[Any]) -> Any:
     try:
         return model.model_validate(payload if payload is not None else {})
     except ValidationError as error:
-        raise InvalidInput(_describe(error), code="invalid_body") from error
-
-
-def _describe(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors(include_url=False)[:5]
-    )
+        raise InvalidInput(describe(error, "body"), code="invalid_body") from error
 
 
 def _limit(default: int = 50, maximum: int = 200) -> int:
@@ -114,7 +108,7 @@ def update_source(source_id: str) -> Response[Any]:
     try:
         updated = Source.model_validate({**current, **changes})
     except ValidationError as error:
-        raise InvalidInput(_describe(error), code="invalid_body") from error
+        raise InvalidInput(describe(error, "body"), code="invalid_body") from error
     return _json(200, store.save_source(updated).model_dump())
 
 

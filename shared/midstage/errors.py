@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class MidstageError(Exception):
     """Base of errors a caller can act on: `code` is stable, `message` is for people."""
@@ -63,3 +65,10 @@ class Unavailable(MidstageError):
 
     status = 503
     code = "unavailable"
+
+
+def describe(error: ValidationError, subject: str) -> str:
+    """A validation failure in one line: the first few fields at fault and why."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or subject}: {e['msg']}" for e in error.errors(include_url=False)[:5]
+    )

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from midstage.config import IdentitySettings
-from midstage.errors import InvalidInput, PayloadTooLarge, Unauthorized
+from midstage.errors import InvalidInput, PayloadTooLarge, Unauthorized, describe
 from midstage.logic.timefmt import iso
 from midstage.models.tracking import EVENT_TYPES, TrackingEvent
 
@@ -285,7 +285,7 @@ def enrich(
     try:
         event = TrackingEvent.model_validate(item)
     except ValidationError as error:
-        return Rejection(index, "invalid_event", _describe(error), _excerpt(item))
+        return Rejection(index, "invalid_event", describe(error, "event"), _excerpt(item))
 
     user_id = _usable(event.userId, identity)
     anonymous_id = _usable(event.anonymousId, identity)
@@ -388,14 +388,6 @@ def _with_batch_fields(item: dict[str, Any], shared: Mapping[str, Any]) -> dict[
     if "sentAt" in shared and "sentAt" not in item:
         merged["sentAt"] = shared["sentAt"]
     return merged
-
-
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for detail in error.errors(include_url=False)[:5]:
-        where = ".".join(str(p) for p in detail["loc"]) or "event"
-        parts.append(f"{where}: {detail['msg']}")
-    return "; ".join(parts)
 
 
 def _excerpt(item: Any) -> str:
