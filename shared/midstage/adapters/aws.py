@@ -15,6 +15,8 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
 _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=3, read_timeout=10)
@@ -37,4 +39,14 @@ def sqs() -> SQSClient:
 
 def events() -> EventBridgeClient:
     client: EventBridgeClient = _client("events")
+    return client
+
+
+def sesv2() -> SESV2Client:
+    client: SESV2Client = _client("sesv2")
+    return client
+
+
+def sns() -> SNSClient:
+    client: SNSClient = _client("sns")
     return client
