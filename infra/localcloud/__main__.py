@@ -1,7 +1,9 @@
-"""python -m infra.localcloud run | invoke — the local cloud from a terminal.
+"""python -m infra.localcloud run | invoke | outbox | ses-event — the local cloud from a terminal.
 
-    run     start the local cloud (moto + functions + HTTP API) and keep it up until Ctrl-C
-    invoke  run one function with one sample event, like `sam local invoke -e`, without Docker
+    run        start the local cloud (moto + functions + HTTP API) and keep it up until Ctrl-C
+    invoke     run one function with one sample event, like `sam local invoke -e`, without Docker
+    outbox     print the emails, SMS and push notifications a running local cloud has sent
+    ses-event  make SES report a bounce, complaint, delivery, open... of a sent email
 
 The commands import what they need when they run, so that `--help` answers at once.
 """
@@ -16,6 +18,7 @@ import shutil
 import signal
 import sys
 import threading
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from infra.localcloud.cloud import LocalCloud
+    from infra.localcloud.deploy import AwsClients
+    from infra.localcloud.model import CloudModel
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 DEFAULT_PORT = 3000  # the port `sam local start-api` uses
@@ -43,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--stack-name", default="midstage-local")
     run.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter")
     run.add_argument("--no-demo", action="store_true", help="do not create the demo source")
+    run.add_argument(
+        "--ses-identity",
+        action="append",
+        default=[],
+        metavar="ADDRESS_OR_DOMAIN",
+        help="verify this SES identity too (one verified outside the stack on AWS)",
+    )
 
     invoke = commands.add_parser("invoke", help="run one function with one event")
     invoke.add_argument("function", help="logical id (CollectFunction) or short name (collect, profile_updater)")
@@ -50,11 +62,29 @@ def main(argv: list[str] | None = None) -> int:
     invoke.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     invoke.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter")
 
+    outbox = commands.add_parser("outbox", help="print what a running local cloud has sent")
+    outbox.add_argument("--url", help=f"the cloud's HTTP API (default: the running one, else port {DEFAULT_PORT})")
+    outbox.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="finds the running cloud")
+    outbox.add_argument("--json", action="store_true", help="print the JSON answer as it is")
+
+    ses_event = commands.add_parser("ses-event", help="publish an SES sending event for a sent email")
+    ses_event.add_argument("event_type", help="Bounce, Complaint, Delivery, Open, Click, Reject, Send, ...")
+    ses_event.add_argument("message_id", help="the SES message id (see `outbox`)")
+    ses_event.add_argument("--recipient", help="one recipient (default: every recipient of the message)")
+    ses_event.add_argument(
+        "--detail", action="append", default=[], metavar="NAME=VALUE", help="e.g. bounce_type=Transient"
+    )
+    ses_event.add_argument("--configuration-set", help="for a message this cloud did not send")
+    ses_event.add_argument(
+        "--tag", action="append", default=[], metavar="NAME=VALUE", help="for a message this cloud did not send"
+    )
+    ses_event.add_argument("--url", help=f"the cloud's HTTP API (default: the running one, else port {DEFAULT_PORT})")
+    ses_event.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="finds the running cloud")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "run":
-        return _run(args)
-    return _invoke(args)
+    commands_by_name = {"run": _run, "invoke": _invoke, "outbox": _outbox, "ses-event": _ses_event}
+    return commands_by_name[args.command](args)
 
 
 def _parameters(pairs: list[str]) -> dict[str, str]:
@@ -92,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         manual_clock=args.manual_clock,
         verbose=args.verbose,
         log_dir=logs,
+        ses_identities=args.ses_identity,
     )
     try:
         cloud.start()
@@ -103,6 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     state = _state_path(args.template)
     try:
+        _verify_template_sender(cloud.model.parameters, cloud.client("sesv2"))
         _write_state(state, cloud)
         print(_banner(cloud), flush=True)
         if not args.no_demo:
@@ -114,6 +146,17 @@ def _run(args: argparse.Namespace) -> int:
         print("Stopping the local cloud...", flush=True)
         cloud.stop()
     return 0
+
+
+def _verify_template_sender(parameters: dict[str, str], sesv2: Any) -> None:
+    """Verify the sender Midstage's template names in its EmailSender parameter.
+
+    On AWS the sender (or its domain) is verified outside the stack; locally it is verified here so
+    that the functions can send from it at once.
+    """
+    sender = parameters.get("EmailSender")
+    if sender:
+        sesv2.create_email_identity(EmailIdentity=sender)
 
 
 def _bootstrap_demo(cloud: LocalCloud) -> None:
@@ -148,6 +191,16 @@ def _banner(cloud: LocalCloud) -> str:
         lines.append(f"  rule {rule.logical_id} on bus {rule.bus_name} -> {len(rule.targets)} target(s)")
     for job in cloud.clock.jobs():
         lines.append(f"  schedule {job.name} {job.expression}")
+    for subscription in model.subscriptions:
+        topic, queue = (arn.rsplit(":", 1)[-1] for arn in (subscription.topic_arn, subscription.endpoint))
+        raw = " (raw)" if subscription.raw_message_delivery else ""
+        lines.append(f"  topic {topic} -> queue {queue}{raw}")
+    for destination in model.ses_event_destinations:
+        topic = destination.topic_arn.rsplit(":", 1)[-1]
+        state = "" if destination.enabled else " (disabled)"
+        lines.append(f"  SES set {destination.configuration_set}: events -> topic {topic}{state}")
+    if model.ses_configuration_sets or model.ses_identities:
+        lines.append("  outbox         python -m infra.localcloud outbox  (sent email, SMS, push)")
     if not cloud.verbose and model.functions:
         lines.append(f"  function logs  {cloud.log_path(next(iter(model.functions))).parent}  (or run with --verbose)")
     return "\n".join(lines)
@@ -193,6 +246,71 @@ def _running_cloud_state(template: Path) -> dict[str, Any] | None:
     return state
 
 
+# ---------------------------------------------------------------------------------- outbox, ses-event
+
+
+def _cloud_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return str(args.url).rstrip("/")
+    state = _running_cloud_state(args.template)
+    return str(state["apiUrl"]) if state is not None else f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+def _control_request(url: str, method: str, body: Any = None) -> tuple[int, Any]:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url} is not an http(s) URL")
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"content-type": "application/json"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - checked above
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - checked above
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from infra.localcloud.outbox import format_outbox
+
+    url = _cloud_url(args)
+    try:
+        status, answer = _control_request(f"{url}/_localcloud/outbox", "GET")
+    except (OSError, ValueError) as error:
+        print(f"no local cloud answers at {url}: {error} (start one with `make run`, or pass --url)", file=sys.stderr)
+        return 2
+    if status != 200:
+        print(f"{url} answered {status}: {answer}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2) if args.json else format_outbox(answer))
+    return 0
+
+
+def _ses_event(args: argparse.Namespace) -> int:
+    url = _cloud_url(args)
+    body = {
+        "eventType": args.event_type,
+        "messageId": args.message_id,
+        "recipient": args.recipient,
+        "details": _parameters(args.detail),
+        "configurationSet": args.configuration_set,
+        "tags": _parameters(args.tag) or None,
+    }
+    try:
+        status, answer = _control_request(f"{url}/_localcloud/ses-events", "POST", body)
+    except (OSError, ValueError) as error:
+        print(f"no local cloud answers at {url}: {error} (start one with `make run`, or pass --url)", file=sys.stderr)
+        return 2
+    if status != 200:
+        print(answer.get("message", answer) if isinstance(answer, dict) else answer, file=sys.stderr)
+        return 1
+    published = answer["published"]
+    if not published:
+        print("no enabled event destination of the message's configuration set takes this event type")
+    else:
+        print(f"published {len(published)} notification(s): {', '.join(published)}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------- invoke
 
 
@@ -228,22 +346,24 @@ def _invoke(args: argparse.Namespace) -> int:
         )
     else:
         print(f"Invoking {function.logical_id} against a fresh in-memory cloud", file=sys.stderr)
-        from infra.localcloud.demo import seed
-
         result = invoke_ephemeral(
             model,
             function,
             event,
             console=sys.stderr,
-            # Midstage's own template gets the demo source, so the samples in events/ authenticate.
-            prepare=(
-                (lambda clients: seed(model.outputs["ConfigTableName"], clients.dynamodb()))
-                if "ConfigTableName" in model.outputs
-                else None
-            ),
+            prepare=lambda clients: _prepare_ephemeral(model, clients),
         )
     print(json.dumps(result.payload if result.ok else result.error, indent=2))
     return 0 if result.ok else 1
+
+
+def _prepare_ephemeral(model: CloudModel, clients: AwsClients) -> None:
+    from infra.localcloud.demo import seed
+
+    _verify_template_sender(model.parameters, clients.sesv2())
+    # Midstage's own template gets the demo source, so the samples in events/ authenticate.
+    if "ConfigTableName" in model.outputs:
+        seed(model.outputs["ConfigTableName"], clients.dynamodb())
 
 
 if __name__ == "__main__":

@@ -3,7 +3,13 @@
 In real mode a background thread fires due schedules every second. In manual mode time moves
 only in `advance`, which fires every due schedule in time order and waits for each firing's
 first delivery (for a function: its first invocation) before firing the next, so a test can
-assert right after `advance` returns. Only schedules see this clock: handlers read wall time.
+assert right after `advance` returns. Only schedules see this clock: handlers read wall time, and
+learn an occurrence's time from their input (`<aws.scheduler.scheduled-time>`, a rule's "time").
+
+Every occurrence fires, as on AWS: advancing three days past a rate(1 minute) schedule invokes
+its target 4320 times (measured: about 0.15 ms of local overhead per firing besides the
+function's own run). `advance` refuses, before firing anything, a step with more than
+`max_firings` occurrences, so that a mistyped advance does not run for an hour.
 """
 
 from __future__ import annotations
@@ -25,7 +31,12 @@ LOG = logging.getLogger("infra.localcloud")
 
 Fire = Callable[[datetime], list["Future[Any]"]]
 _TICK_S = 1.0
+DEFAULT_MAX_FIRINGS = 20_000  # two weeks of a one-minute schedule
 _JUST_BEFORE = timedelta(microseconds=1)
+
+
+class TooManyFirings(ValueError):
+    """An advance of the manual clock would fire more occurrences than allowed."""
 
 
 @dataclass
@@ -87,8 +98,14 @@ class Clock:
         if self._thread is not None:
             self._thread.join(5.0)
 
-    def advance(self, by: float | timedelta) -> list[tuple[str, datetime]]:
-        """Move the manual clock forward, firing what falls due; return (job, time) per firing."""
+    def advance(
+        self, by: float | timedelta, *, max_firings: int | None = DEFAULT_MAX_FIRINGS
+    ) -> list[tuple[str, datetime]]:
+        """Move the manual clock forward, firing what falls due; return (job, time) per firing.
+
+        Raises TooManyFirings, having fired nothing, if more than `max_firings` occurrences fall due
+        (None: no limit).
+        """
         if not self.manual:
             raise RuntimeError("the clock follows wall time; start the local cloud with manual_clock=True")
         delta = by if isinstance(by, timedelta) else timedelta(seconds=by)
@@ -97,10 +114,28 @@ class Clock:
         with self._advancing:
             with self._lock:
                 target = self._now + delta
+                if max_firings is not None:
+                    self._check_firings(target, max_firings)
             fired = self._fire_due(until=target, wait=True)
             with self._lock:
                 self._now = target
         return fired
+
+    def _check_firings(self, until: datetime, limit: int) -> None:
+        counts: dict[str, int] = {}
+        total = 0
+        for job in self._jobs:
+            due = job.next_due
+            while due is not None and due <= until and total <= limit:
+                counts[job.name] = counts.get(job.name, 0) + 1
+                total += 1
+                due = self._bounded(job, job.schedule.next_after(due))
+        if total > limit:
+            listed = ", ".join(f"{name}: {count}" for name, count in counts.items())
+            raise TooManyFirings(
+                f"advancing to {_iso(until)} fires more than {limit} schedule occurrences ({listed}...); each one "
+                'runs its target, as on AWS. Advance less, or pass max_firings=None (HTTP: "maxFirings": null)'
+            )
 
     def _tick(self) -> None:
         while not self._stop.wait(_TICK_S):

@@ -17,18 +17,26 @@ import logging
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
 from moto.server import ThreadedMotoServer
 
-from infra.localcloud.clock import Clock, clock_state, install_schedules, schedule_problems
+# Imported under another name: LocalCloud has a method called outbox.
+from infra.localcloud import outbox as sending
+from infra.localcloud.clock import (
+    DEFAULT_MAX_FIRINGS,
+    Clock,
+    clock_state,
+    install_schedules,
+    schedule_problems,
+)
 from infra.localcloud.deploy import AwsClients, Deployment, deploy
-from infra.localcloud.fidelity import make_dynamodb_atomic
-from infra.localcloud.gateway import HttpGateway
+from infra.localcloud.fidelity import make_dynamodb_atomic, make_ses_strict
+from infra.localcloud.gateway import HttpGateway, control_path_collisions
 from infra.localcloud.lambdas import InvocationRecord, LambdaRuntime
 from infra.localcloud.model import (
     BucketSpec,
@@ -40,13 +48,19 @@ from infra.localcloud.model import (
     InvocationResult,
     QueueSpec,
     ScheduleSpec,
+    SesConfigurationSetSpec,
     TableSpec,
     TopicSpec,
 )
+from infra.localcloud.outbox import SentEmail, SentPush, SentSms
 from infra.localcloud.pollers import AsyncInvoker, EventTap, QueuePoller, TargetDispatcher, wiring_problems
 from infra.localcloud.template import TemplateError, load_model
 
 LOG = logging.getLogger("infra.localcloud")
+# Resources physical_name() knows by logical id.
+_Named = (
+    QueueSpec | TopicSpec | BucketSpec | TableSpec | BusSpec | EventRuleSpec | ScheduleSpec | SesConfigurationSetSpec
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
@@ -88,6 +102,8 @@ class MotoServer:
         # moto logs every request through werkzeug; the local cloud has its own logs.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         make_dynamodb_atomic()
+        make_ses_strict()
+        sending.record_what_moto_drops()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
@@ -98,6 +114,7 @@ class MotoServer:
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             response.read()
+        sending.forget_recorded()
 
     def stop(self) -> None:
         if not self.url:
@@ -127,7 +144,10 @@ class LocalCloud:
         verbose: bool = False,
         function_env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
+        ses_identities: Sequence[str] = (),
     ) -> None:
+        """`ses_identities`: addresses or domains to verify in SES besides the template's
+        AWS::SES::EmailIdentity resources (a sender verified outside the stack on AWS)."""
         if start_time is not None and not manual_clock:
             raise ValueError("start_time needs manual_clock=True: the real clock follows wall time")
         self.template = Path(template).resolve()
@@ -143,6 +163,7 @@ class LocalCloud:
         self.verbose = verbose
         self.function_env = dict(function_env or {})
         self.log_dir = log_dir
+        self.ses_identities = tuple(ses_identities)
         self._model: CloudModel | None = None
         self._moto: MotoServer | None = None
         self._clients: AwsClients | None = None
@@ -163,6 +184,7 @@ class LocalCloud:
             raise LocalCloudError("this local cloud is already running")
         model = load_model(self.template, stack_name=self.stack_name, region=self.region, parameters=self.parameters)
         problems = wiring_problems(model) + schedule_problems(model)
+        problems += [collision for api in model.http_apis for collision in control_path_collisions(api)]
         if problems:
             listed = "\n".join(f"  - {problem}" for problem in problems)
             raise TemplateError(f"{self.template} has wiring the local cloud cannot run:\n{listed}")
@@ -182,7 +204,7 @@ class LocalCloud:
         if reset:
             self._moto.reset()
         self._clients = AwsClients(endpoint, self.region)
-        self._deployment = deploy(model, self._clients)
+        self._deployment = deploy(model, self._clients, ses_identities=self.ses_identities)
         self._runtime = LambdaRuntime(
             model.functions,
             aws_endpoint_url=endpoint,
@@ -344,7 +366,7 @@ class LocalCloud:
         model = self.model
         if logical_id in model.functions:
             return model.functions[logical_id].name
-        named: list[QueueSpec | TopicSpec | BucketSpec | TableSpec | BusSpec | EventRuleSpec | ScheduleSpec] = [
+        named: list[_Named] = [
             *model.queues,
             *model.topics,
             *model.buckets,
@@ -352,11 +374,103 @@ class LocalCloud:
             *model.buses,
             *model.rules,
             *model.schedules,
+            *model.ses_configuration_sets,
         ]
         for resource in named:
             if resource.logical_id == logical_id:
                 return resource.name
         raise KeyError(f"{logical_id} is not a named resource of {self.template.name}")
+
+    # ------------------------------------------------------------------ email, SMS and push
+
+    def sent_emails(self) -> list[SentEmail]:
+        """Every email moto's SES accepted in this cloud's region, oldest first."""
+        self._started(self._moto)
+        return sending.sent_emails(self.model.account_id, self.region)
+
+    def sent_sms(self) -> list[SentSms]:
+        """Every SMS published (Publish with PhoneNumber), oldest first."""
+        self._started(self._moto)
+        return sending.sent_sms(self.model.account_id, self.region)
+
+    def sent_push(self) -> list[SentPush]:
+        """Every notification published to a platform endpoint, oldest first."""
+        self._started(self._moto)
+        return sending.sent_push(self.model.account_id, self.region)
+
+    def outbox(self) -> dict[str, list[dict[str, Any]]]:
+        """The three lists as JSON-ready dicts (what GET /_localcloud/outbox answers)."""
+        return {
+            "emails": [sent.to_json() for sent in self.sent_emails()],
+            "sms": [sent.to_json() for sent in self.sent_sms()],
+            "push": [sent.to_json() for sent in self.sent_push()],
+        }
+
+    def simulate_ses_event(
+        self,
+        event_type: str,
+        provider_message_id: str,
+        recipient: str | None = None,
+        *,
+        configuration_set: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        **details: Any,
+    ) -> list[str]:
+        """Publish the sending event SES would publish for a sent email; return the SNS message ids.
+
+        `event_type` is Send, Reject, Bounce, Complaint, Delivery, Open, Click, Rendering Failure,
+        DeliveryDelay or Subscription (any case, "_" or " " ignored). The record goes to the SNS topic of
+        every enabled event destination of the message's configuration set whose MatchingEventTypes
+        include it, as on AWS: none may match, and then nothing is published. The `mail` object,
+        its tags included, comes from the sent message (`provider_message_id`, as SendEmail answered);
+        for a message this cloud did not send, pass `configuration_set` (and `tags`). `recipient`
+        defaults to every recipient of the message. `details` override the type-specific fields
+        (bounce_type="Transient", link="https://...", timestamp=...).
+        """
+        model = self.model
+        kind = sending.ses_event_type(event_type)
+        sent = next((email for email in self.sent_emails() if email.message_id == provider_message_id), None)
+        if sent is None:
+            if configuration_set is None:
+                raise LocalCloudError(
+                    f"no email with message id {provider_message_id!r} was sent in this cloud; name its "
+                    "configuration set (configuration_set=, configurationSet over HTTP) and tags to describe it"
+                )
+            sent = SentEmail(provider_message_id, "sender@localcloud.invalid", (recipient or "recipient@example.com",))
+        set_name = configuration_set or sent.configuration_set
+        if set_name is None:
+            raise LocalCloudError(
+                f"{provider_message_id} was sent without a configuration set: SES publishes no events for it"
+            )
+        if not any(spec.name == set_name for spec in model.ses_configuration_sets):
+            raise LocalCloudError(f"configuration set {set_name!r} is not one of the template's")
+        identities = sending.verified_identities(model.account_id, self.region)
+        mail = sending.ses_mail_object(
+            sent,
+            account_id=model.account_id,
+            region=self.region,
+            identity=sending.sending_identity(sent.source, identities),
+            configuration_set=set_name,
+            tags={**sent.tags, **(tags or {})},
+        )
+        now = details.pop("now", None) or datetime.now(UTC)
+        recipients = [recipient] if recipient is not None else list(sent.recipients)
+        record = sending.ses_event_record(kind, mail, recipients, details, now)
+        matching = sending.SES_EVENTS[kind][1]
+        published: list[str] = []
+        for destination in model.ses_event_destinations:
+            if (
+                destination.configuration_set == set_name
+                and destination.enabled
+                and matching in destination.matching_event_types
+            ):
+                answer = self.client("sns").publish(
+                    TopicArn=destination.topic_arn, Message=json.dumps(record), Subject=sending.SES_EVENT_SUBJECT
+                )
+                published.append(answer["MessageId"])
+        if not published:
+            LOG.info("no enabled event destination of %s takes %s events: nothing published", set_name, kind)
+        return published
 
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Block until nothing is queued, in flight or running, steadily for a moment.
@@ -434,6 +548,8 @@ class LocalCloud:
             ("GET", "invocations"): lambda: self._invocations_answer(query),
             ("GET", "outputs"): lambda: (200, self.outputs),
             ("POST", "wait-idle"): lambda: self._wait_idle_answer(body),
+            ("GET", "outbox"): lambda: (200, self.outbox()),
+            ("POST", "ses-events"): lambda: self._ses_event_answer(body),
         }
         if (method, route) in routes:
             return routes[(method, route)]()
@@ -453,8 +569,10 @@ class LocalCloud:
     def _advance(self, body: bytes) -> tuple[int, Any]:
         if not self.manual_clock:
             return 409, {"message": "the clock follows wall time; start with --manual-clock to advance it"}
-        seconds = float(_json_body(body)["seconds"])
-        fired = self.clock.advance(seconds)
+        request = _json_body(body)
+        seconds = float(request["seconds"])
+        limit = request.get("maxFirings", DEFAULT_MAX_FIRINGS)
+        fired = self.clock.advance(seconds, max_firings=None if limit is None else int(limit))
         state = clock_state(self.clock)
         return 200, {
             "now": state["now"],
@@ -470,6 +588,29 @@ class LocalCloud:
             return 404, {"message": str(error)}
         records = self.invocations(function.logical_id)
         return 200, {"function": function.logical_id, "invocations": [record.to_json() for record in records]}
+
+    def _ses_event_answer(self, body: bytes) -> tuple[int, Any]:
+        request = _json_body(body)
+        try:
+            event_type = str(request.pop("eventType"))
+            message_id = str(request.pop("messageId"))
+        except KeyError as missing:
+            raise ValueError(f"the body needs {missing}") from None
+        recipient = request.pop("recipient", None)
+        configuration_set = request.pop("configurationSet", None)
+        tags = request.pop("tags", None)
+        details = request.pop("details", None) or {}
+        if request:
+            raise ValueError(f"unknown field(s) {', '.join(sorted(request))}")
+        if not isinstance(details, dict) or {"configuration_set", "tags", "recipient", "now"} & set(details):
+            raise ValueError("details must be an object of the event's own fields")
+        try:
+            published = self.simulate_ses_event(
+                event_type, message_id, recipient, configuration_set=configuration_set, tags=tags, **details
+            )
+        except LocalCloudError as error:
+            return 404, {"message": str(error)}
+        return 200, {"published": published}
 
     def _wait_idle_answer(self, body: bytes) -> tuple[int, Any]:
         timeout = float(_json_body(body).get("timeout", 30.0)) if body.strip() else 30.0

@@ -23,6 +23,7 @@ DEMO_ADMIN_KEY = "msk_local_admin"
 def bootstrap(cloud: LocalCloud, *, echo: bool = True, random_keys: bool = False) -> tuple[Source, str]:
     """Create a demo source and an admin API key; print how to use them. Returns both."""
     source, admin_key = seed(cloud.outputs["ConfigTableName"], cloud.client("dynamodb"), random_keys=random_keys)
+    verify_senders(cloud)
     if echo:
         print(instructions(cloud.api_url, source.write_key, admin_key))
     return source, admin_key
@@ -35,6 +36,14 @@ def seed(config_table: str, dynamodb: DynamoDBClient, *, random_keys: bool = Fal
     source = store.create_source(Source(id="src_localdemo", name="Demo website", write_key=write_key))
     _, admin_key = store.create_api_key("local admin", "admin", None if random_keys else DEMO_ADMIN_KEY)
     return source, admin_key
+
+
+def verify_senders(cloud: LocalCloud) -> None:
+    """SES sends only from verified identities, locally too: verify the default sender's domain
+    (on AWS that is a DNS step the operator takes once; see docs/operations.md)."""
+    sender = cloud.function("DeliverFunction").environment.get("EMAIL_SENDER", "")
+    if "@" in sender:
+        cloud.client("ses").verify_domain_identity(Domain=sender.rsplit("@", 1)[1].strip("> "))
 
 
 def instructions(api: str, write_key: str, admin_key: str) -> str:

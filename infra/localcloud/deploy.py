@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +18,29 @@ import boto3
 import botocore.session
 from botocore.config import Config
 
-from infra.localcloud.model import CloudModel, QueueSpec, TableSpec
+from infra.localcloud.model import CloudModel, QueueSpec, SubscriptionSpec, TableSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
+# SES v1's spelling of each event type (the model keeps them lower-cased without underscores).
+_V1_EVENT_TYPES = {
+    "send": "send",
+    "reject": "reject",
+    "bounce": "bounce",
+    "complaint": "complaint",
+    "delivery": "delivery",
+    "open": "open",
+    "click": "click",
+    "renderingfailure": "renderingFailure",
+    "deliverydelay": "deliveryDelay",
+    "subscription": "subscription",
+}
 # SQS attribute names that CloudFormation properties map to one-to-one.
 _QUEUE_ATTRIBUTES = (
     "VisibilityTimeout",
@@ -103,6 +118,10 @@ class AwsClients:
         client: S3Client = self.client("s3")
         return client
 
+    def sesv2(self) -> SESV2Client:
+        client: SESV2Client = self.client("sesv2")
+        return client
+
 
 @dataclass
 class Deployment:
@@ -112,7 +131,8 @@ class Deployment:
     tap_urls: dict[str, str] = field(default_factory=dict)  # bus name -> URL of its tap queue
 
 
-def deploy(model: CloudModel, clients: AwsClients) -> Deployment:
+def deploy(model: CloudModel, clients: AwsClients, *, ses_identities: Sequence[str] = ()) -> Deployment:
+    """Create the model's resources; `ses_identities` are verified too (on AWS, outside the stack)."""
     deployment = Deployment()
     for table in model.tables:
         _create_table(clients.dynamodb(), table)
@@ -133,6 +153,9 @@ def deploy(model: CloudModel, clients: AwsClients) -> Deployment:
             "Tags": _tags(properties),
         }
         clients.sns().create_topic(**request)
+    for subscription in model.subscriptions:
+        _subscribe(clients.sns(), subscription)
+    _create_ses(model, clients, ses_identities)
     for bucket in model.buckets:
         _create_bucket(clients.s3(), bucket.name, bucket.properties, model.region)
     for bus in model.buses:
@@ -142,6 +165,51 @@ def deploy(model: CloudModel, clients: AwsClients) -> Deployment:
     for bus_name in tapped:
         deployment.tap_urls[bus_name] = _install_tap(clients, model, bus_name)
     return deployment
+
+
+def _subscribe(sns: SNSClient, subscription: SubscriptionSpec) -> None:
+    attributes: dict[str, str] = {}
+    # moto reads any value of RawMessageDelivery as true, so "false" is left out rather than sent.
+    if subscription.raw_message_delivery:
+        attributes["RawMessageDelivery"] = "true"
+    if subscription.filter_policy_scope is not None:
+        attributes["FilterPolicyScope"] = subscription.filter_policy_scope
+    if subscription.filter_policy is not None:
+        attributes["FilterPolicy"] = json.dumps(subscription.filter_policy)
+    sns.subscribe(
+        TopicArn=subscription.topic_arn,
+        Protocol=subscription.protocol,
+        Endpoint=subscription.endpoint,
+        Attributes=attributes,
+        ReturnSubscriptionArn=True,
+    )
+
+
+def _create_ses(model: CloudModel, clients: AwsClients, extra_identities: Sequence[str]) -> None:
+    sesv2 = clients.sesv2()
+    for spec in model.ses_configuration_sets:
+        tags = [{"Key": tag["Key"], "Value": tag["Value"]} for tag in _tags(spec.properties)]
+        sesv2.create_configuration_set(ConfigurationSetName=spec.name, Tags=tags)  # type: ignore[arg-type]
+    # Every identity is verified at once: there is no DNS or mailbox to confirm locally.
+    identities: dict[str, str | None] = {identity: None for identity in extra_identities}
+    identities.update({identity.identity: identity.configuration_set for identity in model.ses_identities})
+    for identity, configuration_set in identities.items():
+        request: dict[str, Any] = {"EmailIdentity": identity}
+        if configuration_set is not None:
+            request["ConfigurationSetName"] = configuration_set
+        sesv2.create_email_identity(**request)
+    # moto's SES v2 has no event destinations; its v1 API keeps them, so they show in
+    # DescribeConfigurationSet. Nothing publishes to them: see LocalCloud.simulate_ses_event.
+    for destination in model.ses_event_destinations:
+        clients.client("ses").create_configuration_set_event_destination(
+            ConfigurationSetName=destination.configuration_set,
+            EventDestination={
+                "Name": destination.name,
+                "Enabled": destination.enabled,
+                "MatchingEventTypes": [_V1_EVENT_TYPES[kind] for kind in destination.matching_event_types],
+                "SNSDestination": {"TopicARN": destination.topic_arn},
+            },
+        )
 
 
 def _create_table(dynamodb: DynamoDBClient, table: TableSpec) -> None:

@@ -173,6 +173,20 @@ def _bind(candidate: _CompiledRoute, parts: Sequence[str]) -> dict[str, str] | N
     return params
 
 
+def control_path_collisions(api: HttpApiSpec) -> list[str]:
+    """The API's routes that the local cloud's control endpoints (under /_localcloud/) would hide.
+
+    Only routes naming the prefix literally count: a `{proxy+}` or `$default` route would see such a
+    request on AWS too, but nobody writes one expecting it.
+    """
+    stage = "" if api.stage == "$default" else f"/{api.stage}"
+    return [
+        f"{api.logical_id}: route {route.route_key} is hidden by the local cloud's control endpoints {CONTROL_PREFIX}"
+        for route in api.routes
+        if route.path != "$default" and (stage + route.path + "/").startswith(CONTROL_PREFIX)
+    ]
+
+
 def match_route(routes: Sequence[HttpRoute], method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
     """The route API Gateway selects for `method` and the percent-encoded `path`, with its path
     parameters (decoded, as API Gateway passes them), or None when it answers 404.

@@ -85,6 +85,49 @@ class TopicSpec:
 
 
 @dataclass(frozen=True)
+class SubscriptionSpec:
+    """An AWS::SNS::Subscription of a template queue to a template topic (moto delivers it)."""
+
+    logical_id: str
+    topic_arn: str
+    protocol: str  # "sqs"
+    endpoint: str  # the queue's ARN
+    raw_message_delivery: bool = False
+    filter_policy: dict[str, Any] | None = None
+    filter_policy_scope: str | None = None  # "MessageAttributes" (SNS's default) or "MessageBody"
+
+
+@dataclass(frozen=True)
+class SesConfigurationSetSpec:
+    logical_id: str
+    name: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SesEmailIdentitySpec:
+    logical_id: str
+    identity: str  # an address ("noreply@example.com") or a domain ("example.com")
+    configuration_set: str | None = None  # ConfigurationSetAttributes: the identity's default set
+
+
+@dataclass(frozen=True)
+class SesEventDestinationSpec:
+    """An AWS::SES::ConfigurationSetEventDestination with an SNS destination.
+
+    moto generates no sending events: `LocalCloud.simulate_ses_event` publishes them to `topic_arn`.
+    """
+
+    logical_id: str
+    name: str
+    configuration_set: str
+    topic_arn: str
+    # Lower-cased, without underscores: "bounce", "renderingfailure", "deliverydelay"...
+    matching_event_types: tuple[str, ...]
+    enabled: bool = False  # CloudFormation's default
+
+
+@dataclass(frozen=True)
 class BucketSpec:
     logical_id: str
     name: str
@@ -188,6 +231,10 @@ class CloudModel:
     rules: list[EventRuleSpec] = field(default_factory=list)
     schedules: list[ScheduleSpec] = field(default_factory=list)
     queue_mappings: list[QueueMappingSpec] = field(default_factory=list)
+    subscriptions: list[SubscriptionSpec] = field(default_factory=list)
+    ses_configuration_sets: list[SesConfigurationSetSpec] = field(default_factory=list)
+    ses_identities: list[SesEmailIdentitySpec] = field(default_factory=list)
+    ses_event_destinations: list[SesEventDestinationSpec] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     # FunctionSpec.logical_id -> how its asynchronous invocations are retried and where they end.
     async_configs: dict[str, AsyncInvokeConfig] = field(default_factory=dict)

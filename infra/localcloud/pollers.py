@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import heapq
 import itertools
 import json
 import logging
@@ -407,6 +408,56 @@ def _chunks(items: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, A
 # ---------------------------------------------------------------------------------- async invocations
 
 
+@dataclass
+class _AsyncEvent:
+    """One event accepted for asynchronous invocation, between its attempts."""
+
+    function_id: str
+    event: Any
+    first_attempt: Future[InvocationResult]
+    attempts: int = 0
+
+
+class _DelayedCalls:
+    """Calls made after a delay by one thread, so that a wait holds no worker thread."""
+
+    def __init__(self, name: str) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._condition = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def call_later(self, delay_s: float, call: Callable[[], None]) -> None:
+        with self._condition:
+            heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._order), call))
+            self._condition.notify()
+
+    def stop(self) -> int:
+        """Stop calling; return how many calls were still waiting (they are dropped)."""
+        with self._condition:
+            self._stopped = True
+            dropped = len(self._heap)
+            self._heap.clear()
+            self._condition.notify()
+        self._thread.join(_ERROR_BACKOFF_S)
+        return dropped
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    self._condition.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                if self._stopped:
+                    return
+                _, _, call = heapq.heappop(self._heap)
+            try:
+                call()
+            except Exception:
+                LOG.exception("a delayed call failed")
+
+
 class AsyncInvoker:
     """Lambda's asynchronous invocation: an internal queue, retries, then DLQ or destinations."""
 
@@ -427,6 +478,7 @@ class AsyncInvoker:
         self._lock = threading.Lock()
         self._pending = 0
         self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="lambda-async")
+        self._retries = _DelayedCalls("lambda-async-retries")
 
     @property
     def pending(self) -> int:
@@ -436,50 +488,64 @@ class AsyncInvoker:
 
     def submit(self, function_id: str, event: Any) -> Future[InvocationResult]:
         """Queue an event; the future completes with the first attempt's result."""
-        first_attempt: Future[InvocationResult] = Future()
+        accepted = _AsyncEvent(function_id, event, Future())
         with self._lock:
             self._pending += 1
         try:
-            self._executor.submit(self._run, function_id, event, first_attempt)
+            self._executor.submit(self._attempt, accepted)
         except RuntimeError:  # the executor is shut down: the cloud is stopping
-            with self._lock:
-                self._pending -= 1
+            self._finished()
             raise
-        return first_attempt
+        return accepted.first_attempt
 
     def stop(self) -> None:
-        """Refuse new events and drop queued ones; `join` waits for those already running."""
+        """Refuse new events and drop queued ones and waiting retries; `join` waits for those running."""
         self._stop.set()
+        dropped = self._retries.stop()
+        if dropped:
+            LOG.info("%d asynchronous event(s) waiting for a retry dropped: the cloud is stopping", dropped)
+            with self._lock:
+                self._pending -= dropped
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def join(self) -> None:
         self._executor.shutdown(wait=True)
 
-    def _run(self, function_id: str, event: Any, first_attempt: Future[InvocationResult]) -> None:
+    def _finished(self) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def _attempt(self, accepted: _AsyncEvent) -> None:
+        retrying = False
         try:
-            config = self._model.async_configs.get(function_id, AsyncInvokeConfig())
-            attempts = 0
-            while True:
-                attempts += 1
-                result = self._invoke(function_id, event)
-                if not first_attempt.done():
-                    first_attempt.set_result(result)
-                if result.ok or attempts > config.max_retry_attempts or self._stop.is_set():
-                    break
-                # Lambda waits about a minute, then two; locally the retry delay stands in for both.
-                if self._stop.wait(self._retry_delay_s):
-                    break
-            self._conclude(function_id, event, result, attempts, config)
+            config = self._model.async_configs.get(accepted.function_id, AsyncInvokeConfig())
+            accepted.attempts += 1
+            result = self._invoke(accepted.function_id, accepted.event)
+            if not accepted.first_attempt.done():
+                accepted.first_attempt.set_result(result)
+            if result.ok or accepted.attempts > config.max_retry_attempts or self._stop.is_set():
+                self._conclude(accepted.function_id, accepted.event, result, accepted.attempts, config)
+            else:
+                # Lambda waits about a minute, then two; locally the retry delay stands in for both. The
+                # wait holds no worker, so a failing function fired often does not hold up the others.
+                self._retries.call_later(self._retry_delay_s, lambda: self._retry(accepted))
+                retrying = True
         except RuntimeStoppedError as error:
-            if not first_attempt.done():
-                first_attempt.set_exception(error)
+            if not accepted.first_attempt.done():
+                accepted.first_attempt.set_exception(error)
         except Exception as error:
-            LOG.exception("asynchronous invocation of %s failed", function_id)
-            if not first_attempt.done():
-                first_attempt.set_exception(error)
+            LOG.exception("asynchronous invocation of %s failed", accepted.function_id)
+            if not accepted.first_attempt.done():
+                accepted.first_attempt.set_exception(error)
         finally:
-            with self._lock:
-                self._pending -= 1
+            if not retrying:
+                self._finished()
+
+    def _retry(self, accepted: _AsyncEvent) -> None:
+        try:
+            self._executor.submit(self._attempt, accepted)
+        except RuntimeError:  # shut down since the retry was scheduled
+            self._finished()
 
     def _conclude(
         self, function_id: str, event: Any, result: InvocationResult, attempts: int, config: AsyncInvokeConfig

@@ -39,6 +39,10 @@ from infra.localcloud.model import (
     QueueSpec,
     RuleTarget,
     ScheduleSpec,
+    SesConfigurationSetSpec,
+    SesEmailIdentitySpec,
+    SesEventDestinationSpec,
+    SubscriptionSpec,
     TableSpec,
     TopicSpec,
 )
@@ -83,6 +87,23 @@ EMULATED_PROPERTIES: dict[str, frozenset[str]] = {
         "TopicName DisplayName FifoTopic ContentBasedDeduplication KmsMasterKeyId Tags "
         "TracingConfig SignatureVersion ArchivePolicy DataProtectionPolicy"
     ),
+    # RedrivePolicy and DeliveryPolicy change nothing locally: delivery to a template queue does not fail,
+    # and DeliveryPolicy only concerns HTTP endpoints.
+    "AWS::SNS::Subscription": _names(
+        "TopicArn Protocol Endpoint RawMessageDelivery FilterPolicy FilterPolicyScope Region RedrivePolicy "
+        "DeliveryPolicy"
+    ),
+    # Only the name has local behaviour; the options (tracking domains, TLS, reputation metrics,
+    # suppression, VDM) are accepted and change nothing in moto.
+    "AWS::SES::ConfigurationSet": _names(
+        "Name DeliveryOptions ReputationOptions SendingOptions SuppressionOptions TrackingOptions VdmOptions Tags"
+    ),
+    "AWS::SES::ConfigurationSetEventDestination": _names("ConfigurationSetName EventDestination"),
+    # DKIM and MAIL FROM settings are DNS matters: every identity is verified at once locally.
+    "AWS::SES::EmailIdentity": _names(
+        "EmailIdentity ConfigurationSetAttributes DkimAttributes DkimSigningAttributes FeedbackAttributes "
+        "MailFromAttributes Tags"
+    ),
     "AWS::S3::Bucket": _names(
         "BucketName VersioningConfiguration LifecycleConfiguration CorsConfiguration "
         "BucketEncryption PublicAccessBlockConfiguration OwnershipControls Tags"
@@ -106,6 +127,11 @@ EMULATED_PROPERTIES: dict[str, frozenset[str]] = {
 }
 RULE_TARGET_KEYS = _names("Id Arn Input InputPath InputTransformer DeadLetterConfig RetryPolicy RoleArn SqsParameters")
 SCHEDULE_TARGET_KEYS = _names("Arn RoleArn Input RetryPolicy DeadLetterConfig SqsParameters")
+# CloudWatch metrics have no local counterpart, so a CloudWatch destination is accepted without effect.
+SES_EVENT_DESTINATION_KEYS = _names("Name Enabled MatchingEventTypes SnsDestination CloudWatchDestination")
+# MatchingEventTypes as CloudFormation spells them (SES v1: "renderingFailure"; v2: "RENDERING_FAILURE"),
+# compared lower-cased without underscores.
+SES_EVENT_TYPES = _names("send reject bounce complaint delivery open click renderingfailure deliverydelay subscription")
 
 # Types that have no behaviour to reproduce locally (no IAM enforcement, no log service...).
 IGNORED_TYPES = _names(
@@ -136,6 +162,7 @@ _NAME_PROPERTY = {
     "AWS::ApiGatewayV2::Stage": "StageName",
     "AWS::CloudWatch::Alarm": "AlarmName",
     "AWS::Kinesis::Stream": "Name",
+    "AWS::SES::ConfigurationSet": "Name",
 }
 _INTEGRATION_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions/(?P<fn>.+)/invocations$")
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
@@ -598,6 +625,21 @@ class _ModelBuilder:
         if kind in ("AWS::Lambda::Permission", "AWS::Lambda::EventSourceMapping", "AWS::Lambda::EventInvokeConfig"):
             identifier = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.stack_name}/{logical_id}"))
             return _Physical(identifier, {"Id": identifier})
+        if kind == "AWS::SNS::Subscription":
+            topic = _scalar_text(self._raw_property(logical_id, "TopicArn"))
+            arn = f"{topic}:{uuid.uuid5(uuid.NAMESPACE_URL, f'{self.stack_name}/{logical_id}')}"
+            return _Physical(arn, {"Arn": arn})
+        if kind == "AWS::SES::EmailIdentity":
+            identity = _scalar_text(self._raw_property(logical_id, "EmailIdentity"))
+            # Easy DKIM's three CNAME records, shaped like SES's; nothing resolves them locally.
+            tokens = [_short_id(f"{identity}/dkim/{n}", 32) for n in (1, 2, 3)]
+            dkim = {}
+            for n, token in enumerate(tokens, start=1):
+                dkim[f"DkimDNSTokenName{n}"] = f"{token}._domainkey.{identity.rsplit('@', 1)[-1]}"
+                dkim[f"DkimDNSTokenValue{n}"] = f"{token}.dkim.amazonses.com"
+            return _Physical(identity, dkim)
+        if kind == "AWS::SES::ConfigurationSetEventDestination":
+            return _Physical(str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.stack_name}/{logical_id}")))
         if kind == "AWS::Lambda::Version":
             function = _scalar_text(self._raw_property(logical_id, "FunctionName"))
             arn = _function_arn(function, region, account)
@@ -640,6 +682,8 @@ class _ModelBuilder:
         if kind == "AWS::Scheduler::Schedule":
             group = _scalar_text(self._raw_property(logical_id, "GroupName") or "default")
             return _Physical(name, {"Arn": f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{name}"})
+        if kind == "AWS::SES::ConfigurationSet":
+            return _Physical(name)
         if kind == "AWS::Scheduler::ScheduleGroup":
             return _Physical(name, {"Arn": f"arn:aws:scheduler:{region}:{account}:schedule-group/{name}"})
         if kind == "AWS::IAM::Role":
@@ -672,8 +716,14 @@ class _ModelBuilder:
                 "AWS::S3::Bucket": self._bucket,
                 "AWS::DynamoDB::Table": self._table,
                 "AWS::Events::EventBus": self._bus,
+                "AWS::SES::ConfigurationSet": self._ses_configuration_set,
             },
-            {"AWS::Lambda::Function": self._function_dead_letter},
+            {
+                "AWS::Lambda::Function": self._function_dead_letter,
+                "AWS::SNS::Subscription": self._subscription,
+                "AWS::SES::EmailIdentity": self._ses_identity,
+                "AWS::SES::ConfigurationSetEventDestination": self._ses_event_destination,
+            },
             {
                 "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
                 "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
@@ -764,6 +814,95 @@ class _ModelBuilder:
         physical = self._physical_of(logical_id)
         self.model.topics.append(
             TopicSpec(logical_id=logical_id, name=physical.attributes["TopicName"], arn=physical.ref, properties=props)
+        )
+
+    def _subscription(self, logical_id: str, props: dict[str, Any]) -> None:
+        topic_arn = _scalar_text(props.get("TopicArn", ""))
+        protocol = _scalar_text(props.get("Protocol", "")).lower()
+        endpoint = _scalar_text(props.get("Endpoint", ""))
+        if protocol != "sqs":
+            self.problems.append(f"{logical_id}: SNS subscription with protocol {protocol} (only sqs is delivered)")
+            return
+        topic = next((topic for topic in self.model.topics if topic.arn == topic_arn), None)
+        queue = next((queue for queue in self.model.queues if queue.arn == endpoint), None)
+        if topic is None:
+            self.problems.append(f"{logical_id}: subscription to topic {topic_arn}, which the template does not create")
+        if queue is None:
+            self.problems.append(f"{logical_id}: subscription of queue {endpoint}, which the template does not create")
+        region = props.get("Region")
+        if region is not None and region != self.region:
+            self.problems.append(f"{logical_id}: subscription in region {region} (the local cloud has one region)")
+        if topic is None or queue is None:
+            return
+        if _bool_property(queue.properties.get("FifoQueue")) and not _bool_property(topic.properties.get("FifoTopic")):
+            # SNS refuses this subscription on AWS.
+            self.problems.append(f"{logical_id}: a FIFO queue cannot subscribe to the standard topic {topic.name}")
+            return
+        policy = props.get("FilterPolicy")
+        self.model.subscriptions.append(
+            SubscriptionSpec(
+                logical_id=logical_id,
+                topic_arn=topic_arn,
+                protocol=protocol,
+                endpoint=endpoint,
+                raw_message_delivery=_bool_property(props.get("RawMessageDelivery")),
+                filter_policy=None if policy is None else _json_object(policy, f"{logical_id} FilterPolicy"),
+                filter_policy_scope=_optional_text(props.get("FilterPolicyScope")),
+            )
+        )
+
+    def _ses_configuration_set(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = self._physical_of(logical_id).ref
+        self.model.ses_configuration_sets.append(SesConfigurationSetSpec(logical_id, name, props))
+
+    def _ses_identity(self, logical_id: str, props: dict[str, Any]) -> None:
+        identity = _scalar_text(props.get("EmailIdentity", ""))
+        if not identity:
+            self.problems.append(f"{logical_id}: AWS::SES::EmailIdentity without an EmailIdentity")
+            return
+        configuration_set = _optional_text((props.get("ConfigurationSetAttributes") or {}).get("ConfigurationSetName"))
+        if configuration_set is not None and not self._has_configuration_set(configuration_set):
+            self.problems.append(
+                f"{logical_id}: default configuration set {configuration_set}, which the template does not create"
+            )
+        self.model.ses_identities.append(SesEmailIdentitySpec(logical_id, identity, configuration_set))
+
+    def _has_configuration_set(self, name: str) -> bool:
+        return any(spec.name == name for spec in self.model.ses_configuration_sets)
+
+    def _ses_event_destination(self, logical_id: str, props: dict[str, Any]) -> None:
+        configuration_set = _scalar_text(props.get("ConfigurationSetName", ""))
+        destination = props.get("EventDestination") or {}
+        for key in sorted(set(destination) - SES_EVENT_DESTINATION_KEYS):
+            self.problems.append(f"{logical_id}: event destination property {key} (only SNS destinations publish)")
+        if not self._has_configuration_set(configuration_set):
+            self.problems.append(
+                f"{logical_id}: event destination of configuration set {configuration_set}, "
+                "which the template does not create"
+            )
+        types: list[str] = []
+        for raw in destination.get("MatchingEventTypes") or []:
+            normalised = _scalar_text(raw).replace("_", "").lower()
+            if normalised not in SES_EVENT_TYPES:
+                self.problems.append(f"{logical_id}: unknown MatchingEventTypes value {raw}")
+            types.append(normalised)
+        sns = destination.get("SnsDestination")
+        if sns is None:
+            # A CloudWatch-only destination: accepted, nothing to publish to locally.
+            return
+        topic_arn = _scalar_text(sns.get("TopicARN", ""))
+        if not any(topic.arn == topic_arn for topic in self.model.topics):
+            self.problems.append(f"{logical_id}: SNS destination {topic_arn}, which the template does not create")
+            return
+        self.model.ses_event_destinations.append(
+            SesEventDestinationSpec(
+                logical_id=logical_id,
+                name=_scalar_text(destination.get("Name", logical_id)),
+                configuration_set=configuration_set,
+                topic_arn=topic_arn,
+                matching_event_types=tuple(types),
+                enabled=_bool_property(destination.get("Enabled", False)),
+            )
         )
 
     def _bucket(self, logical_id: str, props: dict[str, Any]) -> None:
@@ -1064,6 +1203,10 @@ def _bus_name(name_or_arn: str) -> str:
 
 def _optional_text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _bool_property(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
 
 
 def _optional_int(value: Any) -> int | None:

@@ -11,7 +11,7 @@ import pytest
 
 from infra.localcloud.cloud import LocalCloud
 from infra.localcloud.lambdas import HISTORY_SIZE
-from tests.e2e.localcloud.conftest import FIXTURE_FUNCTIONS, write_template
+from tests.e2e.localcloud.conftest import FIXTURE_FUNCTIONS, poll, write_template
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -150,8 +150,13 @@ def test_the_last_invocations_are_kept_for_inspection(cloud: LocalCloud) -> None
 def test_function_output_goes_to_its_log_file(cloud: LocalCloud) -> None:
     result = cloud.invoke("Echo", {})
 
-    log = cloud.log_path("Echo").read_text(encoding="utf-8")
-    assert f"echo {result.request_id}" in log
+    # The handler's own output reaches the file through a pipe read by another thread: it may land
+    # a moment after the invocation returns.
+    def log_with_output() -> str:
+        text = cloud.log_path("Echo").read_text(encoding="utf-8")
+        return text if f"echo {result.request_id}" in text else ""
+
+    log = poll(log_with_output, timeout=10, what="the handler's output in its log file")
     assert f"START RequestId: {result.request_id}" in log
 
 

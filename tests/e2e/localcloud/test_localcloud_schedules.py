@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import json
+import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from infra.localcloud.clock import TooManyFirings
 from infra.localcloud.cloud import LocalCloud
 from tests.e2e.localcloud.conftest import RECORD_TABLE, recorded_events, write_template
 
@@ -132,3 +135,89 @@ def test_the_control_api_advances_the_clock(cloud: LocalCloud) -> None:
 
     assert answer["now"] == "2030-01-01T00:15:00Z"
     assert [entry["schedule"] for entry in answer["fired"]] == ["RecorderHourly", "RecorderQuarterPast"]
+
+
+# ---------------------------------------------------------------------------------- one-minute rates
+
+MINUTELY = """
+Minutely:
+  Type: AWS::Serverless::Function
+  Properties:
+    CodeUri: {FUNCTIONS}/echo/
+    Events:
+      Sweep:
+        Type: ScheduleV2
+        Properties:
+          ScheduleExpression: rate(1 minute)
+          State: MINUTELY_STATE
+          Input: '{"at": "<aws.scheduler.scheduled-time>"}'
+Failing:
+  Type: AWS::Serverless::Function
+  Properties:
+    CodeUri: {FUNCTIONS}/echo/
+    Events:
+      Sweep:
+        Type: ScheduleV2
+        Properties:
+          ScheduleExpression: rate(1 minute)
+          State: FAILING_STATE
+          Input: '{"raise": "<aws.scheduler.scheduled-time>"}'
+"""
+
+
+def minutely_cloud(tmp_path: Path, *, failing: bool = False) -> LocalCloud:
+    """A cloud whose Minutely (or, if `failing`, Failing) function a rate(1 minute) schedule fires."""
+    states = ("DISABLED", "ENABLED") if failing else ("ENABLED", "DISABLED")
+    resources = MINUTELY.replace("MINUTELY_STATE", states[0]).replace("FAILING_STATE", states[1])
+    template = write_template(tmp_path, resources)
+    return LocalCloud(template, stack_name=f"minutely-{uuid.uuid4().hex[:8]}", manual_clock=True, start_time=START)
+
+
+def test_a_one_minute_schedule_fires_every_occurrence_of_a_three_day_advance_at_its_own_time(
+    tmp_path: Path,
+) -> None:
+    with minutely_cloud(tmp_path) as cloud:
+        fired = cloud.clock.advance(timedelta(days=3))
+
+        # As on AWS, every occurrence runs: the one at creation, then one a minute for 3 days.
+        assert len(fired) == 3 * 24 * 60 + 1
+        assert cloud.clock.now() == START + timedelta(days=3)
+        history = cloud.invocations("Minutely")
+        expected = [START + timedelta(days=3) - timedelta(minutes=n) for n in reversed(range(len(history)))]
+        # Each invocation learns its occurrence's time from its input, not from the clock.
+        assert [record.event["at"] for record in history] == [f"{moment:%Y-%m-%dT%H:%M:%SZ}" for moment in expected]
+        assert all(record.error is None for record in history)
+
+
+def test_an_advance_over_max_firings_fires_nothing_and_says_why(tmp_path: Path) -> None:
+    with minutely_cloud(tmp_path) as cloud:
+        with pytest.raises(TooManyFirings, match=r"more than 20000 schedule occurrences \(MinutelySweep: 20001"):
+            cloud.clock.advance(timedelta(days=30))
+
+        assert cloud.clock.now() == START
+        assert cloud.invocations("Minutely") == []
+        request = urllib.request.Request(
+            f"{cloud.api_url}/_localcloud/clock/advance",
+            data=json.dumps({"seconds": 3600, "maxFirings": 10}).encode(),
+            method="POST",
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 400
+        assert len(cloud.clock.advance(timedelta(hours=1), max_firings=None)) == 61
+
+
+def test_retries_of_a_failing_minute_schedule_do_not_hold_up_the_advance(tmp_path: Path) -> None:
+    with minutely_cloud(tmp_path, failing=True) as cloud:
+        started = time.monotonic()
+        fired = cloud.clock.advance(timedelta(hours=1))
+        elapsed = time.monotonic() - started
+        cloud.wait_idle(60)
+
+        assert len(fired) == 61
+        # Each failed event waits for its retries (1 s apart) without holding a worker; when the
+        # wait held one, 16 waiting events filled the pool and these firings took about 6 s.
+        assert elapsed < 3, f"advancing took {elapsed:.1f} s"
+        history = cloud.invocations("Failing")
+        assert len(history) == 61 * 3  # the first attempt and Lambda's 2 retries, each
+        assert all(record.error is not None for record in history)
