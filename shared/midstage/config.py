@@ -120,7 +120,53 @@ class ProfileSettings(StoreSettings):
 
 
 class AdminSettings(StoreSettings):
-    pass
+    ingest_queue_url: str = ""
+    delivery_queue_url: str = ""
+
+
+class FrequencyCap(BaseModel):
+    """At most `limit` sends on `channel` ("*" = all channels) of `category` within `days`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channel: str = "*"
+    category: str = "marketing"
+    limit: int = Field(ge=0, le=10_000)
+    days: float = Field(gt=0, le=90)
+
+
+class RulesSettings(StoreSettings):
+    ingest_queue_url: str
+    delivery_queue_url: str
+    # Rules set off by rules' own events stop at this depth: a loop cannot run away.
+    max_rule_depth: int = Field(default=3, ge=1, le=10)
+
+
+class DeliverySettings(StoreSettings):
+    ingest_queue_url: str
+    delivery_queue_url: str
+    email_sender: str = Field(default="no-reply@example.com", min_length=3)
+    ses_configuration_set: str = ""
+    public_base_url: str = Field(default="", description="where open, click and unsubscribe links point")
+    sms_sender_id: str = ""
+    push_applications: dict[str, str] = Field(default_factory=dict, description="platform -> SNS application ARN")
+    # Marketing needs consent given ("opt_in") or only the absence of a refusal ("opt_out").
+    marketing_consent: str = Field(default="opt_in", pattern="^(opt_in|opt_out)$")
+    frequency_caps: tuple[FrequencyCap, ...] = (
+        FrequencyCap(channel="email", category="marketing", limit=3, days=7),
+        FrequencyCap(channel="sms", category="marketing", limit=2, days=7),
+        FrequencyCap(channel="*", category="marketing", limit=5, days=7),
+    )
+    quiet_hours: str = Field(default="21:00-08:00", pattern=r"^(|\d{2}:\d{2}-\d{2}:\d{2})$")
+    default_timezone: str = "UTC"
+    webhook_allow_local: bool = False
+    send_lease_seconds: int = Field(default=120, ge=5, le=3600)
+
+    _decode = field_validator("frequency_caps", "push_applications", mode="before")(_json_or_value)
+
+
+class FeedbackSettings(StoreSettings):
+    ingest_queue_url: str
 
 
 @cache

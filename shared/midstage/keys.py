@@ -53,6 +53,56 @@ def rate_key(source_id: str, epoch_second: int) -> dict[str, str]:
     return {"pk": f"RATE#{source_id}#{epoch_second}", "sk": RATE_SK}
 
 
+# Messaging (DataTable) ------------------------------------------------------------------
+MESSAGE_SK = "MESSAGE"
+CAPS_SK = "CAPS"
+SUPPRESSION_SK = "SUPPRESSION"
+INBOX_PREFIX = "INBOX#"
+MESSAGE_REF_PREFIX = "MREF#"
+TIMER_SHARDS = 4
+
+
+def message_key(message_id: str) -> dict[str, str]:
+    """The ledger entry of one intended send: written before the provider is called."""
+    return {"pk": f"MESSAGE#{message_id}", "sk": MESSAGE_SK}
+
+
+def message_ref_sk(at: str, message_id: str) -> str:
+    """A person's messages, newest last, under the profile's partition."""
+    return f"{MESSAGE_REF_PREFIX}{at}#{message_id}"
+
+
+def origin_pk(kind: str, origin_id: str) -> str:
+    """A rule's or campaign's messages (one partition per origin; sends are rate-limited)."""
+    return f"ORIGIN#{kind}#{origin_id}"
+
+
+def caps_key(profile_id: str) -> dict[str, str]:
+    """A person's recent sends, one item, so a cap check-and-reserve is one conditional write."""
+    return {"pk": profile_pk(profile_id), "sk": CAPS_SK}
+
+
+def fire_key(profile_id: str, rule_id: str) -> dict[str, str]:
+    return {"pk": profile_pk(profile_id), "sk": f"FIRE#{rule_id}"}
+
+
+def suppression_key(channel: str, address: str) -> dict[str, str]:
+    """Suppression is per address, not per profile: a bounced address bounces for everyone."""
+    return {"pk": f"SUPP#{channel}#{address}", "sk": SUPPRESSION_SK}
+
+
+def inbox_sk(at: str, message_id: str) -> str:
+    return f"{INBOX_PREFIX}{at}#{message_id}"
+
+
+def timer_pk(minute: str, shard: int) -> str:
+    """Timers due in one minute (YYYYMMDDHHMM), spread over shards to stay off one hot key."""
+    return f"TIMER#{minute}#{shard}"
+
+
+TIMER_CURSOR_KEY = {"pk": "TIMERCURSOR", "sk": "TIMERCURSOR"}
+
+
 # ConfigTable ----------------------------------------------------------------------------
 SOURCE_PK = "SOURCE"
 WRITE_KEY_PK = "WRITEKEY"
@@ -74,3 +124,29 @@ def write_key_key(write_key: str) -> dict[str, str]:
 
 def api_key_key(digest: str) -> dict[str, str]:
     return {"pk": API_KEY_PK, "sk": digest}
+
+
+RULE_PK = "RULE"
+TEMPLATE_PK = "TEMPLATE"
+SECRET_PK = "SECRET"  # noqa: S105 - a key prefix, not a secret
+
+
+def rule_key(rule_id: str) -> dict[str, str]:
+    return {"pk": RULE_PK, "sk": rule_id}
+
+
+def rule_version_key(rule_id: str, version: int) -> dict[str, str]:
+    return {"pk": f"RULEV#{rule_id}", "sk": f"{version:08d}"}
+
+
+def template_version_key(template_id: str, version: int) -> dict[str, str]:
+    """Every version of a template; the TEMPLATE item points at the latest and the approved one."""
+    return {"pk": f"TEMPLATEV#{template_id}", "sk": f"{version:08d}"}
+
+
+def template_key(template_id: str) -> dict[str, str]:
+    return {"pk": TEMPLATE_PK, "sk": template_id}
+
+
+def secret_key(name: str) -> dict[str, str]:
+    return {"pk": SECRET_PK, "sk": name}

@@ -16,6 +16,7 @@ from midstage.adapters import aws
 from midstage.adapters.documents import pack, unpack
 from midstage.errors import Conflict, NotFound
 from midstage.models.admin import ApiKey, Source
+from midstage.models.messaging import Rule, Template
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -152,6 +153,120 @@ class ConfigStore:
                 self._put(keys.api_key_key(key.digest), revoked.model_dump(mode="json"))
                 return revoked
         raise NotFound(f"no API key '{key_id}'")
+
+    # ------------------------------------------------------------------ versioned documents
+    def _put_versioned(self, key: dict[str, str], doc: dict[str, Any], version: int, expected: int | None) -> None:
+        """Write only over the version read (`expected`; None = new): no editor loses an edit."""
+        condition = "attribute_not_exists(pk)" if expected is None else "version = :previous"
+        kwargs: dict[str, Any] = {"ConditionExpression": condition}
+        if expected is not None:
+            kwargs["ExpressionAttributeValues"] = {":previous": {"N": str(expected)}}
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={**{k: {"S": v} for k, v in key.items()}, "doc": {"B": pack(doc)}, "version": {"N": str(version)}},
+                **kwargs,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise Conflict(f"{key['sk']} was changed by someone else meanwhile; reload and try again") from error
+            raise
+
+    # ------------------------------------------------------------------ rules
+    def rules(self) -> list[Rule]:
+        """Every rule (enabled or not), cached for `cache_seconds`."""
+        loaded = self._cached("rules", lambda: [Rule.model_validate(d) for d in self._list(keys.RULE_PK)])
+        return loaded or []
+
+    def get_rule(self, rule_id: str) -> Rule:
+        doc = self._get(keys.rule_key(rule_id))
+        if doc is None:
+            raise NotFound(f"no rule '{rule_id}'")
+        return Rule.model_validate(doc)
+
+    def find_rule(self, rule_id: str) -> Rule | None:
+        doc = self._get(keys.rule_key(rule_id))
+        return Rule.model_validate(doc) if doc else None
+
+    def save_rule(self, rule: Rule) -> Rule:
+        doc = rule.model_dump(mode="json")
+        self._put_versioned(keys.rule_key(rule.id), doc, rule.version, rule.version - 1 or None)
+        self._put(keys.rule_version_key(rule.id, rule.version), doc)
+        self._cache.pop("rules", None)
+        return rule
+
+    def rule_versions(self, rule_id: str) -> list[Rule]:
+        return [Rule.model_validate(d) for d in self._list(f"RULEV#{rule_id}")]
+
+    def delete_rule(self, rule_id: str) -> None:
+        self.get_rule(rule_id)
+        self._delete(keys.rule_key(rule_id))
+        self._cache.pop("rules", None)
+
+    # ------------------------------------------------------------------ templates
+    def template_entry(self, template_id: str) -> dict[str, Any] | None:
+        """{"latest": <Template doc>, "approved": <Template doc> | None}"""
+        return self._get(keys.template_key(template_id))
+
+    def get_template(self, template_id: str, version: int | None = None) -> Template:
+        if version is not None:
+            doc = self._get(keys.template_version_key(template_id, version))
+            if doc is None:
+                raise NotFound(f"template '{template_id}' has no version {version}")
+            return Template.model_validate(doc)
+        entry = self.template_entry(template_id)
+        if entry is None:
+            raise NotFound(f"no template '{template_id}'")
+        return Template.model_validate(entry["latest"])
+
+    def approved_template(self, template_id: str) -> Template | None:
+        def load() -> Template | None:
+            entry = self.template_entry(template_id)
+            return Template.model_validate(entry["approved"]) if entry and entry.get("approved") else None
+
+        return self._cached(f"tpl:{template_id}", load)
+
+    def list_templates(self) -> list[dict[str, Any]]:
+        return self._list(keys.TEMPLATE_PK)
+
+    def save_template(self, template: Template, approved: Template | None) -> Template:
+        doc = template.model_dump(mode="json")
+        entry = {"latest": doc, "approved": approved.model_dump(mode="json") if approved else None}
+        self._put_versioned(keys.template_key(template.id), entry, template.version, template.version - 1 or None)
+        self._put(keys.template_version_key(template.id, template.version), doc)
+        self._cache.pop(f"tpl:{template.id}", None)
+        return template
+
+    def approve_template(self, template: Template) -> Template:
+        """Mark one version approved: from then on it is the version that sends."""
+        self._put(keys.template_version_key(template.id, template.version), template.model_dump(mode="json"))
+        latest = self.get_template(template.id)
+        if latest.version == template.version:
+            latest = template
+        entry = {"latest": latest.model_dump(mode="json"), "approved": template.model_dump(mode="json")}
+        self._put_versioned(keys.template_key(template.id), entry, latest.version, latest.version)
+        self._cache.pop(f"tpl:{template.id}", None)
+        return template
+
+    # ------------------------------------------------------------------ secrets
+    def secret(self, name: str) -> bytes:
+        """A random signing secret, created on first use (link tokens, webhook signatures)."""
+
+        def load() -> bytes | None:
+            doc = self._get(keys.secret_key(name))
+            if doc is None:
+                try:
+                    self._put(keys.secret_key(name), {"value": secrets.token_hex(32)}, new=True)
+                except ClientError as error:
+                    if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                        raise
+                doc = self._get(keys.secret_key(name))
+            return bytes.fromhex(doc["value"]) if doc else None
+
+        value = self._cached(f"secret:{name}", load)
+        if value is None:
+            raise RuntimeError(f"secret {name} could not be read")
+        return value
 
 
 def new_write_key() -> str:

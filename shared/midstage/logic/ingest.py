@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from midstage.config import ComputedTraitSettings, IdentitySettings
+from midstage.logic import internal_events
 from midstage.logic import profile as profile_logic
 from midstage.logic.identity import Identifier, identifiers_of, limit_breach, lookup_only, priority_of
 from midstage.logic.timefmt import iso
@@ -208,6 +209,8 @@ def _attempt(
             traits=dict(survivor.traits),
             identities=dict(survivor.identities),
             computed=survivor.computed,
+            tags=list(survivor.tags),
+            consent=dict(survivor.consent),
         )
         if survivor.version
         else None
@@ -277,9 +280,13 @@ def _attempt(
         domain.append(("identity.merged", {k: v for k, v in record.items() if k != "id"}))
     difference = profile_logic.changes(before, survivor) if changed else {}
     if difference:
-        domain.append(
-            ("profile.updated", {"profileId": survivor.id, "version": survivor.version, "changes": difference})
-        )
+        update: dict[str, Any] = {"profileId": survivor.id, "version": survivor.version, "changes": difference}
+        # How many rule hops caused this change: rules reacting to it stop at a bound, as they
+        # do for events, so two rules cannot toggle a tag forever.
+        depth = max((internal_events.depth_of(e) for e in to_apply), default=0)
+        if depth:
+            update["depth"] = depth
+        domain.append(("profile.updated", update))
     publisher.publish(domain)
 
     timeline = [profile_logic.slim_event(e) for e in to_apply + recovered]

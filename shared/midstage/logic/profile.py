@@ -17,9 +17,18 @@ from midstage.logic.timefmt import day_of, iso, parse_iso
 from midstage.models.profile import Profile
 
 ORDER_COMPLETED = "Order Completed"
+# Track events with a meaning of their own: the platform's rules and feedback send them, and
+# so may any source (an app recording consent, a CRM sync adding tags).
+TAG_ADDED = "Tag Added"
+TAG_REMOVED = "Tag Removed"
+CONSENT_UPDATED = "Consent Updated"
+UNSUBSCRIBED = "Unsubscribed"
+MAX_TAGS = 200
+_CONSENT_CHANNELS = frozenset({"email", "sms", "push", "inbox", "webhook", "*"})
+_PURPOSES = frozenset({"marketing", "transactional"})
 _UTM_FIELDS = ("source", "medium", "name", "term", "content")
 _DEVICE_FIELDS = ("id", "token", "type", "manufacturer", "model", "name", "advertisingId")
-_SLIM_CONTEXT = ("page", "campaign", "ip", "userAgent", "locale", "timezone", "library", "screen")
+_SLIM_CONTEXT = ("page", "campaign", "ip", "userAgent", "locale", "timezone", "library", "screen", "midstage")
 _MAX_TIMELINE_PROPERTIES = 4 * 1024
 # Bounds that keep a profile document far below DynamoDB's 400 KB item limit. Past them the
 # oldest entries (by event time) give way, so the result still does not depend on order.
@@ -88,6 +97,15 @@ def apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
         if utm:
             profile.last_utm, profile.last_utm_stamp = utm, stamp
 
+    for field_name, key in (("timezone", "$timezone"), ("locale", "$locale")):
+        value = context.get(field_name)
+        if isinstance(value, str) and 0 < len(value) <= 64 and profile.trait_stamps.get(key, "") < stamp:
+            setattr(profile, field_name, value)
+            profile.trait_stamps[key] = stamp
+
+    if event["type"] == "track":
+        _apply_reserved(profile, str(event.get("event")), event.get("properties") or {}, stamp, event)
+
     device = context.get("device")
     if isinstance(device, dict):
         device_key = device.get("id") or device.get("token")
@@ -97,6 +115,40 @@ def apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
                 slim = {k: device[k] for k in _DEVICE_FIELDS if device.get(k) is not None}
                 profile.devices[str(device_key)] = {**slim, "stamp": stamp}
                 _keep_latest(profile.devices, MAX_DEVICES)
+
+
+def _apply_reserved(
+    profile: Profile, name: str, properties: Mapping[str, Any], stamp: str, event: Mapping[str, Any]
+) -> None:
+    if name in (TAG_ADDED, TAG_REMOVED):
+        tag = properties.get("tag")
+        if isinstance(tag, str) and 0 < len(tag) <= 64:
+            set_tag(profile, tag, name == TAG_ADDED, stamp)
+    elif name in (CONSENT_UPDATED, UNSUBSCRIBED):
+        channel = str(properties.get("channel", "email"))
+        purpose = str(properties.get("purpose", "marketing"))
+        granted = properties.get("granted") is True if name == CONSENT_UPDATED else False
+        if channel in _CONSENT_CHANNELS and purpose in _PURPOSES:
+            key = f"{channel}:{purpose}"
+            known = profile.consent.get(key)
+            if known is None or known["stamp"] < stamp:
+                profile.consent[key] = {"granted": granted, "stamp": stamp, "source": event.get("sourceId", "")}
+
+
+def set_tag(profile: Profile, tag: str, on: bool, stamp: str) -> None:
+    known = profile.tag_stamps.get(tag)
+    if known is not None and known[0] >= stamp:
+        return
+    profile.tag_stamps[tag] = [stamp, on]
+    _keep_latest_tags(profile)
+    profile.tags = sorted(t for t, (_, state) in profile.tag_stamps.items() if state)
+
+
+def _keep_latest_tags(profile: Profile) -> None:
+    if len(profile.tag_stamps) > MAX_TAGS:
+        oldest_first = sorted(profile.tag_stamps, key=lambda t: (profile.tag_stamps[t][0], t))
+        for tag in oldest_first[: len(oldest_first) - MAX_TAGS]:
+            del profile.tag_stamps[tag]
 
 
 def _keep_latest(entries: dict[str, dict[str, Any]], limit: int) -> None:
@@ -162,7 +214,16 @@ def merge_into(survivor: Profile, loser: Profile) -> None:
     survivor.revenue = str(Decimal(survivor.revenue) + Decimal(loser.revenue))
     if loser.last_utm_stamp > survivor.last_utm_stamp:
         survivor.last_utm, survivor.last_utm_stamp = loser.last_utm, loser.last_utm_stamp
-    survivor.tags = sorted(set(survivor.tags) | set(loser.tags))
+    for tag, (tag_stamp, on) in loser.tag_stamps.items():
+        set_tag(survivor, tag, on, tag_stamp)
+    for key, grant in loser.consent.items():
+        mine_grant = survivor.consent.get(key)
+        if mine_grant is None or mine_grant["stamp"] < grant["stamp"]:
+            survivor.consent[key] = grant
+    for field_name, key in (("timezone", "$timezone"), ("locale", "$locale")):
+        if loser.trait_stamps.get(key, "") > survivor.trait_stamps.get(key, ""):
+            setattr(survivor, field_name, getattr(loser, field_name))
+            survivor.trait_stamps[key] = loser.trait_stamps[key]
     survivor.merged_from = sorted(set(survivor.merged_from) | {loser.id} | set(loser.merged_from))
     survivor.pending = {**loser.pending, **survivor.pending}
     survivor.events_applied += loser.events_applied
@@ -266,6 +327,17 @@ def changes(before: Profile | None, after: Profile) -> dict[str, Any]:
     }
     if computed:
         changed["computed"] = computed
+    old_tags = set(before.tags) if before else set()
+    if set(after.tags) - old_tags:
+        changed["tags_added"] = sorted(set(after.tags) - old_tags)
+    if old_tags - set(after.tags):
+        changed["tags_removed"] = sorted(old_tags - set(after.tags))
+    old_consent = before.consent if before else {}
+    consent = {
+        k: v["granted"] for k, v in after.consent.items() if old_consent.get(k, {}).get("granted") != v["granted"]
+    }
+    if consent:
+        changed["consent"] = consent
     added = sorted(after.identifier_set() - old_ids)
     if added:
         changed["identities_added"] = [f"{t}:{v}" for t, v in added]

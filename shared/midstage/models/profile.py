@@ -30,6 +30,12 @@ class Profile:
     last_utm: dict[str, str] = field(default_factory=dict)
     last_utm_stamp: str = ""
     tags: list[str] = field(default_factory=list)
+    # Per tag, the stamp of its last add or remove and whether it is on: last write wins.
+    tag_stamps: dict[str, list[Any]] = field(default_factory=dict)
+    # "<channel>:<purpose>" ("*" for every channel) -> {"granted": bool, "stamp": ..., "source": ...}
+    consent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timezone: str | None = None  # IANA zone, from context.timezone (or the `timezone` trait)
+    locale: str | None = None
     computed: dict[str, Any] = field(default_factory=dict)  # derived; see logic/profile.py
     merged_from: list[str] = field(default_factory=list)
     merged_into: str | None = None

@@ -1,0 +1,59 @@
+"""EventBridge target: evaluates rules against each domain event and queues their effects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.handoff import SqsHandoff
+from midstage.adapters.messaging_store import FireRecords
+from midstage.adapters.profile_store import ProfileStore
+from midstage.adapters.queues import MessageQueue
+from midstage.config import RulesSettings, computed_trait_settings
+from midstage.observability import logger, metrics
+from midstage.services.rules import RuleEngine
+
+
+@cache
+def _engine() -> RuleEngine:
+    settings = RulesSettings.from_env()
+    return RuleEngine(
+        ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds),
+        ProfileStore(settings.data_table),
+        FireRecords(settings.data_table),
+        MessageQueue(settings.delivery_queue_url),
+        SqsHandoff(settings.ingest_queue_url),
+        max_depth=settings.max_rule_depth,
+        max_window_days=max(computed_trait_settings().count_windows_days),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    detail_type = str(event.get("detail-type", ""))
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        # Not retriable: EventBridge would deliver the same malformed event again.
+        logger.error("not a domain event", detail_type=detail_type)
+        return {"error": "not a domain event"}
+    summary = _engine().handle(detail_type, detail, datetime.now(UTC))
+    if summary.fired:
+        metrics.add_metric(name="RulesFired", unit=MetricUnit.Count, value=len(summary.fired))
+        logger.info("rules fired", rules=summary.fired, messages=summary.messages, events=summary.events)
+    if summary.held_out:
+        metrics.add_metric(name="RulesHeldOut", unit=MetricUnit.Count, value=len(summary.held_out))
+    return {
+        "considered": summary.considered,
+        "matched": summary.matched,
+        "fired": summary.fired,
+        "heldOut": summary.held_out,
+        "refused": summary.refused,
+        "messages": summary.messages,
+        "events": summary.events,
+    }

@@ -1,0 +1,56 @@
+"""SQS consumer of SES notifications (via the feedback topic): suppressions, statuses, events."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from midstage.adapters.handoff import SqsHandoff
+from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
+from midstage.adapters.profile_store import ProfileStore
+from midstage.config import FeedbackSettings
+from midstage.logic.feedback import FeedbackError, is_subscription_confirmation, parse_notification
+from midstage.observability import logger, metrics
+from midstage.services import feedback
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def _wiring() -> tuple[MessageLedger, SuppressionStore, ProfileStore, SqsHandoff]:
+    settings = FeedbackSettings.from_env()
+    table = settings.data_table
+    return MessageLedger(table), SuppressionStore(table), ProfileStore(table), SqsHandoff(settings.ingest_queue_url)
+
+
+def record_handler(record: SQSRecord) -> None:
+    if is_subscription_confirmation(record.body):
+        logger.info("SNS subscription confirmation received (SQS subscriptions confirm themselves)")
+        return
+    try:
+        notices = parse_notification(record.body)
+    except FeedbackError as error:
+        # Not retried: the same bytes would fail again. Logged with an excerpt to investigate.
+        logger.error("unreadable SES notification", reason=str(error), body=record.body[:500])
+        metrics.add_metric(name="FeedbackUnreadable", unit=MetricUnit.Count, value=1)
+        return
+    ledger, suppressions, profiles, events = _wiring()
+    handled = feedback.handle(notices, ledger, suppressions, profiles, events)
+    if handled.suppressed:
+        metrics.add_metric(name="AddressesSuppressed", unit=MetricUnit.Count, value=len(handled.suppressed))
+    if handled.unknown_messages:
+        metrics.add_metric(name="FeedbackForUnknownMessages", unit=MetricUnit.Count, value=handled.unknown_messages)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)

@@ -1,0 +1,35 @@
+"""Scheduled every minute: releases timers that are due (deferred sends; journey waits later)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from midstage.adapters.messaging_store import TimerStore
+from midstage.adapters.queues import MessageQueue
+from midstage.config import DeliverySettings
+from midstage.logic.timefmt import parse_iso
+from midstage.observability import logger, metrics
+from midstage.services.timers import sweep
+
+
+@cache
+def _wiring() -> tuple[TimerStore, MessageQueue]:
+    settings = DeliverySettings.from_env()
+    return TimerStore(settings.data_table), MessageQueue(settings.delivery_queue_url)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    scheduled = event.get("scheduledTime")
+    now = parse_iso(scheduled) if isinstance(scheduled, str) and scheduled[:1].isdigit() else datetime.now(UTC)
+    timers, queue = _wiring()
+    released = sweep(timers, queue, now)
+    if released:
+        metrics.add_metric(name="TimersReleased", unit=MetricUnit.Count, value=released)
+    return {"released": released, "asOf": now.isoformat()}

@@ -1,0 +1,194 @@
+"""Rendering and sending on each channel: the one place that joins templates, tracking links and
+the providers (SES, SNS SMS, SNS push, webhooks, the inbox table)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from midstage.adapters.messaging_store import InboxStore
+from midstage.adapters.providers import (
+    EmailSender,
+    OutboundEmail,
+    ProviderError,
+    PushSender,
+    SmsSender,
+    WebhookSender,
+)
+from midstage.logic import links
+from midstage.logic import templates as template_logic
+from midstage.logic.delivery import Address, ProviderFailure, RenderFailure, zone_of
+from midstage.models.messaging import MessageRequest, Template
+from midstage.models.profile import Profile
+
+_PERSON_FIELDS = ("email", "phone")
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    email_sender: str
+    configuration_set: str
+    public_base_url: str
+    sms_sender_id: str
+    default_timezone: str
+
+
+def person_variables(profile: Profile) -> dict[str, Any]:
+    """What templates see as `person`: traits first, then a few profile facts."""
+    person: dict[str, Any] = dict(profile.traits)
+    person["id"] = profile.id
+    for name in _PERSON_FIELDS:
+        values = profile.identities.get(name) or []
+        if name not in person and values:
+            person[name] = values[0]
+    person.setdefault("timezone", profile.timezone)
+    person.setdefault("locale", profile.locale)
+    return person
+
+
+def render_context(
+    request: MessageRequest, profile: Profile, tz: str, unsubscribe_url: str | None
+) -> template_logic.RenderContext:
+    event = request.event or {}
+    return template_logic.RenderContext(
+        person=person_variables(profile),
+        event={
+            "name": event.get("event") or event.get("name"),
+            "properties": event.get("properties") or {},
+            "timestamp": event.get("timestamp"),
+        },
+        computed=dict(profile.computed),
+        vars=dict(request.vars),
+        tz=tz,
+        links={"unsubscribe": unsubscribe_url} if unsubscribe_url else {},
+    )
+
+
+class ChannelSenders:
+    def __init__(
+        self,
+        settings: ChannelSettings,
+        secret: Callable[[str], bytes],
+        *,
+        email: EmailSender | None = None,
+        sms: SmsSender | None = None,
+        push: PushSender | None = None,
+        webhook: WebhookSender | None = None,
+        inbox: InboxStore | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.secret = secret
+        self.email = email or EmailSender()
+        self.sms = sms or SmsSender()
+        self.push = push or PushSender({})
+        self.webhook = webhook or WebhookSender()
+        self.inbox = inbox
+        self.clock = clock
+
+    def send(
+        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
+    ) -> str:
+        try:
+            if channel == "webhook":
+                return self._webhook(request, profile, address)
+            assert template is not None
+            unsubscribe = self._unsubscribe_url(request, profile, channel, address)
+            tz = zone_of(profile, self.settings.default_timezone).key
+            context = render_context(request, profile, tz, unsubscribe)
+            try:
+                rendered = template_logic.render(
+                    template.channel,
+                    template.locales,
+                    template.variables,
+                    locale=profile.locale,
+                    default_locale=template.default_locale,
+                    context=context,
+                ).fields
+            except template_logic.RenderError as error:
+                raise RenderFailure(str(error)) from error
+            if channel == "email":
+                return self._email(request, address, template, rendered, unsubscribe)
+            if channel == "sms":
+                sms_type = "Transactional" if request.category == "transactional" else "Promotional"
+                return self.sms.send(address.value, rendered["body"], sms_type, self.settings.sms_sender_id or None)
+            if channel == "push":
+                data = {"messageId": request.message_id}
+                return self.push.send(address.platform or "", address.value, rendered["title"], rendered["body"], data)
+            if channel == "inbox":
+                if self.inbox is None:
+                    raise ProviderFailure("configuration", "no inbox store configured")
+                self.inbox.put(profile.id, request.message_id, rendered["title"], rendered["body"], self.clock())
+                return request.message_id
+        except ProviderError as error:
+            raise ProviderFailure(error.kind, error.reason) from error
+        raise ProviderFailure("configuration", f"unknown channel {channel}")
+
+    # ------------------------------------------------------------------ per channel
+    def _email(
+        self,
+        request: MessageRequest,
+        address: Address,
+        template: Template,
+        rendered: dict[str, str],
+        unsubscribe: str | None,
+    ) -> str:
+        html = rendered.get("html")
+        base = self.settings.public_base_url.rstrip("/")
+        if html and base:
+            secret = self.secret("links")
+
+            def click_url(url: str) -> str:
+                return f"{base}/t/c/{links.sign({'k': 'c', 'm': request.message_id, 'u': url}, secret)}"
+
+            html, _ = links.track_links(html, click_url, keep=[unsubscribe] if unsubscribe else [])
+            pixel = f"{base}/t/o/{links.sign({'k': 'o', 'm': request.message_id}, secret)}"
+            html = links.add_open_pixel(html, pixel)
+        headers: dict[str, str] = {}
+        if unsubscribe and request.category == "marketing":
+            # RFC 8058: one-click unsubscribe that mail clients can POST to without a page.
+            headers["List-Unsubscribe"] = f"<{unsubscribe}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        email = OutboundEmail(
+            sender=template.sender or self.settings.email_sender,
+            to=address.value,
+            subject=rendered.get("subject", ""),
+            html=html,
+            text=rendered.get("text"),
+            headers=headers,
+            configuration_set=self.settings.configuration_set or None,
+            tags={"midstage-message": request.message_id, "origin": f"{request.origin.kind}-{request.origin.id}"},
+        )
+        return self.email.send(email)
+
+    def _unsubscribe_url(self, request: MessageRequest, profile: Profile, channel: str, address: Address) -> str | None:
+        base = self.settings.public_base_url.rstrip("/")
+        if not base or channel not in ("email", "sms"):
+            return None
+        payload = {"k": "u", "m": request.message_id, "p": profile.id, "a": address.value, "c": channel}
+        return f"{base}/u/{links.sign(payload, self.secret('links'))}"
+
+    def _webhook(self, request: MessageRequest, profile: Profile, address: Address) -> str:
+        include = set(request.webhook_include)
+        payload: dict[str, Any] = {
+            "id": request.message_id,
+            "type": f"{request.origin.kind}.action",
+            "origin": request.origin.model_dump(exclude_none=True),
+            "profileId": profile.id,
+            "requestedAt": request.requested_at,
+        }
+        if "event" in include and request.event:
+            payload["event"] = request.event
+        if "traits" in include:
+            payload["traits"] = profile.traits
+        if "computed" in include:
+            payload["computed"] = profile.computed
+        if "tags" in include:
+            payload["tags"] = profile.tags
+        body = json.dumps(payload, separators=(",", ":"), default=str).encode()
+        now = int(self.clock().timestamp())
+        status = self.webhook.send(address.value, body, self.secret("webhooks"), request.message_id, now)
+        return f"http-{status}"

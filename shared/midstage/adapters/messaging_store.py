@@ -1,0 +1,572 @@
+"""DataTable access for messaging: the send ledger, cap reservations, suppressions, the inbox,
+rule fire records and timers. Every write that decides something is a conditional write."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from midstage import keys
+from midstage.adapters import aws
+from midstage.config import FrequencyCap
+from midstage.logic.delivery import DUPLICATE, IN_FLIGHT, NOT_DUE, Claim, cap_breached, prune_sends
+from midstage.logic.rules import FireRecord
+from midstage.logic.timefmt import iso
+from midstage.models.messaging import FINAL_STATUSES, MessageRequest
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_CAP_ATTEMPTS = 25
+_MAX_HISTORY = 30
+MESSAGE_RETENTION = timedelta(days=400)
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _key(key: Mapping[str, str]) -> dict[str, Any]:
+    return {k: {"S": v} for k, v in key.items()}
+
+
+def _conditional_failed(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class _Table:
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self.table = table
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = aws.dynamodb()
+        return self._client
+
+    def _get(self, key: Mapping[str, str], consistent: bool = True) -> dict[str, Any] | None:
+        answer = self.client.get_item(TableName=self.table, Key=_key(key), ConsistentRead=consistent)
+        return answer.get("Item")
+
+    def _query(self, pk: str, prefix: str, *, limit: int, newest_first: bool = True, start: str | None = None) -> Any:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": _s(pk), ":prefix": _s(prefix)},
+            "ScanIndexForward": not newest_first,
+            "Limit": limit,
+        }
+        if not prefix:  # DynamoDB refuses an empty key value, even in begins_with
+            kwargs["KeyConditionExpression"] = "pk = :pk"
+            kwargs["ExpressionAttributeValues"] = {":pk": _s(pk)}
+        if start:
+            kwargs["ExclusiveStartKey"] = {"pk": _s(pk), "sk": _s(start)}
+        return self.client.query(**kwargs)
+
+
+# --------------------------------------------------------------------------- the ledger
+def history_entry(status: str, reason: str, now: datetime, **fields: Any) -> dict[str, Any]:
+    entry = {"at": iso(now), "status": status, "reason": reason}
+    entry.update({k: v for k, v in fields.items() if v is not None})
+    return {"M": {k: _s(str(v)) for k, v in entry.items()}}
+
+
+class MessageLedger(_Table):
+    """One item per intended send, keyed by the request's deterministic message id."""
+
+    def claim(self, request: MessageRequest, now: datetime, lease_seconds: int) -> Claim:
+        message_id = request.message_id
+        now_s = int(now.timestamp())
+        try:
+            answer = self.client.update_item(
+                TableName=self.table,
+                Key=_key(keys.message_key(message_id)),
+                # Every name aliased: several (request, origin...) are DynamoDB reserved words.
+                UpdateExpression=(
+                    "SET #st = :sending, #lease = :lease, #att = if_not_exists(#att, :zero) + :one,"
+                    " #rq = if_not_exists(#rq, :request), #ca = if_not_exists(#ca, :now),"
+                    " #pid = if_not_exists(#pid, :profile), #org = if_not_exists(#org, :origin),"
+                    " #cat = if_not_exists(#cat, :category), #exp = :expires,"
+                    " #hist = list_append(if_not_exists(#hist, :empty), :entry)"
+                ),
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR (#st = :sending AND #lease < :now_s)"
+                    " OR (#st = :deferred AND #nb <= :now_s) OR #st = :queued"
+                ),
+                ExpressionAttributeNames={
+                    "#st": "status",
+                    "#lease": "leaseUntil",
+                    "#att": "attempts",
+                    "#rq": "request",
+                    "#ca": "createdAt",
+                    "#pid": "profileId",
+                    "#org": "origin",
+                    "#cat": "category",
+                    "#exp": "expiresAt",
+                    "#hist": "history",
+                    "#nb": "notBefore",
+                },
+                ExpressionAttributeValues={
+                    ":sending": _s("sending"),
+                    ":deferred": _s("deferred"),
+                    ":queued": _s("queued"),
+                    ":lease": _n(now_s + lease_seconds),
+                    ":now_s": _n(now_s),
+                    ":zero": _n(0),
+                    ":one": _n(1),
+                    ":request": _s(request.model_dump_json()),
+                    ":now": _s(iso(now)),
+                    ":profile": _s(request.profile_id),
+                    ":origin": _s(f"{request.origin.kind}#{request.origin.id}"),
+                    ":category": _s(request.category),
+                    ":expires": _n(int((now + MESSAGE_RETENTION).timestamp())),
+                    ":empty": {"L": []},
+                    ":entry": {"L": [history_entry("sending", "claimed for delivery", now)]},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+            item = self._get(keys.message_key(message_id)) or {}
+            record = plain(item)
+            status = record.get("status")
+            if status in FINAL_STATUSES:
+                return Claim(DUPLICATE, record)
+            if status == "deferred":
+                return Claim(NOT_DUE, record)
+            return Claim(IN_FLIGHT, record)
+        record = plain(answer["Attributes"])
+        if record.get("attempts") == 1:
+            self._index(request, now)
+        return Claim("claimed", record)
+
+    def _index(self, request: MessageRequest, now: datetime) -> None:
+        """References for listing by person and by origin (idempotent puts)."""
+        stamp = iso(now)
+        ref = {"messageId": _s(request.message_id), "expiresAt": _n(int((now + MESSAGE_RETENTION).timestamp()))}
+        self.client.batch_write_item(
+            RequestItems={
+                self.table: [
+                    {
+                        "PutRequest": {
+                            "Item": {
+                                "pk": _s(keys.profile_pk(request.profile_id)),
+                                "sk": _s(keys.message_ref_sk(stamp, request.message_id)),
+                                **ref,
+                            }
+                        }
+                    },
+                    {
+                        "PutRequest": {
+                            "Item": {
+                                "pk": _s(keys.origin_pk(request.origin.kind, request.origin.id)),
+                                "sk": _s(f"{stamp}#{request.message_id}"),
+                                **ref,
+                            }
+                        }
+                    },
+                ]
+            }
+        )
+
+    def finish(self, message_id: str, status: str, reason: str, now: datetime, **fields: Any) -> None:
+        names = {"#st": "status"}
+        values: dict[str, Any] = {
+            ":status": _s(status),
+            ":reason": _s(reason),
+            ":now": _s(iso(now)),
+            ":entry": {"L": [history_entry(status, reason, now, channel=fields.get("channel"))]},
+            ":empty": {"L": []},
+        }
+        sets = ["#st = :status", "reason = :reason", "updatedAt = :now"]
+        sets.append("history = list_append(if_not_exists(history, :empty), :entry)")
+        for index, (name, value) in enumerate(sorted(fields.items())):
+            if value is None:
+                continue
+            names[f"#f{index}"] = name
+            values[f":f{index}"] = (
+                _n(value) if isinstance(value, int) and not isinstance(value, bool) else _s(str(value))
+            )
+            sets.append(f"#f{index} = :f{index}")
+        self.client.update_item(
+            TableName=self.table,
+            Key=_key(keys.message_key(message_id)),
+            UpdateExpression="SET " + ", ".join(sets) + " REMOVE leaseUntil",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def note(self, message_id: str, now: datetime, **fields: Any) -> None:
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":f{i}": {"BOOL": v} if isinstance(v, bool) else _s(str(v)) for i, v in enumerate(fields.values())}
+        self.client.update_item(
+            TableName=self.table,
+            Key=_key(keys.message_key(message_id)),
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def defer(self, message_id: str, until: datetime, reason: str, now: datetime) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key=_key(keys.message_key(message_id)),
+            UpdateExpression=(
+                "SET #st = :deferred, notBefore = :until, reason = :reason, updatedAt = :now,"
+                " history = list_append(if_not_exists(history, :empty), :entry) REMOVE leaseUntil"
+            ),
+            ExpressionAttributeNames={"#st": "status"},
+            ExpressionAttributeValues={
+                ":deferred": _s("deferred"),
+                ":until": _n(int(until.timestamp())),
+                ":reason": _s(reason),
+                ":now": _s(iso(now)),
+                ":empty": {"L": []},
+                ":entry": {"L": [history_entry("deferred", reason, now)]},
+            },
+        )
+
+    def release(self, message_id: str, reason: str, now: datetime) -> None:
+        """Give a claimed message back (a retryable provider error): the next delivery may claim it."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=_key(keys.message_key(message_id)),
+            UpdateExpression=(
+                "SET #st = :queued, reason = :reason, updatedAt = :now,"
+                " history = list_append(if_not_exists(history, :empty), :entry) REMOVE leaseUntil"
+            ),
+            ExpressionAttributeNames={"#st": "status"},
+            ExpressionAttributeValues={
+                ":queued": _s("queued"),
+                ":reason": _s(reason),
+                ":now": _s(iso(now)),
+                ":empty": {"L": []},
+                ":entry": {"L": [history_entry("queued", reason, now)]},
+            },
+        )
+
+    def update_status(self, message_id: str, status: str, reason: str, now: datetime, *, final_only: bool) -> bool:
+        """Feedback (delivery, bounce, open...) on a message that exists. `final_only` statuses
+        replace the message's status; the others only join its history (bounded)."""
+        values: dict[str, Any] = {
+            ":now": _s(iso(now)),
+            ":max": _n(_MAX_HISTORY * 4),
+            ":empty": {"L": []},
+            ":entry": {"L": [history_entry(status, reason, now)]},
+        }
+        kwargs: dict[str, Any] = {}
+        update = "SET updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry)"
+        if final_only:
+            update += ", #st = :status"
+            values[":status"] = _s(status)
+            kwargs["ExpressionAttributeNames"] = {"#st": "status"}
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_key(keys.message_key(message_id)),
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(pk) AND size(history) < :max",
+                ExpressionAttributeValues=values,
+                **kwargs,
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def get(self, message_id: str) -> dict[str, Any] | None:
+        item = self._get(keys.message_key(message_id))
+        return plain(item) if item else None
+
+    def many(self, message_ids: Sequence[str]) -> list[dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(message_ids), 100):
+            wanted = [_key(keys.message_key(m)) for m in message_ids[start : start + 100]]
+            request: dict[str, Any] = {self.table: {"Keys": wanted}}
+            for attempt in range(6):
+                answer = self.client.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(self.table, []):
+                    record = plain(item)
+                    found[record["id"]] = record
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.02 * 2**attempt)
+        return [found[m] for m in message_ids if m in found]
+
+    def list_for(self, pk: str, prefix: str, limit: int, start: str | None) -> tuple[list[str], str | None]:
+        answer = self._query(pk, prefix, limit=limit, start=start)
+        ids = [item["messageId"]["S"] for item in answer.get("Items", [])]
+        last = answer.get("LastEvaluatedKey")
+        return ids, last["sk"]["S"] if last else None
+
+
+def plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A ledger item as plain values (the request stays a JSON string until asked for)."""
+    record: dict[str, Any] = {}
+    for name, value in item.items():
+        if "S" in value:
+            record[name] = value["S"]
+        elif "N" in value:
+            number = float(value["N"])
+            record[name] = int(number) if number.is_integer() else number
+        elif "BOOL" in value:
+            record[name] = value["BOOL"]
+        elif "L" in value:
+            record[name] = [{k: v["S"] for k, v in entry["M"].items()} for entry in value["L"]]
+    if "pk" in record:
+        record["id"] = record["pk"].split("#", 1)[1]
+    return record
+
+
+# --------------------------------------------------------------------------- caps
+class CapStore(_Table):
+    """A person's recent sends in one item: checking caps and reserving is one conditional write,
+    so concurrent deliverers (rules, campaigns, journeys alike) pass exactly cap-many."""
+
+    def reserve(
+        self, profile_id: str, message_id: str, channel: str, category: str, caps: Sequence[FrequencyCap], now: datetime
+    ) -> FrequencyCap | None:
+        key = keys.caps_key(profile_id)
+        for attempt in range(_CAP_ATTEMPTS):
+            item = self._get(key)
+            version = int(item["version"]["N"]) if item else 0
+            sends: list[dict[str, Any]] = json.loads(item["sends"]["S"]) if item else []
+            if any(s["id"] == message_id for s in sends):
+                return None  # reserved by an earlier attempt at this very message
+            breached = cap_breached(sends, channel, category, caps, now)
+            if breached is not None:
+                return breached
+            sends = prune_sends(sends, caps, now)
+            sends.append({"id": message_id, "at": int(now.timestamp()), "channel": channel, "category": category})
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item={
+                        **_key(key),
+                        "sends": _s(json.dumps(sends, separators=(",", ":"))),
+                        "version": _n(version + 1),
+                    },
+                    ConditionExpression="attribute_not_exists(pk)" if item is None else "version = :v",
+                    **({} if item is None else {"ExpressionAttributeValues": {":v": _n(version)}}),  # type: ignore[arg-type]
+                )
+                return None
+            except ClientError as error:
+                if not _conditional_failed(error):
+                    raise
+                time.sleep(min(0.005 * 2**attempt, 0.2))
+        raise RuntimeError(f"could not reserve a send for {profile_id} after {_CAP_ATTEMPTS} attempts")
+
+
+# --------------------------------------------------------------------------- suppressions
+class SuppressionStore(_Table):
+    def suppression(self, channel: str, address: str) -> dict[str, Any] | None:
+        item = self._get(keys.suppression_key(channel, address), consistent=False)
+        return plain(item) if item else None
+
+    def suppress(self, channel: str, address: str, reason: str, scope: str, now: datetime, detail: str = "") -> None:
+        """Record a suppression; a stronger scope ("all") is never narrowed by a later one."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    **_key(keys.suppression_key(channel, address)),
+                    "channel": _s(channel),
+                    "address": _s(address),
+                    "reason": _s(reason),
+                    "scope": _s(scope),
+                    "detail": _s(detail[:1000]),
+                    "at": _s(iso(now)),
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #scope <> :all OR :scope = :all",
+                ExpressionAttributeNames={"#scope": "scope"},
+                ExpressionAttributeValues={":all": _s("all"), ":scope": _s(scope)},
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+
+    def lift(self, channel: str, address: str) -> bool:
+        answer = self.client.delete_item(
+            TableName=self.table, Key=_key(keys.suppression_key(channel, address)), ReturnValues="ALL_OLD"
+        )
+        return bool(answer.get("Attributes"))
+
+
+# --------------------------------------------------------------------------- inbox
+class InboxStore(_Table):
+    def put(self, profile_id: str, message_id: str, title: str, body: str, now: datetime) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": _s(keys.profile_pk(profile_id)),
+                "sk": _s(keys.inbox_sk(iso(now), message_id)),
+                "messageId": _s(message_id),
+                "title": _s(title),
+                "body": _s(body),
+                "createdAt": _s(iso(now)),
+                "expiresAt": _n(int((now + MESSAGE_RETENTION).timestamp())),
+            },
+        )
+
+    def list(self, profile_id: str, limit: int, start: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        answer = self._query(keys.profile_pk(profile_id), keys.INBOX_PREFIX, limit=limit, start=start)
+        entries = [
+            {
+                "messageId": i["messageId"]["S"],
+                "title": i["title"]["S"],
+                "body": i["body"]["S"],
+                "createdAt": i["createdAt"]["S"],
+                "readAt": i.get("readAt", {}).get("S"),
+                "cursor": i["sk"]["S"],
+            }
+            for i in answer.get("Items", [])
+        ]
+        last = answer.get("LastEvaluatedKey")
+        return entries, last["sk"]["S"] if last else None
+
+    def mark_read(self, profile_id: str, cursor: str, now: datetime) -> bool:
+        if not cursor.startswith(keys.INBOX_PREFIX):
+            return False
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": _s(keys.profile_pk(profile_id)), "sk": _s(cursor)},
+                UpdateExpression="SET readAt = if_not_exists(readAt, :now)",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":now": _s(iso(now))},
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+
+# --------------------------------------------------------------------------- rule fire records
+class FireRecords(_Table):
+    def get(self, profile_id: str, rule_id: str) -> FireRecord | None:
+        item = self._get(keys.fire_key(profile_id, rule_id))
+        if not item:
+            return None
+        return FireRecord(item["lastFiredAt"]["S"], item["lastOccurrence"]["S"], int(item["count"]["N"]))
+
+    def record(
+        self, profile_id: str, rule_id: str, occurrence: str, now: datetime, expected: FireRecord | None
+    ) -> bool:
+        """Record a firing only if nobody else fired in between (the refire policy is then exact)."""
+        condition = (
+            "attribute_not_exists(pk)" if expected is None else "lastOccurrence = :seen OR lastOccurrence = :occurrence"
+        )
+        values: dict[str, Any] = {":occurrence": _s(occurrence), ":now": _s(iso(now)), ":one": _n(1), ":zero": _n(0)}
+        if expected is not None:
+            values[":seen"] = _s(expected.last_occurrence)
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_key(keys.fire_key(profile_id, rule_id)),
+                UpdateExpression=(
+                    "SET lastFiredAt = :now, lastOccurrence = :occurrence, #c = if_not_exists(#c, :zero) + :one"
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#c": "count"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+
+# --------------------------------------------------------------------------- timers
+def minute_of(moment: datetime) -> str:
+    return moment.strftime("%Y%m%d%H%M")
+
+
+class TimerStore(_Table):
+    """Timers in per-minute buckets; a sweep every minute releases the buckets that are due."""
+
+    def schedule(self, at: datetime, timer_id: str, payload: Mapping[str, Any], kind: str = "deliver") -> None:
+        shard = sum(timer_id.encode()) % keys.TIMER_SHARDS
+        # Filed under the minute after it falls due: a sweep may already be past the due minute
+        # when the timer is written (due "now"), never past the next one.
+        bucket = minute_of(at + timedelta(minutes=1))
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": _s(keys.timer_pk(bucket, shard)),
+                "sk": _s(timer_id),
+                "kind": _s(kind),
+                "dueAt": _s(iso(at)),
+                "payload": _s(json.dumps(payload, separators=(",", ":"), default=str)),
+                "expiresAt": _n(int((at + timedelta(days=30)).timestamp())),
+            },
+        )
+
+    def due(self, minute: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for shard in range(keys.TIMER_SHARDS):
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": _s(keys.timer_pk(minute, shard))},
+                "ConsistentRead": True,
+            }
+            while True:
+                answer = self.client.query(**kwargs)
+                for item in answer.get("Items", []):
+                    found.append(
+                        {
+                            "pk": item["pk"]["S"],
+                            "id": item["sk"]["S"],
+                            "kind": item["kind"]["S"],
+                            "dueAt": item["dueAt"]["S"],
+                            "payload": json.loads(item["payload"]["S"]),
+                        }
+                    )
+                if "LastEvaluatedKey" not in answer:
+                    break
+                kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return found
+
+    def remove(self, timers: Iterable[Mapping[str, Any]]) -> None:
+        requests = [{"DeleteRequest": {"Key": {"pk": _s(t["pk"]), "sk": _s(t["id"])}}} for t in timers]
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table: requests[start : start + 25]}
+            for attempt in range(6):
+                answer = self.client.batch_write_item(RequestItems=pending)
+                pending = answer.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(0.02 * 2**attempt)
+
+    def cursor(self) -> str | None:
+        item = self._get(keys.TIMER_CURSOR_KEY)
+        return item["minute"]["S"] if item else None
+
+    def advance(self, minute: str) -> None:
+        """Move the cursor forward only: an older sweep finishing late never rewinds it."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={**_key(keys.TIMER_CURSOR_KEY), "minute": _s(minute)},
+                ConditionExpression="attribute_not_exists(pk) OR #minute < :m",
+                ExpressionAttributeNames={"#minute": "minute"},  # a reserved word
+                ExpressionAttributeValues={":m": _s(minute)},
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise

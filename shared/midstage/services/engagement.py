@@ -1,0 +1,127 @@
+"""Opens, clicks and unsubscribes from the links in sent messages, back into the event plane."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from midstage.logic import internal_events, links
+from midstage.logic.timefmt import iso
+from midstage.models.profile import Profile
+
+# The smallest transparent GIF.
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+
+
+class Ledger(Protocol):
+    def get(self, message_id: str) -> dict[str, Any] | None: ...
+    def update_status(self, message_id: str, status: str, reason: str, now: datetime, *, final_only: bool) -> bool: ...
+
+
+class Profiles(Protocol):
+    def profile(self, profile_id: str) -> Profile | None: ...
+
+
+class Suppressions(Protocol):
+    def suppress(
+        self, channel: str, address: str, reason: str, scope: str, now: datetime, detail: str = ""
+    ) -> None: ...
+
+
+class Events(Protocol):
+    def send(self, groups: Mapping[str, Sequence[dict[str, Any]]]) -> int: ...
+
+
+@dataclass(frozen=True)
+class Page:
+    status: int
+    body: str | bytes
+    content_type: str = "text/html; charset=utf-8"
+    location: str | None = None
+
+
+class Engagement:
+    def __init__(self, secret: bytes, ledger: Ledger, profiles: Profiles, suppressions: Suppressions, events: Events):
+        self.secret = secret
+        self.ledger = ledger
+        self.profiles = profiles
+        self.suppressions = suppressions
+        self.events = events
+
+    def _payload(self, token: str, kind: str) -> dict[str, Any] | None:
+        try:
+            payload = links.verify(token, self.secret)
+        except links.BadToken:
+            return None
+        return payload if payload.get("k") == kind else None
+
+    def _emit(self, profile_id: str | None, name: str, properties: dict[str, Any], cause: str, now: datetime) -> None:
+        profile = self.profiles.profile(profile_id) if profile_id else None
+        person = internal_events.addressed_to(profile) if profile else None
+        if person is None:
+            return
+        event = internal_events.track(
+            person, name, properties, message_id=internal_events.internal_id(cause), timestamp=iso(now)
+        )
+        self.events.send({internal_events.person_key(event): [event]})
+
+    def open(self, token: str, now: datetime) -> Page:
+        """Always the pixel (a broken image helps nobody); only a valid token is recorded."""
+        payload = self._payload(token, "o")
+        if payload is not None:
+            message = self.ledger.get(payload["m"])
+            if message is not None:
+                self.ledger.update_status(payload["m"], "opened", "the open pixel loaded", now, final_only=False)
+                # Each open is its own event: the minute distinguishes repeated opens.
+                cause = f"open|{payload['m']}|{iso(now)[:16]}"
+                self._emit(message.get("profileId"), "Email Opened", {"messageId": payload["m"]}, cause, now)
+        return Page(200, PIXEL, "image/gif")
+
+    def click(self, token: str, now: datetime) -> Page:
+        payload = self._payload(token, "c")
+        url = str(payload.get("u", "")) if payload else ""
+        if payload is None or not url.lower().startswith(("https://", "http://")):
+            return _page(400, "This link is not valid", "The link may have been altered or mistyped.")
+        message = self.ledger.get(payload["m"])
+        if message is not None:
+            self.ledger.update_status(payload["m"], "clicked", f"clicked {url[:500]}", now, final_only=False)
+            cause = f"click|{payload['m']}|{url}|{iso(now)[:16]}"
+            properties = {"messageId": payload["m"], "url": url[:2000]}
+            self._emit(message.get("profileId"), "Email Link Clicked", properties, cause, now)
+        return Page(302, b"", "text/plain", location=url)
+
+    def unsubscribe_page(self, token: str, action_url: str) -> Page:
+        payload = self._payload(token, "u")
+        if payload is None:
+            return _page(400, "This link is not valid", "The link may have been altered or mistyped.")
+        what = "emails" if payload.get("c") == "email" else "text messages"
+        form = (
+            f'<form method="post" action="{html.escape(action_url, quote=True)}">'
+            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            f'<button type="submit">Unsubscribe {html.escape(str(payload.get("a", "")))}</button></form>'
+        )
+        return _page(200, "Unsubscribe", f"Stop marketing {what} to this address?", form)
+
+    def unsubscribe(self, token: str, now: datetime) -> Page:
+        """RFC 8058 one-click (and the confirmation form): idempotent, marketing only."""
+        payload = self._payload(token, "u")
+        if payload is None:
+            return _page(400, "This link is not valid", "The link may have been altered or mistyped.")
+        channel, address, message_id = str(payload.get("c")), str(payload.get("a")), str(payload.get("m"))
+        self.suppressions.suppress(channel, address, "unsubscribe", "marketing", now, detail=f"message {message_id}")
+        self.ledger.update_status(message_id, "unsubscribed", f"{address} unsubscribed", now, final_only=False)
+        properties = {"channel": channel, "purpose": "marketing", "messageId": message_id}
+        self._emit(payload.get("p"), "Unsubscribed", properties, f"unsubscribe|{message_id}|{address}", now)
+        return _page(200, "You are unsubscribed", f"{address} will get no more marketing messages from us.")
+
+
+def _page(status: int, title: str, text: str, extra: str = "") -> Page:
+    body = (
+        '<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+        f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
+        f"<p>{html.escape(text)}</p>{extra}</body></html>"
+    )
+    return Page(status, body)

@@ -1,0 +1,113 @@
+"""SES feedback: suppress what must not be mailed again, record statuses, tell the profile."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from midstage.logic import internal_events
+from midstage.logic.feedback import Feedback
+from midstage.logic.timefmt import parse_iso
+from midstage.models.profile import Profile
+
+# kind -> (message status, whether it replaces the status or only joins the history)
+_STATUS = {
+    "delivery": ("delivered", True),
+    "bounce": ("bounced", True),
+    "reject": ("failed", True),
+    "rendering_failure": ("failed", True),
+    "complaint": ("complained", False),
+    "open": ("opened", False),
+    "click": ("clicked", False),
+    "send": ("accepted", False),
+    "delivery_delay": ("delayed", False),
+    "subscription": ("subscription", False),
+}
+_EVENTS = {
+    "bounce": "Email Bounced",
+    "complaint": "Email Marked as Spam",
+    "delivery": "Email Delivered",
+    "open": "Email Opened",
+    "click": "Email Link Clicked",
+}
+
+
+class Ledger(Protocol):
+    def get(self, message_id: str) -> dict[str, Any] | None: ...
+    def update_status(self, message_id: str, status: str, reason: str, now: datetime, *, final_only: bool) -> bool: ...
+
+
+class Suppressions(Protocol):
+    def suppress(
+        self, channel: str, address: str, reason: str, scope: str, now: datetime, detail: str = ""
+    ) -> None: ...
+
+
+class Profiles(Protocol):
+    def profile(self, profile_id: str) -> Profile | None: ...
+
+
+class Events(Protocol):
+    def send(self, groups: Mapping[str, Sequence[dict[str, Any]]]) -> int: ...
+
+
+@dataclass
+class Handled:
+    suppressed: list[str] = field(default_factory=list)
+    statuses: int = 0
+    events: int = 0
+    unknown_messages: int = 0
+
+
+def handle(
+    notices: Sequence[Feedback], ledger: Ledger, suppressions: Suppressions, profiles: Profiles, events: Events
+) -> Handled:
+    handled = Handled()
+    outgoing: dict[str, list[dict[str, Any]]] = {}
+    for notice in notices:
+        at = _moment(notice.at)
+        if notice.suppress:
+            reason = "complaint" if notice.kind == "complaint" else "hard_bounce"
+            for address in notice.recipients:
+                suppressions.suppress("email", address, reason, "all", at, detail=notice.reason)
+                handled.suppressed.append(address)
+        elif notice.kind == "subscription" and "unsubscribed" in notice.reason.lower():
+            # SES's own list management header: an unsubscribe, so marketing stops (not receipts).
+            for address in notice.recipients:
+                suppressions.suppress("email", address, "unsubscribe", "marketing", at, detail=notice.reason)
+                handled.suppressed.append(address)
+        if not notice.message_id:
+            handled.unknown_messages += 1  # mail not sent by us, or sent without our tags
+            continue
+        status, final = _STATUS.get(notice.kind, (notice.kind, False))
+        if ledger.update_status(notice.message_id, status, notice.reason or notice.kind, at, final_only=final):
+            handled.statuses += 1
+        else:
+            handled.unknown_messages += 1
+            continue
+        name = _EVENTS.get(notice.kind)
+        if name is None:
+            continue
+        message = ledger.get(notice.message_id) or {}
+        profile = profiles.profile(str(message.get("profileId", ""))) if message.get("profileId") else None
+        person = internal_events.addressed_to(profile) if profile else None
+        if person is None:
+            continue
+        properties: dict[str, Any] = {"messageId": notice.message_id, "reason": notice.reason[:500]}
+        if notice.link:
+            properties["url"] = notice.link[:2000]
+        cause = f"ses|{notice.kind}|{notice.provider_message_id}|{notice.at}|{notice.link or ''}"
+        event = internal_events.track(
+            person, name, properties, message_id=internal_events.internal_id(cause), timestamp=notice.at
+        )
+        outgoing.setdefault(internal_events.person_key(event), []).append(event)
+        handled.events += 1
+    if outgoing:
+        events.send(outgoing)
+    return handled
+
+
+def _moment(text: str) -> datetime:
+    return parse_iso(text)

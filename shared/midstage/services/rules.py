@@ -1,0 +1,162 @@
+"""The rule evaluator's service: a domain event in, rule effects queued out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from midstage.logic import internal_events
+from midstage.logic.conditions import ConditionError, Facts
+from midstage.logic.rules import (
+    CompiledRule,
+    Effects,
+    FireRecord,
+    RuleSet,
+    compile_rule,
+    judge,
+    plan_actions,
+    refire_allows,
+    triggers_of,
+)
+from midstage.models.messaging import MessageRequest, Rule
+from midstage.models.profile import Profile
+from midstage.observability import logger
+
+
+class RuleSource(Protocol):
+    def rules(self) -> list[Rule]: ...
+
+
+class Profiles(Protocol):
+    def profile(self, profile_id: str) -> Profile | None: ...
+
+
+class Fires(Protocol):
+    def get(self, profile_id: str, rule_id: str) -> FireRecord | None: ...
+    def record(
+        self, profile_id: str, rule_id: str, occurrence: str, now: datetime, expected: FireRecord | None
+    ) -> bool: ...
+
+
+class MessageSink(Protocol):
+    def send(self, requests: Sequence[MessageRequest]) -> None: ...
+
+
+class EventSink(Protocol):
+    def send(self, groups: Mapping[str, Sequence[dict[str, Any]]]) -> int: ...
+
+
+@dataclass
+class Summary:
+    considered: int = 0
+    matched: int = 0
+    fired: list[str] = field(default_factory=list)
+    held_out: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    messages: int = 0
+    events: int = 0
+
+
+class RuleEngine:
+    def __init__(
+        self,
+        source: RuleSource,
+        profiles: Profiles,
+        fires: Fires,
+        messages: MessageSink,
+        events: EventSink,
+        *,
+        max_depth: int = 3,
+        max_window_days: int = 90,
+    ) -> None:
+        self.source = source
+        self.profiles = profiles
+        self.fires = fires
+        self.messages = messages
+        self.events = events
+        self.max_depth = max_depth
+        self.max_window_days = max_window_days
+        self._compiled: dict[tuple[str, int], CompiledRule] = {}
+        self._ruleset: tuple[tuple[tuple[str, int], ...], RuleSet] | None = None
+
+    def ruleset(self) -> RuleSet:
+        """The enabled rules, compiled once per version and container."""
+        rules = self.source.rules()
+        signature = tuple(sorted((r.id, r.version) for r in rules))
+        if self._ruleset is not None and self._ruleset[0] == signature:
+            return self._ruleset[1]
+        compiled: list[CompiledRule] = []
+        for rule in rules:
+            key = (rule.id, rule.version)
+            if key not in self._compiled:
+                try:
+                    self._compiled[key] = compile_rule(rule, max_window_days=self.max_window_days)
+                except ConditionError as error:  # validated on save; a stored rule that no longer compiles
+                    logger.error("rule does not compile; skipped", rule=rule.id, issues=str(error))
+                    continue
+            compiled.append(self._compiled[key])
+        self._ruleset = (signature, RuleSet(compiled))
+        return self._ruleset[1]
+
+    def handle(self, detail_type: str, detail: Mapping[str, Any], now: datetime) -> Summary:
+        summary = Summary()
+        triggers = triggers_of(detail_type, detail)
+        if not triggers:
+            return summary
+        ruleset = self.ruleset()
+        candidates = [(trigger, rule) for trigger in triggers for rule in ruleset.matching(trigger)]
+        if not candidates:
+            return summary
+        profile = self.profiles.profile(str(detail.get("profileId", "")))
+        if profile is None:
+            logger.warning("rules: profile not found", profile_id=detail.get("profileId"))
+            return summary
+        event = detail.get("event") if detail_type == "event.tracked" else None
+        facts = Facts(profile=profile, event=event, now=now)
+        depth = internal_events.depth_of(event) if event else _int(detail.get("depth"))
+        effects = Effects()
+        seen: set[str] = set()
+        for trigger, compiled in candidates:
+            if compiled.id in seen:
+                continue  # one rule acts once per domain event, however many of its triggers it holds
+            seen.add(compiled.id)
+            summary.considered += 1
+            verdict = judge(compiled, facts, depth=depth, max_depth=self.max_depth)
+            if not verdict.matched:
+                continue
+            summary.matched += 1
+            rule = compiled.rule
+            occurrence = f"{trigger.kind}:{trigger.subject}:{trigger.occurrence}"
+            if rule.refire.mode != "every":
+                record = self.fires.get(profile.id, rule.id)
+                allowed, reason = refire_allows(rule, record, occurrence, now)
+                if not allowed or not self.fires.record(profile.id, rule.id, occurrence, now, record):
+                    summary.refused[rule.id] = reason if not allowed else "fired concurrently for this person"
+                    continue
+            if verdict.held_out:
+                summary.held_out.append(rule.id)
+                continue
+            summary.fired.append(rule.id)
+            planned = plan_actions(rule, profile, event, trigger, now, depth=depth)
+            effects.messages.extend(planned.messages)
+            effects.events.extend(planned.events)
+        if effects.messages:
+            self.messages.send(effects.messages)
+        if effects.events:
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for internal in effects.events:
+                groups.setdefault(internal_events.person_key(internal), []).append(internal)
+            self.events.send(groups)
+        summary.messages, summary.events = len(effects.messages), len(effects.events)
+        return summary
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def request_bodies(requests: Sequence[MessageRequest]) -> list[str]:
+    return [json.dumps(r.model_dump(mode="json", exclude_none=True), separators=(",", ":")) for r in requests]

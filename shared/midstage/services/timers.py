@@ -1,0 +1,59 @@
+"""The timer sweep: every due minute bucket since the last sweep is released, then removed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from midstage.adapters.messaging_store import minute_of
+from midstage.logic.timefmt import iso
+from midstage.models.messaging import MessageRequest
+from midstage.observability import logger
+
+# A sweep that finds the cursor far behind (an outage) catches up this much per run.
+MAX_MINUTES_PER_SWEEP = 24 * 60
+
+
+class Timers(Protocol):
+    def due(self, minute: str) -> list[dict[str, Any]]: ...
+    def remove(self, timers: Sequence[Mapping[str, Any]]) -> None: ...
+    def cursor(self) -> str | None: ...
+    def advance(self, minute: str) -> None: ...
+
+
+class Queue(Protocol):
+    def send(self, requests: Sequence[MessageRequest], delay_seconds: int = 0) -> None: ...
+
+
+def sweep(timers: Timers, queue: Queue, now: datetime) -> int:
+    """Release timers due up to `now`. Releasing twice is harmless: the ledger sends once."""
+    last = timers.cursor()
+    current = minute_of(now)
+    # With no cursor yet, look back an hour: timers written before the first sweep still fire.
+    start = _next_minute(last) if last else minute_of(now - timedelta(hours=1))
+    released = 0
+    minute = start
+    for _ in range(MAX_MINUTES_PER_SWEEP):
+        if minute > current:
+            break
+        due = timers.due(minute)
+        requests: list[MessageRequest] = []
+        for timer in due:
+            if timer["kind"] == "deliver":
+                payload = dict(timer["payload"])
+                payload["released_at"] = iso(max(now, datetime.fromisoformat(timer["dueAt"].replace("Z", "+00:00"))))
+                requests.append(MessageRequest.model_validate(payload))
+            else:
+                logger.warning("unknown timer kind", kind=timer["kind"], timer=timer["id"])
+        if requests:
+            queue.send(requests)
+        timers.remove(due)
+        released += len(requests)
+        timers.advance(minute)
+        minute = _next_minute(minute)
+    return released
+
+
+def _next_minute(minute: str) -> str:
+    return minute_of(datetime.strptime(minute, "%Y%m%d%H%M") + timedelta(minutes=1))
