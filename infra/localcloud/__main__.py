@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     return commands_by_name[args.command](args)
 
 
+# Webhooks to localhost are how one tries them on a laptop; on AWS they stay refused.
+LOCAL_FUNCTION_ENV = {"WEBHOOK_ALLOW_LOCAL": "true"}
+
+
 def _parameters(pairs: list[str]) -> dict[str, str]:
     parameters = {}
     for pair in pairs:
@@ -116,7 +120,9 @@ def _run(args: argparse.Namespace) -> int:
     shutil.rmtree(logs, ignore_errors=True)
     cloud = LocalCloud(
         args.template,
-        parameters=_parameters(args.parameter),
+        # Locally, a rule or template just saved should act on the next event, not 30 s later.
+        parameters={"ConfigCacheSeconds": "1", **_parameters(args.parameter)},
+        function_env=LOCAL_FUNCTION_ENV,
         stack_name=args.stack_name,
         port=args.port,
         manual_clock=args.manual_clock,

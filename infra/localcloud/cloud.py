@@ -205,6 +205,33 @@ class LocalCloud:
             self._moto.reset()
         self._clients = AwsClients(endpoint, self.region)
         self._deployment = deploy(model, self._clients, ses_identities=self.ses_identities)
+        apis = model.http_apis or [
+            # Without an HTTP API in the template the gateway still serves the control endpoints.
+            HttpApiSpec("LocalCloudControl", "localcloud", "$default", (), None, None, None)
+        ]
+        for index, api in enumerate(apis):
+            gateway = HttpGateway(
+                api,
+                self._invoke_later,
+                host=self.host,
+                port=self.port if index == 0 else 0,
+                region=self.region,
+                account_id=model.account_id,
+                control=self._control,
+            )
+            gateway.start()
+            self._gateways.append(gateway)
+        # Functions see the local gateway wherever the template gives them an execute-api URL
+        # (links in messages, callbacks), as outputs do.
+        api_urls = {
+            f"https://{gateway.api.api_id}.execute-api.{self.region}.amazonaws.com": gateway.url
+            for gateway in self._gateways
+        }
+        for function in model.functions.values():
+            for name, value in function.environment.items():
+                for api_url, local in api_urls.items():
+                    value = value.replace(api_url, local)
+                function.environment[name] = value
         self._runtime = LambdaRuntime(
             model.functions,
             aws_endpoint_url=endpoint,
@@ -248,22 +275,10 @@ class LocalCloud:
         self._clock = Clock(manual=self.manual_clock, start=self.start_time)
         install_schedules(self._clock, model, self._dispatcher)
         self._clock.start()
-        apis = model.http_apis or [
-            # Without an HTTP API in the template the gateway still serves the control endpoints.
-            HttpApiSpec("LocalCloudControl", "localcloud", "$default", (), None, None, None)
-        ]
-        for index, api in enumerate(apis):
-            gateway = HttpGateway(
-                api,
-                self._runtime.invoke,
-                host=self.host,
-                port=self.port if index == 0 else 0,
-                region=self.region,
-                account_id=model.account_id,
-                control=self._control,
-            )
-            gateway.start()
-            self._gateways.append(gateway)
+
+    def _invoke_later(self, function_id: str, event: Any) -> Any:
+        """The gateway starts before the functions (they need its URL); it calls them through here."""
+        return self._started(self._runtime).invoke(function_id, event)
 
     def stop(self) -> None:
         """Stop everything this cloud started; safe to call more than once, or after a failed start."""

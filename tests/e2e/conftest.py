@@ -85,6 +85,9 @@ class Platform:
 
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Platform]:
-    with LocalCloud(manual_clock=True) as cloud:
+    # Configuration caches off: a rule saved by a test acts on the test's next event.
+    with LocalCloud(
+        manual_clock=True, parameters={"ConfigCacheSeconds": "0"}, function_env={"WEBHOOK_ALLOW_LOCAL": "true"}
+    ) as cloud:
         source, admin_key = bootstrap(cloud, echo=False)
         yield Platform(cloud, source.write_key, source.id, admin_key)
