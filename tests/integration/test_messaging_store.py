@@ -1,0 +1,497 @@
+"""The messaging stores against moto's DynamoDB (the DataTable template.yaml declares), with
+their real conditional writes: the send ledger, cap reservations, suppressions, rule fire
+records, timers and the timer sweep."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+
+from infra.localcloud.fidelity import make_dynamodb_atomic
+from midstage import keys
+from midstage.adapters.messaging_store import (
+    CapStore,
+    FireRecords,
+    MessageLedger,
+    SuppressionStore,
+    TimerStore,
+    minute_of,
+)
+from midstage.config import FrequencyCap
+from midstage.logic.delivery import (
+    DEFERRED,
+    DUPLICATE,
+    IN_FLIGHT,
+    NOT_DUE,
+    SENT,
+    Address,
+    Policy,
+    Ports,
+    deliver,
+)
+from midstage.logic.rules import FireRecord
+from midstage.logic.timefmt import iso, parse_iso
+from midstage.models.messaging import MessageRequest, Origin, Template
+from midstage.models.profile import Profile
+from midstage.services.timers import sweep
+from tests.integration.conftest import Stack
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+LEASE = 120
+T = TypeVar("T")
+
+
+def table(stack: Stack) -> str:
+    return stack.output("DataTableName")
+
+
+def request(key: str = "k1", profile_id: str = "p1", origin: str = "r1", **fields: Any) -> MessageRequest:
+    body: dict[str, Any] = {
+        "key": key,
+        "origin": Origin(kind="rule", id=origin, version=1, step="action-0"),
+        "profile_id": profile_id,
+        "channels": ["email"],
+        "template": "promo",
+        "requested_at": iso(NOW),
+    }
+    body.update(fields)
+    return MessageRequest(**body)
+
+
+def race(threads: int, work: Callable[[int], T]) -> list[T]:
+    """Run `work(0..threads-1)` on as many threads released at once; re-raise the first error."""
+    start = threading.Barrier(threads)
+    results: list[Any] = [None] * threads
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            start.wait()
+            results[n] = work(n)
+        except BaseException as error:
+            errors.append(error)
+
+    pool = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.fixture
+def ledger(stack: Stack) -> MessageLedger:
+    return MessageLedger(table(stack), client=stack.clients.dynamodb())
+
+
+# ============================================================================== the ledger's claim state machine
+def test_given_a_new_message_when_claimed_then_it_is_sending_with_a_lease_and_one_attempt(
+    ledger: MessageLedger,
+) -> None:
+    message = request()
+    claim = ledger.claim(message, NOW, LEASE)
+    assert claim.state == "claimed"
+    record = ledger.get(message.message_id)
+    assert record is not None
+    assert (record["status"], record["leaseUntil"], record["attempts"]) == ("sending", int(NOW.timestamp()) + LEASE, 1)
+    assert (record["profileId"], record["origin"], record["category"]) == ("p1", "rule#r1", "marketing")
+    assert MessageRequest.model_validate_json(record["request"]) == message
+    assert [h["status"] for h in record["history"]] == ["sending"]
+
+
+def test_given_a_message_being_sent_when_claimed_again_then_it_is_in_flight_until_the_lease_runs_out(
+    ledger: MessageLedger,
+) -> None:
+    message = request()
+    ledger.claim(message, NOW, LEASE)
+    assert ledger.claim(message, NOW + timedelta(seconds=1), LEASE).state == IN_FLIGHT
+    assert ledger.claim(message, NOW + timedelta(seconds=LEASE), LEASE).state == IN_FLIGHT  # leaseUntil < now is strict
+    takeover = ledger.claim(message, NOW + timedelta(seconds=LEASE + 1), LEASE)
+    assert takeover.state == "claimed" and takeover.record["attempts"] == 2
+    assert takeover.record["leaseUntil"] == int(NOW.timestamp()) + 2 * LEASE + 1
+
+
+@pytest.mark.parametrize("final", ["sent", "blocked", "failed"])
+def test_given_a_finished_message_when_claimed_then_it_is_a_duplicate_carrying_the_record(
+    ledger: MessageLedger, final: str
+) -> None:
+    message = request()
+    ledger.claim(message, NOW, LEASE)
+    ledger.finish(message.message_id, final, f"{final} for a reason", NOW, channel="email", providerId="prov-1")
+    claim = ledger.claim(message, NOW + timedelta(days=1), LEASE)
+    assert claim.state == DUPLICATE
+    assert (claim.record["status"], claim.record["reason"], claim.record["providerId"]) == (
+        final,
+        f"{final} for a reason",
+        "prov-1",
+    )
+    assert "leaseUntil" not in claim.record
+
+
+def test_given_a_deferred_message_when_claimed_then_it_is_not_due_before_and_claimed_from_its_time(
+    ledger: MessageLedger,
+) -> None:
+    message = request()
+    until = NOW + timedelta(hours=9)
+    ledger.claim(message, NOW, LEASE)
+    ledger.note(message.message_id, NOW, capReserved=True)
+    ledger.defer(message.message_id, until, "quiet_hours", NOW)
+    early = ledger.claim(message, until - timedelta(seconds=1), LEASE)
+    assert (early.state, early.record["status"]) == (NOT_DUE, "deferred")
+    due = ledger.claim(message, until, LEASE)
+    assert due.state == "claimed" and due.cap_reserved
+    assert [h["status"] for h in due.record["history"]] == ["sending", "deferred", "sending"]
+
+
+def test_given_a_released_message_when_claimed_then_it_can_be_claimed_again_at_once(ledger: MessageLedger) -> None:
+    message = request()
+    ledger.claim(message, NOW, LEASE)
+    ledger.release(message.message_id, "retrying: throttled", NOW)
+    record = ledger.get(message.message_id)
+    assert record is not None and record["status"] == "queued" and "leaseUntil" not in record
+    again = ledger.claim(message, NOW + timedelta(seconds=1), LEASE)
+    assert again.state == "claimed" and again.record["attempts"] == 2
+    assert ledger.claim(message, NOW + timedelta(seconds=2), LEASE).state == IN_FLIGHT
+
+
+def test_given_concurrent_claims_of_one_message_when_raced_then_exactly_one_wins(stack: Stack) -> None:
+    make_dynamodb_atomic()  # see the cap test below for why
+    ledger = MessageLedger(table(stack), client=stack.clients.dynamodb())
+    message = request()
+    states = [claim.state for claim in race(12, lambda _: ledger.claim(message, NOW, LEASE))]
+    assert sorted(states) == ["claimed"] + [IN_FLIGHT] * 11
+
+
+# ============================================================================== listing
+def claim_listed_messages(ledger: MessageLedger) -> list[MessageRequest]:
+    """Seven messages of p1 (from rules r1 and r2) claimed a minute apart, one of p2."""
+    mine = [request(f"mine-{n}", origin="r1" if n % 2 else "r2") for n in range(7)]
+    for n, message in enumerate(mine):
+        ledger.claim(message, NOW + timedelta(minutes=n), LEASE)
+    ledger.claim(mine[0], NOW + timedelta(hours=1), LEASE)  # a second claim (lease expired) adds no reference
+    ledger.claim(request("theirs", profile_id="p2", origin="r9"), NOW, LEASE)
+    return mine
+
+
+def pages(ledger: MessageLedger, pk: str, prefix: str, limit: int) -> list[list[str]]:
+    found, cursor = [], None
+    while True:
+        ids, cursor = ledger.list_for(pk, prefix, limit, cursor)
+        found.append(ids)
+        if cursor is None:
+            return found
+
+
+def test_given_messages_when_listed_by_person_then_pages_cover_each_once_newest_first(ledger: MessageLedger) -> None:
+    mine = claim_listed_messages(ledger)
+    by_person = pages(ledger, keys.profile_pk("p1"), keys.MESSAGE_REF_PREFIX, 3)
+    assert [i for page in by_person for i in page] == [m.message_id for m in reversed(mine)]
+    assert all(len(page) <= 3 for page in by_person)
+    assert ledger.list_for(keys.profile_pk("nobody"), keys.MESSAGE_REF_PREFIX, 10, None) == ([], None)
+    assert [r["id"] for r in ledger.many([mine[3].message_id, "msg_missing", mine[1].message_id])] == [
+        mine[3].message_id,
+        mine[1].message_id,
+    ]
+
+
+def test_given_messages_when_listed_by_origin_as_the_admin_api_asks_then_pages_cover_each_once_newest_first(
+    ledger: MessageLedger,
+) -> None:
+    mine = claim_listed_messages(ledger)
+    by_rule = pages(ledger, keys.origin_pk("rule", "r1"), "", 2)
+    assert [i for page in by_rule for i in page] == [m.message_id for m in reversed(mine) if m.origin.id == "r1"]
+
+
+# ============================================================================== caps
+EMAIL_3 = (FrequencyCap(channel="email", category="marketing", limit=3, days=7),)
+
+
+def test_given_20_deliverers_racing_for_one_person_when_the_cap_is_3_then_exactly_3_pass(stack: Stack) -> None:
+    # DynamoDB applies a conditional write atomically: no other write lands between the check of
+    # `version = :v` and the put. moto's backend takes no lock, so two threads can both pass the
+    # check and both write, and more than three reservations would "pass" on moto only. The local
+    # cloud serialises moto's item operations for exactly this reason; so do we (the `stack`
+    # fixture applies it too: it is idempotent and process-wide).
+    make_dynamodb_atomic()
+    caps = CapStore(table(stack), client=stack.clients.dynamodb())
+    for round_number in range(4):
+        person = f"racer-{round_number}"
+
+        def reserve(n: int, person: str = person) -> FrequencyCap | None:
+            return caps.reserve(person, f"msg-{n}", "email", "marketing", EMAIL_3, NOW)
+
+        results = race(20, reserve)
+        assert sum(1 for r in results if r is None) == 3, (round_number, results)
+        assert all(r == EMAIL_3[0] for r in results if r is not None)
+        stored = stack.clients.dynamodb().get_item(TableName=table(stack), Key=_item_key(keys.caps_key(person)))
+        assert stored["Item"]["sends"]["S"].count('"id"') == 3
+
+
+def test_given_the_same_message_reserved_twice_when_counted_then_it_counts_once(stack: Stack) -> None:
+    caps = CapStore(table(stack), client=stack.clients.dynamodb())
+    one = (FrequencyCap(channel="email", category="marketing", limit=1, days=7),)
+    assert caps.reserve("p1", "msg-a", "email", "marketing", one, NOW) is None
+    assert caps.reserve("p1", "msg-a", "email", "marketing", one, NOW + timedelta(minutes=5)) is None
+    assert caps.reserve("p1", "msg-b", "email", "marketing", one, NOW + timedelta(minutes=6)) == one[0]
+    # Other channels, categories and people are not this cap's business.
+    assert caps.reserve("p1", "msg-c", "sms", "marketing", one, NOW) is None
+    assert caps.reserve("p1", "msg-d", "email", "transactional", one, NOW) is None
+    assert caps.reserve("p2", "msg-e", "email", "marketing", one, NOW) is None
+    # After the window, a slot is free and the old send is pruned from the item.
+    assert caps.reserve("p1", "msg-f", "email", "marketing", one, NOW + timedelta(days=7, seconds=1)) is None
+
+
+def test_given_the_same_message_reserved_by_racing_retries_when_counted_then_it_counts_once(stack: Stack) -> None:
+    make_dynamodb_atomic()
+    caps = CapStore(table(stack), client=stack.clients.dynamodb())
+    one = (FrequencyCap(channel="email", category="marketing", limit=1, days=7),)
+    results = race(8, lambda _: caps.reserve("p1", "msg-same", "email", "marketing", one, NOW))
+    assert results == [None] * 8
+    assert caps.reserve("p1", "msg-other", "email", "marketing", one, NOW) == one[0]
+
+
+def _item_key(key: Mapping[str, str]) -> dict[str, Any]:
+    return {k: {"S": v} for k, v in key.items()}
+
+
+# ============================================================================== suppressions
+def test_given_a_suppression_for_all_when_a_narrower_one_follows_then_the_scope_stays_all(stack: Stack) -> None:
+    store = SuppressionStore(table(stack), client=stack.clients.dynamodb())
+    store.suppress("email", "a@example.com", "hard_bounce", "all", NOW, "550 no such user")
+    store.suppress("email", "a@example.com", "unsubscribe", "marketing", NOW + timedelta(days=1))
+    kept = store.suppression("email", "a@example.com")
+    assert kept is not None and (kept["scope"], kept["reason"], kept["detail"]) == (
+        "all",
+        "hard_bounce",
+        "550 no such user",
+    )
+
+
+def test_given_a_marketing_suppression_when_a_wider_one_follows_then_it_widens(stack: Stack) -> None:
+    store = SuppressionStore(table(stack), client=stack.clients.dynamodb())
+    store.suppress("email", "b@example.com", "unsubscribe", "marketing", NOW)
+    store.suppress("email", "b@example.com", "unsubscribe", "marketing", NOW + timedelta(hours=1))
+    store.suppress("email", "b@example.com", "complaint", "all", NOW + timedelta(hours=2))
+    kept = store.suppression("email", "b@example.com")
+    assert kept is not None and (kept["scope"], kept["reason"]) == ("all", "complaint")
+    assert store.suppression("sms", "b@example.com") is None
+    assert store.lift("email", "b@example.com") is True
+    assert store.suppression("email", "b@example.com") is None
+    assert store.lift("email", "b@example.com") is False
+
+
+# ============================================================================== rule fire records
+def test_given_no_record_when_two_evaluators_fire_then_only_the_first_records(stack: Stack) -> None:
+    fires = FireRecords(table(stack), client=stack.clients.dynamodb())
+    assert fires.get("p1", "r1") is None
+    assert fires.record("p1", "r1", "event:Signed Up:m1", NOW, None) is True
+    assert fires.record("p1", "r1", "event:Signed Up:m2", NOW, None) is False  # it read "none" too
+    assert fires.get("p1", "r1") == FireRecord(iso(NOW), "event:Signed Up:m1", 1)
+
+
+def test_given_a_record_when_fired_again_then_only_a_caller_who_read_the_latest_or_the_same_occurrence_writes(
+    stack: Stack,
+) -> None:
+    fires = FireRecords(table(stack), client=stack.clients.dynamodb())
+    fires.record("p1", "r1", "occ-1", NOW, None)
+    first = fires.get("p1", "r1")
+    assert first is not None
+    later = NOW + timedelta(days=8)
+    assert fires.record("p1", "r1", "occ-2", later, first) is True
+    # Another evaluator that also read occ-1 and wants occ-3 lost the race.
+    assert fires.record("p1", "r1", "occ-3", later, first) is False
+    # A redelivery of occ-2 with that stale read may finish (the occurrence is the one recorded).
+    assert fires.record("p1", "r1", "occ-2", later + timedelta(minutes=1), first) is True
+    assert fires.get("p1", "r1") == FireRecord(iso(later + timedelta(minutes=1)), "occ-2", 3)
+    # Records are per person and rule.
+    assert fires.get("p2", "r1") is None and fires.get("p1", "r2") is None
+
+
+# ============================================================================== timers and the sweep
+class Queue:
+    def __init__(self) -> None:
+        self.sent: list[MessageRequest] = []
+
+    def send(self, requests: Sequence[MessageRequest], delay_seconds: int = 0) -> None:
+        self.sent.extend(requests)
+
+
+def timer_payload(key: str) -> dict[str, Any]:
+    return request(key).model_dump(mode="json")
+
+
+def spread_ids(count: int) -> list[str]:
+    """Timer ids that land on every shard."""
+    ids = [f"timer-{n}" for n in range(count)]
+    assert {sum(i.encode()) % keys.TIMER_SHARDS for i in ids} == set(range(keys.TIMER_SHARDS))
+    return ids
+
+
+def test_given_timers_in_several_minutes_and_shards_when_swept_then_each_is_released_once(stack: Stack) -> None:
+    timers, queue = TimerStore(table(stack), client=stack.clients.dynamodb()), Queue()
+    due_at: dict[str, datetime] = {}
+    for n, timer_id in enumerate(spread_ids(12)):
+        at = NOW + timedelta(minutes=n % 4, seconds=7 * n % 60)  # 12:00 to 12:03
+        timers.schedule(at, timer_id, timer_payload(timer_id))
+        due_at[request(timer_id).message_id] = at
+    later = TimerStore(table(stack), client=stack.clients.dynamodb())
+    later.schedule(NOW + timedelta(minutes=10), "timer-late", timer_payload("timer-late"))
+
+    # A timer is filed under the minute after the one it falls due in: the sweep of minute M
+    # releases the timers due in M - 1.
+    sweep_now = NOW + timedelta(minutes=1, seconds=30)
+    assert sweep(timers, queue, sweep_now) == 3  # due in 12:00, looked back at with no cursor
+    assert sorted(r.key for r in queue.sent) == ["timer-0", "timer-4", "timer-8"]
+    assert timers.cursor() == "202611221201"
+    assert sweep(timers, queue, sweep_now + timedelta(seconds=10)) == 0  # same minute: nothing new
+    # timer-1 is due at 12:01:07, already past at 12:01:40, but its bucket (12:02) is not swept yet.
+    assert "timer-1" not in {r.key for r in queue.sent}
+    assert sweep(timers, queue, NOW + timedelta(minutes=3, seconds=5)) == 6  # due in 12:01 and 12:02
+    assert timers.cursor() == "202611221203"
+    assert sweep(timers, queue, NOW + timedelta(minutes=4, seconds=1)) == 3  # due in 12:03
+    assert timers.cursor() == "202611221204"
+    released = {r.message_id: r for r in queue.sent}
+    assert len(released) == len(queue.sent) == 12 and set(released) == set(due_at)
+    # Released with the sweep's time, which is never before the timer fell due.
+    assert all(
+        message.released_at is not None and parse_iso(message.released_at) > due_at[message_id]
+        for message_id, message in released.items()
+    )
+    assert released[request("timer-1").message_id].released_at == iso(NOW + timedelta(minutes=3, seconds=5))
+    assert all(timers.due(minute_of(NOW + timedelta(minutes=m))) == [] for m in range(1, 5))
+    assert sweep(timers, queue, NOW + timedelta(minutes=10, seconds=30)) == 0  # timer-late is due 12:10:00
+    assert sweep(timers, queue, NOW + timedelta(minutes=11)) == 1
+    assert queue.sent[-1].key == "timer-late"
+
+
+def test_given_a_timer_due_later_in_a_minute_when_swept_then_the_next_minutes_sweep_releases_it(
+    stack: Stack,
+) -> None:
+    timers, queue = TimerStore(table(stack), client=stack.clients.dynamodb()), Queue()
+    due = NOW + timedelta(seconds=45)
+    timers.schedule(due, "t", timer_payload("t"))
+    assert sweep(timers, queue, NOW + timedelta(seconds=5)) == 0  # the 12:00 sweep: not due yet
+    assert sweep(timers, queue, NOW + timedelta(seconds=50)) == 0  # due now, but 12:00 is not its bucket
+    assert timers.cursor() == minute_of(NOW)
+    assert sweep(timers, queue, NOW + timedelta(minutes=1, seconds=2)) == 1  # the 12:01 sweep
+    assert [r.released_at for r in queue.sent] == [iso(NOW + timedelta(minutes=1, seconds=2))]
+    assert sweep(timers, queue, NOW + timedelta(minutes=2)) == 0  # released once
+
+
+def test_given_a_cursor_when_advanced_then_it_only_moves_forward(stack: Stack) -> None:
+    timers, queue = TimerStore(table(stack), client=stack.clients.dynamodb()), Queue()
+    assert timers.cursor() is None
+    timers.advance("202611221210")
+    timers.advance("202611221205")  # an older sweep finishing late
+    assert timers.cursor() == "202611221210"
+    timers.schedule(NOW + timedelta(minutes=3), "old", timer_payload("old"))  # in a minute already swept
+    assert sweep(timers, queue, NOW + timedelta(minutes=8)) == 0  # a sweep with a lagging clock does nothing
+    assert timers.cursor() == "202611221210"
+    timers.advance("202611221211")
+    assert timers.cursor() == "202611221211"
+
+
+def test_given_a_gap_since_the_last_sweep_when_swept_then_every_minute_in_between_is_caught_up(stack: Stack) -> None:
+    timers, queue = TimerStore(table(stack), client=stack.clients.dynamodb()), Queue()
+    timers.advance(minute_of(NOW))
+    ids = spread_ids(8)
+    for n, timer_id in enumerate(ids):
+        timers.schedule(NOW + timedelta(minutes=15 * (n + 1)), timer_id, timer_payload(timer_id))  # up to 14:00
+    assert sweep(timers, queue, NOW + timedelta(hours=3)) == 8
+    assert sorted(r.key for r in queue.sent) == sorted(ids)
+    assert timers.cursor() == minute_of(NOW + timedelta(hours=3))
+
+
+def test_given_a_timer_due_in_a_minute_just_swept_when_the_next_sweep_runs_then_it_is_released(
+    stack: Stack,
+) -> None:
+    """A deliverer whose clock read 07:59:59.9 defers to 08:00:00 and writes just after the 08:00
+    sweep: filed under 08:01, the timer is still ahead of the cursor."""
+    timers, queue = TimerStore(table(stack), client=stack.clients.dynamodb()), Queue()
+    eight = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    timers.advance(minute_of(eight - timedelta(minutes=1)))
+    assert sweep(timers, queue, eight + timedelta(milliseconds=500)) == 0  # the 08:00 sweep finds nothing
+    assert timers.cursor() == minute_of(eight)
+    timers.schedule(eight, "late-writer", timer_payload("late-writer"))  # the deferral lands a moment later
+    assert timers.due(minute_of(eight)) == []  # not in the bucket just swept
+    assert sweep(timers, queue, eight + timedelta(minutes=1)) == 1
+    assert sweep(timers, queue, eight + timedelta(minutes=2)) == 0
+    assert [r.key for r in queue.sent] == ["late-writer"]
+
+
+# ============================================================================== deliver on the real stores
+class OnePerson:
+    def __init__(self, profile: Profile) -> None:
+        self.person = profile
+
+    def profile(self, profile_id: str) -> Profile | None:
+        return self.person if profile_id == self.person.id else None
+
+
+class Approved:
+    def approved(self, template_id: str) -> Template | None:
+        subject = {"subject": "Hi", "html": "<p>Hi</p>"}
+        return Template(id=template_id, name=template_id, channel="email", locales={"en": subject}, status="approved")
+
+
+class Provider:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def send(
+        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
+    ) -> str:
+        self.calls.append(request.message_id)
+        return f"ses-{len(self.calls)}"
+
+
+def test_given_a_message_deferred_by_quiet_hours_when_the_sweep_releases_it_then_it_is_sent_once(stack: Stack) -> None:
+    client, name = stack.clients.dynamodb(), table(stack)
+    consent = {"email:marketing": {"granted": True, "stamp": "2026-11-01T00:00:00.000Z|m|s", "source": "s"}}
+    ann = Profile(
+        id="p1",
+        created_at=iso(NOW),
+        traits={"email": "ann@example.com"},
+        consent=consent,
+        timezone="Europe/Paris",
+    )
+    provider, timers = Provider(), TimerStore(name, client=client)
+    ledger = MessageLedger(name, client=client)
+    ports = Ports(
+        ledger=ledger,
+        profiles=OnePerson(ann),
+        suppressions=SuppressionStore(name, client=client),
+        caps=CapStore(name, client=client),
+        templates=Approved(),
+        timers=timers,
+        channels=provider,
+    )
+    policy = Policy(caps=EMAIL_3)
+    message = request("night-owl")
+    night = datetime(2026, 11, 22, 22, 30, tzinfo=UTC)  # 23:30 in Paris
+    morning = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # 08:00 in Paris
+    timers.advance(minute_of(morning - timedelta(minutes=3)))  # the sweep has kept up through the night
+    assert deliver(message, ports, policy, night).status == DEFERRED
+    assert deliver(message, ports, policy, night + timedelta(hours=1)).status == NOT_DUE
+
+    queue = Queue()
+    # Due at 07:00:00, the timer is filed under 07:01: the 07:01 sweep releases it.
+    assert sweep(timers, queue, morning - timedelta(minutes=1)) == 0
+    assert sweep(timers, queue, morning + timedelta(seconds=2)) == 0
+    assert sweep(timers, queue, morning + timedelta(minutes=1, seconds=2)) == 1
+    assert sweep(timers, queue, morning + timedelta(minutes=1, seconds=40)) == 0  # released once
+    (released,) = queue.sent
+    assert released.released_at == iso(morning + timedelta(minutes=1, seconds=2))
+    assert deliver(released, ports, policy, morning - timedelta(seconds=1)).status == SENT  # lagging clock
+    assert deliver(released, ports, policy, morning + timedelta(minutes=2)).status == DUPLICATE
+    assert provider.calls == [message.message_id]
+    record = ledger.get(message.message_id)
+    assert record is not None
+    assert [h["status"] for h in record["history"]] == ["sending", "deferred", "sending", SENT]
+    assert record["capReserved"] is True

@@ -1,0 +1,898 @@
+"""Delivering one message: the ledger, the guards in their order, channel fallback, provider
+errors and quiet hours, with every port faked in memory (the fakes keep the stores' semantics)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from midstage.config import FrequencyCap
+from midstage.logic.delivery import (
+    BLOCKED,
+    DEFERRED,
+    DUPLICATE,
+    FAILED,
+    IN_FLIGHT,
+    NOT_DUE,
+    SENT,
+    Address,
+    Claim,
+    Outcome,
+    Policy,
+    Ports,
+    ProviderFailure,
+    RenderFailure,
+    RetryLater,
+    cap_breached,
+    deliver,
+    ordered_channels,
+    parse_quiet_hours,
+    prune_sends,
+    quiet_until,
+    zone_of,
+)
+from midstage.logic.timefmt import iso, parse_iso
+from midstage.models.messaging import FINAL_STATUSES, MessageRequest, Origin, Template
+from midstage.models.profile import Profile
+
+NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # daytime in UTC, outside the default quiet hours
+STAMP = "2026-11-01T10:00:00.000Z|m-consent|src_shop"
+QUIET = (time(21), time(8))
+
+
+# ------------------------------------------------------------------------------ fakes
+class FakeLedger:
+    """MessageLedger's claim state machine, in memory.
+
+    A message can be claimed when it has no item yet, when its `sending` lease has run out
+    (leaseUntil < now, whole seconds), when it is `deferred` and due (notBefore <= now), or when
+    it was released (`queued`). Otherwise: a final status is a duplicate, `deferred` is not due,
+    anything else is in flight. finish/defer/release drop the lease, as the real updates do.
+    """
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def claim(self, request: MessageRequest, now: datetime, lease_seconds: int) -> Claim:
+        now_s = int(now.timestamp())
+        item = self.items.get(request.message_id)
+        claimable = (
+            item is None
+            or (item["status"] == "sending" and item.get("leaseUntil") is not None and item["leaseUntil"] < now_s)
+            or (item["status"] == "deferred" and item.get("notBefore") is not None and item["notBefore"] <= now_s)
+            or item["status"] == "queued"
+        )
+        if not claimable:
+            assert item is not None
+            status = item["status"]
+            state = DUPLICATE if status in FINAL_STATUSES else NOT_DUE if status == "deferred" else IN_FLIGHT
+            return Claim(state, copy.deepcopy(item))
+        if item is None:
+            item = self.items[request.message_id] = {
+                "id": request.message_id,
+                "attempts": 0,
+                "request": request.model_dump_json(),
+                "createdAt": iso(now),
+                "profileId": request.profile_id,
+                "category": request.category,
+                "history": [],
+            }
+        item.update(status="sending", leaseUntil=now_s + lease_seconds, attempts=item["attempts"] + 1)
+        item["history"].append({"at": iso(now), "status": "sending", "reason": "claimed for delivery"})
+        return Claim("claimed", copy.deepcopy(item))
+
+    def _item(self, message_id: str) -> dict[str, Any]:
+        return self.items.setdefault(message_id, {"id": message_id, "attempts": 0, "history": []})
+
+    def finish(self, message_id: str, status: str, reason: str, now: datetime, **fields: Any) -> None:
+        item = self._item(message_id)
+        item.update(status=status, reason=reason, updatedAt=iso(now))
+        item.update({k: v for k, v in fields.items() if v is not None})
+        item.pop("leaseUntil", None)
+        item["history"].append({"at": iso(now), "status": status, "reason": reason})
+
+    def note(self, message_id: str, now: datetime, **fields: Any) -> None:
+        self._item(message_id).update(fields)
+
+    def defer(self, message_id: str, until: datetime, reason: str, now: datetime) -> None:
+        item = self._item(message_id)
+        item.update(status="deferred", notBefore=int(until.timestamp()), reason=reason, updatedAt=iso(now))
+        item.pop("leaseUntil", None)
+        item["history"].append({"at": iso(now), "status": "deferred", "reason": reason})
+
+    def release(self, message_id: str, reason: str, now: datetime) -> None:
+        item = self._item(message_id)
+        item.update(status="queued", reason=reason, updatedAt=iso(now))
+        item.pop("leaseUntil", None)
+        item["history"].append({"at": iso(now), "status": "queued", "reason": reason})
+
+
+class FakeProfiles:
+    def __init__(self, *profiles: Profile) -> None:
+        self.by_id = {p.id: p for p in profiles}
+
+    def profile(self, profile_id: str) -> Profile | None:
+        return self.by_id.get(profile_id)
+
+
+class FakeSuppressions:
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(self, channel: str, address: str, reason: str, scope: str) -> None:
+        self.entries[(channel, address)] = {"reason": reason, "scope": scope}
+
+    def suppression(self, channel: str, address: str) -> Mapping[str, Any] | None:
+        return self.entries.get((channel, address))
+
+
+class FakeCaps:
+    """CapStore.reserve without DynamoDB: the same check-and-append on one list per person."""
+
+    def __init__(self) -> None:
+        self.sends: dict[str, list[dict[str, Any]]] = {}
+        self.calls = 0
+
+    def reserve(
+        self, profile_id: str, message_id: str, channel: str, category: str, caps: Sequence[FrequencyCap], now: datetime
+    ) -> FrequencyCap | None:
+        self.calls += 1
+        sends = self.sends.get(profile_id, [])
+        if any(s["id"] == message_id for s in sends):
+            return None
+        breached = cap_breached(sends, channel, category, caps, now)
+        if breached is not None:
+            return breached
+        sends = prune_sends(sends, caps, now)
+        sends.append({"id": message_id, "at": int(now.timestamp()), "channel": channel, "category": category})
+        self.sends[profile_id] = sends
+        return None
+
+
+class FakeTemplates:
+    def __init__(self, *templates: Template) -> None:
+        self.by_id = {t.id: t for t in templates}
+
+    def approved(self, template_id: str) -> Template | None:
+        template = self.by_id.get(template_id)
+        return template if template is not None and template.status == "approved" else None
+
+
+class FakeTimers:
+    def __init__(self) -> None:
+        self.scheduled: list[tuple[datetime, str, dict[str, Any]]] = []
+
+    def schedule(self, at: datetime, timer_id: str, payload: Mapping[str, Any]) -> None:
+        self.scheduled.append((at, timer_id, dict(payload)))
+
+
+@dataclass
+class FakeChannels:
+    """The providers: records every call; `failures` are raised, in order, before any success."""
+
+    calls: list[tuple[str, str, str]] = field(default_factory=list)  # (channel, message id, address)
+    failures: list[Exception] = field(default_factory=list)
+
+    def send(
+        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
+    ) -> str:
+        self.calls.append((channel, request.message_id, address.value))
+        if self.failures:
+            raise self.failures.pop(0)
+        return f"provider-{len(self.calls)}"
+
+
+def template(template_id: str, channel: str, status: str = "approved") -> Template:
+    fields = {"email": {"subject": "Hi", "html": "<p>Hi</p>"}, "sms": {"body": "Hi"}}.get(
+        channel, {"title": "Hi", "body": "Hi"}
+    )
+    return Template(id=template_id, name=template_id, channel=channel, locales={"en": fields}, status=status)
+
+
+TEMPLATES = (
+    template("promo", "email"),
+    template("promo-sms", "sms"),
+    template("promo-push", "push"),
+    template("promo-inbox", "inbox"),
+    template("draft", "email", status="draft"),
+)
+PER_CHANNEL = {"email": "promo", "sms": "promo-sms", "push": "promo-push", "inbox": "promo-inbox"}
+
+
+def grant(granted: bool = True) -> dict[str, Any]:
+    return {"granted": granted, "stamp": STAMP, "source": "src_shop"}
+
+
+def person(profile_id: str = "p1", **fields: Any) -> Profile:
+    base: dict[str, Any] = {
+        "id": profile_id,
+        "created_at": "2026-01-01T00:00:00.000Z",
+        "traits": {"email": "Ann@Example.COM "},
+        "identities": {"user_id": ["u1"], "phone": ["+33612345678"]},
+        "devices": {"d1": {"token": "push-token-1", "type": "iOS", "stamp": STAMP}},
+        "consent": {f"{c}:marketing": grant() for c in ("email", "sms", "push", "inbox")},
+    }
+    base.update(fields)
+    return Profile(**base)
+
+
+def request(key: str = "k1", channels: Sequence[str] = ("email",), **fields: Any) -> MessageRequest:
+    body: dict[str, Any] = {
+        "key": key,
+        "origin": Origin(kind="rule", id="r1", version=1, step="action-0"),
+        "profile_id": "p1",
+        "channels": list(channels),
+        "template": {c: PER_CHANNEL[c] for c in channels if c in PER_CHANNEL},
+        "requested_at": iso(NOON),
+    }
+    body.update(fields)
+    return MessageRequest(**body)
+
+
+@dataclass
+class Rig:
+    ledger: FakeLedger = field(default_factory=FakeLedger)
+    profiles: FakeProfiles = field(default_factory=lambda: FakeProfiles(person()))
+    suppressions: FakeSuppressions = field(default_factory=FakeSuppressions)
+    caps: FakeCaps = field(default_factory=FakeCaps)
+    templates: FakeTemplates = field(default_factory=lambda: FakeTemplates(*TEMPLATES))
+    timers: FakeTimers = field(default_factory=FakeTimers)
+    channels: FakeChannels = field(default_factory=FakeChannels)
+    policy: Policy = field(default_factory=Policy)
+
+    @property
+    def ports(self) -> Ports:
+        return Ports(
+            self.ledger, self.profiles, self.suppressions, self.caps, self.templates, self.timers, self.channels
+        )
+
+    def deliver(self, message: MessageRequest, now: datetime = NOON) -> Outcome:
+        return deliver(message, self.ports, self.policy, now)
+
+    def record(self, message: MessageRequest) -> dict[str, Any]:
+        return self.ledger.items[message.message_id]
+
+    def with_person(self, profile: Profile) -> Rig:
+        self.profiles = FakeProfiles(profile)
+        return self
+
+
+def assert_blocked(rig: Rig, message: MessageRequest, outcome: Outcome, reason: str) -> None:
+    assert (outcome.status, outcome.reason) == (BLOCKED, reason)
+    record = rig.record(message)
+    assert (record["status"], record["reason"]) == (BLOCKED, reason)
+    assert rig.channels.calls == []
+
+
+# ============================================================================== the happy path
+def test_given_a_consenting_person_when_delivered_then_the_provider_is_called_once_and_the_ledger_says_sent() -> None:
+    rig = Rig()
+    message = request()
+    outcome = rig.deliver(message)
+    assert (outcome.status, outcome.channel, outcome.provider_id) == (SENT, "email", "provider-1")
+    assert rig.channels.calls == [("email", message.message_id, "ann@example.com")]
+    record = rig.record(message)
+    assert (record["status"], record["address"], record["providerId"], record["templateVersion"]) == (
+        SENT,
+        "ann@example.com",
+        "provider-1",
+        1,
+    )
+    assert "leaseUntil" not in record and record["capReserved"] is True
+
+
+# ============================================================================== each guard's block
+def test_given_no_profile_when_delivered_then_it_is_blocked_as_no_profile() -> None:
+    rig = Rig(profiles=FakeProfiles())
+    message = request()
+    assert_blocked(rig, message, rig.deliver(message), "no_profile: the person does not exist")
+
+
+@pytest.mark.parametrize(
+    ("channel", "missing", "name"),
+    [
+        ("email", {"traits": {}, "identities": {}}, "email address"),
+        ("sms", {"identities": {"user_id": ["u1"]}}, "phone number"),
+        ("push", {"devices": {"d1": {"type": "ios", "stamp": STAMP}}}, "device with a push token"),
+    ],
+)
+def test_given_no_address_on_the_channel_when_delivered_then_it_is_blocked_as_no_address(
+    channel: str, missing: dict[str, Any], name: str
+) -> None:
+    rig = Rig().with_person(person(**missing))
+    message = request(channels=[channel])
+    assert_blocked(rig, message, rig.deliver(message), f"no_address: the person has no {name} [{channel}]")
+
+
+def test_given_an_email_only_in_identities_when_delivered_then_that_address_is_used() -> None:
+    rig = Rig().with_person(person(traits={"email": "not-an-address"}, identities={"email": ["id@example.com"]}))
+    assert rig.deliver(request()).status == SENT
+    assert rig.channels.calls[0][2] == "id@example.com"
+
+
+def test_given_opt_in_and_no_consent_recorded_when_marketing_is_delivered_then_it_is_blocked_as_no_consent() -> None:
+    rig = Rig().with_person(person(consent={}))
+    message = request()
+    assert_blocked(rig, message, rig.deliver(message), "no_consent: no marketing consent recorded for email [email]")
+
+
+def test_given_no_consent_recorded_when_a_transactional_message_is_delivered_then_it_is_sent() -> None:
+    rig = Rig().with_person(person(consent={"email:marketing": grant(False)}))
+    assert rig.deliver(request(category="transactional")).status == SENT
+
+
+@pytest.mark.parametrize(
+    ("consent", "category", "reason"),
+    [
+        ({"email:marketing": grant(False)}, "marketing", "no_consent: marketing on email was refused at "),
+        ({"*:marketing": grant(False)}, "marketing", "no_consent: marketing on email was refused at "),
+        ({"email:transactional": grant(False)}, "transactional", "no_consent: transactional on email was refused at "),
+    ],
+)
+def test_given_an_explicit_refusal_when_delivered_then_it_is_blocked_with_when_it_was_refused(
+    consent: dict[str, Any], category: str, reason: str
+) -> None:
+    rig = Rig().with_person(person(consent=consent))
+    message = request(category=category)
+    assert_blocked(rig, message, rig.deliver(message), f"{reason}{STAMP[:24]} [email]")
+
+
+def test_given_a_channel_grant_and_a_refusal_for_all_channels_when_delivered_then_the_channel_grant_wins() -> None:
+    rig = Rig().with_person(person(consent={"*:marketing": grant(False), "email:marketing": grant(True)}))
+    assert rig.deliver(request()).status == SENT
+
+
+def test_given_opt_out_mode_when_delivered_then_silence_allows_marketing_but_a_refusal_still_blocks() -> None:
+    rig = Rig(policy=Policy(marketing_consent="opt_out")).with_person(person(consent={}))
+    assert rig.deliver(request("silent")).status == SENT
+    rig.with_person(person(consent={"email:marketing": grant(False)}))
+    refused = request("refused")
+    assert rig.deliver(refused).status == BLOCKED
+    assert rig.record(refused)["reason"].startswith("no_consent: marketing on email was refused")
+
+
+@pytest.mark.parametrize(
+    ("scope", "category", "blocked"),
+    [
+        ("all", "marketing", True),
+        ("all", "transactional", True),
+        ("marketing", "marketing", True),
+        ("marketing", "transactional", False),
+    ],
+)
+def test_given_a_suppressed_address_when_delivered_then_its_scope_decides_what_is_blocked(
+    scope: str, category: str, blocked: bool
+) -> None:
+    rig = Rig()
+    rig.suppressions.add("email", "ann@example.com", "hard_bounce", scope)
+    message = request(category=category)
+    outcome = rig.deliver(message)
+    if blocked:
+        assert_blocked(rig, message, outcome, "suppressed: ann@example.com (hard_bounce) [email]")
+    else:
+        assert outcome.status == SENT
+
+
+def test_given_a_frequency_cap_when_it_is_reached_then_the_next_message_is_blocked_and_names_the_cap() -> None:
+    rig = Rig(policy=Policy(caps=(FrequencyCap(channel="email", category="marketing", limit=2, days=7),)))
+    assert [rig.deliver(request(f"k{n}"), NOON + timedelta(hours=n)).status for n in range(2)] == [SENT, SENT]
+    third = request("k3")
+    outcome = rig.deliver(third, NOON + timedelta(days=1))
+    reason = "frequency_cap: 2 marketing message(s) per 7 days on email"
+    assert (outcome.status, outcome.reason, outcome.channel) == (BLOCKED, reason, "email")
+    assert rig.record(third)["status"] == BLOCKED and len(rig.channels.calls) == 2
+    # A week after the first send, a slot is free again.
+    assert rig.deliver(request("k4"), NOON + timedelta(days=7, seconds=1)).status == SENT
+
+
+def test_given_a_cap_on_all_channels_when_reached_then_the_reason_says_all_channels_and_transactional_passes() -> None:
+    rig = Rig(policy=Policy(caps=(FrequencyCap(channel="*", category="marketing", limit=1, days=1),)))
+    assert rig.deliver(request("k1", channels=["email"])).status == SENT
+    blocked = rig.deliver(request("k2", channels=["sms"]))
+    assert blocked.reason == "frequency_cap: 1 marketing message(s) per 1 days on all channels"
+    assert rig.deliver(request("k3", category="transactional")).status == SENT
+
+
+# ============================================================================== the order of the guards
+def test_given_no_consent_and_a_suppression_when_delivered_then_consent_is_the_recorded_reason() -> None:
+    rig = Rig().with_person(person(consent={}))
+    rig.suppressions.add("email", "ann@example.com", "complaint", "all")
+    assert rig.deliver(request()).reason.startswith("no_consent:")
+
+
+def test_given_a_blocked_channel_when_delivered_then_no_cap_slot_is_reserved() -> None:
+    rig = Rig(policy=Policy(caps=(FrequencyCap(channel="email", category="marketing", limit=1, days=7),)))
+    rig.suppressions.add("email", "ann@example.com", "hard_bounce", "all")
+    assert rig.deliver(request("k1")).reason.startswith("suppressed:")
+    assert rig.caps.calls == 0 and rig.caps.sends == {}
+
+
+def test_given_a_breached_cap_during_quiet_hours_when_delivered_then_it_is_blocked_not_deferred() -> None:
+    rig = Rig(policy=Policy(caps=(FrequencyCap(channel="email", category="marketing", limit=0, days=7),)))
+    outcome = rig.deliver(request(), datetime(2026, 11, 22, 23, 0, tzinfo=UTC))
+    assert outcome.status == BLOCKED and outcome.reason.startswith("frequency_cap:")
+    assert rig.timers.scheduled == []
+
+
+def test_given_quiet_hours_and_an_unapproved_template_when_delivered_then_it_is_deferred_first() -> None:
+    rig = Rig()
+    outcome = rig.deliver(request(template="draft"), datetime(2026, 11, 22, 23, 0, tzinfo=UTC))
+    assert outcome.status == DEFERRED and rig.channels.calls == []
+
+
+# ============================================================================== quiet hours in the pipeline
+def paris_person(**fields: Any) -> Profile:
+    return person(timezone="Europe/Paris", **fields)
+
+
+def test_given_quiet_hours_when_delivered_at_night_then_it_is_deferred_to_the_end_and_released_once() -> None:
+    rig = Rig().with_person(paris_person())
+    message = request()
+    night = datetime(2026, 11, 22, 22, 30, tzinfo=UTC)  # 23:30 in Paris
+    outcome = rig.deliver(message, night)
+    morning = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # 08:00 in Paris (CET)
+    assert (outcome.status, outcome.deferred_until) == (DEFERRED, iso(morning))
+    assert outcome.reason == f"quiet_hours: deferred to {iso(morning)} (Europe/Paris 08:00)"
+    record = rig.record(message)
+    assert (record["status"], record["notBefore"]) == (DEFERRED, int(morning.timestamp()))
+    ((at, timer_id, payload),) = rig.timers.scheduled
+    assert (at, timer_id) == (morning, message.message_id)
+    assert rig.channels.calls == []
+
+    # The queue redelivers the original request in the night: not due yet.
+    assert rig.deliver(message, night + timedelta(hours=2)).status == NOT_DUE
+
+    # The 07:01 sweep (timers are filed under the minute after they fall due) releases it with
+    # the scheduler's time; this container's clock lags by more than a minute.
+    released = MessageRequest.model_validate({**payload, "released_at": iso(morning + timedelta(minutes=1, seconds=2))})
+    sent = rig.deliver(released, morning - timedelta(seconds=3))
+    assert (sent.status, sent.channel) == (SENT, "email")
+    assert rig.deliver(released, morning + timedelta(minutes=1)).status == DUPLICATE
+    assert rig.deliver(message, morning + timedelta(minutes=2)).status == DUPLICATE
+    assert len(rig.channels.calls) == 1
+    assert rig.caps.calls == 1  # the slot reserved before the deferral is the one the send uses
+
+
+def test_given_a_released_message_without_released_at_when_the_clock_lags_then_it_is_not_due() -> None:
+    rig = Rig().with_person(paris_person())
+    message = request()
+    rig.deliver(message, datetime(2026, 11, 22, 22, 30, tzinfo=UTC))
+    assert rig.deliver(message, datetime(2026, 11, 23, 6, 59, 58, tzinfo=UTC)).status == NOT_DUE
+
+
+@pytest.mark.parametrize(
+    ("channels", "category"), [(["email"], "transactional"), (["inbox"], "marketing")], ids=["transactional", "inbox"]
+)
+def test_given_quiet_hours_when_a_transactional_or_inbox_message_is_delivered_then_it_is_not_deferred(
+    channels: list[str], category: str
+) -> None:
+    rig = Rig().with_person(paris_person())
+    assert (
+        rig.deliver(request(channels=channels, category=category), datetime(2026, 11, 22, 23, 0, tzinfo=UTC)).status
+        == SENT
+    )
+
+
+def test_given_no_quiet_hours_when_delivered_at_night_then_it_is_sent() -> None:
+    rig = Rig(policy=Policy(quiet_hours=None))
+    assert rig.deliver(request(), datetime(2026, 11, 22, 23, 0, tzinfo=UTC)).status == SENT
+
+
+def test_given_the_persons_time_zone_when_it_is_day_there_then_the_message_is_not_deferred() -> None:
+    rig = Rig().with_person(person(traits={"email": "a@example.com", "timezone": "Asia/Tokyo"}))
+    # 23:00 UTC is 08:00 in Tokyo: the window has just ended there.
+    assert rig.deliver(request(), datetime(2026, 11, 22, 23, 0, tzinfo=UTC)).status == SENT
+
+
+def test_given_an_unknown_time_zone_when_delivered_then_the_default_zone_decides() -> None:
+    rig = Rig(policy=Policy(default_timezone="America/New_York")).with_person(
+        person(traits={"email": "a@example.com", "timezone": "Mars/Olympus_Mons"})
+    )
+    # 03:00 UTC is 22:00 in New York: quiet there, though not in UTC's morning.
+    outcome = rig.deliver(request(), datetime(2026, 11, 23, 3, 0, tzinfo=UTC))
+    assert outcome.status == DEFERRED and "America/New_York" in outcome.reason
+
+
+# ============================================================================== channel fallback
+def test_given_a_preferred_channel_when_delivered_then_it_is_tried_first() -> None:
+    rig = Rig().with_person(person(traits={"email": "a@example.com", "preferred_channel": "sms"}))
+    outcome = rig.deliver(request(channels=["email", "sms"]))
+    assert outcome.channel == "sms" and rig.channels.calls[0][0] == "sms"
+    assert ordered_channels(["email", "sms", "push"], person(traits={"preferred_channel": "push"})) == [
+        "push",
+        "email",
+        "sms",
+    ]
+    assert ordered_channels(["email", "sms"], person(traits={"preferred_channel": "inbox"})) == ["email", "sms"]
+    assert ordered_channels(["email", "sms"], person(traits={"preferred_channel": 3})) == ["email", "sms"]
+
+
+@pytest.mark.parametrize(
+    "blocker",
+    ["no address", "no consent", "suppressed"],
+)
+def test_given_a_channel_that_cannot_be_used_when_delivered_then_the_next_channel_is_used(blocker: str) -> None:
+    rig = Rig()
+    if blocker == "no address":
+        rig.with_person(person(traits={}))
+    elif blocker == "no consent":
+        rig.with_person(person(consent={"email:marketing": grant(False), "sms:marketing": grant()}))
+    else:
+        rig.suppressions.add("email", "ann@example.com", "complaint", "all")
+    message = request(channels=["email", "sms", "push"])
+    outcome = rig.deliver(message)
+    assert (outcome.status, outcome.channel) == (SENT, "sms")
+    assert rig.channels.calls == [("sms", message.message_id, "+33612345678")]
+    assert rig.record(message)["channel"] == "sms"
+
+
+def test_given_every_channel_refused_when_delivered_then_the_first_refusal_is_recorded() -> None:
+    rig = Rig().with_person(person(traits={}, consent={"sms:marketing": grant(False)}, devices={}))
+    message = request(channels=["email", "sms", "push"])
+    assert_blocked(rig, message, rig.deliver(message), "no_address: the person has no email address [email]")
+
+
+def test_given_a_fallback_with_a_preferred_channel_when_all_fail_then_the_preferred_channels_refusal_is_recorded() -> (
+    None
+):
+    rig = Rig().with_person(person(traits={"preferred_channel": "sms"}, consent={}))
+    message = request(channels=["email", "sms"])
+    assert rig.deliver(message).reason == "no_consent: no marketing consent recorded for sms [sms]"
+
+
+def test_given_webhook_and_inbox_addresses_when_suppressions_exist_then_they_are_not_consulted() -> None:
+    rig = Rig()
+    rig.suppressions.add("inbox", "p1", "manual", "all")
+    assert rig.deliver(request(channels=["inbox"])).status == SENT
+    hook = request(
+        "hook", channels=["webhook"], template=None, category="transactional", webhook_url="https://h.example.com"
+    )
+    rig.suppressions.add("webhook", "https://h.example.com", "manual", "all")
+    assert rig.deliver(hook).status == SENT
+    assert rig.channels.calls[-1] == ("webhook", hook.message_id, "https://h.example.com")
+
+
+# ============================================================================== the ledger: duplicates and leases
+def test_given_a_sent_message_when_requested_again_then_it_is_a_duplicate_without_a_second_provider_call() -> None:
+    rig = Rig()
+    message = request()
+    rig.deliver(message)
+    again = rig.deliver(message, NOON + timedelta(hours=1))
+    assert (again.status, again.reason) == (DUPLICATE, SENT)
+    assert len(rig.channels.calls) == 1
+
+
+@pytest.mark.parametrize("final", [BLOCKED, FAILED])
+def test_given_a_blocked_or_failed_message_when_requested_again_then_it_stays_a_duplicate(final: str) -> None:
+    rig = Rig().with_person(person(consent={})) if final == BLOCKED else Rig()
+    message = request() if final == BLOCKED else request(template="draft")
+    assert rig.deliver(message).status == final
+    rig.with_person(person())  # consent given meanwhile: the decision stands
+    assert rig.deliver(message, NOON + timedelta(minutes=5)) == Outcome(DUPLICATE, final)
+    assert rig.channels.calls == []
+
+
+def test_given_another_deliverer_holds_the_lease_when_delivered_then_it_is_in_flight_until_the_lease_ends() -> None:
+    rig = Rig(policy=Policy(lease_seconds=120))
+    message = request()
+    assert rig.ledger.claim(message, NOON, 120).state == "claimed"  # a deliverer that then died
+    assert rig.deliver(message, NOON + timedelta(seconds=60)) == Outcome(IN_FLIGHT, "sending")
+    assert rig.deliver(message, NOON + timedelta(seconds=120)).status == IN_FLIGHT  # the lease's last second
+    taken_over = rig.deliver(message, NOON + timedelta(seconds=121))
+    assert taken_over.status == SENT and len(rig.channels.calls) == 1
+    assert rig.record(message)["attempts"] == 2
+
+
+# ============================================================================== provider and template errors
+def test_given_a_retryable_provider_error_when_delivered_then_retry_later_and_a_later_attempt_sends_once() -> None:
+    rig = Rig(policy=Policy(caps=(FrequencyCap(channel="email", category="marketing", limit=1, days=7),)))
+    rig.channels.failures.append(ProviderFailure("retryable", "throttled"))
+    message = request()
+    with pytest.raises(RetryLater, match="throttled"):
+        rig.deliver(message)
+    record = rig.record(message)
+    assert (record["status"], record["reason"]) == ("queued", "retrying: throttled")
+    assert "leaseUntil" not in record
+    retried = rig.deliver(message, NOON + timedelta(seconds=30))
+    assert retried.status == SENT
+    assert rig.deliver(message, NOON + timedelta(seconds=60)).status == DUPLICATE
+    assert len(rig.channels.calls) == 2  # the failed call and the one that sent
+    assert len(rig.caps.sends["p1"]) == 1  # the cap counted the message once (limit 1 still let it through)
+
+
+@pytest.mark.parametrize("kind", ["permanent", "configuration"])
+def test_given_a_permanent_or_configuration_error_when_delivered_then_it_fails_with_the_reason(kind: str) -> None:
+    rig = Rig()
+    rig.channels.failures.append(ProviderFailure(kind, "address rejected"))
+    message = request()
+    outcome = rig.deliver(message)
+    assert (outcome.status, outcome.reason, outcome.channel) == (FAILED, f"{kind}: address rejected", "email")
+    assert rig.record(message)["status"] == FAILED
+    assert rig.deliver(message).status == DUPLICATE and len(rig.channels.calls) == 1
+
+
+def test_given_a_render_failure_when_delivered_then_it_fails_as_render() -> None:
+    rig = Rig()
+    rig.channels.failures.append(RenderFailure("missing variable person.first_name"))
+    message = request()
+    outcome = rig.deliver(message)
+    assert (outcome.status, outcome.reason) == (FAILED, "render: missing variable person.first_name")
+    assert rig.record(message)["reason"] == "render: missing variable person.first_name"
+
+
+def test_given_a_template_that_is_not_approved_or_missing_when_delivered_then_it_fails_without_a_provider_call() -> (
+    None
+):
+    rig = Rig()
+    for key, template_id in (("draft", "draft"), ("missing", "nope")):
+        message = request(key, template=template_id)
+        outcome = rig.deliver(message)
+        assert (outcome.status, outcome.reason) == (FAILED, f"no approved template {template_id!r}")
+    assert rig.channels.calls == []
+
+
+def test_given_a_template_for_another_channel_when_delivered_then_it_fails_naming_both_channels() -> None:
+    rig = Rig()
+    outcome = rig.deliver(request(template="promo-sms"))
+    assert (outcome.status, outcome.reason) == (FAILED, "template 'promo-sms' is for sms, not email")
+    assert rig.channels.calls == []
+
+
+# ============================================================================== quiet_until and friends
+def at(zone: str, *parts: int, fold: int = 0) -> datetime:
+    """A local wall-clock time in `zone`, as the UTC instant."""
+    year, month, day, hour, minute, second = (*parts, 0, 0, 0)[:6]
+    return datetime(year, month, day, hour, minute, second, tzinfo=ZoneInfo(zone), fold=fold).astimezone(UTC)
+
+
+def test_given_quiet_hours_text_when_parsed_then_it_gives_the_window_or_none() -> None:
+    assert parse_quiet_hours("21:00-08:00") == (time(21), time(8))
+    assert parse_quiet_hours("12:30-14:00") == (time(12, 30), time(14))
+    assert parse_quiet_hours("") is None
+
+
+@pytest.mark.parametrize(
+    ("local", "until"),
+    [
+        ((2026, 6, 10, 20, 59, 59), None),
+        ((2026, 6, 10, 21, 0), (2026, 6, 11, 8, 0)),
+        ((2026, 6, 10, 23, 30), (2026, 6, 11, 8, 0)),
+        ((2026, 6, 11, 0, 0), (2026, 6, 11, 8, 0)),
+        ((2026, 6, 11, 7, 59, 59), (2026, 6, 11, 8, 0)),
+        ((2026, 6, 11, 8, 0), None),
+        ((2026, 6, 11, 13, 0), None),
+    ],
+)
+def test_given_a_window_across_midnight_when_asked_then_it_ends_at_the_next_end(
+    local: tuple[int, ...], until: tuple[int, ...] | None
+) -> None:
+    zone = ZoneInfo("Europe/Paris")
+    found = quiet_until(at("Europe/Paris", *local), zone, QUIET)
+    assert found == (at("Europe/Paris", *until) if until else None)
+
+
+@pytest.mark.parametrize(
+    ("local", "until"),
+    [
+        ((2026, 6, 10, 11, 59), None),
+        ((2026, 6, 10, 12, 0), (2026, 6, 10, 14, 0)),
+        ((2026, 6, 10, 13, 59, 59), (2026, 6, 10, 14, 0)),
+        ((2026, 6, 10, 14, 0), None),
+        ((2026, 6, 10, 23, 0), None),
+    ],
+)
+def test_given_a_window_within_one_day_when_asked_then_it_ends_the_same_day(
+    local: tuple[int, ...], until: tuple[int, ...] | None
+) -> None:
+    window = (time(12), time(14))
+    found = quiet_until(at("America/New_York", *local), ZoneInfo("America/New_York"), window)
+    assert found == (at("America/New_York", *until) if until else None)
+
+
+@pytest.mark.parametrize(
+    ("zone", "evening", "expected_end_utc", "hours"),
+    [
+        # Spring forward: the night is an hour shorter.
+        ("Europe/Paris", (2026, 3, 28, 22, 0), datetime(2026, 3, 29, 6, 0, tzinfo=UTC), 9),
+        ("America/New_York", (2026, 3, 7, 22, 0), datetime(2026, 3, 8, 12, 0, tzinfo=UTC), 9),
+        # Fall back: an hour longer.
+        ("Europe/Paris", (2026, 10, 24, 22, 0), datetime(2026, 10, 25, 7, 0, tzinfo=UTC), 11),
+        ("America/New_York", (2026, 10, 31, 22, 0), datetime(2026, 11, 1, 13, 0, tzinfo=UTC), 11),
+    ],
+)
+def test_given_a_dst_change_in_the_night_when_deferred_then_it_ends_at_8_local_time(
+    zone: str, evening: tuple[int, ...], expected_end_utc: datetime, hours: int
+) -> None:
+    now = at(zone, *evening)
+    until = quiet_until(now, ZoneInfo(zone), QUIET)
+    assert until == expected_end_utc
+    assert until is not None and until - now == timedelta(hours=hours)
+    assert until.astimezone(ZoneInfo(zone)).time() == time(8)
+
+
+def test_given_a_dst_day_when_the_local_clock_is_read_then_the_new_offset_decides_inside_or_out() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    # 05:30 UTC on 29 March is 07:30 CEST: still quiet; 06:30 UTC is 08:30 CEST: not.
+    assert quiet_until(datetime(2026, 3, 29, 5, 30, tzinfo=UTC), paris, QUIET) == datetime(
+        2026, 3, 29, 6, 0, tzinfo=UTC
+    )
+    assert quiet_until(datetime(2026, 3, 29, 6, 30, tzinfo=UTC), paris, QUIET) is None
+    # On 25 October 06:30 UTC is 07:30 CET: still quiet until 07:00 UTC.
+    assert quiet_until(datetime(2026, 10, 25, 6, 30, tzinfo=UTC), paris, QUIET) == datetime(
+        2026, 10, 25, 7, 0, tzinfo=UTC
+    )
+
+
+def test_given_a_window_ending_in_the_spring_forward_gap_when_deferred_then_a_real_later_instant_is_chosen() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    now = at("Europe/Paris", 2026, 3, 29, 1, 30)  # 01:30 CET; 02:30 does not exist that night
+    until = quiet_until(now, paris, (time(22), time(2, 30)))
+    assert until is not None and now < until <= now + timedelta(hours=2)
+    assert quiet_until(until, paris, (time(22), time(2, 30))) is None  # at release, it is outside the window
+
+
+@pytest.mark.parametrize(
+    ("zone", "now", "window"),
+    [
+        ("America/New_York", datetime(2026, 11, 1, 6, 15, tzinfo=UTC), (time(0, 30), time(1, 30))),  # 01:15 EST
+        ("Europe/Paris", datetime(2026, 10, 25, 1, 15, tzinfo=UTC), (time(1, 0), time(2, 30))),  # 02:15 CET
+    ],
+)
+def test_given_a_window_ending_in_the_repeated_fall_back_hour_when_deferred_then_the_end_is_in_the_future(
+    zone: str, now: datetime, window: tuple[time, time]
+) -> None:
+    until = quiet_until(now, ZoneInfo(zone), window)
+    assert until is not None and until == now + timedelta(minutes=15)  # the end's second occurrence, not the past first
+    assert until.astimezone(ZoneInfo(zone)).time() == window[1]
+    assert quiet_until(until, ZoneInfo(zone), window) is None
+
+
+def test_given_an_empty_window_when_asked_then_nothing_is_deferred() -> None:
+    # QUIET_HOURS=08:00-08:00 passes DeliverySettings' pattern: it means no quiet hours at all.
+    assert parse_quiet_hours("08:00-08:00") is None
+    assert parse_quiet_hours("") is None
+    assert parse_quiet_hours("21:00-08:00") == QUIET
+    for window in ((time(8), time(8)), (time(0), time(0)), (time(21, 30), time(21, 30))):
+        for hour in (0, 7, 8, 12, 20, 21, 23):
+            for zone in ("UTC", "Europe/Paris"):
+                assert quiet_until(datetime(2026, 6, 10, hour, tzinfo=UTC), ZoneInfo(zone), window) is None
+
+
+def test_given_an_empty_window_in_the_policy_when_delivered_at_night_then_it_is_sent() -> None:
+    for window in (parse_quiet_hours("08:00-08:00"), (time(8), time(8))):
+        rig = Rig(policy=Policy(quiet_hours=window)).with_person(paris_person())
+        outcome = rig.deliver(request(), datetime(2026, 11, 22, 22, 30, tzinfo=UTC))  # 23:30 in Paris
+        assert (outcome.status, outcome.deferred_until) == (SENT, None)
+        assert rig.timers.scheduled == []
+
+
+def test_given_time_zones_when_chosen_then_trait_then_profile_then_default_then_utc() -> None:
+    both = person(traits={"timezone": "Asia/Tokyo"}, timezone="Europe/Paris")
+    assert zone_of(both, "America/New_York").key == "Asia/Tokyo"
+    assert zone_of(person(timezone="Europe/Paris"), "America/New_York").key == "Europe/Paris"
+    assert zone_of(person(), "America/New_York").key == "America/New_York"
+    unknown = person(traits={"timezone": "Mars/Olympus_Mons"}, timezone="Not/AZone")
+    assert zone_of(unknown, "America/New_York").key == "America/New_York"
+    assert zone_of(unknown, "Also/Unknown").key == "UTC"
+    for bad in ("", "../../etc/passwd", "/etc/localtime", "UTC\x00", 42, None):
+        assert zone_of(person(traits={"timezone": bad}), "Europe/Paris").key == "Europe/Paris"
+
+
+@pytest.mark.parametrize("bad", ["Europe", "America", "x" * 300])
+def test_given_a_time_zone_that_names_a_directory_or_is_too_long_when_chosen_then_the_default_is_used(
+    bad: str,
+) -> None:
+    assert zone_of(person(traits={"timezone": bad}), "Europe/Paris").key == "Europe/Paris"
+
+
+# ------------------------------------------------------------------------------ properties
+ZONES = ("UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata")
+# Whole or half hours from 05:00 to 23:30: away from every DST change these zones make.
+CLOCKS = st.builds(time, st.integers(5, 23), st.sampled_from([0, 30]))
+
+
+def minutes(clock: time) -> float:
+    return clock.hour * 60 + clock.minute + clock.second / 60 + clock.microsecond / 60e6
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    now=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)),
+    zone_name=st.sampled_from(ZONES),
+    start=CLOCKS,
+    end=CLOCKS,
+)
+def test_property_quiet_until_ends_the_window_it_finds_in_local_time(
+    now: datetime, zone_name: str, start: time, end: time
+) -> None:
+    zone = ZoneInfo(zone_name)
+    clock = minutes(now.astimezone(zone).time())
+    if start == end:
+        inside = False  # an empty window: never quiet
+    elif start < end:
+        inside = minutes(start) <= clock < minutes(end)
+    else:
+        inside = clock >= minutes(start) or clock < minutes(end)
+    until = quiet_until(now, zone, (start, end))
+    assert (until is not None) == inside
+    if until is not None:
+        assert now < until <= now + timedelta(hours=25)
+        assert until.astimezone(zone).time() == end
+        assert quiet_until(until, zone, (start, end)) is None
+
+
+CAPS = st.lists(
+    st.builds(
+        FrequencyCap,
+        channel=st.sampled_from(["*", "email", "sms"]),
+        category=st.sampled_from(["marketing", "transactional"]),
+        limit=st.integers(0, 3),
+        days=st.sampled_from([0.5, 1, 7]),
+    ),
+    min_size=1,
+    max_size=4,
+)
+ATTEMPTS = st.lists(
+    st.tuples(
+        st.integers(0, 3 * 86_400),  # seconds after the previous attempt
+        st.sampled_from(["email", "sms"]),
+        st.sampled_from(["marketing", "transactional"]),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(caps=CAPS, attempts=ATTEMPTS)
+def test_property_sends_that_pass_never_exceed_a_cap_within_any_window(
+    caps: list[FrequencyCap], attempts: list[tuple[int, str, str]]
+) -> None:
+    """Attempts come in time order, whole seconds apart (deliverers share one clock)."""
+    rig = Rig(policy=Policy(caps=tuple(caps), quiet_hours=None))
+    now = NOON
+    passed: list[tuple[float, str, str]] = []
+    for n, (gap, channel, category) in enumerate(attempts):
+        now += timedelta(seconds=gap)
+        outcome = rig.deliver(request(f"k{n}", channels=[channel], category=category), now)
+        assert outcome.status in (SENT, BLOCKED)
+        if outcome.status == SENT:
+            passed.append((now.timestamp(), channel, category))
+        else:
+            assert outcome.reason.startswith("frequency_cap:")
+    for cap in caps:
+        span = cap.days * 86_400
+        counted = [t for t, channel, category in passed if category == cap.category and cap.channel in ("*", channel)]
+        for end in counted:  # the fullest window ends at a send
+            assert sum(1 for t in counted if end - span < t <= end) <= cap.limit, (cap, counted)
+
+
+def test_given_sends_when_caps_are_checked_then_a_send_exactly_days_ago_no_longer_counts() -> None:
+    cap = FrequencyCap(channel="email", category="marketing", limit=1, days=1)
+    sends = [{"at": int(NOON.timestamp()), "channel": "email", "category": "marketing"}]
+    assert cap_breached(sends, "email", "marketing", [cap], NOON + timedelta(days=1, seconds=-1)) == cap
+    assert cap_breached(sends, "email", "marketing", [cap], NOON + timedelta(days=1)) is None
+    assert cap_breached(sends, "sms", "marketing", [cap], NOON) is None
+    assert cap_breached(sends, "email", "transactional", [cap], NOON) is None
+    assert prune_sends(sends, [cap], NOON + timedelta(days=1)) == []
+    assert prune_sends(sends, [cap, FrequencyCap(limit=5, days=7)], NOON + timedelta(days=1)) == sends
+
+
+def test_given_a_released_request_when_delivered_then_the_later_of_both_clocks_is_now() -> None:
+    rig = Rig().with_person(paris_person())
+    message = request()
+    rig.deliver(message, datetime(2026, 11, 22, 22, 30, tzinfo=UTC))
+    released = request(released_at=iso(datetime(2026, 11, 23, 7, 0, tzinfo=UTC)))
+    outcome = rig.deliver(
+        released, datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    )  # a late sweep: the container's clock wins
+    assert outcome.status == SENT
+    assert parse_iso(rig.record(message)["updatedAt"]) == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
