@@ -1,7 +1,9 @@
-"""Admin API: sources and write keys, admin API keys, quarantine, profile lookup."""
+"""Admin API: sources and write keys, admin API keys, quarantine, profile lookup; rules,
+templates, messages, consent, inbox and suppressions (logic in services.messaging_admin)."""
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
@@ -10,22 +12,59 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from midstage.adapters.config_store import ConfigStore, new_write_key
+from midstage.adapters.handoff import SqsHandoff
+from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
-from midstage.config import AdminSettings, identity_settings
-from midstage.errors import Forbidden, InvalidInput, MidstageError, Unauthorized, describe
+from midstage.adapters.queues import MessageQueue
+from midstage.config import AdminSettings, computed_trait_settings, identity_settings
+from midstage.errors import Forbidden, InvalidInput, MidstageError, PayloadTooLarge, Unauthorized, describe
 from midstage.http import answer, error_answer
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
+from midstage.models.messaging import RuleBody, TemplateBody
 from midstage.observability import logger
 from midstage.services import profiles
+from midstage.services.messaging_admin import (
+    Caller,
+    ConsentUpdate,
+    DryRunRequest,
+    InboxRead,
+    MessagingAdmin,
+    PreviewRequest,
+    RuleCreate,
+    RulePatch,
+    SendMessage,
+    Stores,
+    SuppressionPut,
+    TemplateApproval,
+    TemplateCreate,
+    parse_body,
+)
 
 app = APIGatewayHttpResolver()
 
+MAX_BODY_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 64
+
 
 @cache
-def _stores() -> tuple[ConfigStore, ProfileStore]:
+def _stores() -> Stores:
     settings = AdminSettings.from_env()
-    return ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds), ProfileStore(
-        settings.data_table
+    return Stores(
+        config=ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds),
+        profiles=ProfileStore(settings.data_table),
+        ledger=MessageLedger(settings.data_table),
+        suppressions=SuppressionStore(settings.data_table),
+        inbox=InboxStore(settings.data_table),
+        fires=FireRecords(settings.data_table),
+        delivery=MessageQueue(settings.delivery_queue_url),
+        ingest=SqsHandoff(settings.ingest_queue_url),
+    )
+
+
+@cache
+def _messaging() -> MessagingAdmin:
+    return MessagingAdmin(
+        _stores(), identity_settings(), max_window_days=max(computed_trait_settings().count_windows_days)
     )
 
 
@@ -37,25 +76,55 @@ def _caller(minimum: RoleRank) -> RoleRank:
         secret = authorization[7:].strip()
     if not secret:
         raise Unauthorized("an API key is required (Authorization: Bearer <key> or x-api-key)")
-    key = _stores()[0].api_key(secret)
+    key = _stores().config.api_key(secret)
     if key is None:
         raise Unauthorized("the API key is not valid")
     role = RoleRank[key.role]
     if role < minimum:
         raise Forbidden(f"this needs the {minimum.name} role; the key has {key.role}")
     logger.append_keys(api_key_id=key.id, role=key.role)
+    app.append_context(api_key_id=key.id)
     return role
 
 
-def _body(model: type[Any]) -> Any:
+def _who(role: RoleRank) -> Caller:
+    """The caller that _caller() just admitted: its key id (recorded as author) and role."""
+    return Caller(key_id=str(app.context.get("api_key_id", "")), role=role)
+
+
+def _nesting(value: Any) -> int:
+    """How deeply a parsed JSON value nests (iteratively: no recursion on hostile input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _payload() -> Any:
+    """The JSON body; refused when too large, and when too deeply nested for the checks that
+    walk it (the C parser itself stops at Python's recursion limit with RecursionError)."""
+    text = app.current_event.decoded_body or ""
+    if len(text.encode()) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is over the limit of {MAX_BODY_BYTES} bytes", code="body_too_large")
+    if not text.strip():
+        return None
+    too_deep = InvalidInput(f"the body nests deeper than {MAX_JSON_DEPTH} levels", code="too_deeply_nested")
     try:
-        payload = app.current_event.json_body
+        payload = json.loads(text)
+    except RecursionError:
+        raise too_deep from None
     except ValueError as error:
         raise InvalidInput("the body is not valid JSON", code="invalid_json") from error
-    try:
-        return model.model_validate(payload if payload is not None else {})
-    except ValidationError as error:
-        raise InvalidInput(describe(error, "body"), code="invalid_body") from error
+    if _nesting(payload) > MAX_JSON_DEPTH:
+        raise too_deep
+    return payload
+
+
+def _body(model: type[Any]) -> Any:
+    return parse_body(model, _payload())
 
 
 def _limit(default: int = 50, maximum: int = 200) -> int:
@@ -65,16 +134,35 @@ def _limit(default: int = 50, maximum: int = 200) -> int:
     return int(raw)
 
 
+def _cursor() -> str | None:
+    return app.current_event.get_query_string_value("cursor") or None
+
+
+def _if_match() -> int | None:
+    """The version an edit expects to replace (`If-Match: 3`, `"3"` or `W/"3"`), if given."""
+    raw = (app.current_event.headers or {}).get("if-match")
+    if raw is None:
+        return None
+    text = raw.strip().removeprefix("W/").strip('"')
+    if not text.isdigit() or len(text) > 9:
+        raise InvalidInput("If-Match must be the version number being replaced, e.g. 3", code="invalid_if_match")
+    return int(text)
+
+
 def _json(status: int, body: Any) -> Response[Any]:
     shaped = answer(status, body)
     return Response(status_code=status, content_type="application/json", body=shaped["body"])
+
+
+def _no_content() -> Response[Any]:
+    return Response(status_code=204, body="")
 
 
 # ---------------------------------------------------------------------- sources
 @app.get("/v1/sources")
 def list_sources() -> Response[Any]:
     _caller(RoleRank.marketer)
-    return _json(200, {"sources": [s.model_dump() for s in _stores()[0].list_sources()]})
+    return _json(200, {"sources": [s.model_dump() for s in _stores().config.list_sources()]})
 
 
 @app.post("/v1/sources")
@@ -87,20 +175,20 @@ def create_source() -> Response[Any]:
         rate_limit=request.rate_limit,
         allowed_origins=[str(o).rstrip("/") for o in request.allowed_origins],
     )
-    return _json(201, _stores()[0].create_source(source).model_dump())
+    return _json(201, _stores().config.create_source(source).model_dump())
 
 
 @app.get("/v1/sources/<source_id>")
 def get_source(source_id: str) -> Response[Any]:
     _caller(RoleRank.marketer)
-    return _json(200, _stores()[0].get_source(source_id).model_dump())
+    return _json(200, _stores().config.get_source(source_id).model_dump())
 
 
 @app.patch("/v1/sources/<source_id>")
 def update_source(source_id: str) -> Response[Any]:
     _caller(RoleRank.admin)
     request: SourceUpdate = _body(SourceUpdate)
-    store = _stores()[0]
+    store = _stores().config
     changes = request.model_dump(exclude_unset=True)
     if "allowed_origins" in changes and changes["allowed_origins"] is not None:
         changes["allowed_origins"] = [str(o).rstrip("/") for o in request.allowed_origins or []]
@@ -115,23 +203,23 @@ def update_source(source_id: str) -> Response[Any]:
 @app.delete("/v1/sources/<source_id>")
 def delete_source(source_id: str) -> Response[Any]:
     _caller(RoleRank.admin)
-    _stores()[0].delete_source(source_id)
-    return Response(status_code=204, body="")
+    _stores().config.delete_source(source_id)
+    return _no_content()
 
 
 @app.post("/v1/sources/<source_id>/rotate-key")
 def rotate_write_key(source_id: str) -> Response[Any]:
     _caller(RoleRank.admin)
-    store = _stores()[0]
+    store = _stores().config
     return _json(200, store.rotate_write_key(store.get_source(source_id)).model_dump())
 
 
 @app.get("/v1/sources/<source_id>/quarantine")
 def list_quarantine(source_id: str) -> Response[Any]:
     _caller(RoleRank.data_operator)
-    config, data = _stores()
-    config.get_source(source_id)
-    entries, cursor = data.quarantined(
+    stores = _stores()
+    stores.config.get_source(source_id)
+    entries, cursor = stores.profiles.quarantined(
         source_id, limit=_limit(), cursor=app.current_event.get_query_string_value("cursor")
     )
     return _json(200, {"entries": entries, "cursor": cursor})
@@ -141,7 +229,7 @@ def list_quarantine(source_id: str) -> Response[Any]:
 @app.get("/v1/api-keys")
 def list_api_keys() -> Response[Any]:
     _caller(RoleRank.admin)
-    keys = [k.model_dump(exclude={"digest"}) for k in _stores()[0].list_api_keys()]
+    keys = [k.model_dump(exclude={"digest"}) for k in _stores().config.list_api_keys()]
     return _json(200, {"apiKeys": keys})
 
 
@@ -149,21 +237,21 @@ def list_api_keys() -> Response[Any]:
 def create_api_key() -> Response[Any]:
     _caller(RoleRank.admin)
     request: ApiKeyCreate = _body(ApiKeyCreate)
-    key, secret = _stores()[0].create_api_key(request.name, request.role)
+    key, secret = _stores().config.create_api_key(request.name, request.role)
     return _json(201, {**key.model_dump(exclude={"digest"}), "secret": secret})
 
 
 @app.delete("/v1/api-keys/<key_id>")
 def revoke_api_key(key_id: str) -> Response[Any]:
     _caller(RoleRank.admin)
-    return _json(200, _stores()[0].revoke_api_key(key_id).model_dump(exclude={"digest"}))
+    return _json(200, _stores().config.revoke_api_key(key_id).model_dump(exclude={"digest"}))
 
 
 # ---------------------------------------------------------------------- profiles
 @app.get("/v1/profiles/<profile_ref>")
 def get_profile(profile_ref: str) -> Response[Any]:
     role = _caller(RoleRank.viewer)
-    store = _stores()[1]
+    store = _stores().profiles
     profile = profiles.resolve(profile_ref, store, identity_settings())
     merges = store.merges([profile.id])[:20]
     return _json(200, profiles.present(profile, role, merges))
@@ -173,7 +261,7 @@ def get_profile(profile_ref: str) -> Response[Any]:
 def get_profile_timeline(profile_ref: str) -> Response[Any]:
     role = _caller(RoleRank.viewer)
     limit = _limit()
-    store = _stores()[1]
+    store = _stores().profiles
     profile = profiles.resolve(profile_ref, store, identity_settings())
     events, cursor = store.timeline(
         [profile.id, *profile.merged_from],
@@ -188,11 +276,185 @@ def get_profile_timeline(profile_ref: str) -> Response[Any]:
 @app.get("/v1/profiles/<profile_ref>/merges")
 def get_profile_merges(profile_ref: str) -> Response[Any]:
     role = _caller(RoleRank.viewer)
-    store = _stores()[1]
+    store = _stores().profiles
     profile = profiles.resolve(profile_ref, store, identity_settings())
     records = store.merges([profile.id, *profile.merged_from])
     masked = [profiles.present_merge(r, role < RoleRank.data_operator) for r in records]
     return _json(200, {"profileId": profile.id, "merges": masked})
+
+
+# ---------------------------------------------------------------------- rules
+@app.get("/v1/rules")
+def list_rules() -> Response[Any]:
+    _caller(RoleRank.viewer)
+    raw = app.current_event.get_query_string_value("enabled")
+    if raw not in (None, "true", "false"):
+        raise InvalidInput("'enabled' must be true or false", code="invalid_query")
+    return _json(200, _messaging().list_rules(None if raw is None else raw == "true"))
+
+
+@app.post("/v1/rules")
+def create_rule() -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(201, _messaging().create_rule(_body(RuleCreate), caller))
+
+
+@app.post("/v1/rules/validate")
+def validate_rule() -> Response[Any]:
+    _caller(RoleRank.marketer)
+    return _json(200, _messaging().validate_rule(_payload()))
+
+
+@app.get("/v1/rules/<rule_id>")
+def get_rule(rule_id: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _messaging().get_rule(rule_id))
+
+
+@app.put("/v1/rules/<rule_id>")
+def replace_rule(rule_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _messaging().replace_rule(rule_id, _body(RuleBody), _if_match(), caller))
+
+
+@app.patch("/v1/rules/<rule_id>")
+def patch_rule(rule_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _messaging().patch_rule(rule_id, _body(RulePatch), _if_match(), caller))
+
+
+@app.delete("/v1/rules/<rule_id>")
+def delete_rule(rule_id: str) -> Response[Any]:
+    _caller(RoleRank.marketer)
+    _messaging().delete_rule(rule_id)
+    return _no_content()
+
+
+@app.get("/v1/rules/<rule_id>/versions")
+def list_rule_versions(rule_id: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _messaging().rule_versions(rule_id))
+
+
+@app.post("/v1/rules/<rule_id>/dry-run")
+def dry_run_rule(rule_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _messaging().dry_run(rule_id, _body(DryRunRequest), caller))
+
+
+@app.get("/v1/rules/<rule_id>/messages")
+def list_rule_messages(rule_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.viewer))
+    return _json(200, _messaging().rule_messages(rule_id, _limit(), _cursor(), caller))
+
+
+# ---------------------------------------------------------------------- templates
+@app.get("/v1/templates")
+def list_templates() -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _messaging().list_templates())
+
+
+@app.post("/v1/templates")
+def create_template() -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(201, _messaging().create_template(_body(TemplateCreate), caller))
+
+
+@app.get("/v1/templates/<template_id>")
+def get_template(template_id: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _messaging().get_template(template_id))
+
+
+@app.put("/v1/templates/<template_id>")
+def replace_template(template_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _messaging().replace_template(template_id, _body(TemplateBody), _if_match(), caller))
+
+
+@app.get("/v1/templates/<template_id>/versions")
+def list_template_versions(template_id: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _messaging().template_versions(template_id, _limit(), _cursor()))
+
+
+@app.post("/v1/templates/<template_id>/approve")
+def approve_template(template_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.data_operator))
+    return _json(200, _messaging().approve_template(template_id, _body(TemplateApproval), caller))
+
+
+@app.post("/v1/templates/<template_id>/preview")
+def preview_template(template_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _messaging().preview_template(template_id, _body(PreviewRequest), caller))
+
+
+# ---------------------------------------------------------------------- messages
+@app.post("/v1/messages")
+def send_message() -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    _, accepted = _messaging().send_message(_body(SendMessage), caller)
+    return _json(202, accepted)
+
+
+@app.get("/v1/messages/<message_id>")
+def get_message(message_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.viewer))
+    return _json(200, _messaging().get_message(message_id, caller))
+
+
+@app.get("/v1/profiles/<profile_ref>/messages")
+def list_profile_messages(profile_ref: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.viewer))
+    return _json(200, _messaging().profile_messages(profile_ref, _limit(), _cursor(), caller))
+
+
+# ---------------------------------------------------------------------- consent and inbox
+@app.put("/v1/profiles/<profile_ref>/consent")
+def put_profile_consent(profile_ref: str) -> Response[Any]:
+    _caller(RoleRank.data_operator)
+    return _json(202, _messaging().update_consent(profile_ref, _body(ConsentUpdate)))
+
+
+@app.get("/v1/profiles/<profile_ref>/inbox")
+def list_profile_inbox(profile_ref: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.viewer))
+    return _json(200, _messaging().inbox(profile_ref, _limit(), _cursor(), caller))
+
+
+@app.post("/v1/profiles/<profile_ref>/inbox/read")
+def mark_inbox_read(profile_ref: str) -> Response[Any]:
+    _caller(RoleRank.marketer)
+    return _json(200, _messaging().mark_read(profile_ref, _body(InboxRead)))
+
+
+# ---------------------------------------------------------------------- suppressions
+@app.get("/v1/suppressions/<channel>/<address>")
+def get_suppression(channel: str, address: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _messaging().get_suppression(channel, address))
+
+
+@app.put("/v1/suppressions/<channel>/<address>")
+def put_suppression(channel: str, address: str) -> Response[Any]:
+    _caller(RoleRank.data_operator)
+    return _json(200, _messaging().put_suppression(channel, address, _body(SuppressionPut)))
+
+
+@app.delete("/v1/suppressions/<channel>/<address>")
+def delete_suppression(channel: str, address: str) -> Response[Any]:
+    _caller(RoleRank.data_operator)
+    _messaging().delete_suppression(channel, address)
+    return _no_content()
+
+
+# ---------------------------------------------------------------------- settings
+@app.get("/v1/settings/webhook-secret")
+def get_webhook_secret() -> Response[Any]:
+    _caller(RoleRank.admin)
+    return _json(200, _messaging().webhook_secret())
 
 
 @app.exception_handler(MidstageError)

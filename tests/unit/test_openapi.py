@@ -1,5 +1,8 @@
 """docs/openapi.yaml stays true: valid OpenAPI 3.1, one operation per route of template.yaml,
-examples the code accepts, roles as the admin handler enforces them, and only real error codes."""
+examples the code accepts, roles as the admin handler enforces them, and only real error codes.
+
+Three route families: tracking (CollectFunction, write keys), admin (AdminFunction, API keys
+and roles) and public engagement links (EngagementFunction, no authentication)."""
 
 from __future__ import annotations
 
@@ -22,7 +25,20 @@ from samtranslator.yaml_helper import yaml_parse
 from midstage.config import CollectSettings, IdentitySettings
 from midstage.logic import collect
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
+from midstage.models.messaging import RuleBody, TemplateBody
 from midstage.models.tracking import TrackingEvent
+from midstage.services.messaging_admin import (
+    ConsentUpdate,
+    DryRunRequest,
+    InboxRead,
+    PreviewRequest,
+    RuleCreate,
+    RulePatch,
+    SendMessage,
+    SuppressionPut,
+    TemplateApproval,
+    TemplateCreate,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "docs" / "openapi.yaml"
@@ -38,7 +54,21 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "SourceCreate": SourceCreate,
     "SourceUpdate": SourceUpdate,
     "ApiKeyCreate": ApiKeyCreate,
+    "RuleCreate": RuleCreate,
+    "RuleBody": RuleBody,
+    "RulePatch": RulePatch,
+    "DryRunRequest": DryRunRequest,
+    "TemplateCreate": TemplateCreate,
+    "TemplateBody": TemplateBody,
+    "TemplateApproval": TemplateApproval,
+    "PreviewRequest": PreviewRequest,
+    "SendMessage": SendMessage,
+    "ConsentUpdate": ConsentUpdate,
+    "InboxRead": InboxRead,
+    "SuppressionPut": SuppressionPut,
 }
+# Functions whose routes are public: links inside sent messages, authenticated by a signed token.
+PUBLIC_FUNCTIONS = {"EngagementFunction"}
 
 
 # ---------------------------------------------------------------------------------- loading
@@ -101,10 +131,14 @@ def collect_route(path: str) -> bool:
     return template_routes().get(("post", path)) == "CollectFunction"
 
 
+def public_route(method: str, path: str) -> bool:
+    return template_routes().get((method, path)) in PUBLIC_FUNCTIONS
+
+
 def request_examples(tracking: bool) -> list[Any]:
     cases = []
     for method, path, operation in operations():
-        if collect_route(path) != tracking or "requestBody" not in operation:
+        if collect_route(path) != tracking or "requestBody" not in operation or public_route(method, path):
             continue
         for media_type, media in resolve(operation["requestBody"])["content"].items():
             for name, value in media_examples(media):
@@ -174,6 +208,9 @@ def test_each_family_declares_its_authentication() -> None:
         if collect_route(path):
             assert schemes == {"writeKeyBasic"}, f"{method.upper()} {path}"
             assert {} in operation["security"], f"{method.upper()} {path}: writeKey in the body is an alternative"
+        elif public_route(method, path):
+            assert operation.get("security") == [], f"{method.upper()} {path}: public routes declare `security: []`"
+            assert "x-minimum-role" not in operation, f"{method.upper()} {path}: a public route has no role"
         else:
             assert schemes == {"apiKeyBearer", "apiKeyHeader"}, f"{method.upper()} {path}"
             assert operation.get("x-minimum-role") in RoleRank.__members__, f"{method.upper()} {path}"
@@ -218,7 +255,7 @@ def handler_roles() -> dict[tuple[str, str], str]:
 
 def test_documented_minimum_roles_are_the_ones_the_handler_enforces() -> None:
     for method, path, operation in operations():
-        if collect_route(path):
+        if collect_route(path) or public_route(method, path):
             continue
         enforced = handler_roles().get((method, _normalised(path)))
         assert enforced is not None, f"{method.upper()} {path} has no route in {ADMIN_HANDLER.name}"
@@ -235,8 +272,10 @@ def test_every_request_and_response_body_has_an_example() -> None:
     for method, path, operation in operations():
         label = f"{method.upper()} {path}"
         if "requestBody" in operation:
-            json_media = resolve(operation["requestBody"])["content"].get("application/json")
-            if json_media is None or not list(media_examples(json_media)):
+            content = resolve(operation["requestBody"])["content"]
+            # Public routes take what browsers and mailbox providers send (forms), not JSON.
+            media = list(content.values()) if public_route(method, path) else [content.get("application/json")]
+            if not any(m is not None and list(media_examples(m)) for m in media):
                 missing.append(f"{label} request")
         for status, response in operation["responses"].items():
             content = resolve(response).get("content") or {}
@@ -247,7 +286,9 @@ def test_every_request_and_response_body_has_an_example() -> None:
 
 @pytest.mark.parametrize(("media", "value"), all_examples())
 def test_examples_match_their_documented_schema(media: dict[str, Any], value: Any) -> None:
-    errors = sorted(schema_validator(media["schema"]).iter_errors(as_document(value)), key=str)
+    # A text or binary body (HTML pages, the GIF) is its own example; JSON may be given as text.
+    document = value if resolve(media["schema"]).get("type") == "string" else as_document(value)
+    errors = sorted(schema_validator(media["schema"]).iter_errors(document), key=str)
     assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5])
 
 
