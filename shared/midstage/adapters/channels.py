@@ -24,8 +24,6 @@ from midstage.logic.delivery import Address, ProviderFailure, RenderFailure, zon
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
 
-_PERSON_FIELDS = ("email", "phone")
-
 
 @dataclass(frozen=True)
 class ChannelSettings:
@@ -36,30 +34,13 @@ class ChannelSettings:
     default_timezone: str
 
 
-def person_variables(profile: Profile) -> dict[str, Any]:
-    """What templates see as `person`: traits first, then a few profile facts."""
-    person: dict[str, Any] = dict(profile.traits)
-    person["id"] = profile.id
-    for name in _PERSON_FIELDS:
-        values = profile.identities.get(name) or []
-        if name not in person and values:
-            person[name] = values[0]
-    person.setdefault("timezone", profile.timezone)
-    person.setdefault("locale", profile.locale)
-    return person
-
-
 def render_context(
     request: MessageRequest, profile: Profile, tz: str, unsubscribe_url: str | None
 ) -> template_logic.RenderContext:
-    event = request.event or {}
+    # The same variables as the admin API's preview, so a preview shows what will be sent.
     return template_logic.RenderContext(
-        person=person_variables(profile),
-        event={
-            "name": event.get("event") or event.get("name"),
-            "properties": event.get("properties") or {},
-            "timestamp": event.get("timestamp"),
-        },
+        person=template_logic.person_context(profile),
+        event=template_logic.event_context(request.event) if request.event else {},
         computed=dict(profile.computed),
         vars=dict(request.vars),
         tz=tz,
