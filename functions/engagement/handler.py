@@ -17,7 +17,7 @@ from midstage.config import FeedbackSettings
 from midstage.observability import logger
 from midstage.services.engagement import Engagement, Page
 
-_MAX_TOKEN = 2048
+_MAX_TOKEN = 4096  # links.py's own bound; click tokens carry URLs of up to 2,048 characters
 
 
 @cache

@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
 LOCAL_FUNCTION_ENV = {"WEBHOOK_ALLOW_LOCAL": "true"}
 
 
+def _local_defaults(template: Path) -> dict[str, str]:
+    """For the platform's own template: a rule or template just saved acts on the next event
+    locally, not 30 s later. Other templates may not declare the parameter."""
+    return {"ConfigCacheSeconds": "1"} if Path(template).resolve() == DEFAULT_TEMPLATE.resolve() else {}
+
+
 def _parameters(pairs: list[str]) -> dict[str, str]:
     parameters = {}
     for pair in pairs:
@@ -120,8 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     shutil.rmtree(logs, ignore_errors=True)
     cloud = LocalCloud(
         args.template,
-        # Locally, a rule or template just saved should act on the next event, not 30 s later.
-        parameters={"ConfigCacheSeconds": "1", **_parameters(args.parameter)},
+        parameters={**_local_defaults(args.template), **_parameters(args.parameter)},
         function_env=LOCAL_FUNCTION_ENV,
         stack_name=args.stack_name,
         port=args.port,

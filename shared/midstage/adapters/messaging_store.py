@@ -155,30 +155,35 @@ class MessageLedger(_Table):
         """References for listing by person and by origin (idempotent puts)."""
         stamp = iso(now)
         ref = {"messageId": _s(request.message_id), "expiresAt": _n(int((now + MESSAGE_RETENTION).timestamp()))}
-        self.client.batch_write_item(
-            RequestItems={
-                self.table: [
-                    {
-                        "PutRequest": {
-                            "Item": {
-                                "pk": _s(keys.profile_pk(request.profile_id)),
-                                "sk": _s(keys.message_ref_sk(stamp, request.message_id)),
-                                **ref,
-                            }
+        pending: dict[str, Any] = {
+            self.table: [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "pk": _s(keys.profile_pk(request.profile_id)),
+                            "sk": _s(keys.message_ref_sk(stamp, request.message_id)),
+                            **ref,
                         }
-                    },
-                    {
-                        "PutRequest": {
-                            "Item": {
-                                "pk": _s(keys.origin_pk(request.origin.kind, request.origin.id)),
-                                "sk": _s(f"{stamp}#{request.message_id}"),
-                                **ref,
-                            }
+                    }
+                },
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "pk": _s(keys.origin_pk(request.origin.kind, request.origin.id)),
+                            "sk": _s(f"{stamp}#{request.message_id}"),
+                            **ref,
                         }
-                    },
-                ]
-            }
-        )
+                    }
+                },
+            ]
+        }
+        for attempt in range(6):
+            answer = self.client.batch_write_item(RequestItems=pending)
+            pending = answer.get("UnprocessedItems") or {}
+            if not pending:
+                return
+            time.sleep(0.02 * 2**attempt)
+        raise RuntimeError("DynamoDB left message references unwritten")
 
     def finish(self, message_id: str, status: str, reason: str, now: datetime, **fields: Any) -> None:
         names = {"#st": "status"}

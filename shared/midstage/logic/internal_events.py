@@ -11,9 +11,10 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from midstage.logic.profile import PLATFORM_SOURCE
 from midstage.models.profile import Profile
 
-SOURCE_ID = "midstage"  # never a real source's id: those start with "src_"
+SOURCE_ID = PLATFORM_SOURCE  # never a real source's id: those start with "src_"
 
 
 def internal_id(*parts: str) -> str:

@@ -24,6 +24,7 @@ TAG_REMOVED = "Tag Removed"
 CONSENT_UPDATED = "Consent Updated"
 UNSUBSCRIBED = "Unsubscribed"
 MAX_TAGS = 200
+PLATFORM_SOURCE = "midstage"  # the sourceId of events the platform emits (logic/internal_events.py)
 _CONSENT_CHANNELS = frozenset({"email", "sms", "push", "inbox", "webhook", "*"})
 _PURPOSES = frozenset({"marketing", "transactional"})
 _UTM_FIELDS = ("source", "medium", "name", "term", "content")
@@ -53,10 +54,13 @@ def stamp_of(event: Mapping[str, Any]) -> str:
 def apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
     timestamp: str = event["timestamp"]
     stamp = stamp_of(event)
-    if profile.first_seen is None or timestamp < profile.first_seen:
-        profile.first_seen = timestamp
-    if profile.last_seen is None or timestamp > profile.last_seen:
-        profile.last_seen = timestamp
+    # The platform's own events (a rule's tag, an email delivered) are not the person's activity:
+    # they must not make a silent customer look active.
+    if event.get("sourceId") != PLATFORM_SOURCE:
+        if profile.first_seen is None or timestamp < profile.first_seen:
+            profile.first_seen = timestamp
+        if profile.last_seen is None or timestamp > profile.last_seen:
+            profile.last_seen = timestamp
 
     name = counter_name(event)
     if name not in profile.event_counts and len(profile.event_counts) >= MAX_EVENT_NAMES:

@@ -13,6 +13,7 @@ from midstage.observability import logger
 
 # A sweep that finds the cursor far behind (an outage) catches up this much per run.
 MAX_MINUTES_PER_SWEEP = 24 * 60
+_CHUNK = 500
 
 
 class Timers(Protocol):
@@ -38,18 +39,24 @@ def sweep(timers: Timers, queue: Queue, now: datetime) -> int:
         if minute > current:
             break
         due = timers.due(minute)
-        requests: list[MessageRequest] = []
-        for timer in due:
-            if timer["kind"] == "deliver":
-                payload = dict(timer["payload"])
-                payload["released_at"] = iso(max(now, datetime.fromisoformat(timer["dueAt"].replace("Z", "+00:00"))))
-                requests.append(MessageRequest.model_validate(payload))
-            else:
-                logger.warning("unknown timer kind", kind=timer["kind"], timer=timer["id"])
-        if requests:
-            queue.send(requests)
-        timers.remove(due)
-        released += len(requests)
+        # Released and removed a chunk at a time: a run that times out midway has made progress,
+        # and the next run continues with what is left of the minute.
+        for offset in range(0, len(due), _CHUNK):
+            chunk = due[offset : offset + _CHUNK]
+            requests: list[MessageRequest] = []
+            for timer in chunk:
+                if timer["kind"] == "deliver":
+                    payload = dict(timer["payload"])
+                    payload["released_at"] = iso(
+                        max(now, datetime.fromisoformat(timer["dueAt"].replace("Z", "+00:00")))
+                    )
+                    requests.append(MessageRequest.model_validate(payload))
+                else:
+                    logger.warning("unknown timer kind", kind=timer["kind"], timer=timer["id"])
+            if requests:
+                queue.send(requests)
+            timers.remove(chunk)
+            released += len(requests)
         timers.advance(minute)
         minute = _next_minute(minute)
     return released
