@@ -2,20 +2,487 @@
 
     python -m midstage.cli create-api-key --table <ConfigTableName> --name ops --role admin
     python -m midstage.cli create-source  --table <ConfigTableName> --name "Web"
+    python -m midstage.cli apply library  --url <api base> --key <admin key> [--dry-run]
+    python -m midstage.cli apply ./my-rules --url <api base> --key <admin key>
 
 The first admin key has to come from here: the admin API itself needs a key.
+
+`apply` reads `rules/*.yaml` and `templates/*.yaml` under a folder ("library": the examples
+shipped in midstage.library), one document with an `id` per file, checks every file locally
+(the same checks as the admin API: a file with a problem is reported with its line and nothing
+is sent), then brings the API in line with them: missing documents are created, changed ones
+replaced (If-Match the version read), unchanged ones left alone; a template whose file says
+`approve: true` has the version it ends up at approved. Running it twice changes nothing.
+It needs PyYAML (`pip install pyyaml`), which the Lambda functions themselves do not.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ValidationError
 
 from midstage.adapters.config_store import ConfigStore, new_write_key
+from midstage.logic import templates
+from midstage.logic.conditions import ConditionError
+from midstage.logic.rules import compile_rule
 from midstage.models.admin import Source
+from midstage.models.messaging import Rule, RuleBody, SendAction, TemplateBody
+from midstage.services.messaging_admin import RuleCreate, TemplateCreate, template_issue, validation_issues
+
+try:
+    import yaml
+except ImportError:  # an operator's dependency (the dev extra has it); the functions do not need it
+    yaml = None  # type: ignore[assignment]
+
+LIBRARY = "library"  # `apply library`: the documents shipped in the midstage.library package
+Kind = Literal["rule", "template"]
+FOLDERS: dict[Kind, str] = {"template": "templates", "rule": "rules"}  # templates first: rules name them
+SUFFIXES = (".yaml", ".yml")
+MAX_FILE_BYTES = 256 * 1024  # the admin API's body limit
 
 
+# ------------------------------------------------------------------------------ documents
+@dataclass(frozen=True)
+class Issue:
+    """A problem with one file, at a line of it and a JSON pointer into its document."""
+
+    file: str
+    location: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.location}: {self.message}" if self.location else f"{where}: {self.message}"
+
+
+class LibraryInvalid(Exception):
+    """Some files are not valid documents; nothing was sent."""
+
+    def __init__(self, issues: Sequence[Issue]) -> None:
+        self.issues = list(issues)
+        super().__init__(f"{len(self.issues)} problem(s):\n" + "\n".join(f"  {i}" for i in self.issues))
+
+
+@dataclass(frozen=True)
+class Document:
+    """One rule or template as its file defines it; `body` is the normalised RuleBody or
+    TemplateBody (defaults filled in, as the API returns it), without the id."""
+
+    kind: Kind
+    id: str
+    file: str
+    body: dict[str, Any]
+    approve: bool = False
+
+
+def library_root() -> Traversable:
+    """The folder of the documents shipped with the package (rules/ and templates/)."""
+    return files("midstage.library")
+
+
+def load_documents(source: str | Path | Traversable) -> list[Document]:
+    """Every document under `source` ("library", a folder path, or a Traversable), checked
+    locally; raises LibraryInvalid listing every problem found in every file."""
+    root = _root(source)
+    documents: list[Document] = []
+    issues: list[Issue] = []
+    for kind, folder in FOLDERS.items():
+        directory = root.joinpath(folder)
+        if not directory.is_dir():
+            continue
+        for entry in sorted(directory.iterdir(), key=lambda e: e.name):
+            if not entry.name.endswith(SUFFIXES) or not entry.is_file():
+                continue
+            document, problems = read_document(kind, f"{folder}/{entry.name}", entry.read_text(encoding="utf-8"))
+            issues.extend(problems)
+            if document is not None:
+                documents.append(document)
+    issues.extend(cross_check(documents))
+    if issues:
+        raise LibraryInvalid(issues)
+    return documents
+
+
+def _root(source: str | Path | Traversable) -> Traversable:
+    if isinstance(source, str):
+        if source == LIBRARY:
+            return library_root()
+        source = Path(source)
+    if not any(source.joinpath(folder).is_dir() for folder in FOLDERS.values()):
+        raise LibraryInvalid([Issue(str(source), "", "has neither a rules/ nor a templates/ folder")])
+    return source
+
+
+def read_document(kind: Kind, name: str, text: str) -> tuple[Document | None, list[Issue]]:
+    """One file's document, or the problems that keep it from being one (with line numbers)."""
+    _need_yaml()
+    if len(text.encode()) > MAX_FILE_BYTES:
+        return None, [Issue(name, "", f"the file is over {MAX_FILE_BYTES // 1024} KB, the admin API's limit")]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or str(error)
+        return None, [Issue(name, "", f"not valid YAML: {problem}", mark.line + 1 if mark else None)]
+    if not isinstance(data, dict) or node is None:
+        return None, [Issue(name, "", f"must hold one {kind} as a YAML mapping, with an `id`", 1)]
+
+    def issue(location: str, message: str, field_line: int | None = None) -> Issue:
+        return Issue(name, location, message, line_of(node, location, field_line))
+
+    if kind == "rule":
+        return _rule_document(name, data, issue)
+    return _template_document(name, data, issue)
+
+
+def _rule_document(name: str, data: dict[str, Any], issue: Callable[..., Issue]) -> tuple[Document | None, list[Issue]]:
+    try:
+        created = RuleCreate.model_validate(data)
+    except ValidationError as error:
+        return None, [issue(i["location"], i["message"]) for i in validation_issues(error, data)]
+    body = RuleBody.model_validate(created.model_dump(exclude={"id"}))
+    try:
+        compile_rule(Rule(**body.model_dump(), id=created.id))
+    except ConditionError as error:
+        return None, [issue(i.location, i.message) for i in error.issues]
+    return Document("rule", created.id, name, _dump(body)), []
+
+
+def _template_document(
+    name: str, data: dict[str, Any], issue: Callable[..., Issue]
+) -> tuple[Document | None, list[Issue]]:
+    approve = data.pop("approve", False)
+    problems = [] if isinstance(approve, bool) else [issue("/approve", "must be true or false")]
+    try:
+        created = TemplateCreate.model_validate(data)
+    except ValidationError as error:
+        return None, problems + [issue(i["location"], i["message"]) for i in validation_issues(error, data)]
+    body = TemplateBody.model_validate(created.model_dump(exclude={"id"}))
+    found = templates.check_template(body.channel, body.locales, body.variables, default_locale=body.default_locale)
+    for shown in map(template_issue, found):
+        problems.append(issue(shown["location"], shown["message"], shown.get("line")))
+    if problems:
+        return None, problems
+    return Document("template", created.id, name, _dump(body), approve=approve is True), []
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
+def line_of(root: yaml.Node, pointer: str, field_line: int | None = None) -> int | None:
+    """The 1-based line in the file of what a JSON pointer names (or of its closest existing
+    parent); `field_line` is a line inside a template field, counted from the field's first."""
+    node = root
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]] if pointer else []
+    for part in parts:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            child = node.value[int(part)]
+        if child is None:
+            break
+        node = child
+    line: int = node.start_mark.line + 1
+    if field_line is not None and isinstance(node, yaml.ScalarNode):
+        # A block scalar's text starts on the line after its `|` or `>`.
+        return line + field_line if node.style in ("|", ">") else line + field_line - 1
+    return line
+
+
+def referenced_templates(document: Document) -> list[tuple[str, str, str]]:
+    """(channel, template id, JSON pointer) for every template a rule's send actions name."""
+    found: list[tuple[str, str, str]] = []
+    rule = RuleBody.model_validate(document.body)
+    for index, action in enumerate(rule.actions):
+        if not isinstance(action, SendAction):
+            continue
+        for channel in action.channels:
+            if isinstance(action.template, str):
+                found.append((channel, action.template, f"/actions/{index}/template"))
+            else:
+                found.append((channel, action.template[channel], f"/actions/{index}/template/{channel}"))
+    return found
+
+
+def cross_check(documents: Sequence[Document]) -> list[Issue]:
+    """Problems between files: an id used twice, a rule sending a template on another channel."""
+    issues: list[Issue] = []
+    seen: dict[tuple[str, str], str] = {}
+    for document in documents:
+        key = (document.kind, document.id)
+        if key in seen:
+            issues.append(Issue(document.file, "/id", f"{document.kind} '{document.id}' is also in {seen[key]}", 1))
+        seen.setdefault(key, document.file)
+    channels = {d.id: d.body["channel"] for d in documents if d.kind == "template"}
+    for document in documents:
+        if document.kind != "rule":
+            continue
+        for channel, template_id, location in referenced_templates(document):
+            if template_id in channels and channels[template_id] != channel:
+                message = f"template '{template_id}' is for {channels[template_id]}, not {channel}"
+                issues.append(Issue(document.file, location, message))
+    return issues
+
+
+def _need_yaml() -> None:
+    if yaml is None:
+        raise SystemExit("apply reads YAML files: install PyYAML (pip install pyyaml)")
+
+
+# ------------------------------------------------------------------------------ the admin API
+class ApiError(Exception):
+    """The admin API refused a request (or could not be reached: status 0)."""
+
+    def __init__(self, method: str, path: str, status: int, body: Any) -> None:
+        self.method, self.path, self.status, self.body = method, path, status, body
+        details = body if isinstance(body, dict) else {"message": str(body)[:500]}
+        lines = [f"{method} {path} answered {status} {details.get('code', '')}: {details.get('message', '')}"]
+        lines += [
+            f"  {i.get('location') or '/'}: {i.get('message')}"
+            for i in details.get("issues") or []
+            if isinstance(i, dict)
+        ]
+        super().__init__("\n".join(lines))
+
+
+class AdminApi(Protocol):
+    def get(self, path: str) -> dict[str, Any] | None:
+        """The JSON answer, or None when the API answers 404."""
+        ...
+
+    def send(self, method: str, path: str, body: Any, *, if_match: int | None = None) -> dict[str, Any]: ...
+
+
+class HttpAdminApi:
+    """The admin API over HTTP(S) with an admin API key (urllib: no dependency)."""
+
+    def __init__(self, url: str, key: str, *, timeout: float = 30.0) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"the API URL must be http(s)://host[/stage], not {url!r}")
+        self.url = url.rstrip("/")
+        self.key = key
+        self.timeout = timeout
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        status, body = self._call("GET", path, None, None)
+        if status == 404:
+            return None
+        if status != 200 or not isinstance(body, dict):
+            raise ApiError("GET", path, status, body)
+        return body
+
+    def send(self, method: str, path: str, body: Any, *, if_match: int | None = None) -> dict[str, Any]:
+        status, answer = self._call(method, path, body, if_match)
+        if not 200 <= status < 300 or not isinstance(answer, dict):
+            raise ApiError(method, path, status, answer)
+        return answer
+
+    def _call(self, method: str, path: str, body: Any, if_match: int | None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310 (scheme checked)
+        request.add_header("authorization", f"Bearer {self.key}")
+        request.add_header("accept", "application/json")
+        if data is not None:
+            request.add_header("content-type", "application/json")
+        if if_match is not None:
+            request.add_header("if-match", str(if_match))
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (scheme checked)
+                status, payload = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, payload = error.code, error.read()
+        except (urllib.error.URLError, TimeoutError) as error:
+            raise ApiError(method, path, 0, {"code": "unreachable", "message": str(error)}) from error
+        try:
+            return status, json.loads(payload) if payload else None
+        except ValueError:
+            return status, payload.decode("utf-8", "replace")
+
+
+# ------------------------------------------------------------------------------ planning
+Action = Literal["create", "update", "approve", "unchanged"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What applying one document takes. `version`: the current version (If-Match of an
+    update; the version an `approve` step approves). `approve`: approve what create/update makes."""
+
+    document: Document
+    action: Action
+    version: int | None = None
+    approve: bool = False
+    changed: tuple[str, ...] = ()
+
+    def describe(self, *, dry_run: bool) -> str:
+        would = "would " if dry_run else ""
+        and_approve = " and approve" if self.approve else ""
+        if self.action == "create":
+            text = f"{would}create{and_approve}"
+        elif self.action == "update":
+            text = f"{would}update v{self.version} ({', '.join(self.changed)}){and_approve}"
+        elif self.action == "approve":
+            text = f"{would}approve v{self.version}"
+        else:
+            text = "unchanged"
+        return f"{self.document.kind:<8} {self.document.id:<28} {text}"
+
+
+@dataclass
+class Report:
+    steps: list[Step]
+    dry_run: bool
+    done: list[str] = field(default_factory=list)  # what was done, one line a document
+
+    def counts(self) -> dict[str, int]:
+        counts = {"create": 0, "update": 0, "approve": 0, "unchanged": 0}
+        for step in self.steps:
+            counts[step.action] += 1
+        return counts
+
+    def summary(self) -> str:
+        counts = self.counts()
+        verbs = {"create": "created", "update": "updated", "approve": "approved", "unchanged": "unchanged"}
+        rules = sum(1 for s in self.steps if s.document.kind == "rule")
+        head = f"{rules} rule(s), {len(self.steps) - rules} template(s): "
+        done = ", ".join(f"{counts[action]} {verb}" for action, verb in verbs.items())
+        return head + done + (" (dry run: nothing was sent)" if self.dry_run else "")
+
+
+def _normalised(model: type[BaseModel], document: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored document's body fields as the model fills them, to compare with a file's."""
+    return _dump(model.model_validate({k: document[k] for k in model.model_fields if k in document}))
+
+
+def _differences(wanted: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(k for k in set(wanted) | set(current) if wanted.get(k) != current.get(k)))
+
+
+def plan(documents: Sequence[Document], api: AdminApi) -> list[Step]:
+    """What it takes to bring the API in line with the documents (reads only). Raises
+    LibraryInvalid when a rule names a template that is neither here nor on the server."""
+    ordered = sorted(documents, key=lambda d: (list(FOLDERS).index(d.kind), d.id))
+    steps: list[Step] = []
+    for document in ordered:
+        if document.kind == "template":
+            steps.append(_plan_template(document, api.get(f"/v1/templates/{document.id}")))
+        else:
+            steps.append(_plan_rule(document, api.get(f"/v1/rules/{document.id}")))
+    local = {d.id for d in documents if d.kind == "template"}
+    missing: list[Issue] = []
+    known: dict[str, bool] = {}
+    for document in ordered:
+        if document.kind != "rule":
+            continue
+        for _, template_id, location in referenced_templates(document):
+            if template_id not in local:
+                if template_id not in known:
+                    known[template_id] = api.get(f"/v1/templates/{template_id}") is not None
+                if not known[template_id]:
+                    message = f"no template '{template_id}' in this folder or on the server"
+                    missing.append(Issue(document.file, location, message))
+    if missing:
+        raise LibraryInvalid(missing)
+    return steps
+
+
+def _plan_rule(document: Document, current: dict[str, Any] | None) -> Step:
+    if current is None:
+        return Step(document, "create")
+    changed = _differences(document.body, _normalised(RuleBody, current))
+    if not changed:
+        return Step(document, "unchanged", int(current["version"]))
+    return Step(document, "update", int(current["version"]), changed=changed)
+
+
+def _plan_template(document: Document, current: dict[str, Any] | None) -> Step:
+    if current is None:
+        return Step(document, "create", approve=document.approve)
+    latest = current["latest"]
+    version = int(latest["version"])
+    changed = _differences(document.body, _normalised(TemplateBody, latest))
+    if changed:
+        return Step(document, "update", version, approve=document.approve, changed=changed)
+    approved = current.get("approved")
+    if document.approve and (approved is None or int(approved["version"]) != version):
+        return Step(document, "approve", version)
+    return Step(document, "unchanged", version)
+
+
+def execute(steps: Iterable[Step], api: AdminApi, echo: Callable[[str], None] | None = None) -> list[str]:
+    """Carry the steps out in order; returns (and echoes as it goes) a line per document.
+    Stops at the first refusal (ApiError): later rules may depend on earlier templates."""
+    done: list[str] = []
+    for step in steps:
+        document = step.document
+        base = f"/v1/{FOLDERS[document.kind]}"
+        version = step.version
+        outcome = "unchanged"
+        if step.action == "create":
+            answer = api.send("POST", base, {"id": document.id, **document.body})
+            version, outcome = _version_of(answer), "created"
+        elif step.action == "update":
+            answer = api.send("PUT", f"{base}/{document.id}", document.body, if_match=step.version)
+            version, outcome = _version_of(answer), f"updated v{step.version}"
+        if step.action == "approve" or (step.approve and step.action in ("create", "update")):
+            api.send("POST", f"{base}/{document.id}/approve", {"version": version})
+            outcome = "approved" if step.action == "approve" else f"{outcome}, approved"
+        done.append(f"{document.kind:<8} {document.id:<28} {outcome} (v{version})")
+        if echo is not None:
+            echo(done[-1])
+    return done
+
+
+def _version_of(answer: Mapping[str, Any]) -> int:
+    """The version a POST or PUT made: rules answer the rule, templates {latest, approved}."""
+    return int(answer["latest"]["version"] if "latest" in answer else answer["version"])
+
+
+def apply(
+    source: str | Path | Traversable,
+    url: str,
+    key: str,
+    *,
+    dry_run: bool = False,
+    api: AdminApi | None = None,
+    echo: Callable[[str], None] | None = print,
+) -> Report:
+    """Check the documents under `source`, then create, update or approve what differs on the
+    API at `url`. Raises LibraryInvalid (nothing sent) or ApiError (stopped at that request)."""
+    documents = load_documents(source)
+    client = api if api is not None else HttpAdminApi(url, key)
+    report = Report(plan(documents, client), dry_run)
+    if not dry_run:
+        report.done = execute(report.steps, client, echo)
+    else:
+        report.done = [step.describe(dry_run=True) for step in report.steps]
+        if echo is not None:
+            for line in report.done:
+                echo(line)
+    if echo is not None:
+        echo(report.summary())
+    return report
+
+
+# ------------------------------------------------------------------------------ the command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m midstage.cli")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -26,8 +493,19 @@ def main(argv: list[str] | None = None) -> int:
     source = commands.add_parser("create-source", help="create a tracking source and print its write key")
     source.add_argument("--table", required=True)
     source.add_argument("--name", required=True)
+    applying = commands.add_parser("apply", help="create or update rules and templates from YAML files")
+    applying.add_argument("folder", help=f"a folder with rules/ and templates/, or {LIBRARY!r} for the shipped ones")
+    applying.add_argument("--url", required=True, help="the API's base URL (the stack's ApiUrl output)")
+    applying.add_argument(
+        "--key",
+        default=os.environ.get("MIDSTAGE_API_KEY"),
+        help="an API key (marketer; data_operator to approve templates); default: $MIDSTAGE_API_KEY",
+    )
+    applying.add_argument("--dry-run", action="store_true", help="check and show what would change; send nothing")
     args = parser.parse_args(argv)
 
+    if args.command == "apply":
+        return _apply_command(args)
     store = ConfigStore(args.table)
     if args.command == "create-api-key":
         api_key, secret = store.create_api_key(args.name, args.role)
@@ -35,6 +513,26 @@ def main(argv: list[str] | None = None) -> int:
     else:
         created = store.create_source(Source(name=args.name, write_key=new_write_key()))
         print(json.dumps(created.model_dump(), indent=2))
+    return 0
+
+
+def _apply_command(args: argparse.Namespace) -> int:
+    if not args.key:
+        print("apply needs --key (or MIDSTAGE_API_KEY)", file=sys.stderr)
+        return 2
+    try:
+        apply(args.folder, args.url, args.key, dry_run=args.dry_run)
+    except LibraryInvalid as error:
+        for issue in error.issues:
+            print(issue, file=sys.stderr)
+        print(f"{len(error.issues)} problem(s); nothing was sent", file=sys.stderr)
+        return 1
+    except ApiError as error:
+        print(f"stopped: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(str(error), file=sys.stderr)
+        return 2
     return 0
 
 
