@@ -174,7 +174,7 @@ def _bootstrap_demo(cloud: LocalCloud) -> None:
     from infra.localcloud.demo import bootstrap
 
     try:
-        bootstrap(cloud)
+        bootstrap(cloud, library=True)
     except Exception:
         # The cloud stays useful without the demo data; say what went wrong and keep serving.
         logging.getLogger("infra.localcloud").exception("creating the demo source failed")

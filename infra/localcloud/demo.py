@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
+from infra.localcloud.library import seed_library
 from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.models.admin import Source
 
@@ -20,10 +21,15 @@ DEMO_WRITE_KEY = "wk_local_demo"
 DEMO_ADMIN_KEY = "msk_local_admin"
 
 
-def bootstrap(cloud: LocalCloud, *, echo: bool = True, random_keys: bool = False) -> tuple[Source, str]:
-    """Create a demo source and an admin API key; print how to use them. Returns both."""
+def bootstrap(
+    cloud: LocalCloud, *, echo: bool = True, random_keys: bool = False, library: bool = False
+) -> tuple[Source, str]:
+    """Create a demo source and an admin API key; print how to use them. Returns both.
+    With `library`, the shipped rules and templates are applied too (what `make run` does)."""
     source, admin_key = seed(cloud.outputs["ConfigTableName"], cloud.client("dynamodb"), random_keys=random_keys)
     verify_senders(cloud)
+    if library:
+        seed_library(cloud, admin_key, echo=echo)
     if echo:
         print(instructions(cloud.api_url, source.write_key, admin_key))
     return source, admin_key

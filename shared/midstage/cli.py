@@ -107,7 +107,13 @@ def load_documents(source: str | Path | Traversable) -> list[Document]:
         for entry in sorted(directory.iterdir(), key=lambda e: e.name):
             if not entry.name.endswith(SUFFIXES) or not entry.is_file():
                 continue
-            document, problems = read_document(kind, f"{folder}/{entry.name}", entry.read_text(encoding="utf-8"))
+            name = f"{folder}/{entry.name}"
+            try:
+                text = entry.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                issues.append(Issue(name, "", "not UTF-8 text"))
+                continue
+            document, problems = read_document(kind, name, text)
             issues.extend(problems)
             if document is not None:
                 documents.append(document)
@@ -253,7 +259,8 @@ class ApiError(Exception):
     def __init__(self, method: str, path: str, status: int, body: Any) -> None:
         self.method, self.path, self.status, self.body = method, path, status, body
         details = body if isinstance(body, dict) else {"message": str(body)[:500]}
-        lines = [f"{method} {path} answered {status} {details.get('code', '')}: {details.get('message', '')}"]
+        answered = f"answered {status} {details.get('code', '')}" if status else "could not reach the API"
+        lines = [f"{method} {path} {answered}: {details.get('message', '')}"]
         lines += [
             f"  {i.get('location') or '/'}: {i.get('message')}"
             for i in details.get("issues") or []
@@ -310,7 +317,7 @@ class HttpAdminApi:
         except urllib.error.HTTPError as error:
             status, payload = error.code, error.read()
         except (urllib.error.URLError, TimeoutError) as error:
-            raise ApiError(method, path, 0, {"code": "unreachable", "message": str(error)}) from error
+            raise ApiError(method, path, 0, str(error)) from error
         try:
             return status, json.loads(payload) if payload else None
         except ValueError:
@@ -435,17 +442,17 @@ def execute(steps: Iterable[Step], api: AdminApi, echo: Callable[[str], None] | 
         document = step.document
         base = f"/v1/{FOLDERS[document.kind]}"
         version = step.version
-        outcome = "unchanged"
+        outcome = f"unchanged (v{version})"
         if step.action == "create":
-            answer = api.send("POST", base, {"id": document.id, **document.body})
-            version, outcome = _version_of(answer), "created"
+            version = _version_of(api.send("POST", base, {"id": document.id, **document.body}))
+            outcome = f"created v{version}"
         elif step.action == "update":
-            answer = api.send("PUT", f"{base}/{document.id}", document.body, if_match=step.version)
-            version, outcome = _version_of(answer), f"updated v{step.version}"
+            version = _version_of(api.send("PUT", f"{base}/{document.id}", document.body, if_match=step.version))
+            outcome = f"updated v{step.version} -> v{version} ({', '.join(step.changed)})"
         if step.action == "approve" or (step.approve and step.action in ("create", "update")):
             api.send("POST", f"{base}/{document.id}/approve", {"version": version})
-            outcome = "approved" if step.action == "approve" else f"{outcome}, approved"
-        done.append(f"{document.kind:<8} {document.id:<28} {outcome} (v{version})")
+            outcome = f"approved v{version}" if step.action == "approve" else f"{outcome}, approved"
+        done.append(f"{document.kind:<8} {document.id:<28} {outcome}")
         if echo is not None:
             echo(done[-1])
     return done
