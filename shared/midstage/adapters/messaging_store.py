@@ -186,6 +186,7 @@ class MessageLedger(_Table):
         raise RuntimeError("DynamoDB left message references unwritten")
 
     def finish(self, message_id: str, status: str, reason: str, now: datetime, **fields: Any) -> None:
+        """Move a claimed message to `status` (final, deferred or queued again), ending its lease."""
         names = {"#st": "status"}
         values: dict[str, Any] = {
             ":status": _s(status),
@@ -224,42 +225,11 @@ class MessageLedger(_Table):
         )
 
     def defer(self, message_id: str, until: datetime, reason: str, now: datetime) -> None:
-        self.client.update_item(
-            TableName=self.table,
-            Key=_key(keys.message_key(message_id)),
-            UpdateExpression=(
-                "SET #st = :deferred, notBefore = :until, reason = :reason, updatedAt = :now,"
-                " history = list_append(if_not_exists(history, :empty), :entry) REMOVE leaseUntil"
-            ),
-            ExpressionAttributeNames={"#st": "status"},
-            ExpressionAttributeValues={
-                ":deferred": _s("deferred"),
-                ":until": _n(int(until.timestamp())),
-                ":reason": _s(reason),
-                ":now": _s(iso(now)),
-                ":empty": {"L": []},
-                ":entry": {"L": [history_entry("deferred", reason, now)]},
-            },
-        )
+        self.finish(message_id, "deferred", reason, now, notBefore=int(until.timestamp()))
 
     def release(self, message_id: str, reason: str, now: datetime) -> None:
         """Give a claimed message back (a retryable provider error): the next delivery may claim it."""
-        self.client.update_item(
-            TableName=self.table,
-            Key=_key(keys.message_key(message_id)),
-            UpdateExpression=(
-                "SET #st = :queued, reason = :reason, updatedAt = :now,"
-                " history = list_append(if_not_exists(history, :empty), :entry) REMOVE leaseUntil"
-            ),
-            ExpressionAttributeNames={"#st": "status"},
-            ExpressionAttributeValues={
-                ":queued": _s("queued"),
-                ":reason": _s(reason),
-                ":now": _s(iso(now)),
-                ":empty": {"L": []},
-                ":entry": {"L": [history_entry("queued", reason, now)]},
-            },
-        )
+        self.finish(message_id, "queued", reason, now)
 
     def update_status(self, message_id: str, status: str, reason: str, now: datetime, *, final_only: bool) -> bool:
         """Feedback (delivery, bounce, open...) on a message that exists. `final_only` statuses

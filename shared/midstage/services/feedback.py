@@ -67,7 +67,7 @@ def handle(
     handled = Handled()
     outgoing: dict[str, list[dict[str, Any]]] = {}
     for notice in notices:
-        at = _moment(notice.at)
+        at = parse_iso(notice.at)
         if notice.suppress:
             reason = "complaint" if notice.kind == "complaint" else "hard_bounce"
             for address in notice.recipients:
@@ -107,7 +107,3 @@ def handle(
     if outgoing:
         events.send(outgoing)
     return handled
-
-
-def _moment(text: str) -> datetime:
-    return parse_iso(text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -156,7 +155,3 @@ class RuleEngine:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def request_bodies(requests: Sequence[MessageRequest]) -> list[str]:
-    return [json.dumps(r.model_dump(mode="json", exclude_none=True), separators=(",", ":")) for r in requests]
