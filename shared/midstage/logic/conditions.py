@@ -189,7 +189,9 @@ class Facts:
     profile: Profile | None
     event: Mapping[str, Any] | None
     now: datetime  # aware; relative dates and behaviour windows count back from it
-    segments: frozenset[str] = frozenset()
+    # The segments to judge `segments` conditions by; None reads the profile's stored memberships.
+    # Segment evaluation passes the memberships computed so far, in dependency order.
+    segments: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -534,7 +536,10 @@ def _tags(facts: Facts) -> Any:
 
 
 def _segments(facts: Facts) -> Any:
-    return facts.segments or None
+    if facts.segments is not None:
+        return facts.segments or None
+    profile = facts.profile
+    return (frozenset(profile.segments) or None) if profile is not None else None
 
 
 def _identity_getter(id_type: str) -> Getter:

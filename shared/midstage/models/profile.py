@@ -37,6 +37,11 @@ class Profile:
     timezone: str | None = None  # IANA zone, from context.timezone (or the `timezone` trait)
     locale: str | None = None
     computed: dict[str, Any] = field(default_factory=dict)  # derived; see logic/profile.py
+    # Segment id -> when the person entered it (ISO). Dynamic segments are kept current by every
+    # profile write and the scheduled sweep; static ones change only by import (logic/segments.py).
+    segments: dict[str, str] = field(default_factory=dict)
+    # Static segment id -> [stamp, on] of its last import add or remove: last write wins.
+    static_segments: dict[str, list[Any]] = field(default_factory=dict)
     merged_from: list[str] = field(default_factory=list)
     merged_into: str | None = None
     # `source|messageId` of events applied by a write whose dedupe markers are not yet known to
