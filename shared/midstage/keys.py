@@ -103,6 +103,50 @@ def timer_pk(minute: str, shard: int) -> str:
 TIMER_CURSOR_KEY = {"pk": "TIMERCURSOR", "sk": "TIMERCURSOR"}
 
 
+# Automation (DataTable): journeys, campaigns, segment refreshes ----------------------------
+STATS_SHARDS = 16
+JOURNEY_PREFIX = "JOURNEY#"
+TOUCH_PREFIX = "TOUCH#"
+
+
+def journey_instance_key(profile_id: str, journey_id: str) -> dict[str, str]:
+    """A person's instance of a journey, beside their profile: one query finds all of them."""
+    return {"pk": profile_pk(profile_id), "sk": f"{JOURNEY_PREFIX}{journey_id}"}
+
+
+def journey_entries_key(journey_id: str, day: str) -> dict[str, str]:
+    """How many people entered a journey on one UTC day (YYYYMMDD): its daily cap."""
+    return {"pk": f"JENTRIES#{journey_id}#{day}", "sk": "JENTRIES"}
+
+
+def stats_key(kind: str, origin_id: str, run: str, shard: int) -> dict[str, str]:
+    """One shard of a campaign run's or journey's counters; readers add the shards up."""
+    return {"pk": f"STATS#{kind}#{origin_id}", "sk": f"{run}#{shard:02d}"}
+
+
+def campaign_run_key(campaign_id: str, run_id: str) -> dict[str, str]:
+    return {"pk": f"CAMPAIGN#{campaign_id}", "sk": f"RUN#{run_id}"}
+
+
+def campaign_part_key(campaign_id: str, run_id: str, part: int) -> dict[str, str]:
+    return {"pk": f"CAMPAIGN#{campaign_id}", "sk": f"PART#{run_id}#{part:04d}"}
+
+
+def touch_sk(at: str, kind: str, origin_id: str, run: str) -> str:
+    """A campaign that reached (or held out) a person, under their profile, for attribution."""
+    return f"{TOUCH_PREFIX}{at}#{kind}#{origin_id}#{run}"
+
+
+def once_key(scope: str, subject: str) -> dict[str, str]:
+    """A marker that something happened once (a conversion counted, a revenue event added)."""
+    return {"pk": f"ONCE#{scope}", "sk": subject}
+
+
+def refresh_job_key(job_id: str) -> dict[str, str]:
+    """A segment backfill: its parts and progress."""
+    return {"pk": f"REFRESH#{job_id}", "sk": "JOB"}
+
+
 # ConfigTable ----------------------------------------------------------------------------
 SOURCE_PK = "SOURCE"
 WRITE_KEY_PK = "WRITEKEY"
@@ -131,12 +175,31 @@ TEMPLATE_PK = "TEMPLATE"
 SECRET_PK = "SECRET"  # noqa: S105 - a key prefix, not a secret
 
 
+SEGMENT_PK = "SEGMENT"
+CAMPAIGN_PK = "CAMPAIGN"
+JOURNEY_PK = "JOURNEY"
+
+
+def config_key(kind: str, doc_id: str) -> dict[str, str]:
+    """The current version of a versioned document (RULE, SEGMENT, CAMPAIGN, JOURNEY)."""
+    return {"pk": kind, "sk": doc_id}
+
+
+def config_versions_pk(kind: str, doc_id: str) -> str:
+    return f"{kind}V#{doc_id}"
+
+
+def config_version_key(kind: str, doc_id: str, version: int) -> dict[str, str]:
+    """Every saved version, kept for history and rollback."""
+    return {"pk": config_versions_pk(kind, doc_id), "sk": f"{version:08d}"}
+
+
 def rule_key(rule_id: str) -> dict[str, str]:
-    return {"pk": RULE_PK, "sk": rule_id}
+    return config_key(RULE_PK, rule_id)
 
 
 def rule_version_key(rule_id: str, version: int) -> dict[str, str]:
-    return {"pk": f"RULEV#{rule_id}", "sk": f"{version:08d}"}
+    return config_version_key(RULE_PK, rule_id, version)
 
 
 def template_version_key(template_id: str, version: int) -> dict[str, str]:

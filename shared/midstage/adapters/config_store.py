@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 
 from midstage import keys
 from midstage.adapters import aws
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 T = TypeVar("T")
+D = TypeVar("D", bound=BaseModel)
 _NEGATIVE_TTL_S = 5.0
 
 
@@ -172,36 +174,62 @@ class ConfigStore:
                 raise Conflict(f"{key['sk']} was changed by someone else meanwhile; reload and try again") from error
             raise
 
+    # ------------------------------------------------------------------ versioned documents by kind
+    def documents(self, kind: str, model: type[D]) -> list[D]:
+        """Every document of a kind (RULE, SEGMENT, CAMPAIGN, JOURNEY), cached for `cache_seconds`."""
+        loaded = self._cached(f"all:{kind}", lambda: [model.model_validate(d) for d in self._list(kind)])
+        return loaded or []
+
+    def find_document(self, kind: str, doc_id: str, model: type[D]) -> D | None:
+        """The current version, read now (not cached): editors and runners need the latest."""
+        doc = self._get(keys.config_key(kind, doc_id))
+        return model.model_validate(doc) if doc else None
+
+    def get_document(self, kind: str, doc_id: str, model: type[D]) -> D:
+        found = self.find_document(kind, doc_id, model)
+        if found is None:
+            raise NotFound(f"no {kind.lower()} '{doc_id}'")
+        return found
+
+    def save_document(self, kind: str, document: D) -> D:
+        """Write version N over version N-1 only (a new document at version 1), and keep a copy."""
+        version = int(getattr(document, "version"))  # noqa: B009 - every versioned model has one
+        doc_id = str(getattr(document, "id"))  # noqa: B009
+        doc = document.model_dump(mode="json")
+        self._put_versioned(keys.config_key(kind, doc_id), doc, version, version - 1 or None)
+        self._put(keys.config_version_key(kind, doc_id, version), doc)
+        self._cache.pop(f"all:{kind}", None)
+        return document
+
+    def document_versions(self, kind: str, doc_id: str, model: type[D]) -> list[D]:
+        return [model.model_validate(d) for d in self._list(keys.config_versions_pk(kind, doc_id))]
+
+    def delete_document(self, kind: str, doc_id: str) -> None:
+        """Remove the current version (the history stays, for audit)."""
+        if self._get(keys.config_key(kind, doc_id)) is None:
+            raise NotFound(f"no {kind.lower()} '{doc_id}'")
+        self._delete(keys.config_key(kind, doc_id))
+        self._cache.pop(f"all:{kind}", None)
+
     # ------------------------------------------------------------------ rules
     def rules(self) -> list[Rule]:
         """Every rule (enabled or not), cached for `cache_seconds`."""
-        loaded = self._cached("rules", lambda: [Rule.model_validate(d) for d in self._list(keys.RULE_PK)])
-        return loaded or []
+        return self.documents(keys.RULE_PK, Rule)
 
     def get_rule(self, rule_id: str) -> Rule:
-        doc = self._get(keys.rule_key(rule_id))
-        if doc is None:
-            raise NotFound(f"no rule '{rule_id}'")
-        return Rule.model_validate(doc)
+        return self.get_document(keys.RULE_PK, rule_id, Rule)
 
     def find_rule(self, rule_id: str) -> Rule | None:
-        doc = self._get(keys.rule_key(rule_id))
-        return Rule.model_validate(doc) if doc else None
+        return self.find_document(keys.RULE_PK, rule_id, Rule)
 
     def save_rule(self, rule: Rule) -> Rule:
-        doc = rule.model_dump(mode="json")
-        self._put_versioned(keys.rule_key(rule.id), doc, rule.version, rule.version - 1 or None)
-        self._put(keys.rule_version_key(rule.id, rule.version), doc)
-        self._cache.pop("rules", None)
-        return rule
+        return self.save_document(keys.RULE_PK, rule)
 
     def rule_versions(self, rule_id: str) -> list[Rule]:
-        return [Rule.model_validate(d) for d in self._list(f"RULEV#{rule_id}")]
+        return self.document_versions(keys.RULE_PK, rule_id, Rule)
 
     def delete_rule(self, rule_id: str) -> None:
-        self.get_rule(rule_id)
-        self._delete(keys.rule_key(rule_id))
-        self._cache.pop("rules", None)
+        self.delete_document(keys.RULE_PK, rule_id)
 
     # ------------------------------------------------------------------ templates
     def template_entry(self, template_id: str) -> dict[str, Any] | None:

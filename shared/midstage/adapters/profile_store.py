@@ -343,6 +343,25 @@ class ProfileStore:
                 return
             kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
+    def scan_page(
+        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, limit: int = 500
+    ) -> tuple[list[Profile], dict[str, Any] | None]:
+        """One page of a parallel scan's slice of live profiles, and where the next page starts
+        (None at the end). `limit` counts items read, before the filter to profiles."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Segment": segment,
+            "TotalSegments": total_segments,
+            "Limit": limit,
+            "FilterExpression": "sk = :sk",
+            "ExpressionAttributeValues": {":sk": {"S": keys.PROFILE_SK}},
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = cursor
+        answer = self.client.scan(**kwargs)
+        profiles = [p for p in map(_profile_from_item, answer.get("Items", [])) if not p.merged_into]
+        return profiles, answer.get("LastEvaluatedKey")
+
     def put_profile_if_unchanged(self, profile: Profile) -> bool:
         """A sweep's write: lose quietly to any concurrent event write (it recomputes anyway)."""
         try:

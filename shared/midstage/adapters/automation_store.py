@@ -1,0 +1,513 @@
+"""DataTable access for automation: journey instances and entry caps, campaign runs and their
+parts, sharded counters, attribution touches, once-markers and segment refresh jobs.
+
+Every write that decides something is conditional: an instance moves only from the revision
+it was read at, a campaign part is held by one worker at a time (a lease), a counter shard is
+added to with ADD (commutative), and "once" markers are conditional puts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from midstage import keys
+from midstage.adapters.documents import pack, unpack
+from midstage.adapters.messaging_store import _conditional_failed, _key, _n, _s, _Table
+from midstage.adapters.profile_store import item_size
+from midstage.logic.timefmt import iso
+
+TOUCH_RETENTION = timedelta(days=35)  # longer than the longest attribution window (30 days)
+RUN_RETENTION = timedelta(days=400)
+
+
+class Stale(Exception):
+    """The item moved on since it was read (another writer); re-read and decide again."""
+
+
+# ------------------------------------------------------------------------------ journeys
+class JourneyInstances(_Table):
+    """A person's instance of each journey, one item each, revised by optimistic writes."""
+
+    last_item_bytes = 0  # size of the last instance written, for write-unit accounting
+
+    def get(self, profile_id: str, journey_id: str) -> dict[str, Any] | None:
+        item = self._get(keys.journey_instance_key(profile_id, journey_id))
+        return _doc(item) if item else None
+
+    def of_person(self, profile_id: str) -> list[dict[str, Any]]:
+        """Every journey instance of one person (one query on their partition)."""
+        found: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": _s(keys.profile_pk(profile_id)), ":prefix": _s(keys.JOURNEY_PREFIX)},
+            "ConsistentRead": True,
+        }
+        while True:
+            answer = self.client.query(**kwargs)
+            found.extend(_doc(item) for item in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer:
+                return found
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def save(self, doc: Mapping[str, Any], expected_rev: int | None) -> int:
+        """Write `doc` (its `rev` is set here) over revision `expected_rev` (None: a first entry).
+        Returns the new revision; raises Stale when someone else wrote first."""
+        rev = (expected_rev or 0) + 1
+        body = {**doc, "rev": rev}
+        condition = "attribute_not_exists(pk)" if expected_rev is None else "rev = :expected"
+        kwargs: dict[str, Any] = {"ConditionExpression": condition}
+        if expected_rev is not None:
+            kwargs["ExpressionAttributeValues"] = {":expected": _n(expected_rev)}
+        item = {
+            **_key(keys.journey_instance_key(str(doc["profile_id"]), str(doc["journey_id"]))),
+            "doc": {"B": pack(body)},
+            "rev": _n(rev),
+            "status": _s(str(doc.get("status", ""))),
+        }
+        try:
+            self.client.put_item(TableName=self.table, Item=item, **kwargs)
+        except ClientError as error:
+            if _conditional_failed(error):
+                raise Stale(f"journey instance {doc['journey_id']}/{doc['profile_id']} moved on") from error
+            raise
+        self.last_item_bytes = item_size(item)
+        return rev
+
+
+class EntryCaps(_Table):
+    """Per-journey daily entry counters: an entry is taken only while the count is under the cap."""
+
+    def take(self, journey_id: str, day: str, cap: int, now: datetime) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_key(keys.journey_entries_key(journey_id, day)),
+                UpdateExpression="ADD entries :one SET expiresAt = :expires",
+                ConditionExpression="attribute_not_exists(entries) OR entries < :cap",
+                ExpressionAttributeValues={
+                    ":one": _n(1),
+                    ":cap": _n(cap),
+                    ":expires": _n(int((now + timedelta(days=3)).timestamp())),
+                },
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def taken(self, journey_id: str, day: str) -> int:
+        item = self._get(keys.journey_entries_key(journey_id, day))
+        return int(item["entries"]["N"]) if item and "entries" in item else 0
+
+
+# ------------------------------------------------------------------------------ counters
+def shard_of(subject: str) -> int:
+    return int.from_bytes(hashlib.sha256(subject.encode()).digest()[:2], "big") % keys.STATS_SHARDS
+
+
+class Counters(_Table):
+    """Sharded counters per (kind, origin, run): many writers add, readers sum the shards."""
+
+    def add(self, kind: str, origin_id: str, run: str, subject: str, counts: Mapping[str, int | Decimal]) -> None:
+        """Add `counts` (name -> amount) on the shard `subject` (a message or person id) falls in."""
+        wanted = {name: amount for name, amount in counts.items() if amount}
+        if not wanted:
+            return
+        names = {f"#c{i}": name for i, name in enumerate(wanted)}
+        values = {f":c{i}": _n(amount) for i, amount in enumerate(wanted.values())}  # type: ignore[arg-type]
+        self.client.update_item(
+            TableName=self.table,
+            Key=_key(keys.stats_key(kind, origin_id, run, shard_of(subject))),
+            UpdateExpression="ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(wanted))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def totals(self, kind: str, origin_id: str, run: str | None = None) -> dict[str, dict[str, Decimal]]:
+        """Counter totals by run (every run of the origin, or one)."""
+        runs: dict[str, dict[str, Decimal]] = {}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk" + (" AND begins_with(sk, :run)" if run else ""),
+            "ExpressionAttributeValues": {":pk": _s(f"STATS#{kind}#{origin_id}")},
+            "ConsistentRead": True,
+        }
+        if run:
+            kwargs["ExpressionAttributeValues"][":run"] = _s(f"{run}#")
+        while True:
+            answer = self.client.query(**kwargs)
+            for item in answer.get("Items", []):
+                run_id = item["sk"]["S"].rsplit("#", 1)[0]
+                into = runs.setdefault(run_id, {})
+                for name, value in item.items():
+                    if name not in ("pk", "sk") and "N" in value:
+                        into[name] = into.get(name, Decimal(0)) + Decimal(value["N"])
+            if "LastEvaluatedKey" not in answer:
+                return runs
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
+class OnceMarkers(_Table):
+    def mark(self, scope: str, subject: str, now: datetime, keep: timedelta) -> bool:
+        """True the first time (scope, subject) is marked; False ever after (until it expires)."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={**_key(keys.once_key(scope, subject)), "expiresAt": _n(int((now + keep).timestamp()))},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+
+class Touches(_Table):
+    """Which campaigns reached (or held out) a person lately, newest last, for attribution."""
+
+    def add(self, profile_id: str, at: datetime, kind: str, origin_id: str, run: str, touch: str) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": _s(keys.profile_pk(profile_id)),
+                "sk": _s(keys.touch_sk(iso(at), kind, origin_id, run)),
+                "touch": _s(touch),
+                "expiresAt": _n(int((at + TOUCH_RETENTION).timestamp())),
+            },
+        )
+
+    def add_many(self, touches: Sequence[tuple[str, datetime, str, str, str, str]]) -> None:
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "pk": _s(keys.profile_pk(profile_id)),
+                        "sk": _s(keys.touch_sk(iso(at), kind, origin_id, run)),
+                        "touch": _s(touch),
+                        "expiresAt": _n(int((at + TOUCH_RETENTION).timestamp())),
+                    }
+                }
+            }
+            for profile_id, at, kind, origin_id, run, touch in touches
+        ]
+        _batch_write(self, requests)
+
+    def since(self, profile_id: str, since: datetime) -> list[dict[str, str]]:
+        answer = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :to",
+            ExpressionAttributeValues={
+                ":pk": _s(keys.profile_pk(profile_id)),
+                ":from": _s(f"{keys.TOUCH_PREFIX}{iso(since)}"),
+                ":to": _s(f"{keys.TOUCH_PREFIX}~"),
+            },
+            ConsistentRead=True,
+        )
+        touches = []
+        for item in answer.get("Items", []):
+            _, at, kind, origin_id, run = item["sk"]["S"].split("#", 4)
+            touches.append({"at": at, "kind": kind, "origin_id": origin_id, "run": run, "touch": item["touch"]["S"]})
+        return touches
+
+
+# ------------------------------------------------------------------------------ campaign runs
+class CampaignRuns(_Table):
+    """A run (one firing of a campaign's schedule) and its parts (slices of the profile scan).
+
+    A part is held by one worker at a time through a lease; its checkpoint (cursor and counts)
+    moves only from the sequence number the worker read, so a page processed twice (a crash, a
+    redelivery, a double-fired schedule) is counted once.
+    """
+
+    def create_run(self, campaign_id: str, run_id: str, doc: Mapping[str, Any], now: datetime) -> bool:
+        """False when the run exists already (the schedule fired twice)."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    **_key(keys.campaign_run_key(campaign_id, run_id)),
+                    "doc": {"B": pack(dict(doc))},
+                    "partsDone": _n(0),
+                    "expiresAt": _n(int((now + RUN_RETENTION).timestamp())),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def run(self, campaign_id: str, run_id: str) -> dict[str, Any] | None:
+        item = self._get(keys.campaign_run_key(campaign_id, run_id))
+        if not item:
+            return None
+        return {**unpack(item["doc"]["B"]), "parts_done": int(item["partsDone"]["N"])}
+
+    def runs(self, campaign_id: str) -> list[dict[str, Any]]:
+        return [
+            {**unpack(i["doc"]["B"]), "parts_done": int(i["partsDone"]["N"])}
+            for i in self._items(f"CAMPAIGN#{campaign_id}", "RUN#")
+        ]
+
+    def part_finished(self, campaign_id: str, run_id: str) -> int:
+        """Count one more finished part; returns how many are finished now."""
+        answer = self.client.update_item(
+            TableName=self.table,
+            Key=_key(keys.campaign_run_key(campaign_id, run_id)),
+            UpdateExpression="ADD partsDone :one",
+            ExpressionAttributeValues={":one": _n(1)},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(answer["Attributes"]["partsDone"]["N"])
+
+    def reserve(self, campaign_id: str, run_id: str, wanted: int, limit: int) -> int:
+        """Take up to `wanted` of the run's `limit` messages; returns how many were granted."""
+        for _ in range(20):
+            item = self._get(keys.campaign_run_key(campaign_id, run_id))
+            used = int(item["reserved"]["N"]) if item and "reserved" in item else 0
+            grant = max(0, min(wanted, limit - used))
+            if grant == 0:
+                return 0
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=_key(keys.campaign_run_key(campaign_id, run_id)),
+                    UpdateExpression="SET reserved = :after",
+                    ConditionExpression="attribute_not_exists(reserved) OR reserved = :before",
+                    ExpressionAttributeValues={":after": _n(used + grant), ":before": _n(used)},
+                )
+            except ClientError as error:
+                if _conditional_failed(error):
+                    continue
+                raise
+            return grant
+        raise Stale(f"could not reserve messages for campaign {campaign_id} run {run_id}")
+
+    def put_part(self, campaign_id: str, run_id: str, part: int, total: int, now: datetime) -> None:
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    **_key(keys.campaign_part_key(campaign_id, run_id, part)),
+                    "part": _n(part),
+                    "total": _n(total),
+                    "state": _s("pending"),
+                    "seq": _n(0),
+                    "counts": {"S": "{}"},
+                    "expiresAt": _n(int((now + RUN_RETENTION).timestamp())),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+
+    def part(self, campaign_id: str, run_id: str, part: int) -> dict[str, Any] | None:
+        item = self._get(keys.campaign_part_key(campaign_id, run_id, part))
+        return _part(item) if item else None
+
+    def parts(self, campaign_id: str, run_id: str) -> list[dict[str, Any]]:
+        return [_part(i) for i in self._items(f"CAMPAIGN#{campaign_id}", f"PART#{run_id}#")]
+
+    def claim_part(self, campaign_id: str, run_id: str, part: int, holder: str, now: datetime, lease_s: int) -> bool:
+        """Hold a pending or paused part, or one whose holder's lease ran out."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_key(keys.campaign_part_key(campaign_id, run_id, part)),
+                UpdateExpression="SET #state = :running, holder = :holder, leaseUntil = :lease",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (#state IN (:pending, :paused)"
+                    " OR (#state = :running AND (holder = :holder OR leaseUntil < :now)))"
+                ),
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":running": _s("running"),
+                    ":pending": _s("pending"),
+                    ":paused": _s("paused"),
+                    ":holder": _s(holder),
+                    ":lease": _n(int(now.timestamp()) + lease_s),
+                    ":now": _n(int(now.timestamp())),
+                },
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def checkpoint(
+        self,
+        campaign_id: str,
+        run_id: str,
+        part: int,
+        *,
+        seq: int,
+        holder: str,
+        cursor: Mapping[str, Any] | None,
+        counts: Mapping[str, int],
+        state: str,
+        now: datetime,
+        lease_s: int,
+    ) -> None:
+        """Record one processed page (the new cursor and the part's running counts) over `seq`.
+        Raises Stale when the part moved on without us (another holder, or already counted)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_key(keys.campaign_part_key(campaign_id, run_id, part)),
+                UpdateExpression=(
+                    "SET #state = :state, seq = :next, #cursor = :cursor, counts = :counts, leaseUntil = :lease,"
+                    " updatedAt = :now"
+                ),
+                ConditionExpression="seq = :seq AND holder = :holder AND #state = :running",
+                ExpressionAttributeNames={"#state": "state", "#cursor": "cursor"},
+                ExpressionAttributeValues={
+                    ":state": _s(state),
+                    ":next": _n(seq + 1),
+                    ":seq": _n(seq),
+                    ":holder": _s(holder),
+                    ":running": _s("running"),
+                    ":cursor": _s(json.dumps(cursor) if cursor else ""),
+                    ":counts": _s(json.dumps(dict(counts), sort_keys=True)),
+                    ":lease": _n(int(now.timestamp()) + lease_s),
+                    ":now": _s(iso(now)),
+                },
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                raise Stale(f"campaign part {campaign_id}/{run_id}/{part} moved on") from error
+            raise
+
+    def set_part_state(self, campaign_id: str, run_id: str, part: int, state: str, only_from: Sequence[str]) -> bool:
+        """Move parts between states outside a worker (pause, resume, cancel)."""
+        values: dict[str, Any] = {":state": _s(state)}
+        values.update({f":from{i}": _s(s) for i, s in enumerate(only_from)})
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_key(keys.campaign_part_key(campaign_id, run_id, part)),
+                UpdateExpression="SET #state = :state",
+                ConditionExpression=f"#state IN ({', '.join(f':from{i}' for i in range(len(only_from)))})",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def _items(self, pk: str, prefix: str) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": _s(pk), ":prefix": _s(prefix)},
+            "ConsistentRead": True,
+        }
+        while True:
+            answer = self.client.query(**kwargs)
+            yield from answer.get("Items", [])
+            if "LastEvaluatedKey" not in answer:
+                return
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
+def _part(item: Mapping[str, Any]) -> dict[str, Any]:
+    cursor = item.get("cursor", {}).get("S", "")
+    return {
+        "part": int(item["part"]["N"]),
+        "total": int(item["total"]["N"]),
+        "state": item["state"]["S"],
+        "seq": int(item["seq"]["N"]),
+        "holder": item.get("holder", {}).get("S"),
+        "lease_until": int(item["leaseUntil"]["N"]) if "leaseUntil" in item else None,
+        "cursor": json.loads(cursor) if cursor else None,
+        "counts": json.loads(item["counts"]["S"]),
+    }
+
+
+# ------------------------------------------------------------------------------ segment refreshes
+class RefreshJobs(_Table):
+    """A backfill of segment memberships over every profile, in parallel parts, with progress."""
+
+    def create(self, job_id: str, doc: Mapping[str, Any], parts: int, now: datetime) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                **_key(keys.refresh_job_key(job_id)),
+                "doc": {"B": pack(dict(doc))},
+                "parts": _n(parts),
+                "partsDone": _n(0),
+                "scanned": _n(0),
+                "changed": _n(0),
+                "createdAt": _s(iso(now)),
+                "expiresAt": _n(int((now + timedelta(days=30)).timestamp())),
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def progress(self, job_id: str, *, scanned: int, changed: int, part_done: bool, now: datetime) -> dict[str, Any]:
+        answer = self.client.update_item(
+            TableName=self.table,
+            Key=_key(keys.refresh_job_key(job_id)),
+            UpdateExpression="ADD scanned :scanned, changed :changed, partsDone :done SET updatedAt = :now",
+            ExpressionAttributeValues={
+                ":scanned": _n(scanned),
+                ":changed": _n(changed),
+                ":done": _n(1 if part_done else 0),
+                ":now": _s(iso(now)),
+            },
+            ReturnValues="ALL_NEW",
+        )
+        return _job(answer["Attributes"])
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        item = self._get(keys.refresh_job_key(job_id))
+        return _job(item) if item else None
+
+
+def _job(item: Mapping[str, Any]) -> dict[str, Any]:
+    parts, done = int(item["parts"]["N"]), int(item["partsDone"]["N"])
+    return {
+        **unpack(item["doc"]["B"]),
+        "parts": parts,
+        "parts_done": done,
+        "scanned": int(item["scanned"]["N"]),
+        "changed": int(item["changed"]["N"]),
+        "state": "done" if done >= parts else "running",
+        "created_at": item["createdAt"]["S"],
+        "updated_at": item.get("updatedAt", item["createdAt"])["S"],
+    }
+
+
+# ------------------------------------------------------------------------------ helpers
+def _doc(item: Mapping[str, Any]) -> dict[str, Any]:
+    doc = unpack(item["doc"]["B"])
+    doc["rev"] = int(item["rev"]["N"])
+    return doc
+
+
+def _batch_write(table: _Table, requests: Sequence[Mapping[str, Any]]) -> None:
+    for start in range(0, len(requests), 25):
+        pending: dict[str, Any] = {table.table: list(requests[start : start + 25])}
+        for attempt in range(8):
+            answer = table.client.batch_write_item(RequestItems=pending)
+            pending = answer.get("UnprocessedItems") or {}
+            if not pending:
+                break
+            time.sleep(0.02 * 2**attempt)
+        else:
+            raise RuntimeError("DynamoDB left items unwritten")
