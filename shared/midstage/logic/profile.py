@@ -7,6 +7,7 @@ standard queue and retry freely.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -15,6 +16,7 @@ from typing import Any
 from midstage.config import ComputedTraitSettings
 from midstage.logic.timefmt import day_of, iso, parse_iso
 from midstage.models.profile import Profile
+from midstage.models.segments import SEGMENT_ID
 
 ORDER_COMPLETED = "Order Completed"
 # Track events with a meaning of their own: the platform's rules and feedback send them, and
@@ -23,10 +25,16 @@ TAG_ADDED = "Tag Added"
 TAG_REMOVED = "Tag Removed"
 CONSENT_UPDATED = "Consent Updated"
 UNSUBSCRIBED = "Unsubscribed"
+# Static segment membership: only the platform sends these (imports, the admin API). From any
+# other source they are ordinary events, so a client cannot put itself in a segment.
+SEGMENT_ADDED = "Segment Added"
+SEGMENT_REMOVED = "Segment Removed"
 MAX_TAGS = 200
+MAX_STATIC_SEGMENTS = 500
 PLATFORM_SOURCE = "midstage"  # the sourceId of events the platform emits (logic/internal_events.py)
 _CONSENT_CHANNELS = frozenset({"email", "sms", "push", "inbox", "webhook", "*"})
 _PURPOSES = frozenset({"marketing", "transactional"})
+_SEGMENT_ID = re.compile(SEGMENT_ID).match
 _UTM_FIELDS = ("source", "medium", "name", "term", "content")
 _DEVICE_FIELDS = ("id", "token", "type", "manufacturer", "model", "name", "advertisingId")
 _SLIM_CONTEXT = ("page", "campaign", "ip", "userAgent", "locale", "timezone", "library", "screen", "midstage")
@@ -137,6 +145,10 @@ def _apply_reserved(
             known = profile.consent.get(key)
             if known is None or known["stamp"] < stamp:
                 profile.consent[key] = {"granted": granted, "stamp": stamp, "source": event.get("sourceId", "")}
+    elif name in (SEGMENT_ADDED, SEGMENT_REMOVED) and event.get("sourceId") == PLATFORM_SOURCE:
+        segment = properties.get("segment")
+        if isinstance(segment, str) and _SEGMENT_ID(segment):
+            set_static_segment(profile, segment, name == SEGMENT_ADDED, stamp)
 
 
 def set_tag(profile: Profile, tag: str, on: bool, stamp: str) -> None:
@@ -153,6 +165,19 @@ def _keep_latest_tags(profile: Profile) -> None:
         oldest_first = sorted(profile.tag_stamps, key=lambda t: (profile.tag_stamps[t][0], t))
         for tag in oldest_first[: len(oldest_first) - MAX_TAGS]:
             del profile.tag_stamps[tag]
+
+
+def set_static_segment(profile: Profile, segment_id: str, on: bool, stamp: str) -> None:
+    """Record an import's add or remove: last write wins by event stamp, like tags."""
+    known = profile.static_segments.get(segment_id)
+    if known is not None and known[0] >= stamp:
+        return
+    profile.static_segments[segment_id] = [stamp, on]
+    if len(profile.static_segments) > MAX_STATIC_SEGMENTS:
+        entries = profile.static_segments
+        oldest_first = sorted(entries, key=lambda s: (entries[s][0], s))
+        for stale in oldest_first[: len(oldest_first) - MAX_STATIC_SEGMENTS]:
+            del entries[stale]
 
 
 def _keep_latest(entries: dict[str, dict[str, Any]], limit: int) -> None:
@@ -220,6 +245,8 @@ def merge_into(survivor: Profile, loser: Profile) -> None:
         survivor.last_utm, survivor.last_utm_stamp = loser.last_utm, loser.last_utm_stamp
     for tag, (tag_stamp, on) in loser.tag_stamps.items():
         set_tag(survivor, tag, on, tag_stamp)
+    for segment_id, (segment_stamp, on) in loser.static_segments.items():
+        set_static_segment(survivor, segment_id, on, segment_stamp)
     for key, grant in loser.consent.items():
         mine_grant = survivor.consent.get(key)
         if mine_grant is None or mine_grant["stamp"] < grant["stamp"]:
