@@ -13,16 +13,18 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage.adapters.bus import EventPublisher
+from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
 from midstage.config import ProfileSettings, computed_trait_settings, identity_settings
 from midstage.logic.ingest import IngestSettings, process_unit
 from midstage.observability import logger, metrics
+from midstage.services.segments import SegmentCatalog
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @cache
-def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher]:
+def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher, SegmentCatalog]:
     settings = ProfileSettings.from_env()
     ingest = IngestSettings(
         identity=identity_settings(),
@@ -30,16 +32,19 @@ def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher]:
         dedupe_window=timedelta(hours=settings.dedupe_window_hours),
         timeline_retention=timedelta(days=settings.timeline_retention_days),
     )
-    return ingest, ProfileStore(settings.data_table), EventPublisher(settings.event_bus_name)
+    config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
+    return ingest, ProfileStore(settings.data_table), EventPublisher(settings.event_bus_name), SegmentCatalog(config)
 
 
 def record_handler(record: SQSRecord) -> None:
-    settings, store, publisher = _wiring()
+    settings, store, publisher, segments = _wiring()
     message = json.loads(record.body)
     events = message.get("events") if isinstance(message, dict) else None
     if message.get("v") != 1 or not isinstance(events, list) or not events:
         raise ValueError(f"not a hand-off message: {record.body[:200]!r}")
-    outcome = process_unit(events, store, publisher, settings, datetime.now(UTC), conflict=ConcurrentWrite)
+    outcome = process_unit(
+        events, store, publisher, settings, datetime.now(UTC), conflict=ConcurrentWrite, segments=segments.current()
+    )
     metrics.add_metric(name="EventsApplied", unit=MetricUnit.Count, value=outcome.applied)
     if outcome.duplicates:
         metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=outcome.duplicates)

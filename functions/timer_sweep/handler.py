@@ -1,4 +1,4 @@
-"""Scheduled every minute: releases timers that are due (deferred sends; journey waits later)."""
+"""Scheduled every minute: releases timers that are due (deferred sends, journey waits)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,23 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from midstage.adapters.bus import EventPublisher
 from midstage.adapters.messaging_store import TimerStore
 from midstage.adapters.queues import MessageQueue
-from midstage.config import DeliverySettings
+from midstage.config import TimerSettings
 from midstage.logic.timefmt import parse_iso
 from midstage.observability import logger, metrics
 from midstage.services.timers import sweep
 
 
 @cache
-def _wiring() -> tuple[TimerStore, MessageQueue]:
-    settings = DeliverySettings.from_env()
-    return TimerStore(settings.data_table), MessageQueue(settings.delivery_queue_url)
+def _wiring() -> tuple[TimerStore, MessageQueue, EventPublisher]:
+    settings = TimerSettings.from_env()
+    return (
+        TimerStore(settings.data_table),
+        MessageQueue(settings.delivery_queue_url),
+        EventPublisher(settings.event_bus_name),
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -28,8 +33,8 @@ def _wiring() -> tuple[TimerStore, MessageQueue]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = event.get("scheduledTime")
     now = parse_iso(scheduled) if isinstance(scheduled, str) and scheduled[:1].isdigit() else datetime.now(UTC)
-    timers, queue = _wiring()
-    released = sweep(timers, queue, now)
+    timers, queue, publisher = _wiring()
+    released = sweep(timers, queue, now, publisher)
     if released:
         metrics.add_metric(name="TimersReleased", unit=MetricUnit.Count, value=released)
     return {"released": released, "asOf": now.isoformat()}

@@ -115,6 +115,7 @@ class CollectSettings(StoreSettings):
 
 class ProfileSettings(StoreSettings):
     event_bus_name: str
+    default_timezone: str = "UTC"
     dedupe_window_hours: int = Field(default=24, ge=1, le=168)
     timeline_retention_days: int = Field(default=90, ge=1, le=3650)
 
@@ -122,6 +123,14 @@ class ProfileSettings(StoreSettings):
 class AdminSettings(StoreSettings):
     ingest_queue_url: str = ""
     delivery_queue_url: str = ""
+    refresh_queue_url: str = ""
+    campaign_queue_url: str = ""
+    # EventBridge Scheduler: campaign schedules invoke the runner with this role.
+    campaign_runner_arn: str = ""
+    scheduler_role_arn: str = ""
+    schedule_group: str = "default"
+    default_timezone: str = "UTC"
+    refresh_parts: int = Field(default=8, ge=1, le=1000)
 
 
 class FrequencyCap(BaseModel):
@@ -167,6 +176,29 @@ class DeliverySettings(StoreSettings):
 
 class FeedbackSettings(StoreSettings):
     ingest_queue_url: str
+
+
+class TimerSettings(StoreSettings):
+    delivery_queue_url: str
+    event_bus_name: str
+
+
+class JourneySettings(StoreSettings):
+    ingest_queue_url: str
+    delivery_queue_url: str
+    default_timezone: str = "UTC"
+
+
+class RefreshSettings(ProfileSettings):
+    refresh_queue_url: str
+
+
+class CampaignSettings(StoreSettings):
+    delivery_queue_url: str
+    campaign_queue_url: str
+    default_timezone: str = "UTC"
+    # Parallel workers per run: each scans 1/parts of the profiles, holding 1/parts of the send rate.
+    campaign_parts: int = Field(default=8, ge=1, le=1000)
 
 
 @cache

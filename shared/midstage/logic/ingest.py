@@ -47,6 +47,12 @@ class Publisher(Protocol):
     def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
 
 
+class Segments(Protocol):
+    """The segment definitions in force (logic/segments.py SegmentSet)."""
+
+    def evaluate(self, profile: Profile, now: datetime) -> dict[str, str]: ...
+
+
 @dataclass(frozen=True)
 class IngestSettings:
     identity: IdentitySettings
@@ -77,8 +83,10 @@ def process_unit(
     now: datetime,
     *,
     conflict: type[Exception],
+    segments: Segments | None = None,
 ) -> UnitOutcome:
-    """Apply one unit of events exactly once. `conflict` is the store's retryable error."""
+    """Apply one unit of events exactly once. `conflict` is the store's retryable error.
+    With `segments`, every write also brings the person's segment memberships up to date."""
     unique: dict[str, dict[str, Any]] = {}
     for event in events:
         unique.setdefault(marker_id(event), event)
@@ -102,7 +110,7 @@ def process_unit(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         outcome.attempts = attempt
         try:
-            return _attempt(fresh, identifiers, lookups, store, publisher, settings, now, outcome)
+            return _attempt(fresh, identifiers, lookups, store, publisher, settings, now, outcome, segments)
         except conflict:
             # Back off with jitter so two writers on one person stop colliding.
             time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
@@ -187,6 +195,7 @@ def _attempt(
     settings: IngestSettings,
     now: datetime,
     outcome: UnitOutcome,
+    segments: Segments | None = None,
 ) -> UnitOutcome:
     stamp = iso(now)
     now_epoch = int(now.timestamp())
@@ -211,6 +220,7 @@ def _attempt(
             computed=survivor.computed,
             tags=list(survivor.tags),
             consent=dict(survivor.consent),
+            segments=dict(survivor.segments),
         )
         if survivor.version
         else None
@@ -237,6 +247,9 @@ def _attempt(
     survivor.pending.update({marker_id(e): now_epoch for e in to_apply})
     profile_logic.prune_daily_counts(survivor, now, settings.traits)
     survivor.computed = profile_logic.compute(survivor, now, settings.traits)
+    if segments is not None:
+        # Kept current by the write that changes the profile: audiences never wait for a rebuild.
+        survivor.segments = segments.evaluate(survivor, now)
     survivor.updated_at = stamp
 
     trigger = next(iter(fresh.values()))
@@ -287,6 +300,8 @@ def _attempt(
         if depth:
             update["depth"] = depth
         domain.append(("profile.updated", update))
+    if changed:
+        domain.extend(segment_events(survivor.id, before.segments if before else {}, survivor.segments, stamp))
     publisher.publish(domain)
 
     timeline = [profile_logic.slim_event(e) for e in to_apply + recovered]
@@ -299,6 +314,21 @@ def _attempt(
     outcome.merged = [loser.id for loser in losers]
     outcome.refused = [r["reason"] for r in plan.refusals]
     return outcome
+
+
+def segment_events(
+    profile_id: str, before: Mapping[str, str], after: Mapping[str, str], stamp: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """segment.entered / segment.exited for each membership that changed. Their occurrence is
+    the entry time, so a person who leaves and comes back is a new occurrence for rules."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    for segment_id in sorted(set(after) - set(before)):
+        detail = {"profileId": profile_id, "segmentId": segment_id, "at": stamp, "occurrence": after[segment_id]}
+        events.append(("segment.entered", detail))
+    for segment_id in sorted(set(before) - set(after)):
+        detail = {"profileId": profile_id, "segmentId": segment_id, "at": stamp, "occurrence": f"exit:{stamp}"}
+        events.append(("segment.exited", detail))
+    return events
 
 
 def _window(settings: IngestSettings) -> int:

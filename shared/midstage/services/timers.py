@@ -27,8 +27,14 @@ class Queue(Protocol):
     def send(self, requests: Sequence[MessageRequest], delay_seconds: int = 0) -> None: ...
 
 
-def sweep(timers: Timers, queue: Queue, now: datetime) -> int:
-    """Release timers due up to `now`. Releasing twice is harmless: the ledger sends once."""
+class Publisher(Protocol):
+    def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
+
+
+def sweep(timers: Timers, queue: Queue, now: datetime, publisher: Publisher | None = None) -> int:
+    """Release timers due up to `now`: deferred sends go to the delivery queue, journey waits to
+    the bus as `journey.wake`. Releasing twice is harmless: the ledger sends once, and a journey
+    instance ignores a timer it is no longer waiting for."""
     last = timers.cursor()
     current = minute_of(now)
     # With no cursor yet, look back an hour: timers written before the first sweep still fire.
@@ -44,6 +50,7 @@ def sweep(timers: Timers, queue: Queue, now: datetime) -> int:
         for offset in range(0, len(due), _CHUNK):
             chunk = due[offset : offset + _CHUNK]
             requests: list[MessageRequest] = []
+            wakes: list[tuple[str, dict[str, Any]]] = []
             for timer in chunk:
                 if timer["kind"] == "deliver":
                     payload = dict(timer["payload"])
@@ -51,12 +58,16 @@ def sweep(timers: Timers, queue: Queue, now: datetime) -> int:
                         max(now, datetime.fromisoformat(timer["dueAt"].replace("Z", "+00:00")))
                     )
                     requests.append(MessageRequest.model_validate(payload))
+                elif timer["kind"] == "journey" and publisher is not None:
+                    wakes.append(("journey.wake", {**timer["payload"], "dueAt": timer["dueAt"]}))
                 else:
                     logger.warning("unknown timer kind", kind=timer["kind"], timer=timer["id"])
             if requests:
                 queue.send(requests)
+            if wakes and publisher is not None:
+                publisher.publish(wakes)
             timers.remove(chunk)
-            released += len(requests)
+            released += len(requests) + len(wakes)
         timers.advance(minute)
         minute = _next_minute(minute)
     return released

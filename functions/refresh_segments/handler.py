@@ -1,0 +1,82 @@
+"""SQS consumer: one part of a segment backfill (a slice of the profile scan) per message, with
+its progress recorded on the job; a part that runs out of time queues its own continuation."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from midstage.adapters.automation_store import RefreshJobs
+from midstage.adapters.bus import EventPublisher
+from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.profile_store import ProfileStore
+from midstage.adapters.queues import MessageQueue
+from midstage.config import RefreshSettings, computed_trait_settings
+from midstage.observability import logger
+from midstage.services.segments import PartResult, SegmentCatalog, refresh_part
+
+processor = BatchProcessor(event_type=EventType.SQS)
+_RESERVE_S = 60.0
+
+
+@cache
+def _wiring() -> tuple[ProfileStore, EventPublisher, SegmentCatalog, RefreshJobs, MessageQueue]:
+    settings = RefreshSettings.from_env()
+    # Definitions read fresh: a backfill starts because one just changed.
+    config = ConfigStore(settings.config_table, cache_seconds=0)
+    return (
+        ProfileStore(settings.data_table),
+        EventPublisher(settings.event_bus_name),
+        SegmentCatalog(config),
+        RefreshJobs(settings.data_table),
+        MessageQueue(settings.refresh_queue_url),
+    )
+
+
+def record_handler(record: SQSRecord, time_left: float) -> None:
+    store, publisher, catalog, jobs, queue = _wiring()
+    message = json.loads(record.body)
+    try:
+        job_id, part, total = str(message["jobId"]), int(message["part"]), int(message["total"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"not a refresh part: {record.body[:200]!r}") from error
+    now = datetime.now(UTC)
+
+    def progress(page: PartResult) -> None:
+        jobs.progress(job_id, scanned=page.scanned, changed=page.changed, part_done=page.finished, now=now)
+
+    result = refresh_part(
+        store,
+        publisher,
+        catalog.current(),
+        computed_trait_settings(),
+        part,
+        total,
+        now,
+        cursor=message.get("cursor"),
+        deadline=time.monotonic() + time_left - _RESERVE_S,
+        on_page=progress,
+    )
+    if not result.finished:
+        queue.send_bodies([json.dumps({**message, "cursor": result.cursor})])
+    logger.info("segment refresh part", job=job_id, part=part, scanned=result.scanned, changed=result.changed)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    time_left = remaining() / 1000 if callable(remaining) else 900.0
+    response = process_partial_response(
+        event=event,
+        record_handler=lambda record: record_handler(record, time_left),
+        processor=processor,
+        context=context,
+    )
+    return dict(response)

@@ -1,0 +1,65 @@
+"""EventBridge target: enters people into journeys and moves their instances on (events that
+start or end them, segment entries, date triggers from the sweep, and due wait timers)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from midstage.adapters.automation_store import Counters, EntryCaps, JourneyInstances
+from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.handoff import SqsHandoff
+from midstage.adapters.messaging_store import TimerStore
+from midstage.adapters.profile_store import ProfileStore
+from midstage.adapters.queues import MessageQueue
+from midstage.config import JourneySettings, computed_trait_settings
+from midstage.observability import logger, metrics
+from midstage.services.journeys import JourneyCatalog, JourneyRunner
+
+
+@cache
+def _runner() -> JourneyRunner:
+    settings = JourneySettings.from_env()
+    table = settings.data_table
+    config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
+    return JourneyRunner(
+        JourneyCatalog(config, max_window_days=max(computed_trait_settings().count_windows_days)),
+        ProfileStore(table),
+        JourneyInstances(table),
+        MessageQueue(settings.delivery_queue_url),
+        SqsHandoff(settings.ingest_queue_url),
+        TimerStore(table),
+        EntryCaps(table),
+        Counters(table),
+        default_timezone=settings.default_timezone,
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    detail_type = str(event.get("detail-type", ""))
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        logger.error("not a domain event", detail_type=detail_type)
+        return {"error": "not a domain event"}
+    summary = _runner().handle(detail_type, detail, datetime.now(UTC))
+    if summary.entered:
+        metrics.add_metric(name="JourneysEntered", unit=MetricUnit.Count, value=len(summary.entered))
+    if summary.steps:
+        metrics.add_metric(name="JourneySteps", unit=MetricUnit.Count, value=summary.steps)
+    if summary.entered or summary.moved:
+        logger.info("journeys moved", entered=summary.entered, moved=summary.moved, steps=summary.steps)
+    return {
+        "entered": summary.entered,
+        "moved": summary.moved,
+        "refused": summary.refused,
+        "steps": summary.steps,
+        "messages": summary.messages,
+        "events": summary.events,
+        "timers": summary.timers,
+    }

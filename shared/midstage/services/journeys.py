@@ -1,0 +1,357 @@
+"""The journey runner: domain events and due timers in, journey instances moved and their effects
+queued out.
+
+Each move of an instance is committed before its effects leave, through an outbox on the
+instance item: (1) the new state and the effects it implies are written together, conditioned
+on the revision read; (2) the effects are sent (messages to the delivery queue, profile changes
+to the ingest queue, wait timers to the timer table); (3) the outbox is cleared. A crash
+between (1) and (3) leaves the outbox, which the next touch of the instance sends again: every
+effect has an id derived from (instance, step, sequence), so the ledger and the updater's
+dedupe absorb the repeat. Two wakes racing on one person (a goal event and a timer) cannot
+both commit: the second re-reads and decides again, so nothing is sent for a state that lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from midstage import keys
+from midstage.adapters.automation_store import Stale
+from midstage.logic import internal_events
+from midstage.logic.conditions import ConditionError
+from midstage.logic.journeys import (
+    CompiledJourney,
+    Instance,
+    Progress,
+    Wake,
+    advance,
+    compile_journey,
+    date_entry_key,
+    entry_key_for,
+    may_enter,
+    start_instance,
+)
+from midstage.logic.timefmt import iso, parse_iso
+from midstage.models.journeys import Journey
+from midstage.models.messaging import MessageRequest
+from midstage.models.profile import Profile
+from midstage.observability import logger
+
+MAX_RETRIES = 6
+
+
+class Documents(Protocol):
+    def documents(self, kind: str, model: type[Journey]) -> list[Journey]: ...
+
+
+class Profiles(Protocol):
+    def profile(self, profile_id: str) -> Profile | None: ...
+
+
+class Instances(Protocol):
+    def get(self, profile_id: str, journey_id: str) -> dict[str, Any] | None: ...
+    def of_person(self, profile_id: str) -> list[dict[str, Any]]: ...
+    def save(self, doc: Mapping[str, Any], expected_rev: int | None) -> int: ...
+
+
+class MessageSink(Protocol):
+    def send(self, requests: Sequence[MessageRequest]) -> None: ...
+
+
+class EventSink(Protocol):
+    def send(self, groups: Mapping[str, Sequence[dict[str, Any]]]) -> int: ...
+
+
+class Timers(Protocol):
+    def schedule(self, at: datetime, timer_id: str, payload: Mapping[str, Any], kind: str = "deliver") -> None: ...
+
+
+class EntryCaps(Protocol):
+    def take(self, journey_id: str, day: str, cap: int, now: datetime) -> bool: ...
+
+
+class Counters(Protocol):
+    def add(self, kind: str, origin_id: str, run: str, subject: str, counts: Mapping[str, Any]) -> None: ...
+
+
+# ------------------------------------------------------------------------------ catalog
+class JourneyIndex:
+    """The enabled journeys, compiled, indexed by what can start or wake them."""
+
+    def __init__(self, journeys: Sequence[CompiledJourney]) -> None:
+        self.by_id = {c.journey.id: c for c in journeys}
+        self._by_event: dict[str, list[CompiledJourney]] = {}
+        self._by_segment: dict[str, list[CompiledJourney]] = {}
+        self._dated: list[CompiledJourney] = []
+        self._interest: set[str] = set()
+        for compiled in journeys:
+            entry = compiled.journey.entry
+            if entry.type == "event":
+                self._by_event.setdefault(entry.event, []).append(compiled)
+            elif entry.type == "segment_entered":
+                self._by_segment.setdefault(entry.segment, []).append(compiled)
+            else:
+                self._dated.append(compiled)
+            self._interest.update(goal.event for goal in compiled.journey.exit_when)
+            for step in compiled.journey.steps.values():
+                until = getattr(step, "until_event", None)
+                if until is not None:
+                    self._interest.add(until.event)
+
+    def entered_by_event(self, name: str) -> list[CompiledJourney]:
+        return self._by_event.get(name, [])
+
+    def entered_by_segment(self, segment_id: str) -> list[CompiledJourney]:
+        return self._by_segment.get(segment_id, [])
+
+    def dated(self) -> list[CompiledJourney]:
+        return self._dated
+
+    def wakes_on(self, name: str) -> bool:
+        """Whether an event of this name can end or move an instance (goals, waits for events)."""
+        return name in self._interest
+
+
+class JourneyCatalog:
+    def __init__(self, config: Documents, *, max_window_days: int = 90) -> None:
+        self.config = config
+        self.max_window_days = max_window_days
+        self._compiled: dict[tuple[str, int], CompiledJourney] = {}
+        self._index: tuple[tuple[tuple[str, int], ...], JourneyIndex] | None = None
+
+    def current(self) -> JourneyIndex:
+        journeys = [j for j in self.config.documents(keys.JOURNEY_PK, Journey) if j.enabled]
+        signature = tuple(sorted((j.id, j.version) for j in journeys))
+        if self._index is not None and self._index[0] == signature:
+            return self._index[1]
+        compiled: list[CompiledJourney] = []
+        for journey in journeys:
+            key = (journey.id, journey.version)
+            if key not in self._compiled:
+                try:
+                    self._compiled[key] = compile_journey(journey, max_window_days=self.max_window_days)
+                except ConditionError as error:  # validated on save; defence against a stored one gone bad
+                    logger.error("journey does not compile; skipped", journey=journey.id, issues=str(error))
+                    continue
+            compiled.append(self._compiled[key])
+        self._index = (signature, JourneyIndex(compiled))
+        return self._index[1]
+
+
+def date_entries(
+    dated: Sequence[CompiledJourney], profile: Profile, now: datetime, default_timezone: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """`journey.date` events for the date-triggered journeys whose day has come for this person
+    (the sweep runs hourly; entering twice on one day is refused by the entry key)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for compiled in dated:
+        entry_key = date_entry_key(compiled, profile, now, default_timezone)
+        if entry_key:
+            found.append(
+                ("journey.date", {"profileId": profile.id, "journeyId": compiled.journey.id, "entryKey": entry_key})
+            )
+    return found
+
+
+# ------------------------------------------------------------------------------ runner
+@dataclass
+class Summary:
+    entered: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    moved: list[str] = field(default_factory=list)
+    messages: int = 0
+    events: int = 0
+    timers: int = 0
+    steps: int = 0
+
+
+class JourneyRunner:
+    def __init__(
+        self,
+        catalog: JourneyCatalog,
+        profiles: Profiles,
+        instances: Instances,
+        messages: MessageSink,
+        events: EventSink,
+        timers: Timers,
+        caps: EntryCaps,
+        counters: Counters,
+        *,
+        default_timezone: str = "UTC",
+    ) -> None:
+        self.catalog = catalog
+        self.profiles = profiles
+        self.instances = instances
+        self.messages = messages
+        self.events = events
+        self.timers = timers
+        self.caps = caps
+        self.counters = counters
+        self.default_timezone = default_timezone
+
+    def handle(self, detail_type: str, detail: Mapping[str, Any], now: datetime) -> Summary:
+        summary = Summary()
+        index = self.catalog.current()
+        profile_id = str(detail.get("profileId", ""))
+        if detail_type == "journey.wake":
+            self._on_timer(index, detail, now, summary)
+            return summary
+        if detail_type == "event.tracked":
+            event = detail.get("event") or {}
+            name = str(event.get("event") if event.get("type") == "track" else event.get("name") or "")
+            entering = index.entered_by_event(name)
+            if not entering and not index.wakes_on(name):
+                return summary
+            profile = self.profiles.profile(profile_id)
+            if profile is None:
+                return summary
+            if index.wakes_on(name):
+                for doc in self.instances.of_person(profile.id):
+                    compiled = index.by_id.get(doc["journey_id"])
+                    if compiled is not None and doc.get("status") in ("active", "waiting"):
+                        self._move(compiled, profile, Wake(kind="event", event=dict(event)), now, summary)
+            for compiled in entering:
+                entry_key = entry_key_for(compiled, detail_type, detail, profile, now=now)
+                if entry_key:
+                    self._enter(compiled, profile, entry_key, dict(event), now, summary)
+            return summary
+        if detail_type == "segment.entered":
+            entering = index.entered_by_segment(str(detail.get("segmentId", "")))
+            profile = self.profiles.profile(profile_id) if entering else None
+            for compiled in entering if profile is not None else []:
+                assert profile is not None
+                entry_key = entry_key_for(compiled, detail_type, detail, profile, now=now)
+                if entry_key:
+                    self._enter(compiled, profile, entry_key, None, now, summary)
+            return summary
+        if detail_type == "journey.date":
+            compiled = index.by_id.get(str(detail.get("journeyId", "")))
+            profile = self.profiles.profile(profile_id) if compiled is not None else None
+            if compiled is not None and profile is not None:
+                self._enter(compiled, profile, str(detail.get("entryKey", "")), None, now, summary)
+        return summary
+
+    # ------------------------------------------------------------------ entering
+    def _enter(
+        self,
+        compiled: CompiledJourney,
+        profile: Profile,
+        entry_key: str,
+        event: dict[str, Any] | None,
+        now: datetime,
+        summary: Summary,
+    ) -> None:
+        journey = compiled.journey
+        doc = self.instances.get(profile.id, journey.id)
+        previous = self._settled(doc) if doc else None
+        allowed, reason = may_enter(journey, previous, entry_key, now)
+        if not allowed:
+            summary.refused[journey.id] = reason
+            return
+        if journey.daily_cap is not None and not self.caps.take(
+            journey.id, now.strftime("%Y%m%d"), journey.daily_cap, now
+        ):
+            summary.refused[journey.id] = f"daily cap of {journey.daily_cap} entries reached"
+            self.counters.add("journey", journey.id, "all", profile.id, {"capped": 1})
+            return
+        instance = start_instance(journey, profile.id, previous, entry_key, event, now)
+        progress = advance(compiled, instance, profile, Wake(kind="enter"), now, default_timezone=self.default_timezone)
+        try:
+            self._commit(progress, previous.rev if previous else None, summary, entered=True)
+        except Stale:
+            summary.refused[journey.id] = "entered concurrently"
+            return
+        summary.entered.append(journey.id)
+
+    # ------------------------------------------------------------------ waking
+    def _on_timer(self, index: JourneyIndex, detail: Mapping[str, Any], now: datetime, summary: Summary) -> None:
+        compiled = index.by_id.get(str(detail.get("journeyId", "")))
+        if compiled is None:
+            logger.info("timer for a journey that is gone or disabled", journey=detail.get("journeyId"))
+            return
+        profile = self.profiles.profile(str(detail.get("profileId", "")))
+        if profile is None:
+            return
+        due = str(detail.get("dueAt") or iso(now))
+        wake = Wake(kind="timer", timer_id=str(detail.get("timerId", "")), due=due)
+        self._move(compiled, profile, wake, max(now, parse_iso(due)), summary)
+
+    def _move(self, compiled: CompiledJourney, profile: Profile, wake: Wake, now: datetime, summary: Summary) -> None:
+        for _ in range(MAX_RETRIES):
+            doc = self.instances.get(profile.id, compiled.journey.id)
+            if doc is None:
+                return
+            instance = self._settled(doc)
+            progress = advance(compiled, instance, profile, wake, now, default_timezone=self.default_timezone)
+            if not progress.changed:
+                return  # nothing moved (a stale timer, an event it is not waiting for)
+            try:
+                self._commit(progress, instance.rev, summary, entered=False)
+            except Stale:
+                continue
+            summary.moved.append(compiled.journey.id)
+            return
+        logger.warning("journey instance kept moving under us", journey=compiled.journey.id, profile=profile.id)
+
+    # ------------------------------------------------------------------ committing
+    def _settled(self, doc: dict[str, Any]) -> Instance:
+        """The stored instance, with any effects a crashed commit left in its outbox sent now."""
+        outbox = doc.get("outbox")
+        instance = Instance.from_doc(doc)
+        if outbox:
+            self._send(outbox)
+            rest = {k: v for k, v in doc.items() if k not in ("outbox", "rev")}
+            with suppress(Stale):  # someone else settled it; the caller's own write will find out
+                instance.rev = self.instances.save(rest, doc["rev"])
+        return instance
+
+    def _commit(self, progress: Progress, expected_rev: int | None, summary: Summary, *, entered: bool) -> None:
+        outbox = {
+            "messages": [m.model_dump(mode="json", exclude_none=True) for m in progress.messages],
+            "events": progress.events,
+            "timers": [{"at": iso(t.at), "timer_id": t.timer_id, "payload": t.payload} for t in progress.timers],
+        }
+        state = {k: v for k, v in progress.instance.to_doc().items() if k not in ("rev", "outbox")}
+        has_effects = bool(progress.messages or progress.events or progress.timers)
+        rev = self.instances.save({**state, "outbox": outbox} if has_effects else state, expected_rev)
+        if has_effects:
+            self._send(outbox)
+            with suppress(Stale):  # a later move replaced the outbox already
+                self.instances.save(state, rev)
+        journey_id = progress.instance.journey_id
+        counts: dict[str, int] = {f"step:{step}": 1 for step in _steps_run(progress)}
+        if entered:
+            counts["entered"] = 1
+        if progress.instance.status == "completed":
+            counts["completed"] = 1
+        elif progress.instance.status == "exited":
+            counts["exited"] = 1
+            reason = progress.instance.exit_reason or ""
+            if reason.startswith("goal"):
+                counts["goal"] = 1
+        self.counters.add("journey", journey_id, "all", progress.instance.profile_id, counts)
+        summary.messages += len(progress.messages)
+        summary.events += len(progress.events)
+        summary.timers += len(progress.timers)
+        summary.steps += progress.steps_run
+
+    def _send(self, outbox: Mapping[str, Any]) -> None:
+        if outbox.get("messages"):
+            self.messages.send([MessageRequest.model_validate(m) for m in outbox["messages"]])
+        if outbox.get("events"):
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for event in outbox["events"]:
+                groups.setdefault(internal_events.person_key(event), []).append(event)
+            self.events.send(groups)
+        for timer in outbox.get("timers") or []:
+            self.timers.schedule(parse_iso(timer["at"]), timer["timer_id"], timer["payload"], kind="journey")
+
+
+def _steps_run(progress: Progress) -> list[str]:
+    """The steps this move executed (the tail of the path it added)."""
+    path = progress.instance.path
+    return [entry[0] for entry in path[len(path) - progress.steps_run :]] if progress.steps_run else []

@@ -1,0 +1,189 @@
+"""Segment memberships over stored profiles: the scheduled sweep, backfills and estimates.
+
+The profile updater keeps memberships current on every write (logic/ingest.py). What no event
+can notice is time passing ("no order in 30 days"), a definition that changed, or a segment
+that is new: a refresh re-evaluates stored profiles, writes the ones whose memberships or
+time-dependent computed traits moved, and publishes what changed. A refresh loses quietly to a
+concurrent event write, which re-evaluates the same person anyway.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from midstage import keys
+from midstage.config import ComputedTraitSettings
+from midstage.logic import profile as profile_logic
+from midstage.logic.conditions import Facts, compile_condition
+from midstage.logic.ingest import segment_events
+from midstage.logic.segments import SegmentSet, estimate
+from midstage.logic.timefmt import iso
+from midstage.models.profile import Profile
+from midstage.models.segments import Segment
+
+# Computed traits that move with time alone; the sweep recomputes them.
+TIME_DEPENDENT = ("lifecycle_stage", "rfm", "days_since_last_seen", "days_since_last_order", "event_counts")
+ESTIMATE_PARTS = 64
+
+
+class Documents(Protocol):
+    def documents(self, kind: str, model: type[Segment]) -> list[Segment]: ...
+
+
+class Profiles(Protocol):
+    def scan_page(
+        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, limit: int = 500
+    ) -> tuple[list[Profile], dict[str, Any] | None]: ...
+    def put_profile_if_unchanged(self, profile: Profile) -> bool: ...
+
+
+class Publisher(Protocol):
+    def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
+
+
+class SegmentCatalog:
+    """The segment definitions in force, compiled once per set of versions and container."""
+
+    def __init__(self, config: Documents, *, max_window_days: int = 90) -> None:
+        self.config = config
+        self.max_window_days = max_window_days
+        self._compiled: tuple[tuple[tuple[str, int], ...], SegmentSet] | None = None
+
+    def current(self) -> SegmentSet:
+        segments = self.config.documents(keys.SEGMENT_PK, Segment)
+        signature = tuple(sorted((s.id, s.version) for s in segments))
+        if self._compiled is None or self._compiled[0] != signature:
+            self._compiled = (signature, SegmentSet(segments, max_window_days=self.max_window_days))
+        return self._compiled[1]
+
+    def evaluate(self, profile: Profile, now: datetime) -> dict[str, str]:
+        return self.current().evaluate(profile, now)
+
+
+# ------------------------------------------------------------------------------ refresh
+@dataclass
+class Refreshed:
+    changed: bool
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def refresh(profile: Profile, segments: SegmentSet, now: datetime, traits: ComputedTraitSettings) -> Refreshed:
+    """Bring one stored profile up to date with time: its time-dependent computed traits and its
+    memberships. Mutates `profile`; the caller writes it when `changed`."""
+    before_computed, before_segments = profile.computed, dict(profile.segments)
+    after = profile_logic.compute(profile, now, traits)
+    memberships = segments.evaluate(profile, now)
+    moved = {k: before_computed.get(k) for k in TIME_DEPENDENT} != {k: after.get(k) for k in TIME_DEPENDENT}
+    if not moved and memberships == before_segments:
+        return Refreshed(False)
+    profile.computed = after
+    profile.segments = memberships
+    stamp = iso(now)
+    profile.updated_at = stamp
+    events: list[tuple[str, dict[str, Any]]] = []
+    if before_computed.get("lifecycle_stage") != after.get("lifecycle_stage"):
+        events.append(
+            (
+                "profile.updated",
+                {
+                    "profileId": profile.id,
+                    "version": profile.version + 1,
+                    "changes": {"computed": {"lifecycle_stage": after.get("lifecycle_stage")}},
+                },
+            )
+        )
+    events.extend(segment_events(profile.id, before_segments, memberships, stamp))
+    return Refreshed(True, events)
+
+
+@dataclass
+class PartResult:
+    scanned: int = 0
+    changed: int = 0
+    cursor: dict[str, Any] | None = None
+    finished: bool = False
+
+
+def refresh_part(
+    store: Profiles,
+    publisher: Publisher,
+    segments: SegmentSet,
+    traits: ComputedTraitSettings,
+    part: int,
+    total: int,
+    now: datetime,
+    *,
+    cursor: dict[str, Any] | None = None,
+    deadline: float | None = None,
+    on_profile: Callable[[Profile], Iterable[tuple[str, dict[str, Any]]]] | None = None,
+    on_page: Callable[[PartResult], None] | None = None,
+) -> PartResult:
+    """Refresh one slice of a parallel scan, page by page, until done or `deadline` (monotonic
+    seconds) passes; the result's cursor resumes it. `on_profile` adds domain events per person
+    (journeys' date entries); `on_page` reports progress after each page."""
+    result = PartResult(cursor=cursor)
+    while True:
+        profiles, next_cursor = store.scan_page(part, total, result.cursor)
+        page = PartResult()
+        published: list[tuple[str, dict[str, Any]]] = []
+        for profile in profiles:
+            page.scanned += 1
+            outcome = refresh(profile, segments, now, traits)
+            if outcome.changed and store.put_profile_if_unchanged(profile):
+                page.changed += 1
+                published.extend(outcome.events)
+            if on_profile is not None:
+                published.extend(on_profile(profile))
+        if published:
+            publisher.publish(published)
+        result.scanned += page.scanned
+        result.changed += page.changed
+        result.cursor = next_cursor
+        result.finished = next_cursor is None
+        if on_page is not None:
+            page.cursor, page.finished = next_cursor, result.finished
+            on_page(page)
+        if result.finished or (deadline is not None and time.monotonic() > deadline):
+            return result
+
+
+# ------------------------------------------------------------------------------ estimate
+def estimate_condition(
+    store: Profiles,
+    condition: Mapping[str, Any],
+    now: datetime,
+    *,
+    budget_s: float = 3.0,
+    sample_size: int = 10,
+    max_window_days: int = 90,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """How many profiles a condition matches: random slices of the key space are scanned until
+    the time budget runs out, then the count is extrapolated (exact when every slice was read)."""
+    compiled = compile_condition(dict(condition), max_window_days=max_window_days)
+    order = list(range(ESTIMATE_PARTS))
+    (rng or random.Random()).shuffle(order)
+    deadline = time.monotonic() + budget_s
+    scanned = matched = parts = 0
+    sample: list[dict[str, Any]] = []
+    for part in order:
+        cursor: dict[str, Any] | None = None
+        while True:
+            profiles, cursor = store.scan_page(part, ESTIMATE_PARTS, cursor, limit=1000)
+            for profile in profiles:
+                scanned += 1
+                if compiled.test(Facts(profile=profile, event=None, now=now)):
+                    matched += 1
+                    if len(sample) < sample_size:
+                        sample.append({"id": profile.id, "lifecycle_stage": profile.computed.get("lifecycle_stage")})
+            if cursor is None:
+                break
+        parts += 1
+        if time.monotonic() > deadline:
+            break
+    return {**estimate(matched, scanned, parts, ESTIMATE_PARTS), "sample": sample}
