@@ -200,8 +200,10 @@ def _banner(cloud: LocalCloud) -> str:
         lines.append(f"  queue {queue} -> {mapping.function_id} (batch {mapping.batch_size})")
     for rule in model.rules:
         lines.append(f"  rule {rule.logical_id} on bus {rule.bus_name} -> {len(rule.targets)} target(s)")
+    cloud.clock.refresh()  # schedules created through the Scheduler API since the cloud started
     for job in cloud.clock.jobs():
-        lines.append(f"  schedule {job.name} {job.expression}")
+        created = " (created at runtime)" if job.origin == "runtime" else ""
+        lines.append(f"  schedule {job.name} {job.expression}{created}")
     for subscription in model.subscriptions:
         topic, queue = (arn.rsplit(":", 1)[-1] for arn in (subscription.topic_arn, subscription.endpoint))
         raw = " (raw)" if subscription.raw_message_delivery else ""

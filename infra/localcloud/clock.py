@@ -10,6 +10,11 @@ Every occurrence fires, as on AWS: advancing three days past a rate(1 minute) sc
 its target 4320 times (measured: about 0.15 ms of local overhead per firing besides the
 function's own run). `advance` refuses, before firing anything, a step with more than
 `max_firings` occurrences, so that a mistyped advance does not run for an hour.
+
+Jobs also come from sources that change while the cloud runs (schedules created through the
+Scheduler API, see runtime_schedules.py): the clock lets each source bring its jobs up to date
+before every step — each firing of an advance, each tick of the real clock — so that a schedule a
+function creates while it runs fires later in the same advance, in time order with the others.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from infra.localcloud.schedule_expressions import InvalidScheduleExpression, Sch
 LOG = logging.getLogger("infra.localcloud")
 
 Fire = Callable[[datetime], list["Future[Any]"]]
+# Brings a source's jobs up to date as of the given clock time (adds, replaces and removes them).
+Source = Callable[[datetime], None]
 _TICK_S = 1.0
 DEFAULT_MAX_FIRINGS = 20_000  # two weeks of a one-minute schedule
 _JUST_BEFORE = timedelta(microseconds=1)
@@ -41,21 +48,27 @@ class TooManyFirings(ValueError):
 
 @dataclass
 class ScheduledJob:
-    name: str  # the schedule's or rule's logical id
+    name: str  # the schedule's or rule's logical id; "<group>/<name>" for a schedule created at runtime
     expression: str
     schedule: Schedule
     fire: Fire
     end: datetime | None = None
     next_due: datetime | None = None
     fired: list[datetime] = field(default_factory=list)
+    origin: str = "template"  # or "runtime": created through the Scheduler API while the cloud runs
+    note: str | None = None  # why it does not fire, or fires without delivering
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "name": self.name,
             "expression": self.expression,
             "next": None if self.next_due is None else _iso(self.next_due),
             "fired": len(self.fired),
+            "origin": self.origin,
         }
+        if self.note is not None:
+            answer["note"] = self.note
+        return answer
 
 
 class Clock:
@@ -66,8 +79,9 @@ class Clock:
         self.started_at = (start or datetime.now(UTC).replace(microsecond=0)).astimezone(UTC)
         self._now = self.started_at
         self._jobs: list[ScheduledJob] = []
+        self._sources: list[Source] = []
         self._lock = threading.Lock()
-        self._advancing = threading.Lock()  # firings happen one at a time, in order
+        self._advancing = threading.Lock()  # firings, and the sources' updates, happen one at a time, in order
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -77,12 +91,34 @@ class Clock:
                 return self._now
         return datetime.now(UTC)
 
-    def add(self, job: ScheduledJob, *, not_before: datetime | None = None) -> None:
-        """Register a job; it first fires at its first time on or after max(start, not_before)."""
+    def add(self, job: ScheduledJob, *, not_before: datetime | None = None, after: datetime | None = None) -> None:
+        """Register a job; it first fires at its first time on or after max(start, not_before), and
+        strictly after `after` (an occurrence a previous version of the job already fired)."""
         floor = max(self.started_at, not_before) if not_before else self.started_at
+        first = job.schedule.next_after(floor - _JUST_BEFORE)
+        if first is not None and after is not None and first <= after:
+            first = job.schedule.next_after(after)
         with self._lock:
-            job.next_due = self._bounded(job, job.schedule.next_after(floor - _JUST_BEFORE))
+            job.next_due = self._bounded(job, first)
             self._jobs.append(job)
+
+    def remove(self, job: ScheduledJob) -> None:
+        """Unregister a job (a schedule deleted or replaced); it fires no more."""
+        with self._lock:
+            self._jobs = [registered for registered in self._jobs if registered is not job]
+
+    def add_source(self, source: Source) -> None:
+        """Call `source` with the clock's time before every step, so that its jobs are current."""
+        self._sources.append(source)
+
+    def refresh(self) -> None:
+        """Bring the sources' jobs up to date now, unless an advance or a tick is doing it already."""
+        if not self._advancing.acquire(blocking=False):
+            return
+        try:
+            self._sync_sources()
+        finally:
+            self._advancing.release()
 
     def jobs(self) -> list[ScheduledJob]:
         with self._lock:
@@ -112,6 +148,7 @@ class Clock:
         if delta < timedelta(0):
             raise ValueError("the clock cannot go back")
         with self._advancing:
+            self._sync_sources()
             with self._lock:
                 target = self._now + delta
                 if max_firings is not None:
@@ -142,9 +179,25 @@ class Clock:
             with self._advancing:
                 self._fire_due(until=datetime.now(UTC), wait=False)
 
+    def _sync_sources(self) -> None:
+        """Called with `_advancing` held: sources never run concurrently, nor during a firing."""
+        if not self._sources:
+            return
+        now = self.now()
+        for source in self._sources:
+            try:
+                source(now)
+            except Exception:
+                # A source that fails (moto's state unreadable, a bug) must not stop the clock: the
+                # template's schedules keep firing, and the next step tries the source again.
+                LOG.exception("bringing the clock's schedules up to date failed")
+
     def _fire_due(self, *, until: datetime, wait: bool) -> list[tuple[str, datetime]]:
         fired: list[tuple[str, datetime]] = []
         while not self._stop.is_set():
+            # The previous firing may have created, changed or deleted schedules (a function that
+            # calls the Scheduler API): they count from this moment, the clock's current time.
+            self._sync_sources()
             with self._lock:
                 due_jobs = [job for job in self._jobs if job.next_due is not None and job.next_due <= until]
                 if not due_jobs:
@@ -213,7 +266,7 @@ def install_schedules(clock: Clock, model: CloudModel, dispatcher: TargetDispatc
             name=spec.logical_id,
             expression=spec.expression,
             schedule=schedule,
-            fire=_scheduler_target(spec, dispatcher),
+            fire=scheduler_target(spec, dispatcher),
             end=_parse_date(spec.end_date) if spec.end_date else None,
         )
         clock.add(job, not_before=start)
@@ -228,7 +281,10 @@ def install_schedules(clock: Clock, model: CloudModel, dispatcher: TargetDispatc
             clock.add(job)
 
 
-def _scheduler_target(spec: ScheduleSpec, dispatcher: TargetDispatcher) -> Fire:
+def scheduler_target(spec: ScheduleSpec, dispatcher: TargetDispatcher) -> Fire:
+    """What Scheduler does at each occurrence of `spec`: its Input, context attributes substituted,
+    delivered to its target. The time given is the occurrence's `<aws.scheduler.scheduled-time>`."""
+
     def fire(due: datetime) -> list[Future[Any]]:
         execution_id = str(uuid.uuid4())
         # Scheduler substitutes its context attributes as plain text wherever they appear.
@@ -283,6 +339,8 @@ def _iso(moment: datetime) -> str:
 
 
 def clock_state(clock: Clock) -> dict[str, Any]:
+    """The clock's time and every job, the template's and those created at runtime."""
+    clock.refresh()
     return {
         "now": _iso(clock.now()),
         "manual": clock.manual,

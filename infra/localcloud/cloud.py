@@ -54,6 +54,7 @@ from infra.localcloud.model import (
 )
 from infra.localcloud.outbox import SentEmail, SentPush, SentSms
 from infra.localcloud.pollers import AsyncInvoker, EventTap, QueuePoller, TargetDispatcher, wiring_problems
+from infra.localcloud.runtime_schedules import install_runtime_schedules
 from infra.localcloud.template import TemplateError, load_model
 
 LOG = logging.getLogger("infra.localcloud")
@@ -274,6 +275,7 @@ class LocalCloud:
             tap.start()
         self._clock = Clock(manual=self.manual_clock, start=self.start_time)
         install_schedules(self._clock, model, self._dispatcher)
+        install_runtime_schedules(self._clock, model, self._dispatcher, self._clients)
         self._clock.start()
 
     def _invoke_later(self, function_id: str, event: Any) -> Any:

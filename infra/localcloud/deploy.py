@@ -161,6 +161,8 @@ def deploy(model: CloudModel, clients: AwsClients, *, ses_identities: Sequence[s
     for bus in model.buses:
         if bus.name != "default":
             clients.events().create_event_bus(Name=bus.name)
+    for group in model.schedule_groups:
+        clients.client("scheduler").create_schedule_group(Name=group)
     tapped = sorted({rule.bus_name for rule in model.rules if rule.event_pattern is not None})
     for bus_name in tapped:
         deployment.tap_urls[bus_name] = _install_tap(clients, model, bus_name)

@@ -230,6 +230,7 @@ class CloudModel:
     buses: list[BusSpec] = field(default_factory=list)
     rules: list[EventRuleSpec] = field(default_factory=list)
     schedules: list[ScheduleSpec] = field(default_factory=list)
+    schedule_groups: list[str] = field(default_factory=list)  # for schedules created at runtime
     queue_mappings: list[QueueMappingSpec] = field(default_factory=list)
     subscriptions: list[SubscriptionSpec] = field(default_factory=list)
     ses_configuration_sets: list[SesConfigurationSetSpec] = field(default_factory=list)

@@ -737,6 +737,8 @@ class _ModelBuilder:
             kind = resource["Type"]
             if kind in IGNORED_TYPES:
                 self.model.ignored[logical_id] = kind
+                if kind == "AWS::Scheduler::ScheduleGroup":  # schedules created at runtime go in it
+                    self.model.schedule_groups.append(str(self._physical_of(logical_id).ref))
             elif kind not in emulated:
                 self.problems.append(f"{logical_id}: resource type {kind}")
             elif kind != "AWS::Lambda::EventSourceMapping":  # its properties depend on its source
