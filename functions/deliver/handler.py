@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from midstage.adapters.automation_store import Counters, Touches
 from midstage.adapters.channels import ChannelSenders, ChannelSettings
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore, TimerStore
@@ -23,12 +24,19 @@ from midstage.errors import describe
 from midstage.logic.delivery import IN_FLIGHT, Policy, Ports, RetryLater, deliver, parse_quiet_hours
 from midstage.models.messaging import MessageRequest
 from midstage.observability import logger, metrics
+from midstage.services.campaigns import delivery_counts
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
 class NotYet(Exception):
     """Another delivery holds this message's lease; the queue brings it back after that one ends."""
+
+
+@cache
+def _outcomes() -> tuple[Counters, Touches]:
+    table = DeliverySettings.from_env().data_table
+    return Counters(table), Touches(table)
 
 
 @cache
@@ -93,6 +101,14 @@ def record_handler(record: SQSRecord) -> None:
         raise
     if outcome.status == IN_FLIGHT:
         raise NotYet(request.message_id)
+    counted = delivery_counts(request, outcome.status, outcome.reason)
+    if counted is not None:
+        # Once per message: a redelivered request finds the ledger's final state (a duplicate).
+        kind, run, counts = counted
+        counters, touches = _outcomes()
+        counters.add(kind, request.origin.id, run, request.message_id, counts)
+        if kind == "campaign" and outcome.status == "sent":
+            touches.add(request.profile_id, datetime.now(UTC), kind, request.origin.id, run, "sent")
     metrics.add_metric(name=f"Messages_{outcome.status}", unit=MetricUnit.Count, value=1)
     logger.info("delivery outcome", status=outcome.status, reason=outcome.reason, channel=outcome.channel)
 

@@ -21,13 +21,13 @@ from midstage.config import ComputedTraitSettings
 from midstage.logic import profile as profile_logic
 from midstage.logic.conditions import Facts, compile_condition
 from midstage.logic.ingest import segment_events
-from midstage.logic.segments import SegmentSet, estimate
+from midstage.logic.segments import TIME_DEPENDENT_COMPUTED, SegmentSet, estimate
 from midstage.logic.timefmt import iso
 from midstage.models.profile import Profile
 from midstage.models.segments import Segment
 
 # Computed traits that move with time alone; the sweep recomputes them.
-TIME_DEPENDENT = ("lifecycle_stage", "rfm", "days_since_last_seen", "days_since_last_order", "event_counts")
+TIME_DEPENDENT = tuple(sorted(TIME_DEPENDENT_COMPUTED))
 ESTIMATE_PARTS = 64
 
 

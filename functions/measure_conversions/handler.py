@@ -1,0 +1,39 @@
+"""EventBridge target: a tracked conversion event (a purchase) is attributed to the campaigns
+that reached the person, or held them out, within each campaign's window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from midstage import keys
+from midstage.adapters.automation_store import Counters, OnceMarkers, Touches
+from midstage.adapters.config_store import ConfigStore
+from midstage.config import StoreSettings
+from midstage.models.campaigns import Campaign
+from midstage.observability import logger, metrics
+from midstage.services.campaigns import ConversionTracker
+
+
+@cache
+def _tracker() -> ConversionTracker:
+    settings = StoreSettings.from_env()
+    config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
+    table = settings.data_table
+    return ConversionTracker(
+        lambda: config.documents(keys.CAMPAIGN_PK, Campaign), Touches(table), Counters(table), OnceMarkers(table)
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    detail = event.get("detail")
+    if not isinstance(detail, dict) or not isinstance(detail.get("event"), dict):
+        logger.error("not an event.tracked domain event")
+        return {"error": "not an event.tracked domain event"}
+    counted = _tracker().handle(str(detail.get("profileId", "")), detail["event"], datetime.now(UTC))
+    return {"attributed": counted}

@@ -1,0 +1,72 @@
+"""SQS consumer: one campaign worker per message, holding one part of a run (a slice of the
+profile scan) and queuing its audience's messages at its share of the campaign's send rate."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from midstage.adapters.automation_store import CampaignRuns, Touches
+from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.messaging_store import TimerStore
+from midstage.adapters.profile_store import ProfileStore
+from midstage.adapters.queues import MessageQueue
+from midstage.config import CampaignSettings
+from midstage.observability import logger, metrics
+from midstage.services.campaigns import CampaignWorker
+
+processor = BatchProcessor(event_type=EventType.SQS)
+_DEFAULT_TIME_LEFT_S = 900.0
+
+
+@cache
+def _worker() -> CampaignWorker:
+    settings = CampaignSettings.from_env()
+    table = settings.data_table
+    return CampaignWorker(
+        ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds),
+        CampaignRuns(table),
+        ProfileStore(table),
+        MessageQueue(settings.delivery_queue_url),
+        TimerStore(table),
+        Touches(table),
+        MessageQueue(settings.campaign_queue_url),
+        default_timezone=settings.default_timezone,
+    )
+
+
+def _time_left(context: Any) -> float:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000 if callable(remaining) else _DEFAULT_TIME_LEFT_S
+
+
+def record_handler(record: SQSRecord, context: Any = None) -> None:
+    message = json.loads(record.body)
+    try:
+        campaign_id, run_id = str(message["campaignId"]), str(message["runId"])
+        part, total = int(message["part"]), int(message["total"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"not a campaign part: {record.body[:200]!r}") from error
+    outcome = _worker().work(campaign_id, run_id, part, total, lambda: datetime.now(UTC), _time_left(context))
+    counts = outcome.counts or {}
+    metrics.add_metric(name="CampaignPages", unit=MetricUnit.Count, value=outcome.pages)
+    logger.info("campaign part", campaign=campaign_id, run=run_id, part=part, state=outcome.state, counts=counts)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = process_partial_response(
+        event=event,
+        record_handler=lambda record: record_handler(record, context),
+        processor=processor,
+        context=context,
+    )
+    return dict(response)

@@ -1,0 +1,375 @@
+"""Campaign runs: Scheduler starts a run, parallel workers resolve the audience and queue its
+messages at the campaign's rate, the deliver function applies every guard.
+
+A run is named by its schedule occurrence, so a schedule that fires twice starts it once. Its
+profiles are split into parts (slices of a parallel scan); a part is held by one worker at a
+time through a lease and checkpointed page by page (cursor and counts, moved only from the
+sequence number read). A worker that crashes is replaced by the queue's redelivery, which
+resumes from the last checkpoint: a page queued twice is harmless, because every message's id
+is (campaign, run, person) and the ledger sends an id once; a page is counted once, because
+only one checkpoint can move past it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from midstage import keys
+from midstage.adapters.automation_store import Stale
+from midstage.errors import Conflict
+from midstage.logic.campaigns import attribute, blocked_counter, pace, plan_recipient, run_id_for, share_of_rate
+from midstage.logic.timefmt import iso, parse_iso
+from midstage.models.campaigns import Campaign
+from midstage.models.messaging import MessageRequest
+from midstage.models.profile import Profile
+from midstage.observability import logger
+
+PAGE_ITEMS = 500  # items read per scan page (profiles and everything else in the table)
+LEASE_S = 300
+# A worker re-queues its part to continue in a fresh invocation when less time than this is left.
+RESERVE_S = 60.0
+
+
+class Documents(Protocol):
+    def find_document(self, kind: str, doc_id: str, model: type[Campaign]) -> Campaign | None: ...
+    def save_document(self, kind: str, document: Campaign) -> Campaign: ...
+
+
+class Runs(Protocol):
+    def create_run(self, campaign_id: str, run_id: str, doc: Mapping[str, Any], now: datetime) -> bool: ...
+    def run(self, campaign_id: str, run_id: str) -> dict[str, Any] | None: ...
+    def put_part(self, campaign_id: str, run_id: str, part: int, total: int, now: datetime) -> None: ...
+    def part(self, campaign_id: str, run_id: str, part: int) -> dict[str, Any] | None: ...
+    def parts(self, campaign_id: str, run_id: str) -> list[dict[str, Any]]: ...
+    def claim_part(
+        self, campaign_id: str, run_id: str, part: int, holder: str, now: datetime, lease_s: int
+    ) -> bool: ...
+    def checkpoint(
+        self,
+        campaign_id: str,
+        run_id: str,
+        part: int,
+        *,
+        seq: int,
+        holder: str,
+        cursor: Mapping[str, Any] | None,
+        counts: Mapping[str, int],
+        state: str,
+        now: datetime,
+        lease_s: int,
+    ) -> None: ...
+    def part_finished(self, campaign_id: str, run_id: str) -> int: ...
+    def reserve(self, campaign_id: str, run_id: str, wanted: int, limit: int) -> int: ...
+    def set_part_state(
+        self, campaign_id: str, run_id: str, part: int, state: str, only_from: Sequence[str]
+    ) -> bool: ...
+
+
+class Profiles(Protocol):
+    def scan_page(
+        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, limit: int = 500
+    ) -> tuple[list[Profile], dict[str, Any] | None]: ...
+
+
+class PartQueue(Protocol):
+    def send_bodies(self, bodies: Sequence[str], delay_seconds: int = 0) -> None: ...
+
+
+class MessageSink(Protocol):
+    def send(self, requests: Sequence[MessageRequest], delay_seconds: int = 0) -> None: ...
+
+
+class Timers(Protocol):
+    def schedule(self, at: datetime, timer_id: str, payload: Mapping[str, Any], kind: str = "deliver") -> None: ...
+
+
+class Touches(Protocol):
+    def add_many(self, touches: Sequence[tuple[str, datetime, str, str, str, str]]) -> None: ...
+    def since(self, profile_id: str, since: datetime) -> list[dict[str, str]]: ...
+
+
+class Counters(Protocol):
+    def add(self, kind: str, origin_id: str, run: str, subject: str, counts: Mapping[str, Any]) -> None: ...
+
+
+class Once(Protocol):
+    def mark(self, scope: str, subject: str, now: datetime, keep: timedelta) -> bool: ...
+
+
+def part_message(campaign_id: str, run_id: str, part: int, total: int) -> str:
+    return json.dumps({"campaignId": campaign_id, "runId": run_id, "part": part, "total": total})
+
+
+# ------------------------------------------------------------------------------ starting a run
+@dataclass
+class Started:
+    run_id: str
+    created: bool
+    parts_queued: int
+    skipped: str = ""
+
+
+class CampaignRunner:
+    def __init__(self, config: Documents, runs: Runs, parts_queue: PartQueue, *, parts: int) -> None:
+        self.config = config
+        self.runs = runs
+        self.parts_queue = parts_queue
+        self.parts = parts
+
+    def start(self, campaign_id: str, scheduled: datetime, now: datetime) -> Started:
+        """Start the run for one schedule occurrence (again: a no-op, or a re-drive of parts that
+        never got going)."""
+        run_id = run_id_for(scheduled)
+        campaign = self.config.find_document(keys.CAMPAIGN_PK, campaign_id, Campaign)
+        if campaign is None:
+            return Started(run_id, False, 0, "the campaign no longer exists")
+        if campaign.status not in ("scheduled", "running"):
+            return Started(run_id, False, 0, f"the campaign is {campaign.status}")
+        doc = {
+            "campaign_id": campaign_id,
+            "run_id": run_id,
+            "version": campaign.version,
+            "scheduled_at": iso(scheduled),
+            "started_at": iso(now),
+            "parts": self.parts,
+        }
+        created = self.runs.create_run(campaign_id, run_id, doc, now)
+        run = self.runs.run(campaign_id, run_id)
+        total = int(run["parts"]) if run else self.parts
+        for part in range(total):
+            self.runs.put_part(campaign_id, run_id, part, total, now)
+        # Parts not yet taken up (a first start, or a start that crashed half-way) are queued.
+        # A part queued twice is harmless: its lease lets one worker hold it.
+        waiting = [p["part"] for p in self.runs.parts(campaign_id, run_id) if p["state"] == "pending" and p["seq"] == 0]
+        self.parts_queue.send_bodies([part_message(campaign_id, run_id, p, total) for p in waiting])
+        if campaign.status == "scheduled":
+            _set_status(self.config, campaign_id, "running")
+        return Started(run_id, created, len(waiting))
+
+
+def _set_status(config: Documents, campaign_id: str, status: str, only_from: tuple[str, ...] = ()) -> None:
+    for _ in range(5):
+        campaign = config.find_document(keys.CAMPAIGN_PK, campaign_id, Campaign)
+        if campaign is None or campaign.status == status or (only_from and campaign.status not in only_from):
+            return
+        try:
+            config.save_document(
+                keys.CAMPAIGN_PK, campaign.model_copy(update={"status": status, "version": campaign.version + 1})
+            )
+            return
+        except Conflict:
+            continue
+
+
+# ------------------------------------------------------------------------------ working a part
+@dataclass
+class PartOutcome:
+    state: str  # done | paused | cancelled | continued | held_elsewhere | gone
+    pages: int = 0
+    counts: dict[str, int] | None = None
+
+
+class CampaignWorker:
+    def __init__(
+        self,
+        config: Documents,
+        runs: Runs,
+        profiles: Profiles,
+        messages: MessageSink,
+        timers: Timers,
+        touches: Touches,
+        parts_queue: PartQueue,
+        *,
+        default_timezone: str = "UTC",
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.runs = runs
+        self.profiles = profiles
+        self.messages = messages
+        self.timers = timers
+        self.touches = touches
+        self.parts_queue = parts_queue
+        self.default_timezone = default_timezone
+        self.sleep = sleep
+        self.clock = clock
+
+    def work(
+        self, campaign_id: str, run_id: str, part: int, total: int, now: Callable[[], datetime], time_left: float
+    ) -> PartOutcome:
+        holder = uuid.uuid4().hex
+        deadline = self.clock() + time_left - RESERVE_S
+        if not self.runs.claim_part(campaign_id, run_id, part, holder, now(), LEASE_S):
+            return PartOutcome("held_elsewhere")
+        state = self.runs.part(campaign_id, run_id, part)
+        run = self.runs.run(campaign_id, run_id)
+        if state is None or run is None:
+            return PartOutcome("gone")
+        seq, cursor, counts = state["seq"], state["cursor"], dict(state["counts"])
+        fired_at = parse_iso(run["scheduled_at"])
+        started, queued_here, pages = self.clock(), 0, 0
+        while True:
+            campaign = self.config.find_document(keys.CAMPAIGN_PK, campaign_id, Campaign)
+            if campaign is None or campaign.status in ("paused", "cancelled"):
+                stop = "cancelled" if campaign is None or campaign.status == "cancelled" else "paused"
+                self.runs.checkpoint(
+                    campaign_id,
+                    run_id,
+                    part,
+                    seq=seq,
+                    holder=holder,
+                    cursor=cursor,
+                    counts=counts,
+                    state=stop,
+                    now=now(),
+                    lease_s=LEASE_S,
+                )
+                return PartOutcome(stop, pages, counts)
+            profiles, next_cursor = self.profiles.scan_page(part, total, cursor, PAGE_ITEMS)
+            page = self._page(campaign, run_id, profiles, fired_at, now())
+            rate = share_of_rate(campaign.send_rate, total)
+            for chunk_start in range(0, len(page.now), 10):
+                chunk = page.now[chunk_start : chunk_start + 10]
+                self.sleep(pace(queued_here, started, rate, self.clock()))
+                self.messages.send(chunk)
+                queued_here += len(chunk)
+            for at, request in page.later:
+                self.timers.schedule(at, request.message_id, request.model_dump(mode="json"))
+            if page.touches:
+                self.touches.add_many(page.touches)
+            for name, amount in page.counts.items():
+                counts[name] = counts.get(name, 0) + amount
+            finished = next_cursor is None
+            try:
+                self.runs.checkpoint(
+                    campaign_id,
+                    run_id,
+                    part,
+                    seq=seq,
+                    holder=holder,
+                    cursor=next_cursor,
+                    counts=counts,
+                    state="done" if finished else "running",
+                    now=now(),
+                    lease_s=LEASE_S,
+                )
+            except Stale:
+                # Another holder took the part over (our lease ran out): it counts from its checkpoint.
+                logger.warning("campaign part taken over", campaign=campaign_id, run=run_id, part=part)
+                return PartOutcome("held_elsewhere", pages, counts)
+            seq, cursor, pages = seq + 1, next_cursor, pages + 1
+            if finished:
+                if self.runs.part_finished(campaign_id, run_id) >= total:
+                    self._complete(campaign)
+                return PartOutcome("done", pages, counts)
+            if self.clock() > deadline:
+                # Continue in a fresh invocation; the lease is ours until it runs out, so the
+                # continuation waits it out on a duplicate-safe claim (holder = the queue message).
+                self.runs.set_part_state(campaign_id, run_id, part, "pending", only_from=("running",))
+                self.parts_queue.send_bodies([part_message(campaign_id, run_id, part, total)])
+                return PartOutcome("continued", pages, counts)
+
+    @dataclass
+    class _Page:
+        now: list[MessageRequest]
+        later: list[tuple[datetime, MessageRequest]]
+        touches: list[tuple[str, datetime, str, str, str, str]]
+        counts: dict[str, int]
+
+    def _page(
+        self, campaign: Campaign, run_id: str, profiles: Sequence[Profile], fired_at: datetime, now: datetime
+    ) -> CampaignWorker._Page:
+        page = CampaignWorker._Page([], [], [], {"scanned": len(profiles)})
+        counts = page.counts
+        sendable: list[tuple[datetime | None, MessageRequest]] = []
+        for profile in profiles:
+            recipient = plan_recipient(campaign, profile, run_id, fired_at, default_timezone=self.default_timezone)
+            if recipient.decision == "not_in_audience":
+                continue
+            counts["targeted"] = counts.get("targeted", 0) + 1
+            if recipient.decision == "held_out":
+                counts["held_out"] = counts.get("held_out", 0) + 1
+                page.touches.append((profile.id, now, "campaign", campaign.id, run_id, "held_out"))
+            elif recipient.decision == "send" and recipient.request is not None:
+                sendable.append((recipient.send_at, recipient.request))
+            else:
+                counts[recipient.decision] = counts.get(recipient.decision, 0) + 1
+        if campaign.max_messages is not None and sendable:
+            granted = self.runs.reserve(campaign.id, run_id, len(sendable), campaign.max_messages)
+            if granted < len(sendable):
+                counts["capped"] = counts.get("capped", 0) + len(sendable) - granted
+                sendable = sendable[:granted]
+        for send_at, request in sendable:
+            counts["queued"] = counts.get("queued", 0) + 1
+            if send_at is not None and send_at > now:
+                counts["scheduled"] = counts.get("scheduled", 0) + 1
+                page.later.append((send_at, request))
+            else:
+                page.now.append(request)
+        return page
+
+    def _complete(self, campaign: Campaign) -> None:
+        if campaign.schedule.type != "recurring":
+            _set_status(self.config, campaign.id, "completed", only_from=("running",))
+
+
+# ------------------------------------------------------------------------------ outcomes and conversions
+def delivery_counts(request: MessageRequest, status: str, reason: str) -> tuple[str, str, dict[str, int]] | None:
+    """The counter a delivery outcome adds to, for campaign and journey messages:
+    (origin kind, run, {name: 1}); None for other origins and non-final outcomes."""
+    if request.origin.kind not in ("campaign", "journey"):
+        return None
+    if status not in ("sent", "blocked", "failed", "deferred"):
+        return None
+    name = blocked_counter(reason) if status == "blocked" else status
+    return request.origin.kind, run_of(request), {name: 1}
+
+
+def run_of(request: MessageRequest) -> str:
+    """The run a message belongs to: campaign keys are campaign:<id>:<run>:<person>."""
+    if request.origin.kind == "campaign":
+        parts = request.key.split(":")
+        return parts[2] if len(parts) >= 4 else "unknown"
+    return "all"
+
+
+class ConversionTracker:
+    """Conversions and revenue attributed to the campaigns that touched a person (sent or held out)."""
+
+    def __init__(self, campaigns: Callable[[], Sequence[Campaign]], touches: Touches, counters: Counters, once: Once):
+        self.campaigns = campaigns
+        self.touches = touches
+        self.counters = counters
+        self.once = once
+
+    def handle(self, profile_id: str, event: Mapping[str, Any], now: datetime) -> int:
+        campaigns = [c for c in self.campaigns() if c.conversion is not None]
+        name = event.get("event") if event.get("type") == "track" else None
+        relevant = [c for c in campaigns if c.conversion is not None and c.conversion.event == name]
+        if not relevant:
+            return 0
+        touches = [
+            {"campaign_id": t["origin_id"], "run_id": t["run"], "at": t["at"], "kind": t["touch"]}
+            for t in self.touches.since(profile_id, now - timedelta(days=31))
+            if t["kind"] == "campaign"
+        ]
+        counted = 0
+        keep = timedelta(days=400)
+        for found in attribute(event, touches, {c.id: c for c in relevant}):
+            counts: dict[str, int | Decimal] = {}
+            if self.once.mark(f"conv:{found.campaign_id}:{found.run_id}", profile_id, now, keep):
+                counts[found.converted_counter] = 1
+            if found.revenue and self.once.mark(f"rev:{found.campaign_id}:{found.run_id}", found.key, now, keep):
+                counts[found.revenue_counter] = found.revenue
+            if counts:
+                self.counters.add("campaign", found.campaign_id, found.run_id, profile_id, counts)
+                counted += 1
+        return counted
