@@ -397,6 +397,17 @@ def test_given_a_cursor_when_advanced_then_it_only_moves_forward(stack: Stack) -
     assert timers.cursor() == "202611221211"
 
 
+def test_given_a_timer_due_before_the_cursor_when_written_then_the_next_sweep_still_releases_it(stack: Stack) -> None:
+    """A journey step whose clock lags the scheduler's can ask for a time already swept: the
+    timer goes in the first minute still to come, late rather than never."""
+    timers, queue = TimerStore(table(stack), client=stack.clients.dynamodb()), Queue()
+    timers.advance("202611221210")
+    timers.schedule(NOW + timedelta(minutes=3), "behind", timer_payload("behind"))  # due 12:03, swept up to 12:10
+    assert timers.due("202611221211") != []
+    assert sweep(timers, queue, NOW + timedelta(minutes=11, seconds=5)) == 1
+    assert [r.key for r in queue.sent] == ["behind"]
+
+
 def test_given_a_gap_since_the_last_sweep_when_swept_then_every_minute_in_between_is_caught_up(stack: Stack) -> None:
     timers, queue = TimerStore(table(stack), client=stack.clients.dynamodb()), Queue()
     timers.advance(minute_of(NOW))

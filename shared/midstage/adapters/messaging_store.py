@@ -477,8 +477,13 @@ class TimerStore(_Table):
     def schedule(self, at: datetime, timer_id: str, payload: Mapping[str, Any], kind: str = "deliver") -> None:
         shard = sum(timer_id.encode()) % keys.TIMER_SHARDS
         # Filed under the minute after it falls due: a sweep may already be past the due minute
-        # when the timer is written (due "now"), never past the next one.
+        # when the timer is written (due "now"). A timer due before the sweep's cursor (written
+        # late, or by a clock behind the scheduler's) goes in the first minute still to be swept,
+        # so it fires late rather than never.
         bucket = minute_of(at + timedelta(minutes=1))
+        swept = self.cursor()
+        if swept is not None and bucket <= swept:
+            bucket = minute_of(datetime.strptime(swept, "%Y%m%d%H%M") + timedelta(minutes=1))
         self.client.put_item(
             TableName=self.table,
             Item={
