@@ -1,5 +1,6 @@
 """Admin API: sources and write keys, admin API keys, quarantine, profile lookup; rules,
-templates, messages, consent, inbox and suppressions (logic in services.messaging_admin)."""
+templates, messages, consent, inbox and suppressions (logic in services.messaging_admin);
+segments, campaigns and journeys (logic in services.automation_admin)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,33 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from midstage.adapters.automation_store import CampaignRuns, Counters, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
+from midstage.adapters.scheduler import CampaignSchedules
 from midstage.config import AdminSettings, computed_trait_settings, identity_settings
 from midstage.errors import Forbidden, InvalidInput, MidstageError, PayloadTooLarge, Unauthorized, describe
 from midstage.http import answer, error_answer
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
+from midstage.models.campaigns import CAMPAIGN_STATUSES, CampaignBody
+from midstage.models.journeys import JourneyBody
 from midstage.models.messaging import RuleBody, TemplateBody
+from midstage.models.segments import SegmentBody
 from midstage.observability import logger
 from midstage.services import profiles
+from midstage.services.automation_admin import (
+    AutomationAdmin,
+    AutomationStores,
+    CampaignCreate,
+    EstimateRequest,
+    ImportRequest,
+    JourneyCreate,
+    JourneyPatch,
+    SegmentCreate,
+)
 from midstage.services.messaging_admin import (
     Caller,
     ConsentUpdate,
@@ -43,7 +59,11 @@ from midstage.services.messaging_admin import (
 app = APIGatewayHttpResolver()
 
 MAX_BODY_BYTES = 256 * 1024
+# Segment imports carry a whole file: up to what Lambda accepts in one synchronous invocation.
+MAX_IMPORT_BODY_BYTES = 6 * 1024 * 1024
 MAX_JSON_DEPTH = 64
+# Campaign schedules are named `<prefix>-campaign-<id>` inside the stack's own schedule group.
+SCHEDULE_PREFIX = "midstage"
 
 
 @cache
@@ -65,6 +85,36 @@ def _stores() -> Stores:
 def _messaging() -> MessagingAdmin:
     return MessagingAdmin(
         _stores(), identity_settings(), max_window_days=max(computed_trait_settings().count_windows_days)
+    )
+
+
+@cache
+def _automation() -> AutomationAdmin:
+    settings = AdminSettings.from_env()
+    stores = _stores()
+    automation = AutomationStores(
+        # Definitions are read uncached here: a save is checked against the others as they are now.
+        config=ConfigStore(settings.config_table, cache_seconds=0),
+        profiles=stores.profiles,
+        refresh_jobs=RefreshJobs(settings.data_table),
+        runs=CampaignRuns(settings.data_table),
+        counters=Counters(settings.data_table),
+        instances=JourneyInstances(settings.data_table),
+        refresh_queue=MessageQueue(settings.refresh_queue_url),
+        campaign_queue=MessageQueue(settings.campaign_queue_url),
+        ingest=stores.ingest,
+        schedules=CampaignSchedules(
+            prefix=SCHEDULE_PREFIX,
+            target_arn=settings.campaign_runner_arn,
+            role_arn=settings.scheduler_role_arn,
+            group=settings.schedule_group,
+        ),
+    )
+    return AutomationAdmin(
+        automation,
+        identity_settings(),
+        refresh_parts=settings.refresh_parts,
+        max_window_days=max(computed_trait_settings().count_windows_days),
     )
 
 
@@ -103,12 +153,12 @@ def _nesting(value: Any) -> int:
     return deepest
 
 
-def _payload() -> Any:
+def _payload(limit: int = MAX_BODY_BYTES) -> Any:
     """The JSON body; refused when too large, and when too deeply nested for the checks that
     walk it (the C parser itself stops at Python's recursion limit with RecursionError)."""
     text = app.current_event.decoded_body or ""
-    if len(text.encode()) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body is over the limit of {MAX_BODY_BYTES} bytes", code="body_too_large")
+    if len(text.encode()) > limit:
+        raise PayloadTooLarge(f"the body is over the limit of {limit} bytes", code="body_too_large")
     if not text.strip():
         return None
     too_deep = InvalidInput(f"the body nests deeper than {MAX_JSON_DEPTH} levels", code="too_deeply_nested")
@@ -123,8 +173,8 @@ def _payload() -> Any:
     return payload
 
 
-def _body(model: type[Any]) -> Any:
-    return parse_body(model, _payload())
+def _body(model: type[Any], limit: int = MAX_BODY_BYTES) -> Any:
+    return parse_body(model, _payload(limit))
 
 
 def _limit(default: int = 50, maximum: int = 200) -> int:
@@ -455,6 +505,189 @@ def delete_suppression(channel: str, address: str) -> Response[Any]:
 def get_webhook_secret() -> Response[Any]:
     _caller(RoleRank.admin)
     return _json(200, _messaging().webhook_secret())
+
+
+# ---------------------------------------------------------------------- segments
+@app.get("/v1/segments")
+def list_segments() -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _automation().list_segments())
+
+
+@app.post("/v1/segments")
+def create_segment() -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(201, _automation().create_segment(_body(SegmentCreate), caller))
+
+
+@app.post("/v1/segments/estimate")
+def estimate_segment() -> Response[Any]:
+    _caller(RoleRank.marketer)
+    return _json(200, _automation().estimate(_body(EstimateRequest)))
+
+
+@app.get("/v1/segments/<segment_id>")
+def get_segment(segment_id: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _automation().get_segment(segment_id))
+
+
+@app.put("/v1/segments/<segment_id>")
+def replace_segment(segment_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _automation().replace_segment(segment_id, _body(SegmentBody), _if_match(), caller))
+
+
+@app.delete("/v1/segments/<segment_id>")
+def delete_segment(segment_id: str) -> Response[Any]:
+    _caller(RoleRank.marketer)
+    _automation().delete_segment(segment_id)
+    return _no_content()
+
+
+@app.post("/v1/segments/<segment_id>/refresh")
+def refresh_segment(segment_id: str) -> Response[Any]:
+    _caller(RoleRank.marketer)
+    return _json(202, _automation().refresh_segment(segment_id))
+
+
+@app.get("/v1/segments/<segment_id>/refresh/<job_id>")
+def get_segment_refresh(segment_id: str, job_id: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _automation().refresh_progress(segment_id, job_id))
+
+
+@app.post("/v1/segments/<segment_id>/import")
+def import_segment(segment_id: str) -> Response[Any]:
+    _caller(RoleRank.marketer)
+    return _json(202, _automation().import_people(segment_id, _body(ImportRequest, MAX_IMPORT_BODY_BYTES)))
+
+
+# ---------------------------------------------------------------------- campaigns
+@app.get("/v1/campaigns")
+def list_campaigns() -> Response[Any]:
+    _caller(RoleRank.viewer)
+    status = app.current_event.get_query_string_value("status")
+    if status is not None and status not in CAMPAIGN_STATUSES:
+        raise InvalidInput(f"'status' must be one of {', '.join(CAMPAIGN_STATUSES)}", code="invalid_query")
+    return _json(200, _automation().list_campaigns(status))
+
+
+@app.post("/v1/campaigns")
+def create_campaign() -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(201, _automation().create_campaign(_body(CampaignCreate), caller))
+
+
+@app.get("/v1/campaigns/<campaign_id>")
+def get_campaign(campaign_id: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _automation().get_campaign(campaign_id))
+
+
+@app.put("/v1/campaigns/<campaign_id>")
+def replace_campaign(campaign_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _automation().replace_campaign(campaign_id, _body(CampaignBody), _if_match(), caller))
+
+
+@app.delete("/v1/campaigns/<campaign_id>")
+def delete_campaign(campaign_id: str) -> Response[Any]:
+    _caller(RoleRank.marketer)
+    _automation().delete_campaign(campaign_id)
+    return _no_content()
+
+
+@app.post("/v1/campaigns/<campaign_id>/schedule")
+def schedule_campaign(campaign_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _automation().schedule_campaign(campaign_id, caller))
+
+
+@app.post("/v1/campaigns/<campaign_id>/pause")
+def pause_campaign(campaign_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _automation().pause_campaign(campaign_id, caller))
+
+
+@app.post("/v1/campaigns/<campaign_id>/resume")
+def resume_campaign(campaign_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _automation().resume_campaign(campaign_id, caller))
+
+
+@app.post("/v1/campaigns/<campaign_id>/cancel")
+def cancel_campaign(campaign_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _automation().cancel_campaign(campaign_id, caller))
+
+
+@app.get("/v1/campaigns/<campaign_id>/stats")
+def get_campaign_stats(campaign_id: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _automation().campaign_stats(campaign_id))
+
+
+# ---------------------------------------------------------------------- journeys
+@app.get("/v1/journeys")
+def list_journeys() -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _automation().list_journeys())
+
+
+@app.post("/v1/journeys")
+def create_journey() -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(201, _automation().create_journey(_body(JourneyCreate), caller))
+
+
+@app.post("/v1/journeys/validate")
+def validate_journey() -> Response[Any]:
+    _caller(RoleRank.marketer)
+    return _json(200, _automation().validate_journey(_payload()))
+
+
+@app.get("/v1/journeys/<journey_id>")
+def get_journey(journey_id: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _automation().get_journey(journey_id))
+
+
+@app.put("/v1/journeys/<journey_id>")
+def replace_journey(journey_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _automation().replace_journey(journey_id, _body(JourneyBody), _if_match(), caller))
+
+
+@app.patch("/v1/journeys/<journey_id>")
+def patch_journey(journey_id: str) -> Response[Any]:
+    caller = _who(_caller(RoleRank.marketer))
+    return _json(200, _automation().patch_journey(journey_id, _body(JourneyPatch), _if_match(), caller))
+
+
+@app.delete("/v1/journeys/<journey_id>")
+def delete_journey(journey_id: str) -> Response[Any]:
+    _caller(RoleRank.marketer)
+    _automation().delete_journey(journey_id)
+    return _no_content()
+
+
+@app.get("/v1/journeys/<journey_id>/versions")
+def list_journey_versions(journey_id: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _automation().journey_versions(journey_id, _limit(10, 20), _cursor()))
+
+
+@app.get("/v1/journeys/<journey_id>/stats")
+def get_journey_stats(journey_id: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _automation().journey_stats(journey_id))
+
+
+@app.get("/v1/profiles/<profile_ref>/journeys")
+def list_profile_journeys(profile_ref: str) -> Response[Any]:
+    _caller(RoleRank.viewer)
+    return _json(200, _automation().profile_journeys(profile_ref))
 
 
 @app.exception_handler(MidstageError)

@@ -43,7 +43,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "campaign run",
         campaign=campaign_id,
         run=started.run_id,
-        created=started.created,
+        run_created=started.created,
         parts_queued=started.parts_queued,
         skipped=started.skipped,
     )

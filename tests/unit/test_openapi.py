@@ -25,8 +25,19 @@ from samtranslator.yaml_helper import yaml_parse
 from midstage.config import CollectSettings, IdentitySettings
 from midstage.logic import collect
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
+from midstage.models.campaigns import CampaignBody
+from midstage.models.journeys import JourneyBody
 from midstage.models.messaging import RuleBody, TemplateBody
+from midstage.models.segments import SegmentBody
 from midstage.models.tracking import TrackingEvent
+from midstage.services.automation_admin import (
+    CampaignCreate,
+    EstimateRequest,
+    ImportRequest,
+    JourneyCreate,
+    JourneyPatch,
+    SegmentCreate,
+)
 from midstage.services.messaging_admin import (
     ConsentUpdate,
     DryRunRequest,
@@ -66,6 +77,15 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "ConsentUpdate": ConsentUpdate,
     "InboxRead": InboxRead,
     "SuppressionPut": SuppressionPut,
+    "SegmentCreate": SegmentCreate,
+    "SegmentBody": SegmentBody,
+    "EstimateRequest": EstimateRequest,
+    "ImportRequest": ImportRequest,
+    "CampaignCreate": CampaignCreate,
+    "CampaignBody": CampaignBody,
+    "JourneyCreate": JourneyCreate,
+    "JourneyBody": JourneyBody,
+    "JourneyPatch": JourneyPatch,
 }
 # Functions whose routes are public: links inside sent messages, authenticated by a signed token.
 PUBLIC_FUNCTIONS = {"EngagementFunction"}

@@ -6,6 +6,7 @@ the occurrence's time: a run is named by it, so a schedule that fires twice star
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,11 @@ class CampaignSchedules:
         return self._client
 
     def name_for(self, campaign_id: str) -> str:
-        return f"{self.prefix}-campaign-{campaign_id}"[:64]
+        """Scheduler names hold 64 characters: a longer one keeps a digest of the whole id."""
+        name = f"{self.prefix}-campaign-{campaign_id}"
+        if len(name) <= 64:
+            return name
+        return f"{name[:51]}-{hashlib.sha256(campaign_id.encode()).hexdigest()[:12]}"
 
     def put(
         self,
