@@ -7,12 +7,20 @@
 
 The first admin key has to come from here: the admin API itself needs a key.
 
-`apply` reads `rules/*.yaml` and `templates/*.yaml` under a folder ("library": the examples
-shipped in midstage.library), one document with an `id` per file, checks every file locally
-(the same checks as the admin API: a file with a problem is reported with its line and nothing
-is sent), then brings the API in line with them: missing documents are created, changed ones
-replaced (If-Match the version read), unchanged ones left alone; a template whose file says
-`approve: true` has the version it ends up at approved. Running it twice changes nothing.
+`apply` reads `templates/`, `segments/`, `rules/` and `journeys/` (`*.yaml`) under a folder
+("library": the examples shipped in midstage.library), one document with an `id` per file,
+checks every file locally (the same checks as the admin API: a file with a problem is reported
+with its line and nothing is sent), then brings the API in line with them in that order, since
+rules and journeys name templates and segments, and segments name segments: missing documents
+are created, changed ones replaced (If-Match the version read), unchanged ones left alone; a
+template whose file says `approve: true` has the version it ends up at approved. Running it
+twice changes nothing.
+
+A template or segment that a document names must be in the folder or already on the API.
+A journey's `enabled` is where a new journey starts; once it exists, enabling or disabling it
+is the operator's switch, and `apply` keeps whatever the API has (the shipped journeys start
+disabled, and re-applying the library must not turn off one an operator turned on).
+
 It needs PyYAML (`pip install pyyaml`), which the Lambda functions themselves do not.
 """
 
@@ -25,8 +33,8 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -35,11 +43,16 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ValidationError
 
 from midstage.adapters.config_store import ConfigStore, new_write_key
+from midstage.logic import segments as segment_logic
 from midstage.logic import templates
 from midstage.logic.conditions import ConditionError
+from midstage.logic.journeys import validate_journey
 from midstage.logic.rules import compile_rule
 from midstage.models.admin import Source
+from midstage.models.journeys import JourneyBody, SendStep
 from midstage.models.messaging import Rule, RuleBody, SendAction, TemplateBody
+from midstage.models.segments import Segment, SegmentBody
+from midstage.services.automation_admin import JourneyCreate, SegmentCreate
 from midstage.services.messaging_admin import RuleCreate, TemplateCreate, template_issue, validation_issues
 
 try:
@@ -48,8 +61,9 @@ except ImportError:  # an operator's dependency (the dev extra has it); the func
     yaml = None  # type: ignore[assignment]
 
 LIBRARY = "library"  # `apply library`: the documents shipped in the midstage.library package
-Kind = Literal["rule", "template"]
-FOLDERS: dict[Kind, str] = {"template": "templates", "rule": "rules"}  # templates first: rules name them
+Kind = Literal["template", "segment", "rule", "journey"]
+# In the order they are applied: rules and journeys name templates and segments.
+FOLDERS: dict[Kind, str] = {"template": "templates", "segment": "segments", "rule": "rules", "journey": "journeys"}
 SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 256 * 1024  # the admin API's body limit
 
@@ -79,8 +93,8 @@ class LibraryInvalid(Exception):
 
 @dataclass(frozen=True)
 class Document:
-    """One rule or template as its file defines it; `body` is the normalised RuleBody or
-    TemplateBody (defaults filled in, as the API returns it), without the id."""
+    """One document as its file defines it; `body` is the normalised RuleBody, TemplateBody,
+    SegmentBody or JourneyBody (defaults filled in, as the API returns it), without the id."""
 
     kind: Kind
     id: str
@@ -90,7 +104,7 @@ class Document:
 
 
 def library_root() -> Traversable:
-    """The folder of the documents shipped with the package (rules/ and templates/)."""
+    """The folder of the documents shipped with the package (one subfolder per kind)."""
     return files("midstage.library")
 
 
@@ -129,7 +143,8 @@ def _root(source: str | Path | Traversable) -> Traversable:
             return library_root()
         source = Path(source)
     if not any(source.joinpath(folder).is_dir() for folder in FOLDERS.values()):
-        raise LibraryInvalid([Issue(str(source), "", "has neither a rules/ nor a templates/ folder")])
+        folders = ", ".join(f"{folder}/" for folder in FOLDERS.values())
+        raise LibraryInvalid([Issue(str(source), "", f"has none of the folders {folders}")])
     return source
 
 
@@ -147,13 +162,38 @@ def read_document(kind: Kind, name: str, text: str) -> tuple[Document | None, li
         return None, [Issue(name, "", f"not valid YAML: {problem}", mark.line + 1 if mark else None)]
     if not isinstance(data, dict) or node is None:
         return None, [Issue(name, "", f"must hold one {kind} as a YAML mapping, with an `id`", 1)]
+    misread = _boolean_keys(node)
+    if misread:
+        return None, [Issue(name, "", message, line) for line, message in misread]
 
     def issue(location: str, message: str, field_line: int | None = None) -> Issue:
         return Issue(name, location, message, line_of(node, location, field_line))
 
-    if kind == "rule":
-        return _rule_document(name, data, issue)
-    return _template_document(name, data, issue)
+    readers = {
+        "rule": _rule_document,
+        "template": _template_document,
+        "segment": _segment_document,
+        "journey": _journey_document,
+    }
+    return readers[kind](name, data, issue)
+
+
+def _boolean_keys(root: yaml.Node) -> list[tuple[int, str]]:
+    """Keys YAML reads as booleans: a condition step's `yes:` and `no:` unquoted are true and
+    false to YAML 1.1, and the step would only be reported as missing both."""
+    found: list[tuple[int, str]] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag == "tag:yaml.org,2002:bool" and not key.style:
+                    message = f'YAML reads the key {key.value} as a boolean; quote it: "{key.value}":'
+                    found.append((key.start_mark.line + 1, message))
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return sorted(found)
 
 
 def _rule_document(name: str, data: dict[str, Any], issue: Callable[..., Issue]) -> tuple[Document | None, list[Issue]]:
@@ -187,6 +227,42 @@ def _template_document(
     return Document("template", created.id, name, _dump(body), approve=approve is True), []
 
 
+def _segment_document(
+    name: str, data: dict[str, Any], issue: Callable[..., Issue]
+) -> tuple[Document | None, list[Issue]]:
+    try:
+        created = SegmentCreate.model_validate(data)
+    except ValidationError as error:
+        return None, [issue(i["location"], i["message"]) for i in validation_issues(error, data)]
+    body = SegmentBody.model_validate(created.model_dump(exclude={"id"}))
+    # Whether the segments it names exist is a question for the folder (cross_check) and the API
+    # (plan): here each is taken as known, so a file is judged on its own.
+    named = {s: _opaque(s) for s in segment_logic.referenced_segments(body.condition) if s != created.id}
+    problems = segment_logic.validate_segment(created.id, body, named)
+    if problems:
+        return None, [issue(i.location, i.message) for i in problems]
+    return Document("segment", created.id, name, _dump(body)), []
+
+
+def _opaque(segment_id: str) -> Segment:
+    """A stand-in for a segment known only by its id: static, so it depends on nothing."""
+    return Segment(id=segment_id, name=segment_id, kind="static")
+
+
+def _journey_document(
+    name: str, data: dict[str, Any], issue: Callable[..., Issue]
+) -> tuple[Document | None, list[Issue]]:
+    try:
+        created = JourneyCreate.model_validate(data)
+    except ValidationError as error:
+        return None, [issue(i["location"], i["message"]) for i in validation_issues(error, data)]
+    body = JourneyBody.model_validate(created.model_dump(exclude={"id"}))
+    problems = validate_journey(body)
+    if problems:
+        return None, [issue(i.location, i.message) for i in problems]
+    return Document("journey", created.id, name, _dump(body)), []
+
+
 def _dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
 
@@ -213,22 +289,71 @@ def line_of(root: yaml.Node, pointer: str, field_line: int | None = None) -> int
 
 
 def referenced_templates(document: Document) -> list[tuple[str, str, str]]:
-    """(channel, template id, JSON pointer) for every template a rule's send actions name."""
+    """(channel, template id, JSON pointer) for every template a rule's send actions or a
+    journey's send steps name (none for templates and segments)."""
+    sends: list[tuple[str, SendAction]] = []
+    if document.kind == "rule":
+        rule = RuleBody.model_validate(document.body)
+        sends = [(f"/actions/{i}", a) for i, a in enumerate(rule.actions) if isinstance(a, SendAction)]
+    elif document.kind == "journey":
+        journey = JourneyBody.model_validate(document.body)
+        sends = [(f"/steps/{s}", step) for s, step in journey.steps.items() if isinstance(step, SendStep)]
     found: list[tuple[str, str, str]] = []
-    rule = RuleBody.model_validate(document.body)
-    for index, action in enumerate(rule.actions):
-        if not isinstance(action, SendAction):
-            continue
+    for where, action in sends:
         for channel in action.channels:
             if isinstance(action.template, str):
-                found.append((channel, action.template, f"/actions/{index}/template"))
+                found.append((channel, action.template, f"{where}/template"))
             else:
-                found.append((channel, action.template[channel], f"/actions/{index}/template/{channel}"))
+                found.append((channel, action.template[channel], f"{where}/template/{channel}"))
     return found
 
 
+def referenced_segments(document: Document) -> list[tuple[str, str]]:
+    """(segment id, JSON pointer) for every segment a document names: a trigger's or entry's
+    segment, and `segments` tested in any of its conditions (a segment's own id included)."""
+    body = document.body
+    found: list[tuple[str, str]] = []
+    if document.kind == "segment":
+        found += _segments_in(body.get("condition"), "/condition")
+    elif document.kind == "rule":
+        trigger = body["trigger"]
+        if trigger.get("segment"):
+            found.append((trigger["segment"], "/trigger/segment"))
+        found += _segments_in(trigger.get("where"), "/trigger/where")
+        found += _segments_in(body.get("conditions"), "/conditions")
+    elif document.kind == "journey":
+        entry = body["entry"]
+        if entry["type"] == "segment_entered":
+            found.append((entry["segment"], "/entry/segment"))
+        found += _segments_in(entry.get("where"), "/entry/where")
+        found += _segments_in(body.get("entry_conditions"), "/entry_conditions")
+        for step_id, step in body["steps"].items():
+            found += _segments_in(step.get("condition"), f"/steps/{step_id}/condition")
+            found += _segments_in((step.get("until_event") or {}).get("where"), f"/steps/{step_id}/until_event/where")
+        for index, goal in enumerate(body.get("exit_when") or []):
+            found += _segments_in(goal.get("where"), f"/exit_when/{index}/where")
+    return found
+
+
+def _segments_in(spec: Any, location: str) -> Iterator[tuple[str, str]]:
+    """The segments a condition tests membership of, each at its comparison's pointer."""
+    if not isinstance(spec, dict):
+        return
+    if "path" in spec:
+        for segment_id in sorted(segment_logic.referenced_segments(spec)):
+            yield segment_id, location
+    for key in ("all", "any"):
+        members = spec.get(key)
+        if isinstance(members, list):
+            for index, member in enumerate(members):
+                yield from _segments_in(member, f"{location}/{key}/{index}")
+    if "not" in spec:
+        yield from _segments_in(spec["not"], f"{location}/not")
+
+
 def cross_check(documents: Sequence[Document]) -> list[Issue]:
-    """Problems between files: an id used twice, a rule sending a template on another channel."""
+    """Problems between files: an id used twice, a rule or journey sending a template on another
+    channel, segments that depend on each other in a cycle."""
     issues: list[Issue] = []
     seen: dict[tuple[str, str], str] = {}
     for document in documents:
@@ -238,12 +363,19 @@ def cross_check(documents: Sequence[Document]) -> list[Issue]:
         seen.setdefault(key, document.file)
     channels = {d.id: d.body["channel"] for d in documents if d.kind == "template"}
     for document in documents:
-        if document.kind != "rule":
-            continue
         for channel, template_id, location in referenced_templates(document):
             if template_id in channels and channels[template_id] != channel:
                 message = f"template '{template_id}' is for {channels[template_id]}, not {channel}"
                 issues.append(Issue(document.file, location, message))
+    local = {d.id: Segment(id=d.id, **d.body) for d in documents if d.kind == "segment"}
+    for document in documents:
+        if document.kind != "segment":
+            continue
+        # Each file passed on its own; with the folder's segments in place, only a cycle is left to find.
+        others = {s: local.get(s) or _opaque(s) for s, _ in referenced_segments(document)} | local
+        body = SegmentBody.model_validate(document.body)
+        problems = segment_logic.validate_segment(document.id, body, others)
+        issues.extend(Issue(document.file, i.location, i.message) for i in problems)
     return issues
 
 
@@ -350,7 +482,7 @@ class Step:
             text = f"{would}approve v{self.version}"
         else:
             text = "unchanged"
-        return f"{self.document.kind:<8} {self.document.id:<28} {text}"
+        return f"{self.document.kind:<8} {self.document.id:<36} {text}"
 
 
 @dataclass
@@ -368,8 +500,10 @@ class Report:
     def summary(self) -> str:
         counts = self.counts()
         verbs = {"create": "created", "update": "updated", "approve": "approved", "unchanged": "unchanged"}
-        rules = sum(1 for s in self.steps if s.document.kind == "rule")
-        head = f"{rules} rule(s), {len(self.steps) - rules} template(s): "
+        kinds = [s.document.kind for s in self.steps]
+        # Rules and templates are always counted (a folder of them is the common case); the others when present.
+        shown = [k for k in ("rule", "template", "segment", "journey") if k in ("rule", "template") or k in kinds]
+        head = ", ".join(f"{kinds.count(k)} {k}(s)" for k in shown) + ": "
         done = ", ".join(f"{counts[action]} {verb}" for action, verb in verbs.items())
         return head + done + (" (dry run: nothing was sent)" if self.dry_run else "")
 
@@ -384,40 +518,97 @@ def _differences(wanted: Mapping[str, Any], current: Mapping[str, Any]) -> tuple
 
 
 def plan(documents: Sequence[Document], api: AdminApi) -> list[Step]:
-    """What it takes to bring the API in line with the documents (reads only). Raises
-    LibraryInvalid when a rule names a template that is neither here nor on the server."""
-    ordered = sorted(documents, key=lambda d: (list(FOLDERS).index(d.kind), d.id))
+    """What it takes to bring the API in line with the documents (reads only), in the order to
+    apply it. Raises LibraryInvalid when a document names a template or segment that is neither
+    here nor on the server, or a template of the server's on another channel."""
+    ordered = in_order(documents)
     steps: list[Step] = []
     for document in ordered:
+        current = api.get(f"/v1/{FOLDERS[document.kind]}/{document.id}")
         if document.kind == "template":
-            steps.append(_plan_template(document, api.get(f"/v1/templates/{document.id}")))
+            steps.append(_plan_template(document, current))
+        elif document.kind == "rule":
+            steps.append(_plan_versioned(document, RuleBody, current))
+        elif document.kind == "segment":
+            steps.append(_plan_versioned(document, SegmentBody, current))
         else:
-            steps.append(_plan_rule(document, api.get(f"/v1/rules/{document.id}")))
-    local = {d.id for d in documents if d.kind == "template"}
-    missing: list[Issue] = []
-    known: dict[str, bool] = {}
-    for document in ordered:
-        if document.kind != "rule":
-            continue
-        for _, template_id, location in referenced_templates(document):
-            if template_id not in local:
-                if template_id not in known:
-                    known[template_id] = api.get(f"/v1/templates/{template_id}") is not None
-                if not known[template_id]:
-                    message = f"no template '{template_id}' in this folder or on the server"
-                    missing.append(Issue(document.file, location, message))
+            steps.append(_plan_journey(document, current))
+    missing = _unresolved(ordered, api)
     if missing:
         raise LibraryInvalid(missing)
     return steps
 
 
-def _plan_rule(document: Document, current: dict[str, Any] | None) -> Step:
+def in_order(documents: Sequence[Document]) -> list[Document]:
+    """Kind by kind as FOLDERS lists them, by id within a kind, except that a segment comes
+    after the segments it names (the API refuses a segment naming one it does not know)."""
+    ordered: list[Document] = []
+    for kind in FOLDERS:
+        of_kind = sorted((d for d in documents if d.kind == kind), key=lambda d: d.id)
+        ordered += _dependencies_first(of_kind) if kind == "segment" else of_kind
+    return ordered
+
+
+def _dependencies_first(segments: list[Document]) -> list[Document]:
+    local = {d.id for d in segments}
+    needs = {d.id: {s for s, _ in referenced_segments(d) if s in local and s != d.id} for d in segments}
+    placed: set[str] = set()
+    ordered: list[Document] = []
+    while len(ordered) < len(segments):
+        waiting = [d for d in segments if d.id not in placed]
+        # A cycle has no segment ready; load_documents refuses cycles, so this only keeps the loop finite.
+        document = next((d for d in waiting if needs[d.id] <= placed), waiting[0])
+        placed.add(document.id)
+        ordered.append(document)
+    return ordered
+
+
+def _unresolved(ordered: Sequence[Document], api: AdminApi) -> list[Issue]:
+    """Templates and segments named but not in the folder, looked up on the server (once each)."""
+    local = {(d.kind, d.id): d for d in ordered}
+    fetched: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+    def server(kind: Kind, document_id: str) -> dict[str, Any] | None:
+        if (kind, document_id) not in fetched:
+            fetched[(kind, document_id)] = api.get(f"/v1/{FOLDERS[kind]}/{document_id}")
+        return fetched[(kind, document_id)]
+
+    issues: list[Issue] = []
+    for document in ordered:
+        for channel, template_id, location in referenced_templates(document):
+            if ("template", template_id) in local:
+                continue  # its channel was checked with the files
+            template = server("template", template_id)
+            if template is None:
+                message = f"no template '{template_id}' in this folder or on the server"
+                issues.append(Issue(document.file, location, message))
+                continue
+            on_server = (template.get("latest") or {}).get("channel")
+            if on_server is not None and on_server != channel:
+                message = f"template '{template_id}' (on the server) is for {on_server}, not {channel}"
+                issues.append(Issue(document.file, location, message))
+        for segment_id, location in referenced_segments(document):
+            if ("segment", segment_id) in local or server("segment", segment_id) is not None:
+                continue
+            issues.append(Issue(document.file, location, f"no segment '{segment_id}' in this folder or on the server"))
+    return issues
+
+
+def _plan_versioned(document: Document, model: type[BaseModel], current: dict[str, Any] | None) -> Step:
     if current is None:
         return Step(document, "create")
-    changed = _differences(document.body, _normalised(RuleBody, current))
+    changed = _differences(document.body, _normalised(model, current))
     if not changed:
         return Step(document, "unchanged", int(current["version"]))
     return Step(document, "update", int(current["version"]), changed=changed)
+
+
+def _plan_journey(document: Document, current: dict[str, Any] | None) -> Step:
+    """Like a rule, except that an existing journey keeps the `enabled` the API has: switching a
+    journey on or off is the operator's, and the file's value is only where a new one starts."""
+    if current is not None and isinstance(current.get("enabled"), bool):
+        document = replace(document, body={**document.body, "enabled": current["enabled"]})
+    return _plan_versioned(document, JourneyBody, current)
 
 
 def _plan_template(document: Document, current: dict[str, Any] | None) -> Step:
@@ -436,7 +627,7 @@ def _plan_template(document: Document, current: dict[str, Any] | None) -> Step:
 
 def execute(steps: Iterable[Step], api: AdminApi, echo: Callable[[str], None] | None = None) -> list[str]:
     """Carry the steps out in order; returns (and echoes as it goes) a line per document.
-    Stops at the first refusal (ApiError): later rules may depend on earlier templates."""
+    Stops at the first refusal (ApiError): later documents may depend on earlier ones."""
     done: list[str] = []
     for step in steps:
         document = step.document
@@ -452,15 +643,20 @@ def execute(steps: Iterable[Step], api: AdminApi, echo: Callable[[str], None] | 
         if step.action == "approve" or (step.approve and step.action in ("create", "update")):
             api.send("POST", f"{base}/{document.id}/approve", {"version": version})
             outcome = f"approved v{version}" if step.action == "approve" else f"{outcome}, approved"
-        done.append(f"{document.kind:<8} {document.id:<28} {outcome}")
+        done.append(f"{document.kind:<8} {document.id:<36} {outcome}")
         if echo is not None:
             echo(done[-1])
     return done
 
 
 def _version_of(answer: Mapping[str, Any]) -> int:
-    """The version a POST or PUT made: rules answer the rule, templates {latest, approved}."""
-    return int(answer["latest"]["version"] if "latest" in answer else answer["version"])
+    """The version a POST or PUT made: templates answer {latest, approved}, segments {segment,
+    refresh} (the backfill a dynamic segment starts), rules and journeys themselves."""
+    if "latest" in answer:
+        return int(answer["latest"]["version"])
+    if "segment" in answer:
+        return int(answer["segment"]["version"])
+    return int(answer["version"])
 
 
 def apply(
@@ -500,8 +696,13 @@ def main(argv: list[str] | None = None) -> int:
     source = commands.add_parser("create-source", help="create a tracking source and print its write key")
     source.add_argument("--table", required=True)
     source.add_argument("--name", required=True)
-    applying = commands.add_parser("apply", help="create or update rules and templates from YAML files")
-    applying.add_argument("folder", help=f"a folder with rules/ and templates/, or {LIBRARY!r} for the shipped ones")
+    applying = commands.add_parser(
+        "apply", help="create or update templates, segments, rules and journeys from YAML files"
+    )
+    applying.add_argument(
+        "folder",
+        help=f"a folder with any of {', '.join(f + '/' for f in FOLDERS.values())} or {LIBRARY!r} for the shipped ones",
+    )
     applying.add_argument("--url", required=True, help="the API's base URL (the stack's ApiUrl output)")
     applying.add_argument(
         "--key",
