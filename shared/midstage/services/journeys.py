@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from midstage import keys
@@ -152,7 +152,10 @@ def date_entries(
         entry_key = date_entry_key(compiled, profile, now, default_timezone)
         if entry_key:
             found.append(
-                ("journey.date", {"profileId": profile.id, "journeyId": compiled.journey.id, "entryKey": entry_key})
+                (
+                    "journey.date",
+                    {"profileId": profile.id, "journeyId": compiled.journey.id, "entryKey": entry_key, "at": iso(now)},
+                )
             )
     return found
 
@@ -201,7 +204,9 @@ class JourneyRunner:
             self._on_timer(index, detail, now, summary)
             return summary
         if detail_type == "event.tracked":
-            event = detail.get("event") or {}
+            event = detail.get("event")
+            if not isinstance(event, Mapping):
+                return summary
             name = str(event.get("event") if event.get("type") == "track" else event.get("name") or "")
             entering = index.entered_by_event(name)
             if not entering and not index.wakes_on(name):
@@ -212,7 +217,9 @@ class JourneyRunner:
             if index.wakes_on(name):
                 for doc in self.instances.of_person(profile.id):
                     compiled = index.by_id.get(doc["journey_id"])
-                    if compiled is not None and doc.get("status") in ("active", "waiting"):
+                    # An ended instance with an outbox crashed on its last move: this may be the
+                    # redelivery of the event that ended it, the only touch it will ever get.
+                    if compiled is not None and (doc.get("status") in ("active", "waiting") or doc.get("outbox")):
                         self._move(compiled, profile, Wake(kind="event", event=dict(event)), now, summary)
             for compiled in entering:
                 entry_key = entry_key_for(compiled, detail_type, detail, profile, now=now)
@@ -229,10 +236,19 @@ class JourneyRunner:
                     self._enter(compiled, profile, entry_key, None, now, summary)
             return summary
         if detail_type == "journey.date":
+            # The sweep's time (the scheduler's): waits like "until 10:00 local" count from it.
+            now = max(now, _moment(detail.get("at")) or now)
             compiled = index.by_id.get(str(detail.get("journeyId", "")))
-            profile = self.profiles.profile(profile_id) if compiled is not None else None
-            if compiled is not None and profile is not None:
-                self._enter(compiled, profile, str(detail.get("entryKey", "")), None, now, summary)
+            entry_key = detail.get("entryKey")
+            # Only a date journey enters this way, and only with the sweep's key for the day: the
+            # key is what refuses a second entry that day.
+            if compiled is None or compiled.journey.entry.type != "date":
+                return summary
+            if not isinstance(entry_key, str) or not entry_key.startswith("date:"):
+                return summary
+            profile = self.profiles.profile(profile_id)
+            if profile is not None:
+                self._enter(compiled, profile, entry_key, None, now, summary)
         return summary
 
     # ------------------------------------------------------------------ entering
@@ -276,9 +292,9 @@ class JourneyRunner:
         profile = self.profiles.profile(str(detail.get("profileId", "")))
         if profile is None:
             return
-        due = str(detail.get("dueAt") or iso(now))
-        wake = Wake(kind="timer", timer_id=str(detail.get("timerId", "")), due=due)
-        self._move(compiled, profile, wake, max(now, parse_iso(due)), summary)
+        due = max(now, _moment(detail.get("dueAt")) or now)
+        wake = Wake(kind="timer", timer_id=str(detail.get("timerId", "")), due=iso(due))
+        self._move(compiled, profile, wake, due, summary)
 
     def _move(self, compiled: CompiledJourney, profile: Profile, wake: Wake, now: datetime, summary: Summary) -> None:
         for _ in range(MAX_RETRIES):
@@ -318,10 +334,15 @@ class JourneyRunner:
         state = {k: v for k, v in progress.instance.to_doc().items() if k not in ("rev", "outbox")}
         has_effects = bool(progress.messages or progress.events or progress.timers)
         rev = self.instances.save({**state, "outbox": outbox} if has_effects else state, expected_rev)
+        # Counted as soon as the move is committed: a crash while sending leaves the outbox to the
+        # next touch, which sends it but does not run (or count) the move again.
+        self._count(progress, summary, entered=entered)
         if has_effects:
             self._send(outbox)
             with suppress(Stale):  # a later move replaced the outbox already
                 self.instances.save(state, rev)
+
+    def _count(self, progress: Progress, summary: Summary, *, entered: bool) -> None:
         journey_id = progress.instance.journey_id
         counts: dict[str, int] = {f"step:{step}": 1 for step in _steps_run(progress)}
         if entered:
@@ -349,6 +370,18 @@ class JourneyRunner:
             self.events.send(groups)
         for timer in outbox.get("timers") or []:
             self.timers.schedule(parse_iso(timer["at"]), timer["timer_id"], timer["payload"], kind="journey")
+
+
+def _moment(value: Any) -> datetime | None:
+    """A time from a bus event (a timer's due time, the sweep's time), or None when it is not an
+    ISO timestamp; one without a zone is UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = parse_iso(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _steps_run(progress: Progress) -> list[str]:

@@ -77,11 +77,13 @@ def refresh(profile: Profile, segments: SegmentSet, now: datetime, traits: Compu
     memberships. Mutates `profile`; the caller writes it when `changed`."""
     before_computed, before_segments = profile.computed, dict(profile.segments)
     after = profile_logic.compute(profile, now, traits)
+    # Judged on the computed traits as of `now`: "30 days since the last order" is decided by
+    # the days_since_last_order computed here, not by the one stored at the last write.
+    profile.computed = after
     memberships = segments.evaluate(profile, now)
     moved = {k: before_computed.get(k) for k in TIME_DEPENDENT} != {k: after.get(k) for k in TIME_DEPENDENT}
     if not moved and memberships == before_segments:
         return Refreshed(False)
-    profile.computed = after
     profile.segments = memberships
     stamp = iso(now)
     profile.updated_at = stamp

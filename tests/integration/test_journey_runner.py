@@ -1,0 +1,741 @@
+"""The journey runner against moto: real instance, cap, counter and timer items in the DataTable,
+messages read back from the delivery queue, profile changes from the ingest queue, and timer
+wakes released by the sweep onto the bus and read back from a queue subscribed to it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any, TypeVar
+
+import pytest
+
+from midstage import keys
+from midstage.adapters.automation_store import Counters, EntryCaps, JourneyInstances, shard_of
+from midstage.adapters.bus import EventPublisher
+from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.handoff import SqsHandoff
+from midstage.adapters.messaging_store import TimerStore, minute_of
+from midstage.adapters.profile_store import ProfileStore
+from midstage.adapters.queues import MessageQueue
+from midstage.logic.timefmt import iso
+from midstage.models.journeys import Journey
+from midstage.models.messaging import MessageRequest
+from midstage.models.profile import Profile, WritePlan
+from midstage.services.journeys import JourneyCatalog, JourneyRunner, Summary, date_entries
+from midstage.services.timers import sweep
+from tests.integration.conftest import Stack
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+AFTER_THE_HOUR = NOW + timedelta(hours=1, minutes=1, seconds=5)  # the sweep that releases a 1h wait
+T = TypeVar("T")
+
+CART: dict[str, Any] = {
+    "id": "cart",
+    "name": "Cart reminder",
+    "entry": {"type": "event", "event": "Cart Abandoned"},
+    "start": "remind",
+    "steps": {
+        "remind": {"type": "send", "channels": ["email"], "template": "cart-reminder", "next": "wait"},
+        "wait": {"type": "wait", "duration": "1h", "next": "nudge"},
+        "nudge": {"type": "send", "channels": ["email"], "template": "cart-nudge", "next": "mark"},
+        "mark": {"type": "update_profile", "add_tags": ["cart-nudged"], "next": "done"},
+        "done": {"type": "exit"},
+    },
+    "exit_when": [{"event": "Order Completed"}],
+}
+WELCOME: dict[str, Any] = {
+    "id": "welcome",
+    "name": "Welcome",
+    "entry": {"type": "event", "event": "Signed Up"},
+    "start": "hello",
+    "steps": {
+        "hello": {"type": "send", "channels": ["email"], "template": "welcome-email", "next": "wait-open"},
+        "wait-open": {
+            "type": "wait",
+            "until_event": {"event": "Email Opened"},
+            "timeout": "2d",
+            "on_event": "thanks",
+            "on_timeout": "done",
+        },
+        "thanks": {"type": "send", "channels": ["email"], "template": "thanks-email", "next": "done"},
+        "done": {"type": "exit"},
+    },
+    "reentry": {"mode": "never"},
+}
+VIP: dict[str, Any] = {
+    "id": "vip-welcome",
+    "name": "VIP welcome",
+    "entry": {"type": "segment_entered", "segment": "vip"},
+    "start": "greet",
+    "steps": {
+        "greet": {"type": "send", "channels": ["email"], "template": "vip-email", "next": "done"},
+        "done": {"type": "exit"},
+    },
+}
+BIRTHDAY: dict[str, Any] = {
+    "id": "birthday",
+    "name": "Birthday",
+    "entry": {"type": "date", "trait": "birthday"},
+    "start": "card",
+    "steps": {
+        "card": {"type": "send", "channels": ["email"], "template": "birthday-email", "next": "done"},
+        "done": {"type": "exit"},
+    },
+}
+
+
+# ------------------------------------------------------------------------------ the rig
+class FailingOnce(MessageQueue):
+    """The delivery queue, refusing its first send: the container dies after the state write."""
+
+    def __init__(self, real: MessageQueue) -> None:
+        super().__init__(real.queue_url, client=real.client)
+        self.failed = False
+
+    def send(self, requests: Sequence[MessageRequest], delay_seconds: int = 0) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the container died before the effects left")
+        super().send(requests, delay_seconds)
+
+
+@dataclass
+class Rig:
+    stack: Stack
+    config: ConfigStore
+    profiles: ProfileStore
+    instances: JourneyInstances
+    caps: EntryCaps
+    counters: Counters
+    timers: TimerStore
+    queue: MessageQueue
+    handoff: SqsHandoff
+    bus: EventPublisher
+    wakes_url: str
+
+    def runner(self, messages: MessageQueue | None = None) -> JourneyRunner:
+        """A runner as one container builds it (a fresh catalog each: containers share nothing)."""
+        return JourneyRunner(
+            JourneyCatalog(self.config),
+            self.profiles,
+            self.instances,
+            messages or self.queue,
+            self.handoff,
+            self.timers,
+            self.caps,
+            self.counters,
+        )
+
+    def define(self, body: dict[str, Any], **changes: Any) -> Journey:
+        current = self.config.find_document(keys.JOURNEY_PK, body["id"], Journey)
+        version = current.version + 1 if current else 1
+        return self.config.save_document(
+            keys.JOURNEY_PK, Journey.model_validate({**body, **changes, "version": version})
+        )
+
+    def person(self, profile_id: str, **traits: Any) -> str:
+        profile = Profile(
+            id=profile_id, created_at=iso(NOW), identities={"user_id": [f"u-{profile_id}"]}, traits=traits
+        )
+        self.profiles.save(WritePlan(profile))
+        return profile_id
+
+    def drain(self, url: str) -> list[dict[str, Any]]:
+        sqs = self.stack.clients.sqs()
+        bodies: list[dict[str, Any]] = []
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+            for message in messages:
+                bodies.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return bodies
+
+    def delivered(self) -> list[dict[str, Any]]:
+        return self.drain(self.queue.queue_url)
+
+    def handed_off(self) -> list[dict[str, Any]]:
+        return [event for body in self.drain(self.handoff.queue_url) for event in body["events"]]
+
+    def sweep(self, at: datetime) -> list[dict[str, Any]]:
+        """The timer sweep at `at`, and the journey.wake details it put on the bus."""
+        sweep(self.timers, self.queue, at, self.bus)
+        envelopes = self.drain(self.wakes_url)
+        assert {e["detail-type"] for e in envelopes} <= {"journey.wake"}
+        return [e["detail"] for e in envelopes]
+
+    def instance(self, profile_id: str, journey_id: str) -> dict[str, Any]:
+        doc = self.instances.get(profile_id, journey_id)
+        assert doc is not None
+        return doc
+
+    def totals(self, journey_id: str) -> dict[str, int]:
+        return {k: int(v) for k, v in self.counters.totals("journey", journey_id).get("all", {}).items()}
+
+
+@pytest.fixture
+def rig(stack: Stack) -> Rig:
+    table, dynamodb = stack.output("DataTableName"), stack.clients.dynamodb()
+    sqs, events = stack.clients.sqs(), stack.clients.events()
+    wakes_url = sqs.create_queue(QueueName="journey-wakes")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=wakes_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = stack.output("EventBusName")
+    pattern = {"source": ["midstage"], "detail-type": ["journey.wake"]}
+    events.put_rule(Name="journey-wakes", EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="journey-wakes", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    return Rig(
+        stack=stack,
+        config=ConfigStore(stack.output("ConfigTableName"), cache_seconds=0, client=dynamodb),
+        profiles=ProfileStore(table, client=dynamodb),
+        instances=JourneyInstances(table, client=dynamodb),
+        caps=EntryCaps(table, client=dynamodb),
+        counters=Counters(table, client=dynamodb),
+        timers=TimerStore(table, client=dynamodb),
+        queue=MessageQueue(stack.output("DeliveryQueueUrl"), client=sqs),
+        handoff=SqsHandoff(stack.output("IngestQueueUrl"), client=sqs),
+        bus=EventPublisher(bus, client=events),
+        wakes_url=wakes_url,
+    )
+
+
+def tracked(profile_id: str, name: str, message_id: str, at: datetime = NOW, **properties: Any) -> dict[str, Any]:
+    """An `event.tracked` detail as the profile updater publishes it."""
+    event: dict[str, Any] = {
+        "type": "track",
+        "event": name,
+        "messageId": message_id,
+        "timestamp": iso(at),
+        "sourceId": "src",
+        "userId": f"u-{profile_id}",
+    }
+    if properties:
+        event["properties"] = properties
+    return {"profileId": profile_id, "event": event}
+
+
+def race(threads: int, work: Callable[[int], T]) -> list[T]:
+    """Run `work(0..threads-1)` on as many threads released at once; re-raise the first error."""
+    start = threading.Barrier(threads)
+    results: list[Any] = [None] * threads
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            start.wait()
+            results[n] = work(n)
+        except BaseException as error:
+            errors.append(error)
+
+    pool = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def handle_nth(rig: Rig, contenders: Sequence[tuple[str, dict[str, Any]]], now: datetime, n: int) -> Summary:
+    """Contender `n` handled by a container of its own."""
+    detail_type, detail = contenders[n]
+    return rig.runner().handle(detail_type, detail, now)
+
+
+def keys_of(messages: list[dict[str, Any]]) -> list[str]:
+    return sorted(m["key"] for m in messages)
+
+
+def cart_key(profile_id: str, step: str, seq: int, run: int = 1) -> str:
+    return f"journey:cart:{profile_id}:{run}:{step}:{seq}"
+
+
+# ============================================================================== entries
+def test_given_an_event_journey_when_its_event_is_tracked_then_the_person_enters_and_the_first_message_leaves(
+    rig: Rig,
+) -> None:
+    rig.define(CART)
+    ann = rig.person("ann")
+
+    summary = rig.runner().handle("event.tracked", tracked(ann, "Cart Abandoned", "m1"), NOW)
+
+    assert summary.entered == ["cart"]
+    [message] = rig.delivered()
+    assert message["key"] == cart_key(ann, "remind", 1)
+    assert message["origin"] == {"kind": "journey", "id": "cart", "version": 1, "step": "remind"}
+    assert (message["profile_id"], message["template"], message["event"]["messageId"]) == (ann, "cart-reminder", "m1")
+    doc = rig.instance(ann, "cart")
+    assert (doc["status"], doc["step"], doc["entry_key"], doc["wait"]["step"]) == (
+        "waiting",
+        "wait",
+        "event:m1",
+        "wait",
+    )
+    assert "outbox" not in doc
+    due = rig.timers.due(minute_of(NOW + timedelta(hours=1, minutes=1)))
+    assert [(t["id"], t["kind"], t["payload"]["timerId"]) for t in due] == [
+        (f"cart:{ann}:1:2", "journey", f"cart:{ann}:1:2")
+    ]
+
+
+def test_given_a_segment_journey_when_the_person_enters_the_segment_then_they_enter_once_per_occurrence(
+    rig: Rig,
+) -> None:
+    rig.define(VIP)
+    bea = rig.person("bea")
+    entered = {"profileId": bea, "segmentId": "vip", "at": iso(NOW), "occurrence": iso(NOW)}
+
+    first = rig.runner().handle("segment.entered", entered, NOW)
+    redelivered = rig.runner().handle("segment.entered", entered, NOW)
+    other_segment = rig.runner().handle("segment.entered", {**entered, "segmentId": "other"}, NOW)
+
+    assert first.entered == ["vip-welcome"]
+    assert redelivered.entered == [] and redelivered.refused == {"vip-welcome": "already entered for this trigger"}
+    assert other_segment == Summary()
+    assert keys_of(rig.delivered()) == [f"journey:vip-welcome:{bea}:1:greet:1"]
+    assert rig.instance(bea, "vip-welcome")["status"] == "completed"
+
+
+def test_given_a_date_journey_when_the_sweep_finds_the_day_then_the_person_enters_once_that_day(rig: Rig) -> None:
+    rig.define(BIRTHDAY)
+    cal = rig.person("cal", birthday="1990-11-22")
+    dan = rig.person("dan", birthday="1990-11-23")
+    runner = rig.runner()
+    dated = runner.catalog.current().dated()
+
+    found = {
+        pid: date_entries(dated, profile, NOW, "UTC")
+        for pid in (cal, dan)
+        if (profile := rig.profiles.profile(pid)) is not None
+    }
+    assert found == {
+        cal: [
+            ("journey.date", {"profileId": cal, "journeyId": "birthday", "entryKey": "date:2026-11-22", "at": iso(NOW)})
+        ],
+        dan: [],
+    }
+    [(detail_type, detail)] = found[cal]
+    first = runner.handle(detail_type, detail, NOW)
+    an_hour_later = runner.handle(detail_type, detail, NOW + timedelta(hours=1))  # the next hourly sweep
+
+    assert first.entered == ["birthday"]
+    assert an_hour_later.refused == {"birthday": "already entered for this trigger"}
+    assert keys_of(rig.delivered()) == [f"journey:birthday:{cal}:1:card:1"]
+
+
+def test_given_reentry_never_when_the_person_triggers_again_then_they_are_refused_even_after_the_end(
+    rig: Rig,
+) -> None:
+    rig.define(WELCOME)
+    eve = rig.person("eve")
+    runner = rig.runner()
+    runner.handle("event.tracked", tracked(eve, "Signed Up", "s1"), NOW)
+    runner.handle("event.tracked", tracked(eve, "Email Opened", "o1"), NOW + timedelta(minutes=5))
+    assert rig.instance(eve, "welcome")["status"] == "completed"
+
+    again = runner.handle("event.tracked", tracked(eve, "Signed Up", "s2"), NOW + timedelta(days=1))
+
+    assert again.entered == []
+    assert "reentry: never" in again.refused["welcome"]
+    assert keys_of(rig.delivered()) == [f"journey:welcome:{eve}:1:hello:1", f"journey:welcome:{eve}:1:thanks:3"]
+
+
+def test_given_reentry_after_exit_when_the_person_triggers_while_in_it_then_refused_and_after_it_a_new_run(
+    rig: Rig,
+) -> None:
+    rig.define(CART)
+    fay = rig.person("fay")
+    runner = rig.runner()
+    runner.handle("event.tracked", tracked(fay, "Cart Abandoned", "c1"), NOW)
+
+    while_in = runner.handle("event.tracked", tracked(fay, "Cart Abandoned", "c2"), NOW + timedelta(minutes=1))
+    runner.handle("event.tracked", tracked(fay, "Order Completed", "o1"), NOW + timedelta(minutes=2))
+    after = runner.handle("event.tracked", tracked(fay, "Cart Abandoned", "c3"), NOW + timedelta(minutes=3))
+
+    assert while_in.refused["cart"].startswith("still in the journey (run 1, waiting at wait)")
+    assert after.entered == ["cart"]
+    doc = rig.instance(fay, "cart")
+    assert (doc["run"], doc["status"], doc["entry_key"]) == (2, "waiting", "event:c3")
+    assert keys_of(rig.delivered()) == [cart_key(fay, "remind", 1, run=1), cart_key(fay, "remind", 1, run=2)]
+
+
+def test_given_a_daily_cap_of_3_when_12_people_enter_at_once_then_exactly_3_enter(rig: Rig) -> None:
+    rig.define(CART, daily_cap=3)
+    people = [rig.person(f"cap{n:02d}") for n in range(12)]
+
+    summaries = race(12, lambda n: rig.runner().handle("event.tracked", tracked(people[n], "Cart Abandoned", "m"), NOW))
+
+    entered = [people[n] for n, s in enumerate(summaries) if s.entered == ["cart"]]
+    refused = [people[n] for n, s in enumerate(summaries) if s.refused == {"cart": "daily cap of 3 entries reached"}]
+    assert len(entered) == 3 and sorted(entered + refused) == people
+    assert rig.caps.taken("cart", NOW.strftime("%Y%m%d")) == 3
+    assert keys_of(rig.delivered()) == sorted(cart_key(p, "remind", 1) for p in entered)
+    assert sorted(p for p in people if rig.instances.get(p, "cart") is not None) == sorted(entered)
+    totals = rig.totals("cart")
+    assert (totals["entered"], totals["capped"], totals["step:remind"]) == (3, 9, 3)
+    # The next day has a cap of its own.
+    tomorrow = rig.runner().handle(
+        "event.tracked", tracked(refused[0], "Cart Abandoned", "m2"), NOW + timedelta(days=1)
+    )
+    assert tomorrow.entered == ["cart"]
+
+
+# ============================================================================== a full walk
+def test_given_a_person_in_a_wait_when_the_sweep_releases_the_timer_then_the_journey_runs_to_its_end(
+    rig: Rig,
+) -> None:
+    rig.define(CART)
+    gus = rig.person("gus")
+    rig.runner().handle("event.tracked", tracked(gus, "Cart Abandoned", "m1"), NOW)
+    assert rig.sweep(NOW + timedelta(minutes=59)) == []  # not due yet
+
+    [wake] = rig.sweep(AFTER_THE_HOUR)
+    summary = rig.runner().handle("journey.wake", wake, AFTER_THE_HOUR)
+
+    due = iso(NOW + timedelta(hours=1))
+    assert wake == {"journeyId": "cart", "profileId": gus, "run": 1, "timerId": f"cart:{gus}:1:2", "dueAt": due}
+    assert (summary.moved, summary.messages, summary.events, summary.steps) == (["cart"], 1, 1, 3)
+    assert keys_of(rig.delivered()) == [cart_key(gus, "nudge", 3), cart_key(gus, "remind", 1)]
+    [tag_event] = rig.handed_off()
+    assert (tag_event["event"], tag_event["properties"], tag_event["userId"]) == (
+        "Tag Added",
+        {"tag": "cart-nudged", "journey": "cart"},
+        f"u-{gus}",
+    )
+    doc = rig.instance(gus, "cart")
+    assert (doc["status"], doc["exit_reason"], doc["seq"], doc["wait"], doc["rev"]) == (
+        "completed",
+        "exit: done",
+        5,
+        None,
+        4,  # two moves, each a write with its outbox and the write that clears it
+    )
+    stamp = iso(NOW)
+    assert doc["path"] == [
+        ["remind", stamp, "message requested"],
+        ["wait", stamp, f"waiting until {due}"],
+        ["wait", iso(AFTER_THE_HOUR), "timer fired"],
+        ["nudge", iso(AFTER_THE_HOUR), "message requested"],
+        ["mark", iso(AFTER_THE_HOUR), "profile update requested"],
+        ["done", iso(AFTER_THE_HOUR), "completed"],
+    ]
+    assert rig.totals("cart") == {
+        "entered": 1,
+        "step:remind": 1,
+        "step:wait": 1,
+        "step:nudge": 1,
+        "step:mark": 1,
+        "step:done": 1,
+        "completed": 1,
+    }
+    assert rig.sweep(AFTER_THE_HOUR + timedelta(minutes=5)) == []  # released once
+
+
+def test_given_a_wait_for_an_event_when_it_times_out_then_the_timeout_branch_runs(rig: Rig) -> None:
+    rig.define(WELCOME)
+    hal = rig.person("hal")
+    rig.runner().handle("event.tracked", tracked(hal, "Signed Up", "s1"), NOW)
+
+    [wake] = rig.sweep(NOW + timedelta(days=2, minutes=1, seconds=1))
+    rig.runner().handle("journey.wake", wake, NOW + timedelta(days=2, minutes=1, seconds=1))
+    late_open = rig.runner().handle("event.tracked", tracked(hal, "Email Opened", "o1"), NOW + timedelta(days=3))
+
+    assert [p[2] for p in rig.instance(hal, "welcome")["path"]][-2:] == ["timed out", "completed"]
+    assert late_open == Summary()
+    assert keys_of(rig.delivered()) == [f"journey:welcome:{hal}:1:hello:1"]
+
+
+def test_given_a_person_waiting_when_the_goal_event_arrives_then_they_exit_and_later_timers_are_ignored(
+    rig: Rig,
+) -> None:
+    rig.define(CART)
+    ida = rig.person("ida")
+    rig.runner().handle("event.tracked", tracked(ida, "Cart Abandoned", "m1"), NOW)
+
+    goal = rig.runner().handle("event.tracked", tracked(ida, "Order Completed", "o1"), NOW + timedelta(minutes=30))
+    [wake] = rig.sweep(AFTER_THE_HOUR)
+    late = rig.runner().handle("journey.wake", wake, AFTER_THE_HOUR)
+
+    assert goal.moved == ["cart"]
+    assert late == Summary()
+    doc = rig.instance(ida, "cart")
+    assert (doc["status"], doc["exit_reason"], doc["rev"]) == ("exited", "goal: Order Completed", 3)
+    assert doc["path"][-1] == ["wait", iso(NOW + timedelta(minutes=30)), "exited: goal: Order Completed"]
+    assert keys_of(rig.delivered()) == [cart_key(ida, "remind", 1)]
+    assert rig.handed_off() == []
+    assert rig.totals("cart") == {"entered": 1, "step:remind": 1, "step:wait": 1, "exited": 1, "goal": 1}
+
+
+# ============================================================================== at least once
+def test_given_the_same_wake_handled_twice_in_turn_then_its_effects_happen_once(rig: Rig) -> None:
+    rig.define(CART)
+    jon = rig.person("jon")
+    rig.runner().handle("event.tracked", tracked(jon, "Cart Abandoned", "m1"), NOW)
+    [wake] = rig.sweep(AFTER_THE_HOUR)
+
+    first = rig.runner().handle("journey.wake", wake, AFTER_THE_HOUR)
+    second = rig.runner().handle("journey.wake", wake, AFTER_THE_HOUR + timedelta(seconds=30))
+
+    assert first.moved == ["cart"] and second == Summary()
+    assert keys_of(rig.delivered()) == [cart_key(jon, "nudge", 3), cart_key(jon, "remind", 1)]
+    assert len(rig.handed_off()) == 1
+    assert rig.instance(jon, "cart")["rev"] == 4
+    assert rig.totals("cart")["step:nudge"] == 1
+
+
+def test_given_the_same_wake_handled_by_six_containers_at_once_then_one_move_commits_and_repeats_are_identical(
+    rig: Rig,
+) -> None:
+    rig.define(CART)
+    kim = rig.person("kim")
+    rig.runner().handle("event.tracked", tracked(kim, "Cart Abandoned", "m1"), NOW)
+    [wake] = rig.sweep(AFTER_THE_HOUR)
+    rig.delivered()
+
+    summaries = race(6, lambda n: rig.runner().handle("journey.wake", wake, AFTER_THE_HOUR))
+
+    assert sum(s.moved == ["cart"] for s in summaries) == 1
+    messages = rig.delivered()
+    # A container that lost the race may send the winner's outbox again before it is cleared:
+    # the same request, which the ledger sends once.
+    assert {m["key"] for m in messages} == {cart_key(kim, "nudge", 3)}
+    assert all(m == messages[0] for m in messages)
+    tag_events = rig.handed_off()
+    assert {e["messageId"] for e in tag_events} == {tag_events[0]["messageId"]}
+    doc = rig.instance(kim, "cart")
+    assert (doc["status"], doc["rev"], doc["seq"]) == ("completed", 4, 5)
+    assert "outbox" not in doc
+    assert rig.totals("cart") == {
+        "entered": 1,
+        "step:remind": 1,
+        "step:wait": 1,
+        "step:nudge": 1,
+        "step:mark": 1,
+        "step:done": 1,
+        "completed": 1,
+    }
+
+
+def test_given_a_crash_after_the_state_write_when_the_entry_is_redelivered_then_the_outbox_is_sent(
+    rig: Rig,
+) -> None:
+    rig.define(CART)
+    lea = rig.person("lea")
+    entry = tracked(lea, "Cart Abandoned", "m1")
+
+    with pytest.raises(ConnectionError):
+        rig.runner(messages=FailingOnce(rig.queue)).handle("event.tracked", entry, NOW)
+
+    stranded = rig.instance(lea, "cart")
+    assert stranded["status"] == "waiting"
+    assert [m["key"] for m in stranded["outbox"]["messages"]] == [cart_key(lea, "remind", 1)]
+    assert rig.delivered() == []
+    assert rig.timers.due(minute_of(NOW + timedelta(hours=1, minutes=1))) == []  # the timer was in the outbox too
+
+    retried = rig.runner().handle("event.tracked", entry, NOW + timedelta(seconds=20))
+
+    assert retried.refused == {"cart": "already entered for this trigger"}
+    assert keys_of(rig.delivered()) == [cart_key(lea, "remind", 1)]
+    assert "outbox" not in rig.instance(lea, "cart")
+    [wake] = rig.sweep(AFTER_THE_HOUR)
+    assert rig.runner().handle("journey.wake", wake, AFTER_THE_HOUR).moved == ["cart"]
+    assert keys_of(rig.delivered()) == [cart_key(lea, "nudge", 3)]
+    assert rig.totals("cart") == {
+        "entered": 1,
+        "step:remind": 1,
+        "step:wait": 1,
+        "step:nudge": 1,
+        "step:mark": 1,
+        "step:done": 1,
+        "completed": 1,
+    }
+
+
+def test_given_a_crash_and_no_redelivery_when_the_person_comes_back_after_the_wait_then_its_timer_still_fires(
+    rig: Rig,
+) -> None:
+    rig.define(CART)
+    ron = rig.person("ron")
+    with pytest.raises(ConnectionError):
+        rig.runner(messages=FailingOnce(rig.queue)).handle("event.tracked", tracked(ron, "Cart Abandoned", "m1"), NOW)
+    assert rig.sweep(AFTER_THE_HOUR) == []  # the retries were lost; the sweep moved past the wait's minute
+
+    back = NOW + timedelta(hours=2)
+    rig.runner().handle("event.tracked", tracked(ron, "Cart Abandoned", "m2"), back)
+    [wake] = rig.sweep(back + timedelta(minutes=1, seconds=5))
+    rig.runner().handle("journey.wake", wake, back + timedelta(minutes=1, seconds=5))
+
+    assert keys_of(rig.delivered()) == [cart_key(ron, "nudge", 3), cart_key(ron, "remind", 1)]
+    assert rig.instance(ron, "cart")["status"] == "completed"
+
+
+def test_given_a_crash_on_the_move_that_ends_an_instance_when_the_event_is_redelivered_then_the_outbox_is_sent(
+    rig: Rig,
+) -> None:
+    rig.define(WELCOME)
+    max_ = rig.person("max")
+    rig.runner().handle("event.tracked", tracked(max_, "Signed Up", "s1"), NOW)
+    rig.delivered()
+    opened = tracked(max_, "Email Opened", "o1", NOW + timedelta(hours=3))
+
+    with pytest.raises(ConnectionError):
+        rig.runner(messages=FailingOnce(rig.queue)).handle("event.tracked", opened, NOW + timedelta(hours=3))
+    assert rig.instance(max_, "welcome")["status"] == "completed"
+    assert rig.delivered() == []
+
+    rig.runner().handle("event.tracked", opened, NOW + timedelta(hours=3, seconds=20))
+
+    assert keys_of(rig.delivered()) == [f"journey:welcome:{max_}:1:thanks:3"]
+    assert "outbox" not in rig.instance(max_, "welcome")
+
+
+def test_given_a_goal_and_a_timer_racing_then_a_goal_exit_never_sends_the_step_after_the_wait(rig: Rig) -> None:
+    rig.define(CART)
+    people = [rig.person(f"race{n}") for n in range(8)]
+    for pid in people:
+        rig.runner().handle("event.tracked", tracked(pid, "Cart Abandoned", "m1"), NOW)
+    rig.delivered()
+    wakes = {w["profileId"]: w for w in rig.sweep(AFTER_THE_HOUR)}
+    assert sorted(wakes) == people
+
+    for pid in people:
+        contenders = [
+            ("event.tracked", tracked(pid, "Order Completed", "o1", AFTER_THE_HOUR)),
+            ("journey.wake", wakes[pid]),
+        ]
+        race(2, partial(handle_nth, rig, contenders, AFTER_THE_HOUR))
+
+    sent = {m["key"] for m in rig.delivered()}
+    outcomes = {}
+    for pid in people:
+        doc = rig.instance(pid, "cart")
+        outcomes[pid] = doc["exit_reason"]
+        if doc["exit_reason"] == "goal: Order Completed":
+            assert cart_key(pid, "nudge", 3) not in sent
+            assert doc["path"][-1][0] == "wait"
+        else:
+            assert doc["exit_reason"] == "exit: done"
+            assert cart_key(pid, "nudge", 3) in sent
+    totals = rig.totals("cart")
+    goals = sum(reason.startswith("goal") for reason in outcomes.values())
+    assert (totals.get("goal", 0), totals.get("completed", 0)) == (goals, len(people) - goals)
+
+
+# ============================================================================== hostile input
+MALFORMED: list[tuple[str, dict[str, Any]]] = [
+    ("event.tracked", {}),
+    ("event.tracked", {"profileId": "nia"}),
+    ("event.tracked", {"profileId": "nia", "event": "Cart Abandoned"}),
+    ("event.tracked", {"profileId": "nia", "event": ["Cart Abandoned"]}),
+    ("event.tracked", {"profileId": "nia", "event": {"type": "track", "event": "Cart Abandoned"}}),  # no messageId
+    ("event.tracked", {"profileId": ["nia"], "event": {"type": "track", "event": "Cart Abandoned", "messageId": "m"}}),
+    ("segment.entered", {"profileId": "nia"}),
+    ("segment.entered", {"profileId": "nia", "segmentId": "vip"}),  # no time: no entry key
+    ("journey.date", {"profileId": "nia"}),
+    ("journey.date", {"profileId": "nia", "journeyId": "birthday"}),
+    ("journey.date", {"profileId": "nia", "journeyId": "birthday", "entryKey": 7}),
+    ("journey.date", {"profileId": "nia", "journeyId": "birthday", "entryKey": ""}),
+    ("journey.date", {"profileId": "nia", "journeyId": "cart", "entryKey": "date:2026-11-22"}),
+    ("journey.date", {"profileId": "nia", "journeyId": "vip-welcome", "entryKey": "date:2026-11-22"}),
+    ("journey.date", {"profileId": "nia", "journeyId": "birthday", "entryKey": 7, "at": "2026-11-22T12:00:00Z"}),
+    ("journey.wake", {}),
+    ("journey.wake", {"journeyId": "cart"}),
+    ("journey.wake", {"journeyId": "cart", "profileId": "nia"}),
+    ("journey.wake", {"journeyId": "cart", "profileId": "nia", "timerId": "cart:nia:1:9", "dueAt": "soon"}),
+    ("journey.wake", {"journeyId": "cart", "profileId": "nia", "timerId": "x", "dueAt": "2026-11-22T13:00"}),
+    ("journey.wake", {"journeyId": "cart", "profileId": "nia", "timerId": "x", "dueAt": ["2026"]}),
+    ("profile.updated", {"profileId": "nia", "changes": {}}),
+]
+
+
+def test_given_details_missing_or_malformed_fields_when_handled_then_nothing_happens(rig: Rig) -> None:
+    for body in (CART, VIP, BIRTHDAY):
+        rig.define(body)
+    nia = rig.person("nia", birthday="1990-11-22")  # today is her day: only a well-formed date entry lets her in
+    runner = rig.runner()
+
+    for detail_type, detail in MALFORMED:
+        summary = runner.handle(detail_type, detail, NOW)
+
+        assert summary == Summary(), (detail_type, detail)
+        assert rig.instances.of_person(nia) == [], (detail_type, detail)
+    assert rig.delivered() == []
+    for at in ("yesterday", ["2026"], "2026-11-22T12:30"):  # the sweep's time is a hint; a zoneless one is UTC
+        well_formed = {"profileId": nia, "journeyId": "birthday", "entryKey": f"date:2026-11-22#{at}", "at": at}
+        assert runner.handle("journey.date", well_formed, NOW).entered == ["birthday"], at
+    assert rig.instance(nia, "birthday")["entered_at"] == iso(NOW + timedelta(minutes=30))
+
+
+def test_given_a_person_waiting_when_a_wake_with_a_garbled_due_time_comes_then_it_is_ignored_unless_it_is_theirs(
+    rig: Rig,
+) -> None:
+    rig.define(CART)
+    oli = rig.person("oli")
+    rig.runner().handle("event.tracked", tracked(oli, "Cart Abandoned", "m1"), NOW)
+    rig.delivered()
+    wake = {"journeyId": "cart", "profileId": oli, "run": 1, "timerId": f"cart:{oli}:1:2"}
+
+    for due in ("soon", "2026-11-22T13:00:00", 12):
+        assert rig.runner().handle("journey.wake", {**wake, "timerId": "cart:oli:1:7", "dueAt": due}, NOW) == Summary()
+    assert rig.instance(oli, "cart")["status"] == "waiting"
+    # Its own timer with an unreadable due time still ends the wait, on this container's clock.
+    assert rig.runner().handle("journey.wake", {**wake, "dueAt": "soon"}, AFTER_THE_HOUR).moved == ["cart"]
+    assert rig.instance(oli, "cart")["path"][2] == ["wait", iso(AFTER_THE_HOUR), "timer fired"]
+
+
+def test_given_unknown_journeys_and_people_when_handled_then_nothing_is_written(rig: Rig) -> None:
+    rig.define(CART)
+    rig.define(VIP)
+    pia = rig.person("pia")
+    runner = rig.runner()
+
+    outcomes = [
+        runner.handle("journey.wake", {"journeyId": "gone", "profileId": pia, "timerId": "gone:pia:1:2"}, NOW),
+        runner.handle("journey.date", {"journeyId": "gone", "profileId": pia, "entryKey": "date:2026-11-22"}, NOW),
+        runner.handle("event.tracked", tracked("ghost", "Cart Abandoned", "m1"), NOW),
+        runner.handle("segment.entered", {"profileId": "ghost", "segmentId": "vip", "at": iso(NOW)}, NOW),
+        runner.handle("journey.wake", {"journeyId": "cart", "profileId": "ghost", "timerId": "cart:ghost:1:2"}, NOW),
+    ]
+
+    assert outcomes == [Summary()] * 5
+    assert rig.instances.of_person(pia) == [] and rig.instances.of_person("ghost") == []
+    assert rig.delivered() == []
+    assert rig.counters.totals("journey", "cart") == {}
+
+
+def test_given_a_journey_disabled_mid_flight_when_its_timers_wake_then_they_are_ignored(rig: Rig) -> None:
+    rig.define(CART)
+    quin = rig.person("quin")
+    rig.runner().handle("event.tracked", tracked(quin, "Cart Abandoned", "m1"), NOW)
+    rig.delivered()
+    before = rig.instance(quin, "cart")
+
+    rig.define(CART, enabled=False)
+    [wake] = rig.sweep(AFTER_THE_HOUR)
+    ignored = rig.runner().handle("journey.wake", wake, AFTER_THE_HOUR)
+    goal = rig.runner().handle("event.tracked", tracked(quin, "Order Completed", "o1"), AFTER_THE_HOUR)
+    entry = rig.runner().handle("event.tracked", tracked(quin, "Cart Abandoned", "m2"), AFTER_THE_HOUR)
+
+    assert ignored == goal == entry == Summary()
+    assert rig.instance(quin, "cart") == before
+    assert rig.delivered() == []
+    assert rig.totals("cart") == {"entered": 1, "step:remind": 1, "step:wait": 1}
+
+
+def test_given_twenty_people_through_a_journey_when_counted_then_every_shard_is_summed(rig: Rig) -> None:
+    rig.define(VIP)
+    people = [rig.person(f"many{n:02d}") for n in range(20)]
+    assert len({shard_of(pid) for pid in people}) > 1
+    for pid in people:
+        rig.runner().handle("segment.entered", {"profileId": pid, "segmentId": "vip", "at": iso(NOW)}, NOW)
+
+    totals = rig.counters.totals("journey", "vip-welcome")
+
+    assert totals == {
+        "all": {"entered": Decimal(20), "step:greet": Decimal(20), "step:done": Decimal(20), "completed": Decimal(20)}
+    }
+    assert len(rig.delivered()) == 20
