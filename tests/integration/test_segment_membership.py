@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from midstage.adapters.automation_store import RefreshJobs
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
 from midstage.config import ComputedTraitSettings, IdentitySettings
@@ -289,11 +290,6 @@ def test_given_a_client_sending_segment_added_then_it_does_not_join_the_static_s
     assert [(k, d["segmentId"]) for k, d, _ in recorder.segment_events()] == [("segment.entered", "imported")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="logic/ingest.py: a merge publishes no segment.exited for the merged-away profile, whose "
-    "memberships end with it (its segment.entered events are never balanced)",
-)
 def test_given_a_member_merged_into_another_profile_then_its_memberships_are_exited(stack: Stack) -> None:
     store, recorder, segments = profile_store(stack), Recorder(), SegmentSet(DEFINITIONS)
     views = [
@@ -486,3 +482,19 @@ def test_given_500_profiles_when_estimated_then_exact_if_every_part_is_read_and_
     assert sum(a["estimated"] for a in single) == 64 * truth  # one part scaled up is unbiased
     # A 95 % interval may miss the truth for an unlucky slice, not for many (59 of the 64 hold it).
     assert sum(a["low"] <= truth <= a["high"] for a in single) >= 56
+
+
+# ============================================================================== backfill progress
+def test_given_a_backfill_when_a_finished_part_is_redelivered_then_the_job_is_not_done_early(stack: Stack) -> None:
+    jobs = RefreshJobs(stack.output("DataTableName"), client=stack.clients.dynamodb())
+    jobs.create("rf_1", {"segment_id": "buyers", "version": 1}, parts=3, now=NOW)
+
+    jobs.progress("rf_1", part=0, scanned=10, changed=2, part_done=True, now=NOW)
+    again = jobs.progress("rf_1", part=0, scanned=0, changed=0, part_done=True, now=NOW)  # redelivered
+    assert (again["parts_done"], again["state"]) == (1, "running")
+
+    jobs.progress("rf_1", part=1, scanned=5, changed=0, part_done=False, now=NOW)  # a page, not the end
+    jobs.progress("rf_1", part=1, scanned=5, changed=1, part_done=True, now=NOW)
+    done = jobs.progress("rf_1", part=2, scanned=1, changed=0, part_done=True, now=NOW)
+    assert (done["parts_done"], done["state"], done["scanned"], done["changed"]) == (3, "done", 21, 3)
+    assert jobs.get("rf_1") == done

@@ -302,6 +302,10 @@ def _attempt(
         domain.append(("profile.updated", update))
     if changed:
         domain.extend(segment_events(survivor.id, before.segments if before else {}, survivor.segments, stamp))
+        for loser in losers:
+            # A merged-away profile's memberships end with it: their entries are balanced by exits,
+            # and the survivor enters in its own right.
+            domain.extend(segment_events(loser.id, loser.segments, {}, stamp))
     publisher.publish(domain)
 
     timeline = [profile_logic.slim_event(e) for e in to_apply + recovered]
