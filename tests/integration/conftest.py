@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -56,6 +57,12 @@ def sample(function: str, case: str) -> dict[str, Any]:
     return json.loads((ROOT / "events" / function / f"{case}.json").read_text())  # type: ignore[no-any-return]
 
 
+@cache
+def _model() -> CloudModel:
+    """The template translated once per session (it takes seconds); deploying it is per test."""
+    return load_model(TEMPLATE)
+
+
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     make_dynamodb_atomic()
@@ -68,7 +75,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    model = load_model(TEMPLATE)
+    model = _model()
     loaded: list[str] = []
     with mock_aws():
         from midstage.adapters import aws
