@@ -50,7 +50,7 @@ def record_handler(record: SQSRecord, time_left: float) -> None:
     now = datetime.now(UTC)
 
     def progress(page: PartResult) -> None:
-        jobs.progress(job_id, scanned=page.scanned, changed=page.changed, part_done=page.finished, now=now)
+        jobs.progress(job_id, part=part, scanned=page.scanned, changed=page.changed, part_done=page.finished, now=now)
 
     result = refresh_part(
         store,

@@ -48,8 +48,8 @@ def _time_left(context: Any) -> float:
 
 
 def record_handler(record: SQSRecord, context: Any = None) -> None:
-    message = json.loads(record.body)
     try:
+        message = json.loads(record.body)
         campaign_id, run_id = str(message["campaignId"]), str(message["runId"])
         part, total = int(message["part"]), int(message["total"])
     except (KeyError, TypeError, ValueError) as error:

@@ -238,7 +238,6 @@ class CampaignRuns(_Table):
                 Item={
                     **_key(keys.campaign_run_key(campaign_id, run_id)),
                     "doc": {"B": pack(dict(doc))},
-                    "partsDone": _n(0),
                     "expiresAt": _n(int((now + RUN_RETENTION).timestamp())),
                 },
                 ConditionExpression="attribute_not_exists(pk)",
@@ -253,40 +252,57 @@ class CampaignRuns(_Table):
         item = self._get(keys.campaign_run_key(campaign_id, run_id))
         if not item:
             return None
-        return {**unpack(item["doc"]["B"]), "parts_done": int(item["partsDone"]["N"])}
+        return {**unpack(item["doc"]["B"]), "parts_done": _count_set(item, "doneParts")}
 
     def runs(self, campaign_id: str) -> list[dict[str, Any]]:
         return [
-            {**unpack(i["doc"]["B"]), "parts_done": int(i["partsDone"]["N"])}
+            {**unpack(i["doc"]["B"]), "parts_done": _count_set(i, "doneParts")}
             for i in self._items(f"CAMPAIGN#{campaign_id}", "RUN#")
         ]
 
-    def part_finished(self, campaign_id: str, run_id: str) -> int:
-        """Count one more finished part; returns how many are finished now."""
+    def part_finished(self, campaign_id: str, run_id: str, part: int) -> int:
+        """Record one part finished (again: no change); returns how many are finished now."""
         answer = self.client.update_item(
             TableName=self.table,
             Key=_key(keys.campaign_run_key(campaign_id, run_id)),
-            UpdateExpression="ADD partsDone :one",
-            ExpressionAttributeValues={":one": _n(1)},
-            ReturnValues="UPDATED_NEW",
+            UpdateExpression="ADD doneParts :part",
+            ExpressionAttributeValues={":part": {"SS": [str(part)]}},
+            ReturnValues="ALL_NEW",
         )
-        return int(answer["Attributes"]["partsDone"]["N"])
+        return _count_set(answer["Attributes"], "doneParts")
 
-    def reserve(self, campaign_id: str, run_id: str, wanted: int, limit: int) -> int:
-        """Take up to `wanted` of the run's `limit` messages; returns how many were granted."""
+    def reserve(self, campaign_id: str, run_id: str, wanted: int, limit: int, *, part: int, already: int) -> int:
+        """Take up to `wanted` of the run's `limit` messages for the page `part` is on, whose
+        checkpointed pages were granted `already`; returns how many were granted.
+
+        Each part's grants are kept beside the run's total, so a page worked again (its worker
+        died before the checkpoint) takes back what it reserved the first time, handing back any
+        excess, instead of reserving twice and leaving the run short of its limit."""
+        held_name = f"reservedByPart{part}"
         for _ in range(20):
-            item = self._get(keys.campaign_run_key(campaign_id, run_id))
-            used = int(item["reserved"]["N"]) if item and "reserved" in item else 0
-            grant = max(0, min(wanted, limit - used))
-            if grant == 0:
-                return 0
+            item = self._get(keys.campaign_run_key(campaign_id, run_id)) or {}
+            used = int(item["reserved"]["N"]) if "reserved" in item else 0
+            held = int(item[held_name]["N"]) if held_name in item else 0
+            mine = max(held, already)  # beyond `already`: reserved by a page never checkpointed
+            grant = max(0, min(wanted, mine - already + limit - used))
+            if already + grant == mine:
+                return grant
             try:
                 self.client.update_item(
                     TableName=self.table,
                     Key=_key(keys.campaign_run_key(campaign_id, run_id)),
-                    UpdateExpression="SET reserved = :after",
-                    ConditionExpression="attribute_not_exists(reserved) OR reserved = :before",
-                    ExpressionAttributeValues={":after": _n(used + grant), ":before": _n(used)},
+                    UpdateExpression="SET reserved = :after, #held = :held",
+                    ConditionExpression=(
+                        "(attribute_not_exists(reserved) OR reserved = :before)"
+                        " AND (attribute_not_exists(#held) OR #held = :held_before)"
+                    ),
+                    ExpressionAttributeNames={"#held": held_name},
+                    ExpressionAttributeValues={
+                        ":after": _n(used - mine + already + grant),
+                        ":held": _n(already + grant),
+                        ":before": _n(used),
+                        ":held_before": _n(held),
+                    },
                 )
             except ClientError as error:
                 if _conditional_failed(error):
@@ -450,7 +466,6 @@ class RefreshJobs(_Table):
                 **_key(keys.refresh_job_key(job_id)),
                 "doc": {"B": pack(dict(doc))},
                 "parts": _n(parts),
-                "partsDone": _n(0),
                 "scanned": _n(0),
                 "changed": _n(0),
                 "createdAt": _s(iso(now)),
@@ -459,17 +474,21 @@ class RefreshJobs(_Table):
             ConditionExpression="attribute_not_exists(pk)",
         )
 
-    def progress(self, job_id: str, *, scanned: int, changed: int, part_done: bool, now: datetime) -> dict[str, Any]:
+    def progress(
+        self, job_id: str, *, part: int, scanned: int, changed: int, part_done: bool, now: datetime
+    ) -> dict[str, Any]:
+        """Add a page's figures. Finished parts are a set, so a redelivered part cannot finish the
+        job early; `scanned` and `changed` are progress figures and may count a redone page twice."""
+        update = "ADD scanned :scanned, changed :changed SET updatedAt = :now"
+        values: dict[str, Any] = {":scanned": _n(scanned), ":changed": _n(changed), ":now": _s(iso(now))}
+        if part_done:
+            update = "ADD scanned :scanned, changed :changed, doneParts :part SET updatedAt = :now"
+            values[":part"] = {"SS": [str(part)]}
         answer = self.client.update_item(
             TableName=self.table,
             Key=_key(keys.refresh_job_key(job_id)),
-            UpdateExpression="ADD scanned :scanned, changed :changed, partsDone :done SET updatedAt = :now",
-            ExpressionAttributeValues={
-                ":scanned": _n(scanned),
-                ":changed": _n(changed),
-                ":done": _n(1 if part_done else 0),
-                ":now": _s(iso(now)),
-            },
+            UpdateExpression=update,
+            ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
         )
         return _job(answer["Attributes"])
@@ -480,7 +499,7 @@ class RefreshJobs(_Table):
 
 
 def _job(item: Mapping[str, Any]) -> dict[str, Any]:
-    parts, done = int(item["parts"]["N"]), int(item["partsDone"]["N"])
+    parts, done = int(item["parts"]["N"]), _count_set(item, "doneParts")
     return {
         **unpack(item["doc"]["B"]),
         "parts": parts,
@@ -494,6 +513,10 @@ def _job(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ helpers
+def _count_set(item: Mapping[str, Any], name: str) -> int:
+    return len(item.get(name, {}).get("SS", []))
+
+
 def _doc(item: Mapping[str, Any]) -> dict[str, Any]:
     doc = unpack(item["doc"]["B"])
     doc["rev"] = int(item["rev"]["N"])

@@ -65,8 +65,8 @@ class Runs(Protocol):
         now: datetime,
         lease_s: int,
     ) -> None: ...
-    def part_finished(self, campaign_id: str, run_id: str) -> int: ...
-    def reserve(self, campaign_id: str, run_id: str, wanted: int, limit: int) -> int: ...
+    def part_finished(self, campaign_id: str, run_id: str, part: int) -> int: ...
+    def reserve(self, campaign_id: str, run_id: str, wanted: int, limit: int, *, part: int, already: int) -> int: ...
     def set_part_state(
         self, campaign_id: str, run_id: str, part: int, state: str, only_from: Sequence[str]
     ) -> bool: ...
@@ -145,12 +145,15 @@ class CampaignRunner:
         total = int(run["parts"]) if run else self.parts
         for part in range(total):
             self.runs.put_part(campaign_id, run_id, part, total, now)
+        # Running before any part is queued: the last worker to finish moves the campaign on from
+        # "running" only, so a run that ends before this write would leave it running for good.
+        # Only from "scheduled": a pause (or cancel) made since the read above stands.
+        if campaign.status == "scheduled":
+            _set_status(self.config, campaign_id, "running", only_from=("scheduled",))
         # Parts not yet taken up (a first start, or a start that crashed half-way) are queued.
         # A part queued twice is harmless: its lease lets one worker hold it.
         waiting = [p["part"] for p in self.runs.parts(campaign_id, run_id) if p["state"] == "pending" and p["seq"] == 0]
         self.parts_queue.send_bodies([part_message(campaign_id, run_id, p, total) for p in waiting])
-        if campaign.status == "scheduled":
-            _set_status(self.config, campaign_id, "running")
         return Started(run_id, created, len(waiting))
 
 
@@ -208,11 +211,23 @@ class CampaignWorker:
         holder = uuid.uuid4().hex
         deadline = self.clock() + time_left - RESERVE_S
         if not self.runs.claim_part(campaign_id, run_id, part, holder, now(), LEASE_S):
+            # A part that was never created (a stale or forged message) is not held by anyone.
+            found = self.runs.part(campaign_id, run_id, part)
+            if found is None:
+                return PartOutcome("gone")
+            if found["state"] == "done":
+                # Its worker may have died between the last checkpoint and counting it finished.
+                self._finished(campaign_id, run_id, part, int(found["total"]))
+                return PartOutcome("done")
             return PartOutcome("held_elsewhere")
         state = self.runs.part(campaign_id, run_id, part)
         run = self.runs.run(campaign_id, run_id)
         if state is None or run is None:
             return PartOutcome("gone")
+        if int(state["total"]) != total:
+            # The run's split, not the message's: another slicing would scan people of other parts.
+            logger.warning("campaign part message names another split", part=part, total=total, stored=state["total"])
+            total = int(state["total"])
         seq, cursor, counts = state["seq"], state["cursor"], dict(state["counts"])
         fired_at = parse_iso(run["scheduled_at"])
         started, queued_here, pages = self.clock(), 0, 0
@@ -233,12 +248,18 @@ class CampaignWorker:
                     lease_s=LEASE_S,
                 )
                 return PartOutcome(stop, pages, counts)
-            profiles, next_cursor = self.profiles.scan_page(part, total, cursor, PAGE_ITEMS)
-            page = self._page(campaign, run_id, profiles, fired_at, now())
             rate = share_of_rate(campaign.send_rate, total)
+            # A page holds no more people than items read, so it paces out within RESERVE_S and the
+            # deadline check between pages ends the invocation before its timeout cuts a page short
+            # (a page is counted only at its checkpoint: cut short, every retry would start it over).
+            page_items = max(1, min(PAGE_ITEMS, int(rate * RESERVE_S)))
+            profiles, next_cursor = self.profiles.scan_page(part, total, cursor, page_items)
+            page = self._page(campaign, run_id, profiles, fired_at, now(), part=part, granted=counts.get("queued", 0))
             for chunk_start in range(0, len(page.now), 10):
                 chunk = page.now[chunk_start : chunk_start + 10]
-                self.sleep(pace(queued_here, started, rate, self.clock()))
+                # pace() waits at most MAX_PACE_WAIT at a time: ask again until the chunk is due.
+                while (wait := pace(queued_here, started, rate, self.clock())) > 0:
+                    self.sleep(wait)
                 self.messages.send(chunk)
                 queued_here += len(chunk)
             for at, request in page.later:
@@ -267,8 +288,7 @@ class CampaignWorker:
                 return PartOutcome("held_elsewhere", pages, counts)
             seq, cursor, pages = seq + 1, next_cursor, pages + 1
             if finished:
-                if self.runs.part_finished(campaign_id, run_id) >= total:
-                    self._complete(campaign)
+                self._finished(campaign_id, run_id, part, total)
                 return PartOutcome("done", pages, counts)
             if self.clock() > deadline:
                 # Continue in a fresh invocation; the lease is ours until it runs out, so the
@@ -285,8 +305,17 @@ class CampaignWorker:
         counts: dict[str, int]
 
     def _page(
-        self, campaign: Campaign, run_id: str, profiles: Sequence[Profile], fired_at: datetime, now: datetime
+        self,
+        campaign: Campaign,
+        run_id: str,
+        profiles: Sequence[Profile],
+        fired_at: datetime,
+        now: datetime,
+        *,
+        part: int = 0,
+        granted: int = 0,
     ) -> CampaignWorker._Page:
+        """One page's decisions; `granted` is what the part's checkpointed pages took of max_messages."""
         page = CampaignWorker._Page([], [], [], {"scanned": len(profiles)})
         counts = page.counts
         sendable: list[tuple[datetime | None, MessageRequest]] = []
@@ -303,10 +332,12 @@ class CampaignWorker:
             else:
                 counts[recipient.decision] = counts.get(recipient.decision, 0) + 1
         if campaign.max_messages is not None and sendable:
-            granted = self.runs.reserve(campaign.id, run_id, len(sendable), campaign.max_messages)
-            if granted < len(sendable):
-                counts["capped"] = counts.get("capped", 0) + len(sendable) - granted
-                sendable = sendable[:granted]
+            grant = self.runs.reserve(
+                campaign.id, run_id, len(sendable), campaign.max_messages, part=part, already=granted
+            )
+            if grant < len(sendable):
+                counts["capped"] = counts.get("capped", 0) + len(sendable) - grant
+                sendable = sendable[:grant]
         for send_at, request in sendable:
             counts["queued"] = counts.get("queued", 0) + 1
             if send_at is not None and send_at > now:
@@ -315,6 +346,12 @@ class CampaignWorker:
             else:
                 page.now.append(request)
         return page
+
+    def _finished(self, campaign_id: str, run_id: str, part: int, total: int) -> None:
+        if self.runs.part_finished(campaign_id, run_id, part) >= total:
+            campaign = self.config.find_document(keys.CAMPAIGN_PK, campaign_id, Campaign)
+            if campaign is not None:
+                self._complete(campaign)
 
     def _complete(self, campaign: Campaign) -> None:
         if campaign.schedule.type != "recurring":
