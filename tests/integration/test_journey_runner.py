@@ -707,23 +707,24 @@ def test_given_unknown_journeys_and_people_when_handled_then_nothing_is_written(
     assert rig.counters.totals("journey", "cart") == {}
 
 
-def test_given_a_journey_disabled_mid_flight_when_its_timers_wake_then_they_are_ignored(rig: Rig) -> None:
+def test_given_a_journey_disabled_mid_flight_when_its_timer_wakes_then_the_instance_exits_saying_so(rig: Rig) -> None:
     rig.define(CART)
     quin = rig.person("quin")
     rig.runner().handle("event.tracked", tracked(quin, "Cart Abandoned", "m1"), NOW)
     rig.delivered()
-    before = rig.instance(quin, "cart")
 
     rig.define(CART, enabled=False)
     [wake] = rig.sweep(AFTER_THE_HOUR)
-    ignored = rig.runner().handle("journey.wake", wake, AFTER_THE_HOUR)
+    ended = rig.runner().handle("journey.wake", wake, AFTER_THE_HOUR)
+    again = rig.runner().handle("journey.wake", wake, AFTER_THE_HOUR)  # the same timer redelivered
     goal = rig.runner().handle("event.tracked", tracked(quin, "Order Completed", "o1"), AFTER_THE_HOUR)
     entry = rig.runner().handle("event.tracked", tracked(quin, "Cart Abandoned", "m2"), AFTER_THE_HOUR)
 
-    assert ignored == goal == entry == Summary()
-    assert rig.instance(quin, "cart") == before
-    assert rig.delivered() == []
-    assert rig.totals("cart") == {"entered": 1, "step:remind": 1, "step:wait": 1}
+    assert ended.moved == ["cart"] and again == goal == entry == Summary()
+    instance = rig.instance(quin, "cart")
+    assert (instance["status"], instance["exit_reason"], instance["wait"]) == ("exited", "journey disabled", None)
+    assert rig.delivered() == []  # nothing is sent for a disabled journey
+    assert rig.totals("cart") == {"entered": 1, "step:remind": 1, "step:wait": 1, "exited": 1, "disabled": 1}
 
 
 def test_given_twenty_people_through_a_journey_when_counted_then_every_shard_is_summed(rig: Rig) -> None:

@@ -287,7 +287,9 @@ class JourneyRunner:
     def _on_timer(self, index: JourneyIndex, detail: Mapping[str, Any], now: datetime, summary: Summary) -> None:
         compiled = index.by_id.get(str(detail.get("journeyId", "")))
         if compiled is None:
-            logger.info("timer for a journey that is gone or disabled", journey=detail.get("journeyId"))
+            # Disabled or deleted: the instance ends at its wait's end (its timer is spent), with
+            # a reason, instead of waiting for good; the person may enter again once re-enabled.
+            self._end_orphan(str(detail.get("profileId", "")), str(detail.get("journeyId", "")), detail, now, summary)
             return
         profile = self.profiles.profile(str(detail.get("profileId", "")))
         if profile is None:
@@ -295,6 +297,24 @@ class JourneyRunner:
         due = max(now, _moment(detail.get("dueAt")) or now)
         wake = Wake(kind="timer", timer_id=str(detail.get("timerId", "")), due=iso(due))
         self._move(compiled, profile, wake, due, summary)
+
+    def _end_orphan(
+        self, profile_id: str, journey_id: str, detail: Mapping[str, Any], now: datetime, summary: Summary
+    ) -> None:
+        doc = self.instances.get(profile_id, journey_id) if profile_id and journey_id else None
+        if doc is None or doc.get("status") not in ("active", "waiting"):
+            return
+        wait = doc.get("wait") or {}
+        if wait.get("timer_id") != detail.get("timerId"):
+            return  # a stale timer of an instance that has moved on
+        stamp = iso(now)
+        ended = {k: v for k, v in doc.items() if k not in ("rev", "outbox")}
+        ended.update(status="exited", exit_reason="journey disabled", ended_at=stamp, updated_at=stamp, wait=None)
+        ended["path"] = [*list(doc.get("path") or []), [doc.get("step"), stamp, "exited: journey disabled"]][-50:]
+        with suppress(Stale):
+            self.instances.save(ended, doc["rev"])
+            self.counters.add("journey", journey_id, "all", profile_id, {"exited": 1, "disabled": 1})
+            summary.moved.append(journey_id)
 
     def _move(self, compiled: CompiledJourney, profile: Profile, wake: Wake, now: datetime, summary: Summary) -> None:
         for _ in range(MAX_RETRIES):
