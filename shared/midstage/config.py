@@ -193,6 +193,12 @@ class RefreshSettings(ProfileSettings):
     refresh_queue_url: str
 
 
+class SweepSettings(StoreSettings):
+    refresh_queue_url: str
+    # Parts of the hourly sweep: each refresh worker scans 1/parts of the profiles.
+    sweep_parts: int = Field(default=8, ge=1, le=1000)
+
+
 class CampaignSettings(StoreSettings):
     delivery_queue_url: str
     campaign_queue_url: str

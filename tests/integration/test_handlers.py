@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from midstage.adapters.automation_store import RefreshJobs
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
 from midstage.models.admin import Source
@@ -22,8 +23,8 @@ def demo_source(stack: Stack) -> None:
     store.create_api_key("admin", "admin", "msk_local_admin")
 
 
-def drain(stack: Stack) -> list[dict[str, Any]]:
-    url = stack.queue_urls[next(q.arn for q in stack.model.queues if q.logical_id == "IngestQueue")]
+def drain(stack: Stack, queue: str = "IngestQueue") -> list[dict[str, Any]]:
+    url = stack.queue_urls[next(q.arn for q in stack.model.queues if q.logical_id == queue)]
     records = []
     while messages := stack.clients.sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
         for message in messages:
@@ -98,10 +99,23 @@ def test_updater_sample_event_reports_its_malformed_record(stack: Stack) -> None
 
 def test_lifecycle_sweep_moves_profiles_as_time_passes(stack: Stack) -> None:
     stack.load("ProfileUpdaterFunction").lambda_handler(sample("profile_updater", "sqs-batch"), Context())
-    sweep = stack.load("LifecycleSweepFunction")
-    assert sweep.lambda_handler({"segments": 2, "scheduledTime": "2026-11-23T00:00:00Z"}, Context())["recomputed"] == 0
-    later = sweep.lambda_handler({"segments": 2, "scheduledTime": "2027-01-15T00:00:00Z"}, Context())
-    assert later["recomputed"] == 1
+    sweep, refresh = stack.load("LifecycleSweepFunction"), stack.load("RefreshSegmentsFunction")
+    jobs = RefreshJobs(stack.output("DataTableName"), client=stack.clients.dynamodb())
+
+    def sweep_at(when: str) -> dict[str, Any]:
+        started = sweep.lambda_handler({"parts": 2, "scheduledTime": when}, Context())
+        assert started["started"]
+        assert not sweep.lambda_handler({"parts": 2, "scheduledTime": when}, Context())["started"]  # fired twice
+        records = drain(stack, "RefreshQueue")
+        assert [json.loads(r["body"])["part"] for r in records] == [0, 1]
+        assert refresh.lambda_handler({"Records": records}, Context()) == {"batchItemFailures": []}
+        job = jobs.get(started["jobId"])
+        assert job is not None
+        return job
+
+    assert sweep_at("2026-11-23T00:00:00Z")["changed"] == 0
+    later = sweep_at("2027-01-15T00:00:00Z")
+    assert (later["state"], later["parts_done"], later["changed"]) == ("done", 2, 1)
     store = ProfileStore(stack.output("DataTableName"), client=stack.clients.dynamodb())
     owners = store.identity_owners([("user_id", "ann")])
     assert store.profile(owners[("user_id", "ann")]).computed["lifecycle_stage"] == "silent"  # type: ignore[union-attr]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 import secrets
 import zlib
@@ -68,7 +67,7 @@ from midstage.models.segments import SEGMENT_ID, Segment, SegmentBody
 from midstage.services import profiles
 from midstage.services.campaigns import part_message
 from midstage.services.messaging_admin import MAX_ISSUES, Caller, IssuesError, validation_issues
-from midstage.services.segments import estimate_condition
+from midstage.services.segments import estimate_condition, start_refresh
 
 ESTIMATE_BUDGET_S = 3.0
 NEXT_FIRINGS = 5  # upcoming firings shown when a campaign is scheduled
@@ -287,10 +286,8 @@ class AutomationAdmin:
         job_id = "rf_" + secrets.token_hex(12)
         parts = self.refresh_parts
         doc = {"segment_id": segment.id, "version": segment.version}
-        self.stores.refresh_jobs.create(job_id, doc, parts, self.clock())
-        bodies = [json.dumps({"jobId": job_id, "part": part, "total": parts}) for part in range(parts)]
         try:
-            self.stores.refresh_queue.send_bodies(bodies)
+            start_refresh(self.stores.refresh_jobs, self.stores.refresh_queue, job_id, doc, parts, self.clock())
         except QueueRefused as error:
             raise Unavailable(
                 f"segment '{segment.id}' version {segment.version} is saved, but its backfill could not be "

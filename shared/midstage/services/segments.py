@@ -9,12 +9,15 @@ concurrent event write, which re-evaluates the same person anyway.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
 
 from midstage import keys
 from midstage.config import ComputedTraitSettings
@@ -152,6 +155,32 @@ def refresh_part(
             on_page(page)
         if result.finished or (deadline is not None and time.monotonic() > deadline):
             return result
+
+
+# ------------------------------------------------------------------------------ refresh jobs
+class Jobs(Protocol):
+    def create(self, job_id: str, doc: Mapping[str, Any], parts: int, now: datetime) -> None: ...
+
+
+class PartQueue(Protocol):
+    def send_bodies(self, bodies: Sequence[str], delay_seconds: int = 0) -> None: ...
+
+
+def start_refresh(jobs: Jobs, queue: PartQueue, job_id: str, doc: Mapping[str, Any], parts: int, now: datetime) -> bool:
+    """Start a refresh over every profile: a job with progress, one queue message per part of
+    the scan (the refresh_segments function works them). False when the job exists already: a
+    schedule that fires twice starts one sweep."""
+    try:
+        jobs.create(job_id, doc, parts, now)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        return False
+    as_of = iso(now)
+    queue.send_bodies(
+        [json.dumps({"jobId": job_id, "part": part, "total": parts, "asOf": as_of}) for part in range(parts)]
+    )
+    return True
 
 
 # ------------------------------------------------------------------------------ estimate
