@@ -9,12 +9,14 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from midstage.adapters.automation_store import Counters, OnceMarkers
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.config import FeedbackSettings
 from midstage.observability import logger
+from midstage.services.campaigns import StatusCounter
 from midstage.services.engagement import Engagement, Page
 
 _MAX_TOKEN = 4096  # links.py's own bound; click tokens carry URLs of up to 2,048 characters
@@ -27,7 +29,7 @@ def _engagement() -> Engagement:
     table = settings.data_table
     return Engagement(
         config.secret("links"),
-        MessageLedger(table),
+        MessageLedger(table, on_status=StatusCounter(Counters(table), OnceMarkers(table))),
         ProfileStore(table),
         SuppressionStore(table),
         SqsHandoff(settings.ingest_queue_url),

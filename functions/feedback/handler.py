@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from midstage.adapters.automation_store import Counters, OnceMarkers
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
@@ -17,6 +18,7 @@ from midstage.config import FeedbackSettings
 from midstage.logic.feedback import FeedbackError, is_subscription_confirmation, parse_notification
 from midstage.observability import logger, metrics
 from midstage.services import feedback
+from midstage.services.campaigns import StatusCounter
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -25,7 +27,8 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def _wiring() -> tuple[MessageLedger, SuppressionStore, ProfileStore, SqsHandoff]:
     settings = FeedbackSettings.from_env()
     table = settings.data_table
-    return MessageLedger(table), SuppressionStore(table), ProfileStore(table), SqsHandoff(settings.ingest_queue_url)
+    ledger = MessageLedger(table, on_status=StatusCounter(Counters(table), OnceMarkers(table)))
+    return ledger, SuppressionStore(table), ProfileStore(table), SqsHandoff(settings.ingest_queue_url)
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -506,3 +506,41 @@ def test_given_a_message_deferred_by_quiet_hours_when_the_sweep_releases_it_then
     assert record is not None
     assert [h["status"] for h in record["history"]] == ["sending", "deferred", "sending", SENT]
     assert record["capReserved"] is True
+
+
+def test_given_feedback_on_campaign_messages_when_recorded_then_each_status_counts_once_per_message(
+    stack: Stack,
+) -> None:
+    from midstage.adapters.automation_store import Counters, OnceMarkers
+    from midstage.services.campaigns import StatusCounter
+
+    client = stack.clients.dynamodb()
+    counters = Counters(table(stack), client=client)
+    ledger = MessageLedger(
+        table(stack), client=client, on_status=StatusCounter(counters, OnceMarkers(table(stack), client=client))
+    )
+    campaign = request("campaign:spring:r20261122T1200Z:p1").model_copy(
+        update={"origin": Origin(kind="campaign", id="spring", step="main")}
+    )
+    other = request("campaign:spring:r20261122T1200Z:p2", profile_id="p2").model_copy(
+        update={"origin": Origin(kind="campaign", id="spring", step="main")}
+    )
+    rule = request("rule:welcome:0:once:p3", profile_id="p3")
+    for sent in (campaign, other, rule):
+        ledger.claim(sent, NOW, 60)
+        ledger.finish(sent.message_id, "sent", "sent by email", NOW, channel="email")
+
+    for status in ("delivered", "opened", "opened", "clicked", "delivered"):  # a second open, a resent notice
+        assert ledger.update_status(campaign.message_id, status, "feedback", NOW, final_only=status == "delivered")
+    ledger.update_status(other.message_id, "bounced", "hard bounce", NOW, final_only=True)
+    ledger.update_status(rule.message_id, "opened", "the open pixel loaded", NOW, final_only=False)
+    assert not ledger.update_status(request("never-sent").message_id, "opened", "pixel", NOW, final_only=False)
+
+    totals = counters.totals("campaign", "spring")
+    assert {name: int(n) for name, n in totals["r20261122T1200Z"].items()} == {
+        "delivered": 1,
+        "opened": 1,
+        "clicked": 1,
+        "bounced": 1,
+    }
+    assert counters.totals("rule", "r1") == {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -81,8 +81,18 @@ def history_entry(status: str, reason: str, now: datetime, **fields: Any) -> dic
     return {"M": {k: _s(str(v)) for k, v in entry.items()}}
 
 
+StatusHook = Callable[[Mapping[str, Any], str, datetime], None]
+
+
 class MessageLedger(_Table):
-    """One item per intended send, keyed by the request's deterministic message id."""
+    """One item per intended send, keyed by the request's deterministic message id.
+
+    `on_status` is told of every feedback status recorded on a message (with the message's
+    record), so counters by origin can follow deliveries, opens and clicks."""
+
+    def __init__(self, table: str, client: DynamoDBClient | None = None, *, on_status: StatusHook | None = None):
+        super().__init__(table, client)
+        self.on_status = on_status
 
     def claim(self, request: MessageRequest, now: datetime, lease_seconds: int) -> Claim:
         message_id = request.message_id
@@ -247,18 +257,21 @@ class MessageLedger(_Table):
             values[":status"] = _s(status)
             kwargs["ExpressionAttributeNames"] = {"#st": "status"}
         try:
-            self.client.update_item(
+            answer = self.client.update_item(
                 TableName=self.table,
                 Key=_key(keys.message_key(message_id)),
                 UpdateExpression=update,
                 ConditionExpression="attribute_exists(pk) AND size(history) < :max",
                 ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
                 **kwargs,
             )
         except ClientError as error:
             if _conditional_failed(error):
                 return False
             raise
+        if self.on_status is not None:
+            self.on_status(plain(answer["Attributes"]), status, now)
         return True
 
     def get(self, message_id: str) -> dict[str, Any] | None:

@@ -378,6 +378,31 @@ def run_of(request: MessageRequest) -> str:
     return "all"
 
 
+FEEDBACK_COUNTERS = frozenset({"delivered", "opened", "clicked", "bounced", "complained", "unsubscribed"})
+
+
+class StatusCounter:
+    """Feedback on campaign and journey messages (delivered, opened, clicked, bounced...) added to
+    their counters once per message and status: a second open, or a redelivered notification,
+    adds nothing. Given to the ledger as its `on_status` hook."""
+
+    def __init__(self, counters: Counters, once: Once) -> None:
+        self.counters = counters
+        self.once = once
+
+    def __call__(self, record: Mapping[str, Any], status: str, now: datetime) -> None:
+        kind, _, origin_id = str(record.get("origin", "")).partition("#")
+        if kind not in ("campaign", "journey") or status not in FEEDBACK_COUNTERS:
+            return
+        try:
+            request = MessageRequest.model_validate_json(str(record.get("request", "")))
+        except ValueError:
+            return
+        message_id = request.message_id
+        if self.once.mark(f"status:{message_id}", status, now, timedelta(days=400)):
+            self.counters.add(kind, origin_id, run_of(request), message_id, {status: 1})
+
+
 class ConversionTracker:
     """Conversions and revenue attributed to the campaigns that touched a person (sent or held out)."""
 
