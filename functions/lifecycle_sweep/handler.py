@@ -33,6 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     now = parse_iso(scheduled) if isinstance(scheduled, str) and scheduled[:1].isdigit() else datetime.now(UTC)
     # Named by the occurrence: a schedule that fires twice starts one sweep.
     job_id = "sweep_" + now.strftime("%Y%m%dT%H%M")
-    started = start_refresh(jobs, queue, job_id, {"kind": "sweep", "as_of": now.isoformat()}, parts, now)
+    doc = {"kind": "sweep", "as_of": now.isoformat()}
+    started = start_refresh(jobs, queue, job_id, doc, parts, datetime.now(UTC), as_of=now)
     logger.info("profile sweep", job=job_id, parts=parts, started=started)
     return {"jobId": job_id, "parts": parts, "started": started, "asOf": now.isoformat()}

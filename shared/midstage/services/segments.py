@@ -166,20 +166,28 @@ class PartQueue(Protocol):
     def send_bodies(self, bodies: Sequence[str], delay_seconds: int = 0) -> None: ...
 
 
-def start_refresh(jobs: Jobs, queue: PartQueue, job_id: str, doc: Mapping[str, Any], parts: int, now: datetime) -> bool:
+def start_refresh(
+    jobs: Jobs,
+    queue: PartQueue,
+    job_id: str,
+    doc: Mapping[str, Any],
+    parts: int,
+    now: datetime,
+    *,
+    as_of: datetime | None = None,
+) -> bool:
     """Start a refresh over every profile: a job with progress, one queue message per part of
-    the scan (the refresh_segments function works them). False when the job exists already: a
-    schedule that fires twice starts one sweep."""
+    the scan (the refresh_segments function works them). `as_of` fixes the time the parts judge
+    by (a sweep's schedule time); without it each part uses its own clock. False when the job
+    exists already: a schedule that fires twice starts one sweep."""
     try:
         jobs.create(job_id, doc, parts, now)
     except ClientError as error:
         if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
         return False
-    as_of = iso(now)
-    queue.send_bodies(
-        [json.dumps({"jobId": job_id, "part": part, "total": parts, "asOf": as_of}) for part in range(parts)]
-    )
+    timing = {"asOf": iso(as_of)} if as_of is not None else {}
+    queue.send_bodies([json.dumps({"jobId": job_id, "part": part, "total": parts, **timing}) for part in range(parts)])
     return True
 
 
