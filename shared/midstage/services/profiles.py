@@ -81,6 +81,7 @@ def present(profile: Profile, role: RoleRank, merges: list[dict[str, Any]]) -> d
             for d in profile.devices.values()
         ],
         "tags": profile.tags,
+        "segments": dict(sorted(profile.segments.items())),
         "mergedFrom": profile.merged_from,
         "merges": [present_merge(m, masked) for m in merges],
         "masked": masked,
