@@ -337,18 +337,7 @@ def referenced_segments(document: Document) -> list[tuple[str, str]]:
 
 def _segments_in(spec: Any, location: str) -> Iterator[tuple[str, str]]:
     """The segments a condition tests membership of, each at its comparison's pointer."""
-    if not isinstance(spec, dict):
-        return
-    if "path" in spec:
-        for segment_id in sorted(segment_logic.referenced_segments(spec)):
-            yield segment_id, location
-    for key in ("all", "any"):
-        members = spec.get(key)
-        if isinstance(members, list):
-            for index, member in enumerate(members):
-                yield from _segments_in(member, f"{location}/{key}/{index}")
-    if "not" in spec:
-        yield from _segments_in(spec["not"], f"{location}/not")
+    return segment_logic.segment_references(spec, location)
 
 
 def cross_check(documents: Sequence[Document]) -> list[Issue]:

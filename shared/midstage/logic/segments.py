@@ -43,6 +43,7 @@ __all__ = [
     "estimate",
     "is_time_dependent",
     "referenced_segments",
+    "segment_references",
     "transitions",
     "validate_segment",
 ]
@@ -229,11 +230,16 @@ def _reads_every_segment(spec: Any) -> bool:
 
 def referenced_segments(condition_spec: Any) -> set[str]:
     """Ids of the segments a condition tests membership of."""
-    found: set[str] = set()
-    for _, node in _nodes(condition_spec, ""):
+    return {segment_id for segment_id, _ in segment_references(condition_spec)}
+
+
+def segment_references(condition_spec: Any, location: str = "") -> Iterator[tuple[str, str]]:
+    """(segment id, JSON pointer of its comparison) for every membership test in a condition;
+    `location` is the condition's own pointer in the document holding it."""
+    for pointer, node in _nodes(condition_spec, location):
         if _is_segments_path(node):
-            found |= _named(node)
-    return found
+            for segment_id in sorted(_named(node)):
+                yield segment_id, pointer
 
 
 def is_time_dependent(condition: Condition | Any) -> bool:

@@ -50,7 +50,7 @@ from midstage.logic.conditions import Issue
 from midstage.logic.imports import MAX_TEXT_BYTES, ImportFormat, ImportRefused, detect_format, parse_import
 from midstage.logic.journeys import validate_journey
 from midstage.logic.schedules import occurrences
-from midstage.logic.segments import referenced_segments, validate_segment
+from midstage.logic.segments import referenced_segments, segment_references, validate_segment
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.campaigns import Campaign, CampaignBody, CampaignStatus, Conversion
 from midstage.models.journeys import (
@@ -727,21 +727,6 @@ def _journey_conditions(journey: JourneyBody) -> Iterator[tuple[str, dict[str, A
             yield f"/exit_when/{index}/where", goal.where
 
 
-def _condition_nodes(spec: Any, location: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The comparisons of a condition, each with its pointer (tolerant of any shape)."""
-    if not isinstance(spec, dict):
-        return
-    if "path" in spec:
-        yield location, spec
-    for key in ("all", "any"):
-        members = spec.get(key)
-        if isinstance(members, list):
-            for index, member in enumerate(members):
-                yield from _condition_nodes(member, f"{location}/{key}/{index}")
-    if "not" in spec:
-        yield from _condition_nodes(spec["not"], f"{location}/not")
-
-
 def _journey_reference_issues(journey: JourneyBody, segments: set[str], templates: set[str]) -> list[Issue]:
     """Segments and templates a journey names that do not exist."""
     issues: list[Issue] = []
@@ -749,8 +734,9 @@ def _journey_reference_issues(journey: JourneyBody, segments: set[str], template
     if isinstance(entry, SegmentEntry) and entry.segment not in segments:
         issues.append(Issue("/entry/segment", f"no segment {entry.segment!r}"))
     for location, spec in _journey_conditions(journey):
-        for where, node in _condition_nodes(spec, location):
-            issues.extend(Issue(where, f"no segment {s!r}") for s in sorted(referenced_segments(node) - segments))
+        for segment_id, where in segment_references(spec, location):
+            if segment_id not in segments:
+                issues.append(Issue(where, f"no segment {segment_id!r}"))
     for step_id, step in journey.steps.items():
         if not isinstance(step, SendStep):
             continue
