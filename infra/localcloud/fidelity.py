@@ -1,9 +1,8 @@
 """Where moto is looser than AWS in ways our invariants depend on, the local cloud tightens it.
 
-DynamoDB makes each item write (and each transaction) atomic: a condition is checked and the
-write applied with no other writer in between. moto's backend takes no lock, so two threads of
-its server can both pass `version = :v` and both write. The profile updater's correctness
-rests on that atomicity, so every item operation of the backend runs under one lock here.
+DynamoDB makes each item write (and each transaction) atomic, and its costs follow the items a
+request touches, not the size of the table: see `dynamodb_engine.py`, installed here. SQS is safe
+under concurrent requests and costs the same per message whatever the backlog: `sqs_engine.py`.
 
 SES refuses to send with a configuration set that does not exist (v2: NotFoundException, v1:
 ConfigurationSetDoesNotExist); moto ignores the name. A misspelt set would lose every sending
@@ -14,46 +13,24 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 from collections.abc import Callable
 from typing import Any
 
-from moto.dynamodb.models import DynamoDBBackend
+from infra.localcloud import dynamodb_engine, sqs_engine
 
-_ITEM_OPERATIONS = (
-    "put_item",
-    "get_item",
-    "update_item",
-    "delete_item",
-    "query",
-    "scan",
-    "transact_write_items",
-    "execute_statement",
-    "execute_transaction",
-    "batch_execute_statement",
-)
-_lock = threading.RLock()
-_applied = False
 _ses_applied = False
 
 
-def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with _lock:
-            return method(*args, **kwargs)
-
-    return run
-
-
 def make_dynamodb_atomic() -> None:
-    """Serialise moto's DynamoDB item operations (idempotent; process-wide)."""
-    global _applied
-    if _applied:
-        return
-    for name in _ITEM_OPERATIONS:
-        setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
-    _applied = True
+    """Make moto's DynamoDB atomic per item and transaction, at costs that follow what a request
+    touches (idempotent; process-wide)."""
+    dynamodb_engine.install()
+
+
+def make_sqs_scalable() -> None:
+    """Make moto's SQS thread-safe, with costs per message that do not grow with the backlog
+    (idempotent; process-wide)."""
+    sqs_engine.install()
 
 
 def make_ses_strict() -> None:
