@@ -38,9 +38,11 @@ from infra.localcloud.model import FunctionSpec, InvocationResult
 LOG = logging.getLogger("infra.localcloud")
 
 HISTORY_SIZE = 200
-# Lambda gives a function's initialisation its own 10 s, apart from the invocation timeout; the
-# margin covers a slow `spawn` on a busy machine.
-INIT_TIMEOUT_S = 30.0
+# Lambda gives a function's initialisation its own 10 s, apart from the invocation timeout. Here
+# a worker imports its handler while the machine may be running a whole test suite beside it
+# (seen: 30 s and more at a load average of 20 on 2 cores), and a worker killed for being slow
+# to start only makes the next one slower: the limit catches a hung import, not a slow one.
+INIT_TIMEOUT_S = 120.0
 _STOP_GRACE_S = 2.0
 
 

@@ -193,11 +193,14 @@ class QueuePoller:
         region: str,
         retry_delay_s: float,
         threads: int,
+        sqs: Any = None,
     ) -> None:
+        """`sqs`: what reads the queue, boto3's SQS client by default (the local cloud passes
+        `DirectSqs`, which answers in-process)."""
         self.mapping = mapping
         self.queue_url = queue_url
         self._invoke = invoke
-        self._sqs = clients.sqs()
+        self._sqs = sqs or clients.sqs()
         self._region = region
         # SQS visibility timeouts are whole seconds.
         self._retry_visibility_s = math.ceil(retry_delay_s)
@@ -818,12 +821,13 @@ class EventTap:
         dispatcher: TargetDispatcher,
         clients: AwsClients,
         account_id: str,
+        sqs: Any = None,
     ) -> None:
         self.bus_name = bus_name
         self.tap_url = tap_url
         self._rules = [rule for rule in rules if rule.enabled and rule.event_pattern is not None]
         self._dispatcher = dispatcher
-        self._sqs = clients.sqs()
+        self._sqs = sqs or clients.sqs()
         self._account_id = account_id
         self._stop = threading.Event()
         self._lock = threading.Lock()
