@@ -48,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--stack-name", default="midstage-local")
     run.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter")
     run.add_argument("--no-demo", action="store_true", help="do not create the demo source")
+    run.add_argument("--fresh", action="store_true", help="start empty: discard the state kept in .localcloud/store")
+    run.add_argument(
+        "--no-persist", action="store_true", help="keep the state in memory only (nothing read or written)"
+    )
+    run.add_argument(
+        "--state-dir", type=Path, help="where the state is kept (default: .localcloud/store beside the template)"
+    )
     run.add_argument(
         "--ses-identity",
         action="append",
@@ -134,6 +141,8 @@ def _run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         log_dir=logs,
         ses_identities=args.ses_identity,
+        state_dir=None if args.no_persist else (args.state_dir or _store_path(args.template)),
+        fresh=args.fresh,
     )
     try:
         cloud.start()
@@ -182,8 +191,18 @@ def _bootstrap_demo(cloud: LocalCloud) -> None:
 
 def _banner(cloud: LocalCloud) -> str:
     model = cloud.model
+    if cloud.state_dir is None:
+        kept = "State is in memory only: it is gone when the cloud stops."
+    elif cloud.restored:
+        counts = cloud.restored
+        kept = (
+            f"State restored from {_shown(cloud.state_dir)}: {counts['items']:,} items, {counts['messages']:,} "
+            f"queued messages, {counts['objects']:,} objects (--fresh starts empty)."
+        )
+    else:
+        kept = f"State is kept in {_shown(cloud.state_dir)} across restarts (--fresh starts empty)."
     lines = [
-        "Midstage local cloud. State is in memory only: it is gone when the cloud stops.",
+        f"Midstage local cloud. {kept}",
         f"  HTTP API       {cloud.api_url}",
         f"  AWS endpoint   {cloud.aws_endpoint_url}   (AWS_ENDPOINT_URL for boto3 and the aws CLI)",
         f"  clock          {'manual (POST /_localcloud/clock/advance)' if cloud.manual_clock else 'wall time'}",
@@ -224,6 +243,17 @@ def _banner(cloud: LocalCloud) -> str:
 
 def _state_path(template: Path) -> Path:
     return template.resolve().parent / ".localcloud" / "state.json"
+
+
+def _store_path(template: Path) -> Path:
+    return template.resolve().parent / ".localcloud" / "store"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _write_state(path: Path, cloud: LocalCloud) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
 import urllib.request
@@ -23,7 +24,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+
+from infra.localcloud import dynamodb_engine, sqs_engine
 
 # Imported under another name: LocalCloud has a method called outbox.
 from infra.localcloud import outbox as sending
@@ -35,7 +40,8 @@ from infra.localcloud.clock import (
     schedule_problems,
 )
 from infra.localcloud.deploy import AwsClients, Deployment, deploy
-from infra.localcloud.fidelity import make_dynamodb_atomic, make_ses_strict
+from infra.localcloud.direct_sqs import DirectSqs
+from infra.localcloud.fidelity import make_dynamodb_atomic, make_ses_strict, make_sqs_scalable
 from infra.localcloud.gateway import HttpGateway, control_path_collisions
 from infra.localcloud.lambdas import InvocationRecord, LambdaRuntime
 from infra.localcloud.model import (
@@ -53,6 +59,7 @@ from infra.localcloud.model import (
     TopicSpec,
 )
 from infra.localcloud.outbox import SentEmail, SentPush, SentSms
+from infra.localcloud.persistence import Gate, StateStore, gated
 from infra.localcloud.pollers import AsyncInvoker, EventTap, QueuePoller, TargetDispatcher, wiring_problems
 from infra.localcloud.runtime_schedules import install_runtime_schedules
 from infra.localcloud.template import TemplateError, load_model
@@ -92,17 +99,33 @@ def _release_stack(stack_name: str) -> bool:
         return not _running_stacks
 
 
+class _GatedMotoServer(ThreadedMotoServer):
+    """moto's server with every request passing through the state store's gate."""
+
+    def __init__(self, host: str, gate: Gate) -> None:
+        super().__init__(ip_address=host, port=0, verbose=False)
+        self._gate = gate
+
+    def _server_entry(self) -> None:
+        app = gated(DomainDispatcherApplication(create_backend_app), self._gate)
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 class MotoServer:
     """moto's ThreadedMotoServer on a free port."""
 
-    def __init__(self, host: str) -> None:
-        self._server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
+    def __init__(self, host: str, gate: Gate | None = None) -> None:
+        self.gate = gate or Gate()
+        self._server = _GatedMotoServer(host, self.gate)
         self.url = ""
 
     def start(self) -> str:
         # moto logs every request through werkzeug; the local cloud has its own logs.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         make_dynamodb_atomic()
+        make_sqs_scalable()
         make_ses_strict()
         sending.record_what_moto_drops()
         self._server.start()
@@ -146,9 +169,15 @@ class LocalCloud:
         function_env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
         ses_identities: Sequence[str] = (),
+        state_dir: Path | None = None,
+        fresh: bool = False,
+        state_interval_s: float = 2.0,
     ) -> None:
         """`ses_identities`: addresses or domains to verify in SES besides the template's
-        AWS::SES::EmailIdentity resources (a sender verified outside the stack on AWS)."""
+        AWS::SES::EmailIdentity resources (a sender verified outside the stack on AWS).
+
+        `state_dir`: keep the state there across restarts (see persistence.py): restored at
+        start, saved every `state_interval_s` and at stop; `fresh` discards what it held."""
         if start_time is not None and not manual_clock:
             raise ValueError("start_time needs manual_clock=True: the real clock follows wall time")
         self.template = Path(template).resolve()
@@ -165,6 +194,12 @@ class LocalCloud:
         self.function_env = dict(function_env or {})
         self.log_dir = log_dir
         self.ses_identities = tuple(ses_identities)
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.fresh = fresh
+        self.state_interval_s = state_interval_s
+        self.restored: dict[str, int] | None = None
+        self._state: StateStore | None = None
+        self._expiry: _Expiry | None = None
         self._model: CloudModel | None = None
         self._moto: MotoServer | None = None
         self._clients: AwsClients | None = None
@@ -206,6 +241,7 @@ class LocalCloud:
             self._moto.reset()
         self._clients = AwsClients(endpoint, self.region)
         self._deployment = deploy(model, self._clients, ses_identities=self.ses_identities)
+        restored_clock = self._restore_state(model)
         apis = model.http_apis or [
             # Without an HTTP API in the template the gateway still serves the control endpoints.
             HttpApiSpec("LocalCloudControl", "localcloud", "$default", (), None, None, None)
@@ -244,6 +280,7 @@ class LocalCloud:
         )
         self._async = AsyncInvoker(model, self._runtime.invoke, self._clients, self.retry_delay_s)
         self._dispatcher = TargetDispatcher(model, self._async, self._clients, self.retry_delay_s)
+        direct_sqs = DirectSqs(model.account_id, self.region)
         for mapping in model.queue_mappings:
             if not mapping.enabled:
                 continue
@@ -259,6 +296,7 @@ class LocalCloud:
                 region=self.region,
                 retry_delay_s=self.retry_delay_s,
                 threads=max(1, min(limits)),
+                sqs=direct_sqs,
             )
             self._pollers.append(poller)
             poller.start()
@@ -270,13 +308,42 @@ class LocalCloud:
                 dispatcher=self._dispatcher,
                 clients=self._clients,
                 account_id=model.account_id,
+                sqs=direct_sqs,
             )
             self._taps.append(tap)
             tap.start()
-        self._clock = Clock(manual=self.manual_clock, start=self.start_time)
+        self._expiry = _Expiry(model.account_id, self.region)
+        self._expiry.start()
+        start = self.start_time or (restored_clock if self.manual_clock else None)
+        self._clock = Clock(manual=self.manual_clock, start=start)
         install_schedules(self._clock, model, self._dispatcher)
         install_runtime_schedules(self._clock, model, self._dispatcher, self._clients)
         self._clock.start()
+        if self._state is not None:
+            self._state.start()
+
+    def _restore_state(self, model: CloudModel) -> datetime | None:
+        """Load the state directory into moto (after the template's resources exist); the manual
+        clock's saved time, if any."""
+        if self.state_dir is None:
+            return None
+        if self.fresh:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+        moto = self._started(self._moto)
+        self._state = StateStore(
+            self.state_dir,
+            account_id=model.account_id,
+            region=self.region,
+            gate=moto.gate,
+            interval_s=self.state_interval_s,
+            clock_now=lambda: self.clock.now(),
+        )
+        small = self._state.restore()
+        if small is None:
+            return None
+        self.restored = dict(self._state.restored)
+        saved = small.get("clock")
+        return datetime.fromisoformat(saved) if saved else None
 
     def _invoke_later(self, function_id: str, event: Any) -> Any:
         """The gateway starts before the functions (they need its URL); it calls them through here."""
@@ -284,6 +351,9 @@ class LocalCloud:
 
     def stop(self) -> None:
         """Stop everything this cloud started; safe to call more than once, or after a failed start."""
+        if self._expiry is not None:
+            self._expiry.stop()
+            self._expiry = None
         if self._clock is not None:
             self._clock.stop()
         for gateway in self._gateways:
@@ -301,6 +371,12 @@ class LocalCloud:
             source.join(_JOIN_TIMEOUT_S)
         if self._async is not None:
             self._async.join()
+        if self._state is not None:
+            try:
+                self._state.stop(compact=True)  # nothing runs any more: the last cut is complete
+            except Exception as error:  # stopping goes on; the journal holds all but the last interval
+                LOG.warning("could not save the local cloud's state: %s", error)
+            self._state = None
         if self._claimed_stack:
             self._claimed_stack = False
             last = _release_stack(self.stack_name)
@@ -520,7 +596,7 @@ class LocalCloud:
 
     def _busy(self) -> list[str]:
         runtime = self._started(self._runtime)
-        clients = self._started(self._clients)
+        self._started(self._clients)
         busy: list[str] = []
         queues: list[tuple[str, str, int]] = [
             (f"queue {poller.mapping.queue_arn.rsplit(':', 1)[-1]}", poller.queue_url, poller.processing)
@@ -528,17 +604,9 @@ class LocalCloud:
         ]
         queues += [(f"event tap of bus {tap.bus_name}", tap.tap_url, tap.processing) for tap in self._taps]
         for label, url, processing in queues:
-            attributes = clients.sqs().get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed",
-                ],
-            )["Attributes"]
-            visible = int(attributes["ApproximateNumberOfMessages"])
-            in_flight = int(attributes["ApproximateNumberOfMessagesNotVisible"])
-            delayed = int(attributes["ApproximateNumberOfMessagesDelayed"])
+            # Read in-process: wait_idle polls every few milliseconds, and through the API each
+            # poll of every queue would cost the server more than the work it waits for.
+            visible, in_flight, delayed = queue_depth(self.model.account_id, self.region, url)
             if visible or in_flight or delayed or processing:
                 busy.append(f"{label}: {visible} visible, {in_flight} in flight, {delayed} delayed")
         if self._async is not None and self._async.pending:
@@ -636,6 +704,45 @@ class LocalCloud:
         except TimeoutError as error:
             return 504, {"message": str(error)}
         return 200, {"idle": True}
+
+
+class _Expiry:
+    """DynamoDB's TTL deletion: a slice of every TTL-enabled table each second, all of it in ~30 s."""
+
+    BUCKETS_PER_TICK = 8
+
+    def __init__(self, account_id: str, region: str, every_s: float = 1.0) -> None:
+        self._account_id = account_id
+        self._region = region
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="localcloud-ttl", daemon=True)
+        self.deleted = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(_JOIN_TIMEOUT_S)
+
+    def _run(self) -> None:
+        from moto.dynamodb.models import dynamodb_backends
+
+        while not self._stop.wait(self._every_s):
+            try:
+                backend = dynamodb_backends[self._account_id][self._region]
+                self.deleted += dynamodb_engine.expire(backend, time.time(), self.BUCKETS_PER_TICK)
+            except Exception:  # a failed sweep is retried on the next tick
+                LOG.exception("expiring DynamoDB items failed")
+
+
+def queue_depth(account_id: str, region: str, queue_url: str) -> tuple[int, int, int]:
+    """(visible, in flight, delayed) messages of a queue in this process's moto."""
+    from moto.sqs.models import sqs_backends
+
+    queue = sqs_backends[account_id][region].get_queue(queue_url.rsplit("/", 1)[-1])
+    return sqs_engine.depth(queue)
 
 
 def _json_body(body: bytes) -> dict[str, Any]:

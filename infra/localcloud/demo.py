@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from infra.localcloud.library import seed_library
 from midstage.adapters.config_store import ConfigStore, new_write_key
+from midstage.errors import NotFound
 from midstage.models.admin import Source
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 # copy-pasted snippets work against any fresh local cloud. Never use them on AWS.
 DEMO_WRITE_KEY = "wk_local_demo"
 DEMO_ADMIN_KEY = "msk_local_admin"
+DEMO_SOURCE_ID = "src_localdemo"
 
 
 def bootstrap(
@@ -38,8 +40,14 @@ def bootstrap(
 def seed(config_table: str, dynamodb: DynamoDBClient, *, random_keys: bool = False) -> tuple[Source, str]:
     """The demo source and an admin key, written straight to the ConfigTable."""
     store = ConfigStore(config_table, client=dynamodb)
+    if not random_keys:
+        try:
+            # A cloud restored from its saved state has them already: the fixed keys still work.
+            return store.get_source(DEMO_SOURCE_ID), DEMO_ADMIN_KEY
+        except NotFound:
+            pass
     write_key = new_write_key() if random_keys else DEMO_WRITE_KEY
-    source = store.create_source(Source(id="src_localdemo", name="Demo website", write_key=write_key))
+    source = store.create_source(Source(id=DEMO_SOURCE_ID, name="Demo website", write_key=write_key))
     _, admin_key = store.create_api_key("local admin", "admin", None if random_keys else DEMO_ADMIN_KEY)
     return source, admin_key
 
@@ -75,6 +83,6 @@ def instructions(api: str, write_key: str, admin_key: str) -> str:
         Then read the profile:
           curl -s -H 'authorization: Bearer {admin_key}' {api}/v1/profiles/user_id:ann
 
-        State lives in memory and is gone when you stop (Ctrl-C).
+        Ctrl-C stops it; what you set up is kept for the next `make run` (--fresh starts empty).
         """
     )

@@ -27,7 +27,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
@@ -146,6 +146,9 @@ _lock = threading.Lock()
 _recorded: dict[str, dict[str, Any]] = {}  # message id -> what moto did not keep
 _sequence = itertools.count()
 _installed = False
+# The outbox is a window, not an archive: the last KEPT_MESSAGES emails, the last SMS and the last
+# push notifications each (moto would keep every one, and a long run would grow without bound).
+KEPT_MESSAGES = 5_000
 
 
 def forget_recorded() -> None:
@@ -158,6 +161,49 @@ def _remember(message_id: str, details: dict[str, Any]) -> None:
     details = {**details, "sentAt": datetime.now(UTC), "sequence": next(_sequence)}
     with _lock:
         _recorded[message_id] = details
+        while len(_recorded) > 3 * KEPT_MESSAGES:
+            del _recorded[next(iter(_recorded))]
+
+
+def _trim(messages: list[Any]) -> None:
+    if len(messages) > KEPT_MESSAGES:
+        del messages[: len(messages) - KEPT_MESSAGES]
+
+
+def _trim_ordered(messages: Any) -> None:
+    while len(messages) > KEPT_MESSAGES:
+        messages.popitem(last=False)
+
+
+def recorded_items() -> list[tuple[str, dict[str, Any]]]:
+    """What was recorded, JSON-ready (for the local cloud's persistence)."""
+    shaped = []
+    for message_id, details in _recorded_items():
+        details = dict(details)
+        if isinstance(details.get("sentAt"), datetime):
+            details["sentAt"] = details["sentAt"].isoformat()
+        if details.get("attachments"):
+            details["attachments"] = [asdict(attachment) for attachment in details["attachments"]]
+        shaped.append((message_id, details))
+    return shaped
+
+
+def restore_recorded(message_id: str, details: dict[str, Any] | None) -> None:
+    """Put back (or drop, with None) one recorded entry that `recorded_items` gave."""
+    global _sequence
+    with _lock:
+        _recorded.pop(message_id, None)
+        if details is None:
+            return
+        details = dict(details)
+        if isinstance(details.get("sentAt"), str):
+            details["sentAt"] = datetime.fromisoformat(details["sentAt"])
+        if details.get("attachments"):
+            details["attachments"] = [Attachment(**attachment) for attachment in details["attachments"]]
+        _recorded[message_id] = details
+        following = int(details.get("sequence", 0)) + 1
+        current = next(_sequence)
+        _sequence = itertools.count(max(current, following))
 
 
 def _recalled(message_id: str) -> dict[str, Any]:
@@ -204,6 +250,7 @@ def _message_id(answer: Any) -> str:
 
 def _record_sesv2(response: Any, answer: Any) -> None:
     _remember(_message_id(answer), sesv2_request_details(json.loads(response.body)))
+    _trim(response.sesv2_backend.core_backend.sent_messages)
 
 
 def _record_ses_v1(response: Any, answer: Any) -> None:
@@ -217,6 +264,7 @@ def _record_ses_v1(response: Any, answer: Any) -> None:
     if param("Message.Body.Text.Data") is not None or param("Message.Body.Html.Data") is not None:
         details.update(text=param("Message.Body.Text.Data"), html=param("Message.Body.Html.Data"))
     _remember(_message_id(answer), details)
+    _trim(response.backend.sent_messages)
 
 
 def sesv2_request_details(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,6 +314,7 @@ def _wrap_publish(publish: Callable[..., str]) -> Callable[..., str]:
         attributes = _attribute_texts(call.get("message_attributes"))
         if call.get("phone_number"):
             _remember(message_id, {"attributes": attributes})
+            _trim_ordered(backend.sms_messages)
         elif ":endpoint/" in str(call.get("arn") or ""):
             endpoint = backend.get_endpoint(call["arn"])
             message = str(call["message"])
@@ -285,6 +334,7 @@ def _wrap_publish(publish: Callable[..., str]) -> Callable[..., str]:
                     "attributes": attributes,
                 },
             )
+            _trim_ordered(endpoint.messages)
         return message_id
 
     return run

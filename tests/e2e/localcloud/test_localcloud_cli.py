@@ -118,7 +118,8 @@ def test_invoke_uses_the_running_cloud_and_run_stops_cleanly_on_sigterm(tmp_path
         output, _ = running.communicate(timeout=60)
 
     assert running.returncode == 0, output
-    assert "State is in memory only" in output
+    assert "State is kept in" in output
+    assert (tmp_path / ".localcloud" / "store" / "manifest.json").is_file()
     assert not state_file.exists()
 
 
