@@ -132,15 +132,15 @@ def _chunks(start: int, stop: int, size: int) -> Iterator[range]:
         yield range(first, min(stop, first + size))
 
 
-def _timed(cloud: LocalCloud, sender: Sender, events: list[dict[str, Any]]) -> tuple[float, Counter[str]]:
-    before = _cpu_by_process(cloud)
+def _timed(cloud: LocalCloud, sender: Sender, events: list[dict[str, Any]]) -> tuple[float, Counter[str], Counter[str]]:
+    before, calls_before = _cpu_by_process(cloud), Counter(cloud.aws_requests())
     started = time.monotonic()
     sender.send(events)
     cloud.wait_idle(timeout=3600)
     elapsed = time.monotonic() - started
     after = _cpu_by_process(cloud)
     spent = Counter({name: max(0.0, after[name] - before.get(name, 0.0)) for name in after})
-    return elapsed, spent
+    return elapsed, spent, Counter(cloud.aws_requests()) - calls_before
 
 
 def _read_back(cloud: LocalCloud, admin_key: str, people: int, rng: random.Random) -> int:
@@ -187,7 +187,7 @@ def main() -> None:
             window = [event for n in new_people for event in _person(n)]
             window += [_returning(people, serial, rng) for serial in range(WINDOW_EVENTS - len(window))]
             rng.shuffle(window)
-            elapsed, spent = _timed(cloud, sender, window)
+            elapsed, spent, calls = _timed(cloud, sender, window)
             people = new_people.stop
             rate = len(window) / elapsed
             first_rate = first_rate or rate
@@ -202,6 +202,8 @@ def main() -> None:
                 f"{rate / first_rate:>6.2f}  {shares}   {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
+            per_event = ", ".join(f"{name} {count / len(window):.2f}" for name, count in calls.most_common(10))
+            print(f"{'':>9} AWS requests per event: {sum(calls.values()) / len(window):.2f} ({per_event})", flush=True)
 
 
 if __name__ == "__main__":

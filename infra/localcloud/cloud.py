@@ -41,7 +41,12 @@ from infra.localcloud.clock import (
 )
 from infra.localcloud.deploy import AwsClients, Deployment, deploy
 from infra.localcloud.direct_sqs import DirectSqs
-from infra.localcloud.fidelity import make_dynamodb_atomic, make_ses_strict, make_sqs_scalable
+from infra.localcloud.fidelity import (
+    make_dispatch_cheaper,
+    make_dynamodb_atomic,
+    make_ses_strict,
+    make_sqs_scalable,
+)
 from infra.localcloud.gateway import HttpGateway, control_path_collisions
 from infra.localcloud.lambdas import InvocationRecord, LambdaRuntime
 from infra.localcloud.model import (
@@ -126,6 +131,7 @@ class MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         make_dynamodb_atomic()
         make_sqs_scalable()
+        make_dispatch_cheaper()
         make_ses_strict()
         sending.record_what_moto_drops()
         self._server.start()
@@ -565,6 +571,10 @@ class LocalCloud:
             LOG.info("no enabled event destination of %s takes %s events: nothing published", set_name, kind)
         return published
 
+    def aws_requests(self) -> dict[str, int]:
+        """moto's requests since the start, by operation (DynamoDB, SQS, EventBridge... targets)."""
+        return dict(self._started(self._moto).gate.requests)
+
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Block until nothing is queued, in flight or running, steadily for a moment.
 
@@ -649,6 +659,8 @@ class LocalCloud:
             "awsEndpointUrl": self.aws_endpoint_url,
             "functions": sorted(self.model.functions),
             "manualClock": self.manual_clock,
+            # moto's requests since the start, by operation: what the functions ask of AWS.
+            "awsRequests": dict(self._started(self._moto).gate.requests.most_common()),
         }
 
     def _advance(self, body: bytes) -> tuple[int, Any]:

@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,6 +65,7 @@ class Gate:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self.requests: Counter[str] = Counter()  # by operation, for the health endpoint and benchmarks
 
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:
@@ -100,11 +101,25 @@ def gated(app: Any, gate: Gate) -> Any:
     """moto's WSGI application with every request passing the gate."""
 
     def application(environ: dict[str, Any], start_response: Any) -> Any:
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        operation = (
+            target.rsplit(".", 1)[-1] if target else f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
+        )
+        gate.requests[operation] += 1
         with gate.request():
             # The body is produced inside the gate: moto answers with a list, not a stream.
             return list(app(environ, start_response))
 
     return application
+
+
+def _operation(environ: dict[str, Any]) -> str:
+    """What a request does, for counting: its X-Amz-Target, else its method and first path segments."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return str(target).rsplit(".", 1)[-1]
+    path = "/".join(str(environ.get("PATH_INFO", "")).split("/")[:3])
+    return f"{environ.get('REQUEST_METHOD')} {path}"
 
 
 @dataclass

@@ -175,17 +175,18 @@ def _patch() -> None:
     def messages(self: Queue) -> list[Message]:
         return [m for m in _state(self) if m.visible and not m.delayed]
 
+    # moto computes the approximate counts, walking every message, whenever anything reads
+    # queue.attributes, and its SendMessage does so for each message it sends. GetQueueAttributes
+    # still counts exactly; moto's internal reads take a count at most a second old, so a send
+    # does not cost the backlog.
     def approximate_number_of_messages(self: Queue) -> int:
-        now = unix_time_millis()
-        return sum(1 for m in _state(self) if _available_at(m) < now)
+        return _approximate_counts(self)[0]
 
     def approximate_number_of_messages_not_visible(self: Queue) -> int:
-        now = unix_time_millis()
-        return sum(1 for m in _state(self) if m.visible_at >= now)
+        return _approximate_counts(self)[1]
 
     def approximate_number_of_messages_delayed(self: Queue) -> int:
-        now = unix_time_millis()
-        return sum(1 for m in _state(self) if m.delayed_until > now)
+        return _approximate_counts(self)[2]
 
     def delete_message(self: Queue, receipt_handle: str) -> None:
         state = _state(self)
@@ -260,6 +261,17 @@ def _patch() -> None:
     }
     for name, value in patched.items():
         setattr(Queue, name, value)
+    original_attributes = SQSBackend.get_queue_attributes
+
+    @functools.wraps(original_attributes)
+    def get_queue_attributes(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+        _exact.on = True
+        try:
+            return original_attributes(self, *args, **kwargs)
+        finally:
+            _exact.on = False
+
+    SQSBackend.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
     SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
 
@@ -297,6 +309,20 @@ def _receive_due(
         sqs_models._filter_message_attributes(answer, names)
         received.append(answer)
     return received
+
+
+_COUNTS_TTL_MS = 1_000
+_exact = threading.local()
+
+
+def _approximate_counts(queue: Queue) -> tuple[int, int, int]:
+    state = _state(queue)
+    now = unix_time_millis()
+    cached: tuple[float, tuple[int, int, int]] | None = getattr(state, "counts", None)
+    if cached is None or now - cached[0] > _COUNTS_TTL_MS or getattr(_exact, "on", False):
+        cached = (now, depth(queue))
+        state.counts = cached  # type: ignore[attr-defined]
+    return cached[1]
 
 
 def depth(queue: Queue) -> tuple[int, int, int]:
