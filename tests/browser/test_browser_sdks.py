@@ -212,7 +212,7 @@ def _assert_total(profile: dict[str, Any], event: str, total: int) -> None:
 def _rudder_page(platform: Platform, write_key: str, scenario: str, load_options: dict[str, Any] | None = None) -> str:
     """A page that self-hosts RudderStack's bundled browser build; the data plane and the config
     URL are this Midstage."""
-    options = {"configUrl": platform.url, **(load_options or {})}
+    options = {"configUrl": platform.url, "polyfillIfRequired": False, **(load_options or {})}
     return f"""<!doctype html>
 <html><head><title>Shop</title>
 <script src="/vendor/rudderstack/index.js"></script>
