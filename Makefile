@@ -3,15 +3,17 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SAMENV := .venv-sam
+BROWSER := tests/browser
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY = 0
 
-.PHONY: help install run test test-unit test-integration test-e2e lint format typecheck template-lint \
+.PHONY: help install run test test-unit test-integration test-e2e test-browser lint format typecheck template-lint \
         invoke bench build clean
 
 help:
 	@echo "make run            start the local cloud with a demo source (Ctrl-C stops it)"
 	@echo "make test           install what is needed and run every test tier"
+	@echo "make test-browser   the real SDKs in headless Chromium, Node and Python (needs chromium and npm)"
 	@echo "make invoke FN=collect EVENT=track   run one function with events/<FN>/<EVENT>.json"
 	@echo "make lint           ruff + mypy;  make template-lint: sam validate --lint"
 	@echo "make bench          run the benchmarks in bench/"
@@ -36,10 +38,11 @@ run: install
 
 # Each tier runs in its own process: the e2e local cloud and the integration tier's mock_aws
 # would otherwise share moto's in-process state.
-test: install
+test: install $(BROWSER)/node_modules/.installed
 	$(BIN)/python -m pytest tests/unit -q $(ARGS)
 	$(BIN)/python -m pytest tests/integration -q $(ARGS)
 	$(BIN)/python -m pytest tests/e2e -q -rs $(ARGS)
+	$(BIN)/python -m pytest tests/browser -q -rs $(ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit -q $(ARGS)
@@ -49,6 +52,17 @@ test-integration: install
 
 test-e2e: install
 	$(BIN)/python -m pytest tests/e2e -q $(ARGS)
+
+# Skips (with the reason) where Chromium, Node or the npm packages are missing; CI sets
+# MIDSTAGE_REQUIRE_BROWSER_TIER=1 to make that a failure.
+test-browser: install $(BROWSER)/node_modules/.installed
+	$(BIN)/python -m pytest tests/browser -q -rs $(ARGS)
+
+# The browser tier's SDKs, pinned by its package-lock.json, when npm is there.
+$(BROWSER)/node_modules/.installed: $(BROWSER)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(BROWSER) --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm is not installed: the browser tier's browser and Node tests will skip"; fi
 
 lint: install
 	$(BIN)/ruff check .

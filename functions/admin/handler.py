@@ -22,6 +22,7 @@ from midstage.adapters.scheduler import CampaignSchedules
 from midstage.config import AdminSettings, computed_trait_settings, identity_settings
 from midstage.errors import Forbidden, InvalidInput, MidstageError, PayloadTooLarge, Unauthorized, describe
 from midstage.http import answer, error_answer
+from midstage.logic.cors import admin_response_headers
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
 from midstage.models.campaigns import CAMPAIGN_STATUSES, CampaignBody
 from midstage.models.journeys import JourneyBody
@@ -708,4 +709,8 @@ def _not_found(_: Exception) -> Response[Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    response = app.resolve(event, context)
+    # The API has no CORS configuration of its own (the tracking routes need per-source origins).
+    origin = {k.lower(): v for k, v in (event.get("headers") or {}).items()}.get("origin")
+    response["headers"] = {**(response.get("headers") or {}), **admin_response_headers(origin)}
+    return response

@@ -24,6 +24,7 @@ from samtranslator.yaml_helper import yaml_parse
 
 from midstage.config import CollectSettings, IdentitySettings
 from midstage.logic import collect
+from midstage.logic.tracking_routes import CALLS
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
 from midstage.models.campaigns import CampaignBody
 from midstage.models.journeys import JourneyBody
@@ -57,7 +58,9 @@ TEMPLATE = ROOT / "template.yaml"
 ADMIN_HANDLER = ROOT / "functions" / "admin" / "handler.py"
 SOURCE_TREES = (ROOT / "shared", ROOT / "functions")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-BATCH_ENDPOINTS = {"batch", "import"}
+# The API's catch-all route (preflights and the 404 of undeclared paths): no operation of its own,
+# described in the document's introduction.
+DEFAULT_ROUTE = ("any", "$default")
 RECEIVED = datetime(2024, 5, 1, 10, 5, 2, tzinfo=UTC)
 
 # Request schemas of the admin API and the pydantic models the handler validates them with.
@@ -148,7 +151,13 @@ def as_document(value: Any) -> Any:
 
 
 def collect_route(path: str) -> bool:
-    return template_routes().get(("post", path)) == "CollectFunction"
+    """A path of the tracking API: events (POST) or the settings the SDKs fetch (GET)."""
+    return "CollectFunction" in (template_routes().get(("post", path)), template_routes().get(("get", path)))
+
+
+def call_of(path: str) -> str:
+    """The call type a tracking path records, or "batch"."""
+    return "batch" if path.endswith("/batch") else CALLS[path.rsplit("/", 1)[-1]]
 
 
 def public_route(method: str, path: str) -> bool:
@@ -205,7 +214,9 @@ def test_operation_ids_are_unique() -> None:
 # ---------------------------------------------------------------------------------- (b) routes
 def test_documented_routes_are_exactly_the_template_routes() -> None:
     documented = {(method, path) for method, path, _ in operations()}
-    declared = set(template_routes())
+    declared = set(template_routes()) - {DEFAULT_ROUTE}
+    assert template_routes()[DEFAULT_ROUTE] == "CollectFunction"
+    assert "`$default` route" in spec()["info"]["description"]
     assert not declared - documented, f"routes in template.yaml without documentation: {sorted(declared - documented)}"
     assert not documented - declared, f"documented routes not in template.yaml: {sorted(documented - declared)}"
 
@@ -225,7 +236,12 @@ def test_path_parameters_are_declared_for_every_templated_path() -> None:
 def test_each_family_declares_its_authentication() -> None:
     for method, path, operation in operations():
         schemes = {name for requirement in operation.get("security", []) for name in requirement}
-        if collect_route(path):
+        if collect_route(path) and method == "get":
+            # The settings the SDKs fetch: the key is in the path or the query, Basic is optional.
+            assert schemes <= {"writeKeyBasic"}, f"{method.upper()} {path}"
+            assert operation["security"] in ([], [{"writeKeyBasic": []}, {}]), f"{method.upper()} {path}"
+            assert "x-minimum-role" not in operation, f"{method.upper()} {path}: a tracking route has no role"
+        elif collect_route(path):
             assert schemes == {"writeKeyBasic"}, f"{method.upper()} {path}"
             assert {} in operation["security"], f"{method.upper()} {path}: writeKey in the body is an alternative"
         elif public_route(method, path):
@@ -315,9 +331,9 @@ def test_examples_match_their_documented_schema(media: dict[str, Any], value: An
 # ---------------------------------------------------------------------------------- (c) tracking
 @pytest.mark.parametrize(("path", "media", "value"), request_examples(tracking=True))
 def test_tracking_examples_are_valid_tracking_events(path: str, media: dict[str, Any], value: Any) -> None:
-    endpoint = path.rsplit("/", 1)[-1]
+    endpoint = call_of(path)
     body = as_document(value)
-    events = body["batch"] if endpoint in BATCH_ENDPOINTS else [{**body, "type": endpoint}]
+    events = body["batch"] if endpoint == "batch" else [{**body, "type": endpoint}]
     assert events, "an example batch should hold events"
     for event in events:
         TrackingEvent.model_validate(event)
@@ -326,8 +342,7 @@ def test_tracking_examples_are_valid_tracking_events(path: str, media: dict[str,
 @pytest.mark.parametrize(("path", "media", "value"), request_examples(tracking=True))
 def test_tracking_examples_are_accepted_whole_by_intake(path: str, media: dict[str, Any], value: Any) -> None:
     """Decoding, limits, validation, identifiers and timestamps: what collect does after auth."""
-    endpoint = path.rsplit("/", 1)[-1]
-    kind = "batch" if endpoint in BATCH_ENDPOINTS else endpoint
+    kind = call_of(path)
     limits = collect.Limits()
     text = value if isinstance(value, str) else json.dumps(value)
     raw = collect.decode_body(

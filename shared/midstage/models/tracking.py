@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EventType = Literal["track", "identify", "page", "screen", "group", "alias"]
 EVENT_TYPES: frozenset[str] = frozenset(EventType.__args__)  # type: ignore[attr-defined]
@@ -39,6 +39,12 @@ class TrackingEvent(BaseModel):
     originalTimestamp: datetime | None = None
     sentAt: datetime | None = None
     channel: str | None = Field(default=None, max_length=64)
+
+    @field_validator("userId", "anonymousId", "previousId", "groupId", mode="before")
+    @classmethod
+    def _empty_is_absent(cls, value: Any) -> Any:
+        # RudderStack's browser SDK sends `"userId": ""` for anonymous visitors: that is no identifier.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _required_by_type(self) -> TrackingEvent:

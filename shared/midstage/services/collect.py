@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from midstage.config import CollectSettings, IdentitySettings
 from midstage.errors import Forbidden, InvalidInput, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
 from midstage.logic import collect
+from midstage.logic.cors import origin_allowed
 from midstage.logic.timefmt import iso
 from midstage.models.admin import Source
 
@@ -39,6 +40,9 @@ class CollectRequest:
     headers: dict[str, str]  # lower-case names
     source_ip: str | None
     received_at: datetime
+    # A write key given beside the body rather than in it or in Authorization: RudderStack's beacons
+    # carry it in the query string, since `navigator.sendBeacon` cannot set headers.
+    write_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ def handle(
 ) -> CollectAnswer:
     limits = collect.Limits(settings.max_event_bytes, settings.max_batch_bytes, settings.max_batch_events)
     size_limit = limits.max_batch_bytes if request.endpoint == "batch" else limits.max_event_bytes
-    header_key = collect.write_key_from_authorization(request.headers.get("authorization"))
+    header_key = collect.write_key_from_authorization(request.headers.get("authorization")) or request.write_key
     sources = _Guarded(sources)
     # Decoding before authenticating is bounded by the size limit, and a body write key needs it.
     try:
@@ -108,9 +112,8 @@ def handle(
             raise Unauthorized("a valid write key is required (HTTP Basic user name or 'writeKey')")
     if not source.enabled:
         raise Forbidden("this source is disabled", code="source_disabled")
-    origin = request.headers.get("origin")
-    allowed = {o.rstrip("/") for o in source.allowed_origins}
-    if origin and allowed and "*" not in allowed and origin.rstrip("/") not in allowed:
+    origin = request.headers.get("origin") or ""
+    if not origin_allowed(source.allowed_origins, origin):
         raise Forbidden(f"origin '{origin[:200]}' is not allowed for this source", code="origin_not_allowed")
 
     meta = collect.RequestMeta(

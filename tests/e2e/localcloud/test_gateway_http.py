@@ -413,6 +413,33 @@ def test_without_cors_configuration_an_options_request_is_routed(start_gateway: 
     assert invoke.calls[-1][0] == "FilesFunction"
 
 
+def test_without_cors_configuration_the_default_route_gets_preflights_and_its_cors_headers_pass(
+    start_gateway: GatewayFactory,
+) -> None:
+    # Given an API with no CORS configuration and a $default route (as template.yaml has it),
+    # when a browser preflights a path no route declares and then calls an unknown path,
+    # then both reach the $default function and its own CORS headers reach the browser untouched.
+    echo = {"Access-Control-Allow-Origin": "https://app.example.com", "Access-Control-Allow-Credentials": "true"}
+    gateway, invoke = start_gateway(
+        api=_api(cors=None, routes=(*ROUTES, HttpRoute("ANY", "$default", "EdgeFunction"))),
+        answer=_answer({"statusCode": 204, "headers": echo, "body": ""}),
+    )
+
+    preflight = _send(
+        gateway,
+        "OPTIONS",
+        "/v1/t",
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    unknown = _send(gateway, "GET", "/nowhere", headers={"Origin": "https://app.example.com"})
+
+    assert [call[0] for call in invoke.calls] == ["EdgeFunction", "EdgeFunction"]
+    assert invoke.calls[0][1]["routeKey"] == "$default"
+    assert preflight.status == unknown.status == 204
+    assert preflight.headers.get_all("access-control-allow-origin") == ["https://app.example.com"]
+    assert preflight.headers["access-control-allow-credentials"] == "true"
+
+
 # ------------------------------------------------------------------------------------------ limits
 
 

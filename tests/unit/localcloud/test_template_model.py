@@ -58,14 +58,47 @@ def test_every_http_api_event_of_the_template_becomes_a_route_to_its_function() 
     assert api.stage == "$default"
 
 
-def test_cors_and_throttling_come_from_the_api_and_its_stage_parameters() -> None:
+def test_throttling_comes_from_the_stage_parameters_and_cors_is_left_to_the_functions() -> None:
     (api,) = load_model(TEMPLATE, parameters={"ApiThrottleRate": "50", "ApiThrottleBurst": "80"}).http_apis
 
     assert api.throttle_rate == 50.0
     assert api.throttle_burst == 80
+    # No CorsConfiguration: preflights and unrouted paths reach the collect function's $default route.
+    assert api.cors is None
+    assert HttpRoute("ANY", "$default", "CollectFunction") in api.routes
+
+
+def test_a_cors_configuration_is_read_from_the_api(tmp_path: Path) -> None:
+    template = write(
+        tmp_path,
+        """
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Api:
+            Type: AWS::Serverless::HttpApi
+            Properties:
+              CorsConfiguration:
+                AllowOrigins: ["https://app.example.com"]
+                AllowHeaders: [authorization, content-encoding]
+                AllowCredentials: true
+                MaxAge: 600
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: {ECHO}
+              Handler: handler.lambda_handler
+              Runtime: python3.12
+              Events:
+                Get: {Type: HttpApi, Properties: {ApiId: !Ref Api, Method: GET, Path: /a}}
+        """,
+    )
+
+    (api,) = load_model(template).http_apis
+
     assert api.cors is not None
-    assert api.cors.allow_origins == ("*",)
+    assert api.cors.allow_origins == ("https://app.example.com",)
     assert "content-encoding" in api.cors.allow_headers
+    assert api.cors.allow_credentials is True
     assert api.cors.max_age == 600
 
 
