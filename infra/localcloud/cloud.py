@@ -24,9 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import make_server
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from infra.localcloud import dynamodb_engine, sqs_engine
 
@@ -63,8 +61,9 @@ from infra.localcloud.model import (
     TableSpec,
     TopicSpec,
 )
+from infra.localcloud.moto_front import MotoFront
 from infra.localcloud.outbox import SentEmail, SentPush, SentSms
-from infra.localcloud.persistence import Gate, StateStore, gated
+from infra.localcloud.persistence import Gate, StateStore
 from infra.localcloud.pollers import AsyncInvoker, EventTap, QueuePoller, TargetDispatcher, wiring_problems
 from infra.localcloud.runtime_schedules import install_runtime_schedules
 from infra.localcloud.template import TemplateError, load_model
@@ -104,38 +103,22 @@ def _release_stack(stack_name: str) -> bool:
         return not _running_stacks
 
 
-class _GatedMotoServer(ThreadedMotoServer):
-    """moto's server with every request passing through the state store's gate."""
-
-    def __init__(self, host: str, gate: Gate) -> None:
-        super().__init__(ip_address=host, port=0, verbose=False)
-        self._gate = gate
-
-    def _server_entry(self) -> None:
-        app = gated(DomainDispatcherApplication(create_backend_app), self._gate)
-        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
-        self._server_ready_event.set()
-        self._server.serve_forever()
-
-
 class MotoServer:
-    """moto's ThreadedMotoServer on a free port."""
+    """moto on a free port, behind the local cloud's own front server (moto_front.py)."""
 
     def __init__(self, host: str, gate: Gate | None = None) -> None:
         self.gate = gate or Gate()
-        self._server = _GatedMotoServer(host, self.gate)
+        self._front = MotoFront(host, DomainDispatcherApplication(create_backend_app), self.gate)
         self.url = ""
 
     def start(self) -> str:
-        # moto logs every request through werkzeug; the local cloud has its own logs.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         make_dynamodb_atomic()
         make_sqs_scalable()
         make_dispatch_cheaper()
         make_ses_strict()
         sending.record_what_moto_drops()
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+        self._front.start()
+        host, port = self._front.get_host_and_port()
         self.url = f"http://{host}:{port}"
         return self.url
 
@@ -149,11 +132,7 @@ class MotoServer:
     def stop(self) -> None:
         if not self.url:
             return
-        self._server.stop()
-        # ThreadedMotoServer.stop() shuts the server down but leaves its listening socket open.
-        werkzeug_server = getattr(self._server, "_server", None)
-        if werkzeug_server is not None:
-            werkzeug_server.server_close()
+        self._front.stop()
         self.url = ""
 
 
