@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -12,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.profile_store import ProfileStore
+from midstage.clock import Clock, from_environment
 from midstage.config import CollectSettings, identity_settings
 from midstage.errors import MidstageError
 from midstage.http import answer, error_answer
@@ -19,6 +19,12 @@ from midstage.observability import logger, metrics
 from midstage.services import collect
 
 ENDPOINTS = {"track", "identify", "page", "screen", "group", "alias", "batch", "import"}
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache
@@ -46,7 +52,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         is_base64=bool(event.get("isBase64Encoded")),
         headers={k.lower(): v for k, v in (event.get("headers") or {}).items()},
         source_ip=http.get("sourceIp"),
-        received_at=datetime.now(UTC),
+        received_at=_clock()(),
     )
     try:
         result = collect.handle(request, settings, identity_settings(), sources, store, handoff)
