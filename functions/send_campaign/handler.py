@@ -60,7 +60,7 @@ def record_handler(record: SQSRecord, context: Any = None) -> None:
         part, total = int(message["part"]), int(message["total"])
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"not a campaign part: {record.body[:200]!r}") from error
-    outcome = _worker().work(campaign_id, run_id, part, total, lambda: _clock()(), _time_left(context))
+    outcome = _worker().work(campaign_id, run_id, part, total, _clock(), _time_left(context))
     counts = outcome.counts or {}
     metrics.add_metric(name="CampaignPages", unit=MetricUnit.Count, value=outcome.pages)
     logger.info("campaign part", campaign=campaign_id, run=run_id, part=part, state=outcome.state, counts=counts)
