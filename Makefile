@@ -7,16 +7,22 @@ BROWSER := tests/browser
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY = 0
 
-.PHONY: help install run test test-unit test-integration test-e2e test-browser lint format typecheck template-lint \
-        invoke bench build clean
+.PHONY: help install run test test-unit test-integration test-e2e test-browser test-shifted lint format typecheck \
+        template-lint invoke bench build clean
 
 help:
-	@echo "make run            start the local cloud with a demo source (Ctrl-C stops it)"
-	@echo "make test           install what is needed and run every test tier"
-	@echo "make test-browser   the real SDKs in headless Chromium, Node and Python (needs chromium and npm)"
+	@echo "make install          create .venv and install Midstage with its dev tools (make test does it too)"
+	@echo "make run              start the local cloud with a demo source (Ctrl-C stops it; ARGS=--manual-clock ...)"
+	@echo "make test             install what is needed and run every test tier (unit, integration, e2e, browser)"
+	@echo "make test-unit        the unit tier;  make test-integration: the integration tier;  make test-e2e: e2e"
+	@echo "make test-browser     the real SDKs in headless Chromium, Node and Python (needs chromium and npm)"
+	@echo "make test-shifted     the unit and integration tiers with the clock 400 days ahead (SHIFT=-400d: back)"
 	@echo "make invoke FN=collect EVENT=track   run one function with events/<FN>/<EVENT>.json"
-	@echo "make lint           ruff + mypy;  make template-lint: sam validate --lint"
-	@echo "make bench          run the benchmarks in bench/"
+	@echo "make lint             ruff + format check + mypy;  make typecheck: mypy only;  make format: fix style"
+	@echo "make template-lint    sam validate --lint (installs the SAM CLI in .venv-sam)"
+	@echo "make build            sam build (needs python3.12 on PATH)"
+	@echo "make bench            run the benchmarks in bench/"
+	@echo "make clean            remove the virtualenvs and caches"
 
 install: $(VENV)/.installed
 
@@ -64,6 +70,13 @@ $(BROWSER)/node_modules/.installed: $(BROWSER)/package-lock.json
 		npm ci --prefix $(BROWSER) --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm is not installed: the browser tier's browser and Node tests will skip"; fi
 
+# The unit and integration tiers again with the process clock 400 days ahead (SHIFT=-400d for the
+# past): a test that passes only until some date fails now, not on that date.
+SHIFT ?= 400d
+test-shifted: install
+	MIDSTAGE_TEST_CLOCK_SHIFT=$(SHIFT) $(BIN)/python -m pytest tests/unit -q $(ARGS)
+	MIDSTAGE_TEST_CLOCK_SHIFT=$(SHIFT) $(BIN)/python -m pytest tests/integration -q $(ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -83,6 +96,7 @@ template-lint: $(SAMENV)/.installed
 
 # Docker-free `sam local invoke`: one function, one sample event, against the local cloud.
 invoke: install
+	@test -n "$(FN)" || { echo "make invoke FN=<function> EVENT=<case>; functions with samples: $$(ls events)" | tr '\n' ' '; echo; exit 2; }
 	$(BIN)/python -m infra.localcloud invoke $(FN) --event events/$(FN)/$(EVENT).json
 
 bench: install

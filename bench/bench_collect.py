@@ -37,7 +37,9 @@ TARGET_EVENTS_PER_SECOND = 5_000
 
 RECEIVED = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 WRITE_KEY = "wk_bench_0123456789abcdef"
-SOURCE = Source(id="src_bench", name="Bench shop", write_key=WRITE_KEY, rate_limit=100_000)
+SOURCE = Source(
+    id="src_bench", name="Bench shop", write_key=WRITE_KEY, rate_limit=100_000, created_at="2026-01-01T00:00:00+00:00"
+)
 SETTINGS = CollectSettings(
     data_table="DataTable",
     config_table="ConfigTable",

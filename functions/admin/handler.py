@@ -19,11 +19,12 @@ from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLe
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.adapters.scheduler import CampaignSchedules
+from midstage.clock import Clock, from_environment
 from midstage.config import AdminSettings, computed_trait_settings, identity_settings
 from midstage.errors import Forbidden, InvalidInput, MidstageError, PayloadTooLarge, Unauthorized, describe
 from midstage.http import answer, error_answer
 from midstage.logic.cors import admin_response_headers
-from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
+from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate, stamp
 from midstage.models.campaigns import CAMPAIGN_STATUSES, CampaignBody
 from midstage.models.journeys import JourneyBody
 from midstage.models.messaging import RuleBody, TemplateBody
@@ -68,6 +69,12 @@ SCHEDULE_PREFIX = "midstage"
 
 
 @cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
+
+
+@cache
 def _stores() -> Stores:
     settings = AdminSettings.from_env()
     return Stores(
@@ -85,7 +92,10 @@ def _stores() -> Stores:
 @cache
 def _messaging() -> MessagingAdmin:
     return MessagingAdmin(
-        _stores(), identity_settings(), max_window_days=max(computed_trait_settings().count_windows_days)
+        _stores(),
+        identity_settings(),
+        max_window_days=max(computed_trait_settings().count_windows_days),
+        clock=_clock(),
     )
 
 
@@ -116,6 +126,7 @@ def _automation() -> AutomationAdmin:
         identity_settings(),
         refresh_parts=settings.refresh_parts,
         max_window_days=max(computed_trait_settings().count_windows_days),
+        clock=_clock(),
     )
 
 
@@ -225,6 +236,7 @@ def create_source() -> Response[Any]:
         write_key=new_write_key(),
         rate_limit=request.rate_limit,
         allowed_origins=[str(o).rstrip("/") for o in request.allowed_origins],
+        created_at=stamp(_clock()()),
     )
     return _json(201, _stores().config.create_source(source).model_dump())
 
@@ -288,7 +300,7 @@ def list_api_keys() -> Response[Any]:
 def create_api_key() -> Response[Any]:
     _caller(RoleRank.admin)
     request: ApiKeyCreate = _body(ApiKeyCreate)
-    key, secret = _stores().config.create_api_key(request.name, request.role)
+    key, secret = _stores().config.create_api_key(request.name, request.role, now=_clock()())
     return _json(201, {**key.model_dump(exclude={"digest"}), "secret": secret})
 
 

@@ -8,7 +8,6 @@ so a browser sees a real 404 rather than a CORS failure (docs/architecture.md, "
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 from urllib.parse import unquote
@@ -19,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.profile_store import ProfileStore
+from midstage.clock import Clock, from_environment
 from midstage.config import CollectSettings, identity_settings
 from midstage.errors import MidstageError
 from midstage.http import answer, error_answer
@@ -29,6 +29,12 @@ from midstage.observability import logger, metrics
 from midstage.services import collect, sdk_settings
 
 NOT_FOUND = {"success": False, "code": "not_found", "message": "no such route"}
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache
@@ -90,7 +96,7 @@ def _collect(
         is_base64=bool(event.get("isBase64Encoded")),
         headers=headers,
         source_ip=source_ip,
-        received_at=datetime.now(UTC),
+        received_at=_clock()(),
         write_key=query.get("writeKey") if route.beacon else None,
     )
     result = collect.handle(request, settings, identity_settings(), sources, store, handoff)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -19,6 +18,7 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore, TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.providers import PushSender, WebhookSender
+from midstage.clock import Clock, from_environment
 from midstage.config import DeliverySettings
 from midstage.errors import describe
 from midstage.logic.delivery import IN_FLIGHT, Policy, Ports, RetryLater, deliver, parse_quiet_hours
@@ -31,6 +31,12 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 class NotYet(Exception):
     """Another delivery holds this message's lease; the queue brings it back after that one ends."""
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache
@@ -56,6 +62,7 @@ def _wiring() -> tuple[Ports, Policy]:
         push=PushSender(settings.push_applications),
         webhook=WebhookSender(allow_local=settings.webhook_allow_local),
         inbox=InboxStore(table),
+        clock=_clock(),
     )
     ports = Ports(
         ledger=MessageLedger(table),
@@ -95,7 +102,7 @@ def record_handler(record: SQSRecord) -> None:
         raise ValueError(f"not a message request: {reason}") from error
     logger.append_keys(message_id=request.message_id, profile_id=request.profile_id)
     try:
-        outcome = deliver(request, ports, policy, datetime.now(UTC))
+        outcome = deliver(request, ports, policy, _clock()())
     except RetryLater:
         metrics.add_metric(name="DeliveryRetries", unit=MetricUnit.Count, value=1)
         raise
@@ -108,7 +115,7 @@ def record_handler(record: SQSRecord) -> None:
         counters, touches = _outcomes()
         counters.add(kind, request.origin.id, run, request.message_id, counts)
         if kind == "campaign" and outcome.status == "sent":
-            touches.add(request.profile_id, datetime.now(UTC), kind, request.origin.id, run, "sent")
+            touches.add(request.profile_id, _clock()(), kind, request.origin.id, run, "sent")
     metrics.add_metric(name=f"Messages_{outcome.status}", unit=MetricUnit.Count, value=1)
     logger.info("delivery outcome", status=outcome.status, reason=outcome.reason, channel=outcome.channel)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -14,12 +13,19 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
+from midstage.clock import Clock, from_environment
 from midstage.config import FeedbackSettings
 from midstage.observability import logger
 from midstage.services.campaigns import StatusCounter
 from midstage.services.engagement import Engagement, Page
 
 _MAX_TOKEN = 4096  # links.py's own bound; click tokens carry URLs of up to 2,048 characters
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache
@@ -60,7 +66,7 @@ def _answer(page: Page) -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     route = str(event.get("routeKey", ""))
     token = str((event.get("pathParameters") or {}).get("token", ""))
-    now = datetime.now(UTC)
+    now = _clock()()
     engagement = _engagement()
     if len(token) > _MAX_TOKEN:
         token = ""  # refused by verification below, without hashing megabytes

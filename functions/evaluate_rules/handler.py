@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -14,9 +13,16 @@ from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import FireRecords
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
+from midstage.clock import Clock, from_environment
 from midstage.config import RulesSettings, computed_trait_settings
 from midstage.observability import logger, metrics
 from midstage.services.rules import RuleEngine
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache
@@ -42,7 +48,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         # Not retriable: EventBridge would deliver the same malformed event again.
         logger.error("not a domain event", detail_type=detail_type)
         return {"error": "not a domain event"}
-    summary = _engine().handle(detail_type, detail, datetime.now(UTC))
+    summary = _engine().handle(detail_type, detail, _clock()())
     if summary.fired:
         metrics.add_metric(name="RulesFired", unit=MetricUnit.Count, value=len(summary.fired))
         logger.info("rules fired", rules=summary.fired, messages=summary.messages, events=summary.events)

@@ -3,7 +3,6 @@ that reached the person, or held them out, within each campaign's window."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -12,10 +11,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage import keys
 from midstage.adapters.automation_store import Counters, OnceMarkers, Touches
 from midstage.adapters.config_store import ConfigStore
+from midstage.clock import Clock, from_environment
 from midstage.config import StoreSettings
 from midstage.models.campaigns import Campaign
 from midstage.observability import logger, metrics
 from midstage.services.campaigns import ConversionTracker
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache
@@ -35,5 +41,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if not isinstance(detail, dict) or not isinstance(detail.get("event"), dict):
         logger.error("not an event.tracked domain event")
         return {"error": "not an event.tracked domain event"}
-    counted = _tracker().handle(str(detail.get("profileId", "")), detail["event"], datetime.now(UTC))
+    counted = _tracker().handle(str(detail.get("profileId", "")), detail["event"], _clock()())
     return {"attributed": counted}

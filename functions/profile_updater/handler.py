@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -15,12 +15,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
+from midstage.clock import Clock, from_environment
 from midstage.config import ProfileSettings, computed_trait_settings, identity_settings
 from midstage.logic.ingest import IngestSettings, process_unit
 from midstage.observability import logger, metrics
 from midstage.services.segments import SegmentCatalog
 
 processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache
@@ -43,7 +50,7 @@ def record_handler(record: SQSRecord) -> None:
     if message.get("v") != 1 or not isinstance(events, list) or not events:
         raise ValueError(f"not a hand-off message: {record.body[:200]!r}")
     outcome = process_unit(
-        events, store, publisher, settings, datetime.now(UTC), conflict=ConcurrentWrite, segments=segments.current()
+        events, store, publisher, settings, _clock()(), conflict=ConcurrentWrite, segments=segments.current()
     )
     metrics.add_metric(name="EventsApplied", unit=MetricUnit.Count, value=outcome.applied)
     if outcome.duplicates:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -20,6 +19,7 @@ from midstage.adapters.bus import EventPublisher
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
+from midstage.clock import Clock, from_environment
 from midstage.config import RefreshSettings, computed_trait_settings
 from midstage.logic.timefmt import parse_iso
 from midstage.observability import logger
@@ -39,6 +39,12 @@ class _Wiring:
     jobs: RefreshJobs
     queue: MessageQueue
     default_timezone: str
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache
@@ -67,7 +73,7 @@ def record_handler(record: SQSRecord, time_left: float) -> None:
         raise ValueError(f"not a refresh part: {record.body[:200]!r}") from error
     # The scheduler's time for a sweep (recency and birthdays count from it), else now.
     as_of = message.get("asOf")
-    now = parse_iso(as_of) if isinstance(as_of, str) and as_of[:1].isdigit() else datetime.now(UTC)
+    now = parse_iso(as_of) if isinstance(as_of, str) and as_of[:1].isdigit() else _clock()()
     sweep = str(job_id).startswith("sweep_")
     dated = wiring.journeys.current().dated() if sweep else []
 

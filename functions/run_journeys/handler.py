@@ -3,7 +3,6 @@ start or end them, segment entries, date triggers from the sweep, and due wait t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -16,9 +15,16 @@ from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
+from midstage.clock import Clock, from_environment
 from midstage.config import JourneySettings, computed_trait_settings
 from midstage.observability import logger, metrics
 from midstage.services.journeys import JourneyCatalog, JourneyRunner
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache
@@ -47,7 +53,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if not isinstance(detail, dict):
         logger.error("not a domain event", detail_type=detail_type)
         return {"error": "not a domain event"}
-    summary = _runner().handle(detail_type, detail, datetime.now(UTC))
+    summary = _runner().handle(detail_type, detail, _clock()())
     if summary.entered:
         metrics.add_metric(name="JourneysEntered", unit=MetricUnit.Count, value=len(summary.entered))
     if summary.steps:

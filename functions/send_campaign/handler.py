@@ -4,7 +4,6 @@ profile scan) and queuing its audience's messages at its share of the campaign's
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -18,12 +17,19 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
+from midstage.clock import Clock, from_environment
 from midstage.config import CampaignSettings
 from midstage.observability import logger, metrics
 from midstage.services.campaigns import CampaignWorker
 
 processor = BatchProcessor(event_type=EventType.SQS)
 _DEFAULT_TIME_LEFT_S = 900.0
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache
@@ -54,7 +60,7 @@ def record_handler(record: SQSRecord, context: Any = None) -> None:
         part, total = int(message["part"]), int(message["total"])
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"not a campaign part: {record.body[:200]!r}") from error
-    outcome = _worker().work(campaign_id, run_id, part, total, lambda: datetime.now(UTC), _time_left(context))
+    outcome = _worker().work(campaign_id, run_id, part, total, _clock(), _time_left(context))
     counts = outcome.counts or {}
     metrics.add_metric(name="CampaignPages", unit=MetricUnit.Count, value=outcome.pages)
     logger.info("campaign part", campaign=campaign_id, run=run_id, part=part, state=outcome.state, counts=counts)

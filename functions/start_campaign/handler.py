@@ -3,7 +3,6 @@ parts out to the campaign workers. A double-fired occurrence starts nothing new.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -12,10 +11,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage.adapters.automation_store import CampaignRuns
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.queues import MessageQueue
+from midstage.clock import Clock, from_environment
 from midstage.config import CampaignSettings
 from midstage.logic.timefmt import parse_iso
 from midstage.observability import logger, metrics
 from midstage.services.campaigns import CampaignRunner
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache
@@ -38,7 +44,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         # Not retriable: Scheduler would deliver the same input again.
         logger.error("not a campaign schedule input", input=str(event)[:500])
         return {"error": "expected {campaignId, scheduledTime}"}
-    started = _runner().start(campaign_id, parse_iso(scheduled), datetime.now(UTC))
+    started = _runner().start(campaign_id, parse_iso(scheduled), _clock()())
     logger.info(
         "campaign run",
         campaign=campaign_id,

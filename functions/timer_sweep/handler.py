@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -12,10 +11,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.messaging_store import TimerStore
 from midstage.adapters.queues import MessageQueue
+from midstage.clock import Clock, from_environment
 from midstage.config import TimerSettings
 from midstage.logic.timefmt import parse_iso
 from midstage.observability import logger, metrics
 from midstage.services.timers import sweep
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache
@@ -32,7 +38,7 @@ def _wiring() -> tuple[TimerStore, MessageQueue, EventPublisher]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = event.get("scheduledTime")
-    now = parse_iso(scheduled) if isinstance(scheduled, str) and scheduled[:1].isdigit() else datetime.now(UTC)
+    now = parse_iso(scheduled) if isinstance(scheduled, str) and scheduled[:1].isdigit() else _clock()()
     timers, queue, publisher = _wiring()
     released = sweep(timers, queue, now, publisher)
     if released:

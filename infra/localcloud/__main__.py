@@ -364,7 +364,8 @@ def _invoke(args: argparse.Namespace) -> int:
     try:
         event = json.loads(args.event.read_text(encoding="utf-8")) if args.event else {}
     except (OSError, ValueError) as error:
-        print(f"cannot read the event {args.event}: {error}", file=sys.stderr)
+        hint = _missing_sample_hint(args.event) if isinstance(error, FileNotFoundError) else None
+        print(hint or f"cannot read the event {args.event}: {error}", file=sys.stderr)
         return 2
     state = _running_cloud_state(args.template)
     try:
@@ -398,6 +399,28 @@ def _invoke(args: argparse.Namespace) -> int:
         )
     print(json.dumps(result.payload if result.ok else result.error, indent=2))
     return 0 if result.ok else 1
+
+
+def _missing_sample_hint(path: Path) -> str | None:
+    """For events/<function>/<case>.json that does not exist (`make invoke FN=... EVENT=...`):
+    the cases that function has, or the functions that have samples."""
+    if path.parent.name == "events":  # events/<case>.json: no function named
+        events, function = path.parent, ""
+    elif path.parent.parent.name == "events":
+        events, function = path.parent.parent, path.parent.name
+    else:
+        return None
+    if not events.is_dir():
+        return None
+    functions = ", ".join(sorted(child.name for child in events.iterdir() if any(child.glob("*.json"))))
+    if not function:
+        return f"no function named; functions with samples: {functions}"
+    folder = events / function
+    if not folder.is_dir():
+        return f"no samples for a function {function!r}; functions with samples: {functions}"
+    cases = ", ".join(sorted(sample.stem for sample in folder.glob("*.json"))) or "(none)"
+    asked = f"no sample {path.stem!r} for {function}" if path.name != ".json" else "no sample named"
+    return f"{asked}; {function}'s samples: {cases}"
 
 
 def _prepare_ephemeral(model: CloudModel, clients: AwsClients) -> None:

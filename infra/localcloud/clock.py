@@ -26,11 +26,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from infra.localcloud.model import CloudModel, EventRuleSpec, ScheduleSpec
 from infra.localcloud.pollers import Delivery, TargetDispatcher, rule_delivery
-from infra.localcloud.schedule_expressions import InvalidScheduleExpression, Schedule, parse_schedule
+from midstage.logic.schedules import ScheduleError, read_schedule
 
 LOG = logging.getLogger("infra.localcloud")
 
@@ -42,6 +42,13 @@ DEFAULT_MAX_FIRINGS = 20_000  # two weeks of a one-minute schedule
 _JUST_BEFORE = timedelta(microseconds=1)
 
 
+class Timetable(Protocol):
+    """When a job fires: a schedule read by midstage.logic.schedules (the product's own parser), or
+    a stand-in (a one-time schedule already due, one that cannot fire)."""
+
+    def next_after(self, moment: datetime) -> datetime | None: ...
+
+
 class TooManyFirings(ValueError):
     """An advance of the manual clock would fire more occurrences than allowed."""
 
@@ -50,7 +57,7 @@ class TooManyFirings(ValueError):
 class ScheduledJob:
     name: str  # the schedule's or rule's logical id; "<group>/<name>" for a schedule created at runtime
     expression: str
-    schedule: Schedule
+    schedule: Timetable
     fire: Fire
     end: datetime | None = None
     next_due: datetime | None = None
@@ -239,19 +246,30 @@ def schedule_problems(model: CloudModel) -> list[str]:
     problems: list[str] = []
     for spec in model.schedules:
         try:
-            parse_schedule(spec.expression, spec.timezone)
+            read_schedule(spec.expression, spec.timezone)
             for moment in (spec.start_date, spec.end_date):
                 if moment is not None:
                     _parse_date(moment)
-        except (InvalidScheduleExpression, ValueError) as error:
+        except (ScheduleError, ValueError) as error:
             problems.append(f"{spec.logical_id}: {error}")
     for rule in model.rules:
         if rule.schedule_expression is not None:
-            try:
-                parse_schedule(rule.schedule_expression)
-            except InvalidScheduleExpression as error:
-                problems.append(f"{rule.logical_id}: {error}")
+            problem = rule_schedule_problem(rule.schedule_expression)
+            if problem is not None:
+                problems.append(f"{rule.logical_id}: {problem}")
     return problems
+
+
+def rule_schedule_problem(expression: str) -> str | None:
+    """Why EventBridge would refuse a rule's ScheduleExpression (read in UTC; cron() or rate()
+    only, at() being Scheduler's), or None."""
+    if expression.startswith("at("):
+        return f"{expression[:80]!r}: a rule's ScheduleExpression takes cron(...) or rate(...); at() is Scheduler's"
+    try:
+        read_schedule(expression)
+    except ScheduleError as error:
+        return str(error)
+    return None
 
 
 def install_schedules(clock: Clock, model: CloudModel, dispatcher: TargetDispatcher) -> None:
@@ -261,7 +279,7 @@ def install_schedules(clock: Clock, model: CloudModel, dispatcher: TargetDispatc
             continue
         start = _parse_date(spec.start_date) if spec.start_date else None
         # Without a StartDate a schedule counts from its creation, i.e. the local cloud's start.
-        schedule = parse_schedule(spec.expression, spec.timezone, start or clock.started_at)
+        schedule = read_schedule(spec.expression, spec.timezone, start or clock.started_at)
         job = ScheduledJob(
             name=spec.logical_id,
             expression=spec.expression,
@@ -275,7 +293,7 @@ def install_schedules(clock: Clock, model: CloudModel, dispatcher: TargetDispatc
             job = ScheduledJob(
                 name=rule.logical_id,
                 expression=rule.schedule_expression,
-                schedule=parse_schedule(rule.schedule_expression, "UTC", clock.started_at),
+                schedule=read_schedule(rule.schedule_expression, "UTC", clock.started_at),
                 fire=_rule_targets(rule, model, dispatcher),
             )
             clock.add(job)

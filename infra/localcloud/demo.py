@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from infra.localcloud.library import seed_library
 from midstage.adapters.config_store import ConfigStore, new_write_key
+from midstage.clock import system_clock
 from midstage.errors import NotFound
-from midstage.models.admin import Source
+from midstage.models.admin import Source, stamp
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -47,8 +48,10 @@ def seed(config_table: str, dynamodb: DynamoDBClient, *, random_keys: bool = Fal
         except NotFound:
             pass
     write_key = new_write_key() if random_keys else DEMO_WRITE_KEY
-    source = store.create_source(Source(id=DEMO_SOURCE_ID, name="Demo website", write_key=write_key))
-    _, admin_key = store.create_api_key("local admin", "admin", None if random_keys else DEMO_ADMIN_KEY)
+    now = system_clock()
+    source = Source(id=DEMO_SOURCE_ID, name="Demo website", write_key=write_key, created_at=stamp(now))
+    store.create_source(source)
+    _, admin_key = store.create_api_key("local admin", "admin", None if random_keys else DEMO_ADMIN_KEY, now=now)
     return source, admin_key
 
 

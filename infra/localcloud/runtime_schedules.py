@@ -40,14 +40,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.localcloud.clock import Clock, ScheduledJob, scheduler_target
+from infra.localcloud.clock import Clock, ScheduledJob, Timetable, scheduler_target
 from infra.localcloud.model import CloudModel, ScheduleSpec
-from infra.localcloud.schedule_expressions import (
-    InvalidScheduleExpression,
-    OneTimeSchedule,
-    Schedule,
-    parse_schedule,
-)
+from midstage.logic.schedules import ScheduleError, read_schedule
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -182,14 +177,21 @@ class MotoScheduler:
         self._clients.client("scheduler").delete_schedule(Name=name, GroupName=group)
 
 
-class _Never(Schedule):
+class _Never:
     """A schedule that does not fire: disabled, or not one AWS would have accepted."""
-
-    def __init__(self, expression: str) -> None:
-        self.expression = expression
 
     def next_after(self, moment: datetime) -> datetime | None:
         return None
+
+
+@dataclass(frozen=True)
+class _Once:
+    """A one-time schedule firing at `at` (its own time, or now when that has passed)."""
+
+    at: datetime
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        return self.at if self.at > moment else None
 
 
 class RuntimeSchedules:
@@ -252,19 +254,19 @@ class RuntimeSchedules:
         last = self._last_fired.get(key)
         try:
             # A rate counts its periods from the StartDate, else from the schedule's creation: now.
-            schedule = parse_schedule(version.expression, version.timezone, version.start_date or now)
-        except InvalidScheduleExpression as error:
+            schedule = read_schedule(version.expression, version.timezone, version.start_date or now)
+        except ScheduleError as error:
             LOG.warning("schedule %s cannot fire: %s (AWS refuses it when it is created)", key, error)
             return self._idle(version, fired, f"invalid: {error}")
         if not version.enabled:
             return self._idle(version, fired, "DISABLED")
         problem = self._target_problem(version.target_arn)
-        if isinstance(schedule, OneTimeSchedule):
-            occurrence = schedule.fires_at
+        occurrence = schedule.once_at
+        if occurrence is not None:
             if last is not None and occurrence <= last:
                 return self._idle(version, fired, "completed")
             # A time already past fires at once; the target still learns the time it was set for.
-            firing = OneTimeSchedule(schedule.expression, max(occurrence, now))
+            firing = _Once(max(occurrence, now))
             job = self._job(version, firing, fired, problem, end=None, occurrence=occurrence)
             self._clock.add(job, not_before=now)
             return job
@@ -278,7 +280,7 @@ class RuntimeSchedules:
         job = ScheduledJob(
             name=version.key,
             expression=version.expression,
-            schedule=_Never(version.expression),
+            schedule=_Never(),
             fire=lambda due: [],
             fired=list(fired),
             origin=ORIGIN,
@@ -290,7 +292,7 @@ class RuntimeSchedules:
     def _job(
         self,
         version: RuntimeSchedule,
-        schedule: Schedule,
+        schedule: Timetable,
         fired: list[datetime],
         problem: str | None,
         *,
@@ -349,7 +351,7 @@ class RuntimeSchedules:
         LOG.info("schedule %s completed and was deleted (ActionAfterCompletion=DELETE)", version.key)
 
 
-def _completed(schedule: Schedule, end: datetime | None, due: datetime, *, one_time: bool) -> bool:
+def _completed(schedule: Timetable, end: datetime | None, due: datetime, *, one_time: bool) -> bool:
     """After `due`, does the schedule invoke its target no more? A recurring one needs an EndDate."""
     if one_time:
         return True

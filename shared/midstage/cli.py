@@ -43,12 +43,13 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ValidationError
 
 from midstage.adapters.config_store import ConfigStore, new_write_key
+from midstage.clock import system_clock
 from midstage.logic import segments as segment_logic
 from midstage.logic import templates
 from midstage.logic.conditions import ConditionError
 from midstage.logic.journeys import validate_journey
 from midstage.logic.rules import compile_rule
-from midstage.models.admin import Source
+from midstage.models.admin import Source, stamp
 from midstage.models.journeys import JourneyBody, SendStep
 from midstage.models.messaging import Rule, RuleBody, SendAction, TemplateBody
 from midstage.models.segments import Segment, SegmentBody
@@ -705,10 +706,11 @@ def main(argv: list[str] | None = None) -> int:
         return _apply_command(args)
     store = ConfigStore(args.table)
     if args.command == "create-api-key":
-        api_key, secret = store.create_api_key(args.name, args.role)
+        api_key, secret = store.create_api_key(args.name, args.role, now=system_clock())
         print(json.dumps({**api_key.model_dump(exclude={"digest"}), "secret": secret}, indent=2))
     else:
-        created = store.create_source(Source(name=args.name, write_key=new_write_key()))
+        new = Source(name=args.name, write_key=new_write_key(), created_at=stamp(system_clock()))
+        created = store.create_source(new)
         print(json.dumps(created.model_dump(), indent=2))
     return 0
 

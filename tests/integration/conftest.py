@@ -9,12 +9,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from moto import mock_aws
@@ -23,9 +24,12 @@ from infra.localcloud.deploy import AwsClients, deploy
 from infra.localcloud.fidelity import make_dynamodb_atomic
 from infra.localcloud.model import CloudModel
 from infra.localcloud.template import load_model
+from midstage.clock import Clock
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
+# When the sample events under events/ were sent (their requestContext.time and sentAt).
+SAMPLES_SENT_AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
 class Context:
@@ -41,12 +45,16 @@ class Context:
         return 30_000
 
 
+class Loader(Protocol):
+    def __call__(self, function_id: str, clock: Clock | None = None) -> ModuleType: ...
+
+
 @dataclass
 class Stack:
     model: CloudModel
     clients: AwsClients
     queue_urls: dict[str, str]
-    load: Callable[[str], ModuleType]
+    load: Loader
 
     def output(self, name: str) -> str:
         return self.model.outputs[name]
@@ -84,7 +92,9 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         clients = AwsClients(None, model.region)  # type: ignore[arg-type]
         deployment = deploy(model, clients)
 
-        def load(function_id: str) -> ModuleType:
+        def load(function_id: str, clock: Clock | None = None) -> ModuleType:
+            """A fresh copy of the function's handler with its environment; with `clock`, its
+            wiring's clock is that one (the function then goes by that time, not the host's)."""
             spec = model.functions[function_id]
             for name, value in spec.environment.items():
                 monkeypatch.setenv(name, value)
@@ -95,6 +105,9 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             sys.modules[module_name] = module
             module_spec.loader.exec_module(module)
             loaded.append(module_name)
+            if clock is not None:
+                assert hasattr(module, "_clock"), f"{function_id} reads no clock"
+                module._clock = lambda: clock  # type: ignore[attr-defined]
             return module
 
         yield Stack(model, clients, deployment.queue_urls, load)

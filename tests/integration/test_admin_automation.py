@@ -34,7 +34,7 @@ VIP = {"path": "traits.plan", "op": "eq", "value": "pro"}
 def api(stack: Stack) -> Api:
     config = ConfigStore(stack.output("ConfigTableName"), client=stack.clients.dynamodb())
     for role in ROLES:
-        config.create_api_key(role, role, f"msk_{role}")
+        config.create_api_key(role, role, f"msk_{role}", now=datetime.now(UTC))
     stack.load("ProfileUpdaterFunction").lambda_handler(sample("profile_updater", "sqs-batch"), Context())
     admin = stack.load("AdminFunction")
     # Time enough to read every slice of the (tiny) table, so estimates are exact on any machine.

@@ -126,7 +126,7 @@ class Api:
 def api(stack: Stack) -> Api:
     config = ConfigStore(stack.output("ConfigTableName"), client=stack.clients.dynamodb())
     for role in ROLES:
-        config.create_api_key(role, role, f"msk_{role}")
+        config.create_api_key(role, role, f"msk_{role}", now=datetime.now(UTC))
     stack.load("ProfileUpdaterFunction").lambda_handler(sample("profile_updater", "sqs-batch"), Context())
     return Api(stack, stack.load("AdminFunction"))
 

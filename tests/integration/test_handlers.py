@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,15 +13,18 @@ import pytest
 from midstage.adapters.automation_store import RefreshJobs
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
-from midstage.models.admin import Source
+from midstage.clock import fixed
+from midstage.models.admin import Source, stamp
 from midstage.models.profile import Profile, WritePlan
-from tests.integration.conftest import Context, Stack, sample
+from tests.integration.conftest import SAMPLES_SENT_AT, Context, Stack, sample
 
 
 def demo_source(stack: Stack) -> None:
     store = ConfigStore(stack.output("ConfigTableName"), client=stack.clients.dynamodb())
-    store.create_source(Source(id="src_localdemo", name="demo", write_key="wk_local_demo"))
-    store.create_api_key("admin", "admin", "msk_local_admin")
+    store.create_source(
+        Source(id="src_localdemo", name="demo", write_key="wk_local_demo", created_at=stamp(SAMPLES_SENT_AT))
+    )
+    store.create_api_key("admin", "admin", "msk_local_admin", now=SAMPLES_SENT_AT)
 
 
 def drain(stack: Stack, queue: str = "IngestQueue") -> list[dict[str, Any]]:
@@ -98,7 +102,9 @@ def test_updater_sample_event_reports_its_malformed_record(stack: Stack) -> None
 
 
 def test_lifecycle_sweep_moves_profiles_as_time_passes(stack: Stack) -> None:
-    stack.load("ProfileUpdaterFunction").lambda_handler(sample("profile_updater", "sqs-batch"), Context())
+    # Given Ann's profile, built when the sample events were sent (an order on 2026-11-22)
+    updater = stack.load("ProfileUpdaterFunction", clock=fixed(SAMPLES_SENT_AT + timedelta(seconds=5)))
+    updater.lambda_handler(sample("profile_updater", "sqs-batch"), Context())
     sweep, refresh = stack.load("LifecycleSweepFunction"), stack.load("RefreshSegmentsFunction")
     jobs = RefreshJobs(stack.output("DataTableName"), client=stack.clients.dynamodb())
 
@@ -113,8 +119,10 @@ def test_lifecycle_sweep_moves_profiles_as_time_passes(stack: Stack) -> None:
         assert job is not None
         return job
 
+    # When the hourly sweep runs the next day, nothing has changed; when it runs 54 days later
     assert sweep_at("2026-11-23T00:00:00Z")["changed"] == 0
     later = sweep_at("2027-01-15T00:00:00Z")
+    # Then she has gone silent
     assert (later["state"], later["parts_done"], later["changed"]) == ("done", 2, 1)
     store = ProfileStore(stack.output("DataTableName"), client=stack.clients.dynamodb())
     owners = store.identity_owners([("user_id", "ann")])
@@ -163,7 +171,7 @@ def test_conditional_profile_writes_are_atomic_under_concurrency(stack: Stack, m
 def test_admin_masks_contact_data_for_low_roles(stack: Stack, role: str) -> None:
     demo_source(stack)
     ConfigStore(stack.output("ConfigTableName"), client=stack.clients.dynamodb()).create_api_key(
-        "x", role, f"msk_{role}"
+        "x", role, f"msk_{role}", now=SAMPLES_SENT_AT
     )
     stack.load("ProfileUpdaterFunction").lambda_handler(sample("profile_updater", "sqs-batch"), Context())
     event = sample("admin", "get-profile")

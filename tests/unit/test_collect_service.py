@@ -15,7 +15,7 @@ from midstage.models.admin import Source
 from midstage.services import collect
 
 SETTINGS = CollectSettings(data_table="d", config_table="c", ingest_queue_url="q")
-SOURCE = Source(id="src_1", name="web", write_key="wk_1", rate_limit=100)
+SOURCE = Source(id="src_1", name="web", write_key="wk_1", rate_limit=100, created_at="2026-11-22T10:00:00+00:00")
 
 
 class Sources:

@@ -557,11 +557,14 @@ def test_given_entry_conditions_on_the_person_when_they_fail_then_no_entry_type_
     assert date_entry_key(by_date, without, NOW, "UTC") is None
 
 
-def test_given_entry_conditions_without_a_now_when_read_then_they_judge_at_the_trigger_time() -> None:
+def test_given_entry_conditions_when_read_then_they_judge_at_the_now_given_not_at_the_trigger_time() -> None:
+    # Given a journey for people who signed up within the hour, and a sign-up at midnight
     recent = {"path": "event.timestamp", "op": "within_last", "value": "1h"}
     flow = compiled(entry_conditions=recent)
     event = tracked("Signed Up", timestamp="2020-01-01T00:00:00.000Z")
-    assert entry_key_for(flow, "event.tracked", {"event": event}, person()) == "event:m1"
+    # Then it lets them in half an hour later, and not once the hour has passed
+    half_an_hour_on = datetime(2020, 1, 1, 0, 30, tzinfo=UTC)
+    assert entry_key_for(flow, "event.tracked", {"event": event}, person(), now=half_an_hour_on) == "event:m1"
     assert entry_key_for(flow, "event.tracked", {"event": event}, person(), now=NOW) is None
 
 

@@ -594,7 +594,7 @@ def test_reactivation_makes_a_stronger_offer_to_whoever_is_still_silent_three_da
     ann = silent_customer(library)
     assert "silent-customers" in ann.segments
     detail = {"profileId": ann.id, "segmentId": "silent-customers", "at": iso(NOW)}
-    key = entry_key_for(reactivation, "segment.entered", detail, ann)
+    key = entry_key_for(reactivation, "segment.entered", detail, ann, now=NOW)
     assert key == f"segment:silent-customers:{iso(NOW)}"
 
     first = enter(reactivation, ann, key, None, NOW)

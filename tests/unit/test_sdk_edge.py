@@ -141,7 +141,7 @@ def test_the_api_base_is_the_host_as_reached_and_never_a_forged_url() -> None:
 
 
 def test_the_rudder_source_config_names_no_destination_and_reports_nothing() -> None:
-    source = Source(id="src_1", name="Web", write_key="wk_1")
+    source = Source(id="src_1", name="Web", write_key="wk_1", created_at="2026-12-01T00:00:00+00:00")
 
     document = sdk_settings.rudder_source_config(source, "wk_1")
 

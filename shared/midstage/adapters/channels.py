@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from midstage.adapters.messaging_store import InboxStore
@@ -18,6 +17,7 @@ from midstage.adapters.providers import (
     SmsSender,
     WebhookSender,
 )
+from midstage.clock import Clock
 from midstage.logic import links
 from midstage.logic import templates as template_logic
 from midstage.logic.delivery import Address, ProviderFailure, RenderFailure, zone_of
@@ -59,7 +59,7 @@ class ChannelSenders:
         push: PushSender | None = None,
         webhook: WebhookSender | None = None,
         inbox: InboxStore | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self.settings = settings
         self.secret = secret

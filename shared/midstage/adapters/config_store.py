@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
@@ -16,7 +17,7 @@ from midstage import keys
 from midstage.adapters import aws
 from midstage.adapters.documents import pack, unpack
 from midstage.errors import Conflict, NotFound
-from midstage.models.admin import ApiKey, Source
+from midstage.models.admin import ApiKey, Source, stamp
 from midstage.models.messaging import Rule, Template
 
 if TYPE_CHECKING:
@@ -135,10 +136,11 @@ class ConfigStore:
 
         return self._cached(f"ak:{digest}", load)
 
-    def create_api_key(self, name: str, role: str, secret: str | None = None) -> tuple[ApiKey, str]:
-        """A new key; the secret is returned once and only its digest is stored."""
+    def create_api_key(self, name: str, role: str, secret: str | None = None, *, now: datetime) -> tuple[ApiKey, str]:
+        """A new key, created at `now`; the secret is returned once and only its digest is stored."""
         secret = secret or "msk_" + secrets.token_urlsafe(32)
-        key = ApiKey(id=secrets.token_hex(8), name=name, role=role, digest=keys.secret_digest(secret))
+        digest = keys.secret_digest(secret)
+        key = ApiKey(id=secrets.token_hex(8), name=name, role=role, digest=digest, created_at=stamp(now))
         try:
             self._put(keys.api_key_key(key.digest), key.model_dump(mode="json"), new=True)
         except ClientError as error:  # a digest collision is astronomically unlikely; say so if it happens

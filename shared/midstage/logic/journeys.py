@@ -427,13 +427,13 @@ def entry_key_for(
     detail: Mapping[str, Any],
     profile: Profile | None,
     *,
-    now: datetime | None = None,
+    now: datetime,
 ) -> str | None:
     """The entry key when a domain event lets this person into the journey, else None.
 
     Event entries take "event.tracked" (key "event:<messageId>"); segment entries take
     "segment.entered" (key "segment:<segmentId>:<at>"). The entry conditions are checked on the
-    person (with the triggering event for event entries) at `now`, by default the trigger's time.
+    person (with the triggering event for event entries) at `now`.
     """
     entry = compiled.journey.entry
     event: Mapping[str, Any] | None = None
@@ -441,18 +441,16 @@ def entry_key_for(
         event = detail.get("event") if detail_type == "event.tracked" else None
         if not isinstance(event, Mapping) or _event_name(event) != entry.event or not event.get("messageId"):
             return None
-        at = now or _moment(event.get("timestamp"))
-        if compiled.entry_where is not None and not compiled.entry_where.test(Facts(profile, event, at)):
+        if compiled.entry_where is not None and not compiled.entry_where.test(Facts(profile, event, now)):
             return None
         key = f"event:{event['messageId']}"
     elif isinstance(entry, SegmentEntry):
         if detail_type != "segment.entered" or detail.get("segmentId") != entry.segment or not detail.get("at"):
             return None
-        at = now or _moment(detail.get("at"))
         key = f"segment:{entry.segment}:{detail['at']}"
     else:
         return None  # date entries come from the daily sweep: date_entry_key
-    if compiled.entry_conditions is not None and not compiled.entry_conditions.test(Facts(profile, event, at)):
+    if compiled.entry_conditions is not None and not compiled.entry_conditions.test(Facts(profile, event, now)):
         return None
     return key
 
@@ -928,15 +926,3 @@ def next_local_time(now: datetime, zone: ZoneInfo, hh_mm: str) -> datetime:
         if moment > now:
             return moment
     raise AssertionError("a local time of day recurs within two days")  # pragma: no cover
-
-
-def _moment(value: Any) -> datetime:
-    """A trigger's time for entry conditions when the caller gives none."""
-    if isinstance(value, str):
-        try:
-            moment = parse_iso(value)
-        except ValueError:
-            pass
-        else:
-            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return datetime.now(UTC)

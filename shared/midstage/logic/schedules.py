@@ -1,5 +1,7 @@
 """EventBridge Scheduler expressions: checked before a schedule is created, and read here to know
-when it fires (previews, whether a recurring campaign has another run, DST-correct times).
+when it fires (previews, whether a recurring campaign has another run, DST-correct times). The
+local cloud fires its schedules with this same module (`read_schedule`), so what the product
+accepts and when it expects a firing is what the emulator does.
 
 Three forms, as the EventBridge Scheduler user guide ("Schedule types") documents them:
 
@@ -56,10 +58,12 @@ __all__ = [
     "CronExpression",
     "Expression",
     "RateExpression",
+    "Schedule",
     "ScheduleError",
     "at_expression",
     "occurrences",
     "parse_expression",
+    "read_schedule",
     "validate_expression",
     "zone_named",
 ]
@@ -413,6 +417,56 @@ def _nearest_weekday(year: int, month: int, target: int) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- firing times
+@dataclass(frozen=True)
+class Schedule:
+    """A checked expression, read on the wall clock of `zone`, with its StartDate if any: when it
+    fires. `start` (aware) is inclusive; a rate counts its periods from it, and without it from
+    the moment asked about (Scheduler starts a rate when the schedule is created)."""
+
+    expression: str
+    meaning: Expression
+    zone: ZoneInfo
+    start: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.start is not None:
+            object.__setattr__(self, "start", _utc(self.start, "start"))
+
+    @property
+    def once_at(self) -> datetime | None:
+        """The one instant of an at() schedule; None for rate and cron."""
+        if isinstance(self.meaning, AtExpression):
+            return self.meaning.wall.replace(tzinfo=self.zone).astimezone(UTC)
+        return None
+
+    def firings(self, after: datetime) -> Iterator[datetime]:
+        """Every firing strictly after `after` (aware), in order, as aware UTC datetimes. at() ignores
+        the start, as Scheduler does."""
+        after = _utc(after, "after")
+        meaning = self.meaning
+        if isinstance(meaning, AtExpression):
+            instant = self.once_at
+            return iter([instant] if instant is not None and instant > after else [])
+        if isinstance(meaning, RateExpression):
+            return _rate_firings(meaning, after, self.start)
+        return _cron_firings(meaning, self.zone, after, self.start)
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The first firing strictly after `moment` (aware), or None when it never fires again."""
+        return next(self.firings(moment), None)
+
+
+def read_schedule(expression: str, timezone: str = "UTC", start: datetime | None = None) -> Schedule:
+    """The schedule Scheduler would create from these, or ScheduleError with every issue
+    `validate_expression` finds (a cron that never fires included); ValueError for a naive start."""
+    issues = validate_expression(expression, timezone)
+    if issues:
+        raise ScheduleError(issues)
+    zone = zone_named(timezone)
+    assert zone is not None  # validated above
+    return Schedule(expression, parse_expression(expression), zone, start)
+
+
 def occurrences(
     expression: str,
     timezone: str,
@@ -426,26 +480,18 @@ def occurrences(
 
     A rate without `start` counts its periods from `after` (Scheduler starts a rate when the
     schedule is created). Raises ScheduleError for an invalid expression or zone, ValueError for
-    a naive datetime or a limit outside 0..MAX_OCCURRENCES.
+    a naive datetime or a limit outside 0..MAX_OCCURRENCES. A cron that can never fire has none.
     """
     if not 0 <= limit <= MAX_OCCURRENCES:
         raise ValueError(f"limit must be 0..{MAX_OCCURRENCES}, got {limit}")
     after = _utc(after, "after")
-    start = None if start is None else _utc(start, "start")
     end = None if end is None else _utc(end, "end")
     parsed = parse_expression(expression)
     zone = zone_named(timezone)
     if zone is None:
         raise ScheduleError(validate_expression(expression, timezone))
-    if isinstance(parsed, AtExpression):
-        instant = parsed.wall.replace(tzinfo=zone).astimezone(UTC)
-        return [instant] if instant > after and limit else []
-    firings = _rate_firings(parsed, after, start) if isinstance(parsed, RateExpression) else None
-    if firings is None:
-        assert isinstance(parsed, CronExpression)
-        firings = _cron_firings(parsed, zone, after, start)
     found: list[datetime] = []
-    for instant in firings:
+    for instant in Schedule(expression, parsed, zone, start).firings(after):
         if len(found) >= limit or (end is not None and instant >= end):
             break
         found.append(instant)

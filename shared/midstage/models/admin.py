@@ -19,8 +19,9 @@ class RoleRank(IntEnum):
     admin = 4
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def stamp(moment: datetime) -> str:
+    """How a source or key records when it was created (to the second, UTC)."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 class Source(BaseModel):
@@ -34,7 +35,7 @@ class Source(BaseModel):
     rate_limit: int | None = Field(default=None, ge=1, le=1_000_000, description="events per second")
     allowed_origins: list[str] = Field(default_factory=list, max_length=100)
     enabled: bool = True
-    created_at: str = Field(default_factory=_now)
+    created_at: str
 
 
 class SourceCreate(BaseModel):
@@ -62,7 +63,7 @@ class ApiKey(BaseModel):
     role: Role
     digest: str
     revoked: bool = False
-    created_at: str = Field(default_factory=_now)
+    created_at: str
 
 
 class ApiKeyCreate(BaseModel):

@@ -20,9 +20,9 @@ import re
 import secrets
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -35,6 +35,7 @@ from midstage.adapters.handoff import HandoffFailed, SqsHandoff
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue, QueueRefused
 from midstage.adapters.scheduler import CampaignSchedules
+from midstage.clock import Clock
 from midstage.config import IdentitySettings
 from midstage.errors import Conflict, InvalidInput, NotFound, Unavailable
 from midstage.logic import internal_events
@@ -172,7 +173,7 @@ class AutomationAdmin:
         refresh_parts: int = 8,
         max_window_days: int = 90,
         estimate_budget_s: float = ESTIMATE_BUDGET_S,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self.stores = stores
         self.identity = identity

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -35,6 +35,7 @@ from midstage.adapters.handoff import HandoffFailed, SqsHandoff
 from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue, QueueRefused
+from midstage.clock import Clock
 from midstage.config import IdentitySettings
 from midstage.errors import Conflict, InvalidInput, NotFound, Unavailable, describe
 from midstage.logic import internal_events, templates
@@ -286,7 +287,7 @@ class MessagingAdmin:
         identity: IdentitySettings,
         *,
         max_window_days: int = 90,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self.stores = stores
         self.identity = identity

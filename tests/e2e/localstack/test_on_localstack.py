@@ -73,7 +73,7 @@ def test_collect_and_update_a_profile_on_localstack(monkeypatch: pytest.MonkeyPa
 
     aws._client.cache_clear()
     ConfigStore(model.outputs["ConfigTableName"]).create_source(
-        Source(id="src_localdemo", name="ls", write_key="wk_local_demo")
+        Source(id="src_localdemo", name="ls", write_key="wk_local_demo", created_at="2026-11-22T10:00:00+00:00")
     )
     collect = _load(ROOT / "functions/collect/handler.py", "ls_collect")
     sample = json.loads((ROOT / "events/collect/identify.json").read_text())

@@ -14,8 +14,8 @@ import pytest
 from infra.localcloud.clock import Clock, ScheduledJob, TooManyFirings
 from infra.localcloud.gateway import control_path_collisions
 from infra.localcloud.model import HttpApiSpec, HttpRoute, SesEventDestinationSpec, SubscriptionSpec
-from infra.localcloud.schedule_expressions import parse_schedule
 from infra.localcloud.template import UnsupportedConstructsError, load_model
+from midstage.logic.schedules import read_schedule
 
 REPO = Path(__file__).resolve().parents[3]
 ECHO = REPO / "tests" / "fixtures" / "functions" / "echo"
@@ -172,7 +172,7 @@ def minute_clock() -> tuple[Clock, list[datetime]]:
         fired.append(due)
         return []
 
-    clock.add(ScheduledJob("Sweep", "rate(1 minute)", parse_schedule("rate(1 minute)", "UTC", start), fire))
+    clock.add(ScheduledJob("Sweep", "rate(1 minute)", read_schedule("rate(1 minute)", "UTC", start), fire))
     return clock, fired
 
 

@@ -1,0 +1,345 @@
+"""Every sample under events/ through its function, on moto with the template's resources: each
+one does what its trigger would make it do on AWS (a message queued, sent, bounced, clicked; a
+journey entered; a part of a run worked...), and a test fails if a function has no sample or a
+sample no test here.
+
+The samples name one person, `prof_sample_ann` (Ann, who ordered at 2026-11-22T09:59:58Z), and
+tokens signed with LINKS_SECRET; the functions run on clocks pinned to when the samples were sent."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from midstage import keys
+from midstage.adapters.automation_store import CampaignRuns, JourneyInstances, RefreshJobs
+from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.documents import pack
+from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
+from midstage.adapters.profile_store import ProfileStore
+from midstage.clock import fixed
+from midstage.logic.timefmt import parse_iso
+from midstage.models.admin import Source, stamp
+from midstage.models.messaging import MessageRequest
+from midstage.models.profile import Profile, WritePlan
+from tests.integration.conftest import ROOT, SAMPLES_SENT_AT, Context, Stack, sample
+from tests.integration.test_admin_messaging import Api, approved_template, welcome_rule
+
+ANN = "prof_sample_ann"
+VIP = {"path": "traits.plan", "op": "eq", "value": "pro"}
+LINKS_SECRET = "5a" * 32  # the secret the engagement samples' tokens were signed with
+AT_SEND = fixed(SAMPLES_SENT_AT + timedelta(seconds=1))
+TESTED = {
+    ("admin", "get-profile"),
+    ("admin", "list-sources"),
+    ("collect", "track"),
+    ("collect", "identify"),
+    ("collect", "batch-gzip"),
+    ("collect", "bad-key"),
+    ("collect", "malformed"),
+    ("profile_updater", "sqs-batch"),
+    ("lifecycle_sweep", "scheduled"),
+    ("evaluate_rules", "order-completed"),
+    ("deliver", "welcome-email"),
+    ("feedback", "ses-bounce"),
+    ("engagement", "click"),
+    ("engagement", "unsubscribe-one-click"),
+    ("run_journeys", "order-completed"),
+    ("timer_sweep", "scheduled"),
+    ("refresh_segments", "backfill-part"),
+    ("refresh_segments", "sweep-part"),
+    ("start_campaign", "scheduled"),
+    ("send_campaign", "campaign-part"),
+    ("measure_conversions", "order-completed"),
+}
+
+
+class World:
+    """The stack, Ann as the samples know her, the admin API (on the samples' clock), and
+    the welcome-email template approved."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.table = stack.output("DataTableName")
+        dynamodb = stack.clients.dynamodb()
+        self.config = ConfigStore(stack.output("ConfigTableName"), client=dynamodb, cache_seconds=0)
+        self.config.create_api_key("admin", "admin", "msk_admin", now=SAMPLES_SENT_AT)
+        self.profiles = ProfileStore(self.table, client=dynamodb)
+        self.ledger = MessageLedger(self.table, client=dynamodb)
+        self.api = Api(stack, stack.load("AdminFunction", clock=AT_SEND))
+        stack.clients.sesv2().create_email_identity(EmailIdentity="example.com")  # the template's sender
+        approved_template(self.api)
+        self.profiles.save(
+            WritePlan(
+                Profile(
+                    id=ANN,
+                    created_at="2026-11-22T09:59:00.000Z",
+                    identities={"user_id": ["ann"], "email": ["ann@example.com"]},
+                    traits={"email": "ann@example.com", "name": "Ann Lee", "first_name": "Ann", "plan": "pro"},
+                    consent={
+                        "email:marketing": {"granted": True, "stamp": "2026-11-22T09:59:00.000Z", "source": "api"}
+                    },
+                    timezone="Europe/Paris",
+                    locale="en-US",
+                )
+            )
+        )
+
+    def queue(self, logical_id: str) -> list[dict[str, Any]]:
+        return self.api.queue(logical_id)
+
+    def run(self, function_id: str, event: dict[str, Any], **clock: Any) -> Any:
+        return self.stack.load(function_id, **clock).lambda_handler(event, Context())
+
+
+@pytest.fixture
+def world(stack: Stack) -> World:
+    return World(stack)
+
+
+def test_every_function_has_a_sample_and_every_sample_is_run_here() -> None:
+    functions = {path.parent.name for path in (ROOT / "functions").glob("*/handler.py")}
+    samples = {(path.parent.name, path.stem) for path in (ROOT / "events").glob("*/*.json")}
+
+    assert {function for function, _ in samples} == functions
+    assert samples == TESTED
+
+
+def test_the_rule_evaluator_sample_fires_the_welcome_rule_and_queues_the_deliver_sample(world: World) -> None:
+    # Given the welcome rule (pro customers who order get the welcome email)
+    assert world.api.post("/v1/rules", welcome_rule()).status == 201
+
+    # When EventBridge delivers Ann's order
+    summary = world.run("EvaluateRulesFunction", sample("evaluate_rules", "order-completed"), clock=AT_SEND)
+
+    # Then the rule fired and the message it queued is the deliver function's sample, as queued
+    assert summary["fired"] == ["welcome"]
+    (queued,) = world.queue("DeliveryQueue")
+    expected = json.loads(sample("deliver", "welcome-email")["Records"][0]["body"])
+    request = MessageRequest.model_validate_json(queued["Body"])
+    assert request.model_dump(exclude={"requested_at"}) == MessageRequest.model_validate(expected).model_dump(
+        exclude={"requested_at"}
+    )
+
+
+def test_the_deliver_sample_sends_the_welcome_email_once(world: World) -> None:
+    event = sample("deliver", "welcome-email")
+    message_id = MessageRequest.model_validate_json(event["Records"][0]["body"]).message_id
+
+    first = world.run("DeliverFunction", event, clock=AT_SEND)
+    again = world.run("DeliverFunction", event, clock=AT_SEND)  # SQS delivers it twice
+
+    assert first == again == {"batchItemFailures": []}
+    record = world.ledger.get(message_id)
+    assert record is not None and record["status"] == "sent", record
+    assert record["providerId"]
+    sent = [entry for entry in record["history"] if entry["status"] == "sent"]
+    assert len(sent) == 1
+
+
+def test_the_feedback_sample_bounces_the_sent_email_and_suppresses_the_address(world: World) -> None:
+    # Given the welcome email sent
+    delivered = sample("deliver", "welcome-email")
+    world.run("DeliverFunction", delivered, clock=AT_SEND)
+    message_id = MessageRequest.model_validate_json(delivered["Records"][0]["body"]).message_id
+
+    # When SES reports its hard bounce through SNS and SQS
+    answer = world.run("FeedbackFunction", sample("feedback", "ses-bounce"))
+
+    # Then the address is suppressed, the message bounced, and Ann's timeline will hear of it
+    assert answer == {"batchItemFailures": []}
+    suppression = SuppressionStore(world.table, client=world.stack.clients.dynamodb()).suppression(
+        "email", "ann@example.com"
+    )
+    assert suppression is not None and suppression["reason"] == "hard_bounce", suppression
+    record = world.ledger.get(message_id)
+    assert record is not None and record["status"] == "bounced", record
+    events = [json.loads(m["Body"])["events"][0] for m in world.queue("IngestQueue")]
+    assert [e["event"] for e in events] == ["Email Bounced"]
+
+
+def _links_secret(world: World) -> None:
+    key = keys.secret_key("links")
+    world.stack.clients.dynamodb().put_item(
+        TableName=world.stack.output("ConfigTableName"),
+        Item={**{k: {"S": v} for k, v in key.items()}, "doc": {"B": pack({"value": LINKS_SECRET})}},
+    )
+
+
+def test_the_engagement_samples_record_a_click_and_a_one_click_unsubscribe(world: World) -> None:
+    # Given the welcome email sent, with links signed by the stack's secret
+    _links_secret(world)
+    delivered = sample("deliver", "welcome-email")
+    world.run("DeliverFunction", delivered, clock=AT_SEND)
+    message_id = MessageRequest.model_validate_json(delivered["Records"][0]["body"]).message_id
+    engagement = world.stack.load("EngagementFunction", clock=fixed(SAMPLES_SENT_AT + timedelta(minutes=5)))
+
+    # When Ann clicks the link, then unsubscribes from the email's footer
+    click = engagement.lambda_handler(sample("engagement", "click"), Context())
+    unsubscribe = engagement.lambda_handler(sample("engagement", "unsubscribe-one-click"), Context())
+
+    # Then she is sent on to the shop, the click is on the message, and marketing email stops
+    assert (click["statusCode"], click["headers"]["location"]) == (302, "https://shop.example.com/orders")
+    record = world.ledger.get(message_id)
+    assert record is not None and "clicked" in [entry["status"] for entry in record["history"]], record
+    assert unsubscribe["statusCode"] == 200, unsubscribe
+    suppression = SuppressionStore(world.table, client=world.stack.clients.dynamodb()).suppression(
+        "email", "ann@example.com"
+    )
+    assert suppression is not None and (suppression["reason"], suppression["scope"]) == ("unsubscribe", "marketing")
+    names = [json.loads(m["Body"])["events"][0]["event"] for m in world.queue("IngestQueue")]
+    assert "Email Link Clicked" in names
+
+
+def test_the_journey_sample_enters_ann_and_the_timer_sweep_sample_wakes_her_a_day_later(world: World) -> None:
+    # Given a journey for everyone who orders: wait a day, then thank them
+    journey = {
+        "id": "thanks",
+        "name": "Thank buyers the day after",
+        "entry": {"type": "event", "event": "Order Completed"},
+        "start": "pause",
+        "steps": {
+            "pause": {"type": "wait", "duration": "1d", "next": "thank"},
+            "thank": {"type": "send", "channels": ["email"], "template": "welcome-email", "next": "done"},
+            "done": {"type": "exit"},
+        },
+    }
+    created = world.api.post("/v1/journeys", journey)
+    assert created.status == 201, created.body
+
+    # When EventBridge delivers Ann's order to the journey runner
+    moved = world.run("RunJourneysFunction", sample("run_journeys", "order-completed"), clock=AT_SEND)
+
+    # Then she waits at `pause` until a day after the order
+    assert moved["entered"] == ["thanks"], moved
+    instance = JourneyInstances(world.table, client=world.stack.clients.dynamodb()).get(ANN, "thanks")
+    assert instance is not None and (instance["status"], instance["step"]) == ("waiting", "pause")
+
+    # When the timer sweep fires the next day (its sample), the wait is released onto the bus
+    released = world.run("TimerSweepFunction", sample("timer_sweep", "scheduled"))
+    assert released == {"released": 1, "asOf": "2026-11-23T10:01:00+00:00"}
+    again = world.run("TimerSweepFunction", sample("timer_sweep", "scheduled"))  # fired twice: released once
+    assert again["released"] == 0
+
+
+def test_the_refresh_samples_put_ann_in_the_segment_and_record_the_parts(world: World) -> None:
+    # Given the vip segment and the two jobs the samples are parts of
+    assert world.api.post("/v1/segments", {"id": "vip", "name": "Pro", "condition": VIP}).status == 201
+    world.queue("RefreshQueue")  # the segment's own backfill, not the sample's job
+    jobs = RefreshJobs(world.table, client=world.stack.clients.dynamodb())
+    jobs.create("seg_vip_sample", {"kind": "segment", "segment_id": "vip"}, 1, SAMPLES_SENT_AT)
+    jobs.create("sweep_20261122T1100", {"kind": "sweep", "as_of": "2026-11-22T11:00:00+00:00"}, 1, SAMPLES_SENT_AT)
+
+    # When the refresh function works the backfill's part, then the hourly sweep's
+    backfill = world.run("RefreshSegmentsFunction", sample("refresh_segments", "backfill-part"), clock=AT_SEND)
+    sweep = world.run("RefreshSegmentsFunction", sample("refresh_segments", "sweep-part"))
+
+    # Then Ann is in the segment, and each job has its one part done
+    assert backfill == sweep == {"batchItemFailures": []}
+    ann = world.profiles.profile(ANN)
+    assert ann is not None and "vip" in ann.segments
+    for job_id, changed in (("seg_vip_sample", 1), ("sweep_20261122T1100", 0)):
+        job = jobs.get(job_id)
+        assert job is not None and (job["state"], job["parts_done"], job["changed"]) == ("done", 1, changed), job
+
+
+def test_the_campaign_samples_start_a_run_whose_email_to_ann_converts_with_the_conversion_sample(
+    world: World,
+) -> None:
+    # Given Black Friday for the vip segment, scheduled for 2026-11-27 09:00 UTC, with a conversion goal
+    assert world.api.post("/v1/segments", {"id": "vip", "name": "Pro", "condition": VIP}).status == 201
+    world.run("RefreshSegmentsFunction", {"Records": _records(world.queue("RefreshQueue"))}, clock=AT_SEND)
+    campaign = {
+        "id": "black-friday",
+        "name": "Black Friday",
+        "audience": {"segments": ["vip"]},
+        "message": {"channels": ["email"], "template": "welcome-email"},
+        "schedule": {"type": "once", "at": "2026-11-27T09:00:00Z"},
+        "conversion": {"event": "Order Completed", "window": "1d"},
+    }
+    assert world.api.post("/v1/campaigns", campaign).status == 201
+    scheduled = world.api.post("/v1/campaigns/black-friday/schedule")
+    assert scheduled.status == 200, scheduled.body
+
+    # When Scheduler fires it (the start sample is its input), and a worker takes part 0
+    fired_at = parse_iso("2026-11-27T09:00:02Z")
+    started = world.run("StartCampaignFunction", sample("start_campaign", "scheduled"), clock=fixed(fired_at))
+    parts = world.queue("CampaignQueue")
+    part_zero = sample("send_campaign", "campaign-part")
+    worked = world.run("SendCampaignFunction", part_zero, clock=fixed(fired_at + timedelta(seconds=1)))
+
+    # Then the run the samples name exists with its 8 parts queued, and part 0 is done
+    assert (started["runId"], started["created"], started["partsQueued"]) == ("r20261127T0900Z", True, 8)
+    bodies = sorted((json.loads(p["Body"]) for p in parts), key=lambda body: int(body["part"]))
+    assert bodies[0] == json.loads(part_zero["Records"][0]["body"])
+    assert worked == {"batchItemFailures": []}
+    runs = CampaignRuns(world.table, client=world.stack.clients.dynamodb())
+    part = runs.part("black-friday", "r20261127T0900Z", 0)
+    assert part is not None and part["state"] == "done", part
+
+    # When the other parts are worked and the email delivered (10:00 in Paris: no quiet hours)
+    later = [record for record in _records(parts) if json.loads(record["body"])["part"] != 0]
+    for record in later:
+        world.run("SendCampaignFunction", {"Records": [record]}, clock=fixed(fired_at + timedelta(seconds=2)))
+    deliveries = world.queue("DeliveryQueue")
+    assert len(deliveries) == 1
+    sent = world.run("DeliverFunction", {"Records": _records(deliveries)}, clock=fixed(fired_at + timedelta(seconds=3)))
+    assert sent == {"batchItemFailures": []}
+
+    # Then Ann's order an hour and a half later (the conversion sample) counts for the run, once
+    conversion = sample("measure_conversions", "order-completed")
+    measure = world.stack.load("MeasureConversionsFunction", clock=fixed(parse_iso("2026-11-27T10:30:01Z")))
+    assert measure.lambda_handler(conversion, Context()) == {"attributed": 1}
+    assert measure.lambda_handler(conversion, Context()) == {"attributed": 0}  # EventBridge delivered it twice
+    stats = world.api.get("/v1/campaigns/black-friday/stats")
+    assert stats.status == 200, stats.body
+    assert (stats["totals"]["sent"], stats["totals"]["converted"]) == (1, 1), stats.body
+
+
+def test_the_lifecycle_sweep_sample_starts_one_sweep_per_occurrence(world: World) -> None:
+    event = sample("lifecycle_sweep", "scheduled")
+
+    first = world.run("LifecycleSweepFunction", event, clock=AT_SEND)
+    again = world.run("LifecycleSweepFunction", event, clock=AT_SEND)  # Scheduler fired twice
+
+    assert (first["jobId"], first["parts"], first["started"], again["started"]) == (
+        "sweep_20261122T1100",
+        4,
+        True,
+        False,
+    )
+    parts = [json.loads(m["Body"]) for m in world.queue("RefreshQueue")]
+    assert parts == [
+        {"jobId": "sweep_20261122T1100", "part": n, "total": 4, "asOf": "2026-11-22T11:00:00.000Z"} for n in range(4)
+    ]
+
+
+def test_the_admin_list_sources_sample_lists_the_sources(world: World) -> None:
+    world.config.create_source(
+        Source(id="src_localdemo", name="Demo website", write_key="wk_local_demo", created_at=stamp(SAMPLES_SENT_AT))
+    )
+    world.config.create_api_key("local admin", "admin", "msk_local_admin", now=SAMPLES_SENT_AT)
+
+    answer = world.api.admin.lambda_handler(sample("admin", "list-sources"), Context())
+
+    assert answer["statusCode"] == 200, answer
+    assert [source["id"] for source in json.loads(answer["body"])["sources"]] == ["src_localdemo"]
+
+
+def _records(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+            "awsRegion": "us-east-1",
+        }
+        for m in messages
+    ]
