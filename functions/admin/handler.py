@@ -4,6 +4,8 @@ segments, campaigns and journeys (logic in services.automation_admin)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from functools import cache
 from typing import Any
@@ -22,6 +24,7 @@ from midstage.adapters.scheduler import CampaignSchedules
 from midstage.config import AdminSettings, computed_trait_settings, identity_settings
 from midstage.errors import Forbidden, InvalidInput, MidstageError, PayloadTooLarge, Unauthorized, describe
 from midstage.http import answer, error_answer
+from midstage.logic.text import problem
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
 from midstage.models.campaigns import CAMPAIGN_STATUSES, CampaignBody
 from midstage.models.journeys import JourneyBody
@@ -153,13 +156,15 @@ def _nesting(value: Any) -> int:
     return deepest
 
 
-def _payload(limit: int = MAX_BODY_BYTES) -> Any:
-    """The JSON body; refused when too large, and when too deeply nested for the checks that
-    walk it (the C parser itself stops at Python's recursion limit with RecursionError)."""
-    text = app.current_event.decoded_body or ""
-    if len(text.encode()) > limit:
-        raise PayloadTooLarge(f"the body is over the limit of {limit} bytes", code="body_too_large")
+def _payload(limit: int = MAX_BODY_BYTES, *, required: bool = True) -> Any:
+    """The JSON body; refused when missing (unless optional), too large, not UTF-8, not JSON,
+    too deeply nested for the checks that walk it (the C parser itself stops at Python's
+    recursion limit with RecursionError), or holding what cannot be stored (text with unpaired
+    surrogates, numbers that are not finite)."""
+    text = _body_text(limit)
     if not text.strip():
+        if required:
+            raise InvalidInput("this route needs a JSON body", code="empty_body")
         return None
     too_deep = InvalidInput(f"the body nests deeper than {MAX_JSON_DEPTH} levels", code="too_deeply_nested")
     try:
@@ -170,11 +175,33 @@ def _payload(limit: int = MAX_BODY_BYTES) -> Any:
         raise InvalidInput("the body is not valid JSON", code="invalid_json") from error
     if _nesting(payload) > MAX_JSON_DEPTH:
         raise too_deep
+    found = problem(payload)
+    if found is not None:
+        raise InvalidInput(found.message, code=found.code)
     return payload
 
 
-def _body(model: type[Any], limit: int = MAX_BODY_BYTES) -> Any:
-    return parse_body(model, _payload(limit))
+def _body_text(limit: int) -> str:
+    """The body as text. Read here rather than through `decoded_body`, which lets a body that
+    is not UTF-8 escape as UnicodeDecodeError (a 500)."""
+    event = app.current_event
+    body = event.body or ""
+    try:
+        raw = base64.b64decode(body, validate=True) if event.is_base64_encoded else body.encode("utf-8")
+    except (binascii.Error, ValueError) as error:
+        raise InvalidInput("the body is not valid base64", code="invalid_encoding") from error
+    except UnicodeEncodeError as error:
+        raise InvalidInput("the body is not UTF-8 text", code="invalid_json") from error
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the body is over the limit of {limit} bytes", code="body_too_large")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput("the body is not UTF-8 text", code="invalid_json") from error
+
+
+def _body(model: type[Any], limit: int = MAX_BODY_BYTES, *, required: bool = True) -> Any:
+    return parse_body(model, _payload(limit, required=required))
 
 
 def _limit(default: int = 50, maximum: int = 200) -> int:
@@ -237,7 +264,7 @@ def get_source(source_id: str) -> Response[Any]:
 @app.patch("/v1/sources/<source_id>")
 def update_source(source_id: str) -> Response[Any]:
     _caller(RoleRank.admin)
-    request: SourceUpdate = _body(SourceUpdate)
+    request: SourceUpdate = _body(SourceUpdate, required=False)
     store = _stores().config
     changes = request.model_dump(exclude_unset=True)
     if "allowed_origins" in changes and changes["allowed_origins"] is not None:
@@ -319,7 +346,8 @@ def get_profile_timeline(profile_ref: str) -> Response[Any]:
         before=app.current_event.get_query_string_value("cursor"),
     )
     if role < RoleRank.data_operator:
-        events = [profiles.mask_event(e) for e in events]
+        secrets = profiles.sensitive_values(profile)
+        events = [profiles.mask_event(e, secrets) for e in events]
     return _json(200, {"profileId": profile.id, "events": events, "cursor": cursor})
 
 

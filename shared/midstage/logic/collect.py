@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from midstage.config import IdentitySettings
 from midstage.errors import InvalidInput, PayloadTooLarge, Unauthorized, describe
+from midstage.logic.text import printable, problem, storable
 from midstage.logic.timefmt import iso
 from midstage.models.tracking import EVENT_TYPES, TrackingEvent
 
@@ -151,8 +152,11 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
         return Document([{**document, "type": endpoint}], [len(text)], {}, _write_key(document))
     fields, items, sizes = _read_batch_object(text)
     if not text.isascii():
+        # surrogatepass: an unpaired surrogate is sized here and refused per event by enrich().
         sizes = [
-            len(json.dumps(i, ensure_ascii=False).encode()) if s * 4 > limits.max_event_bytes else s
+            len(json.dumps(i, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            if s * 4 > limits.max_event_bytes
+            else s
             for i, s in zip(items or [], sizes, strict=True)
         ]
     if items is None:
@@ -165,7 +169,7 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
     shared: dict[str, Any] = {k: fields[k] for k in ("context", "integrations", "sentAt") if k in fields}
     if shared:
         # Batch-level fields are copied into every event, so they count toward each one's size.
-        extra = len(json.dumps(shared, ensure_ascii=False).encode())
+        extra = len(json.dumps(shared, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         sizes = [size + extra for size in sizes]
     return Document(items, sizes, shared, _write_key(fields))
 
@@ -243,7 +247,8 @@ def _skip(text: str, at: int) -> int:
 
 def _write_key(document: Any) -> str | None:
     key = document.get("writeKey") if isinstance(document, dict) else None
-    return key if isinstance(key, str) and key else None
+    # A key that is not well-formed text cannot be any source's: treated as no key at all.
+    return key if isinstance(key, str) and key and printable(key) == key else None
 
 
 def intake(document: Document, meta: RequestMeta, identity: IdentitySettings, limits: Limits) -> Intake:
@@ -278,6 +283,12 @@ def enrich(
         return Rejection(index, "invalid_event", "an event must be a JSON object", _excerpt(item))
     if shared:
         item = _with_batch_fields(item, shared)
+    # Checked once, here: nothing behind the acknowledgement has to cope with text that cannot
+    # be encoded or numbers that are not JSON.
+    if not storable(item):
+        found = problem(item)
+        if found is not None:
+            return Rejection(index, found.code, found.message, _excerpt(item))
     if item.get("type") not in EVENT_TYPES:
         return Rejection(
             index, "invalid_type", f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}", _excerpt(item)
@@ -374,7 +385,7 @@ def group_by_person(events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
 
 
 def _usable(value: str | None, identity: IdentitySettings) -> str | None:
-    if value is None or identity.is_blocked(value) or len(value.encode()) > 512:
+    if value is None or identity.is_blocked(value) or len(value.encode("utf-8", "surrogatepass")) > 512:
         return None
     return value
 
@@ -391,5 +402,7 @@ def _with_batch_fields(item: dict[str, Any], shared: Mapping[str, Any]) -> dict[
 
 
 def _excerpt(item: Any) -> str:
-    text = json.dumps(item, separators=(",", ":"), ensure_ascii=False, default=str)
-    return text[:QUARANTINED_PAYLOAD_BYTES]
+    # Escaped where it could not be stored as it came (unpaired surrogates), so that the
+    # quarantine can keep exactly the events refused for that reason.
+    shown = json.dumps(item, separators=(",", ":"), ensure_ascii=False, default=str)
+    return printable(shown[:QUARANTINED_PAYLOAD_BYTES])
