@@ -1,8 +1,14 @@
-"""SQS consumer: applies each hand-off message (one person's events) to the profile store."""
+"""SQS consumer: applies each hand-off message (one person's events) to the profile store.
+
+Each invocation starts only the work its time budget allows (logic/ingest.py WorkBudget); the
+records it leaves are handed back as partial batch failures and retried, so a batch at the
+tracking API's limit never runs into the timeout, which would fail and repeat the whole batch."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -16,15 +22,22 @@ from midstage.adapters.bus import EventPublisher
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
 from midstage.config import ProfileSettings, computed_trait_settings, identity_settings
-from midstage.logic.ingest import IngestSettings, process_unit
+from midstage.logic.ingest import CostModel, IngestSettings, UnitOutcome, WorkBudget, pieces, process_unit
 from midstage.observability import logger, metrics
 from midstage.services.segments import SegmentCatalog
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A record handed back for lack of time is not an error, even when it is the only one: the
+# batch answers with its failures rather than failing the invocation as a whole.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+class Deferred(Exception):
+    """Left for a later invocation: this one's time budget is spent. The record goes back to the
+    queue as a partial batch failure; what was applied of it is not applied twice."""
 
 
 @cache
-def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher, SegmentCatalog]:
+def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher, SegmentCatalog, CostModel]:
     settings = ProfileSettings.from_env()
     ingest = IngestSettings(
         identity=identity_settings(),
@@ -33,18 +46,36 @@ def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher, SegmentCata
         timeline_retention=timedelta(days=settings.timeline_retention_days),
     )
     config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
-    return ingest, ProfileStore(settings.data_table), EventPublisher(settings.event_bus_name), SegmentCatalog(config)
+    return (
+        ingest,
+        ProfileStore(settings.data_table),
+        EventPublisher(settings.event_bus_name),
+        SegmentCatalog(config),
+        CostModel(),
+    )
 
 
-def record_handler(record: SQSRecord) -> None:
-    settings, store, publisher, segments = _wiring()
+def record_handler(
+    record: SQSRecord, budget: WorkBudget, remaining_s: Callable[[], float], timer: Callable[[], float]
+) -> None:
+    settings, store, publisher, segments, _ = _wiring()
     message = json.loads(record.body)
     events = message.get("events") if isinstance(message, dict) else None
     if message.get("v") != 1 or not isinstance(events, list) or not events:
         raise ValueError(f"not a hand-off message: {record.body[:200]!r}")
-    outcome = process_unit(
-        events, store, publisher, settings, datetime.now(UTC), conflict=ConcurrentWrite, segments=segments.current()
-    )
+    for piece in pieces(events):
+        if not budget.allows(remaining_s(), len(piece)):
+            metrics.add_metric(name="RecordsDeferred", unit=MetricUnit.Count, value=1)
+            raise Deferred(f"{len(events)} events left for a later invocation")
+        started = timer()
+        outcome = process_unit(
+            piece, store, publisher, settings, datetime.now(UTC), conflict=ConcurrentWrite, segments=segments.current()
+        )
+        budget.spent(len(piece), timer() - started)
+        _count(outcome)
+
+
+def _count(outcome: UnitOutcome) -> None:
     metrics.add_metric(name="EventsApplied", unit=MetricUnit.Count, value=outcome.applied)
     if outcome.duplicates:
         metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=outcome.duplicates)
@@ -59,7 +90,15 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    cost = _wiring()[4]
+
+    def remaining_s() -> float:
+        return context.get_remaining_time_in_millis() / 1000
+
+    budget = WorkBudget.for_invocation(remaining_s(), cost)
+
+    def handle(record: SQSRecord) -> None:
+        record_handler(record, budget, remaining_s, time.monotonic)
+
+    response = process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
     return dict(response)
