@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from midstage.adapters.automation_store import CampaignRuns, Counters, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore, new_write_key
+from midstage.adapters.dead_letters import BusRedrive, DeadLetterQueue, FailureLog
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
@@ -42,6 +43,7 @@ from midstage.services.automation_admin import (
     JourneyPatch,
     SegmentCreate,
 )
+from midstage.services.dead_letters import MAX_LISTED, DeadLetters, RedriveRequest, parse_specs
 from midstage.services.messaging_admin import (
     Caller,
     ConsentUpdate,
@@ -118,6 +120,22 @@ def _automation() -> AutomationAdmin:
         identity_settings(),
         refresh_parts=settings.refresh_parts,
         max_window_days=max(computed_trait_settings().count_windows_days),
+    )
+
+
+@cache
+def _dead_letters() -> DeadLetters:
+    settings = AdminSettings.from_env()
+    queues: dict[str, DeadLetterQueue] = {}
+
+    def queue(url: str) -> DeadLetterQueue:
+        return queues.setdefault(url, DeadLetterQueue(url))
+
+    return DeadLetters(
+        parse_specs(settings.dead_letter_queues),
+        queue,
+        FailureLog(settings.data_table),
+        BusRedrive(settings.event_bus_name),
     )
 
 
@@ -716,6 +734,26 @@ def get_journey_stats(journey_id: str) -> Response[Any]:
 def list_profile_journeys(profile_ref: str) -> Response[Any]:
     _caller(RoleRank.viewer)
     return _json(200, _automation().profile_journeys(profile_ref))
+
+
+# ---------------------------------------------------------------------- dead letters
+@app.get("/v1/dead-letters")
+def list_dead_letter_queues() -> Response[Any]:
+    _caller(RoleRank.data_operator)
+    return _json(200, _dead_letters().overview())
+
+
+@app.get("/v1/dead-letters/<queue>")
+def list_dead_letters(queue: str) -> Response[Any]:
+    _caller(RoleRank.data_operator)
+    return _json(200, _dead_letters().messages(queue, _limit(10, MAX_LISTED)))
+
+
+@app.post("/v1/dead-letters/<queue>/redrive")
+def redrive_dead_letters(queue: str) -> Response[Any]:
+    _caller(RoleRank.admin)
+    request: RedriveRequest = _body(RedriveRequest, required=False)
+    return _json(200, _dead_letters().redrive(queue, request.limit, request.messageIds))
 
 
 @app.exception_handler(MidstageError)

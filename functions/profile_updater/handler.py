@@ -14,26 +14,30 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
+from midstage.batch import RecordingBatchProcessor, failure_log
 from midstage.config import ProfileSettings, computed_trait_settings, identity_settings
 from midstage.logic.ingest import CostModel, IngestSettings, UnitOutcome, WorkBudget, pieces, process_unit
 from midstage.observability import logger, metrics
 from midstage.services.segments import SegmentCatalog
 
-# A record handed back for lack of time is not an error, even when it is the only one: the
-# batch answers with its failures rather than failing the invocation as a whole.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
 
 class Deferred(Exception):
     """Left for a later invocation: this one's time budget is spent. The record goes back to the
     queue as a partial batch failure; what was applied of it is not applied twice."""
+
+
+# A record handed back for lack of time is not an error, even when it is the only one: the
+# batch answers with its failures rather than failing the invocation as a whole.
+processor = RecordingBatchProcessor(
+    "profile-updater", failure_log, not_failures=(Deferred,), raise_on_entire_batch_failure=False
+)
 
 
 @cache

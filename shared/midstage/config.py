@@ -131,6 +131,9 @@ class AdminSettings(StoreSettings):
     schedule_group: str = "default"
     default_timezone: str = "UTC"
     refresh_parts: int = Field(default=8, ge=1, le=1000)
+    # Dead letters (services/dead_letters.py): every dead-letter queue, and the bus events go back to.
+    dead_letter_queues: str = ""
+    event_bus_name: str = ""
 
 
 class FrequencyCap(BaseModel):

@@ -15,8 +15,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-INVALID_TEXT = "invalid_text"
-INVALID_NUMBER = "invalid_number"
 _SHOWN_PATH = 200
 
 
@@ -53,9 +51,8 @@ def problem(value: Any) -> Problem | None:
         elif isinstance(node, float):
             if not math.isfinite(node):
                 where = _dotted(path) or "the value"
-                return Problem(
-                    INVALID_NUMBER, _dotted(path), f"{where}: {node!r} is not a finite number JSON can carry"
-                )
+                message = f"{where}: {node!r} is not a finite number JSON can carry"
+                return Problem(code="invalid_number", path=_dotted(path), message=message)
         elif isinstance(node, dict):
             children: list[tuple[Any, tuple[str, ...]]] = []
             for key, child in node.items():
@@ -99,12 +96,11 @@ def _encodes(text: str) -> bool:
 def _text_problem(path: tuple[str, ...], what: str) -> Problem:
     dotted = _dotted(path)
     where = dotted or "the value"
-    return Problem(
-        INVALID_TEXT,
-        dotted,
+    message = (
         f"{where}: {what} with an unpaired surrogate (e.g. \\ud800) is not text that can be stored; "
-        "send well-formed Unicode",
+        "send well-formed Unicode"
     )
+    return Problem(code="invalid_text", path=dotted, message=message)
 
 
 def _dotted(path: tuple[str, ...]) -> str:
