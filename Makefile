@@ -6,12 +6,12 @@ SAMENV := .venv-sam
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY = 0
 
-.PHONY: help install run test test-unit test-integration test-e2e lint format typecheck template-lint \
+.PHONY: help install run test test-unit test-integration test-e2e test-fuzz lint format typecheck template-lint \
         invoke bench build clean
 
 help:
 	@echo "make run            start the local cloud with a demo source (Ctrl-C stops it)"
-	@echo "make test           install what is needed and run every test tier"
+	@echo "make test           install what is needed and run every test tier (unit, integration, e2e, fuzz)"
 	@echo "make invoke FN=collect EVENT=track   run one function with events/<FN>/<EVENT>.json"
 	@echo "make lint           ruff + mypy;  make template-lint: sam validate --lint"
 	@echo "make bench          run the benchmarks in bench/"
@@ -40,6 +40,7 @@ test: install
 	$(BIN)/python -m pytest tests/unit -q $(ARGS)
 	$(BIN)/python -m pytest tests/integration -q $(ARGS)
 	$(BIN)/python -m pytest tests/e2e -q -rs $(ARGS)
+	$(BIN)/python -m pytest tests/fuzz -q -rs $(ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit -q $(ARGS)
@@ -49,6 +50,10 @@ test-integration: install
 
 test-e2e: install
 	$(BIN)/python -m pytest tests/e2e -q $(ARGS)
+
+# schemathesis over docs/openapi.yaml against a local cloud (FUZZ_MAX_EXAMPLES, FUZZ_SEED).
+test-fuzz: install
+	$(BIN)/python -m pytest tests/fuzz -q -rs $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -219,7 +219,14 @@ def _body_text(limit: int) -> str:
 
 
 def _body(model: type[Any], limit: int = MAX_BODY_BYTES, *, required: bool = True) -> Any:
-    return parse_body(model, _payload(limit, required=required))
+    """The body validated by `model`. An optional body that is absent means its defaults; a
+    body that is there must be an object (`null` is not one)."""
+    if not required and not _body_text(limit).strip():
+        return parse_body(model, {})
+    payload = _payload(limit)
+    if not isinstance(payload, dict):
+        raise InvalidInput("the body must be a JSON object", code="invalid_body")
+    return parse_body(model, payload)
 
 
 def _limit(default: int = 50, maximum: int = 200) -> int:

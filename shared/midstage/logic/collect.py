@@ -132,6 +132,15 @@ class Document:
     sizes: list[int]  # bytes each event took in the body (measured exactly where it matters)
     shared: dict[str, Any]
     write_key: str | None
+    # False when the body's text cannot hold what intake must refuse (see _UNSTORABLE), which
+    # spares the per-event check on nearly every request.
+    screen: bool = True
+
+
+# What a JSON text needs to hold an unpaired surrogate (an escape: raw UTF-8 cannot encode one)
+# or a number that is not finite (the NaN and Infinity literals, an exponent of three digits, or
+# 200 digits in a row: with an exponent under 100, fewer digits stay under a double's 1.8e308).
+_UNSTORABLE = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity|[eE][+-]?[0-9]{3,}|[0-9]{200,}")
 
 
 def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
@@ -149,7 +158,8 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
         document = _loads(text)
         if not isinstance(document, dict):
             raise InvalidInput("the body must be a JSON object", code="invalid_body")
-        return Document([{**document, "type": endpoint}], [len(text)], {}, _write_key(document))
+        screen = _UNSTORABLE.search(text) is not None
+        return Document([{**document, "type": endpoint}], [len(text)], {}, _write_key(document), screen)
     fields, items, sizes = _read_batch_object(text)
     if not text.isascii():
         # surrogatepass: an unpaired surrogate is sized here and refused per event by enrich().
@@ -171,7 +181,7 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
         # Batch-level fields are copied into every event, so they count toward each one's size.
         extra = len(json.dumps(shared, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         sizes = [size + extra for size in sizes]
-    return Document(items, sizes, shared, _write_key(fields))
+    return Document(items, sizes, shared, _write_key(fields), _UNSTORABLE.search(text) is not None)
 
 
 def _loads(text: str) -> Any:
@@ -255,7 +265,9 @@ def intake(document: Document, meta: RequestMeta, identity: IdentitySettings, li
     """Validate and enrich every event; one bad event never sinks the others."""
     result = Intake()
     for index, item in enumerate(document.items):
-        outcome = enrich(item, index, document.sizes[index], document.shared, meta, identity, limits)
+        outcome = enrich(
+            item, index, document.sizes[index], document.shared, meta, identity, limits, screen=document.screen
+        )
         if isinstance(outcome, Rejection):
             result.rejected.append(outcome)
         else:
@@ -271,6 +283,8 @@ def enrich(
     meta: RequestMeta,
     identity: IdentitySettings,
     limits: Limits,
+    *,
+    screen: bool = True,
 ) -> dict[str, Any] | Rejection:
     if size > limits.max_event_bytes:
         return Rejection(
@@ -285,7 +299,7 @@ def enrich(
         item = _with_batch_fields(item, shared)
     # Checked once, here: nothing behind the acknowledgement has to cope with text that cannot
     # be encoded or numbers that are not JSON.
-    if not storable(item):
+    if screen and not storable(item):
         found = problem(item)
         if found is not None:
             return Rejection(index, found.code, found.message, _excerpt(item))

@@ -125,7 +125,7 @@ def validation_issues(error: ValidationError, payload: Any) -> list[dict[str, st
 def parse_body(model: type[M], payload: Any) -> M:
     """Validate a request body; a mismatch is `400 invalid_body` with every issue listed."""
     try:
-        return model.model_validate(payload if payload is not None else {})
+        return model.model_validate(payload)
     except ValidationError as error:
         raise IssuesError(describe(error, "body"), validation_issues(error, payload), code="invalid_body") from error
 
