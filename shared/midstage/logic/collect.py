@@ -9,6 +9,7 @@ import base64
 import binascii
 import json
 import json.scanner
+import math
 import re
 import uuid
 import zlib
@@ -118,9 +119,28 @@ def _inflate(compressed: bytes, limit: int, *, gzip: bool) -> bytes:
     return out
 
 
-_DECODER = json.JSONDecoder()
-# The decoder's C scanner, called directly: the batch reader calls it once per event.
-_SCAN = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]
+class _Parser:
+    """A JSON parser for one request that counts the numbers it met that JSON cannot carry: the
+    NaN and Infinity literals, and literals too large for a double (`1e999999`). Made per
+    request (a few µs), so that nothing is shared between requests."""
+
+    def __init__(self) -> None:
+        self.unusual_numbers = 0
+        self.decoder = json.JSONDecoder(parse_float=self._float, parse_constant=self._constant)
+        # The decoder's C scanner, called directly: the batch reader calls it once per event.
+        self.scan = json.scanner.make_scanner(self.decoder)  # type: ignore[arg-type]
+
+    def _float(self, text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            self.unusual_numbers += 1
+        return value
+
+    def _constant(self, name: str) -> float:
+        self.unusual_numbers += 1
+        return float(name)
+
+
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
@@ -132,15 +152,15 @@ class Document:
     sizes: list[int]  # bytes each event took in the body (measured exactly where it matters)
     shared: dict[str, Any]
     write_key: str | None
-    # False when the body's text cannot hold what intake must refuse (see _UNSTORABLE), which
+    # False when the body cannot hold what intake must refuse (see _may_be_unstorable), which
     # spares the per-event check on nearly every request.
     screen: bool = True
 
 
-# What a JSON text needs to hold an unpaired surrogate (an escape: raw UTF-8 cannot encode one)
-# or a number that is not finite (the NaN and Infinity literals, an exponent of three digits, or
-# 200 digits in a row: with an exponent under 100, fewer digits stay under a double's 1.8e308).
-_UNSTORABLE = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity|[eE][+-]?[0-9]{3,}|[0-9]{200,}")
+def _may_be_unstorable(text: str, parser: _Parser) -> bool:
+    """Whether the events of a body need the per-event check: an unpaired surrogate can only come
+    from a `\\uDxxx` escape (UTF-8 cannot encode one), and the parser counted the numbers."""
+    return parser.unusual_numbers > 0 or "\\ud" in text or "\\uD" in text
 
 
 def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
@@ -154,13 +174,14 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidInput(f"the body is not UTF-8: {error}", code="invalid_json") from error
+    parser = _Parser()
     if endpoint != "batch":
-        document = _loads(text)
+        document = _loads(text, parser)
         if not isinstance(document, dict):
             raise InvalidInput("the body must be a JSON object", code="invalid_body")
-        screen = _UNSTORABLE.search(text) is not None
+        screen = _may_be_unstorable(text, parser)
         return Document([{**document, "type": endpoint}], [len(text)], {}, _write_key(document), screen)
-    fields, items, sizes = _read_batch_object(text)
+    fields, items, sizes = _read_batch_object(text, parser)
     if not text.isascii():
         # surrogatepass: an unpaired surrogate is sized here and refused per event by enrich().
         sizes = [
@@ -181,19 +202,19 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
         # Batch-level fields are copied into every event, so they count toward each one's size.
         extra = len(json.dumps(shared, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         sizes = [size + extra for size in sizes]
-    return Document(items, sizes, shared, _write_key(fields), _UNSTORABLE.search(text) is not None)
+    return Document(items, sizes, shared, _write_key(fields), _may_be_unstorable(text, parser))
 
 
-def _loads(text: str) -> Any:
+def _loads(text: str, parser: _Parser) -> Any:
     try:
-        return json.loads(text)
+        return parser.decoder.decode(text)
     except ValueError as error:
         raise InvalidInput(f"the body is not valid JSON: {error}", code="invalid_json") from error
     except RecursionError as error:
         raise InvalidInput("the body nests too deeply", code="invalid_json") from error
 
 
-def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, list[int]]:
+def _read_batch_object(text: str, parser: _Parser) -> tuple[dict[str, Any], list[Any] | None, list[int]]:
     """Top-level fields of a batch object, and the 'batch' array's elements with their spans."""
     fields: dict[str, Any] = {}
     items: list[Any] | None = None
@@ -204,7 +225,7 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
             raise InvalidInput("the body must be a JSON object", code="invalid_body")
         at = _skip(text, at + 1)
         while text[at : at + 1] != "}":
-            key, at = _scan(text, at)
+            key, at = _scan(parser, text, at)
             at = _skip(text, at)
             if not isinstance(key, str) or text[at : at + 1] != ":":
                 raise ValueError(f"expected a key and ':' at character {at}")
@@ -214,7 +235,7 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
                 at = _skip(text, at + 1)
                 while text[at : at + 1] != "]":
                     start = at
-                    value, at = _scan(text, at)
+                    value, at = _scan(parser, text, at)
                     items.append(value)
                     sizes.append(at - start)
                     at = _skip(text, at)
@@ -226,7 +247,7 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
                         raise ValueError(f"expected ',' or ']' at character {at}")
                 at += 1
             else:
-                fields[key], at = _scan(text, at)
+                fields[key], at = _scan(parser, text, at)
             at = _skip(text, at)
             if text[at : at + 1] == ",":
                 at = _skip(text, at + 1)
@@ -243,9 +264,9 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
     return fields, items, sizes
 
 
-def _scan(text: str, at: int) -> tuple[Any, int]:
+def _scan(parser: _Parser, text: str, at: int) -> tuple[Any, int]:
     try:
-        value, end = _SCAN(text, at)
+        value, end = parser.scan(text, at)
     except StopIteration as stop:
         raise ValueError(f"expected a value at character {stop.value}") from None
     return value, end
