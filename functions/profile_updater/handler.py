@@ -1,8 +1,9 @@
 """SQS consumer: applies each hand-off message (one person's events) to the profile store.
 
 Each invocation starts only the work its time budget allows (logic/ingest.py WorkBudget); the
-records it leaves are handed back as partial batch failures and retried, so a batch at the
-tracking API's limit never runs into the timeout, which would fail and repeat the whole batch."""
+events it has no time for go back to the ingest queue as a new message and are applied by a
+later invocation, so a batch at the tracking API's limit never runs into the timeout, which
+would fail and repeat the whole batch (and dead-letter it after five timeouts)."""
 
 from __future__ import annotations
 
@@ -20,17 +21,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
 from midstage.batch import RecordingBatchProcessor, failure_log
 from midstage.config import ProfileSettings, computed_trait_settings, identity_settings
-from midstage.logic.ingest import CostModel, IngestSettings, UnitOutcome, WorkBudget, pieces, process_unit
+from midstage.logic.collect import person_key
+from midstage.logic.ingest import CostModel, IngestSettings, UnitOutcome, WorkBudget, process_unit
 from midstage.observability import logger, metrics
 from midstage.services.segments import SegmentCatalog
 
 
 class Deferred(Exception):
-    """Left for a later invocation: this one's time budget is spent. The record goes back to the
-    queue as a partial batch failure; what was applied of it is not applied twice."""
+    """Left for a later invocation: this one's time budget is spent and the queue refused the
+    rest as a new message. The record goes back as a partial batch failure; what was applied of
+    it is not applied twice."""
 
 
 # A record handed back for lack of time is not an error, even when it is the only one: the
@@ -38,6 +42,11 @@ class Deferred(Exception):
 processor = RecordingBatchProcessor(
     "profile-updater", failure_log, not_failures=(Deferred,), raise_on_entire_batch_failure=False
 )
+
+
+@cache
+def _handoff() -> SqsHandoff:
+    return SqsHandoff(ProfileSettings.from_env().ingest_queue_url)
 
 
 @cache
@@ -67,16 +76,31 @@ def record_handler(
     events = message.get("events") if isinstance(message, dict) else None
     if message.get("v") != 1 or not isinstance(events, list) or not events:
         raise ValueError(f"not a hand-off message: {record.body[:200]!r}")
-    for piece in pieces(events):
-        if not budget.allows(remaining_s(), len(piece)):
+    left = events
+    while left:
+        size = budget.next_piece(remaining_s(), len(left))
+        if size == 0:
             metrics.add_metric(name="RecordsDeferred", unit=MetricUnit.Count, value=1)
-            raise Deferred(f"{len(events)} events left for a later invocation")
+            _hand_back(left, len(events))
+            return
+        piece, left = left[:size], left[size:]
         started = timer()
         outcome = process_unit(
             piece, store, publisher, settings, datetime.now(UTC), conflict=ConcurrentWrite, segments=segments.current()
         )
         budget.spent(len(piece), timer() - started)
         _count(outcome)
+
+
+def _hand_back(left: list[dict[str, Any]], total: int) -> None:
+    """The events not applied go back to the ingest queue as a new message, and the record
+    counts as done: a record handed back as a partial batch failure would count a receive, and
+    one handed back five times would be dead-lettered without ever having failed. If the queue
+    refuses, the record goes back as a partial batch failure after all."""
+    try:
+        _handoff().send({person_key(left[0]): left})
+    except Exception as error:
+        raise Deferred(f"{len(left)} of {total} events left for a later invocation") from error
 
 
 def _count(outcome: UnitOutcome) -> None:

@@ -115,6 +115,8 @@ class CollectSettings(StoreSettings):
 
 class ProfileSettings(StoreSettings):
     event_bus_name: str
+    # Where the events an invocation had no time for go back to, as a new message.
+    ingest_queue_url: str = ""
     default_timezone: str = "UTC"
     dedupe_window_hours: int = Field(default=24, ge=1, le=168)
     timeline_retention_days: int = Field(default=90, ge=1, le=3650)

@@ -1,48 +1,49 @@
-"""The profile updater's work per invocation: bounded by measured cost, never by a guess alone."""
+"""The profile updater's work per invocation: pieces sized by measured cost, never by a guess
+alone, and always some progress."""
 
 from __future__ import annotations
 
-from midstage.logic.ingest import (
-    RESERVE_FRACTION,
-    SAFETY,
-    UNIT_EVENTS,
-    CostModel,
-    WorkBudget,
-    pieces,
-)
+from midstage.logic.ingest import PROBE_EVENTS, RESERVE_FRACTION, SAFETY, UNIT_EVENTS, CostModel, WorkBudget
 
 
-def test_a_large_unit_is_worked_in_pieces_of_at_most_a_units_events_in_order() -> None:
-    events = [{"messageId": str(i)} for i in range(2 * UNIT_EVENTS + 7)]
-    split = pieces(events)
-    assert [len(p) for p in split] == [UNIT_EVENTS, UNIT_EVENTS, 7]
-    assert [e for p in split for e in p] == events
+def test_a_container_that_measured_nothing_starts_with_a_small_probe() -> None:
+    budget = WorkBudget.for_invocation(30.0, CostModel())
+    assert budget.next_piece(remaining_s=30.0, left=50) == PROBE_EVENTS
+    assert budget.next_piece(remaining_s=30.0, left=3) == 3
 
 
-def test_a_small_unit_is_one_piece() -> None:
-    events = [{"messageId": "a"}]
-    assert pieces(events) == [events]
+def test_pieces_grow_to_a_whole_unit_when_events_are_cheap() -> None:
+    # Given a first piece of 10 events that took 50 ms (as on DynamoDB)
+    budget = WorkBudget.for_invocation(30.0, CostModel())
+    budget.spent(10, 0.05)
+    # Then the next piece is as large as a unit may be
+    assert budget.next_piece(remaining_s=29.9, left=250) == UNIT_EVENTS
 
 
-def test_the_first_piece_always_runs_so_every_invocation_makes_progress() -> None:
-    budget = WorkBudget.for_invocation(30.0, CostModel(seconds_per_event=10.0))
-    assert budget.allows(remaining_s=1.0, events=100)
-
-
-def test_work_starts_only_while_the_expected_cost_leaves_the_reserve() -> None:
-    # Given an invocation of 30 s whose first 50-event unit took 2 s (0.04 s an event)
-    cost = CostModel()
-    budget = WorkBudget.for_invocation(30.0, cost)
-    budget.spent(50, 2.0)
+def test_pieces_shrink_to_what_fits_above_the_reserve_when_events_are_slow() -> None:
+    # Given 0.5 s an event (a store under heavy contention) and 25 s left of 30
+    budget = WorkBudget.for_invocation(30.0, CostModel())
+    budget.spent(10, 5.0)
     assert budget.reserve_s == 30.0 * RESERVE_FRACTION
-    expected = 50 * 0.04 * SAFETY  # 4 s for the next unit of 50
-    # When enough is left for the next unit and the reserve, it starts; when not, it waits
-    assert budget.allows(remaining_s=budget.reserve_s + expected + 0.1, events=50)
-    assert not budget.allows(remaining_s=budget.reserve_s + expected - 0.1, events=50)
+    # Then a piece is what the 10 s above the reserve hold at twice the estimate: 10 events
+    assert budget.next_piece(remaining_s=25.0, left=50) == int(10.0 / (0.5 * SAFETY))
+    # And once nothing fits above the reserve, the rest is handed back
+    assert budget.next_piece(remaining_s=15.5, left=50) == 0
+
+
+def test_every_invocation_applies_something_whatever_the_estimate() -> None:
+    cost = CostModel()
+    cost.observe(1, 60.0)  # a container that once took a minute for one event
+    budget = WorkBudget.for_invocation(30.0, cost)
+    assert budget.next_piece(remaining_s=30.0, left=50) == 1
+    budget.spent(1, 1.0)
+    assert budget.next_piece(remaining_s=29.0, left=49) == 0
 
 
 def test_a_slow_piece_is_believed_at_once_and_forgotten_slowly() -> None:
-    cost = CostModel(seconds_per_event=0.01)
+    cost = CostModel()
+    cost.observe(10, 0.1)
+    assert cost.seconds_per_event == 0.01
     cost.observe(10, 1.0)  # 0.1 s an event: the store is slow now
     assert cost.seconds_per_event == 0.1
     cost.observe(10, 0.1)  # back to 0.01
