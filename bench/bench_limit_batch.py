@@ -84,10 +84,17 @@ def run_limit_batches(cloud: LocalCloud, write_key: str, admin_key: str, repetit
     ingest = sqs.get_queue_url(QueueName=cloud.physical_name("IngestQueue"))["QueueUrl"]
     settle_s: list[float] = []
     applied_s: list[float] = []
+    retried_5xx = 0
     for repetition in range(repetitions):
         body = batch(repetition, run)
         started = time.perf_counter()
         status, answer = request(cloud.api_url + "/v1/batch", "POST", body, basic)
+        for _ in range(3):  # as an SDK does: a 5xx is retried, and messageIds make it safe
+            if status < 500:
+                break
+            retried_5xx += 1
+            time.sleep(1)
+            status, answer = request(cloud.api_url + "/v1/batch", "POST", body, basic)
         if status != 200 or answer.get("accepted") != PEOPLE * EVENTS_PER_PERSON:
             raise RuntimeError(f"batch {repetition}: {status} {str(answer)[:300]}")
         while _depth(sqs, ingest):  # the profile updater's part: the ingest queue drained
@@ -139,6 +146,7 @@ def run_limit_batches(cloud: LocalCloud, write_key: str, admin_key: str, repetit
         "repetitions": repetitions,
         "events": PEOPLE * EVENTS_PER_PERSON * repetitions,
         "settle_s": settle_s,
+        "retried_5xx": retried_5xx,
         "applied_s": applied_s,
         "incomplete": incomplete,
         "dead_letters": {k: v for k, v in dead.items() if v},
@@ -181,6 +189,7 @@ def report(figures: dict[str, Any]) -> None:
     )
     print(f"   people incomplete: {len(figures['incomplete'])} of {PEOPLE} {figures['incomplete'] or ''}")
     print(f"   dead letters: {sum(figures['dead_letters'].values())} {figures['dead_letters'] or ''}")
+    print(f"   batch requests retried after a 5xx (gateway's 30 s while the cloud is busy): {figures['retried_5xx']}")
 
 
 def main() -> None:

@@ -34,6 +34,10 @@ def test_a_batch_at_the_limit_is_applied_whole_and_leaves_no_dead_letters(platfo
 
     # When they are sent in one batch and the cloud has settled
     answer = platform.track("/v1/batch", {"batch": events})
+    for _ in range(3):  # as an SDK does: a 5xx (the gateway's 30 s on a busy machine) is retried safely
+        if answer.status < 500:
+            break
+        answer = platform.track("/v1/batch", {"batch": events})
     assert (answer.status, answer.body["accepted"]) == (200, PEOPLE * EVENTS_PER_PERSON), answer.body
     platform.cloud.wait_idle(timeout=1800)
 
