@@ -7,15 +7,16 @@ BROWSER := tests/browser
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY = 0
 
-.PHONY: help install run test test-unit test-integration test-e2e test-browser test-shifted lint format typecheck \
+.PHONY: help install run test test-unit test-integration test-e2e test-browser test-shifted test-fuzz lint format typecheck \
         template-lint invoke bench build clean
 
 help:
 	@echo "make install          create .venv and install Midstage with its dev tools (make test does it too)"
 	@echo "make run              start the local cloud with a demo source (Ctrl-C stops it; ARGS=--manual-clock ...)"
-	@echo "make test             install what is needed and run every test tier (unit, integration, e2e, browser)"
+	@echo "make test             install what is needed and run every test tier (unit, integration, e2e, browser, fuzz)"
 	@echo "make test-unit        the unit tier;  make test-integration: the integration tier;  make test-e2e: e2e"
 	@echo "make test-browser     the real SDKs in headless Chromium, Node and Python (needs chromium and npm)"
+	@echo "make test-fuzz        schemathesis over docs/openapi.yaml against a local cloud (FUZZ_MAX_EXAMPLES, FUZZ_SEED)"
 	@echo "make test-shifted     the unit and integration tiers with the clock 400 days ahead (SHIFT=-400d: back)"
 	@echo "make invoke FN=collect EVENT=track   run one function with events/<FN>/<EVENT>.json"
 	@echo "make lint             ruff + format check + mypy;  make typecheck: mypy only;  make format: fix style"
@@ -49,6 +50,7 @@ test: install $(BROWSER)/node_modules/.installed
 	$(BIN)/python -m pytest tests/integration -q $(ARGS)
 	$(BIN)/python -m pytest tests/e2e -q -rs $(ARGS)
 	$(BIN)/python -m pytest tests/browser -q -rs $(ARGS)
+	$(BIN)/python -m pytest tests/fuzz -q -rs $(ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit -q $(ARGS)
@@ -76,6 +78,10 @@ SHIFT ?= 400d
 test-shifted: install
 	MIDSTAGE_TEST_CLOCK_SHIFT=$(SHIFT) $(BIN)/python -m pytest tests/unit -q $(ARGS)
 	MIDSTAGE_TEST_CLOCK_SHIFT=$(SHIFT) $(BIN)/python -m pytest tests/integration -q $(ARGS)
+
+# schemathesis over docs/openapi.yaml against a local cloud (FUZZ_MAX_EXAMPLES, FUZZ_SEED).
+test-fuzz: install
+	$(BIN)/python -m pytest tests/fuzz -q -rs $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

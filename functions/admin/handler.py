@@ -4,6 +4,8 @@ segments, campaigns and journeys (logic in services.automation_admin)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from functools import cache
 from typing import Any
@@ -14,6 +16,7 @@ from pydantic import ValidationError
 
 from midstage.adapters.automation_store import CampaignRuns, Counters, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore, new_write_key
+from midstage.adapters.dead_letters import BusRedrive, DeadLetterQueue, FailureLog
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
@@ -24,6 +27,7 @@ from midstage.config import AdminSettings, computed_trait_settings, identity_set
 from midstage.errors import Forbidden, InvalidInput, MidstageError, PayloadTooLarge, Unauthorized, describe
 from midstage.http import answer, error_answer
 from midstage.logic.cors import admin_response_headers
+from midstage.logic.text import problem
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate, stamp
 from midstage.models.campaigns import CAMPAIGN_STATUSES, CampaignBody
 from midstage.models.journeys import JourneyBody
@@ -41,6 +45,7 @@ from midstage.services.automation_admin import (
     JourneyPatch,
     SegmentCreate,
 )
+from midstage.services.dead_letters import MAX_LISTED, DeadLetters, RedriveRequest, parse_specs
 from midstage.services.messaging_admin import (
     Caller,
     ConsentUpdate,
@@ -130,6 +135,22 @@ def _automation() -> AutomationAdmin:
     )
 
 
+@cache
+def _dead_letters() -> DeadLetters:
+    settings = AdminSettings.from_env()
+    queues: dict[str, DeadLetterQueue] = {}
+
+    def queue(url: str) -> DeadLetterQueue:
+        return queues.setdefault(url, DeadLetterQueue(url))
+
+    return DeadLetters(
+        parse_specs(settings.dead_letter_queues),
+        queue,
+        FailureLog(settings.data_table),
+        BusRedrive(settings.event_bus_name),
+    )
+
+
 def _caller(minimum: RoleRank) -> RoleRank:
     headers = app.current_event.headers or {}
     secret = headers.get("x-api-key")
@@ -165,13 +186,15 @@ def _nesting(value: Any) -> int:
     return deepest
 
 
-def _payload(limit: int = MAX_BODY_BYTES) -> Any:
-    """The JSON body; refused when too large, and when too deeply nested for the checks that
-    walk it (the C parser itself stops at Python's recursion limit with RecursionError)."""
-    text = app.current_event.decoded_body or ""
-    if len(text.encode()) > limit:
-        raise PayloadTooLarge(f"the body is over the limit of {limit} bytes", code="body_too_large")
+def _payload(limit: int = MAX_BODY_BYTES, *, required: bool = True) -> Any:
+    """The JSON body; refused when missing (unless optional), too large, not UTF-8, not JSON,
+    too deeply nested for the checks that walk it (the C parser itself stops at Python's
+    recursion limit with RecursionError), or holding what cannot be stored (text with unpaired
+    surrogates, numbers that are not finite)."""
+    text = _body_text(limit)
     if not text.strip():
+        if required:
+            raise InvalidInput("this route needs a JSON body", code="empty_body")
         return None
     too_deep = InvalidInput(f"the body nests deeper than {MAX_JSON_DEPTH} levels", code="too_deeply_nested")
     try:
@@ -182,11 +205,40 @@ def _payload(limit: int = MAX_BODY_BYTES) -> Any:
         raise InvalidInput("the body is not valid JSON", code="invalid_json") from error
     if _nesting(payload) > MAX_JSON_DEPTH:
         raise too_deep
+    found = problem(payload)
+    if found is not None:
+        raise InvalidInput(found.message, code=found.code)
     return payload
 
 
-def _body(model: type[Any], limit: int = MAX_BODY_BYTES) -> Any:
-    return parse_body(model, _payload(limit))
+def _body_text(limit: int) -> str:
+    """The body as text. Read here rather than through `decoded_body`, which lets a body that
+    is not UTF-8 escape as UnicodeDecodeError (a 500)."""
+    event = app.current_event
+    body = event.body or ""
+    try:
+        raw = base64.b64decode(body, validate=True) if event.is_base64_encoded else body.encode("utf-8")
+    except (binascii.Error, ValueError) as error:
+        raise InvalidInput("the body is not valid base64", code="invalid_encoding") from error
+    except UnicodeEncodeError as error:
+        raise InvalidInput("the body is not UTF-8 text", code="invalid_json") from error
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the body is over the limit of {limit} bytes", code="body_too_large")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput("the body is not UTF-8 text", code="invalid_json") from error
+
+
+def _body(model: type[Any], limit: int = MAX_BODY_BYTES, *, required: bool = True) -> Any:
+    """The body validated by `model`. An optional body that is absent means its defaults; a
+    body that is there must be an object (`null` is not one)."""
+    if not required and not _body_text(limit).strip():
+        return parse_body(model, {})
+    payload = _payload(limit)
+    if not isinstance(payload, dict):
+        raise InvalidInput("the body must be a JSON object", code="invalid_body")
+    return parse_body(model, payload)
 
 
 def _limit(default: int = 50, maximum: int = 200) -> int:
@@ -250,7 +302,7 @@ def get_source(source_id: str) -> Response[Any]:
 @app.patch("/v1/sources/<source_id>")
 def update_source(source_id: str) -> Response[Any]:
     _caller(RoleRank.admin)
-    request: SourceUpdate = _body(SourceUpdate)
+    request: SourceUpdate = _body(SourceUpdate, required=False)
     store = _stores().config
     changes = request.model_dump(exclude_unset=True)
     if "allowed_origins" in changes and changes["allowed_origins"] is not None:
@@ -332,7 +384,8 @@ def get_profile_timeline(profile_ref: str) -> Response[Any]:
         before=app.current_event.get_query_string_value("cursor"),
     )
     if role < RoleRank.data_operator:
-        events = [profiles.mask_event(e) for e in events]
+        secrets = profiles.sensitive_values(profile)
+        events = [profiles.mask_event(e, secrets) for e in events]
     return _json(200, {"profileId": profile.id, "events": events, "cursor": cursor})
 
 
@@ -701,6 +754,26 @@ def get_journey_stats(journey_id: str) -> Response[Any]:
 def list_profile_journeys(profile_ref: str) -> Response[Any]:
     _caller(RoleRank.viewer)
     return _json(200, _automation().profile_journeys(profile_ref))
+
+
+# ---------------------------------------------------------------------- dead letters
+@app.get("/v1/dead-letters")
+def list_dead_letter_queues() -> Response[Any]:
+    _caller(RoleRank.data_operator)
+    return _json(200, _dead_letters().overview())
+
+
+@app.get("/v1/dead-letters/<queue>")
+def list_dead_letters(queue: str) -> Response[Any]:
+    _caller(RoleRank.data_operator)
+    return _json(200, _dead_letters().messages(queue, _limit(10, MAX_LISTED)))
+
+
+@app.post("/v1/dead-letters/<queue>/redrive")
+def redrive_dead_letters(queue: str) -> Response[Any]:
+    _caller(RoleRank.admin)
+    request: RedriveRequest = _body(RedriveRequest, required=False)
+    return _json(200, _dead_letters().redrive(queue, request.limit, request.messageIds))
 
 
 @app.exception_handler(MidstageError)

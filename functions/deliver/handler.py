@@ -7,7 +7,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
@@ -18,6 +18,7 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore, TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.providers import PushSender, WebhookSender
+from midstage.batch import RecordingBatchProcessor, failure_log
 from midstage.clock import Clock, from_environment
 from midstage.config import DeliverySettings
 from midstage.errors import describe
@@ -26,7 +27,7 @@ from midstage.models.messaging import MessageRequest
 from midstage.observability import logger, metrics
 from midstage.services.campaigns import delivery_counts
 
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = RecordingBatchProcessor("deliver", failure_log)
 
 
 class NotYet(Exception):

@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -14,13 +14,14 @@ from midstage.adapters.automation_store import Counters, OnceMarkers
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
+from midstage.batch import RecordingBatchProcessor, failure_log
 from midstage.config import FeedbackSettings
 from midstage.logic.feedback import FeedbackError, is_subscription_confirmation, parse_notification
 from midstage.observability import logger, metrics
 from midstage.services import feedback
 from midstage.services.campaigns import StatusCounter
 
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = RecordingBatchProcessor("feedback", failure_log)
 
 
 @cache

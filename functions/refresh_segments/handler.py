@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -19,6 +19,7 @@ from midstage.adapters.bus import EventPublisher
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
+from midstage.batch import RecordingBatchProcessor, failure_log
 from midstage.clock import Clock, from_environment
 from midstage.config import RefreshSettings, computed_trait_settings
 from midstage.logic.timefmt import parse_iso
@@ -26,7 +27,7 @@ from midstage.observability import logger
 from midstage.services.journeys import JourneyCatalog, date_entries
 from midstage.services.segments import PartResult, SegmentCatalog, refresh_part
 
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = RecordingBatchProcessor("refresh-segments", failure_log)
 _RESERVE_S = 60.0
 
 

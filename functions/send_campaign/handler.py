@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -17,12 +17,13 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
+from midstage.batch import RecordingBatchProcessor, failure_log
 from midstage.clock import Clock, from_environment
 from midstage.config import CampaignSettings
 from midstage.observability import logger, metrics
 from midstage.services.campaigns import CampaignWorker
 
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = RecordingBatchProcessor("send-campaign", failure_log)
 _DEFAULT_TIME_LEFT_S = 900.0
 
 

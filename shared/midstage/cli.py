@@ -4,6 +4,7 @@
     python -m midstage.cli create-source  --table <ConfigTableName> --name "Web"
     python -m midstage.cli apply library  --url <api base> --key <admin key> [--dry-run]
     python -m midstage.cli apply ./my-rules --url <api base> --key <admin key>
+    python -m midstage.cli dead-letters [<queue>] [--redrive] --url <api base> --key <admin key>
 
 The first admin key has to come from here: the admin API itself needs a key.
 
@@ -700,10 +701,26 @@ def main(argv: list[str] | None = None) -> int:
         help="an API key (marketer; data_operator to approve templates); default: $MIDSTAGE_API_KEY",
     )
     applying.add_argument("--dry-run", action="store_true", help="check and show what would change; send nothing")
+    dead = commands.add_parser(
+        "dead-letters", help="list the dead-letter queues, a queue's messages with their errors, or redrive them"
+    )
+    dead.add_argument("queue", nargs="?", help="a queue's name (ingest, delivery...); none: every queue's count")
+    dead.add_argument("--url", required=True, help="the API's base URL (the stack's ApiUrl output)")
+    dead.add_argument(
+        "--key",
+        default=os.environ.get("MIDSTAGE_API_KEY"),
+        help="an API key (data_operator to list, admin to redrive); default: $MIDSTAGE_API_KEY",
+    )
+    dead.add_argument("--redrive", action="store_true", help="send the queue's messages back where they came from")
+    dead.add_argument("--limit", type=int, default=None, help="messages to list (10) or redrive (100)")
+    dead.add_argument("--id", action="append", dest="ids", help="redrive only this message (repeatable)")
+    dead.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     args = parser.parse_args(argv)
 
     if args.command == "apply":
         return _apply_command(args)
+    if args.command == "dead-letters":
+        return _dead_letters_command(args)
     store = ConfigStore(args.table)
     if args.command == "create-api-key":
         api_key, secret = store.create_api_key(args.name, args.role, now=system_clock())
@@ -733,6 +750,57 @@ def _apply_command(args: argparse.Namespace) -> int:
         print(str(error), file=sys.stderr)
         return 2
     return 0
+
+
+def _dead_letters_command(args: argparse.Namespace) -> int:
+    if not args.key:
+        print("dead-letters needs --key (or MIDSTAGE_API_KEY)", file=sys.stderr)
+        return 2
+    if args.redrive and not args.queue:
+        print("--redrive needs a queue's name", file=sys.stderr)
+        return 2
+    try:
+        api = HttpAdminApi(args.url, args.key)
+        if args.queue is None:
+            answer = api.send("GET", "/v1/dead-letters", None)
+        elif args.redrive:
+            request: dict[str, Any] = {}
+            if args.limit is not None:
+                request["limit"] = args.limit
+            if args.ids:
+                request["messageIds"] = args.ids
+            answer = api.send("POST", f"/v1/dead-letters/{urllib.parse.quote(args.queue)}/redrive", request)
+        else:
+            query = f"?limit={args.limit}" if args.limit is not None else ""
+            answer = api.send("GET", f"/v1/dead-letters/{urllib.parse.quote(args.queue)}{query}", None)
+    except ApiError as error:
+        print(f"stopped: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    print(json.dumps(answer, indent=2) if args.json else describe_dead_letters(answer))
+    return 0
+
+
+def describe_dead_letters(answer: Mapping[str, Any]) -> str:
+    """An answer of the dead-letter routes, for people."""
+    if "queues" in answer:
+        width = max((len(q["queue"]) for q in answer["queues"]), default=5)
+        return "\n".join(
+            f"{q['queue']:<{width}}  {q['messages']:>6}  ({q['kind']}; redrive: {q['redrive']})"
+            for q in answer["queues"]
+        )
+    if "redriven" in answer:
+        lines = [f"{answer['queue']}: {answer['redriven']} redriven, about {answer['approximateLeft']} left"]
+        lines += [f"  skipped {s['id']}: {s['reason']}" for s in answer["skipped"]]
+        return "\n".join(lines)
+    lines = [f"{answer['queue']}: showing {len(answer['messages'])} of about {answer['approximateTotal']}"]
+    for message in answer["messages"]:
+        error = message.get("error") or {}
+        why = f"{error.get('errorType') or '?'}: {error.get('errorMessage') or 'no error recorded'}"
+        lines.append(f"  {message['id']}  sent {message['sentAt']}  received {message['receiveCount']}x  {why}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,8 @@ class CollectSettings(StoreSettings):
 
 class ProfileSettings(StoreSettings):
     event_bus_name: str
+    # Where the events an invocation had no time for go back to, as a new message.
+    ingest_queue_url: str = ""
     default_timezone: str = "UTC"
     dedupe_window_hours: int = Field(default=24, ge=1, le=168)
     timeline_retention_days: int = Field(default=90, ge=1, le=3650)
@@ -131,6 +133,9 @@ class AdminSettings(StoreSettings):
     schedule_group: str = "default"
     default_timezone: str = "UTC"
     refresh_parts: int = Field(default=8, ge=1, le=1000)
+    # Dead letters (services/dead_letters.py): every dead-letter queue, and the bus events go back to.
+    dead_letter_queues: str = ""
+    event_bus_name: str = ""
 
 
 class FrequencyCap(BaseModel):

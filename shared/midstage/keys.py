@@ -53,6 +53,11 @@ def rate_key(source_id: str, epoch_second: int) -> dict[str, str]:
     return {"pk": f"RATE#{source_id}#{epoch_second}", "sk": RATE_SK}
 
 
+def failure_key(sqs_message_id: str) -> dict[str, str]:
+    """Why a queue message last failed, kept for its dead letter (SQS keeps the message id)."""
+    return {"pk": f"FAILURE#{sqs_message_id}", "sk": "FAILURE"}
+
+
 # Messaging (DataTable) ------------------------------------------------------------------
 MESSAGE_SK = "MESSAGE"
 CAPS_SK = "CAPS"

@@ -14,14 +14,10 @@ The wall-clock time of each phase is printed at the end of the module (profiles 
 run's scan, delivery): the local cloud's throughput on the machine that ran it, shared with
 whatever else that machine was doing (the load average is printed beside it).
 
-Size. The scenario is written for 10,000 people (MIDSTAGE_E2E_CAMPAIGN_PEOPLE=10000; the groups
-keep their shares), but runs 500 by default: building profiles in the local cloud costs time
-that grows with the square of the population. moto 5.2's TransactWriteItems deep-copies every
-table it writes to, once per item of the transaction, as a rollback backup, and the local cloud
-serialises moto's DynamoDB operations (infra/localcloud/fidelity.py), so each profile write
-(a transaction of the profile and its new identifiers) copies the whole DataTable three times
-while every other DynamoDB call waits. 500 people take about 5 minutes to build on two shared
-cores; 1,000 already overrun the profile updater's 30 s timeout, and 10,000 would take hours.
+Size. MIDSTAGE_E2E_CAMPAIGN_PEOPLE sets the population (the groups keep their shares); what it
+costs is the time to build the profiles through the tracking API, which grows in proportion to
+the population since the local cloud's DynamoDB engine writes a transaction's items in place and
+queries only the partition asked for (infra/localcloud/dynamodb_engine.py).
 """
 
 from __future__ import annotations

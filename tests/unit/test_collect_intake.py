@@ -8,7 +8,10 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from midstage.adapters.documents import pack
 from midstage.config import IdentitySettings
 from midstage.errors import InvalidInput, PayloadTooLarge, Unauthorized
 from midstage.logic import collect
@@ -324,3 +327,48 @@ def test_batch_level_context_counts_toward_each_events_size() -> None:
     body = {"context": {"blob": "x" * 40_000}, "batch": [{"type": "track", "event": "x", "userId": "u"}]}
     result = intake(body)
     assert result.rejected[0].code == "event_too_large"
+
+
+# ------------------------------------------------------------------------------ storable text and numbers
+POISON = {
+    "user id": '{"type":"track","userId":"x\\ud800","event":"E"}',
+    "event name": '{"type":"track","userId":"u","event":"E \\udfff"}',
+    "property key": '{"type":"track","userId":"u","event":"E","properties":{"k\\ud83d":1}}',
+    "deep value": '{"type":"track","userId":"u","event":"E","properties":{"a":[{"b":"\\udc00"}]}}',
+    "huge exponent": '{"type":"track","userId":"u","event":"E","properties":{"n":1e999999}}',
+    "NaN": '{"type":"track","userId":"u","event":"E","properties":{"n":NaN}}',
+    "Infinity": '{"type":"identify","userId":"u","traits":{"n":-Infinity}}',
+    "long digits": '{"type":"track","userId":"u","event":"E","properties":{"n":' + "9" * 400 + ".0}}",
+}
+
+
+def test_unstorable_events_are_rejected_alone_with_a_clear_code_and_a_storable_excerpt() -> None:
+    good = '{"type":"track","userId":"u","event":"Fine \\ud83d\\ude00","properties":{"n":1e300}}'
+    raw = '{"batch":[' + ",".join([good, *POISON.values(), good]) + "]}"
+    result = intake(raw)
+    assert len(result.accepted) == 2
+    assert result.accepted[0]["event"] == "Fine \U0001f600"
+    codes = {r.index: r.code for r in result.rejected}
+    expected_codes = ["invalid_text"] * 4 + ["invalid_number"] * 4
+    assert codes == dict(enumerate(expected_codes, start=1))
+    for rejection in result.rejected:
+        assert rejection.message
+        pack({"message": rejection.message, "payload": rejection.payload})  # the quarantine can keep it
+    assert "\\ud800" in result.rejected[0].payload
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(alphabet=st.characters(codec=None)),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=8,
+    )
+)
+def test_whatever_a_client_sends_what_intake_accepts_can_be_stored_and_answered(properties: object) -> None:
+    event = {"type": "track", "userId": "u", "event": "E", "properties": {"p": properties}}
+    result = intake(json.dumps({"batch": [event]}))  # ensure_ascii: surrogates as escapes, NaN as literals
+    for accepted in result.accepted:
+        strict = json.dumps(accepted, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        assert json.loads(strict) == json.loads(json.dumps(accepted))
+    assert len(result.accepted) + len(result.rejected) == 1

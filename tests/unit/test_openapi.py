@@ -39,6 +39,7 @@ from midstage.services.automation_admin import (
     JourneyPatch,
     SegmentCreate,
 )
+from midstage.services.dead_letters import RedriveRequest
 from midstage.services.messaging_admin import (
     ConsentUpdate,
     DryRunRequest,
@@ -89,6 +90,7 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "JourneyCreate": JourneyCreate,
     "JourneyBody": JourneyBody,
     "JourneyPatch": JourneyPatch,
+    "RedriveRequest": RedriveRequest,
 }
 # Functions whose routes are public: links inside sent messages, authenticated by a signed token.
 PUBLIC_FUNCTIONS = {"EngagementFunction"}

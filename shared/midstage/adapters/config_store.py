@@ -127,14 +127,21 @@ class ConfigStore:
 
     # ------------------------------------------------------------------ admin API keys
     def api_key(self, secret: str) -> ApiKey | None:
+        """The live key for a secret. Read on every call, never cached when found: a revoked key
+        stops working at once in every container, for one read per admin request. Unknown
+        secrets are remembered briefly, so a flood of bad keys is not a flood of reads."""
         digest = keys.secret_digest(secret)
-
-        def load() -> ApiKey | None:
-            doc = self._get(keys.api_key_key(digest))
-            key = ApiKey.model_validate(doc) if doc else None
-            return key if key and not key.revoked else None
-
-        return self._cached(f"ak:{digest}", load)
+        unknown = f"ak-unknown:{digest}"
+        hit = self._cache.get(unknown)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            return None
+        doc = self._get(keys.api_key_key(digest))
+        key = ApiKey.model_validate(doc) if doc else None
+        if key is None or key.revoked:
+            self._cache[unknown] = (now + _NEGATIVE_TTL_S, None)
+            return None
+        return key
 
     def create_api_key(self, name: str, role: str, secret: str | None = None, *, now: datetime) -> tuple[ApiKey, str]:
         """A new key, created at `now`; the secret is returned once and only its digest is stored."""

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 MAX_MESSAGE_BYTES = 256 * 1024
+# A message is one unit of the profile updater's work: bounding its events bounds what one
+# unit costs (one write, its markers and domain events), whatever a client puts in a batch.
+MAX_EVENTS_PER_MESSAGE = 100
 _MAX_ENTRIES = 10
 
 
@@ -22,13 +25,16 @@ class HandoffFailed(Exception):
 
 
 def messages_for(groups: Mapping[str, Sequence[dict[str, Any]]]) -> list[tuple[str, str]]:
-    """(person key, body) pairs, splitting a person's events across messages only when needed.
+    """(person key, body) pairs, splitting a person's events across messages only when needed:
+    past MAX_EVENTS_PER_MESSAGE events or the SQS size limit.
 
     Bodies are ASCII (non-ASCII is escaped), so a body's length is its size in bytes.
     """
     messages: list[tuple[str, str]] = []
     for key, events in groups.items():
-        messages.extend((key, body) for body in _bodies(list(events)))
+        listed = list(events)
+        for start in range(0, len(listed), MAX_EVENTS_PER_MESSAGE):
+            messages.extend((key, body) for body in _bodies(listed[start : start + MAX_EVENTS_PER_MESSAGE]))
     return messages
 
 

@@ -9,6 +9,7 @@ import base64
 import binascii
 import json
 import json.scanner
+import math
 import re
 import uuid
 import zlib
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 
 from midstage.config import IdentitySettings
 from midstage.errors import InvalidInput, PayloadTooLarge, Unauthorized, describe
+from midstage.logic.text import printable, problem, storable
 from midstage.logic.timefmt import iso
 from midstage.models.tracking import EVENT_TYPES, TrackingEvent
 
@@ -117,9 +119,28 @@ def _inflate(compressed: bytes, limit: int, *, gzip: bool) -> bytes:
     return out
 
 
-_DECODER = json.JSONDecoder()
-# The decoder's C scanner, called directly: the batch reader calls it once per event.
-_SCAN = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]
+class _Parser:
+    """A JSON parser for one request that counts the numbers it met that JSON cannot carry: the
+    NaN and Infinity literals, and literals too large for a double (`1e999999`). Made per
+    request (a few µs), so that nothing is shared between requests."""
+
+    def __init__(self) -> None:
+        self.unusual_numbers = 0
+        self.decoder = json.JSONDecoder(parse_float=self._float, parse_constant=self._constant)
+        # The decoder's C scanner, called directly: the batch reader calls it once per event.
+        self.scan = json.scanner.make_scanner(self.decoder)  # type: ignore[arg-type]
+
+    def _float(self, text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            self.unusual_numbers += 1
+        return value
+
+    def _constant(self, name: str) -> float:
+        self.unusual_numbers += 1
+        return float(name)
+
+
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
@@ -131,6 +152,15 @@ class Document:
     sizes: list[int]  # bytes each event took in the body (measured exactly where it matters)
     shared: dict[str, Any]
     write_key: str | None
+    # False when the body cannot hold what intake must refuse (see _may_be_unstorable), which
+    # spares the per-event check on nearly every request.
+    screen: bool = True
+
+
+def _may_be_unstorable(text: str, parser: _Parser) -> bool:
+    """Whether the events of a body need the per-event check: an unpaired surrogate can only come
+    from a `\\uDxxx` escape (UTF-8 cannot encode one), and the parser counted the numbers."""
+    return parser.unusual_numbers > 0 or "\\ud" in text or "\\uD" in text
 
 
 def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
@@ -144,15 +174,20 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidInput(f"the body is not UTF-8: {error}", code="invalid_json") from error
+    parser = _Parser()
     if endpoint != "batch":
-        document = _loads(text)
+        document = _loads(text, parser)
         if not isinstance(document, dict):
             raise InvalidInput("the body must be a JSON object", code="invalid_body")
-        return Document([{**document, "type": endpoint}], [len(text)], {}, _write_key(document))
-    fields, items, sizes = _read_batch_object(text)
+        screen = _may_be_unstorable(text, parser)
+        return Document([{**document, "type": endpoint}], [len(text)], {}, _write_key(document), screen)
+    fields, items, sizes = _read_batch_object(text, parser)
     if not text.isascii():
+        # surrogatepass: an unpaired surrogate is sized here and refused per event by enrich().
         sizes = [
-            len(json.dumps(i, ensure_ascii=False).encode()) if s * 4 > limits.max_event_bytes else s
+            len(json.dumps(i, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            if s * 4 > limits.max_event_bytes
+            else s
             for i, s in zip(items or [], sizes, strict=True)
         ]
     if items is None:
@@ -165,21 +200,21 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
     shared: dict[str, Any] = {k: fields[k] for k in ("context", "integrations", "sentAt") if k in fields}
     if shared:
         # Batch-level fields are copied into every event, so they count toward each one's size.
-        extra = len(json.dumps(shared, ensure_ascii=False).encode())
+        extra = len(json.dumps(shared, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         sizes = [size + extra for size in sizes]
-    return Document(items, sizes, shared, _write_key(fields))
+    return Document(items, sizes, shared, _write_key(fields), _may_be_unstorable(text, parser))
 
 
-def _loads(text: str) -> Any:
+def _loads(text: str, parser: _Parser) -> Any:
     try:
-        return json.loads(text)
+        return parser.decoder.decode(text)
     except ValueError as error:
         raise InvalidInput(f"the body is not valid JSON: {error}", code="invalid_json") from error
     except RecursionError as error:
         raise InvalidInput("the body nests too deeply", code="invalid_json") from error
 
 
-def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, list[int]]:
+def _read_batch_object(text: str, parser: _Parser) -> tuple[dict[str, Any], list[Any] | None, list[int]]:
     """Top-level fields of a batch object, and the 'batch' array's elements with their spans."""
     fields: dict[str, Any] = {}
     items: list[Any] | None = None
@@ -190,7 +225,7 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
             raise InvalidInput("the body must be a JSON object", code="invalid_body")
         at = _skip(text, at + 1)
         while text[at : at + 1] != "}":
-            key, at = _scan(text, at)
+            key, at = _scan(parser, text, at)
             at = _skip(text, at)
             if not isinstance(key, str) or text[at : at + 1] != ":":
                 raise ValueError(f"expected a key and ':' at character {at}")
@@ -200,7 +235,7 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
                 at = _skip(text, at + 1)
                 while text[at : at + 1] != "]":
                     start = at
-                    value, at = _scan(text, at)
+                    value, at = _scan(parser, text, at)
                     items.append(value)
                     sizes.append(at - start)
                     at = _skip(text, at)
@@ -212,7 +247,7 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
                         raise ValueError(f"expected ',' or ']' at character {at}")
                 at += 1
             else:
-                fields[key], at = _scan(text, at)
+                fields[key], at = _scan(parser, text, at)
             at = _skip(text, at)
             if text[at : at + 1] == ",":
                 at = _skip(text, at + 1)
@@ -229,9 +264,9 @@ def _read_batch_object(text: str) -> tuple[dict[str, Any], list[Any] | None, lis
     return fields, items, sizes
 
 
-def _scan(text: str, at: int) -> tuple[Any, int]:
+def _scan(parser: _Parser, text: str, at: int) -> tuple[Any, int]:
     try:
-        value, end = _SCAN(text, at)
+        value, end = parser.scan(text, at)
     except StopIteration as stop:
         raise ValueError(f"expected a value at character {stop.value}") from None
     return value, end
@@ -243,14 +278,17 @@ def _skip(text: str, at: int) -> int:
 
 def _write_key(document: Any) -> str | None:
     key = document.get("writeKey") if isinstance(document, dict) else None
-    return key if isinstance(key, str) and key else None
+    # A key that is not well-formed text cannot be any source's: treated as no key at all.
+    return key if isinstance(key, str) and key and printable(key) == key else None
 
 
 def intake(document: Document, meta: RequestMeta, identity: IdentitySettings, limits: Limits) -> Intake:
     """Validate and enrich every event; one bad event never sinks the others."""
     result = Intake()
     for index, item in enumerate(document.items):
-        outcome = enrich(item, index, document.sizes[index], document.shared, meta, identity, limits)
+        outcome = enrich(
+            item, index, document.sizes[index], document.shared, meta, identity, limits, screen=document.screen
+        )
         if isinstance(outcome, Rejection):
             result.rejected.append(outcome)
         else:
@@ -266,6 +304,8 @@ def enrich(
     meta: RequestMeta,
     identity: IdentitySettings,
     limits: Limits,
+    *,
+    screen: bool = True,
 ) -> dict[str, Any] | Rejection:
     if size > limits.max_event_bytes:
         return Rejection(
@@ -278,6 +318,12 @@ def enrich(
         return Rejection(index, "invalid_event", "an event must be a JSON object", _excerpt(item))
     if shared:
         item = _with_batch_fields(item, shared)
+    # Checked once, here: nothing behind the acknowledgement has to cope with text that cannot
+    # be encoded or numbers that are not JSON.
+    if screen and not storable(item):
+        found = problem(item)
+        if found is not None:
+            return Rejection(index, found.code, found.message, _excerpt(item))
     if item.get("type") not in EVENT_TYPES:
         return Rejection(
             index, "invalid_type", f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}", _excerpt(item)
@@ -374,7 +420,7 @@ def group_by_person(events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
 
 
 def _usable(value: str | None, identity: IdentitySettings) -> str | None:
-    if value is None or identity.is_blocked(value) or len(value.encode()) > 512:
+    if value is None or identity.is_blocked(value) or len(value.encode("utf-8", "surrogatepass")) > 512:
         return None
     return value
 
@@ -391,5 +437,7 @@ def _with_batch_fields(item: dict[str, Any], shared: Mapping[str, Any]) -> dict[
 
 
 def _excerpt(item: Any) -> str:
-    text = json.dumps(item, separators=(",", ":"), ensure_ascii=False, default=str)
-    return text[:QUARANTINED_PAYLOAD_BYTES]
+    # Escaped where it could not be stored as it came (unpaired surrogates), so that the
+    # quarantine can keep exactly the events refused for that reason.
+    shown = json.dumps(item, separators=(",", ":"), ensure_ascii=False, default=str)
+    return printable(shown[:QUARANTINED_PAYLOAD_BYTES])

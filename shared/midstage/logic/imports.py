@@ -61,6 +61,7 @@ from midstage.errors import InvalidInput
 from midstage.logic import internal_events
 from midstage.logic.identity import normalise_email, normalise_phone
 from midstage.logic.profile import CONSENT_UPDATED, SEGMENT_ADDED
+from midstage.logic.text import problem as text_problem
 from midstage.logic.timefmt import iso
 from midstage.models.segments import SEGMENT_ID
 
@@ -300,6 +301,10 @@ def parse_pinpoint_endpoints(
             continue
         if not isinstance(document, dict):
             report.reject(line, "not a JSON object: each line is one endpoint")
+            continue
+        found = text_problem(document)
+        if found is not None:
+            report.reject(line, found.message)
             continue
         try:
             endpoints.append(_endpoint(job, line, document))

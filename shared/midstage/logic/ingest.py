@@ -351,3 +351,59 @@ def _refusal_record(profile_id: str, refusal: dict[str, Any], trigger: Mapping[s
         "trigger_source_id": trigger["sourceId"],
         "at": stamp,
     }
+
+
+# ------------------------------------------------------------------------------ work per invocation
+# What the updater may start in one invocation is bounded by measured cost, so that an
+# invocation ends well inside its timeout: a timeout fails the whole batch, units already
+# applied included, and a batch that times out every time ends in the dead-letter queue.
+UNIT_EVENTS = 100  # events applied by one write at most: a hand-off message is at most this many
+PROBE_EVENTS = 10  # the first piece a container applies, before it has measured anything
+RESERVE_FRACTION = 0.5  # of the time an invocation starts with, never spent on starting work
+SAFETY = 2.0  # a piece is expected to cost up to this many times its estimate
+
+
+@dataclass
+class CostModel:
+    """Seconds per event as measured in this container: the slower of the latest piece and a
+    moving average, so that a burst of slow writes is believed at once and forgotten slowly.
+    A piece's fixed costs (the profile write, its reads) are counted per event too, which errs
+    on the slow side for larger pieces."""
+
+    seconds_per_event: float | None = None  # None: nothing measured yet
+
+    def observe(self, events: int, seconds: float) -> None:
+        observed = seconds / max(events, 1)
+        known = self.seconds_per_event
+        self.seconds_per_event = observed if known is None else max(observed, 0.8 * known + 0.2 * observed)
+
+
+@dataclass
+class WorkBudget:
+    """One invocation's budget, handing out work piece by piece. A piece is as many events as
+    the time left above the reserve allows at the measured cost (at most UNIT_EVENTS; a small
+    probe while nothing is measured); none when nothing fits, except that an invocation's first
+    piece always gets at least one event, so every invocation makes progress. The caller
+    measures each piece with its own clock and reports it."""
+
+    reserve_s: float
+    cost: CostModel
+    started: int = 0
+
+    @classmethod
+    def for_invocation(cls, remaining_s: float, cost: CostModel) -> WorkBudget:
+        return cls(reserve_s=remaining_s * RESERVE_FRACTION, cost=cost)
+
+    def next_piece(self, remaining_s: float, left: int) -> int:
+        """How many of the `left` events to apply next; 0: hand the rest back."""
+        per_event = self.cost.seconds_per_event
+        if per_event is None:
+            fits = PROBE_EVENTS
+        else:
+            fits = int((remaining_s - self.reserve_s) / (per_event * SAFETY)) if per_event > 0 else UNIT_EVENTS
+        size = min(left, UNIT_EVENTS, fits)
+        return max(size, 1) if self.started == 0 else max(size, 0)
+
+    def spent(self, events: int, seconds: float) -> None:
+        self.started += 1
+        self.cost.observe(events, seconds)

@@ -15,6 +15,7 @@ from midstage.config import CollectSettings, IdentitySettings
 from midstage.errors import Forbidden, InvalidInput, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
 from midstage.logic import collect
 from midstage.logic.cors import origin_allowed
+from midstage.logic.text import printable
 from midstage.logic.timefmt import iso
 from midstage.models.admin import Source
 
@@ -166,8 +167,8 @@ def _quarantine(
             "endpoint": request.endpoint,
             "index": r.index,
             "code": r.code,
-            "message": r.message,
-            "payload": r.payload,
+            "message": printable(r.message),
+            "payload": printable(r.payload),
         }
         for r in rejections
     ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -57,6 +57,7 @@ from midstage.models.messaging import (
 )
 from midstage.models.profile import Profile
 from midstage.services import profiles
+from midstage.services.profiles import redact, sensitive_values
 
 MAX_ISSUES = 50
 INBOX_SWEEP_LIMIT = 1000  # entries one "mark all read" looks at, newest first
@@ -125,7 +126,7 @@ def validation_issues(error: ValidationError, payload: Any) -> list[dict[str, st
 def parse_body(model: type[M], payload: Any) -> M:
     """Validate a request body; a mismatch is `400 invalid_body` with every issue listed."""
     try:
-        return model.model_validate(payload if payload is not None else {})
+        return model.model_validate(payload)
     except ValidationError as error:
         raise IssuesError(describe(error, "body"), validation_issues(error, payload), code="invalid_body") from error
 
@@ -548,6 +549,10 @@ class MessagingAdmin:
         value renders as nothing and is listed in `missing` instead of failing."""
         template = self.stores.config.get_template(template_id, body.version)
         profile = self.profile(body.profile) if body.profile else None
+        if profile is not None and caller.masked:
+            # Masked before the template reads it: a filter (`reverse`, `join`, `replace`,
+            # slices...) can only ever rearrange the masked value.
+            profile = profiles.masked_view(profile)
         now = self.clock()
         event = self._event(body.event, profile, now) if body.event else None
         context = templates.RenderContext(
@@ -777,41 +782,3 @@ def template_issue(issue: templates.Issue) -> dict[str, Any]:
 def _check_cursor(cursor: str | None, prefix: str) -> None:
     if cursor is not None and not (cursor.startswith(prefix) and _CURSOR.fullmatch(cursor)):
         raise InvalidInput("'cursor' is not one this listing returned", code="invalid_cursor")
-
-
-def sensitive_values(profile: Profile | None) -> list[str]:
-    """The person's email addresses and phone numbers, as they may appear in output."""
-    if profile is None:
-        return []
-    found: set[str] = set()
-    for kind in profiles.SENSITIVE_TYPES:
-        found.update(v for v in profile.identities.get(kind) or [] if isinstance(v, str))
-        trait = profile.traits.get(kind)
-        if isinstance(trait, str):
-            found.add(trait)
-    return sorted((v for v in found if len(v) >= 4), key=len, reverse=True)
-
-
-def redact(value: Any, secrets_: Iterable[str]) -> Any:
-    """`value` with every occurrence of the given contact values masked (for roles below
-    data_operator, as profiles are)."""
-    masks = [(s, profiles.mask_email(s) if "@" in s else profiles.mask_phone(s)) for s in secrets_]
-    if not masks:
-        return value
-    # Emails appear in any case; a replacement template must have its backslashes doubled.
-    anycase = [(re.compile(re.escape(s), re.IGNORECASE), m.replace("\\", "\\\\")) for s, m in masks if "@" in s]
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, str):
-            for secret, mask in masks:
-                node = node.replace(secret, mask)
-            for pattern, template in anycase:
-                node = pattern.sub(template, node)
-            return node
-        if isinstance(node, dict):
-            return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in node.items()}
-        if isinstance(node, list | tuple):
-            return [walk(v) for v in node]
-        return node
-
-    return walk(value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -57,32 +60,48 @@ def _mask(id_type: str, value: Any) -> Any:
     return mask_email(value) if id_type == "email" else mask_phone(value)
 
 
+def masked_view(profile: Profile) -> Profile:
+    """The profile as a role below data_operator may read it. Contact values are masked in the
+    data itself (identities, and every occurrence in traits and group traits at any depth) and
+    device secrets removed, so that whatever is computed from it afterwards (a template and its
+    filters, a join, an export) only ever sees the masked values: no filter can undo a mask
+    that was applied before the value was read."""
+    secrets_ = sensitive_values(profile)
+    identities = {
+        t: [_mask(t, v) for v in values] if t in SENSITIVE_TYPES else list(values)
+        for t, values in profile.identities.items()
+    }
+    traits = {k: _mask(k, v) if k in SENSITIVE_TYPES else v for k, v in profile.traits.items()}
+    return replace(
+        profile,
+        identities=identities,
+        traits=redact(traits, secrets_),
+        groups=redact(profile.groups, secrets_),
+        devices={
+            key: {k: v for k, v in device.items() if k not in DEVICE_SECRETS} for key, device in profile.devices.items()
+        },
+    )
+
+
 def present(profile: Profile, role: RoleRank, merges: list[dict[str, Any]]) -> dict[str, Any]:
     """The API view of a profile; contact data is masked below the data_operator role."""
     masked = role < RoleRank.data_operator
-    identities = {
-        t: [_mask(t, v) for v in values] if masked and t in SENSITIVE_TYPES else list(values)
-        for t, values in sorted(profile.identities.items())
-    }
-    traits = {k: _mask(k, v) if masked and k in SENSITIVE_TYPES else v for k, v in sorted(profile.traits.items())}
+    shown = masked_view(profile) if masked else profile
     return {
-        "id": profile.id,
-        "version": profile.version,
-        "createdAt": profile.created_at,
-        "updatedAt": profile.updated_at,
-        "identities": identities,
-        "traits": traits,
-        "computed": profile.computed,
-        "firstSeen": profile.first_seen,
-        "lastSeen": profile.last_seen,
-        "groups": {g: v["traits"] for g, v in profile.groups.items()},
-        "devices": [
-            {k: v for k, v in d.items() if k != "stamp" and not (masked and k in DEVICE_SECRETS)}
-            for d in profile.devices.values()
-        ],
-        "tags": profile.tags,
-        "segments": dict(sorted(profile.segments.items())),
-        "mergedFrom": profile.merged_from,
+        "id": shown.id,
+        "version": shown.version,
+        "createdAt": shown.created_at,
+        "updatedAt": shown.updated_at,
+        "identities": {t: list(values) for t, values in sorted(shown.identities.items())},
+        "traits": dict(sorted(shown.traits.items())),
+        "computed": shown.computed,
+        "firstSeen": shown.first_seen,
+        "lastSeen": shown.last_seen,
+        "groups": {g: v["traits"] for g, v in shown.groups.items()},
+        "devices": [{k: v for k, v in d.items() if k != "stamp"} for d in shown.devices.values()],
+        "tags": shown.tags,
+        "segments": dict(sorted(shown.segments.items())),
+        "mergedFrom": shown.merged_from,
         "merges": [present_merge(m, masked) for m in merges],
         "masked": masked,
     }
@@ -106,9 +125,48 @@ def _mask_ref(ref: str) -> str:
     return f"{id_type}:{_mask(id_type, value)}" if id_type in SENSITIVE_TYPES else ref
 
 
-def mask_event(event: dict[str, Any]) -> dict[str, Any]:
-    """A timeline event without network identifiers, for roles below data_operator."""
+def mask_event(event: dict[str, Any], secrets_: Iterable[str] = ()) -> dict[str, Any]:
+    """A timeline event for roles below data_operator: without network identifiers, and with
+    the person's contact values masked wherever they occur (an identify's traits, properties)."""
     context = event.get("context")
-    if not isinstance(context, dict) or not any(k in context for k in NETWORK_CONTEXT):
-        return event
-    return {**event, "context": {k: v for k, v in context.items() if k not in NETWORK_CONTEXT}}
+    if isinstance(context, dict) and any(k in context for k in NETWORK_CONTEXT):
+        event = {**event, "context": {k: v for k, v in context.items() if k not in NETWORK_CONTEXT}}
+    shown: dict[str, Any] = redact(event, secrets_)
+    return shown
+
+
+def sensitive_values(profile: Profile | None) -> list[str]:
+    """The person's email addresses and phone numbers, as they may appear in output."""
+    if profile is None:
+        return []
+    found: set[str] = set()
+    for kind in SENSITIVE_TYPES:
+        found.update(v for v in profile.identities.get(kind) or [] if isinstance(v, str))
+        trait = profile.traits.get(kind)
+        if isinstance(trait, str):
+            found.add(trait)
+    return sorted((v for v in found if len(v) >= 4), key=len, reverse=True)
+
+
+def redact(value: Any, secrets_: Iterable[str]) -> Any:
+    """`value` with every occurrence of the given contact values masked."""
+    masks = [(s, mask_email(s) if "@" in s else mask_phone(s)) for s in secrets_]
+    if not masks:
+        return value
+    # Emails appear in any case; a replacement template must have its backslashes doubled.
+    anycase = [(re.compile(re.escape(s), re.IGNORECASE), m.replace("\\", "\\\\")) for s, m in masks if "@" in s]
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, str):
+            for secret, mask in masks:
+                node = node.replace(secret, mask)
+            for pattern, template in anycase:
+                node = pattern.sub(template, node)
+            return node
+        if isinstance(node, dict):
+            return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in node.items()}
+        if isinstance(node, list | tuple):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(value)

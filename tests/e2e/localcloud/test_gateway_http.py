@@ -331,6 +331,17 @@ def test_an_unknown_route_is_a_404_without_invoking(start_gateway: GatewayFactor
     assert invoke.calls == []
 
 
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND"])
+def test_a_method_no_route_has_is_a_404_json_like_any_unknown_route(start_gateway: GatewayFactory, method: str) -> None:
+    gateway, invoke = start_gateway()
+
+    reply = _send(gateway, method, "/v1/track")
+
+    assert (reply.status, reply.json()) == (404, {"message": "Not Found"})
+    assert reply.headers["content-type"] == "application/json"
+    assert invoke.calls == []
+
+
 def test_a_named_stage_is_the_first_path_segment(start_gateway: GatewayFactory) -> None:
     gateway, invoke = start_gateway(api=_api(stage="dev"))
 

@@ -1,0 +1,108 @@
+"""Dead letters through the real handlers on moto: a message that failed its receives is listed
+with the error its consumer recorded, and a redrive puts it back where it is applied."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from midstage.adapters.profile_store import ProfileStore
+from tests.integration.conftest import Context, Stack
+from tests.integration.test_hostile_input import Http
+
+MAX_RECEIVES = 5  # the ingest queue's maxReceiveCount (template.yaml)
+
+
+def queue_url(stack: Stack, logical_id: str) -> str:
+    return stack.queue_urls[next(q.arn for q in stack.model.queues if q.logical_id == logical_id)]
+
+
+def as_record(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {"ApproximateReceiveCount": message["Attributes"]["ApproximateReceiveCount"]},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "awsRegion": "us-east-1",
+    }
+
+
+def fail_every_receive(stack: Stack, apply: bool) -> None:
+    """Receive what is on the ingest queue until SQS moves it to the dead-letter queue; with
+    `apply`, each receive goes through the profile updater (which fails on it)."""
+    sqs = stack.clients.sqs()
+    url = queue_url(stack, "IngestQueue")
+    updater = stack.load("ProfileUpdaterFunction") if apply else None
+    for _ in range(MAX_RECEIVES + 1):
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, AttributeNames=["All"]
+        ).get("Messages", [])
+        if updater is not None and messages:
+            answer = updater.lambda_handler({"Records": [as_record(m) for m in messages]}, Context())
+            assert len(answer["batchItemFailures"]) == len(messages)
+
+
+def test_dead_letters_are_listed_with_their_error_and_redriven_to_be_applied(stack: Stack) -> None:
+    http = Http(stack)
+    sqs = stack.clients.sqs()
+    # Given a message its consumer fails on, and one whose consumer never answered (a timeout)
+    sqs.send_message(QueueUrl=queue_url(stack, "IngestQueue"), MessageBody=json.dumps({"v": 2, "events": []}))
+    fail_every_receive(stack, apply=True)
+    good = {
+        "v": 1,
+        "events": [
+            {
+                "type": "identify",
+                "userId": "late",
+                "traits": {"plan": "pro"},
+                "messageId": "late-1",
+                "sourceId": "src_localdemo",
+                "timestamp": "2026-11-01T10:00:00.000Z",
+                "receivedAt": "2026-11-01T10:00:00.000Z",
+            }
+        ],
+    }
+    sqs.send_message(QueueUrl=queue_url(stack, "IngestQueue"), MessageBody=json.dumps(good))
+    fail_every_receive(stack, apply=False)
+
+    # When an operator looks
+    status, overview = http.call("GET", "/v1/dead-letters", role="data_operator")
+    assert status == 200, overview
+    counts = {q["queue"]: q["messages"] for q in overview["queues"]}
+    assert counts["ingest"] == 2
+    assert set(counts) >= {"delivery", "feedback", "campaign", "refresh", "evaluate-rules", "start-campaign-failed"}
+    status, listed = http.call("GET", "/v1/dead-letters/ingest", role="data_operator")
+    assert status == 200, listed
+    by_body = {json.dumps(m["body"], sort_keys=True): m for m in listed["messages"]}
+    poison = by_body[json.dumps({"v": 2, "events": []}, sort_keys=True)]
+    assert poison["error"]["function"] == "profile-updater"
+    assert poison["error"]["errorType"] == "ValueError"
+    assert "not a hand-off message" in poison["error"]["errorMessage"]
+    assert poison["receiveCount"] > MAX_RECEIVES
+    late = by_body[json.dumps(good, sort_keys=True)]
+    assert late["error"] is None  # nothing recorded why: the consumer never answered
+    assert http.call("GET", "/v1/dead-letters/ingest", role="marketer")[0] == 403
+
+    # Then a redrive of the good one puts it back on the ingest queue, where it is applied
+    assert http.call("POST", "/v1/dead-letters/ingest/redrive", "{}", role="data_operator")[0] == 403
+    status, redriven = http.call(
+        "POST", "/v1/dead-letters/ingest/redrive", json.dumps({"messageIds": [late["id"]]}), role="admin"
+    )
+    assert status == 200, redriven
+    assert (redriven["redriven"], redriven["skipped"]) == (1, [])
+    assert http.apply_queued() == {"batchItemFailures": []}
+    store = ProfileStore(stack.output("DataTableName"), client=stack.clients.dynamodb())
+    owner = store.identity_owners([("user_id", "late")])[("user_id", "late")]
+    assert store.profile(owner).traits["plan"] == "pro"  # type: ignore[union-attr]
+    status, listed = http.call("GET", "/v1/dead-letters/ingest", role="data_operator")
+    assert [m["id"] for m in listed["messages"]] == [poison["id"]]  # the poison stays until fixed
+
+
+def test_an_unknown_dead_letter_queue_is_a_404(stack: Stack) -> None:
+    http = Http(stack)
+    status, body = http.call("GET", "/v1/dead-letters/nope", role="admin")
+    assert (status, body["code"]) == (404, "not_found")
+    assert "ingest" in body["message"]
