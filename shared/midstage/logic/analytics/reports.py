@@ -433,7 +433,8 @@ class RoiSpec(_Spec):
 def roi(spec: RoiSpec) -> Query:
     """Per channel and campaign: messages (channel, origin id), UTM visits (source, campaign) and
     their last-touch conversions, imported spend, and the incremental revenue of campaigns that
-    kept a holdout (experiment exposures whose experiment id is the campaign)."""
+    kept a holdout (experiment exposures whose experiment id is the campaign), on the rows of that
+    campaign's messages."""
     start, end = spec.start, spec.end
     lookback = spec.lookback_days * DAY_MS
     days = f"dt BETWEEN {text(start.isoformat())} AND {text(end.isoformat())}"
@@ -480,7 +481,9 @@ def roi(spec: RoiSpec) -> Query:
         "LEFT JOIN visits v ON v.channel = k.channel AND v.campaign = k.campaign "
         "LEFT JOIN utm u ON u.channel = k.channel AND u.campaign = k.campaign "
         "LEFT JOIN cost s ON s.channel = k.channel AND s.campaign = k.campaign "
-        "LEFT JOIN lift l ON l.campaign = k.campaign ORDER BY 1, 2"
+        # A holdout withholds the campaign's messages, not a UTM campaign that shares its name: the lift
+        # belongs on the rows of its messages only.
+        "LEFT JOIN lift l ON l.campaign = k.campaign AND m.campaign IS NOT NULL ORDER BY 1, 2"
     )
     kinds = ("event", "message_sent", "message_delivered", "message_opened", "message_clicked")
     return Query(
