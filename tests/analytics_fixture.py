@@ -1,6 +1,7 @@
 """A scripted month (March 2026) of six people's events, one campaign's emails, a journey's SMS,
-spend lines and a holdout, turned into archive records by the same functions the archive writer
-calls. The figures each report must give are worked out by hand in tests/integration/test_reports.py.
+spend lines and a holdout, turned into archive records by logic/archive/records.py and spend.py
+(the pipeline does not write the archive yet, so the script calls them directly). The figures
+each report must give are worked out by hand in tests/integration/test_reports.py.
 
 Mar 2 2026 is a Monday: the weeks are Mar 2, 9, 16, 23.
 """
