@@ -1,0 +1,79 @@
+"""Spend lines (date, channel, campaign, amount, currency) from CSV text or API rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from midstage.errors import describe
+from midstage.logic.archive.records import record_id
+from midstage.models.archive import SpendRecord
+
+SPEND_COLUMNS = ("date", "channel", "campaign", "amount", "currency")
+MAX_SPEND_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class SpendProblem:
+    line: int  # 1-based, the header being line 1 in CSV
+    message: str
+
+
+def parse_spend_csv(
+    text: str, *, archived_at: datetime, source_id: str
+) -> tuple[list[SpendRecord], list[SpendProblem]]:
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in SPEND_COLUMNS if c not in (reader.fieldnames or []) and c != "campaign"]
+    if missing:
+        return [], [SpendProblem(1, f"the header needs the columns {', '.join(SPEND_COLUMNS)}; missing {missing}")]
+    return spend_rows(((reader.line_num, row) for row in reader), archived_at=archived_at, source_id=source_id)
+
+
+def spend_rows(
+    rows: Iterable[tuple[int, Mapping[str, Any]]], *, archived_at: datetime, source_id: str
+) -> tuple[list[SpendRecord], list[SpendProblem]]:
+    """Good rows become records, each bad one a problem with its line: one bad line sinks nothing else.
+    A line's id is (date, channel, campaign, currency): importing a corrected file replaces it."""
+    records: list[SpendRecord] = []
+    problems: list[SpendProblem] = []
+    for count, (line, row) in enumerate(rows):
+        if count >= MAX_SPEND_ROWS:
+            problems.append(SpendProblem(line, f"more than {MAX_SPEND_ROWS} rows; split the import"))
+            break
+        try:
+            day = date.fromisoformat(str(row.get("date", "")).strip())
+            amount = Decimal(str(row.get("amount", "")).strip())
+            if not amount.is_finite():
+                raise InvalidOperation
+        except ValueError:
+            problems.append(SpendProblem(line, f"date {str(row.get('date'))[:40]!r} is not YYYY-MM-DD"))
+            continue
+        except InvalidOperation:
+            problems.append(SpendProblem(line, f"amount {str(row.get('amount'))[:40]!r} is not a number"))
+            continue
+        channel = str(row.get("channel") or "").strip()
+        campaign = str(row.get("campaign") or "").strip() or None
+        currency = str(row.get("currency") or "").strip().upper()
+        try:
+            records.append(
+                SpendRecord(
+                    record_id=record_id("spend", day.isoformat(), channel, campaign or "", currency),
+                    occurred_at=datetime.combine(day, time(0), tzinfo=UTC),
+                    archived_at=archived_at,
+                    channel=channel,
+                    campaign=campaign,
+                    amount=float(amount),
+                    currency=currency,
+                    source_id=source_id,
+                )
+            )
+        except ValidationError as error:
+            problems.append(SpendProblem(line, describe(error, "row")))
+    return records, problems
