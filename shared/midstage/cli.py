@@ -4,6 +4,7 @@
     python -m midstage.cli create-source  --table <ConfigTableName> --name "Web"
     python -m midstage.cli apply library  --url <api base> --key <admin key> [--dry-run]
     python -m midstage.cli apply ./my-rules --url <api base> --key <admin key>
+    python -m midstage.cli predict fit --transactions orders.csv --calibration-end 2026-06-30 --unit week
 
 The first admin key has to come from here: the admin API itself needs a key.
 
@@ -42,6 +43,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from midstage import predict_command
 from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.logic import segments as segment_logic
 from midstage.logic import templates
@@ -699,8 +701,11 @@ def main(argv: list[str] | None = None) -> int:
         help="an API key (marketer; data_operator to approve templates); default: $MIDSTAGE_API_KEY",
     )
     applying.add_argument("--dry-run", action="store_true", help="check and show what would change; send nothing")
+    predict_command.add_commands(commands)
     args = parser.parse_args(argv)
 
+    if args.command == "predict":
+        return predict_command.run(args)
     if args.command == "apply":
         return _apply_command(args)
     store = ConfigStore(args.table)
