@@ -5,6 +5,7 @@
     python -m midstage.cli apply library  --url <api base> --key <admin key> [--dry-run]
     python -m midstage.cli apply ./my-rules --url <api base> --key <admin key>
     python -m midstage.cli predict fit --transactions orders.csv --calibration-end 2026-06-30 --unit week
+    python -m midstage.cli predict propensity --events events.csv --goal "Order Completed" --window-days 30
 
 The first admin key has to come from here: the admin API itself needs a key.
 

@@ -1,4 +1,5 @@
 """`python -m midstage.cli predict fit`: the customer-value models on a CSV of orders, offline.
+(`predict propensity`, on a CSV of events, is in midstage.propensity_command.)
 
     python -m midstage.cli predict fit --transactions orders.csv --calibration-end 1997-09-30 --unit week \
         [--scores scores.csv] [--card card.json] [--annual-discount-rate 0.1]
@@ -54,9 +55,16 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     fitting.add_argument(
         "--annual-discount-rate", type=float, default=0.10, help="discount rate of the 12-month CLV (default 0.10)"
     )
+    from midstage import propensity_command  # it reuses this module's input errors
+
+    propensity_command.add_command(actions)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.predict_command == "propensity":
+        from midstage import propensity_command
+
+        return propensity_command.run(args)
     # The numerical stack is imported here, not with the module: the rest of the command line
     # must keep working where the predictions extra (numpy, scipy) is not installed.
     from midstage.logic.predictions.bgnbd import FitError

@@ -302,6 +302,19 @@ def test_nothing_after_the_holdout_cutoff_changes_the_model(small: Population, s
     assert other.quality.auc == pytest.approx(0.5, abs=0.05)
 
 
+def test_the_order_people_are_met_in_does_not_change_the_model(small: Population, small_fit: PropensityFit) -> None:
+    # Given the same events with the people listed in reverse order (as another source would)
+    log = small.log
+    last = len(log.people) - 1
+    reordered = ActivityLog(log.people[::-1], last - log.person, log.kinds, log.kind, log.at, log.amount)
+    # When fitted with the same seed
+    result = fit(reordered)
+    # Then the training/calibration split, and so the model, are the same
+    np.testing.assert_allclose(result.model.coef, small_fit.model.coef, atol=1e-8)
+    assert result.model.calibration.slope == pytest.approx(small_fit.model.calibration.slope, abs=1e-8)
+    assert result.quality.auc == pytest.approx(small_fit.quality.auc, abs=1e-12)
+
+
 def test_rescoring_from_the_stored_card_gives_the_fits_scores(small: Population) -> None:
     # Given a fit whose card is stored as JSON and read back
     result = fit(small.log, calibration="isotonic")
@@ -314,8 +327,9 @@ def test_rescoring_from_the_stored_card_gives_the_fits_scores(small: Population)
     np.testing.assert_allclose(scores.columns[trait], result.scores.columns[trait], atol=1e-12)
     assert scores.model == card.id == "propensity.v1"
     assert card.kind == "propensity" and card.quality is not None and card.quality.kind == "propensity"
-    assert card.data.calibration_end == (AS_OF - timedelta(days=WINDOW)).date().isoformat()
-    assert card.data.holdout_end == AS_OF.date().isoformat()
+    # And its data window names the last day before each cut-off (both cuts are at midnight)
+    assert card.data.calibration_end == (AS_OF - timedelta(days=WINDOW + 1)).date().isoformat()
+    assert card.data.holdout_end == (AS_OF - timedelta(days=1)).date().isoformat()
 
 
 def test_the_card_digest_catches_an_edited_coefficient(small_fit: PropensityFit) -> None:

@@ -52,6 +52,11 @@ def iso_day_of(days: float) -> str:
     return datetime.fromtimestamp(days * SECONDS_PER_DAY, UTC).date().isoformat()
 
 
+def last_day_before(cutoff: float) -> str:
+    """The last (inclusive) day of data before a cut-off: a cut at midnight closes the day before."""
+    return iso_day_of(cutoff - 1e-6)
+
+
 # ------------------------------------------------------------------------------ the event log
 @dataclass(frozen=True)
 class ActivityLog:
@@ -389,6 +394,15 @@ def _eligible(found: Features, settings: PropensitySettings) -> npt.NDArray[np.b
     return np.asarray(found.days_since_last_event <= settings.eligible_active_days, dtype=bool)
 
 
+def _calibration_split(log: ActivityLog, rows: IntArray, settings: PropensitySettings) -> npt.NDArray[np.bool_]:
+    """Who calibrates rather than trains: a seeded draw made in the order of the people's ids, so
+    that the same data in another order splits the same way."""
+    by_id = np.argsort(np.array([log.people[i] for i in rows], dtype=object), kind="mergesort")
+    draw = np.empty(len(rows))
+    draw[by_id] = np.random.default_rng(settings.seed).random(len(rows))
+    return np.asarray(draw < settings.calibration_share, dtype=bool)
+
+
 def _spec(log: ActivityLog, settings: PropensitySettings, cutoff: float) -> FeatureSpec:
     """The event kinds to count: the most frequent by the training cut-off (ties by name)."""
     counts = np.bincount(log.kind[log.at <= cutoff], minlength=len(log.kinds))
@@ -421,8 +435,7 @@ def fit_propensity(
     keep = _eligible(train, settings)
     x, y = train.matrix[keep], _label(log, settings, train_cut)[train.rows[keep]]
     _enough(y, "training")
-    rng = np.random.default_rng(settings.seed)
-    calibrating = rng.random(len(y)) < settings.calibration_share
+    calibrating = _calibration_split(log, train.rows[keep], settings)
     _enough(y[calibrating], "calibration")
     _enough(y[~calibrating], "training")
     mean = x[~calibrating].mean(axis=0)
@@ -450,8 +463,8 @@ def fit_propensity(
         fitted_at,
         DataWindow(
             start=iso_day_of(float(log.at.min())) if len(log.at) else None,
-            calibration_end=iso_day_of(holdout_cut),
-            holdout_end=iso_day_of(end),
+            calibration_end=last_day_before(holdout_cut),
+            holdout_end=last_day_before(end),
             unit="day",
             people=len(y),
             records=int((log.at <= holdout_cut).sum()),
