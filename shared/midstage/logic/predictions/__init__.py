@@ -5,7 +5,7 @@ argument), randomness only from a seed the caller passes.
 
 The numerical modules need numpy and scipy, which the shared runtime layer does not carry
 (docs/predictions.md); importing this package imports neither, so the runtime layer can read
-model cards and compute lead scores without them:
+model cards, recommend from a fitted item model and compute lead scores without them:
 
 - `summary`          transactions -> per-person sufficient statistics (x, t_x, T, spend)   numpy
 - `bgnbd`            BG/NBD: fit, expected purchases, P(alive), P(purchase in t)         numpy, scipy
@@ -13,10 +13,10 @@ model cards and compute lead scores without them:
 - `holdout`          predicted vs actual repeat purchases per calibration frequency       numpy
 - `propensity`       "does X within N days": features, logistic model, calibration       numpy, scipy
 - `metrics`          AUC, lift, calibration per decile, log loss                         numpy
+- `co_occurrence`    item-to-item model from co-purchase and co-view, popularity          numpy, scipy
+- `recommendations`  next products for a person from a fitted item-to-item model         pure Python
 - `lead_score`       configurable points with decay, plus a propensity                   pure Python
 - `cards`            the versioned model card of each fit                                pure Python
 - `traits`           scores as `predicted.*` values and percentiles                      numpy
 - `refit`            what a scheduled refit calls: fit, back-test, score, card            numpy, scipy
-
-Recommendations (item-to-item) are not built yet (docs/predictions.md).
 """
