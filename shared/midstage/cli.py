@@ -5,6 +5,8 @@
     python -m midstage.cli apply library  --url <api base> --key <admin key> [--dry-run]
     python -m midstage.cli apply ./my-rules --url <api base> --key <admin key>
     python -m midstage.cli dead-letters [<queue>] [--redrive] --url <api base> --key <admin key>
+    python -m midstage.cli predict fit --transactions orders.csv --calibration-end 2026-06-30 --unit week
+    python -m midstage.cli predict propensity --events events.csv --goal "Order Completed" --window-days 30
 
 The first admin key has to come from here: the admin API itself needs a key.
 
@@ -43,6 +45,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from midstage import predict_command
 from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.clock import system_clock
 from midstage.logic import segments as segment_logic
@@ -715,8 +718,11 @@ def main(argv: list[str] | None = None) -> int:
     dead.add_argument("--limit", type=int, default=None, help="messages to list (10) or redrive (100)")
     dead.add_argument("--id", action="append", dest="ids", help="redrive only this message (repeatable)")
     dead.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    predict_command.add_commands(commands)
     args = parser.parse_args(argv)
 
+    if args.command == "predict":
+        return predict_command.run(args)
     if args.command == "apply":
         return _apply_command(args)
     if args.command == "dead-letters":

@@ -1,0 +1,93 @@
+"""Item-to-item similarities against scikit-learn's cosine, and recommendations counted by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics.pairwise import cosine_similarity
+
+from midstage.logic.predictions.co_occurrence import ItemSettings, fit_items
+from midstage.logic.predictions.recommendations import recommend
+
+# Four baskets: tent and stove go together (3 people), tent and lamp once, mug alone twice.
+BASKETS = {
+    "ann": ["tent", "stove", "lamp"],
+    "bob": ["tent", "stove"],
+    "cat": ["tent", "stove", "mug"],
+    "dan": ["mug"],
+    "eve": ["lamp", "mug"],
+}
+
+
+def purchases() -> list[tuple[str, str, str]]:
+    return [(person, item, "purchase") for person, items in BASKETS.items() for item in items]
+
+
+def test_purchase_similarity_is_the_cosine_of_the_buyer_columns() -> None:
+    # Given random purchases and views of 30 items by 400 people (some bought twice)
+    rng = np.random.default_rng(3)
+    rows = []
+    for person in range(400):
+        for item in rng.choice(30, size=rng.integers(1, 8), replace=True):
+            rows.append((f"p{person}", f"i{item:02d}", "purchase"))
+        for item in rng.choice(30, size=rng.integers(0, 5), replace=False):
+            rows.append((f"p{person}", f"i{item:02d}", "view"))
+    # When the item model keeps every neighbour, purchases only
+    model = fit_items(rows, ItemSettings(view_weight=0.0, neighbours=200, min_together=1))
+    # Then each similarity is scikit-learn's cosine of the 0/1 people x items purchase matrix
+    items = sorted({r[1] for r in rows})
+    people = sorted({r[0] for r in rows})
+    x = np.zeros((len(people), len(items)))
+    for person, item, kind in rows:
+        if kind == "purchase":
+            x[people.index(person), items.index(item)] = 1.0
+    expected = cosine_similarity(x.T)
+    checked = 0
+    for item, neighbours in model.neighbours.items():
+        for other, similarity in neighbours:
+            assert similarity == pytest.approx(expected[items.index(item), items.index(other)], abs=1e-6)
+            checked += 1
+    # And every pair bought together by someone is there (30 x 29 ordered pairs, nearly all)
+    assert checked == int(((x.T @ x) > 0).sum() - np.count_nonzero(np.diag(x.T @ x)))
+
+
+def test_neighbours_are_ranked_and_need_enough_people_together() -> None:
+    # Given the baskets, with pairs needing 2 people behind them
+    model = fit_items(purchases(), ItemSettings(min_together=2))
+    # Then tent and stove are each other's only neighbour: cosine 3 / sqrt(3 x 3) = 1
+    assert model.neighbours == {"tent": [("stove", 1.0)], "stove": [("tent", 1.0)]}
+    # And popularity is by distinct buyers (ties by id)
+    assert model.popular == ["mug", "stove", "tent", "lamp"]
+    # And with one person enough, tent's neighbours are stove (1.0), then lamp and mug
+    loose = fit_items(purchases(), ItemSettings(min_together=1))
+    assert [item for item, _ in loose.neighbours["tent"]] == ["stove", "lamp", "mug"]
+    assert dict(loose.neighbours["tent"])["lamp"] == pytest.approx(1 / np.sqrt(3 * 2), abs=1e-6)
+
+
+def test_views_add_their_weighted_cosine() -> None:
+    # Given no purchases in common, but three people who viewed both a and b
+    rows = [(p, item, "view") for p in ("x", "y", "z") for item in ("a", "b")] + [("w", "a", "purchase")]
+    # When fitted with views weighted 0.3
+    model = fit_items(rows, ItemSettings(view_weight=0.3))
+    # Then a and b are neighbours with 0.3 x 1.0
+    assert model.neighbours["a"] == [("b", 0.3)]
+
+
+def test_recommendations_follow_the_neighbours_then_popularity_without_what_was_bought() -> None:
+    model = fit_items(purchases(), ItemSettings(min_together=1)).to_parameters()
+    # Given someone who bought a tent: the stove first, then lamp and mug
+    assert recommend(model, purchased=["tent"], k=3) == ["stove", "lamp", "mug"]
+    # Given someone who bought a tent and a stove: never those two again
+    assert recommend(model, purchased=["tent", "stove"], k=2) == ["lamp", "mug"]
+    # Given someone who only viewed a tent: its neighbours, the tent itself allowed
+    assert recommend(model, viewed=["tent"], k=1) == ["stove"]
+    # Given no history: the most popular items
+    assert recommend(model, k=2) == ["mug", "stove"]
+    # Given a catalogue smaller than k: what there is
+    assert recommend(model, purchased=["mug"], k=10) == ["lamp", "stove", "tent"]
+    assert recommend(model, k=0) == []
+
+
+def test_the_model_is_the_same_whatever_the_order_of_the_rows() -> None:
+    rows = purchases()
+    assert fit_items(rows) == fit_items(list(reversed(rows)))
