@@ -12,7 +12,8 @@ back through the admin API to check they are complete.
 
 Printed per milestone: events/s and new profiles/s of the window, the fill's sustained rate, the
 CPU milliseconds per event spent by the local cloud's own process (moto, the gateway, the
-pollers) and by each function's workers, and the ratio of each window's rate to the first one's.
+pollers) and by each function's workers, the ratio of each window's rate to the first one's,
+the AWS requests per event by operation, and the local cloud process's resident memory.
 CPU time is what the work costs whatever else the machine runs; the wall-clock rates are what a
 user waits for, on this machine, at its load average (printed beside them).
 """
@@ -49,6 +50,17 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB (VmRSS)."""
+    try:
+        for line in open(f"/proc/{pid}/status"):  # noqa: SIM115
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def _cpu_by_process(cloud: LocalCloud) -> Counter[str]:
@@ -204,6 +216,7 @@ def main() -> None:
             )
             per_event = ", ".join(f"{name} {count / len(window):.2f}" for name, count in calls.most_common(10))
             print(f"{'':>9} AWS requests per event: {sum(calls.values()) / len(window):.2f} ({per_event})", flush=True)
+            print(f"{'':>9} local cloud resident memory: {_rss_mb(os.getpid()):,.0f} MB", flush=True)
 
 
 if __name__ == "__main__":
