@@ -8,8 +8,7 @@ the few functions the engines use are written here from their textbook definitio
 - Student's t through the regularised incomplete beta function, I_x(a, b), evaluated by its
   continued fraction (modified Lentz); the quantile by a bracketed Newton iteration on it;
 - the chi-square survival function through the regularised upper incomplete gamma function
-  (series below a + 1, continued fraction above);
-- the mean of a truncated normal distribution and the normal partial expectations behind risk.
+  (series below a + 1, continued fraction above).
 
 Every function is checked against scipy in tests/unit/test_experiments_distributions.py.
 """
@@ -31,7 +30,6 @@ __all__ = [
     "student_t_cdf",
     "student_t_ppf",
     "student_t_sf",
-    "truncated_normal_mean",
 ]
 
 _SQRT2: Final = math.sqrt(2.0)
@@ -67,25 +65,6 @@ def normal_ppf(p: float) -> float:
     if not 0.0 < p < 1.0:
         raise ValueError(f"a probability strictly between 0 and 1 is needed, not {p}")
     return _STANDARD.inv_cdf(p)
-
-
-def truncated_normal_mean(mu: float, sigma: float, lower: float, upper: float) -> float:
-    """E[X | lower < X < upper] for X ~ N(mu, sigma²); the bounds may be ±inf.
-
-    mean = mu + sigma (φ(α) - φ(β)) / (Φ(β) - Φ(α)), α and β the standardised bounds. The mass is
-    taken from the tail it lies in, so a truncation far out in either tail keeps its precision.
-    """
-    alpha = (lower - mu) / sigma if lower != -math.inf else -math.inf
-    beta = (upper - mu) / sigma if upper != math.inf else math.inf
-    density_a = 0.0 if math.isinf(alpha) else normal_pdf(alpha)
-    density_b = 0.0 if math.isinf(beta) else normal_pdf(beta)
-    # An interval wholly in the upper tail takes its mass from there, where sf keeps precision.
-    mass = normal_sf(alpha) - normal_sf(beta) if alpha > 0 else normal_cdf(beta) - normal_cdf(alpha)
-    if mass <= 0.0:
-        # No representable mass: the interval lies beyond double precision's reach of the bulk,
-        # where the conditional mean is the nearer bound.
-        return lower if alpha > 0 else upper
-    return mu + sigma * (density_a - density_b) / mass
 
 
 # ------------------------------------------------------------------------------ log-gamma
@@ -190,16 +169,21 @@ def student_t_ppf(p: float, df: float) -> float:
         raise ValueError(f"a probability strictly between 0 and 1 is needed, not {p}")
     if p == 0.5:
         return 0.0
+    # Solved on the smaller tail as given: 1 - p would lose the digits of a small lower tail.
     if p < 0.5:
-        return -student_t_ppf(1.0 - p, df)
+        return -_upper_quantile(p, df)
+    return _upper_quantile(1.0 - p, df)
+
+
+def _upper_quantile(tail: float, df: float) -> float:
+    """The t > 0 with P(T > t) = tail, for 0 < tail < 0.5."""
     if math.isinf(df):
-        return normal_ppf(p)
-    tail = 1.0 - p
+        return -normal_ppf(tail)
     low, high = 0.0, math.inf
     # Start from the Cornish-Fisher expansion of the t quantile around the normal one
     # (Abramowitz & Stegun 26.7.5): close for moderate df, so Newton needs a step or two; far
     # off only for df of 1 or 2, where the bracket below keeps Newton honest.
-    z = normal_ppf(p)
+    z = -normal_ppf(tail)
     guess = z + (z**3 + z) / (4.0 * df)
     if df >= 3.0:
         guess += (
