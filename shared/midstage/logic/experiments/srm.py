@@ -5,10 +5,10 @@ hash (a bug, bots filtered in one arm only, a message that fails in one variant)
 engine's answer can be trusted, so results show this check first.
 
 The test is a chi-square goodness of fit with k - 1 degrees of freedom (gbstats's `check_srm`).
-The alert follows GrowthBook's rule (p < 0.001 once every arm has at least 8 units) with
-Mozilla's guard added: at least one arm's count must also be off its expected count by a
-minimum relative deviation (default 5 %), because with millions of units a harmless 0.2 %
-skew reaches any p threshold (mozilla/experimenter#16011).
+The alert follows GrowthBook's rule, the issue's: p < 0.001 once every arm has at least 8
+units. Mozilla's guard is available but off by default: `min_deviation` also asks that one
+arm's count be off its expected count by that relative share, because with millions of units a
+harmless 0.2 % skew reaches any p threshold (mozilla/experimenter#16011).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ __all__ = [
 
 SRM_THRESHOLD: Final = 0.001
 SRM_MIN_UNITS: Final = 8
-SRM_MIN_DEVIATION: Final = 0.05
+SRM_MIN_DEVIATION: Final = 0.0  # off: the alert is the issue's rule unless a caller asks for the guard
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ def check_srm(
         return SrmCheck(p_value, False, expected, max_deviation, f"an arm has fewer than {min_units} units")
     if p_value >= threshold:
         return SrmCheck(p_value, False, expected, max_deviation, f"p = {p_value:.3g} is not below {threshold}")
-    if max_deviation < min_deviation:
+    if min_deviation > 0 and max_deviation < min_deviation:
         return SrmCheck(
             p_value,
             False,
