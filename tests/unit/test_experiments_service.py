@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from statsmodels.stats.multitest import multipletests
 
 from midstage.errors import Conflict, InvalidInput, NotFound
 from midstage.logic.experiments import planning
@@ -396,3 +397,31 @@ def test_impossible_analyze_requests_are_refused_with_the_reason(request_body: d
 def test_a_proportion_statistic_is_the_rate_and_its_population_variance() -> None:
     p = Proportion(200, 50)
     assert (p.mean, p.variance, p.sum_squares) == (0.25, 0.1875, 50)
+
+
+def test_corrected_p_values_in_analyze_equal_statsmodels_and_leave_errors_out() -> None:
+    # Given four treatments, one of them without units, when analysed with each correction, then
+    # the three real tests are adjusted as statsmodels does and the empty arm gets no adjusted
+    # p-value; a p-value of exactly 0 stays 0.
+    variants = [
+        {"id": "control", "n": 5000, "sum": 500},
+        {"id": "b", "n": 5000, "sum": 560},
+        {"id": "c", "n": 5000, "sum": 530},
+        {"id": "d", "n": 5000, "sum": 900},
+        {"id": "empty", "n": 0, "sum": 0},
+    ]
+    for method, sm_method in (("holm", "holm"), ("benjamini-hochberg", "fdr_bh")):
+        answer = analyze(
+            parse_analyze(
+                {"metric_type": "proportion", "engine": "frequentist", "correction": method, "variants": variants}
+            )
+        )
+        tested = [v for v in answer.variants if v.error is None]
+        assert [v.id for v in tested] == ["b", "c", "d"]
+        expected = multipletests([v.p_value for v in tested], method=sm_method)[1]
+        assert [v.p_value_adjusted for v in tested] == pytest.approx(list(expected), abs=1e-12)
+        assert answer.variants[-1].error is not None and answer.variants[-1].p_value_adjusted is None
+    overwhelming = [{"id": "control", "n": 100_000, "sum": 10_000}, {"id": "b", "n": 100_000, "sum": 50_000}]
+    body = {"metric_type": "proportion", "engine": "sequential", "correction": "holm", "variants": overwhelming}
+    only = analyze(parse_analyze(body)).variants[0]
+    assert only.p_value == 0.0 and only.p_value_adjusted == 0.0

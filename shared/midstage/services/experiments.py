@@ -182,8 +182,12 @@ def analyze(request: AnalyzeRequest) -> AnalyzeAnswer:
             )
         )
     if request.correction != "none":
-        adjusted = corrections.adjust([a.p_value or 1.0 for a in answers], request.correction)
-        answers = [a.model_copy(update={"p_value_adjusted": p}) for a, p in zip(answers, adjusted, strict=True)]
+        # Comparisons without a p-value of their own (an error's default of 1) are not tests and
+        # stay out of the family, as in results; a p-value of exactly 0 is one.
+        tested = [i for i, a in enumerate(answers) if a.error is None and a.p_value is not None]
+        adjusted = corrections.adjust([answers[i].p_value or 0.0 for i in tested], request.correction)
+        for i, p in zip(tested, adjusted, strict=True):
+            answers[i] = answers[i].model_copy(update={"p_value_adjusted": p})
     return AnalyzeAnswer(
         srm_p_value=srm.p_value,
         srm_alert=srm.alert,
@@ -617,7 +621,7 @@ def decide_winner(experiment: Experiment, outcome: ExperimentResults, *, now: da
             winners,
             key=lambda c: (
                 -c.expected if goal.inverse else c.expected,
-                c.chance_to_win if c.chance_to_win is not None else -(c.p_value or 0.0),
+                c.chance_to_win if c.chance_to_win is not None else -(c.p_value if c.p_value is not None else 1.0),
             ),
         )
         numbers = (
