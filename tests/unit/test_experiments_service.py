@@ -312,6 +312,8 @@ def test_days_to_decision_is_reported_while_running(plane: Experiments) -> None:
     out = plane.results("exp-1", START + timedelta(days=1))
     assert out.days_to_decision is not None and out.days_to_decision.days is not None
     assert out.days_to_decision.days > 1  # 900 of the ~30,000 people a 10 % lift on 10 % needs
+    plane.stop("exp-1", START + timedelta(days=1))
+    assert plane.results("exp-1", START + timedelta(days=2)).days_to_decision is None  # no more units come
 
 
 # ------------------------------------------------------------------------------ auto-winner

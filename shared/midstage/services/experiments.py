@@ -382,7 +382,9 @@ def _days_to_decision(
 ) -> DaysToDecisionAnswer | None:
     """Days until every treatment's comparison on the goal reaches the planned power, at the
     pace seen so far; None where the goal's control gives nothing to plan on (no units, a rate
-    of 0 or 1, a mean of 0 or no spread)."""
+    of 0 or 1, a mean of 0 or no spread) and for a phase that has ended (no more units come)."""
+    if phase.ended_at is not None:
+        return None
     goal = next(m for m in metrics if m.metric == experiment.goal)
     metric = experiment.goal_metric
     engine = _planning_engine(experiment.auto_winner)
