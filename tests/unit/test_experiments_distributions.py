@@ -3,6 +3,8 @@ Lambda without scipy, so these are written out by hand and held to scipy here)."
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -51,6 +53,17 @@ def test_student_t_quantile_equals_scipy(p: float, df: float) -> None:
 @given(x=st.floats(0, 500), df=st.integers(1, 60))
 def test_chi_square_survival_equals_scipy(x: float, df: int) -> None:
     assert near(d.chi2_sf(x, df), stats.chi2.sf(x, df), 1e-9)
+
+
+@given(t=st.floats(1e150, 1e300), df=st.floats(1, 1e6))
+def test_student_t_tails_beyond_where_t_squared_overflows_stay_numbers(t: float, df: float) -> None:
+    # Given |t| so large that t² overflows, then the tails are numbers (not NaN): 0 and 1 to any
+    # p-value's precision, and for one degree of freedom exactly Cauchy's, arctan(1/t)/π, which
+    # scipy already rounds to 0.
+    upper = d.student_t_sf(t, df)
+    assert abs(upper - stats.t.sf(t, df)) <= 1e-150
+    assert d.student_t_sf(-t, df) == 1.0
+    assert near(d.student_t_sf(t, 1.0), math.atan(1 / t) / math.pi, 1e-10)
 
 
 def test_bad_arguments_are_refused_with_a_reason() -> None:

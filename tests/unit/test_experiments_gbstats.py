@@ -102,16 +102,38 @@ def close(ours: float, theirs: float) -> bool:
     return abs(ours - theirs) <= max(TOLERANCE, 1e-9 * abs(theirs)) or (math.isinf(ours) and ours == theirs)
 
 
+# Where gbstats's own floating point gives out it answers NaN, and there the reference is the
+# same quantity computed by scipy from gbstats's posterior (mean μ, sd σ): its truncated normal
+# has no mass on a side whose probability underflows (risk), and a posterior variance below
+# ~1e-308 becomes σ = 0 through 1/(1/v), a point mass at μ (interval, chance to win, risk).
 def reference_risk(theirs: Any, side: int, inverse: bool) -> float:
-    """gbstats's risk, or where its truncated-normal mean gives NaN (a side whose probability
-    underflows: scipy's truncnorm has no mass to divide by), the same partial expectation
-    E[max(±Δ, 0)] = ±μΦ(±μ/σ) + σφ(μ/σ) evaluated by scipy's normal functions."""
+    """E[max(Δ, 0)] (side 0) or E[max(-Δ, 0)] (side 1), swapped for an inverse metric."""
     value = float(theirs.risk[side])
     if not math.isnan(value):
         return value
     mu, sigma = float(theirs.uplift.mean), float(theirs.uplift.stddev)
     sign = 1.0 if (side == 0) != inverse else -1.0
+    if sigma == 0:
+        return max(sign * mu, 0.0)
     return float(sign * mu * norm.cdf(sign * mu / sigma) + sigma * norm.pdf(mu / sigma))
+
+
+def reference_ci(theirs: Any, alpha: float) -> tuple[float, float]:
+    low, high = float(theirs.ci[0]), float(theirs.ci[1])
+    if not (math.isnan(low) or math.isnan(high)):
+        return low, high
+    mu, sigma = float(theirs.uplift.mean), float(theirs.uplift.stddev)
+    z = float(norm.ppf(1 - alpha / 2))
+    return mu - z * sigma, mu + z * sigma
+
+
+def reference_chance_to_win(theirs: Any, inverse: bool) -> float:
+    value = float(theirs.chance_to_win)
+    if not math.isnan(value):
+        return value
+    mu, sigma = float(theirs.uplift.mean), float(theirs.uplift.stddev)
+    better = (1.0 if mu > 0 else 0.0) if sigma == 0 else float(norm.sf(-mu / sigma))
+    return 1.0 - better if inverse else better
 
 
 def assert_equal_to_gbstats(body: dict[str, Any]) -> None:
@@ -137,18 +159,20 @@ def assert_equal_to_gbstats(body: dict[str, Any]) -> None:
             continue
         where = f"{body.get('engine', 'bayesian')}/{body.get('difference', 'relative')} variant {ours.id}"
         numbers = [theirs.expected, *theirs.ci, theirs.uplift.stddev]
-        if not all(math.isfinite(float(x)) for x in numbers):
+        if any(math.isinf(float(x)) for x in numbers):
             # gbstats overflows to an infinite interval (a control mean near 1e-78, squared and
             # inverted in the delta method); we give no number and say so.
             assert ours.error == "not_computable", (where, ours, numbers)
             continue
         assert close(ours.expected, theirs.expected), (where, "expected", ours.expected, theirs.expected)
-        assert close(ours.ci[0], theirs.ci[0]) and close(ours.ci[1], theirs.ci[1]), (where, "ci", ours.ci, theirs.ci)
+        ci = reference_ci(theirs, body.get("alpha", 0.05))
+        assert close(ours.ci[0], ci[0]) and close(ours.ci[1], ci[1]), (where, "ci", ours.ci, theirs.ci)
         assert close(ours.uplift_stddev, theirs.uplift.stddev), (where, "stddev")
         assert (ours.error is None) == (theirs.error_message is None), (where, ours.error, theirs.error_message)
         if body.get("engine", "bayesian") == "bayesian":
             assert ours.chance_to_win is not None and ours.risk is not None and ours.p_value is None
-            assert close(ours.chance_to_win, theirs.chance_to_win), (where, "ctw", ours.chance_to_win)
+            ctw = reference_chance_to_win(theirs, body.get("inverse", False))
+            assert close(ours.chance_to_win, ctw), (where, "ctw", ours.chance_to_win, theirs.chance_to_win)
             # Risk is a difference of two terms the size of the posterior (μΦ(μ/σ) and σφ(μ/σ)),
             # so doubles hold it to ~1e-16 of that size, not of its own: compared to 1e-9 of it.
             scale = max(abs(float(theirs.uplift.mean)), float(theirs.uplift.stddev))

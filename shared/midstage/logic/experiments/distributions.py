@@ -146,6 +146,13 @@ def student_t_sf(t: float, df: float) -> float:
         return normal_sf(t) + (0.0 if math.isinf(df) else normal_pdf(t) * (t**3 + t) / (4.0 * df))
     t2 = t * t
     # P(|T| > |t|) = I_x(df/2, 1/2) with x = df/(df+t²); both x and 1 - x from their own formula.
+    if math.isinf(t2):
+        # |t| beyond 1e154 (a difference over a standard error that underflows): t² overflows,
+        # so x = df/t² is taken through logarithms; the tail is then 0 to double precision.
+        log_x = math.log(df) - 2.0 * math.log(abs(t))
+        x = math.exp(log_x)
+        two_tails = _regularized_beta(df / 2.0, 0.5, x, 1.0, log_x, -x)
+        return 0.5 * two_tails if t > 0 else 1.0 - 0.5 * two_tails
     x = df / (df + t2)
     xc = t2 / (df + t2)
     if xc == 0.0:  # t so close to 0 that t² underflows: the median, to double precision

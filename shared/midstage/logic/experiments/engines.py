@@ -228,11 +228,13 @@ def _frequentist_default(error: str) -> FrequentistResult:
 
 
 def _welch_df(control: Statistic, treatment: Statistic) -> float:
+    """Welch-Satterthwaite: (vC + vT)² / (vT²/(nT - 1) + vC²/(nC - 1)), v = σ²/n. Both v are first
+    divided by the larger, which leaves the ratio unchanged and keeps squares of variances near
+    1e-160 (or 1e160) from underflowing (overflowing)."""
     vc, vt = control.variance / control.n, treatment.variance / treatment.n
-    return (vc + vt) ** 2 / (
-        treatment.variance**2 / (treatment.n**2 * (treatment.n - 1))
-        + control.variance**2 / (control.n**2 * (control.n - 1))
-    )
+    largest = max(vc, vt)
+    vc, vt = vc / largest, vt / largest
+    return (vc + vt) ** 2 / (vt**2 / (treatment.n - 1) + vc**2 / (control.n - 1))
 
 
 def t_test(
