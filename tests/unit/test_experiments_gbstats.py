@@ -136,27 +136,77 @@ def reference_chance_to_win(theirs: Any, inverse: bool) -> float:
     return 1.0 - better if inverse else better
 
 
+def exact_scale(body: dict[str, Any]) -> float | None:
+    """A power of two k bringing the largest per-unit mean or root mean square of the main metric
+    to about 1 (None for proportions, whose sums cannot be scaled, or a metric of zeros)."""
+    if body["metric_type"] == "proportion":
+        return None
+    sizes = [
+        max(abs(arm["sum"]) / arm["n"], math.sqrt(arm["sum_squares"] / arm["n"]))
+        for arm in body["variants"]
+        if arm["n"] > 0
+    ]
+    largest = max(sizes, default=0.0)
+    return None if largest == 0 else 2.0 ** -math.frexp(largest)[1]
+
+
+def scaled_body(body: dict[str, Any], k: float) -> dict[str, Any]:
+    """The same data with the main metric multiplied by k: exact in binary floating point."""
+    factors = {"sum": k, "sum_squares": k * k, "main_denominator_sum_product": k, "main_covariate_sum_product": k}
+    variants = [{**arm, **{f: arm[f] * m for f, m in factors.items() if f in arm}} for arm in body["variants"]]
+    return {**body, "variants": variants}
+
+
+def assert_well_formed(ours: Any) -> None:
+    numbers = [ours.expected, *ours.ci, ours.uplift_stddev, *(ours.risk or ())]
+    assert all(math.isfinite(x) for x in numbers), ours
+    assert ours.ci[0] <= ours.expected <= ours.ci[1] and ours.uplift_stddev >= 0, ours
+    for probability in (ours.p_value, ours.chance_to_win):
+        assert probability is None or 0.0 <= probability <= 1.0, ours
+
+
 def assert_equal_to_gbstats(body: dict[str, Any]) -> None:
     """Every treatment's numbers and the SRM p-value equal gbstats's to 1e-6."""
     answer = analyze(parse_analyze(body))
     users = [arm["n"] for arm in body["variants"]]
     weights = body.get("weights") or [1.0] * len(users)
     assert close(answer.srm_p_value, float(gb_utils.check_srm(users, weights)))
+    absolute = body.get("difference") == "absolute"
     for index, ours in enumerate(answer.variants, start=1):
+        factor = 1.0
         try:
             theirs = gb_result(body, index).compute_result()
         except ZeroDivisionError:
             control_mean = answer.control.mean
-            absolute_bayesian = body.get("engine", "bayesian") == "bayesian" and body.get("difference") == "absolute"
+            absolute_bayesian = body.get("engine", "bayesian") == "bayesian" and absolute
+            k = exact_scale(body)
             if absolute_bayesian and control_mean**2 == 0:
-                # gbstats divides 0 by its flat prior's variance rescaled by the control mean
-                # squared, which is (or underflows to) 0; a flat prior means the data alone,
-                # which is what we answer.
-                assert ours.error is None and ours.chance_to_win is not None
-            else:
-                # A control mean so near 0 that its square underflows: gbstats crashes, we say so.
+                if body.get("prior"):
+                    # A prior on the relative effect has no absolute scale with a control mean of
+                    # 0 (or one whose square underflows): gbstats crashes, we say why.
+                    assert ours.error in ("control_mean_zero", "not_computable"), ours
+                else:
+                    # gbstats divides 0 by its flat prior's variance rescaled by the control mean
+                    # squared, which is (or underflows to) 0; a flat prior means the data alone,
+                    # which is what we answer.
+                    assert ours.error is None and ours.chance_to_win is not None
+                continue
+            if ours.error == "not_computable" or k is None:
+                # Means so near 0 that their squares underflow: gbstats crashes, we say so.
                 assert ours.error == "not_computable", (ours, control_mean)
-            continue
+                continue
+            # We give numbers where gbstats divides by an underflowed 0: they must equal gbstats's
+            # on the same data with the metric scaled by an exact power of two k, which leaves
+            # relative differences, chances and p-values as they are and multiplies absolute
+            # differences by k.
+            try:
+                theirs = gb_result(scaled_body(body, k), index).compute_result()
+            except ZeroDivisionError:
+                # gbstats has no answer at any scale (a variance squared underflows in its Welch
+                # degrees of freedom whatever k is): ours must at least be a well-formed answer.
+                assert_well_formed(ours)
+                continue
+            factor = k if absolute else 1.0
         where = f"{body.get('engine', 'bayesian')}/{body.get('difference', 'relative')} variant {ours.id}"
         numbers = [theirs.expected, *theirs.ci, theirs.uplift.stddev]
         if any(math.isinf(float(x)) for x in numbers):
@@ -164,10 +214,10 @@ def assert_equal_to_gbstats(body: dict[str, Any]) -> None:
             # inverted in the delta method); we give no number and say so.
             assert ours.error == "not_computable", (where, ours, numbers)
             continue
-        assert close(ours.expected, theirs.expected), (where, "expected", ours.expected, theirs.expected)
+        assert close(ours.expected * factor, theirs.expected), (where, "expected", ours.expected, theirs.expected)
         ci = reference_ci(theirs, body.get("alpha", 0.05))
-        assert close(ours.ci[0], ci[0]) and close(ours.ci[1], ci[1]), (where, "ci", ours.ci, theirs.ci)
-        assert close(ours.uplift_stddev, theirs.uplift.stddev), (where, "stddev")
+        assert close(ours.ci[0] * factor, ci[0]) and close(ours.ci[1] * factor, ci[1]), (where, "ci", ours.ci, ci)
+        assert close(ours.uplift_stddev * factor, theirs.uplift.stddev), (where, "stddev")
         assert (ours.error is None) == (theirs.error_message is None), (where, ours.error, theirs.error_message)
         if body.get("engine", "bayesian") == "bayesian":
             assert ours.chance_to_win is not None and ours.risk is not None and ours.p_value is None
@@ -178,7 +228,7 @@ def assert_equal_to_gbstats(body: dict[str, Any]) -> None:
             scale = max(abs(float(theirs.uplift.mean)), float(theirs.uplift.stddev))
             for side in (0, 1):
                 reference = reference_risk(theirs, side, body.get("inverse", False))
-                gap = abs(ours.risk[side] - reference)
+                gap = abs(ours.risk[side] * factor - reference)
                 assert gap <= max(TOLERANCE, 1e-9 * max(abs(reference), scale)), (where, "risk", side, ours.risk)
         else:
             assert ours.p_value is not None and ours.chance_to_win is None and ours.risk is None

@@ -68,7 +68,10 @@ NO_UNITS: Final = "no_units"
 ZERO_VARIANCE: Final = "zero_variance"
 NOT_COMPUTABLE: Final = "not_computable"
 ERROR_MESSAGES: Final = {
-    CONTROL_MEAN_ZERO: "the control arm's mean is 0, so a relative difference (and gbstats's t-test) is undefined",
+    CONTROL_MEAN_ZERO: (
+        "the control arm's mean is 0, so a relative difference (and gbstats's t-test, and a prior on the"
+        " relative effect) is undefined"
+    ),
     NO_UNITS: "an arm has no units",
     ZERO_VARIANCE: "an arm's variance is 0 or negative: every unit has the same value, or the sums are inconsistent",
     NOT_COMPUTABLE: "the sums are beyond floating point here (a mean of 1e-250 squared is 0): no number is given",
@@ -171,6 +174,9 @@ def _bayesian(
     data_variance = _variance(control, treatment, relative)
     data_mean = _difference(control, treatment, relative)
     if prior.proper:
+        if not relative and control.unadjusted_mean == 0:
+            # The prior is on the relative effect; with a control mean of 0 it has no absolute scale.
+            return _bayesian_default(CONTROL_MEAN_ZERO)
         scale = 1.0 if relative else control.unadjusted_mean
         prior_mean = prior.mean * abs(scale)
         prior_variance = prior.variance * scale**2
