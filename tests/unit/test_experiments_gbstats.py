@@ -132,7 +132,9 @@ def reference_chance_to_win(theirs: Any, inverse: bool) -> float:
     if not math.isnan(value):
         return value
     mu, sigma = float(theirs.uplift.mean), float(theirs.uplift.stddev)
-    better = (1.0 if mu > 0 else 0.0) if sigma == 0 else float(norm.sf(-mu / sigma))
+    # A point mass at μ: P(Δ > 0) is 1 or 0, and ½ at μ = 0, the limit as σ shrinks to 0.
+    point = 0.5 if mu == 0 else (1.0 if mu > 0 else 0.0)
+    better = point if sigma == 0 else float(norm.sf(-mu / sigma))
     return 1.0 - better if inverse else better
 
 
