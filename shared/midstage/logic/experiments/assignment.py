@@ -105,7 +105,8 @@ def in_global_control(unit_id: str, share: float, salt: str = "") -> bool:
         return False
     if share >= 1:
         return True
-    return unit_hash("global-control", salt, unit_id) < int(Fraction(share) * _SPACE)
+    # share·2⁶⁴ is exact in floating point (a power of two), so no Fraction is needed per person.
+    return unit_hash("global-control", salt, unit_id) < int(share * _SPACE)
 
 
 def person_arms(exposures: Iterable[tuple[str, str]], survivor_of: Mapping[str, str]) -> dict[str, str]:
