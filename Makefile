@@ -32,6 +32,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# gbstats 0.8.0, the reference the experiments engine must equal (tests only). Its metadata pins
+	# numpy<2 and pandas<2, which only its pandas runner (gbstats.gbstats) needs; the tests import
+	# its statistics and test modules directly, which work with numpy 2, so it goes in without deps.
+	$(BIN)/pip install --quiet --no-deps 'gbstats==0.8.0'
 	touch $@
 
 $(SAMENV)/.installed:
