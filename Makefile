@@ -63,7 +63,7 @@ test-integration: install
 	$(BIN)/python -m pytest tests/integration -q $(ARGS)
 
 test-e2e: install
-	$(BIN)/python -m pytest tests/e2e -q $(ARGS)
+	$(BIN)/python -m pytest tests/e2e -q -rs $(ARGS)
 
 # Skips (with the reason) where Chromium, Node or the npm packages are missing; CI sets
 # MIDSTAGE_REQUIRE_BROWSER_TIER=1 to make that a failure.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -27,7 +28,13 @@ from midstage.models.messaging import MessageRequest
 from midstage.observability import logger, metrics
 from midstage.services.campaigns import delivery_counts
 
-processor = RecordingBatchProcessor("deliver", failure_log)
+
+def _now() -> datetime:
+    """Now by this function's clock, read at each call (so a test's fixed clock holds)."""
+    return _clock()()
+
+
+processor = RecordingBatchProcessor("deliver", failure_log, clock=_now)
 
 
 class NotYet(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -15,13 +16,26 @@ from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.batch import RecordingBatchProcessor, failure_log
+from midstage.clock import Clock, from_environment
 from midstage.config import FeedbackSettings
 from midstage.logic.feedback import FeedbackError, is_subscription_confirmation, parse_notification
 from midstage.observability import logger, metrics
 from midstage.services import feedback
 from midstage.services.campaigns import StatusCounter
 
-processor = RecordingBatchProcessor("feedback", failure_log)
+
+def _now() -> datetime:
+    """Now by this function's clock, read at each call (so a test's fixed clock holds)."""
+    return _clock()()
+
+
+processor = RecordingBatchProcessor("feedback", failure_log, clock=_now)
+
+
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
 @cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -38,10 +38,19 @@ class Deferred(Exception):
     it is not applied twice."""
 
 
+def _now() -> datetime:
+    """Now by this function's clock, read at each call (so a test's fixed clock holds)."""
+    return _clock()()
+
+
 # A record handed back for lack of time is not an error, even when it is the only one: the
 # batch answers with its failures rather than failing the invocation as a whole.
 processor = RecordingBatchProcessor(
-    "profile-updater", failure_log, not_failures=(Deferred,), raise_on_entire_batch_failure=False
+    "profile-updater",
+    failure_log,
+    not_failures=(Deferred,),
+    raise_on_entire_batch_failure=False,
+    clock=_now,
 )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -27,7 +28,13 @@ from midstage.observability import logger
 from midstage.services.journeys import JourneyCatalog, date_entries
 from midstage.services.segments import PartResult, SegmentCatalog, refresh_part
 
-processor = RecordingBatchProcessor("refresh-segments", failure_log)
+
+def _now() -> datetime:
+    """Now by this function's clock, read at each call (so a test's fixed clock holds)."""
+    return _clock()()
+
+
+processor = RecordingBatchProcessor("refresh-segments", failure_log, clock=_now)
 _RESERVE_S = 60.0
 
 

@@ -4,6 +4,7 @@ profile scan) and queuing its audience's messages at its share of the campaign's
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -23,7 +24,13 @@ from midstage.config import CampaignSettings
 from midstage.observability import logger, metrics
 from midstage.services.campaigns import CampaignWorker
 
-processor = RecordingBatchProcessor("send-campaign", failure_log)
+
+def _now() -> datetime:
+    """Now by this function's clock, read at each call (so a test's fixed clock holds)."""
+    return _clock()()
+
+
+processor = RecordingBatchProcessor("send-campaign", failure_log, clock=_now)
 _DEFAULT_TIME_LEFT_S = 900.0
 
 

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.base import ExceptionInfo, FailureResponse
 
 from midstage.adapters.dead_letters import FailureLog
-from midstage.clock import Clock, from_environment
+from midstage.clock import Clock
 from midstage.config import StoreSettings
 from midstage.logic.text import printable
 from midstage.observability import logger
@@ -26,7 +26,8 @@ class FailureRecorder(Protocol):
 
 class RecordingBatchProcessor(BatchProcessor):
     """`failures` is called on the first failure (no client at import time); exceptions of the
-    types in `not_failures` (work handed back on purpose) are reported but not recorded."""
+    types in `not_failures` (work handed back on purpose) are reported but not recorded; `clock`
+    is the function's (a handler passes one that reads its wiring at each call)."""
 
     def __init__(
         self,
@@ -34,14 +35,14 @@ class RecordingBatchProcessor(BatchProcessor):
         failures: Callable[[], FailureRecorder],
         *,
         not_failures: tuple[type[BaseException], ...] = (),
-        clock: Clock | None = None,
+        clock: Clock,
         raise_on_entire_batch_failure: bool = True,
     ) -> None:
         super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=raise_on_entire_batch_failure)
         self.function = function
         self._failures = failures
         self._not_failures = not_failures
-        self._clock = clock  # None: the function's clock, read when a failure is recorded
+        self._clock = clock
 
     def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse:
         response = super().failure_handler(record, exception)
@@ -50,15 +51,15 @@ class RecordingBatchProcessor(BatchProcessor):
             raw = getattr(record, "raw_event", record)  # an SQSRecord, or the dict it failed to become
             message_id = raw.get("messageId") if isinstance(raw, dict) else None
             if message_id:
-                now = (self._clock or from_environment())()
-                failure = {
-                    "function": self.function,
-                    "errorType": type(error).__name__,
-                    "errorMessage": printable(str(error))[:MAX_ERROR_CHARS],
-                    "at": now.isoformat(timespec="seconds"),
-                    "receiveCount": int((raw.get("attributes") or {}).get("ApproximateReceiveCount", 0) or 0),
-                }
                 try:
+                    now = self._clock()
+                    failure = {
+                        "function": self.function,
+                        "errorType": type(error).__name__,
+                        "errorMessage": printable(str(error))[:MAX_ERROR_CHARS],
+                        "at": now.isoformat(timespec="seconds"),
+                        "receiveCount": int((raw.get("attributes") or {}).get("ApproximateReceiveCount", 0) or 0),
+                    }
                     self._failures().record(message_id, failure, int(now.timestamp()))
                 except Exception:  # the reason is a courtesy; the failure itself is already reported
                     logger.warning("could not record why a record failed", extra={"sqs_message_id": message_id})

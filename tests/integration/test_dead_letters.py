@@ -4,9 +4,12 @@ with the error its consumer recorded, and a redrive puts it back where it is app
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+from midstage.adapters.dead_letters import FailureLog
 from midstage.adapters.profile_store import ProfileStore
+from midstage.clock import fixed
 from tests.integration.conftest import Context, Stack
 from tests.integration.test_hostile_input import Http
 
@@ -106,3 +109,25 @@ def test_an_unknown_dead_letter_queue_is_a_404(stack: Stack) -> None:
     status, body = http.call("GET", "/v1/dead-letters/nope", role="admin")
     assert (status, body["code"]) == (404, "not_found")
     assert "ingest" in body["message"]
+
+
+def test_a_failure_is_recorded_at_the_time_of_the_functions_clock(stack: Stack) -> None:
+    Http(stack)  # the fixture's source and keys
+    sqs = stack.clients.sqs()
+    # Given a profile updater whose wiring says it is a day in 2031, and a message it fails on
+    then = datetime(2031, 3, 4, 5, 6, 7, tzinfo=UTC)
+    updater = stack.load("ProfileUpdaterFunction", clock=fixed(then))
+    sqs.send_message(QueueUrl=queue_url(stack, "IngestQueue"), MessageBody=json.dumps({"v": 2, "events": []}))
+    messages = sqs.receive_message(
+        QueueUrl=queue_url(stack, "IngestQueue"), MaxNumberOfMessages=1, AttributeNames=["All"]
+    )["Messages"]
+
+    # When it fails on the message
+    answer = updater.lambda_handler({"Records": [as_record(m) for m in messages]}, Context())
+    assert len(answer["batchItemFailures"]) == 1
+
+    # Then the reason recorded says when by that clock, not the host's
+    recorded = FailureLog(stack.output("DataTableName"), client=stack.clients.dynamodb()).many(
+        [messages[0]["MessageId"]]
+    )
+    assert recorded[messages[0]["MessageId"]]["at"] == "2031-03-04T05:06:07+00:00"
