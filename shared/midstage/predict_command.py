@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         calibration_end = _parse_day(args.calibration_end, "--calibration-end")
         settings = CustomerValueSettings(unit=args.unit, annual_discount_rate=args.annual_discount_rate)
-        with _open(args.transactions) as handle:
+        with open_csv(args.transactions) as handle:
             orders = read_orders(handle)
         if not len(orders.day) or int(orders.day.min()) > _day(calibration_end):
             raise BadInput(f"no order on or before the calibration end {calibration_end.isoformat()}")
@@ -155,24 +155,19 @@ def read_orders(handle: TextIO) -> Transactions:
     """The orders of a CSV; every bad row is reported (the first few, with line numbers)."""
     from midstage.logic.predictions.summary import Transactions
 
-    reader = csv.DictReader(handle)
-    header = [h.strip() for h in reader.fieldnames or []]
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise BadInput(f"the CSV needs the columns {', '.join(REQUIRED)}; missing: {', '.join(missing)}")
-    reader.fieldnames = header
+    reader = csv_reader(handle, REQUIRED)
     ids: list[str] = []
     days: list[int] = []
     amounts: list[float] = []
     currencies: set[str] = set()
     errors: list[str] = []
-    for line, row in _rows(reader):
+    for line, row in numbered_rows(reader):
         try:
             customer = (row.get("customer_id") or "").strip()
             if not customer:
                 raise BadInput("customer_id is empty")
             day = _parse_day((row.get("date") or "").strip(), "date")
-            amount = _parse_amount((row.get("amount") or "").strip())
+            amount = parse_amount((row.get("amount") or "").strip())
         except BadInput as error:
             errors.append(f"line {line}: {error}")
             continue
@@ -181,10 +176,7 @@ def read_orders(handle: TextIO) -> Transactions:
         ids.append(customer)
         days.append(_day(day))
         amounts.append(amount)
-    if errors:
-        shown = "\n  ".join(errors[:MAX_ERRORS_SHOWN])
-        more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
-        raise BadInput(f"{len(errors)} bad row(s):\n  {shown}{more}")
+    refuse_bad_rows(errors)
     if len(currencies) > 1:
         raise BadInput(f"amounts in several currencies ({', '.join(sorted(currencies))}): convert them to one first")
     if not ids:
@@ -192,9 +184,29 @@ def read_orders(handle: TextIO) -> Transactions:
     return Transactions.from_columns(ids, days, amounts)
 
 
-def _rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str]]]:
+def csv_reader(handle: TextIO, required: tuple[str, ...]) -> csv.DictReader[str]:
+    """A reader over a CSV whose header (trimmed) has the `required` columns."""
+    reader = csv.DictReader(handle)
+    header = [h.strip() for h in reader.fieldnames or []]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise BadInput(f"the CSV needs the columns {', '.join(required)}; missing: {', '.join(missing)}")
+    reader.fieldnames = header
+    return reader
+
+
+def numbered_rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each row with the line it ends on (a quoted field may span lines)."""
     for row in reader:
         yield reader.line_num, row
+
+
+def refuse_bad_rows(errors: list[str]) -> None:
+    """Every bad row is reported together: the first MAX_ERRORS_SHOWN, and how many more."""
+    if errors:
+        shown = "\n  ".join(errors[:MAX_ERRORS_SHOWN])
+        more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
+        raise BadInput(f"{len(errors)} bad row(s):\n  {shown}{more}")
 
 
 def _parse_day(text: str, what: str) -> date:
@@ -204,7 +216,7 @@ def _parse_day(text: str, what: str) -> date:
         raise BadInput(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _parse_amount(text: str) -> float:
+def parse_amount(text: str) -> float:
     try:
         amount = float(text)
     except ValueError:
@@ -222,7 +234,7 @@ def _num(value: float) -> str:
     return f"{float(value):.6g}"
 
 
-def _open(path: Path) -> TextIO:
+def open_csv(path: Path) -> TextIO:
     try:
         return path.open(newline="", encoding="utf-8-sig")
     except OSError as error:

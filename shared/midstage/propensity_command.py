@@ -24,14 +24,13 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
 
-from midstage.predict_command import MAX_ERRORS_SHOWN, BadInput
+from midstage.predict_command import BadInput, csv_reader, numbered_rows, open_csv, parse_amount, refuse_bad_rows
 
 if TYPE_CHECKING:
     from midstage.logic.predictions.propensity import ActivityLog, PropensityFit
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             order_event=args.order_event,
             seed=args.seed,
         )
-        with _open(args.events) as handle:
+        with open_csv(args.events) as handle:
             log, last = read_events(handle)
         as_of = _parse_as_of(args.as_of) if args.as_of else _end_of_day(last.date())
     except (BadInput, ValidationError) as error:
@@ -118,15 +117,10 @@ def read_events(handle: TextIO) -> tuple[ActivityLog, datetime]:
     """The events of a CSV and the latest timestamp; every bad row is reported (the first few)."""
     from midstage.logic.predictions.propensity import ActivityLog
 
-    reader = csv.DictReader(handle)
-    header = [h.strip() for h in reader.fieldnames or []]
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise BadInput(f"the CSV needs the columns {', '.join(REQUIRED)}; missing: {', '.join(missing)}")
-    reader.fieldnames = header
+    reader = csv_reader(handle, REQUIRED)
     rows: list[tuple[str, datetime, str, float]] = []
     errors: list[str] = []
-    for line, row in _rows(reader):
+    for line, row in numbered_rows(reader):
         try:
             customer = (row.get("customer_id") or "").strip()
             event = (row.get("event") or "").strip()
@@ -135,23 +129,15 @@ def read_events(handle: TextIO) -> tuple[ActivityLog, datetime]:
             if not event:
                 raise BadInput("event is empty")
             when = _parse_timestamp((row.get("timestamp") or "").strip(), "timestamp")
-            amount = _parse_amount((row.get("amount") or "").strip())
+            amount = _optional_amount((row.get("amount") or "").strip())
         except BadInput as error:
             errors.append(f"line {line}: {error}")
             continue
         rows.append((customer, when, event, amount))
-    if errors:
-        shown = "\n  ".join(errors[:MAX_ERRORS_SHOWN])
-        more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
-        raise BadInput(f"{len(errors)} bad row(s):\n  {shown}{more}")
+    refuse_bad_rows(errors)
     if not rows:
         raise BadInput("the CSV has no events")
     return ActivityLog.from_rows(rows), max(r[1] for r in rows)
-
-
-def _rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    for row in reader:
-        yield reader.line_num, row
 
 
 def _parse_timestamp(text: str, what: str) -> datetime:
@@ -177,26 +163,12 @@ def _end_of_day(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(), UTC)
 
 
-def _parse_amount(text: str) -> float:
-    if not text:
-        return 0.0
-    try:
-        amount = float(text)
-    except ValueError:
-        raise BadInput(f"amount {text!r} is not a number") from None
-    if amount != amount or amount in (float("inf"), float("-inf")):
-        raise BadInput(f"amount {text!r} is not a finite number")
-    return amount
+def _optional_amount(text: str) -> float:
+    """The amount column is optional here: empty is 0."""
+    return parse_amount(text) if text else 0.0
 
 
 def _message(error: BadInput | ValidationError) -> str:
     if isinstance(error, ValidationError):
         return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
     return str(error)
-
-
-def _open(path: Path) -> TextIO:
-    try:
-        return path.open(newline="", encoding="utf-8-sig")
-    except OSError as error:
-        raise BadInput(f"cannot read {path}: {error.strerror}") from None
