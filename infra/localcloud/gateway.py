@@ -18,25 +18,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import email.utils
 import io
 import json
 import logging
 import os
-import socket
-import socketserver
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote
 
+from infra.localcloud.http_server import LocalHttpServer
 from infra.localcloud.model import CorsConfig, HttpApiSpec, HttpRoute, InvocationResult
 
 logger = logging.getLogger(__name__)
@@ -530,47 +527,12 @@ def _http_date() -> str:
     return _date_cache[1]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LocalHttpServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], gateway: HttpGateway) -> None:
         self.gateway = gateway
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, a DNS lookup that stalls start-up
-        # on machines without a resolver; the gateway never needs the name.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):  # the client left mid-exchange
-            logger.debug("connection from %s closed early", client_address[0])
-        else:
-            logger.exception("serving %s failed", client_address[0])
-
-    def close_connections(self) -> None:
-        # Idle keep-alive connections would otherwise hold their threads until the client leaves.
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):

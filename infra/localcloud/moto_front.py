@@ -21,26 +21,25 @@ server. The functions only send what botocore builds.
 from __future__ import annotations
 
 import base64
-import contextlib
 import email.utils
 import io
 import json
 import logging
 import re
-import socket
-import socketserver
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import unquote
 
 from moto.core.exceptions import ServiceException, _RESTError
 from moto.dynamodb.responses import DynamoHandler
+
+from infra.localcloud.http_server import LocalHttpServer
 
 LOG = logging.getLogger("infra.localcloud")
 DEFAULT_ACCOUNT = "123456789012"
@@ -91,42 +90,13 @@ class MotoFront:
             self._thread.join(5)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LocalHttpServer):
     request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], app: Callable[..., Any], gate: Any) -> None:
         self.app = app
         self.gate = gate
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)  # no reverse DNS lookup of the host
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return  # the client left mid-exchange
-        LOG.exception("moto's front server failed on a request from %s", client_address[0])
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
