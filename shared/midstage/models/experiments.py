@@ -222,16 +222,13 @@ def variant_problems(request: AnalyzeRequest, variant: AnalyzeVariant) -> list[s
         assert d2 is not None
         assert md is not None
         assert variant.sum_squares is not None
-        spread = _impossible_spread(n, d, d2, "denominator_sum")
         problems.extend(
             p
             for p in [
-                spread,
-                None
-                if spread
-                else _impossible_product(
+                _impossible_spread(n, d, d2, "denominator_sum")
+                or _impossible_product(
                     n, variant.sum, variant.sum_squares, d, d2, md, "main_denominator_sum_product", (False, False)
-                ),
+                )
             ]
             if p
         )
@@ -258,16 +255,13 @@ def variant_problems(request: AnalyzeRequest, variant: AnalyzeVariant) -> list[s
         else:
             assert c2 is not None
             assert variant.sum_squares is not None
-            spread = _impossible_spread(n, c, c2, "covariate_sum")
             problems.extend(
                 p
                 for p in [
-                    spread,
-                    None
-                    if spread
-                    else _impossible_product(
+                    _impossible_spread(n, c, c2, "covariate_sum")
+                    or _impossible_product(
                         n, variant.sum, variant.sum_squares, c, c2, mc, "main_covariate_sum_product", (False, False)
-                    ),
+                    )
                 ]
                 if p
             )
