@@ -18,8 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Kind = Literal[
-    "event",
+MessageKind = Literal[
     "message_requested",
     "message_blocked",
     "message_deferred",
@@ -32,6 +31,11 @@ Kind = Literal[
     "message_complained",
     "message_unsubscribed",
     "message_converted",
+]
+
+Kind = Literal[
+    "event",
+    MessageKind,
     "identity_merged",
     "segment_transition",
     "journey_move",
@@ -150,22 +154,6 @@ class EventRecord(ArchiveRecord, _Utm):
     currency: str | None = None
     properties: str | None = Field(default=None, description="JSON: properties, or traits for identify/group")
     context: str | None = Field(default=None, description="JSON: the context kept (page, referrer, campaign...)")
-
-
-MessageKind = Literal[
-    "message_requested",
-    "message_blocked",
-    "message_deferred",
-    "message_sent",
-    "message_failed",
-    "message_delivered",
-    "message_opened",
-    "message_clicked",
-    "message_bounced",
-    "message_complained",
-    "message_unsubscribed",
-    "message_converted",
-]
 
 
 class MessageRecord(ArchiveRecord):
