@@ -51,7 +51,8 @@ from bench.bench_profile_updater import data_table_definition, local_cloud
 from midstage import keys
 from midstage.adapters.automation_store import Stale
 from midstage.adapters.documents import pack
-from midstage.adapters.profile_store import ProfileStore, _profile_from_item, _profile_item, item_size
+from midstage.adapters.dynamo import item_size
+from midstage.adapters.profile_store import ProfileStore, _profile_from_item, _profile_item
 from midstage.adapters.queues import MessageQueue
 from midstage.config import ComputedTraitSettings
 from midstage.logic.campaigns import run_id_for

@@ -47,9 +47,10 @@ from bench.bench_profile_updater import data_table_definition, enriched, local_c
 from midstage import keys
 from midstage.adapters.automation_store import Counters, EntryCaps, JourneyInstances, Stale, shard_of
 from midstage.adapters.documents import pack, unpack
+from midstage.adapters.dynamo import item_size
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import TimerStore
-from midstage.adapters.profile_store import ProfileStore, _profile_from_item, _profile_item, item_size
+from midstage.adapters.profile_store import ProfileStore, _profile_from_item, _profile_item
 from midstage.adapters.queues import MessageQueue
 from midstage.logic.journeys import (
     CompiledJourney,

@@ -37,6 +37,7 @@ import yaml
 from moto import mock_aws
 
 from midstage import keys
+from midstage.adapters import dynamo as ddb
 from midstage.adapters import profile_store as store_module
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
@@ -88,8 +89,8 @@ class MeteredStore(ProfileStore):
         self._metered("merge record", lambda: ProfileStore.put_merge_record(self, record))
 
     def profile_item_bytes(self, profile_id: str) -> int:
-        item = self.client.get_item(TableName=self.table, Key=store_module._key(keys.profile_key(profile_id)))["Item"]
-        return store_module.item_size(item)
+        item = self.client.get_item(TableName=self.table, Key=ddb.key(keys.profile_key(profile_id)))["Item"]
+        return ddb.item_size(item)
 
 
 @dataclass
@@ -268,7 +269,7 @@ def profile_write_after(days: int, events_per_day: int = 5, pending: int = 10) -
     profile.computed = profile_logic.compute(profile, NOW, SETTINGS.traits)
     profile.pending = [f"{SOURCE_ID}|ajs-{uuid.uuid4()}" for _ in range(pending)]
     item = store_module._profile_item(profile)
-    return store_module.item_size(item), store_module.write_units(item)
+    return ddb.item_size(item), ddb.write_units(item)
 
 
 def moto_consumed_capacity(dynamodb: Any) -> tuple[float | None, float]:
@@ -280,7 +281,7 @@ def moto_consumed_capacity(dynamodb: Any) -> tuple[float | None, float]:
     item = store_module._profile_item(profile)  # the exact item a profile write stores
     answer = dynamodb.put_item(TableName=store.table, Item=item, ReturnConsumedCapacity="TOTAL")
     theirs = answer.get("ConsumedCapacity", {}).get("CapacityUnits")
-    return theirs, store_module.write_units(item)
+    return theirs, ddb.write_units(item)
 
 
 def main() -> None:

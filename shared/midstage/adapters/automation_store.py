@@ -19,9 +19,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from midstage import keys
+from midstage.adapters import dynamo as ddb
 from midstage.adapters.documents import pack, unpack
-from midstage.adapters.messaging_store import _conditional_failed, _key, _n, _s, _Table
-from midstage.adapters.profile_store import item_size
 from midstage.logic.timefmt import iso
 
 TOUCH_RETENTION = timedelta(days=35)  # longer than the longest attribution window (30 days)
@@ -33,7 +32,7 @@ class Stale(Exception):
 
 
 # ------------------------------------------------------------------------------ journeys
-class JourneyInstances(_Table):
+class JourneyInstances(ddb.Table):
     """A person's instance of each journey, one item each, revised by optimistic writes."""
 
     last_item_bytes = 0  # size of the last instance written, for write-unit accounting
@@ -48,7 +47,10 @@ class JourneyInstances(_Table):
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": _s(keys.profile_pk(profile_id)), ":prefix": _s(keys.JOURNEY_PREFIX)},
+            "ExpressionAttributeValues": {
+                ":pk": ddb.s(keys.profile_pk(profile_id)),
+                ":prefix": ddb.s(keys.JOURNEY_PREFIX),
+            },
             "ConsistentRead": True,
         }
         while True:
@@ -66,41 +68,41 @@ class JourneyInstances(_Table):
         condition = "attribute_not_exists(pk)" if expected_rev is None else "rev = :expected"
         kwargs: dict[str, Any] = {"ConditionExpression": condition}
         if expected_rev is not None:
-            kwargs["ExpressionAttributeValues"] = {":expected": _n(expected_rev)}
+            kwargs["ExpressionAttributeValues"] = {":expected": ddb.n(expected_rev)}
         item = {
-            **_key(keys.journey_instance_key(str(doc["profile_id"]), str(doc["journey_id"]))),
+            **ddb.key(keys.journey_instance_key(str(doc["profile_id"]), str(doc["journey_id"]))),
             "doc": {"B": pack(body)},
-            "rev": _n(rev),
-            "status": _s(str(doc.get("status", ""))),
+            "rev": ddb.n(rev),
+            "status": ddb.s(str(doc.get("status", ""))),
         }
         try:
             self.client.put_item(TableName=self.table, Item=item, **kwargs)
         except ClientError as error:
-            if _conditional_failed(error):
+            if ddb.condition_failed(error):
                 raise Stale(f"journey instance {doc['journey_id']}/{doc['profile_id']} moved on") from error
             raise
-        self.last_item_bytes = item_size(item)
+        self.last_item_bytes = ddb.item_size(item)
         return rev
 
 
-class EntryCaps(_Table):
+class EntryCaps(ddb.Table):
     """Per-journey daily entry counters: an entry is taken only while the count is under the cap."""
 
     def take(self, journey_id: str, day: str, cap: int, now: datetime) -> bool:
         try:
             self.client.update_item(
                 TableName=self.table,
-                Key=_key(keys.journey_entries_key(journey_id, day)),
+                Key=ddb.key(keys.journey_entries_key(journey_id, day)),
                 UpdateExpression="ADD entries :one SET expiresAt = :expires",
                 ConditionExpression="attribute_not_exists(entries) OR entries < :cap",
                 ExpressionAttributeValues={
-                    ":one": _n(1),
-                    ":cap": _n(cap),
-                    ":expires": _n(int((now + timedelta(days=3)).timestamp())),
+                    ":one": ddb.n(1),
+                    ":cap": ddb.n(cap),
+                    ":expires": ddb.n(int((now + timedelta(days=3)).timestamp())),
                 },
             )
         except ClientError as error:
-            if _conditional_failed(error):
+            if ddb.condition_failed(error):
                 return False
             raise
         return True
@@ -115,7 +117,7 @@ def shard_of(subject: str) -> int:
     return int.from_bytes(hashlib.sha256(subject.encode()).digest()[:2], "big") % keys.STATS_SHARDS
 
 
-class Counters(_Table):
+class Counters(ddb.Table):
     """Sharded counters per (kind, origin, run): many writers add, readers sum the shards."""
 
     def add(self, kind: str, origin_id: str, run: str, subject: str, counts: Mapping[str, int | Decimal]) -> None:
@@ -124,10 +126,10 @@ class Counters(_Table):
         if not wanted:
             return
         names = {f"#c{i}": name for i, name in enumerate(wanted)}
-        values = {f":c{i}": _n(amount) for i, amount in enumerate(wanted.values())}  # type: ignore[arg-type]
+        values = {f":c{i}": ddb.n(amount) for i, amount in enumerate(wanted.values())}  # type: ignore[arg-type]
         self.client.update_item(
             TableName=self.table,
-            Key=_key(keys.stats_key(kind, origin_id, run, shard_of(subject))),
+            Key=ddb.key(keys.stats_key(kind, origin_id, run, shard_of(subject))),
             UpdateExpression="ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(wanted))),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
@@ -139,11 +141,11 @@ class Counters(_Table):
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk" + (" AND begins_with(sk, :run)" if run else ""),
-            "ExpressionAttributeValues": {":pk": _s(f"STATS#{kind}#{origin_id}")},
+            "ExpressionAttributeValues": {":pk": ddb.s(f"STATS#{kind}#{origin_id}")},
             "ConsistentRead": True,
         }
         if run:
-            kwargs["ExpressionAttributeValues"][":run"] = _s(f"{run}#")
+            kwargs["ExpressionAttributeValues"][":run"] = ddb.s(f"{run}#")
         while True:
             answer = self.client.query(**kwargs)
             for item in answer.get("Items", []):
@@ -157,33 +159,33 @@ class Counters(_Table):
             kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
 
-class OnceMarkers(_Table):
+class OnceMarkers(ddb.Table):
     def mark(self, scope: str, subject: str, now: datetime, keep: timedelta) -> bool:
         """True the first time (scope, subject) is marked; False ever after (until it expires)."""
         try:
             self.client.put_item(
                 TableName=self.table,
-                Item={**_key(keys.once_key(scope, subject)), "expiresAt": _n(int((now + keep).timestamp()))},
+                Item={**ddb.key(keys.once_key(scope, subject)), "expiresAt": ddb.n(int((now + keep).timestamp()))},
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as error:
-            if _conditional_failed(error):
+            if ddb.condition_failed(error):
                 return False
             raise
         return True
 
 
-class Touches(_Table):
+class Touches(ddb.Table):
     """Which campaigns reached (or held out) a person lately, newest last, for attribution."""
 
     def add(self, profile_id: str, at: datetime, kind: str, origin_id: str, run: str, touch: str) -> None:
         self.client.put_item(
             TableName=self.table,
             Item={
-                "pk": _s(keys.profile_pk(profile_id)),
-                "sk": _s(keys.touch_sk(iso(at), kind, origin_id, run)),
-                "touch": _s(touch),
-                "expiresAt": _n(int((at + TOUCH_RETENTION).timestamp())),
+                "pk": ddb.s(keys.profile_pk(profile_id)),
+                "sk": ddb.s(keys.touch_sk(iso(at), kind, origin_id, run)),
+                "touch": ddb.s(touch),
+                "expiresAt": ddb.n(int((at + TOUCH_RETENTION).timestamp())),
             },
         )
 
@@ -192,10 +194,10 @@ class Touches(_Table):
             {
                 "PutRequest": {
                     "Item": {
-                        "pk": _s(keys.profile_pk(profile_id)),
-                        "sk": _s(keys.touch_sk(iso(at), kind, origin_id, run)),
-                        "touch": _s(touch),
-                        "expiresAt": _n(int((at + TOUCH_RETENTION).timestamp())),
+                        "pk": ddb.s(keys.profile_pk(profile_id)),
+                        "sk": ddb.s(keys.touch_sk(iso(at), kind, origin_id, run)),
+                        "touch": ddb.s(touch),
+                        "expiresAt": ddb.n(int((at + TOUCH_RETENTION).timestamp())),
                     }
                 }
             }
@@ -208,9 +210,9 @@ class Touches(_Table):
             TableName=self.table,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :to",
             ExpressionAttributeValues={
-                ":pk": _s(keys.profile_pk(profile_id)),
-                ":from": _s(f"{keys.TOUCH_PREFIX}{iso(since)}"),
-                ":to": _s(f"{keys.TOUCH_PREFIX}~"),
+                ":pk": ddb.s(keys.profile_pk(profile_id)),
+                ":from": ddb.s(f"{keys.TOUCH_PREFIX}{iso(since)}"),
+                ":to": ddb.s(f"{keys.TOUCH_PREFIX}~"),
             },
             ConsistentRead=True,
         )
@@ -222,7 +224,7 @@ class Touches(_Table):
 
 
 # ------------------------------------------------------------------------------ campaign runs
-class CampaignRuns(_Table):
+class CampaignRuns(ddb.Table):
     """A run (one firing of a campaign's schedule) and its parts (slices of the profile scan).
 
     A part is held by one worker at a time through a lease; its checkpoint (cursor and counts)
@@ -236,14 +238,14 @@ class CampaignRuns(_Table):
             self.client.put_item(
                 TableName=self.table,
                 Item={
-                    **_key(keys.campaign_run_key(campaign_id, run_id)),
+                    **ddb.key(keys.campaign_run_key(campaign_id, run_id)),
                     "doc": {"B": pack(dict(doc))},
-                    "expiresAt": _n(int((now + RUN_RETENTION).timestamp())),
+                    "expiresAt": ddb.n(int((now + RUN_RETENTION).timestamp())),
                 },
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as error:
-            if _conditional_failed(error):
+            if ddb.condition_failed(error):
                 return False
             raise
         return True
@@ -264,7 +266,7 @@ class CampaignRuns(_Table):
         """Record one part finished (again: no change); returns how many are finished now."""
         answer = self.client.update_item(
             TableName=self.table,
-            Key=_key(keys.campaign_run_key(campaign_id, run_id)),
+            Key=ddb.key(keys.campaign_run_key(campaign_id, run_id)),
             UpdateExpression="ADD doneParts :part",
             ExpressionAttributeValues={":part": {"SS": [str(part)]}},
             ReturnValues="ALL_NEW",
@@ -290,7 +292,7 @@ class CampaignRuns(_Table):
             try:
                 self.client.update_item(
                     TableName=self.table,
-                    Key=_key(keys.campaign_run_key(campaign_id, run_id)),
+                    Key=ddb.key(keys.campaign_run_key(campaign_id, run_id)),
                     UpdateExpression="SET reserved = :after, #held = :held",
                     ConditionExpression=(
                         "(attribute_not_exists(reserved) OR reserved = :before)"
@@ -298,14 +300,14 @@ class CampaignRuns(_Table):
                     ),
                     ExpressionAttributeNames={"#held": held_name},
                     ExpressionAttributeValues={
-                        ":after": _n(used - mine + already + grant),
-                        ":held": _n(already + grant),
-                        ":before": _n(used),
-                        ":held_before": _n(held),
+                        ":after": ddb.n(used - mine + already + grant),
+                        ":held": ddb.n(already + grant),
+                        ":before": ddb.n(used),
+                        ":held_before": ddb.n(held),
                     },
                 )
             except ClientError as error:
-                if _conditional_failed(error):
+                if ddb.condition_failed(error):
                     continue
                 raise
             return grant
@@ -316,18 +318,18 @@ class CampaignRuns(_Table):
             self.client.put_item(
                 TableName=self.table,
                 Item={
-                    **_key(keys.campaign_part_key(campaign_id, run_id, part)),
-                    "part": _n(part),
-                    "total": _n(total),
-                    "state": _s("pending"),
-                    "seq": _n(0),
+                    **ddb.key(keys.campaign_part_key(campaign_id, run_id, part)),
+                    "part": ddb.n(part),
+                    "total": ddb.n(total),
+                    "state": ddb.s("pending"),
+                    "seq": ddb.n(0),
                     "counts": {"S": "{}"},
-                    "expiresAt": _n(int((now + RUN_RETENTION).timestamp())),
+                    "expiresAt": ddb.n(int((now + RUN_RETENTION).timestamp())),
                 },
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as error:
-            if not _conditional_failed(error):
+            if not ddb.condition_failed(error):
                 raise
 
     def part(self, campaign_id: str, run_id: str, part: int) -> dict[str, Any] | None:
@@ -342,7 +344,7 @@ class CampaignRuns(_Table):
         try:
             self.client.update_item(
                 TableName=self.table,
-                Key=_key(keys.campaign_part_key(campaign_id, run_id, part)),
+                Key=ddb.key(keys.campaign_part_key(campaign_id, run_id, part)),
                 UpdateExpression="SET #state = :running, holder = :holder, leaseUntil = :lease",
                 ConditionExpression=(
                     "attribute_exists(pk) AND (#state IN (:pending, :paused)"
@@ -350,16 +352,16 @@ class CampaignRuns(_Table):
                 ),
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
-                    ":running": _s("running"),
-                    ":pending": _s("pending"),
-                    ":paused": _s("paused"),
-                    ":holder": _s(holder),
-                    ":lease": _n(int(now.timestamp()) + lease_s),
-                    ":now": _n(int(now.timestamp())),
+                    ":running": ddb.s("running"),
+                    ":pending": ddb.s("pending"),
+                    ":paused": ddb.s("paused"),
+                    ":holder": ddb.s(holder),
+                    ":lease": ddb.n(int(now.timestamp()) + lease_s),
+                    ":now": ddb.n(int(now.timestamp())),
                 },
             )
         except ClientError as error:
-            if _conditional_failed(error):
+            if ddb.condition_failed(error):
                 return False
             raise
         return True
@@ -383,7 +385,7 @@ class CampaignRuns(_Table):
         try:
             self.client.update_item(
                 TableName=self.table,
-                Key=_key(keys.campaign_part_key(campaign_id, run_id, part)),
+                Key=ddb.key(keys.campaign_part_key(campaign_id, run_id, part)),
                 UpdateExpression=(
                     "SET #state = :state, seq = :next, #cursor = :cursor, counts = :counts, leaseUntil = :lease,"
                     " updatedAt = :now"
@@ -391,37 +393,37 @@ class CampaignRuns(_Table):
                 ConditionExpression="seq = :seq AND holder = :holder AND #state = :running",
                 ExpressionAttributeNames={"#state": "state", "#cursor": "cursor"},
                 ExpressionAttributeValues={
-                    ":state": _s(state),
-                    ":next": _n(seq + 1),
-                    ":seq": _n(seq),
-                    ":holder": _s(holder),
-                    ":running": _s("running"),
-                    ":cursor": _s(json.dumps(cursor) if cursor else ""),
-                    ":counts": _s(json.dumps(dict(counts), sort_keys=True)),
-                    ":lease": _n(int(now.timestamp()) + lease_s),
-                    ":now": _s(iso(now)),
+                    ":state": ddb.s(state),
+                    ":next": ddb.n(seq + 1),
+                    ":seq": ddb.n(seq),
+                    ":holder": ddb.s(holder),
+                    ":running": ddb.s("running"),
+                    ":cursor": ddb.s(json.dumps(cursor) if cursor else ""),
+                    ":counts": ddb.s(json.dumps(dict(counts), sort_keys=True)),
+                    ":lease": ddb.n(int(now.timestamp()) + lease_s),
+                    ":now": ddb.s(iso(now)),
                 },
             )
         except ClientError as error:
-            if _conditional_failed(error):
+            if ddb.condition_failed(error):
                 raise Stale(f"campaign part {campaign_id}/{run_id}/{part} moved on") from error
             raise
 
     def set_part_state(self, campaign_id: str, run_id: str, part: int, state: str, only_from: Sequence[str]) -> bool:
         """Move parts between states outside a worker (pause, resume, cancel)."""
-        values: dict[str, Any] = {":state": _s(state)}
-        values.update({f":from{i}": _s(s) for i, s in enumerate(only_from)})
+        values: dict[str, Any] = {":state": ddb.s(state)}
+        values.update({f":from{i}": ddb.s(s) for i, s in enumerate(only_from)})
         try:
             self.client.update_item(
                 TableName=self.table,
-                Key=_key(keys.campaign_part_key(campaign_id, run_id, part)),
+                Key=ddb.key(keys.campaign_part_key(campaign_id, run_id, part)),
                 UpdateExpression="SET #state = :state",
                 ConditionExpression=f"#state IN ({', '.join(f':from{i}' for i in range(len(only_from)))})",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if _conditional_failed(error):
+            if ddb.condition_failed(error):
                 return False
             raise
         return True
@@ -430,7 +432,7 @@ class CampaignRuns(_Table):
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": _s(pk), ":prefix": _s(prefix)},
+            "ExpressionAttributeValues": {":pk": ddb.s(pk), ":prefix": ddb.s(prefix)},
             "ConsistentRead": True,
         }
         while True:
@@ -456,23 +458,30 @@ def _part(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ segment refreshes
-class RefreshJobs(_Table):
+class RefreshJobs(ddb.Table):
     """A backfill of segment memberships over every profile, in parallel parts, with progress."""
 
-    def create(self, job_id: str, doc: Mapping[str, Any], parts: int, now: datetime) -> None:
-        self.client.put_item(
-            TableName=self.table,
-            Item={
-                **_key(keys.refresh_job_key(job_id)),
-                "doc": {"B": pack(dict(doc))},
-                "parts": _n(parts),
-                "scanned": _n(0),
-                "changed": _n(0),
-                "createdAt": _s(iso(now)),
-                "expiresAt": _n(int((now + timedelta(days=30)).timestamp())),
-            },
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+    def create(self, job_id: str, doc: Mapping[str, Any], parts: int, now: datetime) -> bool:
+        """False when the job exists already (a schedule that fired twice)."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    **ddb.key(keys.refresh_job_key(job_id)),
+                    "doc": {"B": pack(dict(doc))},
+                    "parts": ddb.n(parts),
+                    "scanned": ddb.n(0),
+                    "changed": ddb.n(0),
+                    "createdAt": ddb.s(iso(now)),
+                    "expiresAt": ddb.n(int((now + timedelta(days=30)).timestamp())),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if ddb.condition_failed(error):
+                return False
+            raise
+        return True
 
     def progress(
         self, job_id: str, *, part: int, scanned: int, changed: int, part_done: bool, now: datetime
@@ -480,13 +489,13 @@ class RefreshJobs(_Table):
         """Add a page's figures. Finished parts are a set, so a redelivered part cannot finish the
         job early; `scanned` and `changed` are progress figures and may count a redone page twice."""
         update = "ADD scanned :scanned, changed :changed SET updatedAt = :now"
-        values: dict[str, Any] = {":scanned": _n(scanned), ":changed": _n(changed), ":now": _s(iso(now))}
+        values: dict[str, Any] = {":scanned": ddb.n(scanned), ":changed": ddb.n(changed), ":now": ddb.s(iso(now))}
         if part_done:
             update = "ADD scanned :scanned, changed :changed, doneParts :part SET updatedAt = :now"
             values[":part"] = {"SS": [str(part)]}
         answer = self.client.update_item(
             TableName=self.table,
-            Key=_key(keys.refresh_job_key(job_id)),
+            Key=ddb.key(keys.refresh_job_key(job_id)),
             UpdateExpression=update,
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
@@ -523,7 +532,7 @@ def _doc(item: Mapping[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _batch_write(table: _Table, requests: Sequence[Mapping[str, Any]]) -> None:
+def _batch_write(table: ddb.Table, requests: Sequence[Mapping[str, Any]]) -> None:
     for start in range(0, len(requests), 25):
         pending: dict[str, Any] = {table.table: list(requests[start : start + 25])}
         for attempt in range(8):

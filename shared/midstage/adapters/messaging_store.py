@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from midstage import keys
-from midstage.adapters import aws
+from midstage.adapters import dynamo as ddb
 from midstage.config import FrequencyCap
 from midstage.logic.delivery import DUPLICATE, IN_FLIGHT, NOT_DUE, Claim, cap_breached, prune_sends
 from midstage.logic.rules import FireRecord
@@ -27,64 +27,17 @@ _MAX_HISTORY = 30
 MESSAGE_RETENTION = timedelta(days=400)
 
 
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _n(value: float) -> dict[str, str]:
-    return {"N": str(value)}
-
-
-def _key(key: Mapping[str, str]) -> dict[str, Any]:
-    return {k: {"S": v} for k, v in key.items()}
-
-
-def _conditional_failed(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
-
-
-class _Table:
-    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
-    def _get(self, key: Mapping[str, str], consistent: bool = True) -> dict[str, Any] | None:
-        answer = self.client.get_item(TableName=self.table, Key=_key(key), ConsistentRead=consistent)
-        return answer.get("Item")
-
-    def _query(self, pk: str, prefix: str, *, limit: int, newest_first: bool = True, start: str | None = None) -> Any:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": _s(pk), ":prefix": _s(prefix)},
-            "ScanIndexForward": not newest_first,
-            "Limit": limit,
-        }
-        if not prefix:  # DynamoDB refuses an empty key value, even in begins_with
-            kwargs["KeyConditionExpression"] = "pk = :pk"
-            kwargs["ExpressionAttributeValues"] = {":pk": _s(pk)}
-        if start:
-            kwargs["ExclusiveStartKey"] = {"pk": _s(pk), "sk": _s(start)}
-        return self.client.query(**kwargs)
-
-
 # --------------------------------------------------------------------------- the ledger
 def history_entry(status: str, reason: str, now: datetime, **fields: Any) -> dict[str, Any]:
     entry = {"at": iso(now), "status": status, "reason": reason}
     entry.update({k: v for k, v in fields.items() if v is not None})
-    return {"M": {k: _s(str(v)) for k, v in entry.items()}}
+    return {"M": {k: ddb.s(str(v)) for k, v in entry.items()}}
 
 
 StatusHook = Callable[[Mapping[str, Any], str, datetime], None]
 
 
-class MessageLedger(_Table):
+class MessageLedger(ddb.Table):
     """One item per intended send, keyed by the request's deterministic message id.
 
     `on_status` is told of every feedback status recorded on a message (with the message's
@@ -100,7 +53,7 @@ class MessageLedger(_Table):
         try:
             answer = self.client.update_item(
                 TableName=self.table,
-                Key=_key(keys.message_key(message_id)),
+                Key=ddb.key(keys.message_key(message_id)),
                 # Every name aliased: several (request, origin...) are DynamoDB reserved words.
                 UpdateExpression=(
                     "SET #st = :sending, #lease = :lease, #att = if_not_exists(#att, :zero) + :one,"
@@ -127,26 +80,26 @@ class MessageLedger(_Table):
                     "#nb": "notBefore",
                 },
                 ExpressionAttributeValues={
-                    ":sending": _s("sending"),
-                    ":deferred": _s("deferred"),
-                    ":queued": _s("queued"),
-                    ":lease": _n(now_s + lease_seconds),
-                    ":now_s": _n(now_s),
-                    ":zero": _n(0),
-                    ":one": _n(1),
-                    ":request": _s(request.model_dump_json()),
-                    ":now": _s(iso(now)),
-                    ":profile": _s(request.profile_id),
-                    ":origin": _s(f"{request.origin.kind}#{request.origin.id}"),
-                    ":category": _s(request.category),
-                    ":expires": _n(int((now + MESSAGE_RETENTION).timestamp())),
+                    ":sending": ddb.s("sending"),
+                    ":deferred": ddb.s("deferred"),
+                    ":queued": ddb.s("queued"),
+                    ":lease": ddb.n(now_s + lease_seconds),
+                    ":now_s": ddb.n(now_s),
+                    ":zero": ddb.n(0),
+                    ":one": ddb.n(1),
+                    ":request": ddb.s(request.model_dump_json()),
+                    ":now": ddb.s(iso(now)),
+                    ":profile": ddb.s(request.profile_id),
+                    ":origin": ddb.s(f"{request.origin.kind}#{request.origin.id}"),
+                    ":category": ddb.s(request.category),
+                    ":expires": ddb.n(int((now + MESSAGE_RETENTION).timestamp())),
                     ":empty": {"L": []},
                     ":entry": {"L": [history_entry("sending", "claimed for delivery", now)]},
                 },
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if not _conditional_failed(error):
+            if not ddb.condition_failed(error):
                 raise
             item = self._get(keys.message_key(message_id)) or {}
             record = plain(item)
@@ -164,14 +117,14 @@ class MessageLedger(_Table):
     def _index(self, request: MessageRequest, now: datetime) -> None:
         """References for listing by person and by origin (idempotent puts)."""
         stamp = iso(now)
-        ref = {"messageId": _s(request.message_id), "expiresAt": _n(int((now + MESSAGE_RETENTION).timestamp()))}
+        ref = {"messageId": ddb.s(request.message_id), "expiresAt": ddb.n(int((now + MESSAGE_RETENTION).timestamp()))}
         pending: dict[str, Any] = {
             self.table: [
                 {
                     "PutRequest": {
                         "Item": {
-                            "pk": _s(keys.profile_pk(request.profile_id)),
-                            "sk": _s(keys.message_ref_sk(stamp, request.message_id)),
+                            "pk": ddb.s(keys.profile_pk(request.profile_id)),
+                            "sk": ddb.s(keys.message_ref_sk(stamp, request.message_id)),
                             **ref,
                         }
                     }
@@ -179,8 +132,8 @@ class MessageLedger(_Table):
                 {
                     "PutRequest": {
                         "Item": {
-                            "pk": _s(keys.origin_pk(request.origin.kind, request.origin.id)),
-                            "sk": _s(f"{stamp}#{request.message_id}"),
+                            "pk": ddb.s(keys.origin_pk(request.origin.kind, request.origin.id)),
+                            "sk": ddb.s(f"{stamp}#{request.message_id}"),
                             **ref,
                         }
                     }
@@ -199,9 +152,9 @@ class MessageLedger(_Table):
         """Move a claimed message to `status` (final, deferred or queued again), ending its lease."""
         names = {"#st": "status"}
         values: dict[str, Any] = {
-            ":status": _s(status),
-            ":reason": _s(reason),
-            ":now": _s(iso(now)),
+            ":status": ddb.s(status),
+            ":reason": ddb.s(reason),
+            ":now": ddb.s(iso(now)),
             ":entry": {"L": [history_entry(status, reason, now, channel=fields.get("channel"))]},
             ":empty": {"L": []},
         }
@@ -212,12 +165,12 @@ class MessageLedger(_Table):
                 continue
             names[f"#f{index}"] = name
             values[f":f{index}"] = (
-                _n(value) if isinstance(value, int) and not isinstance(value, bool) else _s(str(value))
+                ddb.n(value) if isinstance(value, int) and not isinstance(value, bool) else ddb.s(str(value))
             )
             sets.append(f"#f{index} = :f{index}")
         self.client.update_item(
             TableName=self.table,
-            Key=_key(keys.message_key(message_id)),
+            Key=ddb.key(keys.message_key(message_id)),
             UpdateExpression="SET " + ", ".join(sets) + " REMOVE leaseUntil",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
@@ -225,10 +178,12 @@ class MessageLedger(_Table):
 
     def note(self, message_id: str, now: datetime, **fields: Any) -> None:
         names = {f"#f{i}": name for i, name in enumerate(fields)}
-        values = {f":f{i}": {"BOOL": v} if isinstance(v, bool) else _s(str(v)) for i, v in enumerate(fields.values())}
+        values = {
+            f":f{i}": {"BOOL": v} if isinstance(v, bool) else ddb.s(str(v)) for i, v in enumerate(fields.values())
+        }
         self.client.update_item(
             TableName=self.table,
-            Key=_key(keys.message_key(message_id)),
+            Key=ddb.key(keys.message_key(message_id)),
             UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
@@ -245,8 +200,8 @@ class MessageLedger(_Table):
         """Feedback (delivery, bounce, open...) on a message that exists. `final_only` statuses
         replace the message's status; the others only join its history (bounded)."""
         values: dict[str, Any] = {
-            ":now": _s(iso(now)),
-            ":max": _n(_MAX_HISTORY * 4),
+            ":now": ddb.s(iso(now)),
+            ":max": ddb.n(_MAX_HISTORY * 4),
             ":empty": {"L": []},
             ":entry": {"L": [history_entry(status, reason, now)]},
         }
@@ -254,12 +209,12 @@ class MessageLedger(_Table):
         update = "SET updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry)"
         if final_only:
             update += ", #st = :status"
-            values[":status"] = _s(status)
+            values[":status"] = ddb.s(status)
             kwargs["ExpressionAttributeNames"] = {"#st": "status"}
         try:
             answer = self.client.update_item(
                 TableName=self.table,
-                Key=_key(keys.message_key(message_id)),
+                Key=ddb.key(keys.message_key(message_id)),
                 UpdateExpression=update,
                 ConditionExpression="attribute_exists(pk) AND size(history) < :max",
                 ExpressionAttributeValues=values,
@@ -267,7 +222,7 @@ class MessageLedger(_Table):
                 **kwargs,
             )
         except ClientError as error:
-            if _conditional_failed(error):
+            if ddb.condition_failed(error):
                 return False
             raise
         if self.on_status is not None:
@@ -281,7 +236,7 @@ class MessageLedger(_Table):
     def many(self, message_ids: Sequence[str]) -> list[dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(message_ids), 100):
-            wanted = [_key(keys.message_key(m)) for m in message_ids[start : start + 100]]
+            wanted = [ddb.key(keys.message_key(m)) for m in message_ids[start : start + 100]]
             request: dict[str, Any] = {self.table: {"Keys": wanted}}
             for attempt in range(6):
                 answer = self.client.batch_get_item(RequestItems=request)
@@ -320,7 +275,7 @@ def plain(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- caps
-class CapStore(_Table):
+class CapStore(ddb.Table):
     """A person's recent sends in one item: checking caps and reserving is one conditional write,
     so concurrent deliverers (rules, campaigns, journeys alike) pass exactly cap-many."""
 
@@ -343,23 +298,23 @@ class CapStore(_Table):
                 self.client.put_item(
                     TableName=self.table,
                     Item={
-                        **_key(key),
-                        "sends": _s(json.dumps(sends, separators=(",", ":"))),
-                        "version": _n(version + 1),
+                        **ddb.key(key),
+                        "sends": ddb.s(json.dumps(sends, separators=(",", ":"))),
+                        "version": ddb.n(version + 1),
                     },
                     ConditionExpression="attribute_not_exists(pk)" if item is None else "version = :v",
-                    **({} if item is None else {"ExpressionAttributeValues": {":v": _n(version)}}),  # type: ignore[arg-type]
+                    **({} if item is None else {"ExpressionAttributeValues": {":v": ddb.n(version)}}),  # type: ignore[arg-type]
                 )
                 return None
             except ClientError as error:
-                if not _conditional_failed(error):
+                if not ddb.condition_failed(error):
                     raise
                 time.sleep(min(0.005 * 2**attempt, 0.2))
         raise RuntimeError(f"could not reserve a send for {profile_id} after {_CAP_ATTEMPTS} attempts")
 
 
 # --------------------------------------------------------------------------- suppressions
-class SuppressionStore(_Table):
+class SuppressionStore(ddb.Table):
     def suppression(self, channel: str, address: str) -> dict[str, Any] | None:
         item = self._get(keys.suppression_key(channel, address), consistent=False)
         return plain(item) if item else None
@@ -370,42 +325,42 @@ class SuppressionStore(_Table):
             self.client.put_item(
                 TableName=self.table,
                 Item={
-                    **_key(keys.suppression_key(channel, address)),
-                    "channel": _s(channel),
-                    "address": _s(address),
-                    "reason": _s(reason),
-                    "scope": _s(scope),
-                    "detail": _s(detail[:1000]),
-                    "at": _s(iso(now)),
+                    **ddb.key(keys.suppression_key(channel, address)),
+                    "channel": ddb.s(channel),
+                    "address": ddb.s(address),
+                    "reason": ddb.s(reason),
+                    "scope": ddb.s(scope),
+                    "detail": ddb.s(detail[:1000]),
+                    "at": ddb.s(iso(now)),
                 },
                 ConditionExpression="attribute_not_exists(pk) OR #scope <> :all OR :scope = :all",
                 ExpressionAttributeNames={"#scope": "scope"},
-                ExpressionAttributeValues={":all": _s("all"), ":scope": _s(scope)},
+                ExpressionAttributeValues={":all": ddb.s("all"), ":scope": ddb.s(scope)},
             )
         except ClientError as error:
-            if not _conditional_failed(error):
+            if not ddb.condition_failed(error):
                 raise
 
     def lift(self, channel: str, address: str) -> bool:
         answer = self.client.delete_item(
-            TableName=self.table, Key=_key(keys.suppression_key(channel, address)), ReturnValues="ALL_OLD"
+            TableName=self.table, Key=ddb.key(keys.suppression_key(channel, address)), ReturnValues="ALL_OLD"
         )
         return bool(answer.get("Attributes"))
 
 
 # --------------------------------------------------------------------------- inbox
-class InboxStore(_Table):
+class InboxStore(ddb.Table):
     def put(self, profile_id: str, message_id: str, title: str, body: str, now: datetime) -> None:
         self.client.put_item(
             TableName=self.table,
             Item={
-                "pk": _s(keys.profile_pk(profile_id)),
-                "sk": _s(keys.inbox_sk(iso(now), message_id)),
-                "messageId": _s(message_id),
-                "title": _s(title),
-                "body": _s(body),
-                "createdAt": _s(iso(now)),
-                "expiresAt": _n(int((now + MESSAGE_RETENTION).timestamp())),
+                "pk": ddb.s(keys.profile_pk(profile_id)),
+                "sk": ddb.s(keys.inbox_sk(iso(now), message_id)),
+                "messageId": ddb.s(message_id),
+                "title": ddb.s(title),
+                "body": ddb.s(body),
+                "createdAt": ddb.s(iso(now)),
+                "expiresAt": ddb.n(int((now + MESSAGE_RETENTION).timestamp())),
             },
         )
 
@@ -431,20 +386,20 @@ class InboxStore(_Table):
         try:
             self.client.update_item(
                 TableName=self.table,
-                Key={"pk": _s(keys.profile_pk(profile_id)), "sk": _s(cursor)},
+                Key={"pk": ddb.s(keys.profile_pk(profile_id)), "sk": ddb.s(cursor)},
                 UpdateExpression="SET readAt = if_not_exists(readAt, :now)",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":now": _s(iso(now))},
+                ExpressionAttributeValues={":now": ddb.s(iso(now))},
             )
         except ClientError as error:
-            if _conditional_failed(error):
+            if ddb.condition_failed(error):
                 return False
             raise
         return True
 
 
 # --------------------------------------------------------------------------- rule fire records
-class FireRecords(_Table):
+class FireRecords(ddb.Table):
     def get(self, profile_id: str, rule_id: str) -> FireRecord | None:
         item = self._get(keys.fire_key(profile_id, rule_id))
         if not item:
@@ -458,13 +413,18 @@ class FireRecords(_Table):
         condition = (
             "attribute_not_exists(pk)" if expected is None else "lastOccurrence = :seen OR lastOccurrence = :occurrence"
         )
-        values: dict[str, Any] = {":occurrence": _s(occurrence), ":now": _s(iso(now)), ":one": _n(1), ":zero": _n(0)}
+        values: dict[str, Any] = {
+            ":occurrence": ddb.s(occurrence),
+            ":now": ddb.s(iso(now)),
+            ":one": ddb.n(1),
+            ":zero": ddb.n(0),
+        }
         if expected is not None:
-            values[":seen"] = _s(expected.last_occurrence)
+            values[":seen"] = ddb.s(expected.last_occurrence)
         try:
             self.client.update_item(
                 TableName=self.table,
-                Key=_key(keys.fire_key(profile_id, rule_id)),
+                Key=ddb.key(keys.fire_key(profile_id, rule_id)),
                 UpdateExpression=(
                     "SET lastFiredAt = :now, lastOccurrence = :occurrence, #c = if_not_exists(#c, :zero) + :one"
                 ),
@@ -473,7 +433,7 @@ class FireRecords(_Table):
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if _conditional_failed(error):
+            if ddb.condition_failed(error):
                 return False
             raise
         return True
@@ -484,7 +444,7 @@ def minute_of(moment: datetime) -> str:
     return moment.strftime("%Y%m%d%H%M")
 
 
-class TimerStore(_Table):
+class TimerStore(ddb.Table):
     """Timers in per-minute buckets; a sweep every minute releases the buckets that are due."""
 
     def schedule(self, at: datetime, timer_id: str, payload: Mapping[str, Any], kind: str = "deliver") -> None:
@@ -500,12 +460,12 @@ class TimerStore(_Table):
         self.client.put_item(
             TableName=self.table,
             Item={
-                "pk": _s(keys.timer_pk(bucket, shard)),
-                "sk": _s(timer_id),
-                "kind": _s(kind),
-                "dueAt": _s(iso(at)),
-                "payload": _s(json.dumps(payload, separators=(",", ":"), default=str)),
-                "expiresAt": _n(int((at + timedelta(days=30)).timestamp())),
+                "pk": ddb.s(keys.timer_pk(bucket, shard)),
+                "sk": ddb.s(timer_id),
+                "kind": ddb.s(kind),
+                "dueAt": ddb.s(iso(at)),
+                "payload": ddb.s(json.dumps(payload, separators=(",", ":"), default=str)),
+                "expiresAt": ddb.n(int((at + timedelta(days=30)).timestamp())),
             },
         )
 
@@ -515,7 +475,7 @@ class TimerStore(_Table):
             kwargs: dict[str, Any] = {
                 "TableName": self.table,
                 "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": _s(keys.timer_pk(minute, shard))},
+                "ExpressionAttributeValues": {":pk": ddb.s(keys.timer_pk(minute, shard))},
                 "ConsistentRead": True,
             }
             while True:
@@ -536,7 +496,7 @@ class TimerStore(_Table):
         return found
 
     def remove(self, timers: Iterable[Mapping[str, Any]]) -> None:
-        requests = [{"DeleteRequest": {"Key": {"pk": _s(t["pk"]), "sk": _s(t["id"])}}} for t in timers]
+        requests = [{"DeleteRequest": {"Key": {"pk": ddb.s(t["pk"]), "sk": ddb.s(t["id"])}}} for t in timers]
         for start in range(0, len(requests), 25):
             pending: dict[str, Any] = {self.table: requests[start : start + 25]}
             for attempt in range(6):
@@ -555,11 +515,11 @@ class TimerStore(_Table):
         try:
             self.client.put_item(
                 TableName=self.table,
-                Item={**_key(keys.TIMER_CURSOR_KEY), "minute": _s(minute)},
+                Item={**ddb.key(keys.TIMER_CURSOR_KEY), "minute": ddb.s(minute)},
                 ConditionExpression="attribute_not_exists(pk) OR #minute < :m",
                 ExpressionAttributeNames={"#minute": "minute"},  # a reserved word
-                ExpressionAttributeValues={":m": _s(minute)},
+                ExpressionAttributeValues={":m": ddb.s(minute)},
             )
         except ClientError as error:
-            if not _conditional_failed(error):
+            if not ddb.condition_failed(error):
                 raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from midstage import keys
-from midstage.adapters import aws
+from midstage.adapters import dynamo as ddb
 from midstage.adapters.documents import pack, unpack
 from midstage.errors import InvalidInput
 from midstage.logic.identity import Identifier
@@ -46,38 +45,10 @@ class Usage:
         self.writes += 1
 
 
-def item_size(item: dict[str, Any]) -> int:
-    """Bytes DynamoDB bills for an item in low-level form (names plus values)."""
-    size = 0
-    for name, value in item.items():
-        size += len(name.encode())
-        ((kind, inner),) = value.items()
-        if kind == "S":
-            size += len(inner.encode())
-        elif kind == "B":
-            size += len(inner)
-        elif kind == "N":
-            size += math.ceil(len(inner.lstrip("-").replace(".", "")) / 2) + 1
-        else:
-            size += len(json.dumps(inner))
-    return size
-
-
-def write_units(item: dict[str, Any], transactional: bool = False) -> float:
-    return math.ceil(item_size(item) / 1024) * (2 if transactional else 1)
-
-
-class ProfileStore:
+class ProfileStore(ddb.Table):
     def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
-        self.table = table
-        self._client = client
+        super().__init__(table, client)
         self.usage = Usage()
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
 
     # ------------------------------------------------------------------ reads
     def _batch_get(self, keys_: Sequence[dict[str, str]], consistent: bool = True) -> list[dict[str, Any]]:
@@ -166,20 +137,20 @@ class ProfileStore:
             try:
                 self.client.put_item(TableName=self.table, Item=survivor_item, **condition)
             except ClientError as error:
-                if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                if ddb.condition_failed(error):
                     raise ConcurrentWrite(plan.survivor.id) from error
                 raise
-            self.usage.add(write_units(survivor_item))
+            self.usage.add(ddb.write_units(survivor_item))
             return
         actions: list[dict[str, Any]] = [{"Put": {"TableName": self.table, "Item": survivor_item, **condition}}]
-        units = write_units(survivor_item, transactional=True)
+        units = ddb.write_units(survivor_item, transactional=True)
         for loser in plan.tombstones:
             item = _profile_item(loser)
             actions.append({"Put": {"TableName": self.table, "Item": item, **_version_condition(loser)}})
-            units += write_units(item, transactional=True)
+            units += ddb.write_units(item, transactional=True)
         for id_type, value in plan.new_identities:
             item = {
-                **_key(keys.identity_key(id_type, value)),
+                **ddb.key(keys.identity_key(id_type, value)),
                 "profileId": {"S": plan.survivor.id},
                 "createdAt": {"S": plan.survivor.updated_at},
             }
@@ -192,18 +163,15 @@ class ProfileStore:
                     }
                 }
             )
-            units += write_units(item, transactional=True)
+            units += ddb.write_units(item, transactional=True)
         for record in plan.merge_records:
             item = _merge_item(record)
             actions.append({"Put": {"TableName": self.table, "Item": item}})
-            units += write_units(item, transactional=True)
+            units += ddb.write_units(item, transactional=True)
         try:
             self.client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
         except ClientError as error:
-            if error.response["Error"]["Code"] in (
-                "TransactionCanceledException",
-                "TransactionConflictException",
-            ):
+            if ddb.transaction_lost(error):
                 raise ConcurrentWrite(plan.survivor.id) from error
             raise
         self.usage.add(units)
@@ -215,14 +183,14 @@ class ProfileStore:
             try:
                 self.client.update_item(
                     TableName=self.table,
-                    Key=_key(keys.identity_key(id_type, value)),
+                    Key=ddb.key(keys.identity_key(id_type, value)),
                     UpdateExpression="SET profileId = :new",
                     ConditionExpression="profileId = :old",
                     ExpressionAttributeValues={":new": {"S": new_id}, ":old": {"S": old_id}},
                 )
                 self.usage.add(1)
             except ClientError as error:
-                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                if not ddb.condition_failed(error):
                     raise
 
     def put_markers(self, marker_ids: Iterable[str], profile_id: str, expires_at: int) -> None:
@@ -231,7 +199,7 @@ class ProfileStore:
             source, message_id = marker.split("|", 1)
             items.append(
                 {
-                    **_key(keys.marker_key(source, message_id)),
+                    **ddb.key(keys.marker_key(source, message_id)),
                     "profileId": {"S": profile_id},
                     "expiresAt": {"N": str(expires_at)},
                 }
@@ -255,12 +223,12 @@ class ProfileStore:
             "expiresAt": {"N": str(expires_at)},
         }
         self.client.put_item(TableName=self.table, Item=item)
-        self.usage.add(write_units(item))
+        self.usage.add(ddb.write_units(item))
 
     def put_merge_record(self, record: dict[str, Any]) -> None:
         item = _merge_item(record)
         self.client.put_item(TableName=self.table, Item=item)
-        self.usage.add(write_units(item))
+        self.usage.add(ddb.write_units(item))
 
     def _batch_write(self, items: list[dict[str, Any]]) -> None:
         for start in range(0, len(items), _BATCH_WRITE):
@@ -275,7 +243,7 @@ class ProfileStore:
             else:
                 raise RuntimeError(f"DynamoDB kept {len(request.get(self.table, []))} items unprocessed")
             for item in chunk:
-                self.usage.add(write_units(item))
+                self.usage.add(ddb.write_units(item))
 
     # ------------------------------------------------------------------ admin reads
     def merges(self, profile_ids: Iterable[str]) -> list[dict[str, Any]]:
@@ -406,7 +374,7 @@ class ProfileStore:
         try:
             self.client.update_item(
                 TableName=self.table,
-                Key=_key(keys.rate_key(source_id, epoch_second)),
+                Key=ddb.key(keys.rate_key(source_id, epoch_second)),
                 UpdateExpression="ADD used :n SET expiresAt = :ttl",
                 ConditionExpression="attribute_not_exists(used) OR used <= :room",
                 ExpressionAttributeValues={
@@ -416,21 +384,17 @@ class ProfileStore:
                 },
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if ddb.condition_failed(error):
                 return False
             raise
         return True
-
-
-def _key(key: dict[str, str]) -> dict[str, Any]:
-    return {"pk": {"S": key["pk"]}, "sk": {"S": key["sk"]}}
 
 
 def _profile_item(profile: Profile) -> dict[str, Any]:
     doc = profile.to_doc()
     doc["version"] = profile.version + 1
     return {
-        **_key(keys.profile_key(profile.id)),
+        **ddb.key(keys.profile_key(profile.id)),
         "version": {"N": str(profile.version + 1)},
         "doc": {"B": pack(doc)},
     }

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-
 from midstage import keys
 from midstage.config import ComputedTraitSettings
 from midstage.logic import profile as profile_logic
@@ -159,7 +157,9 @@ def refresh_part(
 
 # ------------------------------------------------------------------------------ refresh jobs
 class Jobs(Protocol):
-    def create(self, job_id: str, doc: Mapping[str, Any], parts: int, now: datetime) -> None: ...
+    def create(self, job_id: str, doc: Mapping[str, Any], parts: int, now: datetime) -> bool:
+        """False when the job exists already."""
+        ...
 
 
 class PartQueue(Protocol):
@@ -180,11 +180,7 @@ def start_refresh(
     the scan (the refresh_segments function works them). `as_of` fixes the time the parts judge
     by (a sweep's schedule time); without it each part uses its own clock. False when the job
     exists already: a schedule that fires twice starts one sweep."""
-    try:
-        jobs.create(job_id, doc, parts, now)
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
+    if not jobs.create(job_id, doc, parts, now):
         return False
     timing = {"asOf": iso(as_of)} if as_of is not None else {}
     queue.send_bodies([json.dumps({"jobId": job_id, "part": part, "total": parts, **timing}) for part in range(parts)])
