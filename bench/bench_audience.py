@@ -60,7 +60,8 @@ from midstage.logic.profile import compute
 from midstage.logic.timefmt import iso
 from midstage.models.campaigns import Audience, Campaign, CampaignMessage, OnceSchedule, Variant
 from midstage.models.profile import Profile
-from midstage.services.campaigns import PAGE_ITEMS, CampaignWorker, Profiles
+from midstage.services.campaigns import PAGE_ITEMS, CampaignWorker
+from midstage.services.ports import ProfilePages
 
 SEED = 2026
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -396,7 +397,7 @@ class SkippedWaits:
 
 
 class Wiring:
-    def __init__(self, profiles: Profiles, total: int = 1) -> None:
+    def __init__(self, profiles: ProfilePages, total: int = 1) -> None:
         self.runs = MemoryRuns()
         self.runs.prepare(CAMPAIGN, RUN_ID, total)
         self.sqs = DroppedBatches()

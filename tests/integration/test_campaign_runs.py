@@ -26,13 +26,13 @@ from infra.localcloud.template import load_model
 from midstage import keys
 from midstage.adapters.automation_store import CampaignRuns, Counters, OnceMarkers, Touches
 from midstage.adapters.config_store import ConfigStore
-from midstage.adapters.messaging_store import CapStore, MessageLedger, SuppressionStore, TimerStore, minute_of
+from midstage.adapters.messaging_store import CapStore, MessageLedger, SuppressionStore, TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.config import FrequencyCap
 from midstage.logic.campaigns import first_fire_for_local_time, plan_recipient, run_id_for, stats_view, variant_for
 from midstage.logic.delivery import DUPLICATE, SENT, Address, Policy, Ports, deliver
-from midstage.logic.timefmt import iso, parse_iso
+from midstage.logic.timefmt import iso, minute_of, parse_iso
 from midstage.models.campaigns import Campaign
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile, WritePlan

@@ -20,10 +20,10 @@ from midstage.adapters.automation_store import Counters, EntryCaps, JourneyInsta
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.handoff import SqsHandoff
-from midstage.adapters.messaging_store import TimerStore, minute_of
+from midstage.adapters.messaging_store import TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
-from midstage.logic.timefmt import iso
+from midstage.logic.timefmt import iso, minute_of
 from midstage.models.journeys import Journey
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile, WritePlan

@@ -19,7 +19,6 @@ from midstage.adapters.messaging_store import (
     MessageLedger,
     SuppressionStore,
     TimerStore,
-    minute_of,
 )
 from midstage.config import FrequencyCap
 from midstage.logic.delivery import (
@@ -34,7 +33,7 @@ from midstage.logic.delivery import (
     deliver,
 )
 from midstage.logic.rules import FireRecord
-from midstage.logic.timefmt import iso, parse_iso
+from midstage.logic.timefmt import iso, minute_of, parse_iso
 from midstage.models.messaging import MessageRequest, Origin, Template
 from midstage.models.profile import Profile
 from midstage.services.timers import sweep

@@ -16,7 +16,7 @@ from midstage.adapters import dynamo as ddb
 from midstage.config import FrequencyCap
 from midstage.logic.delivery import DUPLICATE, IN_FLIGHT, NOT_DUE, Claim, cap_breached, prune_sends
 from midstage.logic.rules import FireRecord
-from midstage.logic.timefmt import iso
+from midstage.logic.timefmt import iso, minute_of
 from midstage.models.messaging import FINAL_STATUSES, MessageRequest
 
 if TYPE_CHECKING:
@@ -440,10 +440,6 @@ class FireRecords(ddb.Table):
 
 
 # --------------------------------------------------------------------------- timers
-def minute_of(moment: datetime) -> str:
-    return moment.strftime("%Y%m%d%H%M")
-
-
 class TimerStore(ddb.Table):
     """Timers in per-minute buckets; a sweep every minute releases the buckets that are due."""
 

@@ -18,3 +18,8 @@ def parse_iso(text: str) -> datetime:
 def day_of(timestamp: str) -> str:
     """The UTC calendar day of an iso() timestamp, as YYYYMMDD."""
     return timestamp[0:4] + timestamp[5:7] + timestamp[8:10]
+
+
+def minute_of(moment: datetime) -> str:
+    """The minute bucket a timer is filed under, as YYYYMMDDHHMM."""
+    return moment.strftime("%Y%m%d%H%M")

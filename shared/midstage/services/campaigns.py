@@ -30,6 +30,7 @@ from midstage.models.campaigns import Campaign
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 from midstage.observability import logger
+from midstage.services.ports import Counters, MessageSink, PartQueue, ProfilePages, Timers
 
 PAGE_ITEMS = 500  # items read per scan page (profiles and everything else in the table)
 LEASE_S = 300
@@ -37,7 +38,7 @@ LEASE_S = 300
 RESERVE_S = 60.0
 
 
-class Documents(Protocol):
+class CampaignDocuments(Protocol):
     def find_document(self, kind: str, doc_id: str, model: type[Campaign]) -> Campaign | None: ...
     def save_document(self, kind: str, document: Campaign) -> Campaign: ...
 
@@ -72,31 +73,9 @@ class Runs(Protocol):
     ) -> bool: ...
 
 
-class Profiles(Protocol):
-    def scan_page(
-        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, limit: int = 500
-    ) -> tuple[list[Profile], dict[str, Any] | None]: ...
-
-
-class PartQueue(Protocol):
-    def send_bodies(self, bodies: Sequence[str], delay_seconds: int = 0) -> None: ...
-
-
-class MessageSink(Protocol):
-    def send(self, requests: Sequence[MessageRequest], delay_seconds: int = 0) -> None: ...
-
-
-class Timers(Protocol):
-    def schedule(self, at: datetime, timer_id: str, payload: Mapping[str, Any], kind: str = "deliver") -> None: ...
-
-
 class Touches(Protocol):
     def add_many(self, touches: Sequence[tuple[str, datetime, str, str, str, str]]) -> None: ...
     def since(self, profile_id: str, since: datetime) -> list[dict[str, str]]: ...
-
-
-class Counters(Protocol):
-    def add(self, kind: str, origin_id: str, run: str, subject: str, counts: Mapping[str, Any]) -> None: ...
 
 
 class Once(Protocol):
@@ -117,7 +96,7 @@ class Started:
 
 
 class CampaignRunner:
-    def __init__(self, config: Documents, runs: Runs, parts_queue: PartQueue, *, parts: int) -> None:
+    def __init__(self, config: CampaignDocuments, runs: Runs, parts_queue: PartQueue, *, parts: int) -> None:
         self.config = config
         self.runs = runs
         self.parts_queue = parts_queue
@@ -157,7 +136,7 @@ class CampaignRunner:
         return Started(run_id, created, len(waiting))
 
 
-def _set_status(config: Documents, campaign_id: str, status: str, only_from: tuple[str, ...] = ()) -> None:
+def _set_status(config: CampaignDocuments, campaign_id: str, status: str, only_from: tuple[str, ...] = ()) -> None:
     for _ in range(5):
         campaign = config.find_document(keys.CAMPAIGN_PK, campaign_id, Campaign)
         if campaign is None or campaign.status == status or (only_from and campaign.status not in only_from):
@@ -182,9 +161,9 @@ class PartOutcome:
 class CampaignWorker:
     def __init__(
         self,
-        config: Documents,
+        config: CampaignDocuments,
         runs: Runs,
-        profiles: Profiles,
+        profiles: ProfilePages,
         messages: MessageSink,
         timers: Timers,
         touches: Touches,

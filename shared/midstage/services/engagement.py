@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from midstage.logic import internal_events, links
 from midstage.logic.timefmt import iso
-from midstage.models.profile import Profile
+from midstage.services.ports import EventSink as Events
+from midstage.services.ports import Profiles, Suppressions
+from midstage.services.ports import StatusLedger as Ledger
 
 # The smallest transparent GIF.
 PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
-
-
-class Ledger(Protocol):
-    def get(self, message_id: str) -> dict[str, Any] | None: ...
-    def update_status(self, message_id: str, status: str, reason: str, now: datetime, *, final_only: bool) -> bool: ...
-
-
-class Profiles(Protocol):
-    def profile(self, profile_id: str) -> Profile | None: ...
-
-
-class Suppressions(Protocol):
-    def suppress(
-        self, channel: str, address: str, reason: str, scope: str, now: datetime, detail: str = ""
-    ) -> None: ...
-
-
-class Events(Protocol):
-    def send(self, groups: Mapping[str, Sequence[dict[str, Any]]]) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from midstage.logic import internal_events
 from midstage.logic.feedback import Feedback
 from midstage.logic.timefmt import parse_iso
-from midstage.models.profile import Profile
+from midstage.services.ports import EventSink, Profiles, StatusLedger, Suppressions
 
 # kind -> (message status, whether it replaces the status or only joins the history)
 _STATUS = {
@@ -34,25 +33,6 @@ _EVENTS = {
 }
 
 
-class Ledger(Protocol):
-    def get(self, message_id: str) -> dict[str, Any] | None: ...
-    def update_status(self, message_id: str, status: str, reason: str, now: datetime, *, final_only: bool) -> bool: ...
-
-
-class Suppressions(Protocol):
-    def suppress(
-        self, channel: str, address: str, reason: str, scope: str, now: datetime, detail: str = ""
-    ) -> None: ...
-
-
-class Profiles(Protocol):
-    def profile(self, profile_id: str) -> Profile | None: ...
-
-
-class Events(Protocol):
-    def send(self, groups: Mapping[str, Sequence[dict[str, Any]]]) -> int: ...
-
-
 @dataclass
 class Handled:
     suppressed: list[str] = field(default_factory=list)
@@ -62,7 +42,7 @@ class Handled:
 
 
 def handle(
-    notices: Sequence[Feedback], ledger: Ledger, suppressions: Suppressions, profiles: Profiles, events: Events
+    notices: Sequence[Feedback], ledger: StatusLedger, suppressions: Suppressions, profiles: Profiles, events: EventSink
 ) -> Handled:
     handled = Handled()
     outgoing: dict[str, list[dict[str, Any]]] = {}

@@ -40,16 +40,9 @@ from midstage.models.journeys import Journey
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 from midstage.observability import logger
+from midstage.services.ports import Counters, Documents, EventSink, MessageSink, Profiles, Timers
 
 MAX_RETRIES = 6
-
-
-class Documents(Protocol):
-    def documents(self, kind: str, model: type[Journey]) -> list[Journey]: ...
-
-
-class Profiles(Protocol):
-    def profile(self, profile_id: str) -> Profile | None: ...
 
 
 class Instances(Protocol):
@@ -58,24 +51,8 @@ class Instances(Protocol):
     def save(self, doc: Mapping[str, Any], expected_rev: int | None) -> int: ...
 
 
-class MessageSink(Protocol):
-    def send(self, requests: Sequence[MessageRequest]) -> None: ...
-
-
-class EventSink(Protocol):
-    def send(self, groups: Mapping[str, Sequence[dict[str, Any]]]) -> int: ...
-
-
-class Timers(Protocol):
-    def schedule(self, at: datetime, timer_id: str, payload: Mapping[str, Any], kind: str = "deliver") -> None: ...
-
-
 class EntryCaps(Protocol):
     def take(self, journey_id: str, day: str, cap: int, now: datetime) -> bool: ...
-
-
-class Counters(Protocol):
-    def add(self, kind: str, origin_id: str, run: str, subject: str, counts: Mapping[str, Any]) -> None: ...
 
 
 # ------------------------------------------------------------------------------ catalog

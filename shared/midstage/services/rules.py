@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,17 +20,13 @@ from midstage.logic.rules import (
     refire_allows,
     triggers_of,
 )
-from midstage.models.messaging import MessageRequest, Rule
-from midstage.models.profile import Profile
+from midstage.models.messaging import Rule
 from midstage.observability import logger
+from midstage.services.ports import EventSink, MessageSink, Profiles
 
 
 class RuleSource(Protocol):
     def rules(self) -> list[Rule]: ...
-
-
-class Profiles(Protocol):
-    def profile(self, profile_id: str) -> Profile | None: ...
 
 
 class Fires(Protocol):
@@ -38,14 +34,6 @@ class Fires(Protocol):
     def record(
         self, profile_id: str, rule_id: str, occurrence: str, now: datetime, expected: FireRecord | None
     ) -> bool: ...
-
-
-class MessageSink(Protocol):
-    def send(self, requests: Sequence[MessageRequest]) -> None: ...
-
-
-class EventSink(Protocol):
-    def send(self, groups: Mapping[str, Sequence[dict[str, Any]]]) -> int: ...
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -26,25 +26,17 @@ from midstage.logic.segments import TIME_DEPENDENT_COMPUTED, SegmentSet, estimat
 from midstage.logic.timefmt import iso
 from midstage.models.profile import Profile
 from midstage.models.segments import Segment
+from midstage.services.ports import Documents, PartQueue, ProfilePages, Publisher
 
 # Computed traits that move with time alone; the sweep recomputes them.
 TIME_DEPENDENT = tuple(sorted(TIME_DEPENDENT_COMPUTED))
 ESTIMATE_PARTS = 64
 
 
-class Documents(Protocol):
-    def documents(self, kind: str, model: type[Segment]) -> list[Segment]: ...
+class RefreshableProfiles(ProfilePages, Protocol):
+    """Pages of profiles, each written back only if nothing changed it meanwhile."""
 
-
-class Profiles(Protocol):
-    def scan_page(
-        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, limit: int = 500
-    ) -> tuple[list[Profile], dict[str, Any] | None]: ...
     def put_profile_if_unchanged(self, profile: Profile) -> bool: ...
-
-
-class Publisher(Protocol):
-    def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
 
 
 class SegmentCatalog:
@@ -113,7 +105,7 @@ class PartResult:
 
 
 def refresh_part(
-    store: Profiles,
+    store: RefreshableProfiles,
     publisher: Publisher,
     segments: SegmentSet,
     traits: ComputedTraitSettings,
@@ -162,10 +154,6 @@ class Jobs(Protocol):
         ...
 
 
-class PartQueue(Protocol):
-    def send_bodies(self, bodies: Sequence[str], delay_seconds: int = 0) -> None: ...
-
-
 def start_refresh(
     jobs: Jobs,
     queue: PartQueue,
@@ -189,7 +177,7 @@ def start_refresh(
 
 # ------------------------------------------------------------------------------ estimate
 def estimate_condition(
-    store: Profiles,
+    store: ProfilePages,
     condition: Mapping[str, Any],
     now: datetime,
     *,

@@ -6,32 +6,24 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from midstage.adapters.messaging_store import minute_of
-from midstage.logic.timefmt import iso
+from midstage.logic.timefmt import iso, minute_of
 from midstage.models.messaging import MessageRequest
 from midstage.observability import logger
+from midstage.services.ports import MessageSink, Publisher
 
 # A sweep that finds the cursor far behind (an outage) catches up this much per run.
 MAX_MINUTES_PER_SWEEP = 24 * 60
 _CHUNK = 500
 
 
-class Timers(Protocol):
+class DueTimers(Protocol):
     def due(self, minute: str) -> list[dict[str, Any]]: ...
     def remove(self, timers: Sequence[Mapping[str, Any]]) -> None: ...
     def cursor(self) -> str | None: ...
     def advance(self, minute: str) -> None: ...
 
 
-class Queue(Protocol):
-    def send(self, requests: Sequence[MessageRequest], delay_seconds: int = 0) -> None: ...
-
-
-class Publisher(Protocol):
-    def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
-
-
-def sweep(timers: Timers, queue: Queue, now: datetime, publisher: Publisher | None = None) -> int:
+def sweep(timers: DueTimers, queue: MessageSink, now: datetime, publisher: Publisher | None = None) -> int:
     """Release timers due up to `now`: deferred sends go to the delivery queue, journey waits to
     the bus as `journey.wake`. Releasing twice is harmless: the ledger sends once, and a journey
     instance ignores a timer it is no longer waiting for."""
