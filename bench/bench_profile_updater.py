@@ -43,8 +43,9 @@ from midstage.adapters.bus import EventPublisher
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
 from midstage.config import ComputedTraitSettings, IdentitySettings
 from midstage.logic import profile as profile_logic
-from midstage.logic.ingest import IngestSettings, process_unit
+from midstage.logic.ingest import IngestSettings
 from midstage.models.profile import Profile, WritePlan
+from midstage.services.ingest import process_unit
 
 REGION = "us-east-1"
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"

@@ -27,8 +27,9 @@ from midstage.batch import RecordingBatchProcessor, failure_log
 from midstage.clock import Clock, from_environment
 from midstage.config import ProfileSettings, computed_trait_settings, identity_settings
 from midstage.logic.collect import person_key
-from midstage.logic.ingest import CostModel, IngestSettings, UnitOutcome, WorkBudget, process_unit
+from midstage.logic.ingest import CostModel, IngestSettings, UnitOutcome, WorkBudget
 from midstage.observability import logger, metrics
+from midstage.services.ingest import process_unit
 from midstage.services.segments import SegmentCatalog
 
 

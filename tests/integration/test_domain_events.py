@@ -9,7 +9,8 @@ from typing import Any
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
 from midstage.config import ComputedTraitSettings, IdentitySettings
-from midstage.logic.ingest import IngestSettings, process_unit
+from midstage.logic.ingest import IngestSettings
+from midstage.services.ingest import process_unit
 from tests.integration.conftest import Stack
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

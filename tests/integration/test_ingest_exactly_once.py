@@ -10,7 +10,8 @@ import pytest
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
 from midstage.config import ComputedTraitSettings, IdentitySettings
-from midstage.logic.ingest import IngestSettings, process_unit
+from midstage.logic.ingest import IngestSettings
+from midstage.services.ingest import process_unit
 from tests.integration.conftest import Stack
 
 SETTINGS = IngestSettings(IdentitySettings(), ComputedTraitSettings())

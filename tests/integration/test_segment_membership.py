@@ -21,11 +21,12 @@ from midstage.adapters.automation_store import RefreshJobs
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
 from midstage.config import ComputedTraitSettings, IdentitySettings
-from midstage.logic.ingest import IngestSettings, process_unit
+from midstage.logic.ingest import IngestSettings
 from midstage.logic.segments import SegmentSet
 from midstage.logic.timefmt import iso
 from midstage.models.profile import Profile, WritePlan
 from midstage.models.segments import Segment
+from midstage.services.ingest import process_unit
 from midstage.services.segments import estimate_condition, refresh_part
 from tests.integration.conftest import Stack
 

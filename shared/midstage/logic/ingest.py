@@ -1,4 +1,4 @@
-"""The profile updater's core: one person's events in, one consistent profile write out.
+"""The profile updater's decisions: one person's events in, one consistent profile write out.
 
 A "unit" is the events of one hand-off message: one person-key's events from one request.
 Correctness rests on three rules:
@@ -7,15 +7,15 @@ Correctness rests on three rules:
   * an event counts once: its dedupe marker is checked before, and until the marker is known
     written its id stays in the profile's `pending` list, written atomically with its effect;
   * applying and merging are commutative (logic/profile.py), so order never matters.
+
+Everything here is pure: the reads, the write and the retries are services/ingest.py's, and ids
+come from the factory the caller passes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import random
-import time
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -31,20 +31,8 @@ MAX_ATTEMPTS = 12
 # DynamoDB allows 100 items in a transaction; keep room for the survivor and the records.
 MAX_TRANSACTION_ITEMS = 90
 
-
-class Store(Protocol):
-    def identity_owners(self, identifiers: Sequence[Identifier]) -> dict[Identifier, str]: ...
-    def live_profiles(self, profile_ids: Sequence[str]) -> tuple[dict[str, Profile], dict[str, str]]: ...
-    def existing_markers(self, marker_ids: Sequence[str]) -> dict[str, int]: ...
-    def save(self, plan: WritePlan) -> None: ...
-    def repoint_identities(self, identifiers: Sequence[Identifier], old_id: str, new_id: str) -> None: ...
-    def put_markers(self, marker_ids: Sequence[str], profile_id: str, expires_at: int) -> None: ...
-    def put_timeline_page(self, profile_id: str, events: Sequence[dict[str, Any]], expires_at: int) -> None: ...
-    def put_merge_record(self, record: dict[str, Any]) -> None: ...
-
-
-class Publisher(Protocol):
-    def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
+IdFactory = Callable[[], str]
+DomainEvent = tuple[str, dict[str, Any]]
 
 
 class Segments(Protocol):
@@ -75,46 +63,41 @@ def marker_id(event: Mapping[str, Any]) -> str:
     return f"{event['sourceId']}|{event['messageId']}"
 
 
-def process_unit(
-    events: Sequence[dict[str, Any]],
-    store: Store,
-    publisher: Publisher,
-    settings: IngestSettings,
-    now: datetime,
-    *,
-    conflict: type[Exception],
-    segments: Segments | None = None,
-) -> UnitOutcome:
-    """Apply one unit of events exactly once. `conflict` is the store's retryable error.
-    With `segments`, every write also brings the person's segment memberships up to date."""
+def unique_events(events: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The unit's events by marker id, the first of each kept."""
     unique: dict[str, dict[str, Any]] = {}
     for event in events:
         unique.setdefault(marker_id(event), event)
-    outcome = UnitOutcome(duplicates=len(events) - len(unique))
-    now_epoch = int(now.timestamp())
-    # A cheap first filter for plain redeliveries; the authoritative check is in _attempt.
-    seen = store.existing_markers(list(unique))
-    fresh = {m: e for m, e in unique.items() if seen.get(m, 0) <= now_epoch}
-    outcome.duplicates += len(unique) - len(fresh)
-    if not fresh:
-        return outcome
+    return unique
 
+
+def not_yet_seen(
+    unique: Mapping[str, dict[str, Any]], seen: Mapping[str, int], now: datetime
+) -> dict[str, dict[str, Any]]:
+    """A cheap first filter for plain redeliveries: markers still in force are dropped. The
+    authoritative check is plan_write's, against markers read after the profiles."""
+    now_epoch = int(now.timestamp())
+    return {m: e for m, e in unique.items() if seen.get(m, 0) <= now_epoch}
+
+
+def unit_identifiers(
+    fresh: Mapping[str, dict[str, Any]], settings: IdentitySettings
+) -> tuple[list[Identifier], list[Identifier]]:
+    """The identifiers the unit's events carry (to attach or merge by), and those only looked up."""
     identifiers: list[Identifier] = []
     lookups: list[Identifier] = []
     for event in fresh.values():
-        for ident in identifiers_of(event, settings.identity):
+        for ident in identifiers_of(event, settings):
             if ident not in identifiers:
                 identifiers.append(ident)
-        lookups.extend(i for i in lookup_only(event, settings.identity) if i not in lookups)
+        lookups.extend(i for i in lookup_only(event, settings) if i not in lookups)
+    return identifiers, lookups
 
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        outcome.attempts = attempt
-        try:
-            return _attempt(fresh, identifiers, lookups, store, publisher, settings, now, outcome, segments)
-        except conflict:
-            # Back off with jitter so two writers on one person stop colliding.
-            time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
-    raise RuntimeError(f"gave up after {MAX_ATTEMPTS} conflicting writes on one person")
+
+def backoff_seconds(attempt: int, draw: float) -> float:
+    """How long to wait before attempt+1 after a conflicting write: `draw` in [0, 1) spreads two
+    writers on one person apart (jitter), the bound doubles per attempt up to a ceiling."""
+    return draw * 0.005 * 2 ** min(attempt, 6)
 
 
 def _rank(profile: Profile, settings: IdentitySettings) -> tuple[int, str, str]:
@@ -138,6 +121,7 @@ def _resolve(
     live: dict[str, Profile],
     settings: IdentitySettings,
     stamp: str,
+    new_id: IdFactory,
 ) -> _Resolution:
     """Walk identifiers from the highest priority down, growing one group of profiles and new
     identifiers while the group stays within every per-type limit and one transaction's size.
@@ -176,7 +160,7 @@ def _resolve(
             attach.append(ident)
             items += 1
     group.sort(key=lambda p: _rank(p, settings))
-    survivor = group[0] if group else Profile(id=uuid.uuid4().hex, created_at=stamp)
+    survivor = group[0] if group else Profile(id=new_id(), created_at=stamp)
     return _Resolution(survivor, group[1:], attach, refusals)
 
 
@@ -186,28 +170,39 @@ def _over_budget(items: int) -> str | None:
     return None
 
 
-def _attempt(
-    fresh: dict[str, dict[str, Any]],
+@dataclass
+class Merge:
+    """Who the unit's person is: the surviving profile with the others merged into it and the new
+    identifiers attached, and what it was before (None: a new person)."""
+
+    survivor: Profile
+    losers: list[Profile]
+    attach: list[Identifier]
+    refusals: list[dict[str, Any]]
+    before: Profile | None
+    before_version: int
+    loser_identities: dict[str, list[Identifier]]
+    stale: dict[Identifier, tuple[str, str]]  # identifier -> (the tombstone it names, its survivor)
+
+
+def merge_group(
     identifiers: list[Identifier],
     lookups: list[Identifier],
-    store: Store,
-    publisher: Publisher,
-    settings: IngestSettings,
+    owners: Mapping[Identifier, str],
+    live: dict[str, Profile],
+    resolved: Mapping[str, str],
+    settings: IdentitySettings,
     now: datetime,
-    outcome: UnitOutcome,
-    segments: Segments | None = None,
-) -> UnitOutcome:
-    stamp = iso(now)
-    now_epoch = int(now.timestamp())
-    owners = store.identity_owners(identifiers + [i for i in lookups if i not in identifiers])
-    live, resolved = store.live_profiles(sorted(set(owners.values())))
+    new_id: IdFactory,
+) -> Merge:
+    """From the identity owners and live profiles read, the one profile the unit writes to."""
     unresolved = sorted({pid for pid in owners.values() if pid not in resolved})
     if unresolved:
         raise RuntimeError(f"identity items point at profiles that do not resolve: {unresolved}")
     owner_of = {ident: resolved[pid] for ident, pid in owners.items()}
     stale = {ident: (pid, resolved[pid]) for ident, pid in owners.items() if resolved[pid] != pid}
 
-    plan = _resolve(identifiers, lookups, owner_of, live, settings.identity, stamp)
+    plan = _resolve(identifiers, lookups, owner_of, live, settings, iso(now), new_id)
     survivor, losers = plan.survivor, plan.losers
     # What changes() compares, and no more: traits and identities are only ever reassigned per
     # key and `computed` is replaced whole, so shallow copies are an exact snapshot.
@@ -231,12 +226,47 @@ def _attempt(
         profile_logic.merge_into(survivor, loser)
     for id_type, value in plan.attach:
         survivor.identities[id_type] = sorted(set(survivor.identities.get(id_type, [])) | {value})
+    return Merge(survivor, losers, plan.attach, plan.refusals, before, before_version, loser_identities, stale)
 
-    # Markers are read after the profiles: an event applied by a concurrent writer is then
-    # either in `pending` of what we read, or its marker is visible now, or our write's
-    # version condition fails and we start again.
-    pending = {m: added for m, added in survivor.pending.items() if added > now_epoch - _window(settings)}
-    markers = store.existing_markers(sorted(set(fresh) | set(pending)))
+
+def pending_markers(survivor: Profile, now: datetime, settings: IngestSettings) -> dict[str, int]:
+    """The survivor's pending event ids still inside the dedupe window."""
+    horizon = int(now.timestamp()) - _window(settings)
+    return {m: added for m, added in survivor.pending.items() if added > horizon}
+
+
+@dataclass
+class UnitWrite:
+    """What one attempt writes, decided from the merge and the markers read after it."""
+
+    plan: WritePlan
+    changed: bool
+    version_after: int
+    applied: list[dict[str, Any]]
+    recovered: list[dict[str, Any]]
+    duplicates: int
+    timeline: list[dict[str, Any]]
+    timeline_expires: int
+    markers_expire: int
+
+
+def plan_write(
+    merge: Merge,
+    fresh: Mapping[str, dict[str, Any]],
+    pending: Mapping[str, int],
+    markers: Mapping[str, int],
+    settings: IngestSettings,
+    now: datetime,
+    new_id: IdFactory,
+    segments: Segments | None = None,
+) -> UnitWrite:
+    """Apply the unit's events to the survivor. `markers` were read after the profiles: an event
+    applied by a concurrent writer is then either in `pending` of what was read, or its marker is
+    visible now, or the write's version condition fails and the attempt starts again.
+    With `segments`, the write also brings the person's segment memberships up to date."""
+    survivor, losers = merge.survivor, merge.losers
+    stamp = iso(now)
+    now_epoch = int(now.timestamp())
     confirmed = {m for m in pending if m in markers}
     duplicates = {m for m in fresh if m not in pending and markers.get(m, 0) > now_epoch}
     to_apply = [e for m, e in fresh.items() if m not in pending and m not in duplicates]
@@ -255,11 +285,11 @@ def _attempt(
     trigger = next(iter(fresh.values()))
     merge_records = [
         {
-            "id": uuid.uuid4().hex,
+            "id": new_id(),
             "kind": "merged",
             "profile_id": survivor.id,
             "merged_profile_id": loser.id,
-            "identifiers": [f"{t}:{v}" for t, v in loser_identities[loser.id]],
+            "identifiers": [f"{t}:{v}" for t, v in merge.loser_identities[loser.id]],
             "trigger_message_id": trigger["messageId"],
             "trigger_source_id": trigger["sourceId"],
             "at": stamp,
@@ -272,52 +302,64 @@ def _attempt(
         )
         for loser in losers
     ]
-    changed = bool(to_apply or losers or plan.attach or survivor.version == 0 or confirmed)
-    if changed:
-        store.save(WritePlan(survivor, tombstones, plan.attach, merge_records))
-    survivor.version = before_version + 1 if changed else before_version
+    changed = bool(to_apply or losers or merge.attach or survivor.version == 0 or confirmed)
+    return UnitWrite(
+        plan=WritePlan(survivor, tombstones, merge.attach, merge_records),
+        changed=changed,
+        version_after=merge.before_version + 1 if changed else merge.before_version,
+        applied=to_apply,
+        recovered=recovered,
+        duplicates=len(duplicates),
+        timeline=[profile_logic.slim_event(e) for e in to_apply + recovered],
+        timeline_expires=int((now + settings.timeline_retention).timestamp()),
+        markers_expire=int((now + settings.dedupe_window).timestamp()),
+    )
 
-    # After the commit: everything below is idempotent and safe to repeat on redelivery.
-    for loser in losers:
-        store.repoint_identities(loser_identities[loser.id], loser.id, survivor.id)
-    for ident, (old, current) in stale.items():
-        # Identifiers still pointing at a tombstone are repointed when we pass by.
-        store.repoint_identities([ident], old, survivor.id if current in {p.id for p in losers} else current)
-    for refusal in plan.refusals:
-        store.put_merge_record(_refusal_record(survivor.id, refusal, trigger, stamp))
 
-    domain: list[tuple[str, dict[str, Any]]] = []
-    for event in sorted(to_apply + recovered, key=profile_logic.stamp_of):
+def repoints(merge: Merge) -> list[tuple[list[Identifier], str, str]]:
+    """Identifier items to point at their current profile after the commit (safe to repeat):
+    the merged-away profiles' identifiers, and those still naming a tombstone, repointed when
+    we pass by."""
+    moves: list[tuple[list[Identifier], str, str]] = [
+        (merge.loser_identities[loser.id], loser.id, merge.survivor.id) for loser in merge.losers
+    ]
+    merged_away = {p.id for p in merge.losers}
+    for ident, (old, current) in merge.stale.items():
+        moves.append(([ident], old, merge.survivor.id if current in merged_away else current))
+    return moves
+
+
+def refusal_records(merge: Merge, fresh: Mapping[str, dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    trigger = next(iter(fresh.values()))
+    return [_refusal_record(merge.survivor.id, refusal, trigger, iso(now)) for refusal in merge.refusals]
+
+
+def domain_events(merge: Merge, write: UnitWrite, now: datetime) -> list[DomainEvent]:
+    """What the committed write tells the bus: each event tracked, each merge, the profile's
+    change and the segment memberships that moved. The survivor's version is the committed one."""
+    survivor, losers, before = merge.survivor, merge.losers, merge.before
+    stamp = iso(now)
+    domain: list[DomainEvent] = []
+    for event in sorted(write.applied + write.recovered, key=profile_logic.stamp_of):
         domain.append(("event.tracked", {"profileId": survivor.id, "event": profile_logic.slim_event(event)}))
-    for record in merge_records:
+    for record in write.plan.merge_records:
         domain.append(("identity.merged", {k: v for k, v in record.items() if k != "id"}))
-    difference = profile_logic.changes(before, survivor) if changed else {}
+    difference = profile_logic.changes(before, survivor) if write.changed else {}
     if difference:
         update: dict[str, Any] = {"profileId": survivor.id, "version": survivor.version, "changes": difference}
         # How many rule hops caused this change: rules reacting to it stop at a bound, as they
         # do for events, so two rules cannot toggle a tag forever.
-        depth = max((internal_events.depth_of(e) for e in to_apply), default=0)
+        depth = max((internal_events.depth_of(e) for e in write.applied), default=0)
         if depth:
             update["depth"] = depth
         domain.append(("profile.updated", update))
-    if changed:
+    if write.changed:
         domain.extend(segment_events(survivor.id, before.segments if before else {}, survivor.segments, stamp))
         for loser in losers:
             # A merged-away profile's memberships end with it: their entries are balanced by exits,
             # and the survivor enters in its own right.
             domain.extend(segment_events(loser.id, loser.segments, {}, stamp))
-    publisher.publish(domain)
-
-    timeline = [profile_logic.slim_event(e) for e in to_apply + recovered]
-    store.put_timeline_page(survivor.id, timeline, int((now + settings.timeline_retention).timestamp()))
-    store.put_markers(sorted(survivor.pending), survivor.id, int((now + settings.dedupe_window).timestamp()))
-
-    outcome.profile_id = survivor.id
-    outcome.applied = len(to_apply)
-    outcome.duplicates += len(duplicates)
-    outcome.merged = [loser.id for loser in losers]
-    outcome.refused = [r["reason"] for r in plan.refusals]
-    return outcome
+    return domain
 
 
 def segment_events(

@@ -1,0 +1,121 @@
+"""The profile updater's use case: read what one unit of events touches, let logic/ingest.py
+decide the write, commit it conditioned on the versions read, and retry from a fresh read when
+another writer got there first. The ids, the pause between attempts and its jitter come from the
+caller's wiring (defaults: random ids, a real sleep)."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from midstage.logic.identity import Identifier
+from midstage.logic.ingest import (
+    MAX_ATTEMPTS,
+    IdFactory,
+    IngestSettings,
+    Segments,
+    UnitOutcome,
+    backoff_seconds,
+    domain_events,
+    merge_group,
+    not_yet_seen,
+    pending_markers,
+    plan_write,
+    refusal_records,
+    repoints,
+    unique_events,
+    unit_identifiers,
+)
+from midstage.models.profile import Profile, WritePlan
+from midstage.services.ports import Publisher
+
+
+class Store(Protocol):
+    def identity_owners(self, identifiers: Sequence[Identifier]) -> dict[Identifier, str]: ...
+    def live_profiles(self, profile_ids: Sequence[str]) -> tuple[dict[str, Profile], dict[str, str]]: ...
+    def existing_markers(self, marker_ids: Sequence[str]) -> dict[str, int]: ...
+    def save(self, plan: WritePlan) -> None: ...
+    def repoint_identities(self, identifiers: Sequence[Identifier], old_id: str, new_id: str) -> None: ...
+    def put_markers(self, marker_ids: Sequence[str], profile_id: str, expires_at: int) -> None: ...
+    def put_timeline_page(self, profile_id: str, events: Sequence[dict[str, Any]], expires_at: int) -> None: ...
+    def put_merge_record(self, record: dict[str, Any]) -> None: ...
+
+
+def random_id() -> str:
+    return uuid.uuid4().hex
+
+
+def process_unit(
+    events: Sequence[dict[str, Any]],
+    store: Store,
+    publisher: Publisher,
+    settings: IngestSettings,
+    now: datetime,
+    *,
+    conflict: type[Exception],
+    segments: Segments | None = None,
+    new_id: IdFactory = random_id,
+    sleep: Callable[[float], None] = time.sleep,
+    draw: Callable[[], float] = random.random,
+) -> UnitOutcome:
+    """Apply one unit of events exactly once. `conflict` is the store's retryable error.
+    With `segments`, every write also brings the person's segment memberships up to date."""
+    unique = unique_events(events)
+    outcome = UnitOutcome(duplicates=len(events) - len(unique))
+    fresh = not_yet_seen(unique, store.existing_markers(list(unique)), now)
+    outcome.duplicates += len(unique) - len(fresh)
+    if not fresh:
+        return outcome
+    identifiers, lookups = unit_identifiers(fresh, settings.identity)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        outcome.attempts = attempt
+        try:
+            return _attempt(fresh, identifiers, lookups, store, publisher, settings, now, outcome, segments, new_id)
+        except conflict:
+            # Back off with jitter so two writers on one person stop colliding.
+            sleep(backoff_seconds(attempt, draw()))
+    raise RuntimeError(f"gave up after {MAX_ATTEMPTS} conflicting writes on one person")
+
+
+def _attempt(
+    fresh: dict[str, dict[str, Any]],
+    identifiers: list[Identifier],
+    lookups: list[Identifier],
+    store: Store,
+    publisher: Publisher,
+    settings: IngestSettings,
+    now: datetime,
+    outcome: UnitOutcome,
+    segments: Segments | None,
+    new_id: IdFactory,
+) -> UnitOutcome:
+    owners = store.identity_owners(identifiers + [i for i in lookups if i not in identifiers])
+    live, resolved = store.live_profiles(sorted(set(owners.values())))
+    merge = merge_group(identifiers, lookups, owners, live, resolved, settings.identity, now, new_id)
+    # Markers are read after the profiles (see plan_write).
+    pending = pending_markers(merge.survivor, now, settings)
+    markers = store.existing_markers(sorted(set(fresh) | set(pending)))
+    write = plan_write(merge, fresh, pending, markers, settings, now, new_id, segments)
+    if write.changed:
+        store.save(write.plan)
+    merge.survivor.version = write.version_after
+
+    # After the commit: everything below is idempotent and safe to repeat on redelivery.
+    for identifiers_moved, old_id, new_profile_id in repoints(merge):
+        store.repoint_identities(identifiers_moved, old_id, new_profile_id)
+    for record in refusal_records(merge, fresh, now):
+        store.put_merge_record(record)
+    publisher.publish(domain_events(merge, write, now))
+    store.put_timeline_page(merge.survivor.id, write.timeline, write.timeline_expires)
+    store.put_markers(sorted(merge.survivor.pending), merge.survivor.id, write.markers_expire)
+
+    outcome.profile_id = merge.survivor.id
+    outcome.applied = len(write.applied)
+    outcome.duplicates += write.duplicates
+    outcome.merged = [loser.id for loser in merge.losers]
+    outcome.refused = [r["reason"] for r in merge.refusals]
+    return outcome
