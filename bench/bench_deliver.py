@@ -41,9 +41,7 @@ from midstage.logic.delivery import (
     Address,
     Claim,
     Policy,
-    Ports,
     cap_breached,
-    deliver,
     parse_quiet_hours,
     prune_sends,
     zone_of,
@@ -51,6 +49,7 @@ from midstage.logic.delivery import (
 from midstage.logic.timefmt import iso
 from midstage.models.messaging import FINAL_STATUSES, MessageRequest, Origin, Template
 from midstage.models.profile import Profile
+from midstage.services.delivery import Ports, deliver
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # noon UTC: outside the default quiet hours
 MESSAGES = 400  # per in-memory repeat

@@ -23,10 +23,11 @@ from midstage.batch import RecordingBatchProcessor, failure_log
 from midstage.clock import Clock, from_environment
 from midstage.config import DeliverySettings
 from midstage.errors import describe
-from midstage.logic.delivery import IN_FLIGHT, Policy, Ports, RetryLater, deliver, parse_quiet_hours
+from midstage.logic.delivery import IN_FLIGHT, Policy, RetryLater, parse_quiet_hours
 from midstage.models.messaging import MessageRequest
 from midstage.observability import logger, metrics
 from midstage.services.campaigns import delivery_counts
+from midstage.services.delivery import Ports, deliver
 
 
 def _now() -> datetime:

@@ -31,13 +31,14 @@ from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.config import FrequencyCap
 from midstage.logic.campaigns import first_fire_for_local_time, plan_recipient, run_id_for, stats_view, variant_for
-from midstage.logic.delivery import DUPLICATE, SENT, Address, Policy, Ports, deliver
+from midstage.logic.delivery import DUPLICATE, SENT, Address, Policy
 from midstage.logic.timefmt import iso, minute_of, parse_iso
 from midstage.models.campaigns import Campaign
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile, WritePlan
 from midstage.services import campaigns as service
 from midstage.services.campaigns import CampaignRunner, CampaignWorker, ConversionTracker, PartOutcome, delivery_counts
+from midstage.services.delivery import Ports, deliver
 from midstage.services.timers import sweep
 from tests.integration import conftest
 from tests.integration.conftest import Context, Stack

@@ -21,21 +21,12 @@ from midstage.adapters.messaging_store import (
     TimerStore,
 )
 from midstage.config import FrequencyCap
-from midstage.logic.delivery import (
-    DEFERRED,
-    DUPLICATE,
-    IN_FLIGHT,
-    NOT_DUE,
-    SENT,
-    Address,
-    Policy,
-    Ports,
-    deliver,
-)
+from midstage.logic.delivery import DEFERRED, DUPLICATE, IN_FLIGHT, NOT_DUE, SENT, Address, Policy
 from midstage.logic.rules import FireRecord
 from midstage.logic.timefmt import iso, minute_of, parse_iso
 from midstage.models.messaging import MessageRequest, Origin, Template
 from midstage.models.profile import Profile
+from midstage.services.delivery import Ports, deliver
 from midstage.services.timers import sweep
 from tests.integration.conftest import Stack
 

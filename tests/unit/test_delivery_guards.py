@@ -27,12 +27,10 @@ from midstage.logic.delivery import (
     Claim,
     Outcome,
     Policy,
-    Ports,
     ProviderFailure,
     RenderFailure,
     RetryLater,
     cap_breached,
-    deliver,
     ordered_channels,
     parse_quiet_hours,
     prune_sends,
@@ -42,6 +40,7 @@ from midstage.logic.delivery import (
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import FINAL_STATUSES, MessageRequest, Origin, Template
 from midstage.models.profile import Profile
+from midstage.services.delivery import Ports, deliver
 
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # daytime in UTC, outside the default quiet hours
 STAMP = "2026-11-01T10:00:00.000Z|m-consent|src_shop"

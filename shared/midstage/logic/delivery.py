@@ -1,4 +1,5 @@
-"""Delivering one message: the ledger, the guards in their order, rendering, the provider call.
+"""Delivering one message, the decisions: the guards, their reasons, channels and quiet hours.
+services/delivery.py runs them in order against the stores and the provider.
 
 The order is fixed, and every outcome is recorded on the message with its reason:
   0. the ledger claims the message (a conditional write): a send already made, blocked or failed
@@ -17,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from midstage.config import FrequencyCap
-from midstage.logic.timefmt import iso, parse_iso
+from midstage.logic.timefmt import iso
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
 
@@ -58,45 +59,7 @@ class Claim:
         return bool(self.record.get("capReserved"))
 
 
-# --------------------------------------------------------------------------- ports
-class Ledger(Protocol):
-    def claim(self, request: MessageRequest, now: datetime, lease_seconds: int) -> Claim: ...
-    def finish(self, message_id: str, status: str, reason: str, now: datetime, **fields: Any) -> None: ...
-    def note(self, message_id: str, now: datetime, **fields: Any) -> None: ...
-    def defer(self, message_id: str, until: datetime, reason: str, now: datetime) -> None: ...
-    def release(self, message_id: str, reason: str, now: datetime) -> None: ...
-
-
-class Profiles(Protocol):
-    def profile(self, profile_id: str) -> Profile | None: ...
-
-
-class Suppressions(Protocol):
-    def suppression(self, channel: str, address: str) -> Mapping[str, Any] | None: ...
-
-
-class CapStore(Protocol):
-    def reserve(
-        self, profile_id: str, message_id: str, channel: str, category: str, caps: Sequence[FrequencyCap], now: datetime
-    ) -> FrequencyCap | None: ...
-
-
-class Templates(Protocol):
-    def approved(self, template_id: str) -> Template | None: ...
-
-
-class Timers(Protocol):
-    def schedule(self, at: datetime, timer_id: str, payload: Mapping[str, Any]) -> None: ...
-
-
-class Channels(Protocol):
-    """Renders and sends on one channel; raises ProviderFailure or RenderFailure."""
-
-    def send(
-        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
-    ) -> str: ...
-
-
+# --------------------------------------------------------------------------- failures and policy
 class RenderFailure(Exception):
     pass
 
@@ -117,104 +80,43 @@ class Policy:
     lease_seconds: int = 120
 
 
-@dataclass(frozen=True)
-class Ports:
-    ledger: Ledger
-    profiles: Profiles
-    suppressions: Suppressions
-    caps: CapStore
-    templates: Templates
-    timers: Timers
-    channels: Channels
+# --------------------------------------------------------------------------- decisions
+def reach_refusal(channel: str, address: Address | None, profile: Profile, category: str, policy: Policy) -> str:
+    """Why this channel cannot reach this person for this purpose (empty: it can)."""
+    if address is None:
+        return "no_address: the person has no " + ADDRESS_NAMES[channel]
+    return consent_refusal(profile, channel, category, policy.marketing_consent)
 
 
-# --------------------------------------------------------------------------- the pipeline
-def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime) -> Outcome:
-    if request.released_at:
-        # Released by the timer sweep: the scheduler's clock says the deferral is over.
-        now = max(now, parse_iso(request.released_at))
-    message_id = request.message_id
-    claim = ports.ledger.claim(request, now, policy.lease_seconds)
-    if claim.state != "claimed":
-        return Outcome(claim.state, str(claim.record.get("status", "")))
-
-    profile = ports.profiles.profile(request.profile_id)
-    if profile is None:
-        return _finish(ports, message_id, Outcome(BLOCKED, "no_profile: the person does not exist"), now)
-
-    chosen: tuple[str, Address] | None = None
-    first_refusal = ""
-    for channel in ordered_channels(request.channels, profile):
-        address = address_for(channel, profile, request)
-        refusal = (
-            "no_address: the person has no " + ADDRESS_NAMES[channel]
-            if address is None
-            else consent_refusal(profile, channel, request.category, policy.marketing_consent)
-        )
-        if not refusal and address is not None:
-            suppression = ports.suppressions.suppression(channel, address.value) if address.suppressible else None
-            if suppression and (suppression.get("scope") == "all" or request.category == "marketing"):
-                refusal = f"suppressed: {address.value} ({suppression.get('reason', 'manual')})"
-        if not refusal and address is not None:
-            chosen = (channel, address)
-            break
-        first_refusal = first_refusal or f"{refusal} [{channel}]"
-    if chosen is None:
-        return _finish(ports, message_id, Outcome(BLOCKED, first_refusal), now)
-    channel, address = chosen
-
-    if not claim.cap_reserved:
-        cap = ports.caps.reserve(profile.id, message_id, channel, request.category, policy.caps, now)
-        if cap is not None:
-            where = "all channels" if cap.channel == "*" else cap.channel
-            reason = f"frequency_cap: {cap.limit} {cap.category} message(s) per {cap.days:g} days on {where}"
-            return _finish(ports, message_id, Outcome(BLOCKED, reason, channel), now)
-        ports.ledger.note(message_id, now, capReserved=True)
-
-    if request.category == "marketing" and channel not in ("inbox", "webhook") and policy.quiet_hours:
-        zone = zone_of(profile, policy.default_timezone)
-        until = quiet_until(now, zone, policy.quiet_hours)
-        if until is not None:
-            ports.timers.schedule(until, message_id, request.model_dump(mode="json"))
-            reason = f"quiet_hours: deferred to {iso(until)} ({zone.key} {policy.quiet_hours[1].strftime('%H:%M')})"
-            ports.ledger.defer(message_id, until, reason, now)
-            return Outcome(DEFERRED, reason, channel, deferred_until=iso(until))
-
-    template: Template | None = None
-    if channel != "webhook":
-        template_id = request.template_for(channel)
-        template = ports.templates.approved(template_id) if template_id else None
-        if template is None:
-            return _finish(ports, message_id, Outcome(FAILED, f"no approved template {template_id!r}", channel), now)
-        if template.channel != channel:
-            reason = f"template {template.id!r} is for {template.channel}, not {channel}"
-            return _finish(ports, message_id, Outcome(FAILED, reason, channel), now)
-    try:
-        provider_id = ports.channels.send(channel, request, profile, address, template)
-    except RenderFailure as error:
-        return _finish(ports, message_id, Outcome(FAILED, f"render: {error}", channel), now)
-    except ProviderFailure as error:
-        if error.kind == "retryable":
-            ports.ledger.release(message_id, f"retrying: {error.reason}", now)
-            raise RetryLater(error.reason) from error
-        return _finish(ports, message_id, Outcome(FAILED, f"{error.kind}: {error.reason}", channel), now)
-    outcome = Outcome(SENT, f"sent by {channel}", channel, provider_id)
-    ports.ledger.finish(
-        message_id,
-        SENT,
-        outcome.reason,
-        now,
-        channel=channel,
-        address=address.value,
-        providerId=provider_id,
-        templateVersion=template.version if template else None,
-    )
-    return outcome
+def suppression_refusal(address: Address, category: str, suppression: Mapping[str, Any] | None) -> str:
+    """Why a suppressed address is not messaged (empty: it may be). A suppression scoped to
+    marketing lets transactional messages through."""
+    if suppression and (suppression.get("scope") == "all" or category == "marketing"):
+        return f"suppressed: {address.value} ({suppression.get('reason', 'manual')})"
+    return ""
 
 
-def _finish(ports: Ports, message_id: str, outcome: Outcome, now: datetime) -> Outcome:
-    ports.ledger.finish(message_id, outcome.status, outcome.reason, now, channel=outcome.channel)
-    return outcome
+def cap_refusal(cap: FrequencyCap) -> str:
+    where = "all channels" if cap.channel == "*" else cap.channel
+    return f"frequency_cap: {cap.limit} {cap.category} message(s) per {cap.days:g} days on {where}"
+
+
+def may_be_quieted(category: str, channel: str, policy: Policy) -> bool:
+    """Quiet hours hold back marketing that interrupts: not the inbox, not a webhook."""
+    return category == "marketing" and channel not in ("inbox", "webhook") and policy.quiet_hours is not None
+
+
+def quiet_reason(until: datetime, zone: ZoneInfo, window: tuple[time, time]) -> str:
+    return f"quiet_hours: deferred to {iso(until)} ({zone.key} {window[1].strftime('%H:%M')})"
+
+
+def template_refusal(channel: str, template_id: str | None, template: Template | None) -> str:
+    """Why the approved template cannot be used on this channel (empty: it can)."""
+    if template is None:
+        return f"no approved template {template_id!r}"
+    if template.channel != channel:
+        return f"template {template.id!r} is for {template.channel}, not {channel}"
+    return ""
 
 
 # --------------------------------------------------------------------------- channels and addresses

@@ -1,0 +1,172 @@
+"""Delivering one message: the ledger, the guards in their order, rendering, the provider call.
+
+The order is fixed, and every outcome is recorded on the message with its reason:
+  0. the ledger claims the message (a conditional write): a send already made, blocked or failed
+     is never repeated, whatever redelivers it; two deliverers cannot both hold it;
+  1. consent for the channel and purpose (transactional messages need no marketing consent);
+  2. suppression of the address (hard bounce, complaint, unsubscribe, manual);
+  3. frequency caps, reserved atomically on the person's send history (one conditional write);
+  4. quiet hours in the recipient's time zone: deferred to the end of the window, not dropped;
+then the approved template is rendered and the provider called. Channels are tried in the
+request's fallback order (the person's preferred channel first); a channel is skipped when the
+person has no address there, no consent, or the address is suppressed. The decisions are
+logic/delivery.py's; this module holds the order and the ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from midstage.config import FrequencyCap
+from midstage.logic.delivery import (
+    BLOCKED,
+    DEFERRED,
+    FAILED,
+    SENT,
+    Address,
+    Claim,
+    Outcome,
+    Policy,
+    ProviderFailure,
+    RenderFailure,
+    RetryLater,
+    address_for,
+    cap_refusal,
+    may_be_quieted,
+    ordered_channels,
+    quiet_reason,
+    quiet_until,
+    reach_refusal,
+    suppression_refusal,
+    template_refusal,
+    zone_of,
+)
+from midstage.logic.timefmt import iso, parse_iso
+from midstage.models.messaging import MessageRequest, Template
+from midstage.models.profile import Profile
+from midstage.services.ports import Profiles, Timers
+
+
+# --------------------------------------------------------------------------- ports
+class Ledger(Protocol):
+    def claim(self, request: MessageRequest, now: datetime, lease_seconds: int) -> Claim: ...
+    def finish(self, message_id: str, status: str, reason: str, now: datetime, **fields: Any) -> None: ...
+    def note(self, message_id: str, now: datetime, **fields: Any) -> None: ...
+    def defer(self, message_id: str, until: datetime, reason: str, now: datetime) -> None: ...
+    def release(self, message_id: str, reason: str, now: datetime) -> None: ...
+
+
+class SuppressionLookup(Protocol):
+    def suppression(self, channel: str, address: str) -> Mapping[str, Any] | None: ...
+
+
+class CapStore(Protocol):
+    def reserve(
+        self, profile_id: str, message_id: str, channel: str, category: str, caps: Sequence[FrequencyCap], now: datetime
+    ) -> FrequencyCap | None: ...
+
+
+class Templates(Protocol):
+    def approved(self, template_id: str) -> Template | None: ...
+
+
+class Channels(Protocol):
+    """Renders and sends on one channel; raises ProviderFailure or RenderFailure."""
+
+    def send(
+        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
+    ) -> str: ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    ledger: Ledger
+    profiles: Profiles
+    suppressions: SuppressionLookup
+    caps: CapStore
+    templates: Templates
+    timers: Timers
+    channels: Channels
+
+
+# --------------------------------------------------------------------------- the pipeline
+def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime) -> Outcome:
+    if request.released_at:
+        # Released by the timer sweep: the scheduler's clock says the deferral is over.
+        now = max(now, parse_iso(request.released_at))
+    message_id = request.message_id
+    claim = ports.ledger.claim(request, now, policy.lease_seconds)
+    if claim.state != "claimed":
+        return Outcome(claim.state, str(claim.record.get("status", "")))
+
+    profile = ports.profiles.profile(request.profile_id)
+    if profile is None:
+        return _finish(ports, message_id, Outcome(BLOCKED, "no_profile: the person does not exist"), now)
+
+    chosen: tuple[str, Address] | None = None
+    first_refusal = ""
+    for channel in ordered_channels(request.channels, profile):
+        address = address_for(channel, profile, request)
+        refusal = reach_refusal(channel, address, profile, request.category, policy)
+        if not refusal and address is not None and address.suppressible:
+            suppression = ports.suppressions.suppression(channel, address.value)
+            refusal = suppression_refusal(address, request.category, suppression)
+        if not refusal and address is not None:
+            chosen = (channel, address)
+            break
+        first_refusal = first_refusal or f"{refusal} [{channel}]"
+    if chosen is None:
+        return _finish(ports, message_id, Outcome(BLOCKED, first_refusal), now)
+    channel, address = chosen
+
+    if not claim.cap_reserved:
+        cap = ports.caps.reserve(profile.id, message_id, channel, request.category, policy.caps, now)
+        if cap is not None:
+            return _finish(ports, message_id, Outcome(BLOCKED, cap_refusal(cap), channel), now)
+        ports.ledger.note(message_id, now, capReserved=True)
+
+    if may_be_quieted(request.category, channel, policy) and policy.quiet_hours:
+        zone = zone_of(profile, policy.default_timezone)
+        until = quiet_until(now, zone, policy.quiet_hours)
+        if until is not None:
+            ports.timers.schedule(until, message_id, request.model_dump(mode="json"))
+            reason = quiet_reason(until, zone, policy.quiet_hours)
+            ports.ledger.defer(message_id, until, reason, now)
+            return Outcome(DEFERRED, reason, channel, deferred_until=iso(until))
+
+    template: Template | None = None
+    if channel != "webhook":
+        template_id = request.template_for(channel)
+        template = ports.templates.approved(template_id) if template_id else None
+        refusal = template_refusal(channel, template_id, template)
+        if refusal:
+            return _finish(ports, message_id, Outcome(FAILED, refusal, channel), now)
+    try:
+        provider_id = ports.channels.send(channel, request, profile, address, template)
+    except RenderFailure as error:
+        return _finish(ports, message_id, Outcome(FAILED, f"render: {error}", channel), now)
+    except ProviderFailure as error:
+        if error.kind == "retryable":
+            ports.ledger.release(message_id, f"retrying: {error.reason}", now)
+            raise RetryLater(error.reason) from error
+        return _finish(ports, message_id, Outcome(FAILED, f"{error.kind}: {error.reason}", channel), now)
+    outcome = Outcome(SENT, f"sent by {channel}", channel, provider_id)
+    ports.ledger.finish(
+        message_id,
+        SENT,
+        outcome.reason,
+        now,
+        channel=channel,
+        address=address.value,
+        providerId=provider_id,
+        templateVersion=template.version if template else None,
+    )
+    return outcome
+
+
+def _finish(ports: Ports, message_id: str, outcome: Outcome, now: datetime) -> Outcome:
+    ports.ledger.finish(message_id, outcome.status, outcome.reason, now, channel=outcome.channel)
+    return outcome
