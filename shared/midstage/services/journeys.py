@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from midstage import keys
 from midstage.adapters.automation_store import Stale
 from midstage.logic import internal_events
-from midstage.logic.conditions import ConditionError
 from midstage.logic.journeys import (
     CompiledJourney,
     Instance,
@@ -40,6 +39,7 @@ from midstage.models.journeys import Journey
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 from midstage.observability import logger
+from midstage.services.compiled import CompiledCache
 from midstage.services.ports import Counters, Documents, EventSink, MessageSink, Profiles, Timers
 
 MAX_RETRIES = 6
@@ -97,26 +97,12 @@ class JourneyCatalog:
     def __init__(self, config: Documents, *, max_window_days: int = 90) -> None:
         self.config = config
         self.max_window_days = max_window_days
-        self._compiled: dict[tuple[str, int], CompiledJourney] = {}
-        self._index: tuple[tuple[tuple[str, int], ...], JourneyIndex] | None = None
+        self._compiled: CompiledCache[Journey, CompiledJourney, JourneyIndex] = CompiledCache(
+            "journey", lambda journey: compile_journey(journey, max_window_days=self.max_window_days), JourneyIndex
+        )
 
     def current(self) -> JourneyIndex:
-        journeys = [j for j in self.config.documents(keys.JOURNEY_PK, Journey) if j.enabled]
-        signature = tuple(sorted((j.id, j.version) for j in journeys))
-        if self._index is not None and self._index[0] == signature:
-            return self._index[1]
-        compiled: list[CompiledJourney] = []
-        for journey in journeys:
-            key = (journey.id, journey.version)
-            if key not in self._compiled:
-                try:
-                    self._compiled[key] = compile_journey(journey, max_window_days=self.max_window_days)
-                except ConditionError as error:  # validated on save; defence against a stored one gone bad
-                    logger.error("journey does not compile; skipped", journey=journey.id, issues=str(error))
-                    continue
-            compiled.append(self._compiled[key])
-        self._index = (signature, JourneyIndex(compiled))
-        return self._index[1]
+        return self._compiled.get([j for j in self.config.documents(keys.JOURNEY_PK, Journey) if j.enabled])
 
 
 def date_entries(

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from midstage.logic import internal_events
-from midstage.logic.conditions import ConditionError, Facts
+from midstage.logic.conditions import Facts
 from midstage.logic.rules import (
     CompiledRule,
     Effects,
@@ -22,6 +22,7 @@ from midstage.logic.rules import (
 )
 from midstage.models.messaging import Rule
 from midstage.observability import logger
+from midstage.services.compiled import CompiledCache
 from midstage.services.ports import EventSink, MessageSink, Profiles
 
 
@@ -66,27 +67,13 @@ class RuleEngine:
         self.events = events
         self.max_depth = max_depth
         self.max_window_days = max_window_days
-        self._compiled: dict[tuple[str, int], CompiledRule] = {}
-        self._ruleset: tuple[tuple[tuple[str, int], ...], RuleSet] | None = None
+        self._compiled: CompiledCache[Rule, CompiledRule, RuleSet] = CompiledCache(
+            "rule", lambda rule: compile_rule(rule, max_window_days=self.max_window_days), RuleSet
+        )
 
     def ruleset(self) -> RuleSet:
         """The enabled rules, compiled once per version and container."""
-        rules = self.source.rules()
-        signature = tuple(sorted((r.id, r.version) for r in rules))
-        if self._ruleset is not None and self._ruleset[0] == signature:
-            return self._ruleset[1]
-        compiled: list[CompiledRule] = []
-        for rule in rules:
-            key = (rule.id, rule.version)
-            if key not in self._compiled:
-                try:
-                    self._compiled[key] = compile_rule(rule, max_window_days=self.max_window_days)
-                except ConditionError as error:  # validated on save; a stored rule that no longer compiles
-                    logger.error("rule does not compile; skipped", rule=rule.id, issues=str(error))
-                    continue
-            compiled.append(self._compiled[key])
-        self._ruleset = (signature, RuleSet(compiled))
-        return self._ruleset[1]
+        return self._compiled.get(self.source.rules())
 
     def handle(self, detail_type: str, detail: Mapping[str, Any], now: datetime) -> Summary:
         summary = Summary()

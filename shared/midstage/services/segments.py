@@ -26,6 +26,7 @@ from midstage.logic.segments import TIME_DEPENDENT_COMPUTED, SegmentSet, estimat
 from midstage.logic.timefmt import iso
 from midstage.models.profile import Profile
 from midstage.models.segments import Segment
+from midstage.services.compiled import CompiledCache
 from midstage.services.ports import Documents, PartQueue, ProfilePages, Publisher
 
 # Computed traits that move with time alone; the sweep recomputes them.
@@ -45,14 +46,13 @@ class SegmentCatalog:
     def __init__(self, config: Documents, *, max_window_days: int = 90) -> None:
         self.config = config
         self.max_window_days = max_window_days
-        self._compiled: tuple[tuple[tuple[str, int], ...], SegmentSet] | None = None
+        # A segment's condition may name other segments, so the set compiles them together.
+        self._compiled: CompiledCache[Segment, Segment, SegmentSet] = CompiledCache(
+            "segment", lambda segment: segment, lambda segments: SegmentSet(segments, max_window_days=max_window_days)
+        )
 
     def current(self) -> SegmentSet:
-        segments = self.config.documents(keys.SEGMENT_PK, Segment)
-        signature = tuple(sorted((s.id, s.version) for s in segments))
-        if self._compiled is None or self._compiled[0] != signature:
-            self._compiled = (signature, SegmentSet(segments, max_window_days=self.max_window_days))
-        return self._compiled[1]
+        return self._compiled.get(self.config.documents(keys.SEGMENT_PK, Segment))
 
     def evaluate(self, profile: Profile, now: datetime) -> dict[str, str]:
         return self.current().evaluate(profile, now)
