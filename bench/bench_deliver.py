@@ -30,7 +30,7 @@ from typing import Any
 from bench.bench_profile_updater import data_table_definition, local_cloud
 from midstage.adapters.channels import render_context
 from midstage.adapters.messaging_store import CapStore, MessageLedger, SuppressionStore
-from midstage.config import DeliverySettings, FrequencyCap
+from midstage.config import DeliverySettings
 from midstage.logic import links
 from midstage.logic import templates as template_logic
 from midstage.logic.delivery import (
@@ -41,15 +41,14 @@ from midstage.logic.delivery import (
     Address,
     Claim,
     Policy,
-    cap_breached,
     parse_quiet_hours,
-    prune_sends,
     zone_of,
 )
 from midstage.logic.timefmt import iso
 from midstage.models.messaging import FINAL_STATUSES, MessageRequest, Origin, Template
 from midstage.models.profile import Profile
 from midstage.services.delivery import Ports, deliver
+from tests.support.fakes import MemoryCaps, MemoryProfiles
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # noon UTC: outside the default quiet hours
 MESSAGES = 400  # per in-memory repeat
@@ -178,37 +177,9 @@ class MemoryLedger:
         self.items[message_id].update(status="queued", reason=reason)
 
 
-class MemoryCaps:
-    """CapStore.reserve's check-and-append, on a dict."""
-
-    def __init__(self) -> None:
-        self.sends: dict[str, list[dict[str, Any]]] = {}
-
-    def reserve(
-        self, profile_id: str, message_id: str, channel: str, category: str, caps: Sequence[FrequencyCap], now: datetime
-    ) -> FrequencyCap | None:
-        sends = self.sends.get(profile_id, [])
-        if any(s["id"] == message_id for s in sends):
-            return None
-        breached = cap_breached(sends, channel, category, caps, now)
-        if breached is not None:
-            return breached
-        reserved = {"id": message_id, "at": int(now.timestamp()), "channel": channel, "category": category}
-        self.sends[profile_id] = [*prune_sends(sends, caps, now), reserved]
-        return None
-
-
 class NoSuppressions:
     def suppression(self, channel: str, address: str) -> Mapping[str, Any] | None:
         return None
-
-
-class People:
-    def __init__(self, people: Mapping[str, Profile]) -> None:
-        self.people = people
-
-    def profile(self, profile_id: str) -> Profile | None:
-        return self.people.get(profile_id)
 
 
 class Approved:
@@ -299,7 +270,15 @@ def requests(template_id: str, count: int, tag: str) -> list[MessageRequest]:
 
 
 def memory_ports(everyone: Mapping[str, Profile], channels: StubbedEmail) -> Ports:
-    return Ports(MemoryLedger(), People(everyone), NoSuppressions(), MemoryCaps(), Approved(), NoTimers(), channels)
+    return Ports(
+        MemoryLedger(),
+        MemoryProfiles(*everyone.values()),
+        NoSuppressions(),
+        MemoryCaps(),
+        Approved(),
+        NoTimers(),
+        channels,
+    )
 
 
 def run_all(batch: Sequence[MessageRequest], ports: Ports) -> float:
@@ -357,7 +336,7 @@ def on_moto(template_id: str) -> tuple[list[float], dict[str, int]]:
             dynamodb.create_table(TableName=table, **data_table_definition())
             return Ports(
                 MessageLedger(table, client=dynamodb),
-                People(everyone),
+                MemoryProfiles(*everyone.values()),
                 SuppressionStore(table, client=dynamodb),
                 CapStore(table, client=dynamodb),
                 Approved(),

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.config import FrequencyCap
 from midstage.logic.campaigns import first_fire_for_local_time, plan_recipient, run_id_for, stats_view, variant_for
-from midstage.logic.delivery import DUPLICATE, SENT, Address, Policy
+from midstage.logic.delivery import DUPLICATE, SENT, Policy
 from midstage.logic.timefmt import iso, minute_of, parse_iso
 from midstage.models.campaigns import Campaign
 from midstage.models.messaging import MessageRequest, Template
@@ -42,6 +41,8 @@ from midstage.services.delivery import Ports, deliver
 from midstage.services.timers import sweep
 from tests.integration import conftest
 from tests.integration.conftest import Context, Stack
+from tests.support.concurrency import race
+from tests.support.fakes import ApprovedEmail, RecordingProvider
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # the occurrence the schedule fires for
 RUN = run_id_for(NOW)
@@ -63,7 +64,6 @@ MIXES: tuple[tuple[str, ...], ...] = (
     ("other",),
     (),
 )
-T = TypeVar("T")
 D = TypeVar("D", bound=BaseModel)
 
 
@@ -156,29 +156,6 @@ class VirtualClock:
     def sleep(self, seconds: float) -> None:
         assert seconds >= 0
         self.at += seconds
-
-
-def race(threads: int, work: Callable[[int], T]) -> list[T]:
-    """Run `work(0..threads-1)` on as many threads released at once; re-raise the first error."""
-    start = threading.Barrier(threads)
-    results: list[Any] = [None] * threads
-    errors: list[BaseException] = []
-
-    def run(n: int) -> None:
-        try:
-            start.wait()
-            results[n] = work(n)
-        except BaseException as error:
-            errors.append(error)
-
-    pool = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 # ------------------------------------------------------------------------------ the rig
@@ -471,30 +448,6 @@ class StallsBeforeCheckpoint(CampaignRuns):
         super().checkpoint(campaign_id, run_id, part, seq=seq, **fields)
 
 
-class Approved:
-    def approved(self, template_id: str) -> Template | None:
-        return Template(
-            id=template_id,
-            name=template_id,
-            channel="email",
-            locales={"en": {"subject": "Winter", "html": "<p>Winter</p>"}},
-            status="approved",
-        )
-
-
-class Provider:
-    """The email provider: records what it was asked to send."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def send(
-        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
-    ) -> str:
-        self.calls.append(request.message_id)
-        return f"ses-{len(self.calls)}"
-
-
 def test_given_a_worker_dead_between_queuing_a_page_and_its_checkpoint_when_restarted_then_each_message_goes_once(
     rig: Rig,
 ) -> None:
@@ -528,13 +481,13 @@ def test_given_a_worker_dead_between_queuing_a_page_and_its_checkpoint_when_rest
 
     # Delivering everything queued, duplicates and all: the ledger sends each message once.
     dynamodb, table = rig.stack.clients.dynamodb(), rig.profiles.table
-    provider = Provider()
+    provider = RecordingProvider()
     ports = Ports(
         ledger=rig.ledger,
         profiles=rig.profiles,
         suppressions=SuppressionStore(table, client=dynamodb),
         caps=CapStore(table, client=dynamodb),
-        templates=Approved(),
+        templates=ApprovedEmail("Winter", "<p>Winter</p>"),
         timers=rig.timers,
         channels=provider,
     )
@@ -1043,9 +996,9 @@ def test_given_a_message_deferred_by_quiet_hours_when_it_is_released_and_sent_th
         profiles=rig.profiles,
         suppressions=SuppressionStore(table, client=dynamodb),
         caps=CapStore(table, client=dynamodb),
-        templates=Approved(),
+        templates=ApprovedEmail("Winter", "<p>Winter</p>"),
         timers=rig.timers,
-        channels=Provider(),
+        channels=RecordingProvider(),
     )
     policy = Policy(caps=(), quiet_hours=(time(21), time(8)))
     night, morning = datetime(2026, 12, 1, 22, 30, tzinfo=UTC), datetime(2026, 12, 2, 7, 0, tzinfo=UTC)

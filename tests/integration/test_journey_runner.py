@@ -5,13 +5,12 @@ wakes released by the sweep onto the bus and read back from a queue subscribed t
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -30,10 +29,10 @@ from midstage.models.profile import Profile, WritePlan
 from midstage.services.journeys import JourneyCatalog, JourneyRunner, Summary, date_entries
 from midstage.services.timers import sweep
 from tests.integration.conftest import Stack
+from tests.support.concurrency import race
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 AFTER_THE_HOUR = NOW + timedelta(hours=1, minutes=1, seconds=5)  # the sweep that releases a 1h wait
-T = TypeVar("T")
 
 CART: dict[str, Any] = {
     "id": "cart",
@@ -215,29 +214,6 @@ def tracked(profile_id: str, name: str, message_id: str, at: datetime = NOW, **p
     if properties:
         event["properties"] = properties
     return {"profileId": profile_id, "event": event}
-
-
-def race(threads: int, work: Callable[[int], T]) -> list[T]:
-    """Run `work(0..threads-1)` on as many threads released at once; re-raise the first error."""
-    start = threading.Barrier(threads)
-    results: list[Any] = [None] * threads
-    errors: list[BaseException] = []
-
-    def run(n: int) -> None:
-        try:
-            start.wait()
-            results[n] = work(n)
-        except BaseException as error:
-            errors.append(error)
-
-    pool = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 def handle_nth(rig: Rig, contenders: Sequence[tuple[str, dict[str, Any]]], now: datetime, n: int) -> Summary:

@@ -4,10 +4,9 @@ records, timers and the timer sweep."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -21,18 +20,19 @@ from midstage.adapters.messaging_store import (
     TimerStore,
 )
 from midstage.config import FrequencyCap
-from midstage.logic.delivery import DEFERRED, DUPLICATE, IN_FLIGHT, NOT_DUE, SENT, Address, Policy
+from midstage.logic.delivery import DEFERRED, DUPLICATE, IN_FLIGHT, NOT_DUE, SENT, Policy
 from midstage.logic.rules import FireRecord
 from midstage.logic.timefmt import iso, minute_of, parse_iso
-from midstage.models.messaging import MessageRequest, Origin, Template
+from midstage.models.messaging import MessageRequest, Origin
 from midstage.models.profile import Profile
 from midstage.services.delivery import Ports, deliver
 from midstage.services.timers import sweep
 from tests.integration.conftest import Stack
+from tests.support.concurrency import race
+from tests.support.fakes import ApprovedEmail, MemoryProfiles, RecordingProvider
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 LEASE = 120
-T = TypeVar("T")
 
 
 def table(stack: Stack) -> str:
@@ -50,29 +50,6 @@ def request(key: str = "k1", profile_id: str = "p1", origin: str = "r1", **field
     }
     body.update(fields)
     return MessageRequest(**body)
-
-
-def race(threads: int, work: Callable[[int], T]) -> list[T]:
-    """Run `work(0..threads-1)` on as many threads released at once; re-raise the first error."""
-    start = threading.Barrier(threads)
-    results: list[Any] = [None] * threads
-    errors: list[BaseException] = []
-
-    def run(n: int) -> None:
-        try:
-            start.wait()
-            results[n] = work(n)
-        except BaseException as error:
-            errors.append(error)
-
-    pool = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 @pytest.fixture
@@ -427,31 +404,6 @@ def test_given_a_timer_due_in_a_minute_just_swept_when_the_next_sweep_runs_then_
 
 
 # ============================================================================== deliver on the real stores
-class OnePerson:
-    def __init__(self, profile: Profile) -> None:
-        self.person = profile
-
-    def profile(self, profile_id: str) -> Profile | None:
-        return self.person if profile_id == self.person.id else None
-
-
-class Approved:
-    def approved(self, template_id: str) -> Template | None:
-        subject = {"subject": "Hi", "html": "<p>Hi</p>"}
-        return Template(id=template_id, name=template_id, channel="email", locales={"en": subject}, status="approved")
-
-
-class Provider:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def send(
-        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
-    ) -> str:
-        self.calls.append(request.message_id)
-        return f"ses-{len(self.calls)}"
-
-
 def test_given_a_message_deferred_by_quiet_hours_when_the_sweep_releases_it_then_it_is_sent_once(stack: Stack) -> None:
     client, name = stack.clients.dynamodb(), table(stack)
     consent = {"email:marketing": {"granted": True, "stamp": "2026-11-01T00:00:00.000Z|m|s", "source": "s"}}
@@ -462,14 +414,14 @@ def test_given_a_message_deferred_by_quiet_hours_when_the_sweep_releases_it_then
         consent=consent,
         timezone="Europe/Paris",
     )
-    provider, timers = Provider(), TimerStore(name, client=client)
+    provider, timers = RecordingProvider(), TimerStore(name, client=client)
     ledger = MessageLedger(name, client=client)
     ports = Ports(
         ledger=ledger,
-        profiles=OnePerson(ann),
+        profiles=MemoryProfiles(ann),
         suppressions=SuppressionStore(name, client=client),
         caps=CapStore(name, client=client),
-        templates=Approved(),
+        templates=ApprovedEmail(),
         timers=timers,
         channels=provider,
     )

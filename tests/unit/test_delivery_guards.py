@@ -41,6 +41,7 @@ from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import FINAL_STATUSES, MessageRequest, Origin, Template
 from midstage.models.profile import Profile
 from midstage.services.delivery import Ports, deliver
+from tests.support.fakes import MemoryCaps, MemoryProfiles
 
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # daytime in UTC, outside the default quiet hours
 STAMP = "2026-11-01T10:00:00.000Z|m-consent|src_shop"
@@ -114,14 +115,6 @@ class FakeLedger:
         item["history"].append({"at": iso(now), "status": "queued", "reason": reason})
 
 
-class FakeProfiles:
-    def __init__(self, *profiles: Profile) -> None:
-        self.by_id = {p.id: p for p in profiles}
-
-    def profile(self, profile_id: str) -> Profile | None:
-        return self.by_id.get(profile_id)
-
-
 class FakeSuppressions:
     def __init__(self) -> None:
         self.entries: dict[tuple[str, str], dict[str, Any]] = {}
@@ -131,29 +124,6 @@ class FakeSuppressions:
 
     def suppression(self, channel: str, address: str) -> Mapping[str, Any] | None:
         return self.entries.get((channel, address))
-
-
-class FakeCaps:
-    """CapStore.reserve without DynamoDB: the same check-and-append on one list per person."""
-
-    def __init__(self) -> None:
-        self.sends: dict[str, list[dict[str, Any]]] = {}
-        self.calls = 0
-
-    def reserve(
-        self, profile_id: str, message_id: str, channel: str, category: str, caps: Sequence[FrequencyCap], now: datetime
-    ) -> FrequencyCap | None:
-        self.calls += 1
-        sends = self.sends.get(profile_id, [])
-        if any(s["id"] == message_id for s in sends):
-            return None
-        breached = cap_breached(sends, channel, category, caps, now)
-        if breached is not None:
-            return breached
-        sends = prune_sends(sends, caps, now)
-        sends.append({"id": message_id, "at": int(now.timestamp()), "channel": channel, "category": category})
-        self.sends[profile_id] = sends
-        return None
 
 
 class FakeTemplates:
@@ -239,9 +209,9 @@ def request(key: str = "k1", channels: Sequence[str] = ("email",), **fields: Any
 @dataclass
 class Rig:
     ledger: FakeLedger = field(default_factory=FakeLedger)
-    profiles: FakeProfiles = field(default_factory=lambda: FakeProfiles(person()))
+    profiles: MemoryProfiles = field(default_factory=lambda: MemoryProfiles(person()))
     suppressions: FakeSuppressions = field(default_factory=FakeSuppressions)
-    caps: FakeCaps = field(default_factory=FakeCaps)
+    caps: MemoryCaps = field(default_factory=MemoryCaps)
     templates: FakeTemplates = field(default_factory=lambda: FakeTemplates(*TEMPLATES))
     timers: FakeTimers = field(default_factory=FakeTimers)
     channels: FakeChannels = field(default_factory=FakeChannels)
@@ -260,7 +230,7 @@ class Rig:
         return self.ledger.items[message.message_id]
 
     def with_person(self, profile: Profile) -> Rig:
-        self.profiles = FakeProfiles(profile)
+        self.profiles = MemoryProfiles(profile)
         return self
 
 
@@ -290,7 +260,7 @@ def test_given_a_consenting_person_when_delivered_then_the_provider_is_called_on
 
 # ============================================================================== each guard's block
 def test_given_no_profile_when_delivered_then_it_is_blocked_as_no_profile() -> None:
-    rig = Rig(profiles=FakeProfiles())
+    rig = Rig(profiles=MemoryProfiles())
     message = request()
     assert_blocked(rig, message, rig.deliver(message), "no_profile: the person does not exist")
 

@@ -40,6 +40,7 @@ from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.journeys import MAX_DEFINITION_CHARS, Journey, JourneyBody
 from midstage.models.messaging import MessageRequest, Origin, message_id_for
 from midstage.models.profile import Profile
+from tests.support.fakes import person
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 NEW_YORK = ZoneInfo("America/New_York")
@@ -104,16 +105,6 @@ def issues_of(**fields: Any) -> list[Issue]:
 
 def locations(issues: list[Issue]) -> list[str]:
     return [issue.location for issue in issues]
-
-
-def person(profile_id: str = "p1", **fields: Any) -> Profile:
-    base: dict[str, Any] = {
-        "id": profile_id,
-        "created_at": "2026-01-01T00:00:00.000Z",
-        "identities": {"user_id": [f"user-{profile_id}"], "anonymous_id": [f"anon-{profile_id}"]},
-    }
-    base.update(fields)
-    return Profile(**base)
 
 
 def tracked(name: str, message_id: str = "m1", **fields: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from midstage.logic.timefmt import iso
 from midstage.models.messaging import MessageRequest, Rule, message_id_for
 from midstage.models.profile import Profile
 from midstage.services.rules import RuleEngine
+from tests.support.fakes import person
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -45,16 +46,6 @@ def rule(rule_id: str = "r1", **fields: Any) -> Rule:
     }
     body.update(fields)
     return Rule.model_validate(body)
-
-
-def person(profile_id: str = "p1", **fields: Any) -> Profile:
-    base: dict[str, Any] = {
-        "id": profile_id,
-        "created_at": "2026-01-01T00:00:00.000Z",
-        "identities": {"user_id": [f"user-{profile_id}"], "anonymous_id": [f"anon-{profile_id}"]},
-    }
-    base.update(fields)
-    return Profile(**base)
 
 
 def tracked(name: str, message_id: str = "m1", kind: str = "track", **fields: Any) -> dict[str, Any]:
