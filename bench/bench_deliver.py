@@ -34,21 +34,17 @@ from midstage.config import DeliverySettings
 from midstage.logic import links
 from midstage.logic import templates as template_logic
 from midstage.logic.delivery import (
-    DUPLICATE,
-    IN_FLIGHT,
-    NOT_DUE,
     SENT,
     Address,
-    Claim,
     Policy,
     parse_quiet_hours,
     zone_of,
 )
 from midstage.logic.timefmt import iso
-from midstage.models.messaging import FINAL_STATUSES, MessageRequest, Origin, Template
+from midstage.models.messaging import MessageRequest, Origin, Template
 from midstage.models.profile import Profile
 from midstage.services.delivery import Ports, deliver
-from tests.support.fakes import MemoryCaps, MemoryProfiles
+from tests.support.fakes import MemoryCaps, MemoryLedger, MemoryProfiles
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # noon UTC: outside the default quiet hours
 MESSAGES = 400  # per in-memory repeat
@@ -132,51 +128,6 @@ TEMPLATES = {"small": template("small", SMALL_EMAIL), "newsletter": template("ne
 
 
 # ------------------------------------------------------------------------ in-memory ports
-class MemoryLedger:
-    """MessageLedger's claim state machine on a dict."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Any]] = {}
-
-    def claim(self, request: MessageRequest, now: datetime, lease_seconds: int) -> Claim:
-        now_s = int(now.timestamp())
-        item = self.items.get(request.message_id)
-        if item is not None and not (
-            (item["status"] == "sending" and item.get("leaseUntil", now_s) < now_s)
-            or (item["status"] == "deferred" and item.get("notBefore", now_s + 1) <= now_s)
-            or item["status"] == "queued"
-        ):
-            status = item["status"]
-            return Claim(
-                DUPLICATE if status in FINAL_STATUSES else NOT_DUE if status == "deferred" else IN_FLIGHT, item
-            )
-        if item is None:
-            item = self.items[request.message_id] = {
-                "attempts": 0,
-                "request": request.model_dump_json(),
-                "createdAt": iso(now),
-                "history": [],
-            }
-        item.update(status="sending", leaseUntil=now_s + lease_seconds, attempts=item["attempts"] + 1)
-        item["history"].append({"at": iso(now), "status": "sending"})
-        return Claim("claimed", dict(item))
-
-    def finish(self, message_id: str, status: str, reason: str, now: datetime, **fields: Any) -> None:
-        item = self.items[message_id]
-        item.update(status=status, reason=reason, updatedAt=iso(now), **{k: v for k, v in fields.items() if v})
-        item.pop("leaseUntil", None)
-        item["history"].append({"at": iso(now), "status": status, "reason": reason})
-
-    def note(self, message_id: str, now: datetime, **fields: Any) -> None:
-        self.items[message_id].update(fields)
-
-    def defer(self, message_id: str, until: datetime, reason: str, now: datetime) -> None:
-        self.items[message_id].update(status="deferred", notBefore=int(until.timestamp()), reason=reason)
-
-    def release(self, message_id: str, reason: str, now: datetime) -> None:
-        self.items[message_id].update(status="queued", reason=reason)
-
-
 class NoSuppressions:
     def suppression(self, channel: str, address: str) -> Mapping[str, Any] | None:
         return None
@@ -271,7 +222,7 @@ def requests(template_id: str, count: int, tag: str) -> list[MessageRequest]:
 
 def memory_ports(everyone: Mapping[str, Profile], channels: StubbedEmail) -> Ports:
     return Ports(
-        MemoryLedger(),
+        MemoryLedger(snapshot=dict),
         MemoryProfiles(*everyone.values()),
         NoSuppressions(),
         MemoryCaps(),

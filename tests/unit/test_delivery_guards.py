@@ -3,7 +3,6 @@ errors and quiet hours, with every port faked in memory (the fakes keep the stor
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -24,7 +23,6 @@ from midstage.logic.delivery import (
     NOT_DUE,
     SENT,
     Address,
-    Claim,
     Outcome,
     Policy,
     ProviderFailure,
@@ -38,10 +36,10 @@ from midstage.logic.delivery import (
     zone_of,
 )
 from midstage.logic.timefmt import iso, parse_iso
-from midstage.models.messaging import FINAL_STATUSES, MessageRequest, Origin, Template
+from midstage.models.messaging import MessageRequest, Origin, Template
 from midstage.models.profile import Profile
 from midstage.services.delivery import Ports, deliver
-from tests.support.fakes import MemoryCaps, MemoryProfiles
+from tests.support.fakes import MemoryCaps, MemoryLedger, MemoryProfiles
 
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # daytime in UTC, outside the default quiet hours
 STAMP = "2026-11-01T10:00:00.000Z|m-consent|src_shop"
@@ -49,72 +47,6 @@ QUIET = (time(21), time(8))
 
 
 # ------------------------------------------------------------------------------ fakes
-class FakeLedger:
-    """MessageLedger's claim state machine, in memory.
-
-    A message can be claimed when it has no item yet, when its `sending` lease has run out
-    (leaseUntil < now, whole seconds), when it is `deferred` and due (notBefore <= now), or when
-    it was released (`queued`). Otherwise: a final status is a duplicate, `deferred` is not due,
-    anything else is in flight. finish/defer/release drop the lease, as the real updates do.
-    """
-
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Any]] = {}
-
-    def claim(self, request: MessageRequest, now: datetime, lease_seconds: int) -> Claim:
-        now_s = int(now.timestamp())
-        item = self.items.get(request.message_id)
-        claimable = (
-            item is None
-            or (item["status"] == "sending" and item.get("leaseUntil") is not None and item["leaseUntil"] < now_s)
-            or (item["status"] == "deferred" and item.get("notBefore") is not None and item["notBefore"] <= now_s)
-            or item["status"] == "queued"
-        )
-        if not claimable:
-            assert item is not None
-            status = item["status"]
-            state = DUPLICATE if status in FINAL_STATUSES else NOT_DUE if status == "deferred" else IN_FLIGHT
-            return Claim(state, copy.deepcopy(item))
-        if item is None:
-            item = self.items[request.message_id] = {
-                "id": request.message_id,
-                "attempts": 0,
-                "request": request.model_dump_json(),
-                "createdAt": iso(now),
-                "profileId": request.profile_id,
-                "category": request.category,
-                "history": [],
-            }
-        item.update(status="sending", leaseUntil=now_s + lease_seconds, attempts=item["attempts"] + 1)
-        item["history"].append({"at": iso(now), "status": "sending", "reason": "claimed for delivery"})
-        return Claim("claimed", copy.deepcopy(item))
-
-    def _item(self, message_id: str) -> dict[str, Any]:
-        return self.items.setdefault(message_id, {"id": message_id, "attempts": 0, "history": []})
-
-    def finish(self, message_id: str, status: str, reason: str, now: datetime, **fields: Any) -> None:
-        item = self._item(message_id)
-        item.update(status=status, reason=reason, updatedAt=iso(now))
-        item.update({k: v for k, v in fields.items() if v is not None})
-        item.pop("leaseUntil", None)
-        item["history"].append({"at": iso(now), "status": status, "reason": reason})
-
-    def note(self, message_id: str, now: datetime, **fields: Any) -> None:
-        self._item(message_id).update(fields)
-
-    def defer(self, message_id: str, until: datetime, reason: str, now: datetime) -> None:
-        item = self._item(message_id)
-        item.update(status="deferred", notBefore=int(until.timestamp()), reason=reason, updatedAt=iso(now))
-        item.pop("leaseUntil", None)
-        item["history"].append({"at": iso(now), "status": "deferred", "reason": reason})
-
-    def release(self, message_id: str, reason: str, now: datetime) -> None:
-        item = self._item(message_id)
-        item.update(status="queued", reason=reason, updatedAt=iso(now))
-        item.pop("leaseUntil", None)
-        item["history"].append({"at": iso(now), "status": "queued", "reason": reason})
-
-
 class FakeSuppressions:
     def __init__(self) -> None:
         self.entries: dict[tuple[str, str], dict[str, Any]] = {}
@@ -208,7 +140,7 @@ def request(key: str = "k1", channels: Sequence[str] = ("email",), **fields: Any
 
 @dataclass
 class Rig:
-    ledger: FakeLedger = field(default_factory=FakeLedger)
+    ledger: MemoryLedger = field(default_factory=MemoryLedger)
     profiles: MemoryProfiles = field(default_factory=lambda: MemoryProfiles(person()))
     suppressions: FakeSuppressions = field(default_factory=FakeSuppressions)
     caps: MemoryCaps = field(default_factory=MemoryCaps)

@@ -31,7 +31,7 @@ from midstage.logic.timefmt import iso
 from midstage.models.messaging import MessageRequest, Rule, message_id_for
 from midstage.models.profile import Profile
 from midstage.services.rules import RuleEngine
-from tests.support.fakes import person
+from tests.support.fakes import MemoryProfiles, person
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -80,14 +80,6 @@ class FakeRules:
 
     def rules(self) -> list[Rule]:
         return list(self.list)
-
-
-class FakeProfiles:
-    def __init__(self, *profiles: Profile) -> None:
-        self.by_id = {p.id: p for p in profiles}
-
-    def profile(self, profile_id: str) -> Profile | None:
-        return self.by_id.get(profile_id)
 
 
 class FakeFires:
@@ -146,7 +138,7 @@ class FakeEvents:
 @dataclass
 class Wiring:
     engine: RuleEngine
-    profiles: FakeProfiles
+    profiles: MemoryProfiles
     fires: FakeFires
     messages: FakeMessages
     events: FakeEvents
@@ -154,7 +146,7 @@ class Wiring:
 
 
 def wire(rules: Sequence[Rule], *profiles: Profile, max_depth: int = 3) -> Wiring:
-    source, store = FakeRules(rules), FakeProfiles(*(profiles or (person(),)))
+    source, store = FakeRules(rules), MemoryProfiles(*(profiles or (person(),)))
     fires, messages, events = FakeFires(), FakeMessages(), FakeEvents()
     engine = RuleEngine(source, store, fires, messages, events, max_depth=max_depth)
     return Wiring(engine, store, fires, messages, events, source)
