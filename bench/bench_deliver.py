@@ -1,4 +1,4 @@
-"""What delivering one message costs on one core: `logic.delivery.deliver` end to end.
+"""What delivering one message costs on one core: `services.delivery.deliver` end to end.
 
 Every request is an email marketing message to a person who consented, with the default caps
 (3 email / 5 any per 7 days) far from reached and quiet hours checked but not in force (noon

@@ -1,6 +1,6 @@
 """What the profile updater writes per event, in DynamoDB write units, and how fast it runs.
 
-`logic.ingest.process_unit` runs against the real adapters (`ProfileStore`, `EventPublisher`)
+`services.ingest.process_unit` runs against the real adapters (`ProfileStore`, `EventPublisher`)
 over moto, in-process: a DataTable created from template.yaml's declaration (pk/sk strings, on
 demand) and an EventBridge bus. Write units are the store's own count (`store.usage`, from item sizes by
 DynamoDB's rules), so they are what AWS would bill, whatever moto does.
