@@ -22,13 +22,10 @@ from midstage import keys
 from midstage.adapters import dynamo as ddb
 from midstage.adapters.documents import pack, unpack
 from midstage.logic.timefmt import iso
+from midstage.services.ports import Stale
 
 TOUCH_RETENTION = timedelta(days=35)  # longer than the longest attribution window (30 days)
 RUN_RETENTION = timedelta(days=400)
-
-
-class Stale(Exception):
-    """The item moved on since it was read (another writer); re-read and decide again."""
 
 
 # ------------------------------------------------------------------------------ journeys

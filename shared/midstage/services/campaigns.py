@@ -22,7 +22,6 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from midstage import keys
-from midstage.adapters.automation_store import Stale
 from midstage.errors import Conflict
 from midstage.logic.campaigns import attribute, blocked_counter, pace, plan_recipient, run_id_for, share_of_rate
 from midstage.logic.timefmt import iso, parse_iso
@@ -30,7 +29,7 @@ from midstage.models.campaigns import Campaign
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 from midstage.observability import logger
-from midstage.services.ports import Counters, MessageSink, PartQueue, ProfilePages, Timers
+from midstage.services.ports import Counters, MessageSink, PartQueue, ProfilePages, Stale, Timers
 
 PAGE_ITEMS = 500  # items read per scan page (profiles and everything else in the table)
 LEASE_S = 300

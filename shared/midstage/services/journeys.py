@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from midstage import keys
-from midstage.adapters.automation_store import Stale
 from midstage.logic import internal_events
 from midstage.logic.journeys import (
     CompiledJourney,
@@ -40,7 +39,7 @@ from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 from midstage.observability import logger
 from midstage.services.compiled import CompiledCache
-from midstage.services.ports import Counters, Documents, EventSink, MessageSink, Profiles, Timers
+from midstage.services.ports import Counters, Documents, EventSink, MessageSink, Profiles, Stale, Timers
 
 MAX_RETRIES = 6
 

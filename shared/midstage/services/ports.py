@@ -16,6 +16,11 @@ from midstage.models.profile import Profile
 D = TypeVar("D", bound=BaseModel)
 
 
+class Stale(Exception):
+    """A conditional write lost: the item moved on since it was read (another writer); re-read
+    and decide again. Raised by the stores behind the ports, caught by the services."""
+
+
 # ------------------------------------------------------------------------------ people
 class Profiles(Protocol):
     """One person's profile by id (None: no such person)."""
