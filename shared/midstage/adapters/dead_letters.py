@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from midstage import keys
 from midstage.adapters import aws
+from midstage.adapters import dynamo as ddb
 from midstage.adapters.documents import pack, unpack
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sqs import SQSClient
 
@@ -24,18 +24,8 @@ _BATCH_GET = 100
 _PEEK_VISIBILITY_S = 30  # messages read for a listing are hidden this long, then shown again
 
 
-class FailureLog:
+class FailureLog(ddb.Table):
     """The DataTable items `FAILURE#<sqs message id>`: a consumer's last error on a message."""
-
-    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
 
     def record(self, sqs_message_id: str, failure: dict[str, Any], now_epoch: int) -> None:
         key = keys.failure_key(sqs_message_id)

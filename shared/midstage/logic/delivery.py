@@ -1,17 +1,7 @@
-"""Delivering one message, the decisions: the guards, their reasons, channels and quiet hours.
-services/delivery.py runs them in order against the stores and the provider.
-
-The order is fixed, and every outcome is recorded on the message with its reason:
-  0. the ledger claims the message (a conditional write): a send already made, blocked or failed
-     is never repeated, whatever redelivers it; two deliverers cannot both hold it;
-  1. consent for the channel and purpose (transactional messages need no marketing consent);
-  2. suppression of the address (hard bounce, complaint, unsubscribe, manual);
-  3. frequency caps, reserved atomically on the person's send history (one conditional write);
-  4. quiet hours in the recipient's time zone: deferred to the end of the window, not dropped;
-then the approved template is rendered and the provider called. Channels are tried in the
-request's fallback order (the person's preferred channel first); a channel is skipped when the
-person has no address there, no consent, or the address is suppressed.
-"""
+"""Delivering one message, the decisions: which channel can reach the person (address, consent,
+suppression), what a frequency cap or quiet hours say, whether the template fits, and the
+outcomes with their reasons. services/delivery.py runs them in their fixed order against the
+ledger, the stores and the provider (its docstring gives the order)."""
 
 from __future__ import annotations
 
