@@ -1,9 +1,10 @@
 """The Jinja sandbox templates run in: missing variables named by path, guarded filters and
 operators, and a code generator that routes inline building through the guards.
 
-This is the one module that leans on jinja2 internals (`_PassArg`, `CodeGenerator` hooks,
-`Undefined` private attributes); tests/unit/test_template_dependencies.py fails loudly if a
-jinja2 release moves them, which is why pyproject pins jinja2 to a tested minor version.
+This module leans on jinja2 internals (`_PassArg`, `CodeGenerator` hooks, `Undefined`'s private
+attributes), as does guards.py (`Namespace`'s private attribute dict);
+tests/unit/test_template_dependencies.py fails loudly if a jinja2 release moves them, which is why
+pyproject pins jinja2 to a tested minor version.
 """
 
 from __future__ import annotations
