@@ -14,6 +14,7 @@ from midstage.logic.templates import (
     RenderContext,
     RenderError,
     check_template,
+    checks,
     choose_locale,
     format_date,
     format_datetime,
@@ -21,6 +22,8 @@ from midstage.logic.templates import (
     normalize_locale,
     preview,
     render,
+    rendering,
+    sandbox,
 )
 from midstage.models.messaging import VariableSpec
 from midstage.models.profile import Profile
@@ -416,8 +419,44 @@ def test_given_output_past_the_cap_when_rendering_then_it_fails() -> None:
 
 
 def test_given_a_render_past_its_deadline_when_looping_then_it_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(templates, "MAX_RENDER_SECONDS", -1.0)
+    monkeypatch.setattr(rendering, "MAX_RENDER_SECONDS", -1.0)
     assert "longer than" in fails("{% for i in range(3) %}{{ i }}{% endfor %}").message
+
+
+def test_given_a_timer_that_runs_past_the_budget_when_looping_then_the_render_fails_without_waiting() -> None:
+    # Given a stopwatch that moves 0.4 s at every reading (the budget is 1 s per field)
+    readings = iter(i * 0.4 for i in range(1000))
+
+    def timer() -> float:
+        return next(readings)
+
+    # When a loop of ten renders on it
+    with pytest.raises(RenderError) as caught:
+        render(
+            "sms",
+            {"en": {"body": "{% for i in range(10) %}{{ i }}{% endfor %}"}},
+            {},
+            locale="en",
+            default_locale="en",
+            context=RenderContext(),
+            timer=timer,
+        )
+    # Then the field stops at its third tick, named, with the budget in the message
+    assert caught.value.message == "rendering took longer than 1 s"
+    assert caught.value.field == "body"
+
+
+def test_given_a_timer_that_stands_still_when_looping_then_the_budget_never_runs_out() -> None:
+    rendered = render(
+        "sms",
+        {"en": {"body": "{% for i in range(500) %}{{ i % 10 }}{% endfor %}"}},
+        {},
+        locale="en",
+        default_locale="en",
+        context=RenderContext(),
+        timer=lambda: 0.0,
+    )
+    assert rendered.fields["body"] == "0123456789" * 50
 
 
 def test_given_everyday_constructs_when_rendering_then_the_guards_leave_them_alone() -> None:
@@ -503,7 +542,7 @@ def test_given_variables_outside_the_known_roots_when_checking_then_they_are_rep
 
 
 def test_given_a_template_when_rendered_twice_then_it_is_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    environment = templates._ENVIRONMENTS["text"]
+    environment = sandbox.ENVIRONMENTS["text"]
     parses = []
     original = environment.parse
     monkeypatch.setattr(environment, "parse", lambda source, *a, **k: parses.append(source) or original(source))
@@ -514,8 +553,8 @@ def test_given_a_template_when_rendered_twice_then_it_is_compiled_once(monkeypat
 
 def test_given_more_templates_than_the_cache_holds_when_compiling_then_the_cache_stays_bounded() -> None:
     for i in range(templates.CACHE_SIZE + 5):
-        templates._compile("text", f"bounded cache {i}")
-    assert len(templates._COMPILED._items) == templates.CACHE_SIZE
+        checks.compile_template("text", f"bounded cache {i}")
+    assert len(checks.COMPILED._items) == templates.CACHE_SIZE
 
 
 # ------------------------------------------------------------------------------- money and dates
