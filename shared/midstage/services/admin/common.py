@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from midstage import keys
 from midstage.clock import Clock
-from midstage.errors import MAX_ISSUES, Conflict, InvalidInput, IssuesError
+from midstage.errors import MAX_ISSUES, Conflict, InvalidInput, IssuesError, summary
 from midstage.logic import internal_events
 from midstage.logic.conditions import Issue
 from midstage.logic.profile import slim_event
@@ -57,10 +57,9 @@ def check_new_id(config: Documents, kind: str, model: type[BaseModel], doc_id: s
 
 
 def refused(subject: str, issues: Sequence[Issue], *, code: str) -> IssuesError:
+    """A definition refused with every issue found (at most MAX_ISSUES)."""
     shown = [issue.to_dict() for issue in issues][:MAX_ISSUES]
-    first = shown[0]
-    more = f" (and {len(shown) - 1} more)" if len(shown) > 1 else ""
-    return IssuesError(f"invalid {subject} at {first['location'] or '/'}: {first['message']}{more}", shown, code=code)
+    return IssuesError(summary(f"invalid {subject}", shown), shown, code=code)
 
 
 def add_counts(into: dict[str, Decimal], counts: Mapping[str, Any]) -> None:
@@ -68,7 +67,7 @@ def add_counts(into: dict[str, Decimal], counts: Mapping[str, Any]) -> None:
         into[name] = into.get(name, Decimal(0)) + Decimal(value)
 
 
-def test_event(event: TrackEvent, profile: Profile | None, now: datetime) -> dict[str, Any]:
+def trial_event(event: TrackEvent, profile: Profile | None, now: datetime) -> dict[str, Any]:
     """The track event a dry run or a preview is judged against, as the profile updater would
     have stored it (addressed to the profile's person when there is one)."""
     person = internal_events.addressed_to(profile) if profile else None

@@ -22,7 +22,7 @@ from midstage.models.profile import Profile
 from midstage.models.requests import DryRunRequest, RuleCreate, RulePatch
 from midstage.models.segments import SEGMENT_ID
 from midstage.services import profiles
-from midstage.services.admin.common import test_event
+from midstage.services.admin.common import trial_event
 from midstage.services.admin.messages import present_message
 from midstage.services.admin.ports import Fires, Ledger, ProfileReader, Rules
 from midstage.services.profiles import redact, sensitive_values
@@ -148,7 +148,7 @@ class RuleAdmin:
         compiled = self._compile(rule)
         profile = self.profile(body.profile) if body.profile else None
         now = self.clock()
-        event = test_event(body.event, profile, now) if body.event else None
+        event = trial_event(body.event, profile, now) if body.event else None
         record = self.fires.get(profile.id, rule_id) if profile else None
         result = dry_run(compiled, profile, event, now, record)
         result["saved"] = body.rule is None

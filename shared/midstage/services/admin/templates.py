@@ -14,7 +14,7 @@ from midstage.models.messaging import Template, TemplateBody
 from midstage.models.profile import Profile
 from midstage.models.requests import PreviewRequest, TemplateApproval, TemplateCreate
 from midstage.services import profiles
-from midstage.services.admin.common import test_event
+from midstage.services.admin.common import trial_event
 from midstage.services.admin.ports import ProfileReader, Templates
 from midstage.services.profiles import redact, sensitive_values
 
@@ -149,7 +149,7 @@ class TemplateAdmin:
             # slices...) can only ever rearrange the masked value.
             profile = profiles.masked_view(profile)
         now = self.clock()
-        event = test_event(body.event, profile, now) if body.event else None
+        event = trial_event(body.event, profile, now) if body.event else None
         context = templates.RenderContext(
             person=templates.person_context(profile) if profile else {},
             event=templates.event_context(event) if event else {},
