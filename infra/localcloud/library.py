@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from midstage.cli import LIBRARY, Report, apply
+from midstage.cli import Report, apply
+from midstage.definitions import LIBRARY
 
 if TYPE_CHECKING:
     from infra.localcloud.cloud import LocalCloud

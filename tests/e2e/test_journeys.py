@@ -32,7 +32,8 @@ import pytest
 from infra.localcloud.cloud import LocalCloud
 from infra.localcloud.demo import bootstrap
 from infra.localcloud.outbox import SentEmail
-from midstage.cli import LIBRARY, apply
+from midstage.cli import apply
+from midstage.definitions import LIBRARY
 from midstage.logic.timefmt import iso, parse_iso
 from tests.e2e.conftest import Platform
 from tests.e2e.test_rules_delivery import Scenario, zone_at_local_hour

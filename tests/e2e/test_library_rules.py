@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from infra.localcloud.library import seed_library
-from midstage.cli import LIBRARY, Report, apply
+from midstage.cli import Report, apply
+from midstage.definitions import LIBRARY
 from midstage.logic.timefmt import iso
 from tests.e2e.conftest import Platform
 from tests.e2e.test_rules_delivery import DAYTIME, Scenario, wait_for, zone_at_local_hour

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from midstage.adapters.automation_store import Counters, JourneyInstances
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.scheduler import CampaignSchedules
+from midstage.admin.wiring import SCHEDULE_PREFIX
 from midstage.logic.campaigns import first_fire_for_local_time
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.services.campaigns import Started
@@ -38,7 +39,7 @@ def api(stack: Stack) -> Api:
     stack.load("ProfileUpdaterFunction").lambda_handler(sample("profile_updater", "sqs-batch"), Context())
     admin = stack.load("AdminFunction")
     # Time enough to read every slice of the (tiny) table, so estimates are exact on any machine.
-    admin._automation().estimate_budget_s = 120.0
+    admin._wiring().segments.estimate_budget_s = 120.0
     return Api(stack, admin)
 
 
@@ -128,7 +129,7 @@ def by_person(api: Api) -> dict[str, list[dict[str, Any]]]:
 def schedules(api: Api) -> CampaignSchedules:
     """The admin's schedules, as it names them, for reading back what it created."""
     return CampaignSchedules(
-        prefix=api.admin.SCHEDULE_PREFIX,
+        prefix=SCHEDULE_PREFIX,
         target_arn="",
         role_arn="",
         group=api.stack.model.schedule_groups[0],

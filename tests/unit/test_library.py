@@ -1190,7 +1190,7 @@ def test_a_changed_segment_is_replaced_with_if_match(tmp_path: Path) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="messaging_admin.pointer keeps a tagged union's tag when it is also a field name: a condition "
+    reason="errors.pointer keeps a tagged union's tag when it is also a field name: a condition "
     "step's tag 'condition' is taken for its `condition` field, so the location points inside the condition",
 )
 def test_a_condition_step_missing_a_branch_is_reported_at_the_step() -> None:

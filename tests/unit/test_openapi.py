@@ -1,5 +1,5 @@
 """docs/openapi.yaml stays true: valid OpenAPI 3.1, one operation per route of template.yaml,
-examples the code accepts, roles as the admin handler enforces them, and only real error codes.
+examples the code accepts, roles as the admin route table declares them, and only real error codes.
 
 Three route families: tracking (CollectFunction, write keys), admin (AdminFunction, API keys
 and roles) and public engagement links (EngagementFunction, no authentication)."""
@@ -22,41 +22,40 @@ from openapi_spec_validator import validate as validate_spec
 from pydantic import BaseModel
 from samtranslator.yaml_helper import yaml_parse
 
+from midstage.admin import route_table
 from midstage.config import CollectSettings, IdentitySettings
+from midstage.http import DEFAULT_LIMIT, MAX_LIMIT
 from midstage.logic import collect
 from midstage.logic.tracking_routes import CALLS
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
 from midstage.models.campaigns import CampaignBody
 from midstage.models.journeys import JourneyBody
 from midstage.models.messaging import RuleBody, TemplateBody
-from midstage.models.segments import SegmentBody
-from midstage.models.tracking import TrackingEvent
-from midstage.services.automation_admin import (
+from midstage.models.requests import (
     CampaignCreate,
-    EstimateRequest,
-    ImportRequest,
-    JourneyCreate,
-    JourneyPatch,
-    SegmentCreate,
-)
-from midstage.services.dead_letters import RedriveRequest
-from midstage.services.messaging_admin import (
     ConsentUpdate,
     DryRunRequest,
+    EstimateRequest,
+    ImportRequest,
     InboxRead,
+    JourneyCreate,
+    JourneyPatch,
     PreviewRequest,
+    RedriveRequest,
     RuleCreate,
     RulePatch,
+    SegmentCreate,
     SendMessage,
     SuppressionPut,
     TemplateApproval,
     TemplateCreate,
 )
+from midstage.models.segments import SegmentBody
+from midstage.models.tracking import TrackingEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "docs" / "openapi.yaml"
 TEMPLATE = ROOT / "template.yaml"
-ADMIN_HANDLER = ROOT / "functions" / "admin" / "handler.py"
 SOURCE_TREES = (ROOT / "shared", ROOT / "functions")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # The API's catch-all route (preflights and the 404 of undeclared paths): no operation of its own,
@@ -261,34 +260,36 @@ def _normalised(path: str) -> str:
 
 @cache
 def handler_roles() -> dict[tuple[str, str], str]:
-    """(method, normalised path) -> the role each admin route passes to _caller()."""
-    tree = ast.parse(ADMIN_HANDLER.read_text(encoding="utf-8"))
+    """(method, normalised path) -> the least role each admin route declares (midstage.admin)."""
     roles: dict[tuple[str, str], str] = {}
-    for function in tree.body:
-        if not isinstance(function, ast.FunctionDef):
-            continue
-        routes = [
-            (decorator.func.attr, decorator.args[0].value)
-            for decorator in function.decorator_list
-            if isinstance(decorator, ast.Call)
-            and isinstance(decorator.func, ast.Attribute)
-            and decorator.func.attr in HTTP_METHODS
-            and decorator.args
-            and isinstance(decorator.args[0], ast.Constant)
-        ]
-        minimum = [
-            call.args[0].attr
-            for call in ast.walk(function)
-            if isinstance(call, ast.Call)
-            and isinstance(call.func, ast.Name)
-            and call.func.id == "_caller"
-            and call.args
-            and isinstance(call.args[0], ast.Attribute)
-        ]
-        for method, path in routes:
-            assert len(minimum) == 1, f"{method.upper()} {path} should check the caller's role once"
-            roles[(method, _normalised(path))] = minimum[0]
+    for route in route_table():
+        key = (route.method, _normalised(route.path))
+        assert key not in roles, f"{route.method.upper()} {route.path} is declared twice"
+        roles[key] = route.role.name
     return roles
+
+
+def admin_operations() -> set[tuple[str, str]]:
+    """(method, normalised path) of every documented operation of the admin API."""
+    return {
+        (method, _normalised(path))
+        for method, path, _ in operations()
+        if not collect_route(path) and not public_route(method, path)
+    }
+
+
+def test_every_admin_route_declares_a_role_and_the_document_equals_the_route_table() -> None:
+    # Given the admin API's route table, as the routers declare it
+    table = route_table()
+    # Then each route names one of the roles, by the enum itself (not a string that could drift)
+    assert table, "the admin API declares no routes"
+    for route in table:
+        assert isinstance(route.role, RoleRank), f"{route.method.upper()} {route.path} declares no role"
+    # And the documented admin operations are exactly the routes of the table, role for role
+    assert set(handler_roles()) == admin_operations()
+    for method, path, operation in operations():
+        if (method, _normalised(path)) in handler_roles():
+            assert operation["x-minimum-role"] == handler_roles()[(method, _normalised(path))], f"{method} {path}"
 
 
 def test_documented_minimum_roles_are_the_ones_the_handler_enforces() -> None:
@@ -296,7 +297,7 @@ def test_documented_minimum_roles_are_the_ones_the_handler_enforces() -> None:
         if collect_route(path) or public_route(method, path):
             continue
         enforced = handler_roles().get((method, _normalised(path)))
-        assert enforced is not None, f"{method.upper()} {path} has no route in {ADMIN_HANDLER.name}"
+        assert enforced is not None, f"{method.upper()} {path} has no route in the admin route table"
         assert operation["x-minimum-role"] == enforced, f"{method.upper()} {path}"
 
 
@@ -385,18 +386,9 @@ def test_documented_limits_are_the_code_defaults() -> None:
     assert settings["max_batch_events"].default == limits.max_batch_events
     assert settings["max_event_bytes"].default == limits.max_event_bytes == 32 * 1024
     assert settings["max_batch_bytes"].default == limits.max_batch_bytes == 500 * 1024
-    tree = ast.parse(ADMIN_HANDLER.read_text(encoding="utf-8"))
-    (limit_function,) = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "_limit"]
-    defaults = dict(
-        zip(
-            [a.arg for a in limit_function.args.args][-len(limit_function.args.defaults) :],
-            limit_function.args.defaults,
-            strict=True,
-        )
-    )
     limit = spec()["components"]["parameters"]["Limit"]["schema"]
-    assert limit["default"] == ast.literal_eval(defaults["default"])
-    assert limit["maximum"] == ast.literal_eval(defaults["maximum"])
+    assert limit["default"] == DEFAULT_LIMIT
+    assert limit["maximum"] == MAX_LIMIT
 
 
 # ---------------------------------------------------------------------------------- (d) codes

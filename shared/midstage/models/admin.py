@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Literal
@@ -17,6 +18,18 @@ class RoleRank(IntEnum):
     marketer = 2
     data_operator = 3
     admin = 4
+
+
+@dataclass
+class Caller:
+    """Who is calling: the key's id is recorded as author or approver; the role decides masking."""
+
+    key_id: str
+    role: RoleRank
+
+    @property
+    def masked(self) -> bool:
+        return self.role < RoleRank.data_operator
 
 
 def stamp(moment: datetime) -> str:

@@ -22,13 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
-
 from midstage.errors import InvalidInput, NotFound
+from midstage.models.requests import MAX_LISTED, MAX_REDRIVEN
 
 Kind = Literal["queue", "bus", "invocation"]
-MAX_LISTED = 100
-MAX_REDRIVEN = 1000
 MANUAL_REPLAY = "not an event of the bus: replay it with `aws lambda invoke` (docs/operations.md, runbooks)"
 
 
@@ -52,16 +49,6 @@ def parse_specs(text: str) -> list[DeadLetterSpec]:
         else:
             specs.append(DeadLetterSpec(name, url, "queue", target))
     return specs
-
-
-class RedriveRequest(BaseModel):
-    """POST /v1/dead-letters/{queue}/redrive: how many, or which ones (among the first 100 in
-    sight); no body redrives up to 100."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    limit: StrictInt = Field(default=100, ge=1, le=MAX_REDRIVEN)
-    messageIds: list[str] | None = Field(default=None, min_length=1, max_length=MAX_LISTED)
 
 
 class Queue(Protocol):

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
-from midstage.adapters.profile_store import ProfileStore
 from midstage.config import IdentitySettings
 from midstage.errors import InvalidInput, NotFound
-from midstage.logic.identity import normalise_email, normalise_phone
+from midstage.logic.identity import Identifier, normalise_email, normalise_phone
 from midstage.models.admin import RoleRank
 from midstage.models.profile import Profile
 
@@ -20,7 +19,14 @@ DEVICE_SECRETS = ("token", "advertisingId")
 NETWORK_CONTEXT = ("ip", "userAgent")
 
 
-def resolve(ref: str, store: ProfileStore, identity: IdentitySettings) -> Profile:
+class Lookup(Protocol):
+    """What finding a profile by id or identifier reads."""
+
+    def identity_owners(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]: ...
+    def profile(self, profile_id: str) -> Profile | None: ...
+
+
+def resolve(ref: str, store: Lookup, identity: IdentitySettings) -> Profile:
     """`ref` is a profile id, or `<type>:<value>` such as `email:ann@example.com`."""
     ref = unquote(ref).strip()
     if not ref:

@@ -1,0 +1,45 @@
+"""The admin API as Powertools Routers, one module per resource, each included under its prefix.
+
+`ROUTERS` is the whole API: `functions/admin/handler.py` includes every router, and
+`route_table()` lists every route with the least role it needs (tests compare it with
+docs/openapi.yaml). A new resource is a module here with `routes = Routes()`, one line in
+`ROUTERS`, its service in `services/admin/` and its request bodies in `models/requests.py`.
+"""
+
+from __future__ import annotations
+
+from midstage.admin import (
+    api_keys,
+    campaigns,
+    dead_letters,
+    journeys,
+    messages,
+    profiles,
+    rules,
+    segments,
+    settings,
+    sources,
+    suppressions,
+    templates,
+)
+from midstage.admin.routing import Routes, RouteSpec
+
+ROUTERS: tuple[tuple[str, Routes], ...] = (
+    ("/v1/sources", sources.routes),
+    ("/v1/api-keys", api_keys.routes),
+    ("/v1/profiles", profiles.routes),
+    ("/v1/rules", rules.routes),
+    ("/v1/templates", templates.routes),
+    ("/v1/messages", messages.routes),
+    ("/v1/suppressions", suppressions.routes),
+    ("/v1/settings", settings.routes),
+    ("/v1/segments", segments.routes),
+    ("/v1/campaigns", campaigns.routes),
+    ("/v1/journeys", journeys.routes),
+    ("/v1/dead-letters", dead_letters.routes),
+)
+
+
+def route_table() -> list[RouteSpec]:
+    """Every admin route, as served: its method, its full path and the least role it needs."""
+    return [spec.under(prefix) for prefix, routes in ROUTERS for spec in routes.table]

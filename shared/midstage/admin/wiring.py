@@ -1,0 +1,177 @@
+"""The admin API's composition root: its stores and one service per resource, each made on first
+use (no client exists before a request needs it) from the function's settings and clock."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from midstage.adapters.automation_store import CampaignRuns, Counters, JourneyInstances, RefreshJobs
+from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.dead_letters import BusRedrive, DeadLetterQueue, FailureLog
+from midstage.adapters.handoff import SqsHandoff
+from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger, SuppressionStore
+from midstage.adapters.profile_store import ProfileStore
+from midstage.adapters.queues import MessageQueue
+from midstage.adapters.scheduler import CampaignSchedules
+from midstage.clock import Clock
+from midstage.config import AdminSettings, IdentitySettings, computed_trait_settings, identity_settings
+from midstage.services.admin.campaigns import CampaignAdmin
+from midstage.services.admin.journeys import JourneyAdmin
+from midstage.services.admin.messages import MessageAdmin
+from midstage.services.admin.people import ConsentAdmin, InboxAdmin
+from midstage.services.admin.profiles import ProfileAdmin
+from midstage.services.admin.rules import RuleAdmin
+from midstage.services.admin.segments import SegmentAdmin
+from midstage.services.admin.sources import ApiKeyAdmin, SourceAdmin
+from midstage.services.admin.suppressions import SuppressionAdmin
+from midstage.services.admin.templates import TemplateAdmin
+from midstage.services.dead_letters import DeadLetters, parse_specs
+
+# Campaign schedules are named `<prefix>-campaign-<id>` inside the stack's own schedule group.
+SCHEDULE_PREFIX = "midstage"
+
+
+class AdminWiring:
+    def __init__(self, settings: AdminSettings, *, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    # -------------------------------------------------------------- stores
+    @cached_property
+    def config(self) -> ConfigStore:
+        return ConfigStore(self.settings.config_table, cache_seconds=self.settings.config_cache_seconds)
+
+    @cached_property
+    def definitions(self) -> ConfigStore:
+        """Definitions read uncached: a save is checked against the others as they are now."""
+        return ConfigStore(self.settings.config_table, cache_seconds=0)
+
+    @cached_property
+    def profiles(self) -> ProfileStore:
+        return ProfileStore(self.settings.data_table)
+
+    @cached_property
+    def counters(self) -> Counters:
+        return Counters(self.settings.data_table)
+
+    @cached_property
+    def ingest(self) -> SqsHandoff:
+        return SqsHandoff(self.settings.ingest_queue_url)
+
+    @cached_property
+    def identity(self) -> IdentitySettings:
+        return identity_settings()
+
+    @cached_property
+    def max_window_days(self) -> int:
+        return max(computed_trait_settings().count_windows_days)
+
+    # -------------------------------------------------------------- services
+    @cached_property
+    def sources(self) -> SourceAdmin:
+        return SourceAdmin(self.config, self.profiles, clock=self.clock)
+
+    @cached_property
+    def api_keys(self) -> ApiKeyAdmin:
+        return ApiKeyAdmin(self.config, clock=self.clock)
+
+    @cached_property
+    def profile_lookup(self) -> ProfileAdmin:
+        return ProfileAdmin(self.profiles, self.identity)
+
+    @cached_property
+    def rules(self) -> RuleAdmin:
+        data = self.settings.data_table
+        return RuleAdmin(
+            self.config,
+            self.profiles,
+            FireRecords(data),
+            self.ledger,
+            self.identity,
+            max_window_days=self.max_window_days,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def ledger(self) -> MessageLedger:
+        return MessageLedger(self.settings.data_table)
+
+    @cached_property
+    def templates(self) -> TemplateAdmin:
+        return TemplateAdmin(self.config, self.profiles, self.identity, clock=self.clock)
+
+    @cached_property
+    def messages(self) -> MessageAdmin:
+        delivery = MessageQueue(self.settings.delivery_queue_url)
+        return MessageAdmin(self.config, self.profiles, self.ledger, delivery, self.identity, clock=self.clock)
+
+    @cached_property
+    def consent(self) -> ConsentAdmin:
+        return ConsentAdmin(self.profiles, self.ingest, self.identity, clock=self.clock)
+
+    @cached_property
+    def inbox(self) -> InboxAdmin:
+        return InboxAdmin(self.profiles, InboxStore(self.settings.data_table), self.identity, clock=self.clock)
+
+    @cached_property
+    def suppressions(self) -> SuppressionAdmin:
+        return SuppressionAdmin(SuppressionStore(self.settings.data_table), clock=self.clock)
+
+    @cached_property
+    def segments(self) -> SegmentAdmin:
+        settings = self.settings
+        return SegmentAdmin(
+            self.definitions,
+            self.profiles,
+            RefreshJobs(settings.data_table),
+            MessageQueue(settings.refresh_queue_url),
+            self.ingest,
+            self.identity,
+            refresh_parts=settings.refresh_parts,
+            max_window_days=self.max_window_days,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def campaigns(self) -> CampaignAdmin:
+        settings = self.settings
+        schedules = CampaignSchedules(
+            prefix=SCHEDULE_PREFIX,
+            target_arn=settings.campaign_runner_arn,
+            role_arn=settings.scheduler_role_arn,
+            group=settings.schedule_group,
+        )
+        return CampaignAdmin(
+            self.definitions,
+            CampaignRuns(settings.data_table),
+            self.counters,
+            MessageQueue(settings.campaign_queue_url),
+            schedules,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def journeys(self) -> JourneyAdmin:
+        return JourneyAdmin(
+            self.definitions,
+            self.profiles,
+            self.counters,
+            JourneyInstances(self.settings.data_table),
+            self.identity,
+            max_window_days=self.max_window_days,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        queues: dict[str, DeadLetterQueue] = {}
+
+        def queue(url: str) -> DeadLetterQueue:
+            return queues.setdefault(url, DeadLetterQueue(url))
+
+        return DeadLetters(
+            parse_specs(self.settings.dead_letter_queues),
+            queue,
+            FailureLog(self.settings.data_table),
+            BusRedrive(self.settings.event_bus_name),
+        )
