@@ -16,6 +16,11 @@ MAX_ISSUES = 50
 M = TypeVar("M", bound=BaseModel)
 
 
+class Stale(Exception):
+    """A conditional write lost: the item moved on since it was read (another writer); re-read
+    and decide again. Raised by the stores behind the ports, caught by the services."""
+
+
 class MidstageError(Exception):
     """Base of errors a caller can act on: `code` is stable, `message` is for people."""
 

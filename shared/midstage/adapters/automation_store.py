@@ -21,8 +21,8 @@ from botocore.exceptions import ClientError
 from midstage import keys
 from midstage.adapters import dynamo as ddb
 from midstage.adapters.documents import pack, unpack
+from midstage.errors import Stale
 from midstage.logic.timefmt import iso
-from midstage.services.ports import Stale
 
 TOUCH_RETENTION = timedelta(days=35)  # longer than the longest attribution window (30 days)
 RUN_RETENTION = timedelta(days=400)

@@ -10,15 +10,11 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from midstage.errors import Stale as Stale
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 
 D = TypeVar("D", bound=BaseModel)
-
-
-class Stale(Exception):
-    """A conditional write lost: the item moved on since it was read (another writer); re-read
-    and decide again. Raised by the stores behind the ports, caught by the services."""
 
 
 # ------------------------------------------------------------------------------ people

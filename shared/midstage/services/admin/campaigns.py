@@ -27,7 +27,7 @@ from midstage.models.admin import Caller
 from midstage.models.campaigns import Campaign, CampaignBody, CampaignStatus, Conversion
 from midstage.models.requests import CampaignCreate
 from midstage.services.admin.common import add_counts, changed_by, check_new_id, refused, segments_of, template_ids
-from midstage.services.admin.ports import Documents, PartQueue, Runs, Schedules, Totals
+from midstage.services.admin.ports import DefinitionStore, PartQueue, RunControl, Schedules, Totals
 from midstage.services.campaigns import part_message
 
 NEXT_FIRINGS = 5  # upcoming firings shown when a campaign is scheduled
@@ -41,8 +41,8 @@ ENDED_STATUSES: tuple[CampaignStatus, ...] = ("completed", "cancelled")
 class CampaignAdmin:
     def __init__(
         self,
-        config: Documents,
-        runs: Runs,
+        config: DefinitionStore,
+        runs: RunControl,
         counters: Totals,
         campaign_queue: PartQueue,
         schedules: Schedules,

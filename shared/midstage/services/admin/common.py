@@ -23,7 +23,7 @@ from midstage.models.admin import Caller
 from midstage.models.profile import Profile
 from midstage.models.requests import TrackEvent
 from midstage.models.segments import Segment
-from midstage.services.admin.ports import Documents
+from midstage.services.admin.ports import DefinitionStore
 
 _CURSOR = re.compile(r"[A-Za-z0-9#:._+@-]{1,400}")
 
@@ -38,15 +38,15 @@ def check_cursor(cursor: str | None, prefix: str) -> None:
         raise InvalidInput("'cursor' is not one this listing returned", code="invalid_cursor")
 
 
-def segments_of(config: Documents) -> dict[str, Segment]:
+def segments_of(config: DefinitionStore) -> dict[str, Segment]:
     return {s.id: s for s in config.documents(keys.SEGMENT_PK, Segment)}
 
 
-def template_ids(config: Documents) -> set[str]:
+def template_ids(config: DefinitionStore) -> set[str]:
     return {str(entry["latest"]["id"]) for entry in config.list_templates()}
 
 
-def check_new_id(config: Documents, kind: str, model: type[BaseModel], doc_id: str, route: str) -> None:
+def check_new_id(config: DefinitionStore, kind: str, model: type[BaseModel], doc_id: str, route: str) -> None:
     """Ids are never reused once deleted: run records, counters, instances and version histories
     are kept under a definition's id, and a new definition under an old id would inherit them."""
     label = kind.lower()

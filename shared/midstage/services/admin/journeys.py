@@ -22,16 +22,16 @@ from midstage.models.messaging import Channel
 from midstage.models.requests import JourneyCreate, JourneyPatch
 from midstage.services import profiles
 from midstage.services.admin.common import add_counts, changed_by, check_new_id, refused, segments_of, template_ids
-from midstage.services.admin.ports import Documents, Instances, ProfileReader, Totals
+from midstage.services.admin.ports import DefinitionStore, PersonJourneys, ProfileReader, Totals
 
 
 class JourneyAdmin:
     def __init__(
         self,
-        config: Documents,
+        config: DefinitionStore,
         profiles: ProfileReader,
         counters: Totals,
-        instances: Instances,
+        instances: PersonJourneys,
         identity: IdentitySettings,
         *,
         max_window_days: int = 90,

@@ -22,16 +22,16 @@ from midstage.models.profile import Profile
 from midstage.models.requests import SendMessage
 from midstage.services import profiles
 from midstage.services.admin.common import check_cursor
-from midstage.services.admin.ports import DeliveryQueue, Ledger, ProfileReader, Templates
+from midstage.services.admin.ports import DeliveryQueue, MessageHistory, ProfileReader, TemplateStore
 from midstage.services.profiles import redact, sensitive_values
 
 
 class MessageAdmin:
     def __init__(
         self,
-        config: Templates,
+        config: TemplateStore,
         profiles: ProfileReader,
-        ledger: Ledger,
+        ledger: MessageHistory,
         delivery: DeliveryQueue,
         identity: IdentitySettings,
         *,

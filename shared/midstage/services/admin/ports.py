@@ -23,7 +23,7 @@ D = TypeVar("D", bound=BaseModel)
 
 
 # ------------------------------------------------------------------------------ configuration
-class Sources(Protocol):
+class SourceStore(Protocol):
     def create_source(self, source: Source) -> Source: ...
     def get_source(self, source_id: str) -> Source: ...
     def list_sources(self) -> list[Source]: ...
@@ -41,7 +41,7 @@ class ApiKeys(Protocol):
     def revoke_api_key(self, key_id: str) -> ApiKey: ...
 
 
-class Documents(Protocol):
+class DefinitionStore(Protocol):
     """Versioned definitions stored by kind (segments, campaigns, journeys), and the template
     listing that definitions are checked against."""
 
@@ -63,7 +63,7 @@ class Rules(Protocol):
     def delete_rule(self, rule_id: str) -> None: ...
 
 
-class Templates(Protocol):
+class TemplateStore(Protocol):
     def template_entry(self, template_id: str) -> dict[str, Any] | None: ...
     def get_template(self, template_id: str, version: int | None = None) -> Template: ...
     def list_templates(self) -> list[dict[str, Any]]: ...
@@ -95,7 +95,7 @@ class Inbox(Protocol):
     def mark_read(self, profile_id: str, cursor: str, now: datetime) -> bool: ...
 
 
-class Suppressions(Protocol):
+class SuppressionList(Protocol):
     def suppression(self, channel: str, address: str) -> dict[str, Any] | None: ...
     def suppress(
         self, channel: str, address: str, reason: str, scope: str, now: datetime, detail: str = ""
@@ -104,13 +104,13 @@ class Suppressions(Protocol):
 
 
 # ------------------------------------------------------------------------------ messages
-class Ledger(Protocol):
+class MessageHistory(Protocol):
     def get(self, message_id: str) -> dict[str, Any] | None: ...
     def many(self, message_ids: Sequence[str]) -> list[dict[str, Any]]: ...
     def list_for(self, pk: str, prefix: str, limit: int, start: str | None) -> tuple[list[str], str | None]: ...
 
 
-class Fires(Protocol):
+class FireHistory(Protocol):
     def get(self, profile_id: str, rule_id: str) -> FireRecord | None: ...
 
 
@@ -131,7 +131,7 @@ class RefreshJobs(Jobs, Protocol):
     def get(self, job_id: str) -> dict[str, Any] | None: ...
 
 
-class Runs(Protocol):
+class RunControl(Protocol):
     def runs(self, campaign_id: str) -> list[dict[str, Any]]: ...
     def parts(self, campaign_id: str, run_id: str) -> list[dict[str, Any]]: ...
     def set_part_state(
@@ -143,7 +143,7 @@ class Totals(Protocol):
     def totals(self, kind: str, origin_id: str, run: str | None = None) -> dict[str, dict[str, Decimal]]: ...
 
 
-class Instances(Protocol):
+class PersonJourneys(Protocol):
     def of_person(self, profile_id: str) -> list[dict[str, Any]]: ...
 
 

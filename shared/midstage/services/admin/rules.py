@@ -24,7 +24,7 @@ from midstage.models.segments import SEGMENT_ID
 from midstage.services import profiles
 from midstage.services.admin.common import trial_event
 from midstage.services.admin.messages import present_message
-from midstage.services.admin.ports import Fires, Ledger, ProfileReader, Rules
+from midstage.services.admin.ports import FireHistory, MessageHistory, ProfileReader, Rules
 from midstage.services.profiles import redact, sensitive_values
 
 _ORIGIN_CURSOR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{1,20}Z#msg_[0-9a-f]{24}")
@@ -38,8 +38,8 @@ class RuleAdmin:
         self,
         config: Rules,
         profiles: ProfileReader,
-        fires: Fires,
-        ledger: Ledger,
+        fires: FireHistory,
+        ledger: MessageHistory,
         identity: IdentitySettings,
         *,
         max_window_days: int = 90,

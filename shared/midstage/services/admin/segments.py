@@ -31,8 +31,8 @@ from midstage.models.segments import Segment, SegmentBody
 from midstage.services.admin.campaigns import ENDED_STATUSES
 from midstage.services.admin.common import changed_by, check_new_id, refused, segments_of
 from midstage.services.admin.journeys import journey_conditions
-from midstage.services.admin.ports import Documents, Ingest, PartQueue, RefreshJobs
-from midstage.services.segments import Profiles as ProfileScan
+from midstage.services.admin.ports import DefinitionStore, Ingest, PartQueue, RefreshJobs
+from midstage.services.ports import ProfilePages as ProfileScan
 from midstage.services.segments import estimate_condition, start_refresh
 
 ESTIMATE_BUDGET_S = 3.0
@@ -43,7 +43,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 class SegmentAdmin:
     def __init__(
         self,
-        config: Documents,
+        config: DefinitionStore,
         profiles: ProfileScan,
         refresh_jobs: RefreshJobs,
         refresh_queue: PartQueue,

@@ -11,11 +11,11 @@ from midstage.adapters.config_store import new_write_key
 from midstage.clock import Clock
 from midstage.errors import InvalidInput, describe
 from midstage.models.admin import ApiKeyCreate, Source, SourceCreate, SourceUpdate, stamp
-from midstage.services.admin.ports import ApiKeys, ProfileReader, Sources
+from midstage.services.admin.ports import ApiKeys, ProfileReader, SourceStore
 
 
 class SourceAdmin:
-    def __init__(self, config: Sources, profiles: ProfileReader, *, clock: Clock) -> None:
+    def __init__(self, config: SourceStore, profiles: ProfileReader, *, clock: Clock) -> None:
         self.config = config
         self.profiles = profiles
         self.clock = clock

@@ -11,13 +11,13 @@ from midstage.clock import Clock
 from midstage.errors import InvalidInput, NotFound
 from midstage.logic.identity import normalise_email, normalise_phone
 from midstage.models.requests import SuppressionPut
-from midstage.services.admin.ports import Suppressions
+from midstage.services.admin.ports import SuppressionList
 
 SUPPRESSIBLE_CHANNELS = ("email", "sms", "push")
 
 
 class SuppressionAdmin:
-    def __init__(self, suppressions: Suppressions, *, clock: Clock) -> None:
+    def __init__(self, suppressions: SuppressionList, *, clock: Clock) -> None:
         self.suppressions = suppressions
         self.clock = clock
 

@@ -15,7 +15,7 @@ from midstage.models.profile import Profile
 from midstage.models.requests import PreviewRequest, TemplateApproval, TemplateCreate
 from midstage.services import profiles
 from midstage.services.admin.common import trial_event
-from midstage.services.admin.ports import ProfileReader, Templates
+from midstage.services.admin.ports import ProfileReader, TemplateStore
 from midstage.services.profiles import redact, sensitive_values
 
 # What `links.unsubscribe` shows in previews: real links are signed per person and message.
@@ -23,7 +23,9 @@ PREVIEW_UNSUBSCRIBE_URL = "https://preview.invalid/u/unsubscribe"
 
 
 class TemplateAdmin:
-    def __init__(self, config: Templates, profiles: ProfileReader, identity: IdentitySettings, *, clock: Clock) -> None:
+    def __init__(
+        self, config: TemplateStore, profiles: ProfileReader, identity: IdentitySettings, *, clock: Clock
+    ) -> None:
         self.config = config
         self.profiles = profiles
         self.identity = identity
