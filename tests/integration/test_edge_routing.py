@@ -13,12 +13,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from samtranslator.yaml_helper import yaml_parse
 
 from midstage.adapters.config_store import ConfigStore
 from midstage.logic import links
 from midstage.logic.tracking_routes import CALLS
 from midstage.models.admin import Source, stamp
-from tests.integration.conftest import SAMPLES_SENT_AT, Context, Stack
+from tests.integration.conftest import SAMPLES_SENT_AT, TEMPLATE, Context, Stack
 
 ORIGIN = "https://shop.example.com"
 KEY = "wk_local_demo"
@@ -57,6 +58,13 @@ def request(
     if token is not None:
         event["pathParameters"] = {"token": token}
     return event
+
+
+def template_routes(function: str) -> list[tuple[str, str]]:
+    """(method, path) of every HttpApi route template.yaml gives `function`, `$default` aside."""
+    events = yaml_parse(TEMPLATE.read_text(encoding="utf-8"))["Resources"][function]["Properties"]["Events"]
+    routes = [(str(e["Properties"]["Method"]), str(e["Properties"]["Path"])) for e in events.values()]
+    return [route for route in routes if route[1] != "$default"]
 
 
 def parsed(answer: dict[str, Any]) -> Any:
@@ -100,6 +108,26 @@ def test_every_tracking_path_reaches_the_intake_not_the_404(collect: ModuleType)
         # Then the answer is the intake's, never the route table's 404
         assert answer["statusCode"] != 404, call
         assert parsed(answer).get("code") != "not_found", call
+
+
+def test_every_route_the_template_gives_the_tracking_function_is_one_it_serves(collect: ModuleType) -> None:
+    routes = template_routes("CollectFunction")
+    assert len(routes) == 18  # the fifteen call paths, the beacon and the two settings paths
+
+    for method, path in routes:
+        raw_path = path.replace("{writeKey}", KEY)
+        answer = collect.lambda_handler(
+            request(method, raw_path, body="{}", headers={"authorization": BASIC}, query={"writeKey": KEY}), Context()
+        )
+
+        assert parsed(answer).get("code") != "not_found", (method, path)
+
+
+def test_a_path_that_only_ends_like_a_route_is_not_one(collect: ModuleType) -> None:
+    # Given a track path with a newline after it (a route rule's `$` would let it through)
+    answer = track(collect, "/v1/track%0A")
+
+    assert (answer["statusCode"], parsed(answer)["code"]) == (404, "not_found")
 
 
 def test_a_track_call_is_accepted_on_its_long_and_short_paths(collect: ModuleType) -> None:
@@ -266,6 +294,16 @@ def test_the_unsubscribe_page_posts_back_to_the_path_it_was_reached_on(
     assert page["statusCode"] == 200
     assert f'action="/prod/u/{token}"' in page["body"]
     assert (done["statusCode"], "You are unsubscribed" in done["body"]) == (200, True)
+
+
+def test_every_route_the_template_gives_the_engagement_function_is_one_it_serves(engagement: ModuleType) -> None:
+    routes = template_routes("EngagementFunction")
+    assert len(routes) == 4
+
+    for method, template in routes:
+        answer = visit(engagement, method, template, "not-a-token")
+
+        assert answer["statusCode"] in (200, 400), (method, template)  # the pixel, or the page refusing the token
 
 
 def test_a_path_that_is_not_a_link_is_a_plain_404(engagement: ModuleType) -> None:
