@@ -32,8 +32,6 @@ from midstage.services import collect, sdk_settings
 
 app = APIGatewayHttpResolver()
 
-NOT_FOUND = {"success": False, "code": "not_found", "message": "no such route"}
-
 
 @cache
 def _clock() -> Clock:
@@ -62,26 +60,25 @@ def track() -> Response[str]:
 
 
 @app.get(tracking_routes.SEGMENT_SETTINGS_RULE)
-def segment_settings() -> Response[str]:
-    headers, origin, sources = routing.headers(app), _origin(), _wiring()[1]
-    key, api = _route("GET").write_key, ApiBase.from_headers(headers)
-    return _answer(answer(200, sdk_settings.settings("segment", key, origin=origin, api=api, sources=sources)))
-
-
 @app.get(tracking_routes.RUDDER_CONFIG_RULE)
-def rudder_config() -> Response[str]:
-    _route("GET")
-    # RudderStack sends the key both as HTTP Basic and in the query; either is enough.
-    key = intake.write_key_from_authorization(routing.headers(app).get("authorization"))
-    key = key or routing.query(app).get("writeKey")
-    return _answer(answer(200, sdk_settings.settings("rudder", key, origin=_origin(), api=None, sources=_wiring()[1])))
+def settings_document() -> Response[str]:
+    route, headers, sources = _route("GET"), routing.headers(app), _wiring()[1]
+    if route.kind == "segment_settings":
+        document = sdk_settings.settings(
+            "segment", route.write_key, origin=headers.get("origin"), api=ApiBase.from_headers(headers), sources=sources
+        )
+    else:  # RudderStack sends the key both as HTTP Basic and in the query; either is enough.
+        key = intake.write_key_from_authorization(headers.get("authorization")) or routing.query(app).get("writeKey")
+        document = sdk_settings.settings("rudder", key, origin=headers.get("origin"), api=None, sources=sources)
+    return _answer(answer(200, document))
 
 
 @app.route(".*", method="OPTIONS")
 def preflight() -> Response[str]:
     """Every preflight, for the tracking API and the admin API alike (the API has no CORS configuration)."""
-    origin = _origin()
-    if not origin or not routing.headers(app).get("access-control-request-method"):
+    headers = routing.headers(app)
+    origin = headers.get("origin")
+    if not origin or not headers.get("access-control-request-method"):
         raise NotFoundError
     tracking = tracking_routes.is_tracking_path(app.current_event.path)
     return Response(status_code=204, headers=cors.preflight_headers(tracking, origin), body="")
@@ -89,7 +86,7 @@ def preflight() -> Response[str]:
 
 @app.not_found
 def _not_found(_: Exception) -> Response[str]:
-    return _answer(answer(404, NOT_FOUND))
+    return _answer(answer(404, {"success": False, "code": "not_found", "message": "no such route"}))
 
 
 @app.exception_handler(MidstageError)
@@ -107,8 +104,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def _route(method: str) -> tracking_routes.TrackingRoute:
-    """The route read by the rules the resolver matched, which are anchored by `$` and so would also
-    take a path ending in a newline; tracking_routes matches whole paths."""
+    """The route, read by the rules the resolver matched (whose `$` would also take a trailing newline)."""
     route = tracking_routes.match(method, app.current_event.path)
     if route is None:
         raise NotFoundError
@@ -128,9 +124,5 @@ def _collect(endpoint: str, write_key: str | None) -> dict[str, Any]:
     return result.to_body()
 
 
-def _origin() -> str | None:
-    return routing.headers(app).get("origin")
-
-
 def _answer(shaped: dict[str, Any], *, allowed: bool = True) -> Response[str]:
-    return routing.response(shaped, cors.tracking_response_headers(_origin(), allowed=allowed))
+    return routing.response(shaped, cors.tracking_response_headers(routing.headers(app).get("origin"), allowed=allowed))
