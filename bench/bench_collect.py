@@ -7,6 +7,12 @@
    hand-off runs the real `messages_for` (so SQS message encoding is counted) and drops the
    messages. Plain and gzip bodies (base64 + Content-Encoding: gzip, as API Gateway delivers a
    binary body). Target: at least 5,000 events per second on one core.
+3. The function around the use case: the handler's `lambda_handler` on one-event `/v1/track`
+   requests as API Gateway sends them (routing, CORS headers, the answer, Powertools' Logger and
+   Metrics decorators with the metrics written to /dev/null), its wiring given the same in-memory
+   ports, next to `services.collect.handle` alone on the same requests. The difference is what the
+   function's edge costs per request. `handler_overhead(path)` measures any copy of the handler,
+   so an older one can be compared.
 
 Every figure is the median of several timed repeats; the spread (min-max) is printed beside it.
 """
@@ -14,13 +20,17 @@ Every figure is the median of several timed repeats; the spread (min-max) is pri
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
+import importlib.util
 import json
+import os
 import statistics
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from midstage.adapters.handoff import messages_for
@@ -34,6 +44,7 @@ REPEATS = 9
 MIN_REPEAT_SECONDS = 0.25
 TARGET_US_PER_EVENT = 10.0
 TARGET_EVENTS_PER_SECOND = 5_000
+HANDLER = Path(__file__).resolve().parent.parent / "functions" / "collect" / "handler.py"
 
 RECEIVED = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 WRITE_KEY = "wk_bench_0123456789abcdef"
@@ -169,6 +180,71 @@ def request(body: str, *, gzipped: bool) -> CollectRequest:
     return CollectRequest("batch", body, gzipped, headers, "203.0.113.9", RECEIVED)
 
 
+class LambdaContext:
+    function_name = "midstage-collect"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:midstage-collect"
+    memory_limit_in_mb = 1024
+    aws_request_id = "bench"
+    log_group_name = "/aws/lambda/midstage-collect"
+    log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def http_event(body: str) -> dict[str, Any]:
+    """A payload-2.0 event for POST /v1/track, as API Gateway sends it."""
+    return {
+        "version": "2.0",
+        "routeKey": "POST /v1/track",
+        "rawPath": "/v1/track",
+        "rawQueryString": "",
+        "headers": {
+            "authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode(),
+            "content-type": "application/json",
+            "origin": "https://shop.example.com",
+            "user-agent": "Mozilla/5.0 (bench)",
+        },
+        "requestContext": {
+            "http": {"method": "POST", "path": "/v1/track", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9"},
+            "requestId": "bench",
+            "routeKey": "POST /v1/track",
+            "stage": "$default",
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def handler_overhead(path: Path = HANDLER) -> tuple[list[float], list[float]]:
+    """Seconds per request through the handler at `path`, and through services.collect.handle alone."""
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "collect")
+    spec = importlib.util.spec_from_file_location("bench_collect_handler", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # The wiring a test gives: the same in-memory ports and clock as section 2.
+    module._wiring = lambda: (SETTINGS, FixedSources(), MemoryIntake(), EncodingHandoff())
+    module._clock = lambda: lambda: RECEIVED
+    events = [http_event(body) for body in single_bodies()]
+    context = LambdaContext()
+
+    def through_handler() -> None:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            for event in events:
+                answer = module.lambda_handler(event, context)
+                assert answer["statusCode"] == 200, answer
+
+    def use_case_alone() -> None:
+        for event in events:
+            req = CollectRequest("track", event["body"], False, event["headers"], "203.0.113.9", RECEIVED)
+            handle(req, SETTINGS, IDENTITY, FixedSources(), MemoryIntake(), EncodingHandoff())
+
+    return per_event_seconds(through_handler, len(events)), per_event_seconds(use_case_alone, len(events))
+
+
 def main() -> None:
     batch = batch_body()
     singles = single_bodies()
@@ -226,3 +302,9 @@ def main() -> None:
     accepted = intake(read_document(raw_batch, "batch", LIMITS), META, IDENTITY, LIMITS).accepted
     encoding = per_event_seconds(lambda: messages_for(group_by_person(accepted)), BATCH_EVENTS)
     print(f"      {'  of which hand-off encoding':<31} {micros(encoding)}   (group_by_person + messages_for)")
+    print("   3. the function's edge: lambda_handler on one-event /v1/track requests, in-memory ports (µs/request)")
+    handler, alone = handler_overhead()
+    edge = (statistics.median(handler) - statistics.median(alone)) * 1e6
+    print(f"      {'through lambda_handler':<34} {micros(handler)}")
+    print(f"      {'services.collect.handle alone':<34} {micros(alone)}")
+    print(f"      {'the edge (difference of medians)':<34} {edge:6.2f} µs/request")

@@ -13,15 +13,22 @@ reported as a finding. Bytecode is not written (PYTHONDONTWRITEBYTECODE), so the
 third-party packages load from the bytecode pip compiled at install. The last column is the same
 import with bytecode for everything (a temporary `-X pycache_prefix`, outside the repository),
 which is what a layer built with `compileall` would give.
+
+`python -m bench.bench_import_time --against REF [function ...]` compares instead: the handlers and
+the `midstage` library as they are at the git commit REF against the working tree, in interleaved
+runs, so that a machine busy with other work slows both alike.
 """
 
 from __future__ import annotations
 
+import argparse
+import io
 import os
 import re
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections import defaultdict
@@ -202,3 +209,54 @@ def main() -> None:
             print(f"     {function:<26} imports")
         else:
             print(f"     {function:<26} FAILS: {(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+
+
+def import_seconds(folder: Path, function: str, library: Path | None = None) -> float:
+    """One cold import of the handler in `folder`, timed inside the process; with `library`, the
+    `midstage` package is read from there (ahead of the installed, editable one)."""
+    env = lambda_environment(function)
+    if library is not None:
+        env["PYTHONPATH"] = str(library)
+    _, done = timed(["-c", IMPORT_HANDLER, str(folder)], env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{function} at {folder}: {(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return float(done.stdout.strip())
+
+
+def compare(ref: str, functions: list[str], runs: int = RUNS) -> None:
+    """Cold import of each function at the commit `ref` and in the working tree, interleaved."""
+    functions = functions or sorted(p.parent.name for p in (ROOT / "functions").glob("*/handler.py"))
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "functions", "shared"], capture_output=True, check=True
+    ).stdout
+    print(f"   cold import at {ref} and in the working tree: median of {runs} interleaved runs, in ms")
+    with tempfile.TemporaryDirectory(prefix="midstage-baseline-") as baseline:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(baseline, filter="data")
+        then: dict[str, list[float]] = defaultdict(list)
+        now: dict[str, list[float]] = defaultdict(list)
+        for _ in range(runs):
+            for function in functions:
+                old = Path(baseline) / "functions" / function
+                if old.exists():
+                    then[function].append(import_seconds(old, function, Path(baseline) / "shared"))
+                now[function].append(import_seconds(ROOT / "functions" / function, function))
+    for function in functions:
+        after = statistics.median(now[function]) * 1000
+        if not then[function]:
+            print(f"   {function:<28} {'(new)':>8}  now {after:6.0f}")
+            continue
+        before = statistics.median(then[function]) * 1000
+        print(f"   {function:<28} then {before:6.0f}  now {after:6.0f}  change {after - before:+6.0f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--against", metavar="REF", help="compare with the handlers at this git commit")
+    parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("functions", nargs="*", help="only these functions (default: all)")
+    arguments = parser.parse_args()
+    if arguments.against:
+        compare(arguments.against, arguments.functions, arguments.runs)
+    else:
+        main()

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from functools import cache
 from typing import Any
-from urllib.parse import unquote
 
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from midstage import routing
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.profile_store import ProfileStore
@@ -28,7 +30,7 @@ from midstage.logic.sdk_settings import ApiBase
 from midstage.observability import logger, metrics
 from midstage.services import collect, sdk_settings
 
-NOT_FOUND = {"success": False, "code": "not_found", "message": "no such route"}
+app = APIGatewayHttpResolver()
 
 
 @cache
@@ -48,57 +50,73 @@ def _wiring() -> tuple[CollectSettings, ConfigStore, ProfileStore, SqsHandoff]:
     )
 
 
-def _path(event: dict[str, Any]) -> str:
-    path = unquote(event.get("rawPath", ""))
-    stage = event.get("requestContext", {}).get("stage", "$default")
-    if stage != "$default" and (path == f"/{stage}" or path.startswith(f"/{stage}/")):
-        path = path[len(stage) + 1 :] or "/"
-    return path
+@app.post(tracking_routes.CALL_RULE)
+@app.post(tracking_routes.BEACON_RULE)
+def track() -> Response[str]:
+    route = _route("POST")
+    # A beacon cannot set headers (`navigator.sendBeacon`), so its key rides in the query.
+    write_key = routing.query(app).get("writeKey") if route.beacon else None
+    return _answer(answer(200, _collect(route.endpoint, write_key)))
+
+
+@app.get(tracking_routes.SEGMENT_SETTINGS_RULE)
+@app.get(tracking_routes.RUDDER_CONFIG_RULE)
+def settings_document() -> Response[str]:
+    route, headers, sources = _route("GET"), routing.headers(app), _wiring()[1]
+    if route.kind == "segment_settings":
+        document = sdk_settings.settings(
+            "segment", route.write_key, origin=headers.get("origin"), api=ApiBase.from_headers(headers), sources=sources
+        )
+    else:  # RudderStack sends the key both as HTTP Basic and in the query; either is enough.
+        key = intake.write_key_from_authorization(headers.get("authorization")) or routing.query(app).get("writeKey")
+        document = sdk_settings.settings("rudder", key, origin=headers.get("origin"), api=None, sources=sources)
+    return _answer(answer(200, document))
+
+
+@app.route(".*", method="OPTIONS")
+def preflight() -> Response[str]:
+    """Every preflight, for the tracking API and the admin API alike (the API has no CORS configuration)."""
+    headers = routing.headers(app)
+    origin = headers.get("origin")
+    if not origin or not headers.get("access-control-request-method"):
+        raise NotFoundError
+    tracking = tracking_routes.is_tracking_path(app.current_event.path)
+    return Response(status_code=204, headers=cors.preflight_headers(tracking, origin), body="")
+
+
+@app.not_found
+def _not_found(_: Exception) -> Response[str]:
+    return _answer(answer(404, {"success": False, "code": "not_found", "message": "no such route"}))
+
+
+@app.exception_handler(MidstageError)
+def _refused(error: MidstageError) -> Response[str]:
+    logger.info("tracking request refused", extra={"code": error.code, "path": app.current_event.path})
+    metrics.add_metric(name=f"Refused_{error.code}", unit=MetricUnit.Count, value=1)
+    # A page from an origin the source does not allow must not read even the refusal.
+    return _answer(error_answer(error), allowed=error.code != "origin_not_allowed")
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    http = event.get("requestContext", {}).get("http", {})
-    method = str(http.get("method", "")).upper()
-    path = _path(event)
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    origin = headers.get("origin")
-    if method == "OPTIONS" and origin and headers.get("access-control-request-method"):
-        return {
-            "statusCode": 204,
-            "headers": cors.preflight_headers(tracking_routes.is_tracking_path(path), origin),
-            "body": "",
-        }
-    route = tracking_routes.match(method, path)
+    return routing.resolve(app, event, context)
+
+
+def _route(method: str) -> tracking_routes.TrackingRoute:
+    """The route, read by the rules the resolver matched (whose `$` would also take a trailing newline)."""
+    route = tracking_routes.match(method, app.current_event.path)
     if route is None:
-        return _with_cors(answer(404, NOT_FOUND), origin, allowed=True)
-    try:
-        if route.kind == "collect":
-            body = _collect(event, route, headers, http.get("sourceIp"))
-        else:
-            body = _settings(event, route, headers, origin)
-    except MidstageError as error:
-        logger.info("tracking request refused", extra={"code": error.code, "path": path})
-        metrics.add_metric(name=f"Refused_{error.code}", unit=MetricUnit.Count, value=1)
-        return _with_cors(error_answer(error), origin, allowed=error.code != "origin_not_allowed")
-    return _with_cors(answer(200, body), origin, allowed=True)
+        raise NotFoundError
+    return route
 
 
-def _collect(
-    event: dict[str, Any], route: tracking_routes.TrackingRoute, headers: dict[str, str], source_ip: str | None
-) -> dict[str, Any]:
+def _collect(endpoint: str, write_key: str | None) -> dict[str, Any]:
     settings, sources, store, handoff = _wiring()
-    query = event.get("queryStringParameters") or {}
-    request = collect.CollectRequest(
-        endpoint=route.endpoint,
-        body=event.get("body"),
-        is_base64=bool(event.get("isBase64Encoded")),
-        headers=headers,
-        source_ip=source_ip,
-        received_at=_clock()(),
-        write_key=query.get("writeKey") if route.beacon else None,
-    )
+    event = app.current_event.raw_event
+    source_ip = event.get("requestContext", {}).get("http", {}).get("sourceIp")
+    body, is_base64, received_at = event.get("body"), bool(event.get("isBase64Encoded")), _clock()()
+    request = collect.CollectRequest(endpoint, body, is_base64, routing.headers(app), source_ip, received_at, write_key)
     result = collect.handle(request, settings, identity_settings(), sources, store, handoff)
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
     if result.rejected:
@@ -106,20 +124,5 @@ def _collect(
     return result.to_body()
 
 
-def _settings(
-    event: dict[str, Any], route: tracking_routes.TrackingRoute, headers: dict[str, str], origin: str | None
-) -> dict[str, Any]:
-    _, sources, _, _ = _wiring()
-    if route.kind == "segment_settings":
-        return sdk_settings.settings(
-            "segment", route.write_key, origin=origin, api=ApiBase.from_headers(headers), sources=sources
-        )
-    # RudderStack sends the key both as HTTP Basic and in the query; either is enough.
-    key = intake.write_key_from_authorization(headers.get("authorization"))
-    key = key or (event.get("queryStringParameters") or {}).get("writeKey")
-    return sdk_settings.settings("rudder", key, origin=origin, api=None, sources=sources)
-
-
-def _with_cors(response: dict[str, Any], origin: str | None, *, allowed: bool) -> dict[str, Any]:
-    response["headers"] = {**response.get("headers", {}), **cors.tracking_response_headers(origin, allowed=allowed)}
-    return response
+def _answer(shaped: dict[str, Any], *, allowed: bool = True) -> Response[str]:
+    return routing.response(shaped, cors.tracking_response_headers(routing.headers(app).get("origin"), allowed=allowed))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from functools import cache
 from typing import Any
 
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from midstage import routing
 from midstage.adapters.automation_store import Counters, OnceMarkers
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.handoff import SqsHandoff
@@ -18,6 +19,8 @@ from midstage.config import FeedbackSettings
 from midstage.observability import logger
 from midstage.services.campaigns import StatusCounter
 from midstage.services.engagement import Engagement, Page
+
+app = APIGatewayHttpResolver()
 
 _MAX_TOKEN = 4096  # links.py's own bound; click tokens carry URLs of up to 2,048 characters
 
@@ -42,7 +45,44 @@ def _engagement() -> Engagement:
     )
 
 
-def _answer(page: Page) -> dict[str, Any]:
+# Each rule takes the rest of the path; the token is the one API Gateway bound to `{token}`.
+@app.get("/t/o/.+")
+def open_pixel() -> Response[str | bytes]:
+    return _answer(_engagement().open(_token(), _clock()()))
+
+
+@app.get("/t/c/.+")
+def click() -> Response[str | bytes]:
+    return _answer(_engagement().click(_token(), _clock()()))
+
+
+@app.get("/u/.+")
+def unsubscribe_page() -> Response[str | bytes]:
+    # The form posts back to the address the browser used, stage prefix and all.
+    return _answer(_engagement().unsubscribe_page(_token(), str(app.context[routing.RAW_PATH])))
+
+
+@app.post("/u/.+")
+def unsubscribe() -> Response[str | bytes]:
+    return _answer(_engagement().unsubscribe(_token(), _clock()()))
+
+
+@app.not_found
+def _not_found(_: Exception) -> Response[str | bytes]:
+    return Response(status_code=404, headers={"content-type": "text/plain"}, body="not found")
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return routing.resolve(app, event, context)
+
+
+def _token() -> str:
+    token = str(app.current_event.path_parameters.get("token", ""))
+    return "" if len(token) > _MAX_TOKEN else token  # refused by verification, without hashing megabytes
+
+
+def _answer(page: Page) -> Response[str | bytes]:
     headers = {
         "content-type": page.content_type,
         "cache-control": "no-store",
@@ -51,31 +91,7 @@ def _answer(page: Page) -> dict[str, Any]:
     }
     if page.location:
         headers["location"] = page.location
-    if isinstance(page.body, bytes):
-        return {
-            "statusCode": page.status,
-            "headers": headers,
-            "body": base64.b64encode(page.body).decode(),
-            "isBase64Encoded": True,
-        }
-    headers["content-security-policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
-    return {"statusCode": page.status, "headers": headers, "body": page.body}
-
-
-@logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    route = str(event.get("routeKey", ""))
-    token = str((event.get("pathParameters") or {}).get("token", ""))
-    now = _clock()()
-    engagement = _engagement()
-    if len(token) > _MAX_TOKEN:
-        token = ""  # refused by verification below, without hashing megabytes
-    if route == "GET /t/o/{token}":
-        return _answer(engagement.open(token, now))
-    if route == "GET /t/c/{token}":
-        return _answer(engagement.click(token, now))
-    if route == "GET /u/{token}":
-        return _answer(engagement.unsubscribe_page(token, str(event.get("rawPath", ""))))
-    if route == "POST /u/{token}":
-        return _answer(engagement.unsubscribe(token, now))
-    return {"statusCode": 404, "headers": {"content-type": "text/plain"}, "body": "not found"}
+    # Bytes (the pixel, a redirect's empty body) go out base64-encoded; a page gets its policy.
+    if not isinstance(page.body, bytes):
+        headers["content-security-policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    return Response(status_code=page.status, headers=headers, body=page.body)

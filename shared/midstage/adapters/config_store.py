@@ -1,6 +1,9 @@
 """ConfigTable access: sources and write keys, admin API keys. Lookups are cached per container
 for `config_cache_seconds` (bounded staleness), unknown keys briefly too, so a flood of bad keys
-does not become a flood of reads."""
+does not become a flood of reads.
+
+The rule and template models are imported on first use: the tracking function reads only sources,
+and building those models' validators cost it some 50 ms of cold import (bench_import_time)."""
 
 from __future__ import annotations
 
@@ -18,10 +21,11 @@ from midstage.adapters import aws
 from midstage.adapters.documents import pack, unpack
 from midstage.errors import Conflict, NotFound
 from midstage.models.admin import ApiKey, Source, stamp
-from midstage.models.messaging import Rule, Template
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from midstage.models.messaging import Rule, Template
 
 T = TypeVar("T")
 D = TypeVar("D", bound=BaseModel)
@@ -223,19 +227,19 @@ class ConfigStore:
     # ------------------------------------------------------------------ rules
     def rules(self) -> list[Rule]:
         """Every rule (enabled or not), cached for `cache_seconds`."""
-        return self.documents(keys.RULE_PK, Rule)
+        return self.documents(keys.RULE_PK, _rule_model())
 
     def get_rule(self, rule_id: str) -> Rule:
-        return self.get_document(keys.RULE_PK, rule_id, Rule)
+        return self.get_document(keys.RULE_PK, rule_id, _rule_model())
 
     def find_rule(self, rule_id: str) -> Rule | None:
-        return self.find_document(keys.RULE_PK, rule_id, Rule)
+        return self.find_document(keys.RULE_PK, rule_id, _rule_model())
 
     def save_rule(self, rule: Rule) -> Rule:
         return self.save_document(keys.RULE_PK, rule)
 
     def rule_versions(self, rule_id: str) -> list[Rule]:
-        return self.document_versions(keys.RULE_PK, rule_id, Rule)
+        return self.document_versions(keys.RULE_PK, rule_id, _rule_model())
 
     def delete_rule(self, rule_id: str) -> None:
         self.delete_document(keys.RULE_PK, rule_id)
@@ -250,16 +254,16 @@ class ConfigStore:
             doc = self._get(keys.template_version_key(template_id, version))
             if doc is None:
                 raise NotFound(f"template '{template_id}' has no version {version}")
-            return Template.model_validate(doc)
+            return _template_model().model_validate(doc)
         entry = self.template_entry(template_id)
         if entry is None:
             raise NotFound(f"no template '{template_id}'")
-        return Template.model_validate(entry["latest"])
+        return _template_model().model_validate(entry["latest"])
 
     def approved_template(self, template_id: str) -> Template | None:
         def load() -> Template | None:
             entry = self.template_entry(template_id)
-            return Template.model_validate(entry["approved"]) if entry and entry.get("approved") else None
+            return _template_model().model_validate(entry["approved"]) if entry and entry.get("approved") else None
 
         return self._cached(f"tpl:{template_id}", load)
 
@@ -304,6 +308,18 @@ class ConfigStore:
         if value is None:
             raise RuntimeError(f"secret {name} could not be read")
         return value
+
+
+def _rule_model() -> type[Rule]:
+    from midstage.models.messaging import Rule  # on first use: see the module's note
+
+    return Rule
+
+
+def _template_model() -> type[Template]:
+    from midstage.models.messaging import Template
+
+    return Template
 
 
 def new_write_key() -> str:

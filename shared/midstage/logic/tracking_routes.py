@@ -1,7 +1,8 @@
 """Which tracking action a request path names: the paths every Segment and RudderStack SDK uses.
 
 The collect function is also the API's `$default` route, so it sees unrouted paths too; this
-module says which of them are its own.
+module says which of them are its own. `match` reads the same rules the collect function's
+resolver routes by, so its routes, its preflight answers and this module cannot disagree.
 """
 
 from __future__ import annotations
@@ -32,12 +33,21 @@ CALLS: dict[str, str] = {
 
 RouteKind = Literal["collect", "segment_settings", "rudder_config"]
 
-_CALL = re.compile(r"/v1/(?P<call>[a-z]+)")
-# RudderStack's beacon transport: `navigator.sendBeacon` cannot set headers, so the key rides in the query.
-_BEACON = "/beacon/v1/batch"
-_SEGMENT_SETTINGS = re.compile(r"/v1/projects/(?P<key>[^/]+)/settings")
-# RudderStack's SDK asks for `<configUrl>/sourceConfig/?...` (with the slash) unless told the full path.
-_RUDDER_CONFIG = re.compile(r"/sourceConfig/?")
+# The paths, each written once, as route rules of the collect function's resolver: regular
+# expressions over the whole percent-decoded path, without groups (the resolver would pass a named
+# group to the route as an argument, and reads `<name>` as one of its own placeholders).
+# POST: one of the calls above.
+CALL_RULE = "/v1/(?:" + "|".join(sorted(CALLS, key=len, reverse=True)) + ")"
+# POST: RudderStack's beacon transport; `navigator.sendBeacon` cannot set headers, so the key rides in the query.
+BEACON_RULE = "/beacon/v1/batch"
+# GET: the settings Segment's libraries fetch for the write key in the path.
+SEGMENT_SETTINGS_RULE = "/v1/projects/[^/]+/settings"
+# GET: RudderStack's SDK asks for `<configUrl>/sourceConfig/?...` (with the slash) unless told the full path.
+RUDDER_CONFIG_RULE = "/sourceConfig/?"
+
+_CALL, _BEACON, _SEGMENT_SETTINGS, _RUDDER_CONFIG = (
+    re.compile(rule) for rule in (CALL_RULE, BEACON_RULE, SEGMENT_SETTINGS_RULE, RUDDER_CONFIG_RULE)
+)
 
 
 @dataclass(frozen=True)
@@ -51,15 +61,13 @@ class TrackingRoute:
 def match(method: str, path: str) -> TrackingRoute | None:
     """The tracking route for `method` and the (percent-decoded) `path`, or None."""
     if method == "POST":
-        if path == _BEACON:
+        if _BEACON.fullmatch(path):
             return TrackingRoute("collect", endpoint="batch", beacon=True)
-        call = _CALL.fullmatch(path)
-        if call and call["call"] in CALLS:
-            return TrackingRoute("collect", endpoint=CALLS[call["call"]])
+        if _CALL.fullmatch(path):
+            return TrackingRoute("collect", endpoint=CALLS[path.removeprefix("/v1/")])
     elif method == "GET":
-        settings = _SEGMENT_SETTINGS.fullmatch(path)
-        if settings:
-            return TrackingRoute("segment_settings", write_key=settings["key"])
+        if _SEGMENT_SETTINGS.fullmatch(path):
+            return TrackingRoute("segment_settings", write_key=path.split("/")[3])
         if _RUDDER_CONFIG.fullmatch(path):
             return TrackingRoute("rudder_config")
     return None
