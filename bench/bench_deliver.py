@@ -168,6 +168,7 @@ class StubbedEmail:
             locale=profile.locale,
             default_locale=template.default_locale,
             context=context,
+            timer=time.monotonic,
         ).fields
         html = rendered["html"]
         if self.track:

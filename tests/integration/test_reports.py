@@ -11,11 +11,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from midstage.adapters import parquet
 from midstage.adapters.archive_engines import LocalArchive, S3Archive
 from midstage.logic import attribution
 from midstage.logic.analytics import reports
 from midstage.logic.analytics.dialects import check_parses, to_trino
-from midstage.logic.archive import parquet
 from midstage.models.archive import EventRecord, MessageRecord
 from midstage.services import analytics
 from tests import analytics_fixture

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from midstage.logic.archive import parquet, pinpoint, records
+from midstage.adapters import parquet
+from midstage.logic.archive import pinpoint, records
 from midstage.logic.archive.spend import parse_spend_csv
 from midstage.models.archive import COLUMN_NAMES, EventRecord
 from midstage.models.messaging import MessageRequest

@@ -15,6 +15,7 @@ from midstage.adapters.documents import pack
 from midstage.config import IdentitySettings
 from midstage.errors import InvalidInput, PayloadTooLarge, Unauthorized
 from midstage.logic import collect
+from midstage.services.collect import new_message_id
 
 RECEIVED = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 LIMITS = collect.Limits()
@@ -24,7 +25,12 @@ IDENTITY = IdentitySettings()
 def intake(body: dict | list | str, endpoint: str = "batch", limits: collect.Limits = LIMITS) -> collect.Intake:
     raw = (body if isinstance(body, str) else json.dumps(body)).encode()
     document = collect.read_document(raw, endpoint, limits)
-    return collect.intake(document, collect.RequestMeta("src_1", RECEIVED, "203.0.113.9", "curl/8"), IDENTITY, limits)
+    return collect.intake(
+        document,
+        collect.RequestMeta("src_1", RECEIVED, "203.0.113.9", "curl/8", new_id=new_message_id),
+        IDENTITY,
+        limits,
+    )
 
 
 def test_write_key_is_the_basic_auth_user_name() -> None:
@@ -281,7 +287,7 @@ def test_event_size_limit_counts_bytes_not_characters() -> None:
     narrow = {"type": "track", "event": "x", "userId": "u", "properties": {"t": "e" * 12_000}}
     raw = json.dumps({"batch": [wide, narrow]}, ensure_ascii=False).encode()
     document = collect.read_document(raw, "batch", LIMITS)
-    result = collect.intake(document, collect.RequestMeta("s", RECEIVED), IDENTITY, LIMITS)
+    result = collect.intake(document, collect.RequestMeta("s", RECEIVED, new_id=new_message_id), IDENTITY, LIMITS)
     assert [(r.index, r.code) for r in result.rejected] == [(0, "event_too_large")]
     assert len(result.accepted) == 1
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,7 @@ def render(document: Document, **context: Any) -> dict[str, str]:
         locale=None,
         default_locale=body.default_locale,
         context=templates.RenderContext(**context),
+        timer=time.monotonic,
     ).fields
 
 

@@ -9,6 +9,7 @@ before a template quietly renders unguarded.
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
@@ -89,6 +90,7 @@ def test_given_undefined_then_its_operators_alias_the_private_failure_the_sandbo
             locale="en",
             default_locale="en",
             context=RenderContext(),
+            timer=time.monotonic,
         )
 
 

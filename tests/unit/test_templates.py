@@ -45,6 +45,7 @@ def sms(
         locale=locale,
         default_locale="en",
         context=RenderContext(**context),
+        timer=time.monotonic,
     )
     return rendered.fields["body"]
 
@@ -78,7 +79,9 @@ LOCALES = {"en": {"body": "Hello"}, "pt": {"body": "Olá"}, "pt-BR": {"body": "O
 def test_given_content_in_some_locales_when_rendering_then_the_closest_locale_is_chosen(
     wanted: str | None, chosen: str
 ) -> None:
-    rendered = render("sms", LOCALES, {}, locale=wanted, default_locale="en", context=RenderContext())
+    rendered = render(
+        "sms", LOCALES, {}, locale=wanted, default_locale="en", context=RenderContext(), timer=time.monotonic
+    )
     assert rendered.locale == chosen
     assert rendered.fields["body"] == LOCALES[chosen]["body"]
 
@@ -171,6 +174,7 @@ def test_given_missing_variables_when_previewing_then_they_render_empty_and_are_
         locale="en",
         default_locale="en",
         context=RenderContext(),
+        timer=time.monotonic,
     )
     assert rendered.fields == {"title": "Hi", "body": " "}
     assert rendered.missing == ["person.last_name", "person.first_name", "vars.code"]
@@ -234,7 +238,9 @@ HOSTILE_NAME = '<script>alert("x")</script> & co'
 
 
 def email(locales: Mapping[str, Mapping[str, str]], **context: Any) -> templates.Rendered:
-    return render("email", locales, {}, locale="en", default_locale="en", context=RenderContext(**context))
+    return render(
+        "email", locales, {}, locale="en", default_locale="en", context=RenderContext(**context), timer=time.monotonic
+    )
 
 
 def test_given_a_hostile_trait_when_rendering_html_then_it_is_escaped() -> None:
@@ -276,6 +282,7 @@ def test_given_a_webhook_body_when_values_hold_quotes_then_the_json_stays_valid(
         context=RenderContext(
             person={"first_name": 'Ann "the" \\ one'}, computed={"orders": 3, "vip": True}, vars={"a": [1]}
         ),
+        timer=time.monotonic,
     )
     assert rendered.fields["body"] == '{"name": "Ann \\"the\\" \\\\ one", "orders": 3, "vip": true, "p": {"a": [1]}}'
 
@@ -289,6 +296,7 @@ def test_given_a_webhook_body_that_renders_invalid_json_when_rendering_then_it_f
             locale=None,
             default_locale="en",
             context=RenderContext(person={"first_name": "Ann"}),
+            timer=time.monotonic,
         )
 
 
@@ -598,7 +606,13 @@ def test_given_french_content_when_using_money_in_a_template_then_the_recipient_
     locales = {"en": {"body": "{{ vars.total|money('EUR') }}"}, "fr": {"body": "{{ vars.total|money('EUR') }}"}}
     for wanted, text in [("fr-CA", f"1{NNBSP}234,50{NBSP}€"), ("de", "€1,234.50")]:
         rendered = render(
-            "sms", locales, {}, locale=wanted, default_locale="en", context=RenderContext(vars={"total": 1234.5})
+            "sms",
+            locales,
+            {},
+            locale=wanted,
+            default_locale="en",
+            context=RenderContext(vars={"total": 1234.5}),
+            timer=time.monotonic,
         )
         assert rendered.fields["body"] == text  # German readers get the English content, formatted the English way
 

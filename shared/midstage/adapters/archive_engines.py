@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from midstage.logic.analytics.answers import QueryResult
 from midstage.logic.analytics.dialects import to_trino
 from midstage.logic.analytics.reports import Query
-from midstage.logic.archive import parquet
+from midstage.adapters import parquet
 from midstage.models.archive import COLUMNS, ArchiveRecord, partition_prefix
 
 if TYPE_CHECKING:

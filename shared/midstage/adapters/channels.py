@@ -4,6 +4,7 @@ the providers (SES, SNS SMS, SNS push, webhooks, the inbox table)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +89,7 @@ class ChannelSenders:
                     locale=profile.locale,
                     default_locale=template.default_locale,
                     context=context,
+                    timer=time.monotonic,
                 ).fields
             except template_logic.RenderError as error:
                 raise RenderFailure(str(error)) from error

@@ -11,9 +11,8 @@ import json
 import json.scanner
 import math
 import re
-import uuid
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -62,6 +61,9 @@ class RequestMeta:
     received_at: datetime
     ip: str | None = None
     user_agent: str | None = None
+    # Gives an event that came without a messageId its id (random in production, as Segment
+    # does; a counter in a test): intake itself draws nothing.
+    new_id: Callable[[], str] = field(kw_only=True)
 
     @cached_property
     def received_iso(self) -> str:
@@ -372,7 +374,7 @@ def enrich(
     enriched: dict[str, Any] = {
         "type": fields["type"],
         # As Segment does; every SDK sends its own messageId, which is what makes retries safe.
-        "messageId": fields["messageId"] or f"ms-{uuid.uuid4()}",
+        "messageId": fields["messageId"] or f"ms-{meta.new_id()}",
         "userId": user_id,
         "anonymousId": anonymous_id,
         "timestamp": stamped,

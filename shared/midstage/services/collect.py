@@ -20,6 +20,11 @@ from midstage.logic.timefmt import iso
 from midstage.models.admin import Source
 
 
+def new_message_id() -> str:
+    """The id of an event that came without a messageId (Segment draws a random one too)."""
+    return str(uuid.uuid4())
+
+
 class Sources(Protocol):
     def source_for_write_key(self, write_key: str) -> Source | None: ...
 
@@ -122,6 +127,7 @@ def handle(
         received_at=request.received_at,
         ip=request.source_ip,
         user_agent=request.headers.get("user-agent"),
+        new_id=new_message_id,
     )
     result = collect.intake(document, meta, identity, limits)
     if source.rate_limit and len(result.accepted) > source.rate_limit:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,7 +38,7 @@ def render(
     locale: str | None,
     default_locale: str,
     context: RenderContext,
-    timer: Timer = time.monotonic,
+    timer: Timer,
 ) -> Rendered:
     """Every field of the best locale for `locale`, or RenderError (send nothing).
 
@@ -57,7 +56,7 @@ def preview(
     locale: str | None,
     default_locale: str,
     context: RenderContext,
-    timer: Timer = time.monotonic,
+    timer: Timer,
 ) -> Rendered:
     """Like render, but a missing variable renders as nothing and is listed in `missing`."""
     return _render(channel, locales, variables_spec, locale, default_locale, context, timer, preview=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from midstage.clock import Clock
@@ -167,6 +168,7 @@ class TemplateAdmin:
             locale=body.locale or (profile.locale if profile else None),
             default_locale=template.default_locale,
             context=context,
+            timer=time.monotonic,
         )
         answer = {
             "templateId": template.id,
