@@ -33,7 +33,7 @@ from midstage.models.campaigns import CAMPAIGN_STATUSES, CampaignBody
 from midstage.models.journeys import JourneyBody
 from midstage.models.messaging import RuleBody, TemplateBody
 from midstage.models.segments import SegmentBody
-from midstage.observability import logger
+from midstage.observability import correlate_http, logger, tracer
 from midstage.services import profiles
 from midstage.services.automation_admin import (
     AutomationAdmin,
@@ -793,7 +793,9 @@ def _not_found(_: Exception) -> Response[Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate_http(event)
     response = app.resolve(event, context)
     # The API has no CORS configuration of its own (the tracking routes need per-source origins).
     origin = {k.lower(): v for k, v in (event.get("headers") or {}).items()}.get("origin")

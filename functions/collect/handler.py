@@ -25,7 +25,7 @@ from midstage.http import answer, error_answer
 from midstage.logic import collect as intake
 from midstage.logic import cors, tracking_routes
 from midstage.logic.sdk_settings import ApiBase
-from midstage.observability import logger, metrics
+from midstage.observability import correlate_http, logger, metrics, tracer
 from midstage.services import collect, sdk_settings
 
 NOT_FOUND = {"success": False, "code": "not_found", "message": "no such route"}
@@ -57,8 +57,10 @@ def _path(event: dict[str, Any]) -> str:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate_http(event)
     http = event.get("requestContext", {}).get("http", {})
     method = str(http.get("method", "")).upper()
     path = _path(event)
