@@ -32,8 +32,7 @@ from midstage.services.segments import SegmentCatalog
 
 
 class Deferred(Exception):
-    """Left for a later invocation: the time budget is spent and the queue refused the rest as a
-    new message. The record goes back as a partial batch failure (what was applied is not redone)."""
+    """The time budget is spent and the queue refused the rest: back as a partial batch failure."""
 
 
 @cache
@@ -54,12 +53,7 @@ processor = RecordingBatchProcessor(
 
 
 @cache
-def _handoff() -> SqsHandoff:
-    return SqsHandoff(ProfileSettings.from_env().ingest_queue_url)
-
-
-@cache
-def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher, SegmentCatalog, CostModel]:
+def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher, SegmentCatalog, CostModel, SqsHandoff]:
     settings = ProfileSettings.from_env()
     ingest = IngestSettings(
         identity=identity_settings(),
@@ -69,13 +63,13 @@ def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher, SegmentCata
     )
     config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
     store, publisher = ProfileStore(settings.data_table), EventPublisher(settings.event_bus_name)
-    return ingest, store, publisher, SegmentCatalog(config), CostModel()
+    return ingest, store, publisher, SegmentCatalog(config), CostModel(), SqsHandoff(settings.ingest_queue_url)
 
 
 def record_handler(
     record: SQSRecord, budget: WorkBudget, remaining_s: Callable[[], float], timer: Callable[[], float]
 ) -> None:
-    settings, store, publisher, segments, _ = _wiring()
+    settings, store, publisher, segments, _, _ = _wiring()
     events = receive(record, ProfileEvents).events
     left = events
     while left:
@@ -98,7 +92,7 @@ def _hand_back(left: list[dict[str, Any]], total: int) -> None:
     (handed back as a failure five times, it would be dead-lettered without ever having failed);
     if the queue refuses, the record goes back as a partial batch failure after all."""
     try:
-        _handoff().send({person_key(left[0]): left})
+        _wiring()[5].send({person_key(left[0]): left})
     except Exception as error:
         raise Deferred(f"{len(left)} of {total} events left for a later invocation") from error
 

@@ -66,10 +66,12 @@ def test_one_tracked_event_is_followed_to_its_email_by_the_callers_correlation_i
     trail = wait_for(traced(platform, correlation_id), "log lines under the correlation id")
     [sent] = [line for line in trail["deliver"] if line["message"] == "provider accepted"]
     assert (sent["channel"], sent["provider_id"]) == ("email", email.message_id)
-    [record] = scenario.messages()
-    assert sent["message_id"] == record["messageId"]
+    message_id = sent["message_id"]
+    outcomes = [line for line in trail["deliver"] if line["message"] == "delivery outcome"]
+    assert [(line["message_id"], line["status"]) for line in outcomes] == [(message_id, "sent")]
+    assert [record["status"] for record in scenario.messages()] == ["sent"]
     # and no line about this message was logged under another id
-    about_it = [line for line in log_lines(platform, "deliver") if line.get("message_id") == record["messageId"]]
+    about_it = [line for line in log_lines(platform, "deliver") if line.get("message_id") == message_id]
     assert {line.get("correlation_id") for line in about_it} == {correlation_id}
     assert any(line["message"] == "events handed off" for line in trail["collect"])
     assert any(line["message"] == "events applied" for line in trail["profile_updater"])

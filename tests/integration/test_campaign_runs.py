@@ -34,6 +34,7 @@ from midstage.logic.campaigns import first_fire_for_local_time, plan_recipient, 
 from midstage.logic.delivery import DUPLICATE, SENT, Address, Policy, Ports, deliver
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.campaigns import Campaign
+from midstage.models.messages import Delivery, parse_body
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile, WritePlan
 from midstage.services import campaigns as service
@@ -249,7 +250,7 @@ class Rig:
         return bodies
 
     def delivered(self) -> list[MessageRequest]:
-        return [MessageRequest.model_validate_json(body) for body in self.drain(self.deliveries.queue_url)]
+        return [parse_body(Delivery, body).request for body in self.drain(self.deliveries.queue_url)]
 
     def part_messages(self) -> list[dict[str, Any]]:
         return sorted((json.loads(body) for body in self.drain(self.parts_queue.queue_url)), key=lambda m: m["part"])

@@ -35,7 +35,7 @@ def test_given_each_kind_when_built_then_its_body_names_kind_and_version_and_rea
     # Given one message of every queue
     messages = [
         ProfileEvents(events=[{"messageId": "m1", "type": "track", "event": "Order Completed"}]),
-        Delivery(request=MessageRequest.model_validate(REQUEST)),
+        Delivery.of(MessageRequest.model_validate(REQUEST)),
         RefreshPart(kind="refresh.sweep", job_id="sweep_20261207T0900", part=2, total=8, as_of="2026-12-07T09:00:00Z"),
         RefreshPart(kind="refresh.segment", job_id="rf_1", part=0, total=1),
         CampaignPart(campaign_id="black-friday", run_id="r20261127T0900Z", part=3, total=8),
@@ -89,7 +89,7 @@ def test_given_a_version_1_sweep_with_a_job_id_of_any_name_when_parsed_then_its_
     [
         (ProfileEvents, '{"v": 2, "events": []}', "not a hand-off message: "),
         (ProfileEvents, '{"version": 1, "kind": "profile.events", "events": []}', "not a hand-off message: events"),
-        (Delivery, '{"version": 1, "kind": "delivery.request"}', "not a message request: request"),
+        (Delivery, '{"version": 1, "kind": "delivery.request"}', "not a message request: key"),
         (Delivery, "[]", "not a message request: "),
         (RefreshPart, '{"version": 1, "kind": "refresh.nightly", "jobId": "j", "part": 0, "total": 1}', "kind"),
         (RefreshPart, '{"version": 9, "kind": "refresh.sweep", "jobId": "j", "part": 0, "total": 1}', "version"),

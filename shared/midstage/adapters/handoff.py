@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from midstage import correlation
 from midstage.adapters import aws
-from midstage.models.messages import ProfileEvents
 from midstage.observability import correlation_id, logger, tracer
 
 if TYPE_CHECKING:
@@ -41,6 +40,9 @@ def messages_for(groups: Mapping[str, Sequence[dict[str, Any]]]) -> list[tuple[s
 
 
 def _bodies(events: list[dict[str, Any]]) -> list[str]:
+    # Imported here: the models cost the tracking API's cold start more than this call costs.
+    from midstage.models.messages import ProfileEvents
+
     # Built without validation: the events were checked where they came in.
     body = ProfileEvents.model_construct(events=events).body()
     if len(body) <= MAX_MESSAGE_BYTES or len(events) == 1:

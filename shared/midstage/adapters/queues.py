@@ -45,7 +45,7 @@ class MessageQueue:
         return self._client
 
     def send(self, requests: Sequence[MessageRequest], delay_seconds: int = 0) -> None:
-        self.send_bodies([Delivery(request=r).body() for r in requests], delay_seconds)
+        self.send_bodies([Delivery.of(r).body() for r in requests], delay_seconds)
 
     @tracer.capture_method
     def send_bodies(self, bodies: Sequence[str], delay_seconds: int = 0) -> None:

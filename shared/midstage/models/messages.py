@@ -70,17 +70,22 @@ class ProfileEvents(_Message):
         return {"version": 0, "kind": "profile.events", "events": data.get("events")}
 
 
-class Delivery(_Message):
-    """The delivery queue: one intended send for the deliver function."""
+class Delivery(MessageRequest, _Message):
+    """The delivery queue: one intended send for the deliver function. The body is the request's
+    own fields beside `version` and `kind`, so a version 0 body is a bare request."""
 
     kinds: ClassVar[tuple[str, ...]] = ("delivery.request",)
     what: ClassVar[str] = "message request"
     kind: Literal["delivery.request"] = "delivery.request"
-    request: MessageRequest
 
     @classmethod
-    def _from_version_zero(cls, data: dict[str, Any]) -> dict[str, Any]:
-        return {"version": 0, "kind": "delivery.request", "request": data}  # the bare request
+    def of(cls, request: MessageRequest) -> Delivery:
+        # Not validated again: a MessageRequest is valid by construction.
+        return cls.model_construct(**{name: getattr(request, name) for name in MessageRequest.model_fields})
+
+    @property
+    def request(self) -> MessageRequest:
+        return MessageRequest.model_construct(**{name: getattr(self, name) for name in MessageRequest.model_fields})
 
 
 RefreshKind = Literal["refresh.sweep", "refresh.segment"]
