@@ -63,6 +63,11 @@ class ProfileEvents(_Message):
     kind: Literal["profile.events"] = "profile.events"
     events: list[dict[str, Any]] = Field(min_length=1)
 
+    def body(self) -> str:
+        # Written directly: the events are plain JSON already, and a model dump's walk over them
+        # would cost the tracking API's hot path more than the dump itself.
+        return json.dumps({"version": self.version, "kind": self.kind, "events": self.events}, separators=(",", ":"))
+
     @classmethod
     def _from_version_zero(cls, data: dict[str, Any]) -> dict[str, Any]:
         if data.get("v") != 1:
