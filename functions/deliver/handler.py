@@ -20,7 +20,7 @@ from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import DeliverySettings
 from midstage.logic.delivery import IN_FLIGHT, Policy, Ports, RetryLater, deliver, parse_quiet_hours
-from midstage.models.messages import Delivery, MessageError
+from midstage.models.messages import Delivery
 from midstage.observability import logger, metrics, tracer
 from midstage.services.campaigns import delivery_counts
 
@@ -81,7 +81,7 @@ def record_handler(record: SQSRecord) -> None:
     ports, policy = _wiring()
     try:
         request = receive(record, Delivery).request
-    except MessageError as error:
+    except ValueError as error:
         # Kept, not dropped: after the queue's retries it lands in the dead-letter queue.
         logger.error("not a message request", reason=str(error), body=record.body[:500])
         raise

@@ -85,7 +85,7 @@ def correlate_record(record: Any) -> None:
 
 
 def receive(record: Any, model: type[M]) -> M:
-    """A record's message, parsed at the consumer's edge (MessageError if it is not one), with
+    """A record's message, parsed at the consumer's edge (ValueError if it is not one), with
     its correlation id taken up first so that even the refusal is logged under it."""
     correlate_record(record)
     return parse_body(model, record.body)

@@ -27,7 +27,7 @@ _WIRE = {"from": "queue"}  # validation context of a body read off a queue
 
 
 class MessageError(ValueError):
-    """A body that is not the message its queue carries (kept: it reaches the dead-letter queue)."""
+    """What a bus target received is not a domain event."""
 
 
 class _Message(BaseModel):
@@ -180,10 +180,11 @@ M = TypeVar("M", bound=_Message)
 
 
 def parse_body(model: type[M], body: str) -> M:
-    """The message a queue body holds, or MessageError saying why it is not one."""
+    """The message a queue body holds, or ValueError saying why it is not one (a plain ValueError:
+    the dead-letter listing names the error type, and a malformed body has always been one)."""
     try:
         return model.model_validate_json(body, context=_WIRE)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise MessageError(f"not a {model.what}: {where}: {first['msg']}") from error
+        raise ValueError(f"not a {model.what}: {where}: {first['msg']}") from error
