@@ -17,7 +17,7 @@ from midstage.config import AdminSettings
 from midstage.errors import MidstageError
 from midstage.http import error_answer
 from midstage.logic.cors import admin_response_headers
-from midstage.observability import logger
+from midstage.observability import correlate_http, logger, tracer
 
 app = APIGatewayHttpResolver()
 for prefix, routes in ROUTERS:
@@ -53,7 +53,9 @@ def _not_found(_: Exception) -> Response[Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate_http(event)
     app.append_context(wiring=_wiring())
     response = app.resolve(event, context)
     # The API has no CORS configuration of its own (the tracking routes need per-source origins).

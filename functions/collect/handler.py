@@ -27,7 +27,7 @@ from midstage.http import answer, error_answer
 from midstage.logic import collect as intake
 from midstage.logic import cors, tracking_routes
 from midstage.logic.sdk_settings import ApiBase
-from midstage.observability import logger, metrics
+from midstage.observability import correlate_http, logger, metrics, tracer
 from midstage.services import collect, sdk_settings
 
 app = APIGatewayHttpResolver()
@@ -98,8 +98,10 @@ def _refused(error: MidstageError) -> Response[str]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate_http(event)
     return routing.resolve(app, event, context)
 
 

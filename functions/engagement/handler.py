@@ -16,7 +16,7 @@ from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.clock import Clock, from_environment
 from midstage.config import FeedbackSettings
-from midstage.observability import logger
+from midstage.observability import correlate_http, logger, tracer
 from midstage.services.campaigns import StatusCounter
 from midstage.services.engagement import Engagement, Page
 
@@ -73,7 +73,9 @@ def _not_found(_: Exception) -> Response[str | bytes]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate_http(event)
     return routing.resolve(app, event, context)
 
 

@@ -15,7 +15,8 @@ from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.clock import Clock, from_environment
 from midstage.config import RulesSettings, computed_trait_settings
-from midstage.observability import logger, metrics
+from midstage.models.messages import DomainEvent, MessageError
+from midstage.observability import bus_event_id, correlate, logger, metrics, tracer
 from midstage.services.rules import RuleEngine
 
 
@@ -40,15 +41,17 @@ def _engine() -> RuleEngine:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    detail_type = str(event.get("detail-type", ""))
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
+    try:
+        domain = DomainEvent.from_bus(event)
+    except MessageError:
         # Not retriable: EventBridge would deliver the same malformed event again.
-        logger.error("not a domain event", detail_type=detail_type)
+        logger.error("not a domain event", detail_type=str(event.get("detail-type", "")))
         return {"error": "not a domain event"}
-    summary = _engine().handle(detail_type, detail, _clock()())
+    correlate(domain.correlation_id or bus_event_id(event))
+    summary = _engine().handle(domain.kind, domain.detail, _clock()())
     if summary.fired:
         metrics.add_metric(name="RulesFired", unit=MetricUnit.Count, value=len(summary.fired))
         logger.info("rules fired", rules=summary.fired, messages=summary.messages, events=summary.events)

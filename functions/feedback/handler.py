@@ -15,11 +15,11 @@ from midstage.adapters.automation_store import Counters, OnceMarkers
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
-from midstage.batch import RecordingBatchProcessor, failure_log
+from midstage.batch import RecordingBatchProcessor, correlate_record, failure_log
 from midstage.clock import Clock, from_environment
 from midstage.config import FeedbackSettings
 from midstage.logic.feedback import FeedbackError, is_subscription_confirmation, parse_notification
-from midstage.observability import logger, metrics
+from midstage.observability import logger, metrics, tracer
 from midstage.services import feedback
 from midstage.services.campaigns import StatusCounter
 
@@ -47,6 +47,7 @@ def _wiring() -> tuple[MessageLedger, SuppressionStore, ProfileStore, SqsHandoff
 
 
 def record_handler(record: SQSRecord) -> None:
+    correlate_record(record)
     if is_subscription_confirmation(record.body):
         logger.info("SNS subscription confirmation received (SQS subscriptions confirm themselves)")
         return
@@ -66,6 +67,7 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = process_partial_response(

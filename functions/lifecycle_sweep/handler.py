@@ -15,7 +15,7 @@ from midstage.adapters.queues import MessageQueue
 from midstage.clock import Clock, from_environment
 from midstage.config import SweepSettings
 from midstage.logic.timefmt import parse_iso
-from midstage.observability import logger
+from midstage.observability import correlate_schedule, logger, tracer
 from midstage.services.segments import start_refresh
 
 
@@ -32,7 +32,9 @@ def _wiring() -> tuple[RefreshJobs, MessageQueue, int]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate_schedule(event, context)
     jobs, queue, default_parts = _wiring()
     parts = max(1, min(int(event.get("parts", default_parts)), 1000))
     scheduled = event.get("scheduledTime")

@@ -14,7 +14,8 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.clock import Clock, from_environment
 from midstage.config import StoreSettings
 from midstage.models.campaigns import Campaign
-from midstage.observability import logger, metrics
+from midstage.models.messages import DomainEvent, MessageError
+from midstage.observability import bus_event_id, correlate, logger, metrics, tracer
 from midstage.services.campaigns import ConversionTracker
 
 
@@ -35,11 +36,17 @@ def _tracker() -> ConversionTracker:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    detail = event.get("detail")
-    if not isinstance(detail, dict) or not isinstance(detail.get("event"), dict):
+    try:
+        domain: DomainEvent | None = DomainEvent.from_bus(event)
+    except MessageError:
+        domain = None
+    if domain is None or not isinstance(domain.detail.get("event"), dict):
         logger.error("not an event.tracked domain event")
         return {"error": "not an event.tracked domain event"}
+    correlate(domain.correlation_id or bus_event_id(event))
+    detail = domain.detail
     counted = _tracker().handle(str(detail.get("profileId", "")), detail["event"], _clock()())
     return {"attributed": counted}

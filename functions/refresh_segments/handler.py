@@ -4,10 +4,8 @@ Progress is recorded on the job; a part that runs out of time queues its own con
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -20,21 +18,24 @@ from midstage.adapters.bus import EventPublisher
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
-from midstage.batch import RecordingBatchProcessor, failure_log
+from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import RefreshSettings, computed_trait_settings
 from midstage.logic.timefmt import parse_iso
-from midstage.observability import logger
+from midstage.models.messages import VERSION, RefreshPart
+from midstage.observability import logger, tracer
 from midstage.services.journeys import JourneyCatalog, date_entries
 from midstage.services.segments import PartResult, SegmentCatalog, refresh_part
 
 
-def _now() -> datetime:
-    """Now by this function's clock, read at each call (so a test's fixed clock holds)."""
-    return _clock()()
+@cache
+def _clock() -> Clock:
+    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
+    return from_environment()
 
 
-processor = RecordingBatchProcessor("refresh-segments", failure_log, clock=_now)
+# The clock is read at each call, so a test's fixed clock holds.
+processor = RecordingBatchProcessor("refresh-segments", failure_log, clock=lambda: _clock()())
 _RESERVE_S = 60.0
 
 
@@ -47,12 +48,6 @@ class _Wiring:
     jobs: RefreshJobs
     queue: MessageQueue
     default_timezone: str
-
-
-@cache
-def _clock() -> Clock:
-    """The time this function goes by (part of its wiring: a test gives a fixed one)."""
-    return from_environment()
 
 
 @cache
@@ -74,16 +69,12 @@ def _wiring() -> _Wiring:
 def record_handler(record: SQSRecord, time_left: float) -> None:
     wiring = _wiring()
     store, publisher, jobs, queue = wiring.store, wiring.publisher, wiring.jobs, wiring.queue
-    try:
-        message = json.loads(record.body)
-        job_id, part, total = str(message["jobId"]), int(message["part"]), int(message["total"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"not a refresh part: {record.body[:200]!r}") from error
+    message = receive(record, RefreshPart)
+    job_id, part = message.job_id, message.part
     # The scheduler's time for a sweep (recency and birthdays count from it), else now.
-    as_of = message.get("asOf")
-    now = parse_iso(as_of) if isinstance(as_of, str) and as_of[:1].isdigit() else _clock()()
-    sweep = str(job_id).startswith("sweep_")
-    dated = wiring.journeys.current().dated() if sweep else []
+    as_of = message.as_of
+    now = parse_iso(as_of) if as_of is not None and as_of[:1].isdigit() else _clock()()
+    dated = wiring.journeys.current().dated() if message.sweep else []
 
     def on_profile(profile: Any) -> list[tuple[str, dict[str, Any]]]:
         return date_entries(dated, profile, now, wiring.default_timezone)
@@ -97,19 +88,20 @@ def record_handler(record: SQSRecord, time_left: float) -> None:
         wiring.segments.current(),
         computed_trait_settings(),
         part,
-        total,
+        message.total,
         now,
-        cursor=message.get("cursor"),
+        cursor=message.cursor,
         deadline=time.monotonic() + time_left - _RESERVE_S,
         on_page=progress,
         on_profile=on_profile if dated else None,
     )
     if not result.finished:
-        queue.send_bodies([json.dumps({**message, "cursor": result.cursor})])
+        queue.send_bodies([message.model_copy(update={"cursor": result.cursor, "version": VERSION}).body()])
     logger.info("segment refresh part", job=job_id, part=part, scanned=result.scanned, changed=result.changed)
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     time_left = remaining() / 1000 if callable(remaining) else 900.0

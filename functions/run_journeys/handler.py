@@ -17,7 +17,8 @@ from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.clock import Clock, from_environment
 from midstage.config import JourneySettings, computed_trait_settings
-from midstage.observability import logger, metrics
+from midstage.models.messages import DomainEvent, MessageError
+from midstage.observability import bus_event_id, correlate, logger, metrics, tracer
 from midstage.services.journeys import JourneyCatalog, JourneyRunner
 
 
@@ -46,14 +47,16 @@ def _runner() -> JourneyRunner:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    detail_type = str(event.get("detail-type", ""))
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
-        logger.error("not a domain event", detail_type=detail_type)
+    try:
+        domain = DomainEvent.from_bus(event)
+    except MessageError:
+        logger.error("not a domain event", detail_type=str(event.get("detail-type", "")))
         return {"error": "not a domain event"}
-    summary = _runner().handle(detail_type, detail, _clock()())
+    correlate(domain.correlation_id or bus_event_id(event))
+    summary = _runner().handle(domain.kind, domain.detail, _clock()())
     if summary.entered:
         metrics.add_metric(name="JourneysEntered", unit=MetricUnit.Count, value=len(summary.entered))
     if summary.steps:

@@ -3,8 +3,6 @@ profile scan) and queuing its audience's messages at its share of the campaign's
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -18,26 +16,23 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
-from midstage.batch import RecordingBatchProcessor, failure_log
+from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import CampaignSettings
-from midstage.observability import logger, metrics
+from midstage.models.messages import CampaignPart
+from midstage.observability import logger, metrics, tracer
 from midstage.services.campaigns import CampaignWorker
-
-
-def _now() -> datetime:
-    """Now by this function's clock, read at each call (so a test's fixed clock holds)."""
-    return _clock()()
-
-
-processor = RecordingBatchProcessor("send-campaign", failure_log, clock=_now)
-_DEFAULT_TIME_LEFT_S = 900.0
 
 
 @cache
 def _clock() -> Clock:
     """The time this function goes by (part of its wiring: a test gives a fixed one)."""
     return from_environment()
+
+
+# The clock is read at each call, so a test's fixed clock holds.
+processor = RecordingBatchProcessor("send-campaign", failure_log, clock=lambda: _clock()())
+_DEFAULT_TIME_LEFT_S = 900.0
 
 
 @cache
@@ -62,12 +57,8 @@ def _time_left(context: Any) -> float:
 
 
 def record_handler(record: SQSRecord, context: Any = None) -> None:
-    try:
-        message = json.loads(record.body)
-        campaign_id, run_id = str(message["campaignId"]), str(message["runId"])
-        part, total = int(message["part"]), int(message["total"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"not a campaign part: {record.body[:200]!r}") from error
+    message = receive(record, CampaignPart)
+    campaign_id, run_id, part, total = message.campaign_id, message.run_id, message.part, message.total
     outcome = _worker().work(campaign_id, run_id, part, total, _clock(), _time_left(context))
     counts = outcome.counts or {}
     metrics.add_metric(name="CampaignPages", unit=MetricUnit.Count, value=outcome.pages)
@@ -75,6 +66,7 @@ def record_handler(record: SQSRecord, context: Any = None) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = process_partial_response(

@@ -14,7 +14,7 @@ from midstage.adapters.queues import MessageQueue
 from midstage.clock import Clock, from_environment
 from midstage.config import CampaignSettings
 from midstage.logic.timefmt import parse_iso
-from midstage.observability import logger, metrics
+from midstage.observability import correlate_schedule, logger, metrics, tracer
 from midstage.services.campaigns import CampaignRunner
 
 
@@ -36,8 +36,10 @@ def _runner() -> CampaignRunner:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate_schedule(event, context)
     campaign_id = event.get("campaignId")
     scheduled = event.get("scheduledTime")
     if not isinstance(campaign_id, str) or not isinstance(scheduled, str) or not scheduled[:1].isdigit():

@@ -14,7 +14,7 @@ from midstage.adapters.queues import MessageQueue
 from midstage.clock import Clock, from_environment
 from midstage.config import TimerSettings
 from midstage.logic.timefmt import parse_iso
-from midstage.observability import logger, metrics
+from midstage.observability import correlate_schedule, logger, metrics, tracer
 from midstage.services.timers import sweep
 
 
@@ -35,8 +35,10 @@ def _wiring() -> tuple[TimerStore, MessageQueue, EventPublisher]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlate_schedule(event, context)
     scheduled = event.get("scheduledTime")
     now = parse_iso(scheduled) if isinstance(scheduled, str) and scheduled[:1].isdigit() else _clock()()
     timers, queue, publisher = _wiring()

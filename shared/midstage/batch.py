@@ -11,11 +11,13 @@ from typing import Any, Protocol
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.base import ExceptionInfo, FailureResponse
 
+from midstage import correlation
 from midstage.adapters.dead_letters import FailureLog
 from midstage.clock import Clock
 from midstage.config import StoreSettings
 from midstage.logic.text import printable
-from midstage.observability import logger
+from midstage.models.messages import M, parse_body
+from midstage.observability import correlate, logger
 
 MAX_ERROR_CHARS = 1000
 
@@ -70,3 +72,20 @@ class RecordingBatchProcessor(BatchProcessor):
 def failure_log() -> FailureRecorder:
     """The DataTable's failure records, made on first use (no client at import time)."""
     return FailureLog(StoreSettings.from_env().data_table)
+
+
+def correlate_record(record: Any) -> None:
+    """Take up the correlation id a record's message carries, for this record's log lines and
+    what it sends on; a message sent without one is known by its SQS message id."""
+    given = correlation.from_record(record)
+    if given is None:
+        raw = getattr(record, "raw_event", record)
+        given = correlation.clean(raw.get("messageId")) if isinstance(raw, dict) else None
+    correlate(given)
+
+
+def receive(record: Any, model: type[M]) -> M:
+    """A record's message, parsed at the consumer's edge (ValueError if it is not one), with
+    its correlation id taken up first so that even the refusal is logged under it."""
+    correlate_record(record)
+    return parse_body(model, record.body)

@@ -218,7 +218,10 @@ def test_a_dynamic_segment_is_backfilled_from_the_refresh_queue(api: Api) -> Non
 
     messages = api.queue("RefreshQueue")
     bodies = sorted((json.loads(m["Body"]) for m in messages), key=lambda b: b["part"])
-    assert bodies == [{"jobId": job["jobId"], "part": part, "total": 8} for part in range(8)]
+    expected = [
+        {"version": 1, "kind": "refresh.segment", "jobId": job["jobId"], "part": part, "total": 8} for part in range(8)
+    ]
+    assert bodies == expected
 
     progress = api.get(f"/v1/segments/vip/refresh/{job['jobId']}", role="viewer")
     assert progress.status == 200, progress.body

@@ -16,6 +16,7 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger
 from midstage.adapters.profile_store import ProfileStore
 from midstage.logic.timefmt import iso
+from midstage.models.messages import Delivery, parse_body
 from midstage.models.messaging import MessageRequest, Origin
 from tests.integration.conftest import Context, Stack, sample
 
@@ -597,13 +598,14 @@ def test_send_message_is_idempotent_per_key_and_person(api: Api) -> None:
     second = api.post("/v1/messages", request, role="marketer")
     assert second.status == 202
     assert second["messageId"] == first["messageId"]
-    queued = [json.loads(m["Body"]) for m in api.queue("DeliveryQueue")]
+    bodies = [m["Body"] for m in api.queue("DeliveryQueue")]
+    queued = [json.loads(body) for body in bodies]
     assert {q["key"] for q in queued} == {f"api:order-1001:{api.ann_id()}"}
     assert queued[0]["origin"]["kind"] == "api"
     assert queued[0]["vars"] == {"code": "123456"}
 
     # Once the deliverer has recorded it, a retry is answered from the ledger and not queued.
-    sent = MessageRequest.model_validate(queued[0])
+    sent = parse_body(Delivery, bodies[0]).request
     record_message(api, sent.key, sent.origin, sent.profile_id, datetime.now(UTC), status="sending")
     third = api.post("/v1/messages", request)
     assert (third["messageId"], third["duplicate"], third["status"]) == (first["messageId"], True, "sending")

@@ -33,6 +33,7 @@ from midstage.logic.campaigns import first_fire_for_local_time, plan_recipient, 
 from midstage.logic.delivery import DUPLICATE, SENT, Policy
 from midstage.logic.timefmt import iso, minute_of, parse_iso
 from midstage.models.campaigns import Campaign
+from midstage.models.messages import CampaignPart, Delivery, parse_body
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile, WritePlan
 from midstage.services import campaigns as service
@@ -227,10 +228,14 @@ class Rig:
         return bodies
 
     def delivered(self) -> list[MessageRequest]:
-        return [MessageRequest.model_validate_json(body) for body in self.drain(self.deliveries.queue_url)]
+        return [parse_body(Delivery, body).request for body in self.drain(self.deliveries.queue_url)]
 
     def part_messages(self) -> list[dict[str, Any]]:
-        return sorted((json.loads(body) for body in self.drain(self.parts_queue.queue_url)), key=lambda m: m["part"])
+        """The queued parts' fields, each body read as the worker reads it (a current campaign.part)."""
+        parts = [parse_body(CampaignPart, body) for body in self.drain(self.parts_queue.queue_url)]
+        assert {(part.version, part.kind) for part in parts} <= {(1, "campaign.part")}
+        fields = (part.model_dump(by_alias=True, exclude={"version", "kind"}, exclude_none=True) for part in parts)
+        return sorted(fields, key=lambda m: m["part"])
 
     def work(self, message: Mapping[str, Any], worker: CampaignWorker | None = None, at: datetime = NOW) -> PartOutcome:
         """One worker invocation for a part message, as functions/send_campaign makes it."""

@@ -24,6 +24,7 @@ from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.logic.timefmt import iso, minute_of
 from midstage.models.journeys import Journey
+from midstage.models.messages import DomainEvent
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile, WritePlan
 from midstage.services.journeys import JourneyCatalog, JourneyRunner, Summary, date_entries
@@ -165,7 +166,7 @@ class Rig:
         sweep(self.timers, self.queue, at, self.bus)
         envelopes = self.drain(self.wakes_url)
         assert {e["detail-type"] for e in envelopes} <= {"journey.wake"}
-        return [e["detail"] for e in envelopes]
+        return [DomainEvent.from_bus(e).detail for e in envelopes]  # as the journey runner reads them
 
     def instance(self, profile_id: str, journey_id: str) -> dict[str, Any]:
         doc = self.instances.get(profile_id, journey_id)

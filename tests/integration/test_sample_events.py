@@ -23,6 +23,7 @@ from midstage.adapters.profile_store import ProfileStore
 from midstage.clock import fixed
 from midstage.logic.timefmt import parse_iso
 from midstage.models.admin import Source, stamp
+from midstage.models.messages import Delivery, parse_body
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile, WritePlan
 from tests.integration.conftest import ROOT, SAMPLES_SENT_AT, Context, Stack, sample
@@ -119,7 +120,7 @@ def test_the_rule_evaluator_sample_fires_the_welcome_rule_and_queues_the_deliver
     assert summary["fired"] == ["welcome"]
     (queued,) = world.queue("DeliveryQueue")
     expected = json.loads(sample("deliver", "welcome-email")["Records"][0]["body"])
-    request = MessageRequest.model_validate_json(queued["Body"])
+    request = parse_body(Delivery, queued["Body"]).request
     assert request.model_dump(exclude={"requested_at"}) == MessageRequest.model_validate(expected).model_dump(
         exclude={"requested_at"}
     )
@@ -313,7 +314,15 @@ def test_the_lifecycle_sweep_sample_starts_one_sweep_per_occurrence(world: World
     )
     parts = [json.loads(m["Body"]) for m in world.queue("RefreshQueue")]
     assert parts == [
-        {"jobId": "sweep_20261122T1100", "part": n, "total": 4, "asOf": "2026-11-22T11:00:00.000Z"} for n in range(4)
+        {
+            "version": 1,
+            "kind": "refresh.sweep",  # the kind, not the job id's prefix, tells the refresh worker it is a sweep
+            "jobId": "sweep_20261122T1100",
+            "part": n,
+            "total": 4,
+            "asOf": "2026-11-22T11:00:00.000Z",
+        }
+        for n in range(4)
     ]
 
 

@@ -18,10 +18,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from midstage.adapters import parquet
 from midstage.logic.analytics.answers import QueryResult
 from midstage.logic.analytics.dialects import to_trino
 from midstage.logic.analytics.reports import Query
-from midstage.adapters import parquet
 from midstage.models.archive import COLUMNS, ArchiveRecord, partition_prefix
 
 if TYPE_CHECKING:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from midstage.adapters import aws
+from midstage.models.messages import ENVELOPE_KEY, envelope_for
+from midstage.observability import correlation_id, tracer
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -17,9 +19,16 @@ _MAX_ENTRIES = 10
 
 
 class EventPublisher:
-    def __init__(self, bus_name: str, client: EventBridgeClient | None = None) -> None:
+    def __init__(
+        self,
+        bus_name: str,
+        client: EventBridgeClient | None = None,
+        *,
+        correlation_id: Callable[[], str | None] = correlation_id,
+    ) -> None:
         self.bus_name = bus_name
         self._client = client
+        self._correlation_id = correlation_id
         self.published = 0
 
     @property
@@ -28,14 +37,19 @@ class EventPublisher:
             self._client = aws.events()
         return self._client
 
+    @tracer.capture_method
     def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Send (detail-type, detail) pairs; raise if any entry is still refused after retries."""
+        """Send (detail-type, detail) pairs, each detail with its envelope (kind, version and
+        correlation id: models/messages.py); raise if any entry is still refused after retries."""
+        correlated = self._correlation_id()
         entries: list[Any] = [
             {
                 "EventBusName": self.bus_name,
                 "Source": SOURCE,
                 "DetailType": detail_type,
-                "Detail": json.dumps(detail, separators=(",", ":"), default=str),
+                "Detail": json.dumps(
+                    {**detail, ENVELOPE_KEY: envelope_for(detail_type, correlated)}, separators=(",", ":"), default=str
+                ),
             }
             for detail_type, detail in events
         ]

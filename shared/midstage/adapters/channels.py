@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import InboxStore
 from midstage.adapters.providers import (
     EmailSender,
@@ -19,11 +20,13 @@ from midstage.adapters.providers import (
     WebhookSender,
 )
 from midstage.clock import Clock
+from midstage.config import DeliverySettings
 from midstage.logic import links
 from midstage.logic import templates as template_logic
 from midstage.logic.delivery import Address, ProviderFailure, RenderFailure, zone_of
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
+from midstage.observability import correlation_id, logger, tracer
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,26 @@ class ChannelSettings:
     public_base_url: str
     sms_sender_id: str
     default_timezone: str
+
+    @classmethod
+    def of(cls, settings: DeliverySettings) -> ChannelSettings:
+        return cls(
+            email_sender=settings.email_sender,
+            configuration_set=settings.ses_configuration_set,
+            public_base_url=settings.public_base_url,
+            sms_sender_id=settings.sms_sender_id,
+            default_timezone=settings.default_timezone,
+        )
+
+
+class ApprovedTemplates:
+    """The templates port of delivery: the approved version of a template, from the config table."""
+
+    def __init__(self, config: ConfigStore) -> None:
+        self.config = config
+
+    def approved(self, template_id: str) -> Any:
+        return self.config.approved_template(template_id)
 
 
 def render_context(
@@ -61,6 +84,7 @@ class ChannelSenders:
         webhook: WebhookSender | None = None,
         inbox: InboxStore | None = None,
         clock: Clock,
+        correlation_id: Callable[[], str | None] = correlation_id,
     ) -> None:
         self.settings = settings
         self.secret = secret
@@ -70,8 +94,18 @@ class ChannelSenders:
         self.webhook = webhook or WebhookSender()
         self.inbox = inbox
         self.clock = clock
+        self._correlation_id = correlation_id
 
+    @tracer.capture_method
     def send(
+        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
+    ) -> str:
+        provider_id = self._send(channel, request, profile, address, template)
+        # The last line of a request's trace: what the provider took, under the request's id.
+        logger.info("provider accepted", channel=channel, message_id=request.message_id, provider_id=provider_id)
+        return provider_id
+
+    def _send(
         self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
     ) -> str:
         try:
@@ -143,7 +177,12 @@ class ChannelSenders:
             text=rendered.get("text"),
             headers=headers,
             configuration_set=self.settings.configuration_set or None,
-            tags={"midstage-message": request.message_id, "origin": f"{request.origin.kind}-{request.origin.id}"},
+            tags={
+                "midstage-message": request.message_id,
+                "origin": f"{request.origin.kind}-{request.origin.id}",
+                # SES hands tags back on feedback and in its own logs: the request is findable there too.
+                **({"correlation": correlated} if (correlated := self._correlation_id()) else {}),
+            },
         )
         return self.email.send(email)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from midstage import correlation
 from midstage.adapters import aws
+from midstage.observability import correlation_id, logger, tracer
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -39,7 +40,11 @@ def messages_for(groups: Mapping[str, Sequence[dict[str, Any]]]) -> list[tuple[s
 
 
 def _bodies(events: list[dict[str, Any]]) -> list[str]:
-    body = json.dumps({"v": 1, "events": events}, separators=(",", ":"))
+    # Imported here: the models cost the tracking API's cold start more than this call costs.
+    from midstage.models.messages import ProfileEvents
+
+    # Built without validation: the events were checked where they came in.
+    body = ProfileEvents.model_construct(events=events).body()
     if len(body) <= MAX_MESSAGE_BYTES or len(events) == 1:
         return [body]  # a single event is at most 32 KB, far below the message limit
     middle = len(events) // 2
@@ -47,9 +52,16 @@ def _bodies(events: list[dict[str, Any]]) -> list[str]:
 
 
 class SqsHandoff:
-    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+    def __init__(
+        self,
+        queue_url: str,
+        client: SQSClient | None = None,
+        *,
+        correlation_id: Callable[[], str | None] = correlation_id,
+    ) -> None:
         self.queue_url = queue_url
         self._client = client
+        self._correlation_id = correlation_id
 
     @property
     def client(self) -> SQSClient:
@@ -57,6 +69,7 @@ class SqsHandoff:
             self._client = aws.sqs()
         return self._client
 
+    @tracer.capture_method
     def send(self, groups: Mapping[str, Sequence[dict[str, Any]]]) -> int:
         """Send every group; returns the number of messages. Raises HandoffFailed otherwise."""
         messages = messages_for(groups)
@@ -70,14 +83,16 @@ class SqsHandoff:
             batch_bytes += len(body)
         if batch:
             self._send_batch(batch)
+        logger.info("events handed off", people=len(groups), messages=len(messages))
         return len(messages)
 
     def _send_batch(self, batch: list[tuple[str, str]]) -> None:
+        correlated = correlation.sqs_attributes(self._correlation_id())
         entries: list[Any] = [
             {
                 "Id": str(index),
                 "MessageBody": body,
-                "MessageAttributes": {"personKey": {"DataType": "String", "StringValue": key[:256]}},
+                "MessageAttributes": {"personKey": {"DataType": "String", "StringValue": key[:256]}, **correlated},
             }
             for index, (key, body) in enumerate(batch)
         ]

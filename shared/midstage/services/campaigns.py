@@ -12,7 +12,6 @@ only one checkpoint can move past it.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +25,7 @@ from midstage.errors import Conflict
 from midstage.logic.campaigns import attribute, blocked_counter, pace, plan_recipient, run_id_for, share_of_rate
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.campaigns import Campaign
+from midstage.models.messages import CampaignPart
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 from midstage.observability import logger
@@ -82,7 +82,7 @@ class Once(Protocol):
 
 
 def part_message(campaign_id: str, run_id: str, part: int, total: int) -> str:
-    return json.dumps({"campaignId": campaign_id, "runId": run_id, "part": part, "total": total})
+    return CampaignPart(campaign_id=campaign_id, run_id=run_id, part=part, total=total).body()
 
 
 # ------------------------------------------------------------------------------ starting a run

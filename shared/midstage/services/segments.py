@@ -9,7 +9,6 @@ concurrent event write, which re-evaluates the same person anyway.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -24,6 +23,7 @@ from midstage.logic.conditions import Facts, compile_condition
 from midstage.logic.ingest import segment_events
 from midstage.logic.segments import TIME_DEPENDENT_COMPUTED, SegmentSet, estimate
 from midstage.logic.timefmt import iso
+from midstage.models.messages import RefreshKind, RefreshPart
 from midstage.models.profile import Profile
 from midstage.models.segments import Segment
 from midstage.services.compiled import CompiledCache
@@ -170,8 +170,12 @@ def start_refresh(
     exists already: a schedule that fires twice starts one sweep."""
     if not jobs.create(job_id, doc, parts, now):
         return False
-    timing = {"asOf": iso(as_of)} if as_of is not None else {}
-    queue.send_bodies([json.dumps({"jobId": job_id, "part": part, "total": parts, **timing}) for part in range(parts)])
+    # The job's kind says what its parts do: a sweep also enters people into dated journeys.
+    kind: RefreshKind = "refresh.sweep" if doc.get("kind") == "sweep" else "refresh.segment"
+    at = iso(as_of) if as_of is not None else None
+    queue.send_bodies(
+        [RefreshPart(kind=kind, job_id=job_id, part=p, total=parts, as_of=at).body() for p in range(parts)]
+    )
     return True
 
 
