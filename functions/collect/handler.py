@@ -3,8 +3,7 @@ paths /v1/{t,i,p,s,g,a,b}, RudderStack's /beacon/v1/batch, and the settings the 
 (GET /v1/projects/{writeKey}/settings, GET /sourceConfig/).
 
 It is also the API's `$default` route: it answers every CORS preflight and every unrouted path,
-so a browser sees a real 404 rather than a CORS failure (docs/architecture.md, "CORS").
-"""
+so a browser sees a real 404 rather than a CORS failure (docs/architecture.md, "CORS")."""
 
 from __future__ import annotations
 
@@ -24,9 +23,7 @@ from midstage.clock import Clock, from_environment
 from midstage.config import CollectSettings, identity_settings
 from midstage.errors import MidstageError
 from midstage.http import answer, error_answer
-from midstage.logic import collect as intake
 from midstage.logic import cors, tracking_routes
-from midstage.logic.sdk_settings import ApiBase
 from midstage.observability import correlate_http, logger, metrics, tracer
 from midstage.services import collect, sdk_settings
 
@@ -62,14 +59,7 @@ def track() -> Response[str]:
 @app.get(tracking_routes.SEGMENT_SETTINGS_RULE)
 @app.get(tracking_routes.RUDDER_CONFIG_RULE)
 def settings_document() -> Response[str]:
-    route, headers, sources = _route("GET"), routing.headers(app), _wiring()[1]
-    if route.kind == "segment_settings":
-        document = sdk_settings.settings(
-            "segment", route.write_key, origin=headers.get("origin"), api=ApiBase.from_headers(headers), sources=sources
-        )
-    else:  # RudderStack sends the key both as HTTP Basic and in the query; either is enough.
-        key = intake.write_key_from_authorization(headers.get("authorization")) or routing.query(app).get("writeKey")
-        document = sdk_settings.settings("rudder", key, origin=headers.get("origin"), api=None, sources=sources)
+    document = sdk_settings.for_route(_route("GET"), routing.headers(app), routing.query(app), sources=_wiring()[1])
     return _answer(answer(200, document))
 
 

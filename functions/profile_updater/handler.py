@@ -28,7 +28,7 @@ from midstage.logic.collect import person_key
 from midstage.logic.ingest import CostModel, IngestSettings, UnitOutcome, WorkBudget
 from midstage.models.messages import ProfileEvents
 from midstage.observability import count, logger, metrics, tracer
-from midstage.services.ingest import process_unit
+from midstage.services.ingest import apply_within_budget, process_unit
 from midstage.services.segments import SegmentCatalog
 
 
@@ -72,20 +72,16 @@ def record_handler(
 ) -> None:
     settings, store, publisher, segments, _, _ = _wiring()
     events = receive(record, ProfileEvents).events
-    left = events
-    while left:
-        size = budget.next_piece(remaining_s(), len(left))
-        if size == 0:
-            metrics.add_metric(name="RecordsDeferred", unit=MetricUnit.Count, value=1)
-            _hand_back(left, len(events))
-            return
-        piece, left = left[:size], left[size:]
-        started = timer()
-        outcome = process_unit(
+
+    def apply(piece: list[dict[str, Any]]) -> UnitOutcome:
+        return process_unit(
             piece, store, publisher, settings, _clock()(), conflict=ConcurrentWrite, segments=segments.current()
         )
-        budget.spent(len(piece), timer() - started)
-        _count(outcome)
+
+    left = apply_within_budget(events, budget, remaining_s, timer, apply, applied=_count)
+    if left:
+        metrics.add_metric(name="RecordsDeferred", unit=MetricUnit.Count, value=1)
+        _hand_back(left, len(events))
 
 
 def _hand_back(left: list[dict[str, Any]], total: int) -> None:

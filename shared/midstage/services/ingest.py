@@ -19,6 +19,7 @@ from midstage.logic.ingest import (
     IngestSettings,
     Segments,
     UnitOutcome,
+    WorkBudget,
     backoff_seconds,
     domain_events,
     merge_group,
@@ -119,3 +120,26 @@ def _attempt(
     outcome.merged = [loser.id for loser in merge.losers]
     outcome.refused = [r["reason"] for r in merge.refusals]
     return outcome
+
+
+def apply_within_budget(
+    events: list[dict[str, Any]],
+    budget: WorkBudget,
+    remaining_s: Callable[[], float],
+    timer: Callable[[], float],
+    apply: Callable[[list[dict[str, Any]]], UnitOutcome],
+    applied: Callable[[UnitOutcome], None],
+) -> list[dict[str, Any]]:
+    """Applies `events` in pieces as large as the invocation's time left allows (`budget` learns
+    each piece's cost from `timer`); returns the events there was no time for, to hand back."""
+    left = events
+    while left:
+        size = budget.next_piece(remaining_s(), len(left))
+        if size == 0:
+            return left
+        piece, left = left[:size], left[size:]
+        started = timer()
+        outcome = apply(piece)
+        budget.spent(len(piece), timer() - started)
+        applied(outcome)
+    return []

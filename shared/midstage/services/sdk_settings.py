@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from midstage.errors import Forbidden, InvalidInput, Unauthorized, Unavailable
 from midstage.logic import sdk_settings
+from midstage.logic.collect import write_key_from_authorization
 from midstage.logic.cors import origin_allowed
+from midstage.logic.tracking_routes import TrackingRoute
 from midstage.models.admin import Source
 from midstage.services.collect import Sources
 
@@ -37,3 +40,17 @@ def settings(
     if api is None:
         raise InvalidInput("the request has no Host header to point the SDK back at")
     return sdk_settings.segment_settings(write_key, api)
+
+
+def for_route(
+    route: TrackingRoute, headers: dict[str, str], query: Mapping[str, str], *, sources: Sources
+) -> dict[str, Any]:
+    """The settings document an SDK asks for at `route`: Segment's (the key in the path, the API
+    base from the request's host) or RudderStack's source config."""
+    origin = headers.get("origin")
+    if route.kind == "segment_settings":
+        api = sdk_settings.ApiBase.from_headers(headers)
+        return settings("segment", route.write_key, origin=origin, api=api, sources=sources)
+    # RudderStack sends the key both as HTTP Basic and in the query; either is enough.
+    key = write_key_from_authorization(headers.get("authorization")) or query.get("writeKey")
+    return settings("rudder", key, origin=origin, api=None, sources=sources)
