@@ -14,12 +14,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from midstage.errors import MidstageError
-
-
-class ConfigurationError(MidstageError):
-    status = 500
-    code = "configuration_error"
+from midstage.errors import ConfigurationError as ConfigurationError
 
 
 class _EnvModel(BaseModel):

@@ -1,4 +1,7 @@
-"""Domain errors. Each carries a machine-readable code; handlers map them to HTTP answers.
+"""Every domain error, in one place. Each carries a machine-readable code and its HTTP status;
+handlers map them to answers. Refusals decided in `logic/` (a bad condition, schedule, template,
+link token, campaign or experiment state, import file) are declared here too and re-exported by
+the module that raises them, so a reader finds every code a caller can get in this file.
 
 Definitions that can be wrong in several places (rules, templates, request bodies) are refused
 with every problem listed as `{location, message}`, where `location` is a JSON pointer into
@@ -8,6 +11,7 @@ what was sent (IssuesError, validation_issues, parse_body).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -166,3 +170,111 @@ def parse_body(model: type[M], payload: Any) -> M:
         return model.model_validate(payload)
     except ValidationError as error:
         raise IssuesError(describe(error, "body"), validation_issues(error, payload), code="invalid_body") from error
+
+
+# ------------------------------------------- refusals decided in logic/ (re-exported where they are raised)
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem with a definition: where (a JSON pointer into it) and what."""
+
+    location: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"location": self.location, "message": self.message}
+
+
+class ConfigurationError(MidstageError):
+    status = 500
+    code = "configuration_error"
+
+
+class ConditionError(InvalidInput):
+    """A definition was refused; `issues` says where and why (the admin API's 400 details)."""
+
+    code = "invalid_condition"
+
+    def __init__(self, issues: Sequence[Issue]) -> None:
+        self.issues = list(issues)
+        if not self.issues:
+            summary = "invalid condition"
+        else:
+            first = self.issues[0]
+            more = f" (and {len(self.issues) - 1} more)" if len(self.issues) > 1 else ""
+            summary = f"invalid condition at {first.location or '/'}: {first.message}{more}"
+        super().__init__(summary)
+
+    def to_body(self) -> dict[str, object]:
+        return {**super().to_body(), "details": [issue.to_dict() for issue in self.issues]}
+
+
+class ScheduleError(InvalidInput):
+    """An expression or time zone Scheduler would refuse; `issues` says where and why."""
+
+    code = "invalid_schedule"
+
+    def __init__(self, issues: Sequence[Issue]) -> None:
+        self.issues = list(issues)
+        first = self.issues[0] if self.issues else Issue("", "invalid schedule")
+        more = f" (and {len(self.issues) - 1} more)" if len(self.issues) > 1 else ""
+        super().__init__(f"invalid schedule at {first.location or '/'}: {first.message}{more}")
+
+    def to_body(self) -> dict[str, object]:
+        return {**super().to_body(), "details": [issue.to_dict() for issue in self.issues]}
+
+
+class CampaignStateError(MidstageError):
+    """The action does not apply to the campaign in its current status."""
+
+    status = 409
+    code = "invalid_state"
+
+
+class RenderError(MidstageError):
+    """A template could not be rendered for this person; nothing should be sent."""
+
+    status = 422
+    code = "render_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        variable: str | None = None,
+        field: str | None = None,
+        locale: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.variable = variable
+        self.field = field
+        self.locale = locale
+        self.line = line
+
+
+class BadToken(MidstageError):
+    status = 400
+    code = "bad_token"
+
+    def __init__(self, reason: str) -> None:
+        # One message for every failure: a caller probing tokens learns nothing from it.
+        super().__init__("invalid link")
+        self.reason = reason
+
+
+class ExperimentFrozen(MidstageError):
+    """A change to what a running experiment does, asked for without a new phase."""
+
+    status = 409
+    code = "experiment_frozen"
+
+
+class ExperimentStateError(MidstageError):
+    status = 409
+    code = "invalid_state"
+
+
+class ImportRefused(InvalidInput):
+    """The whole file was refused: its format, size or content makes no row worth reading."""
+
+    code = "invalid_import"

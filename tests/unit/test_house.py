@@ -124,3 +124,23 @@ def test_given_the_library_when_its_protocols_are_read_then_each_port_is_declare
                 declared[node.name].append(_where(path))
     # Then no port name is declared in two places
     assert {name: places for name, places in declared.items() if len(places) > 1} == {}
+
+
+def test_given_the_library_when_its_errors_are_read_then_every_domain_error_is_declared_in_errors_py() -> None:
+    # Given the errors declared in errors.py (each with its HTTP status and code)
+    errors_py = LIBRARY / "errors.py"
+    declared = {
+        node.name for node in ast.parse(errors_py.read_text(encoding="utf-8")).body if isinstance(node, ast.ClassDef)
+    }
+    assert {"MidstageError", "InvalidInput", "ConditionError"} <= declared
+    # When every other module's classes are read
+    offenders = [
+        f"{_where(path)}: {node.name}"
+        for path in _modules(LIBRARY)
+        if path != errors_py
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef)
+        and any(isinstance(base, ast.Name) and base.id in declared for base in node.bases)
+    ]
+    # Then none derives a new domain error of its own
+    assert offenders == []

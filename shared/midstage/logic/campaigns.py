@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
-from midstage.errors import MidstageError
+from midstage.errors import CampaignStateError as CampaignStateError
 from midstage.logic.campaign_results import (  # noqa: F401 - importable from here as before
     BLOCK_CODES,
     BLOCKED_PREFIX,
@@ -101,13 +101,6 @@ _INTERVAL_SAMPLE: Final = 100  # occurrences looked at to find a recurring sched
 # ------------------------------------------------------------------------------ state
 Action = Literal["schedule", "start", "pause", "resume", "cancel", "complete"]
 ACTIONS: Final[tuple[Action, ...]] = ("schedule", "start", "pause", "resume", "cancel", "complete")
-
-
-class CampaignStateError(MidstageError):
-    """The action does not apply to the campaign in its current status."""
-
-    status = 409
-    code = "invalid_state"
 
 
 # (status, action) -> the new status. An action whose effect already holds is accepted again

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from midstage.errors import MidstageError
+from midstage.errors import BadToken as BadToken
 
 MAX_TOKEN_CHARS = 4096
 MAX_TRACKED_URL = 2048  # longer links are left as they are, so their tokens stay well under the cap
@@ -33,16 +33,6 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "u": ("m", "p", "a", "c"),  # unsubscribe: message id, profile id, address, channel
 }
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
-
-
-class BadToken(MidstageError):
-    status = 400
-    code = "bad_token"
-
-    def __init__(self, reason: str) -> None:
-        # One message for every failure: a caller probing tokens learns nothing from it.
-        super().__init__("invalid link")
-        self.reason = reason
 
 
 def open_payload(message_id: str) -> dict[str, str]:

@@ -41,14 +41,14 @@ from __future__ import annotations
 import calendar
 import importlib.resources
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Final, TypeVar
 from zoneinfo import ZoneInfo
 
-from midstage.errors import InvalidInput
+from midstage.errors import ScheduleError as ScheduleError
 from midstage.logic.conditions import Issue
 
 __all__ = [
@@ -83,21 +83,6 @@ _RATE_UNITS: Final = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)
 _T = TypeVar("_T")
 # The days of one (year, month) a cron expression fires on, ascending.
 DaySelector = Callable[[int, int], list[int]]
-
-
-class ScheduleError(InvalidInput):
-    """An expression or time zone Scheduler would refuse; `issues` says where and why."""
-
-    code = "invalid_schedule"
-
-    def __init__(self, issues: Sequence[Issue]) -> None:
-        self.issues = list(issues)
-        first = self.issues[0] if self.issues else Issue("", "invalid schedule")
-        more = f" (and {len(self.issues) - 1} more)" if len(self.issues) > 1 else ""
-        super().__init__(f"invalid schedule at {first.location or '/'}: {first.message}{more}")
-
-    def to_body(self) -> dict[str, object]:
-        return {**super().to_body(), "details": [issue.to_dict() for issue in self.issues]}
 
 
 @dataclass(frozen=True)

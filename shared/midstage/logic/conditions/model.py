@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from midstage.errors import InvalidInput
+from midstage.errors import ConditionError as ConditionError
+from midstage.errors import Issue as Issue
 from midstage.models.profile import Profile
 
 DEFAULT_MAX_WINDOW_DAYS = 90
@@ -70,36 +71,6 @@ class Facts:
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
             raise ValueError("Facts.now must be timezone-aware")
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """One problem with a definition: where (a JSON pointer into it) and what."""
-
-    location: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"location": self.location, "message": self.message}
-
-
-class ConditionError(InvalidInput):
-    """A definition was refused; `issues` says where and why (the admin API's 400 details)."""
-
-    code = "invalid_condition"
-
-    def __init__(self, issues: Sequence[Issue]) -> None:
-        self.issues = list(issues)
-        if not self.issues:
-            summary = "invalid condition"
-        else:
-            first = self.issues[0]
-            more = f" (and {len(self.issues) - 1} more)" if len(self.issues) > 1 else ""
-            summary = f"invalid condition at {first.location or '/'}: {first.message}{more}"
-        super().__init__(summary)
-
-    def to_body(self) -> dict[str, object]:
-        return {**super().to_body(), "details": [issue.to_dict() for issue in self.issues]}
 
 
 class Condition:

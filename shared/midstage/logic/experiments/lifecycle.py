@@ -17,7 +17,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from midstage.errors import MidstageError
+from midstage.errors import ExperimentFrozen as ExperimentFrozen
+from midstage.errors import ExperimentStateError as ExperimentStateError
 from midstage.models.experiments import Experiment, ExperimentBody, Phase
 
 __all__ = ["FROZEN", "ExperimentFrozen", "ExperimentStateError", "frozen_changes", "revise", "start", "stop"]
@@ -36,18 +37,6 @@ FROZEN: Final = (
     "sequential_tuning_parameter",
     "auto_winner",
 )
-
-
-class ExperimentFrozen(MidstageError):
-    """A change to what a running experiment does, asked for without a new phase."""
-
-    status = 409
-    code = "experiment_frozen"
-
-
-class ExperimentStateError(MidstageError):
-    status = 409
-    code = "invalid_state"
 
 
 def _design(body: ExperimentBody) -> dict[str, Any]:

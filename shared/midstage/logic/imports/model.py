@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from midstage.config import IdentitySettings
-from midstage.errors import InvalidInput
+from midstage.errors import ImportRefused as ImportRefused
 from midstage.logic import internal_events
 from midstage.logic.timefmt import iso
 from midstage.models.segments import SEGMENT_ID
@@ -45,12 +45,6 @@ PUSH_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 DIGITS_ONLY = re.compile(r"[0-9]{7,15}")
 PHONE_NOISE = re.compile(r"[\s().\-/]")
 LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?")
-
-
-class ImportRefused(InvalidInput):
-    """The whole file was refused: its format, size or content makes no row worth reading."""
-
-    code = "invalid_import"
 
 
 @dataclass

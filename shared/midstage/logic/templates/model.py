@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from midstage.errors import MidstageError
+from midstage.errors import RenderError as RenderError
 
 CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
     "email": ("subject", "html", "text"),
@@ -41,28 +41,6 @@ CACHE_SIZE = 256  # compiled templates kept per container
 
 # Elapsed seconds, for the render budget: `time.monotonic` in production, a counter in tests.
 Timer = Callable[[], float]
-
-
-class RenderError(MidstageError):
-    """A template could not be rendered for this person; nothing should be sent."""
-
-    status = 422
-    code = "render_failed"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        variable: str | None = None,
-        field: str | None = None,
-        locale: str | None = None,
-        line: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.variable = variable
-        self.field = field
-        self.locale = locale
-        self.line = line
 
 
 @dataclass(frozen=True)
