@@ -18,7 +18,8 @@ from midstage.errors import ConfigurationError as ConfigurationError
 
 
 class _EnvModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Built on first use: a function validates its own settings only, not the other fifteen.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:

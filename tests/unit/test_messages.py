@@ -10,6 +10,7 @@ import pytest
 
 from midstage import correlation
 from midstage.models.messages import (
+    VERSION,
     CampaignPart,
     Delivery,
     DomainEvent,
@@ -18,6 +19,7 @@ from midstage.models.messages import (
     RefreshPart,
     envelope_for,
     parse_body,
+    profile_events_body,
 )
 from midstage.models.messaging import MessageRequest
 
@@ -163,3 +165,14 @@ def test_given_an_sqs_record_when_correlated_then_its_message_attribute_is_the_i
 def test_given_a_schedule_firing_when_correlated_then_the_event_id_else_the_invocation_id_is_used() -> None:
     assert correlation.from_schedule({"id": "evt-1", "detail-type": "Scheduled Event"}, "req-1") == "evt-1"
     assert correlation.from_schedule({"campaignId": "c", "scheduledTime": "2026-12-07T09:00:00Z"}, "req-1") == "req-1"
+
+
+def test_a_hand_off_body_written_without_a_model_reads_back_as_the_current_version() -> None:
+    # Given events written as the tracking API hands them off (no model built on the hot path)
+    events = [{"type": "track", "event": "Order Completed", "messageId": "m-1", "properties": {"total": 42}}]
+    body = profile_events_body(events)
+    # When the profile updater reads the body
+    read = parse_body(ProfileEvents, body)
+    # Then it is the current version of its kind, with the events as they were
+    assert (read.version, read.kind, read.events) == (VERSION, "profile.events", events)
+    assert body == ProfileEvents(events=events).body()

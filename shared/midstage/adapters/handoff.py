@@ -41,10 +41,9 @@ def messages_for(groups: Mapping[str, Sequence[dict[str, Any]]]) -> list[tuple[s
 
 def _bodies(events: list[dict[str, Any]]) -> list[str]:
     # Imported here: the models cost the tracking API's cold start more than this call costs.
-    from midstage.models.messages import ProfileEvents
+    from midstage.models.messages import profile_events_body
 
-    # Built without validation: the events were checked where they came in.
-    body = ProfileEvents.model_construct(events=events).body()
+    body = profile_events_body(events)
     if len(body) <= MAX_MESSAGE_BYTES or len(events) == 1:
         return [body]  # a single event is at most 32 KB, far below the message limit
     middle = len(events) // 2

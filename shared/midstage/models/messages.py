@@ -31,7 +31,8 @@ class MessageError(ValueError):
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Built on first use: a consumer reads one or two of these kinds, not all of them.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     # The kinds a consumer of this model accepts; the first is what a version 0 body was.
     kinds: ClassVar[tuple[str, ...]] = ()
@@ -53,6 +54,13 @@ class _Message(BaseModel):
 
     def body(self) -> str:
         return json.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True), separators=(",", ":"))
+
+
+def profile_events_body(events: list[dict[str, Any]]) -> str:
+    """The body of a ProfileEvents message of the current version, written straight from the
+    events: the tracking API hands off every event it accepts, and building a model per person
+    there costs more than the JSON itself (bench/bench_collect.py, "hand-off encoding")."""
+    return json.dumps({"version": VERSION, "kind": "profile.events", "events": events}, separators=(",", ":"))
 
 
 class ProfileEvents(_Message):
