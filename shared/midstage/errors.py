@@ -25,6 +25,14 @@ class Stale(Exception):
     and decide again. Raised by the stores behind the ports, caught by the services."""
 
 
+class QueueRefused(Exception):
+    """A queue did not take the messages (SQS refused them): nothing was sent for those."""
+
+
+class HandoffFailed(Exception):
+    """Some events could not be made durable; the request must not be acknowledged."""
+
+
 class MidstageError(Exception):
     """Base of errors a caller can act on: `code` is stable, `message` is for people."""
 

@@ -21,6 +21,7 @@ from midstage.adapters import aws
 from midstage.adapters.documents import pack, unpack
 from midstage.errors import Conflict, NotFound
 from midstage.models.admin import ApiKey, Source, stamp
+from midstage.models.admin import new_write_key as new_write_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -320,7 +321,3 @@ def _template_model() -> type[Template]:
     from midstage.models.messaging import Template
 
     return Template
-
-
-def new_write_key() -> str:
-    return "wk_" + secrets.token_urlsafe(24)

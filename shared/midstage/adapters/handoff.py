@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from midstage import correlation
 from midstage.adapters import aws
+from midstage.errors import HandoffFailed as HandoffFailed
 from midstage.observability import correlation_id, logger, tracer
 
 if TYPE_CHECKING:
@@ -19,10 +20,6 @@ MAX_MESSAGE_BYTES = 256 * 1024
 # unit costs (one write, its markers and domain events), whatever a client puts in a batch.
 MAX_EVENTS_PER_MESSAGE = 100
 _MAX_ENTRIES = 10
-
-
-class HandoffFailed(Exception):
-    """Some events could not be made durable; the request must not be acknowledged."""
 
 
 def messages_for(groups: Mapping[str, Sequence[dict[str, Any]]]) -> list[tuple[str, str]]:

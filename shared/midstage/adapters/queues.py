@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from midstage import correlation
 from midstage.adapters import aws
+from midstage.errors import QueueRefused as QueueRefused
 from midstage.models.messages import Delivery
 from midstage.models.messaging import MessageRequest
 from midstage.observability import correlation_id, tracer
@@ -19,10 +20,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 _MAX_ENTRIES = 10
-
-
-class QueueRefused(Exception):
-    pass
 
 
 class MessageQueue:

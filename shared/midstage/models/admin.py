@@ -84,3 +84,8 @@ class ApiKeyCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     role: Role
+
+
+def new_write_key() -> str:
+    """A source's write key: public by design (it ships in web pages), unguessable all the same."""
+    return "wk_" + secrets.token_urlsafe(24)

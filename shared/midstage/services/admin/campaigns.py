@@ -10,9 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 from midstage import keys
-from midstage.adapters.queues import QueueRefused
 from midstage.clock import Clock
-from midstage.errors import Unavailable, version_mismatch
+from midstage.errors import QueueRefused, Unavailable, version_mismatch
 from midstage.logic.campaigns import (
     CampaignStateError,
     SchedulerSpec,

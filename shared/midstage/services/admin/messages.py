@@ -11,10 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from midstage import keys
-from midstage.adapters.queues import QueueRefused
 from midstage.clock import Clock
 from midstage.config import IdentitySettings
-from midstage.errors import InvalidInput, NotFound, Unavailable
+from midstage.errors import InvalidInput, NotFound, QueueRefused, Unavailable
 from midstage.logic.timefmt import iso
 from midstage.models.admin import Caller
 from midstage.models.messaging import MessageRequest, Origin, message_id_for

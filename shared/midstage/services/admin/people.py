@@ -7,10 +7,9 @@ import secrets
 from typing import Any
 
 from midstage import keys
-from midstage.adapters.handoff import HandoffFailed
 from midstage.clock import Clock
 from midstage.config import IdentitySettings
-from midstage.errors import Conflict, Unavailable
+from midstage.errors import Conflict, HandoffFailed, Unavailable
 from midstage.logic import internal_events
 from midstage.logic.profile import CONSENT_UPDATED
 from midstage.logic.timefmt import iso

@@ -13,11 +13,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from midstage import keys
-from midstage.adapters.handoff import HandoffFailed
-from midstage.adapters.queues import QueueRefused
 from midstage.clock import Clock
 from midstage.config import IdentitySettings
-from midstage.errors import Conflict, InUse, IssuesError, NotFound, Unavailable, version_mismatch
+from midstage.errors import (
+    Conflict,
+    HandoffFailed,
+    InUse,
+    IssuesError,
+    NotFound,
+    QueueRefused,
+    Unavailable,
+    version_mismatch,
+)
 from midstage.logic import internal_events
 from midstage.logic.conditions import Issue
 from midstage.logic.imports import MAX_TEXT_BYTES, ImportFormat, ImportRefused, detect_format, parse_import

@@ -7,10 +7,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from midstage.adapters.config_store import new_write_key
 from midstage.clock import Clock
 from midstage.errors import InvalidInput, describe
-from midstage.models.admin import ApiKeyCreate, Source, SourceCreate, SourceUpdate, stamp
+from midstage.models.admin import ApiKeyCreate, Source, SourceCreate, SourceUpdate, new_write_key, stamp
 from midstage.services.admin.ports import ApiKeys, ProfileReader, SourceStore
 
 
