@@ -45,24 +45,28 @@ def _engagement() -> Engagement:
     )
 
 
-# Each rule takes the rest of the path; the token is the one API Gateway bound to `{token}`.
-@app.get("/t/o/.+")
+# Each rule takes the rest of the path, whatever it holds (a decoded line break too, which `.`
+# would not match); the token is the one API Gateway bound to `{token}`.
+_REST = r"[\s\S]+"
+
+
+@app.get("/t/o/" + _REST)
 def open_pixel() -> Response[str | bytes]:
     return _answer(_engagement().open(_token(), _clock()()))
 
 
-@app.get("/t/c/.+")
+@app.get("/t/c/" + _REST)
 def click() -> Response[str | bytes]:
     return _answer(_engagement().click(_token(), _clock()()))
 
 
-@app.get("/u/.+")
+@app.get("/u/" + _REST)
 def unsubscribe_page() -> Response[str | bytes]:
     # The form posts back to the address the browser used, stage prefix and all.
     return _answer(_engagement().unsubscribe_page(_token(), str(app.context[routing.RAW_PATH])))
 
 
-@app.post("/u/.+")
+@app.post("/u/" + _REST)
 def unsubscribe() -> Response[str | bytes]:
     return _answer(_engagement().unsubscribe(_token(), _clock()()))
 

@@ -311,3 +311,14 @@ def test_a_path_that_is_not_a_link_is_a_plain_404(engagement: ModuleType) -> Non
 
     assert (answer["statusCode"], answer["body"]) == (404, "not found")
     assert answer["headers"]["content-type"] == "text/plain"
+
+
+def test_a_link_whose_token_holds_an_encoded_line_break_is_refused_not_lost(engagement: ModuleType) -> None:
+    # Given a token API Gateway bound from a path with an encoded line break (found by the fuzz tier)
+    for method, template in template_routes("EngagementFunction"):
+        raw_path = template.replace("{token}", "%0A%29")
+        event = request(method, raw_path, route_key=f"{method} {template}", token="\n)")
+        # When the link is followed
+        answer = engagement.lambda_handler(event, Context())
+        # Then it reaches its route, which answers as for any bad token: the pixel, or a refusal
+        assert answer["statusCode"] in (200, 400), (method, template, answer["statusCode"])
