@@ -29,6 +29,7 @@ from midstage.models.segments import Segment
 from midstage.services.ingest import process_unit
 from midstage.services.segments import estimate_condition, refresh_part
 from tests.integration.conftest import Stack
+from tests.support.concurrency import race
 
 TRAITS = ComputedTraitSettings()
 SETTINGS = IngestSettings(IdentitySettings(), TRAITS)
@@ -210,28 +211,17 @@ def process_from_threads(
     work: queue.Queue[list[dict[str, Any]]] = queue.Queue()
     for unit in units:
         work.put(unit)
-    errors: list[BaseException] = []
 
-    def worker() -> None:
+    def worker(_: int) -> None:
         mine = RecordingStore(store, recorder)  # a container of its own
         while True:
             try:
                 unit = work.get_nowait()
             except queue.Empty:
                 return
-            try:
-                process_unit(unit, mine, recorder, SETTINGS, NOW, conflict=ConcurrentWrite, segments=segments)
-            except BaseException as error:
-                errors.append(error)
-                return
+            process_unit(unit, mine, recorder, SETTINGS, NOW, conflict=ConcurrentWrite, segments=segments)
 
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    if errors:
-        raise errors[0]
+    race(threads, worker)  # the first error a worker met is raised once every worker has stopped
 
 
 # ============================================================================== the required property
