@@ -29,8 +29,8 @@ from midstage.logic.conditions import (
     ConditionError,
     Facts,
     Issue,
-    _split_path,
     compile_condition,
+    split_path,
     validate,
 )
 from midstage.logic.timefmt import iso
@@ -208,7 +208,7 @@ def _nodes(spec: Any, location: str) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _path_of(node: Mapping[str, Any]) -> list[str]:
-    segments, _ = _split_path(node.get("path"))
+    segments, _ = split_path(node.get("path"))
     return segments or []
 
 

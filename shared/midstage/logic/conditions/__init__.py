@@ -78,9 +78,6 @@ from midstage.logic.conditions.model import (
 )
 from midstage.logic.conditions.paths import split_path
 
-# The name logic/segments.py imports the path splitter by; `split_path` is the one to use.
-_split_path = split_path
-
 __all__ = [
     "DEFAULT_MAX_WINDOW_DAYS",
     "MAX_COUNT",
