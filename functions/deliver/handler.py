@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from midstage.adapters.archive_stream import Archive, archive_sink
 from midstage.adapters.automation_store import Counters, Touches
 from midstage.adapters.channels import ApprovedTemplates, ChannelSenders, ChannelSettings
 from midstage.adapters.config_store import ConfigStore
@@ -23,7 +24,7 @@ from midstage.logic.delivery import IN_FLIGHT, Policy, RetryLater, parse_quiet_h
 from midstage.models.messages import Delivery
 from midstage.observability import logger, metrics, tracer
 from midstage.services.campaigns import delivery_counts
-from midstage.services.delivery import Ports, deliver
+from midstage.services.delivery import Ports, archive_outcome, deliver
 
 
 @cache
@@ -41,9 +42,9 @@ class NotYet(Exception):
 
 
 @cache
-def _outcomes() -> tuple[Counters, Touches]:
-    table = DeliverySettings.from_env().data_table
-    return Counters(table), Touches(table)
+def _outcomes() -> tuple[Counters, Touches, Archive]:
+    settings = DeliverySettings.from_env()
+    return Counters(settings.data_table), Touches(settings.data_table), archive_sink(settings.archive_stream)
 
 
 @cache
@@ -87,8 +88,9 @@ def record_handler(record: SQSRecord) -> None:
         logger.error("not a message request", reason=str(error), body=record.body[:500])
         raise
     logger.append_keys(message_id=request.message_id, profile_id=request.profile_id)
+    now = _clock()()
     try:
-        outcome = deliver(request, ports, policy, _clock()())
+        outcome = deliver(request, ports, policy, now)
     except RetryLater:
         metrics.add_metric(name="DeliveryRetries", unit=MetricUnit.Count, value=1)
         raise
@@ -98,11 +100,12 @@ def record_handler(record: SQSRecord) -> None:
     if counted is not None:
         # Once per message: a redelivered request finds the ledger's final state (a duplicate).
         kind, run, counts = counted
-        counters, touches = _outcomes()
+        counters, touches, _ = _outcomes()
         counters.add(kind, request.origin.id, run, request.message_id, counts)
         if kind == "campaign" and outcome.status == "sent":
             touches.add(request.profile_id, _clock()(), kind, request.origin.id, run, "sent")
     metrics.add_metric(name=f"Messages_{outcome.status}", unit=MetricUnit.Count, value=1)
+    archive_outcome(request, outcome, _outcomes()[2], now)
     logger.info("delivery outcome", status=outcome.status, reason=outcome.reason, channel=outcome.channel)
 
 

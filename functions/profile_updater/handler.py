@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from midstage.adapters.archive_stream import Archive, archive_sink
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.handoff import SqsHandoff
@@ -27,8 +28,8 @@ from midstage.config import ProfileSettings, computed_trait_settings, identity_s
 from midstage.logic.collect import person_key
 from midstage.logic.ingest import CostModel, IngestSettings, UnitOutcome, WorkBudget
 from midstage.models.messages import ProfileEvents
-from midstage.observability import count, logger, metrics, tracer
-from midstage.services.ingest import apply_within_budget, process_unit
+from midstage.observability import logger, metrics, tracer
+from midstage.services.ingest import apply_within_budget, count_applied, process_unit
 from midstage.services.segments import SegmentCatalog
 
 
@@ -54,7 +55,7 @@ processor = RecordingBatchProcessor(
 
 
 @cache
-def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher, SegmentCatalog, CostModel, SqsHandoff]:
+def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher, SegmentCatalog, CostModel, SqsHandoff, Archive]:
     settings = ProfileSettings.from_env()
     ingest = IngestSettings(
         identity=identity_settings(),
@@ -64,21 +65,23 @@ def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher, SegmentCata
     )
     config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
     store, publisher = ProfileStore(settings.data_table), EventPublisher(settings.event_bus_name)
-    return ingest, store, publisher, SegmentCatalog(config), CostModel(), SqsHandoff(settings.ingest_queue_url)
+    handoff, archive = SqsHandoff(settings.ingest_queue_url), archive_sink(settings.archive_stream)
+    return ingest, store, publisher, SegmentCatalog(config), CostModel(), handoff, archive
 
 
 def record_handler(
     record: SQSRecord, budget: WorkBudget, remaining_s: Callable[[], float], timer: Callable[[], float]
 ) -> None:
-    settings, store, publisher, segments, _, _ = _wiring()
+    settings, store, publisher, segments, _, _, archive = _wiring()
     events = receive(record, ProfileEvents).events
 
     def apply(piece: list[dict[str, Any]]) -> UnitOutcome:
+        now, current = _clock()(), segments.current()
         return process_unit(
-            piece, store, publisher, settings, _clock()(), conflict=ConcurrentWrite, segments=segments.current()
+            piece, store, publisher, settings, now, conflict=ConcurrentWrite, segments=current, archive=archive
         )
 
-    left = apply_within_budget(events, budget, remaining_s, timer, apply, applied=_count)
+    left = apply_within_budget(events, budget, remaining_s, timer, apply, applied=count_applied)
     if left:
         metrics.add_metric(name="RecordsDeferred", unit=MetricUnit.Count, value=1)
         _hand_back(left, len(events))
@@ -92,13 +95,6 @@ def _hand_back(left: list[dict[str, Any]], total: int) -> None:
         _wiring()[5].send({person_key(left[0]): left})
     except Exception as error:
         raise Deferred(f"{len(left)} of {total} events left for a later invocation") from error
-
-
-def _count(outcome: UnitOutcome) -> None:
-    metrics.add_metric(name="EventsApplied", unit=MetricUnit.Count, value=outcome.applied)
-    count(DuplicateEvents=outcome.duplicates, ProfilesMerged=len(outcome.merged), MergesRefused=len(outcome.refused))
-    count(WriteConflicts=outcome.attempts - 1)
-    logger.info("events applied", profile_id=outcome.profile_id, applied=outcome.applied, duplicates=outcome.duplicates)
 
 
 @logger.inject_lambda_context(clear_state=True)

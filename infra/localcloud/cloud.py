@@ -45,6 +45,8 @@ from infra.localcloud.fidelity import (
     make_ses_strict,
     make_sqs_scalable,
 )
+from infra.localcloud.firehose import TARGET_PREFIX as FIREHOSE_TARGET
+from infra.localcloud.firehose import Firehose
 from infra.localcloud.gateway import HttpGateway, control_path_collisions
 from infra.localcloud.lambdas import InvocationRecord, LambdaRuntime
 from infra.localcloud.model import (
@@ -111,6 +113,9 @@ class MotoServer:
         self._front = MotoFront(host, DomainDispatcherApplication(create_backend_app), self.gate)
         self.url = ""
 
+    def intercept(self, target_prefix: str, handler: Any) -> None:
+        self._front.intercept(target_prefix, handler)
+
     def start(self) -> str:
         make_dynamodb_atomic()
         make_sqs_scalable()
@@ -157,6 +162,7 @@ class LocalCloud:
         state_dir: Path | None = None,
         fresh: bool = False,
         state_interval_s: float = 2.0,
+        archive_flush_s: float = 1.0,
     ) -> None:
         """`ses_identities`: addresses or domains to verify in SES besides the template's
         AWS::SES::EmailIdentity resources (a sender verified outside the stack on AWS).
@@ -182,9 +188,12 @@ class LocalCloud:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.fresh = fresh
         self.state_interval_s = state_interval_s
+        # How often the local Firehose writes what it buffers (AWS: the stream's IntervalInSeconds).
+        self.archive_flush_s = archive_flush_s
         self.restored: dict[str, int] | None = None
         self._state: StateStore | None = None
         self._expiry: _Expiry | None = None
+        self._firehose: Firehose | None = None
         self._model: CloudModel | None = None
         self._moto: MotoServer | None = None
         self._clients: AwsClients | None = None
@@ -254,6 +263,7 @@ class LocalCloud:
                 for api_url, local in api_urls.items():
                     value = value.replace(api_url, local)
                 function.environment[name] = value
+            function.environment.update(local_engines(function.environment))
         self._runtime = LambdaRuntime(
             model.functions,
             aws_endpoint_url=endpoint,
@@ -299,6 +309,17 @@ class LocalCloud:
             tap.start()
         self._expiry = _Expiry(model.account_id, self.region)
         self._expiry.start()
+        if model.delivery_streams:
+            self._firehose = Firehose(
+                model.delivery_streams,
+                _s3_writer(model.account_id),
+                flush_s=self.archive_flush_s,
+                region=self.region,
+                account_id=model.account_id,
+                guard=self._moto.gate.request,
+            )
+            self._moto.intercept(FIREHOSE_TARGET, self._firehose.handle)
+            self._firehose.start()
         start = self.start_time or (restored_clock if self.manual_clock else None)
         self._clock = Clock(manual=self.manual_clock, start=start)
         install_schedules(self._clock, model, self._dispatcher)
@@ -356,6 +377,12 @@ class LocalCloud:
             source.join(_JOIN_TIMEOUT_S)
         if self._async is not None:
             self._async.join()
+        if self._firehose is not None:
+            try:
+                self._firehose.stop()  # what the stream still buffers lands before the last cut
+            except Exception as error:
+                LOG.warning("the local Firehose could not write its last records: %s", error)
+            self._firehose = None
         if self._state is not None:
             try:
                 self._state.stop(compact=True)  # nothing runs any more: the last cut is complete
@@ -592,6 +619,8 @@ class LocalCloud:
             for poller in self._pollers
         ]
         queues += [(f"event tap of bus {tap.bus_name}", tap.tap_url, tap.processing) for tap in self._taps]
+        if self._firehose is not None and self._firehose.pending:
+            busy.append(f"firehose: {self._firehose.pending} records buffered")
         for label, url, processing in queues:
             # Read in-process: wait_idle polls every few milliseconds, and through the API each
             # poll of every queue would cost the server more than the work it waits for.
@@ -822,3 +851,19 @@ def invoke_ephemeral(
         if _release_stack(model.stack_name) and moto.url:
             moto.reset()
         moto.stop()
+
+
+def _s3_writer(account_id: str) -> Any:
+    """Objects into moto's S3 directly, as moto's own Firehose writes them."""
+    from moto.s3.models import s3_backends
+
+    def put(bucket: str, key: str, body: bytes) -> None:
+        s3_backends[account_id]["aws"].put_object(bucket, key, body)
+
+    return put
+
+
+def local_engines(environment: Mapping[str, str]) -> dict[str, str]:
+    """Services the local cloud stands in for with an embedded engine: Athena has no local
+    counterpart, so reports run on DuckDB over the same archive files."""
+    return {"ANALYTICS_ENGINE": "duckdb"} if environment.get("ANALYTICS_ENGINE") == "athena" else {}

@@ -135,6 +135,22 @@ class BucketSpec:
 
 
 @dataclass(frozen=True)
+class DeliveryStreamSpec:
+    """An AWS::KinesisFirehose::DeliveryStream (DirectPut) into a template bucket: the local
+    cloud's Firehose buffers its records and writes them as Firehose would (firehose.py)."""
+
+    logical_id: str
+    name: str
+    bucket: str
+    prefix: str  # may hold !{partitionKeyFromQuery:x}, !{timestamp:...} expressions
+    error_prefix: str
+    partition_keys: tuple[tuple[str, str], ...]  # (key, JSON field) from a MetadataExtraction query
+    parquet: bool  # DataFormatConversion to Parquet
+    file_extension: str
+    buffer_seconds: int
+
+
+@dataclass(frozen=True)
 class BusSpec:
     logical_id: str
     name: str
@@ -227,6 +243,7 @@ class CloudModel:
     queues: list[QueueSpec] = field(default_factory=list)
     topics: list[TopicSpec] = field(default_factory=list)
     buckets: list[BucketSpec] = field(default_factory=list)
+    delivery_streams: list[DeliveryStreamSpec] = field(default_factory=list)
     buses: list[BusSpec] = field(default_factory=list)
     rules: list[EventRuleSpec] = field(default_factory=list)
     schedules: list[ScheduleSpec] = field(default_factory=list)

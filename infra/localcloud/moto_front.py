@@ -74,6 +74,11 @@ class MotoFront:
     def requests(self) -> Any:
         return self._server.gate.requests
 
+    def intercept(self, target_prefix: str, handler: Callable[[str, bytes], Answer]) -> None:
+        """Answer the JSON calls whose X-Amz-Target starts with `target_prefix` with `handler`
+        (operation, body) instead of moto: a service the local cloud emulates itself."""
+        self._server.intercepts[target_prefix] = handler
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-front", daemon=True)
         self._thread.start()
@@ -96,6 +101,7 @@ class _Server(LocalHttpServer):
     def __init__(self, address: tuple[str, int], app: Callable[..., Any], gate: Any) -> None:
         self.app = app
         self.gate = gate
+        self.intercepts: dict[str, Callable[[str, bytes], Answer]] = {}
         super().__init__(address, _Handler)
 
 
@@ -111,6 +117,12 @@ class _Handler(BaseHTTPRequestHandler):
         target = self.headers.get("X-Amz-Target", "")
         operation = _operation(target, self.command, self.path)
         server.gate.requests[operation] += 1
+        intercept = next((h for prefix, h in server.intercepts.items() if target.startswith(prefix)), None)
+        if intercept is not None:
+            # Outside the gate: the emulated service keeps no moto state of its own, and what it
+            # writes later goes through the gate (firehose.py).
+            self._send(intercept(operation, body))
+            return
         with server.gate.request():
             if target.startswith("DynamoDB_20120810.") and operation in DYNAMODB_FAST:
                 answer = _dynamodb(operation, body, self.headers.get("Authorization", ""))

@@ -31,6 +31,7 @@ from infra.localcloud.model import (
     BusSpec,
     CloudModel,
     CorsConfig,
+    DeliveryStreamSpec,
     EventRuleSpec,
     FunctionSpec,
     HttpApiSpec,
@@ -108,6 +109,11 @@ EMULATED_PROPERTIES: dict[str, frozenset[str]] = {
         "BucketName VersioningConfiguration LifecycleConfiguration CorsConfiguration "
         "BucketEncryption PublicAccessBlockConfiguration OwnershipControls Tags"
     ),
+    # Encryption and tags change nothing locally; the destination is read by _delivery_stream.
+    "AWS::KinesisFirehose::DeliveryStream": _names(
+        "DeliveryStreamName DeliveryStreamType DeliveryStreamEncryptionConfigurationInput "
+        "ExtendedS3DestinationConfiguration Tags"
+    ),
     "AWS::DynamoDB::Table": _names(
         "TableName AttributeDefinitions KeySchema BillingMode ProvisionedThroughput "
         "GlobalSecondaryIndexes LocalSecondaryIndexes TimeToLiveSpecification StreamSpecification "
@@ -140,7 +146,10 @@ IGNORED_TYPES = _names(
     "AWS::Lambda::LayerVersionPermission AWS::ApiGatewayV2::Stage AWS::Lambda::Version "
     "AWS::Lambda::Alias AWS::SQS::QueuePolicy AWS::SNS::TopicPolicy AWS::S3::BucketPolicy "
     "AWS::Events::EventBusPolicy AWS::Scheduler::ScheduleGroup AWS::CloudWatch::Alarm "
-    "AWS::CloudWatch::Dashboard"
+    "AWS::CloudWatch::Dashboard "
+    # The archive's catalog and query engine: locally, reports run on embedded DuckDB over the same
+    # files (ANALYTICS_ENGINE=duckdb in the functions' local environment).
+    "AWS::Glue::Database AWS::Glue::Table AWS::Athena::WorkGroup"
 )
 
 _NAME_PROPERTY = {
@@ -163,6 +172,8 @@ _NAME_PROPERTY = {
     "AWS::CloudWatch::Alarm": "AlarmName",
     "AWS::Kinesis::Stream": "Name",
     "AWS::SES::ConfigurationSet": "Name",
+    "AWS::KinesisFirehose::DeliveryStream": "DeliveryStreamName",
+    "AWS::Athena::WorkGroup": "Name",
 }
 _INTEGRATION_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions/(?P<fn>.+)/invocations$")
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
@@ -721,6 +732,7 @@ class _ModelBuilder:
             {
                 "AWS::Lambda::Function": self._function_dead_letter,
                 "AWS::SNS::Subscription": self._subscription,
+                "AWS::KinesisFirehose::DeliveryStream": self._delivery_stream,
                 "AWS::SES::EmailIdentity": self._ses_identity,
                 "AWS::SES::ConfigurationSetEventDestination": self._ses_event_destination,
             },
@@ -910,6 +922,52 @@ class _ModelBuilder:
     def _bucket(self, logical_id: str, props: dict[str, Any]) -> None:
         self.model.buckets.append(
             BucketSpec(logical_id=logical_id, name=self._physical_of(logical_id).ref, properties=props)
+        )
+
+    def _delivery_stream(self, logical_id: str, props: dict[str, Any]) -> None:
+        if props.get("DeliveryStreamType", "DirectPut") != "DirectPut":
+            self.problems.append(f"{logical_id}: DeliveryStreamType other than DirectPut")
+            return
+        destination = props.get("ExtendedS3DestinationConfiguration")
+        if not isinstance(destination, dict):
+            self.problems.append(f"{logical_id}: a delivery stream without ExtendedS3DestinationConfiguration")
+            return
+        supported = _names(
+            "BucketARN RoleARN Prefix ErrorOutputPrefix BufferingHints CompressionFormat "
+            "DynamicPartitioningConfiguration ProcessingConfiguration DataFormatConversionConfiguration "
+            "FileExtension CloudWatchLoggingOptions EncryptionConfiguration"
+        )
+        for name in sorted(set(destination) - supported):
+            self.problems.append(f"{logical_id}: ExtendedS3DestinationConfiguration.{name}")
+        keys: list[tuple[str, str]] = []
+        for processor in (destination.get("ProcessingConfiguration") or {}).get("Processors") or []:
+            if processor.get("Type") != "MetadataExtraction":
+                self.problems.append(f"{logical_id}: a {processor.get('Type')} processor")
+                continue
+            for parameter in processor.get("Parameters") or []:
+                if parameter.get("ParameterName") == "MetadataExtractionQuery":
+                    parsed = _field_query(str(parameter.get("ParameterValue", "")))
+                    if parsed is None:
+                        self.problems.append(f"{logical_id}: a MetadataExtractionQuery other than {{key:.field,...}}")
+                    keys.extend(parsed or [])
+        conversion = destination.get("DataFormatConversionConfiguration") or {}
+        serializer = (conversion.get("OutputFormatConfiguration") or {}).get("Serializer") or {}
+        parquet = _bool_property(conversion.get("Enabled", False))
+        if parquet and "ParquetSerDe" not in serializer:
+            self.problems.append(f"{logical_id}: a record format conversion other than to Parquet")
+        bucket = _scalar_text(destination.get("BucketARN", "")).rsplit(":", 1)[-1]
+        self.model.delivery_streams.append(
+            DeliveryStreamSpec(
+                logical_id=logical_id,
+                name=self._physical_of(logical_id).ref,
+                bucket=bucket,
+                prefix=_scalar_text(destination.get("Prefix", "")),
+                error_prefix=_scalar_text(destination.get("ErrorOutputPrefix", "")),
+                partition_keys=tuple(keys),
+                parquet=parquet,
+                file_extension=_scalar_text(destination.get("FileExtension", "")),
+                buffer_seconds=int((destination.get("BufferingHints") or {}).get("IntervalInSeconds", 300)),
+            )
         )
 
     def _table(self, logical_id: str, props: dict[str, Any]) -> None:
@@ -1225,3 +1283,15 @@ def _json_object(text: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TemplateError(f"{where} must be a JSON object")
     return value
+
+
+_PAIR = r"([A-Za-z_]\w*)\s*:\s*\.([A-Za-z_]\w*)"
+_FIELD_QUERY = re.compile(rf"^\{{\s*{_PAIR}\s*(?:,\s*{_PAIR}\s*)*\}}$")
+_FIELD_PAIR = re.compile(_PAIR)
+
+
+def _field_query(query: str) -> list[tuple[str, str]] | None:
+    """A JQ metadata query of the form `{key:.field,...}` as (key, field) pairs; None otherwise."""
+    if not _FIELD_QUERY.match(query.strip()):
+        return None
+    return _FIELD_PAIR.findall(query)

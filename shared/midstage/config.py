@@ -46,6 +46,8 @@ class StoreSettings(_EnvModel):
     config_table: str
     stage: str = "dev"
     config_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # The analytics archive's Firehose stream (docs/analytics.md); empty: nothing is archived.
+    archive_stream: str = ""
 
 
 class IdentitySettings(_EnvModel):

@@ -56,3 +56,7 @@ def sns() -> SNSClient:
 def scheduler() -> SchedulerClient:
     client: SchedulerClient = _client("scheduler")
     return client
+
+
+def firehose() -> Any:
+    return _client("firehose")

@@ -57,6 +57,7 @@ class UnitOutcome:
     merged: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     attempts: int = 0
+    unarchived: list[str] = field(default_factory=list)  # facts whose archive record could not be made
 
 
 def marker_id(event: Mapping[str, Any]) -> str:

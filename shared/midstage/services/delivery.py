@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from midstage.config import FrequencyCap
+from midstage.logic.archive.records import delivery_records
 from midstage.logic.delivery import (
     BLOCKED,
     DEFERRED,
@@ -47,7 +48,8 @@ from midstage.logic.delivery import (
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
-from midstage.services.ports import Profiles, Timers
+from midstage.observability import count, logger
+from midstage.services.ports import ArchiveSink, Profiles, Timers
 
 
 # --------------------------------------------------------------------------- ports
@@ -170,3 +172,26 @@ def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime
 def _finish(ports: Ports, message_id: str, outcome: Outcome, now: datetime) -> Outcome:
     ports.ledger.finish(message_id, outcome.status, outcome.reason, now, channel=outcome.channel)
     return outcome
+
+
+ARCHIVED_OUTCOMES = frozenset({SENT, BLOCKED, DEFERRED, FAILED})
+
+
+def archive_outcome(request: MessageRequest, outcome: Outcome, archive: ArchiveSink, now: datetime) -> None:
+    """The request and its outcome into the analytics archive, once the attempt has one (a
+    duplicate or a message another worker holds is not a new fact).
+
+    Called last and never raising: a redelivered request finds the ledger's final state and would
+    not archive again, so failing the record could not recover the copy; it is logged and counted
+    instead (closing that window takes an outbox, as for the bus's domain events)."""
+    if outcome.status not in ARCHIVED_OUTCOMES:
+        return
+    batch = delivery_records(
+        request, outcome.status, outcome.reason, outcome.channel, now, now, deferred_until=outcome.deferred_until
+    )
+    try:
+        archive.put(batch.records)
+    except Exception:
+        logger.exception("delivery outcome not archived", status=outcome.status, message_id=request.message_id)
+        count(ArchiveFailures=1)
+    count(Unarchived=len(batch.refused))

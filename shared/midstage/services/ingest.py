@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from midstage.logic.archive.records import unit_records as archived_unit
 from midstage.logic.identity import Identifier
 from midstage.logic.ingest import (
     MAX_ATTEMPTS,
@@ -32,7 +33,8 @@ from midstage.logic.ingest import (
     unit_identifiers,
 )
 from midstage.models.profile import Profile, WritePlan
-from midstage.services.ports import Publisher
+from midstage.observability import count, logger
+from midstage.services.ports import ArchiveSink, Publisher
 
 
 class Store(Protocol):
@@ -59,12 +61,14 @@ def process_unit(
     *,
     conflict: type[Exception],
     segments: Segments | None = None,
+    archive: ArchiveSink | None = None,
     new_id: IdFactory = random_id,
     sleep: Callable[[float], None] = time.sleep,
     draw: Callable[[], float] = random.random,
 ) -> UnitOutcome:
     """Apply one unit of events exactly once. `conflict` is the store's retryable error.
-    With `segments`, every write also brings the person's segment memberships up to date."""
+    With `segments`, every write also brings the person's segment memberships up to date; with
+    `archive`, the events applied, merges and segment transitions are archived after the commit."""
     unique = unique_events(events)
     outcome = UnitOutcome(duplicates=len(events) - len(unique))
     fresh = not_yet_seen(unique, store.existing_markers(list(unique)), now)
@@ -75,7 +79,9 @@ def process_unit(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         outcome.attempts = attempt
         try:
-            return _attempt(fresh, identifiers, lookups, store, publisher, settings, now, outcome, segments, new_id)
+            return _attempt(
+                fresh, identifiers, lookups, store, publisher, settings, now, outcome, segments, archive, new_id
+            )
         except conflict:
             # Back off with jitter so two writers on one person stop colliding.
             sleep(backoff_seconds(attempt, draw()))
@@ -92,6 +98,7 @@ def _attempt(
     now: datetime,
     outcome: UnitOutcome,
     segments: Segments | None,
+    archive: ArchiveSink | None,
     new_id: IdFactory,
 ) -> UnitOutcome:
     owners = store.identity_owners(identifiers + [i for i in lookups if i not in identifiers])
@@ -110,7 +117,12 @@ def _attempt(
         store.repoint_identities(identifiers_moved, old_id, new_profile_id)
     for record in refusal_records(merge, fresh, now):
         store.put_merge_record(record)
-    publisher.publish(domain_events(merge, write, now))
+    domain = domain_events(merge, write, now)
+    publisher.publish(domain)
+    if archive is not None:
+        batch = archived_unit(merge.survivor.id, write.applied + write.recovered, domain, now)
+        archive.put(batch.records)
+        outcome.unarchived = batch.refused
     store.put_timeline_page(merge.survivor.id, write.timeline, write.timeline_expires)
     store.put_markers(sorted(merge.survivor.pending), merge.survivor.id, write.markers_expire)
 
@@ -143,3 +155,12 @@ def apply_within_budget(
         budget.spent(len(piece), timer() - started)
         applied(outcome)
     return []
+
+
+def count_applied(outcome: UnitOutcome) -> None:
+    """A unit's figures as metrics and one log line."""
+    count(EventsApplied=outcome.applied, DuplicateEvents=outcome.duplicates, ProfilesMerged=len(outcome.merged))
+    count(MergesRefused=len(outcome.refused), WriteConflicts=outcome.attempts - 1, Unarchived=len(outcome.unarchived))
+    if outcome.unarchived:
+        logger.warning("facts not archived", profile_id=outcome.profile_id, reasons=outcome.unarchived[:5])
+    logger.info("events applied", profile_id=outcome.profile_id, applied=outcome.applied, duplicates=outcome.duplicates)

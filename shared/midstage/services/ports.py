@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from midstage.errors import Stale as Stale
+from midstage.models.archive import ArchiveRecord
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 
@@ -50,6 +51,13 @@ class EventSink(Protocol):
     """Internal events back into the event plane, grouped by person key; returns messages sent."""
 
     def send(self, groups: Mapping[str, Sequence[dict[str, Any]]]) -> int: ...
+
+
+class ArchiveSink(Protocol):
+    """The analytics archive: records put here land in its Parquet files (at least once; a
+    record's id is stable, so a repeat is recognisable)."""
+
+    def put(self, records: Sequence[ArchiveRecord]) -> None: ...
 
 
 class Publisher(Protocol):

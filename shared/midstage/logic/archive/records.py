@@ -9,14 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
+
 from midstage.logic.profile import ORDER_COMPLETED, order_value
 from midstage.logic.timefmt import parse_iso
 from midstage.models.archive import (
+    ArchiveRecord,
     EventRecord,
     ExposureRecord,
     JourneyMoveRecord,
@@ -336,3 +340,59 @@ def exposure(
         origin_id=origin_id,
         message_id=message_id,
     )
+
+
+# ------------------------------------------------------------------------------ what producers put
+@dataclass
+class Batch:
+    """The records a producer puts, and what could not become a record (counted, never raised:
+    the fact itself was handled; only its archive copy is missing)."""
+
+    records: list[ArchiveRecord] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    def add(self, make: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            record = make(*args, **kwargs)
+        except (ValidationError, ValueError, KeyError, TypeError) as error:
+            self.refused.append(f"{getattr(make, '__name__', 'record')}: {str(error)[:200]}")
+            return
+        if record is not None:
+            self.records.append(record)
+
+
+def unit_records(
+    profile_id: str,
+    events: Iterable[Mapping[str, Any]],
+    domain: Iterable[tuple[str, Mapping[str, Any]]],
+    archived_at: datetime,
+) -> Batch:
+    """What one committed unit of the profile updater archives: each event applied (enriched, on
+    the profile it landed on), each merge and each segment transition its domain events tell."""
+    batch = Batch()
+    for event in events:
+        batch.add(event_record, event, profile_id, archived_at)
+    for detail_type, detail in domain:
+        if detail_type == "identity.merged":
+            batch.add(merge_record, detail, archived_at)
+        elif detail_type in {"segment.entered", "segment.exited"}:
+            batch.add(segment_transition, detail_type, detail, archived_at)
+    return batch
+
+
+def delivery_records(
+    request: MessageRequest,
+    status: str,
+    reason: str,
+    channel: str | None,
+    at: datetime,
+    archived_at: datetime,
+    *,
+    deferred_until: str | None = None,
+) -> Batch:
+    """What one delivery attempt archives: the request (the same record however often it is
+    tried) and its outcome when it has one (a duplicate or a message in flight has none)."""
+    batch = Batch()
+    batch.add(message_requested, request, archived_at)
+    batch.add(message_outcome, request, status, reason, channel, at, archived_at, deferred_until=deferred_until)
+    return batch
