@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage import routing
+from midstage.adapters.archive_stream import archive_sink
 from midstage.adapters.automation_store import Counters, OnceMarkers
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.handoff import SqsHandoff
@@ -42,6 +43,7 @@ def _engagement() -> Engagement:
         ProfileStore(table),
         SuppressionStore(table),
         SqsHandoff(settings.ingest_queue_url),
+        archive_sink(settings.archive_stream),
     )
 
 

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from midstage.adapters.archive_stream import Archive, archive_sink
 from midstage.adapters.automation_store import Counters, OnceMarkers
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
@@ -19,7 +20,7 @@ from midstage.batch import RecordingBatchProcessor, correlate_record, failure_lo
 from midstage.clock import Clock, from_environment
 from midstage.config import FeedbackSettings
 from midstage.logic.feedback import FeedbackError, is_subscription_confirmation, parse_notification
-from midstage.observability import logger, metrics, tracer
+from midstage.observability import count, logger, metrics, tracer
 from midstage.services import feedback
 from midstage.services.campaigns import StatusCounter
 
@@ -39,11 +40,12 @@ def _clock() -> Clock:
 
 
 @cache
-def _wiring() -> tuple[MessageLedger, SuppressionStore, ProfileStore, SqsHandoff]:
+def _wiring() -> tuple[MessageLedger, SuppressionStore, ProfileStore, SqsHandoff, Archive]:
     settings = FeedbackSettings.from_env()
     table = settings.data_table
     ledger = MessageLedger(table, on_status=StatusCounter(Counters(table), OnceMarkers(table)))
-    return ledger, SuppressionStore(table), ProfileStore(table), SqsHandoff(settings.ingest_queue_url)
+    handoff, archive = SqsHandoff(settings.ingest_queue_url), archive_sink(settings.archive_stream)
+    return ledger, SuppressionStore(table), ProfileStore(table), handoff, archive
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -58,8 +60,9 @@ def record_handler(record: SQSRecord) -> None:
         logger.error("unreadable SES notification", reason=str(error), body=record.body[:500])
         metrics.add_metric(name="FeedbackUnreadable", unit=MetricUnit.Count, value=1)
         return
-    ledger, suppressions, profiles, events = _wiring()
-    handled = feedback.handle(notices, ledger, suppressions, profiles, events)
+    ledger, suppressions, profiles, events, archive = _wiring()
+    handled = feedback.handle(notices, ledger, suppressions, profiles, events, archive=archive, now=_clock()())
+    count(Unarchived=handled.unarchived)
     if handled.suppressed:
         metrics.add_metric(name="AddressesSuppressed", unit=MetricUnit.Count, value=len(handled.suppressed))
     if handled.unknown_messages:

@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from midstage.adapters.archive_stream import archive_sink
 from midstage.adapters.automation_store import Counters, EntryCaps, JourneyInstances
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.handoff import SqsHandoff
@@ -43,6 +44,7 @@ def _runner() -> JourneyRunner:
         EntryCaps(table),
         Counters(table),
         default_timezone=settings.default_timezone,
+        archive=archive_sink(settings.archive_stream),
     )
 
 

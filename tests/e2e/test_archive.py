@@ -4,6 +4,8 @@ Firehose stream, and reads back with the reports' engine."""
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -23,6 +25,18 @@ def _archive(platform: Platform, cache: Path) -> S3Archive:
 def _rows(archive: S3Archive, kinds: tuple[str, ...], where: str, day: date) -> list[dict]:
     sql = f"SELECT * FROM archive WHERE {where} ORDER BY occurred_at, record_id"  # noqa: S608 -- test values only
     return archive.run(Query("rows", sql, kinds, day, day)).records()
+
+
+def _status_of(url: str) -> int:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(url, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 @pytest.fixture
@@ -119,3 +133,42 @@ def test_a_message_request_and_its_outcome_land_in_the_archive(platform: Platfor
     # no channel could reach the person: the guard is why, the reason names the channel refused
     assert blocked["guard"] == "no_address" and "[email]" in blocked["reason"], blocked
     assert f"{tag}@" not in (blocked["reason"] or "")
+
+
+def test_a_sent_email_and_what_follows_it_land_in_the_archive(platform: Platform, tag: str, tmp_path: Path) -> None:
+    # Given a person with an address and an approved email with a link
+    user, address = f"arch-fb-{tag}", f"fb-{tag}@example.org"
+    day = datetime.now(UTC).date()
+    assert platform.track("/v1/identify", {"userId": user, "traits": {"email": address}}).status == 200
+    html = '<html><body><a href="https://shop.example.com/spring?x=1">shop</a></body></html>'
+    template = {
+        "id": f"fb-{tag}",
+        "name": f"fb-{tag}",
+        "channel": "email",
+        "locales": {"en": {"subject": "S", "html": html}},
+    }
+    assert platform.admin("POST", "/v1/templates", template).status == 201
+    assert platform.admin("POST", f"/v1/templates/fb-{tag}/approve", {"version": 1}).status == 200
+    platform.settle()
+    body = {"profile": f"user_id:{user}", "channels": ["email"], "template": f"fb-{tag}", "category": "transactional"}
+    answer = platform.admin("POST", "/v1/messages", body)
+    assert answer.status == 202, answer.body
+    message_id = answer.body["messageId"]
+    platform.settle()
+    [email] = [e for e in platform.cloud.sent_emails() if address in e.to]
+
+    # When SES reports the delivery, and the person clicks the tracked link
+    platform.cloud.simulate_ses_event("Delivery", email.message_id, address)
+    assert email.html is not None
+    click = email.html.split('href="', 1)[1].split('"', 1)[0]
+    assert _status_of(click) == 302  # the redirect to the shop: not followed, there is no internet here
+    platform.settle()
+
+    # Then the archive tells the message's life in order, the click with its link
+    kinds = ("message_requested", "message_sent", "message_delivered", "message_clicked")
+    rows = _rows(_archive(platform, tmp_path), kinds, f"message_id = '{message_id}'", day)
+    assert sorted(r["kind"] for r in rows) == sorted(kinds), rows
+    clicked = next(r for r in rows if r["kind"] == "message_clicked")
+    assert (clicked["link"], clicked["channel"]) == ("https://shop.example.com/spring?x=1", "email")
+    sent = next(r for r in rows if r["kind"] == "message_sent")
+    assert (sent["template_id"], sent["origin_kind"]) == (f"fb-{tag}", "api")

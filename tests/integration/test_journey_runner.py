@@ -31,6 +31,7 @@ from midstage.services.journeys import JourneyCatalog, JourneyRunner, Summary, d
 from midstage.services.timers import sweep
 from tests.integration.conftest import Stack
 from tests.support.concurrency import race
+from tests.support.fakes import MemoryArchive
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 AFTER_THE_HOUR = NOW + timedelta(hours=1, minutes=1, seconds=5)  # the sweep that releases a 1h wait
@@ -119,7 +120,7 @@ class Rig:
     bus: EventPublisher
     wakes_url: str
 
-    def runner(self, messages: MessageQueue | None = None) -> JourneyRunner:
+    def runner(self, messages: MessageQueue | None = None, archive: MemoryArchive | None = None) -> JourneyRunner:
         """A runner as one container builds it (a fresh catalog each: containers share nothing)."""
         return JourneyRunner(
             JourneyCatalog(self.config),
@@ -130,6 +131,7 @@ class Rig:
             self.timers,
             self.caps,
             self.counters,
+            archive=archive,
         )
 
     def define(self, body: dict[str, Any], **changes: Any) -> Journey:
@@ -717,3 +719,46 @@ def test_given_twenty_people_through_a_journey_when_counted_then_every_shard_is_
         "all": {"entered": Decimal(20), "step:greet": Decimal(20), "step:done": Decimal(20), "completed": Decimal(20)}
     }
     assert len(rig.delivered()) == 20
+
+
+# ============================================================================== the archive
+def test_given_a_journey_run_when_archived_then_entry_each_step_and_the_end_are_moves_in_order(rig: Rig) -> None:
+    rig.define(CART)
+    ann = rig.person("ann")
+    archive = MemoryArchive()
+
+    # When Ann enters (a send, then the wait), the hour passes (the nudge, the tag, the exit)
+    rig.runner(archive=archive).handle("event.tracked", tracked(ann, "Cart Abandoned", "m1"), NOW)
+    [wake] = rig.sweep(AFTER_THE_HOUR)
+    rig.runner(archive=archive).handle("journey.wake", wake, AFTER_THE_HOUR)
+
+    # Then the archive holds each move once, numbered as the instance counts its steps
+    moves = [(r.transition, r.origin_step, r.previous_step, r.detail) for r in archive.records]
+    assert [m[:3] for m in moves] == [
+        ("entered", None, None),
+        ("moved", "remind", None),
+        ("moved", "wait", "remind"),
+        ("moved", "nudge", "wait"),
+        ("moved", "mark", "nudge"),
+        ("moved", "done", "mark"),
+        ("exited", None, "done"),
+    ]
+    assert [json.loads(m[3])["seq"] for m in moves] == [0, 1, 2, 3, 4, 5, 5]
+    assert {(r.kind, r.profile_id, r.origin_id, r.origin_version) for r in archive.records} == {
+        ("journey_move", ann, "cart", 1)
+    }
+    assert len({r.record_id for r in archive.records}) == 7
+    doc = rig.instance(ann, "cart")
+    assert (doc["status"], archive.records[-1].reason) == ("completed", doc["exit_reason"])
+
+
+def test_given_an_unreachable_archive_when_a_journey_moves_then_the_move_still_commits(rig: Rig) -> None:
+    rig.define(CART)
+    ann = rig.person("ann")
+    archive = MemoryArchive()
+    archive.fail = 1
+
+    summary = rig.runner(archive=archive).handle("event.tracked", tracked(ann, "Cart Abandoned", "m1"), NOW)
+
+    assert summary.entered == ["cart"] and len(rig.delivered()) == 1
+    assert rig.instance(ann, "cart")["status"] == "waiting" and archive.records == []

@@ -149,3 +149,20 @@ class RecordingProvider:
     ) -> str:
         self.calls.append(request.message_id)
         return f"ses-{len(self.calls)}"
+
+
+class MemoryArchive:
+    """ArchiveSink port: the records put, in order; `fail` refuses the next puts (the stream down)."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+        self.fail = 0
+
+    def put(self, records: Sequence[Any]) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("the archive stream is unreachable")
+        self.records.extend(records)
+
+    def kinds(self) -> list[str]:
+        return [record.kind for record in self.records]

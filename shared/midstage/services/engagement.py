@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from midstage.logic import internal_events, links
+from midstage.logic.archive import records
 from midstage.logic.timefmt import iso
+from midstage.models.messaging import MessageRequest
+from midstage.observability import count, logger
+from midstage.services.ports import ArchiveSink, Profiles, Suppressions
 from midstage.services.ports import EventSink as Events
-from midstage.services.ports import Profiles, Suppressions
 from midstage.services.ports import StatusLedger as Ledger
 
 # The smallest transparent GIF.
@@ -26,12 +30,39 @@ class Page:
 
 
 class Engagement:
-    def __init__(self, secret: bytes, ledger: Ledger, profiles: Profiles, suppressions: Suppressions, events: Events):
+    def __init__(
+        self,
+        secret: bytes,
+        ledger: Ledger,
+        profiles: Profiles,
+        suppressions: Suppressions,
+        events: Events,
+        archive: ArchiveSink | None = None,
+    ):
         self.secret = secret
         self.ledger = ledger
         self.profiles = profiles
         self.suppressions = suppressions
         self.events = events
+        self.archive = archive
+
+    def _archive(self, message: Mapping[str, Any] | None, kind: str, cause: str, now: datetime, **extra: Any) -> None:
+        """The open, click or unsubscribe into the analytics archive. Never in the person's way:
+        the page is answered whatever happens here (logged and counted when it fails)."""
+        raw = message.get("request") if message else None
+        if self.archive is None or message is None or not isinstance(raw, str):
+            return
+        try:
+            request = MessageRequest.model_validate_json(raw)
+            channel = str(message.get("channel") or request.channels[0])
+            batch = records.Batch()
+            batch.add(
+                records.message_feedback, request, kind, now, now, channel=channel, provider_event_id=cause, **extra
+            )
+            self.archive.put(batch.records)
+        except Exception:
+            logger.exception("engagement not archived", kind=kind)
+            count(ArchiveFailures=1)
 
     def _payload(self, token: str, kind: str) -> dict[str, Any] | None:
         try:
@@ -60,6 +91,7 @@ class Engagement:
                 # Each open is its own event: the minute distinguishes repeated opens.
                 cause = f"open|{payload['m']}|{iso(now)[:16]}"
                 self._emit(message.get("profileId"), "Email Opened", {"messageId": payload["m"]}, cause, now)
+                self._archive(message, "open", cause, now)
         return Page(200, PIXEL, "image/gif")
 
     def click(self, token: str, now: datetime) -> Page:
@@ -73,6 +105,7 @@ class Engagement:
             cause = f"click|{payload['m']}|{url}|{iso(now)[:16]}"
             properties = {"messageId": payload["m"], "url": url[:2000]}
             self._emit(message.get("profileId"), "Email Link Clicked", properties, cause, now)
+            self._archive(message, "click", cause, now, link=url)
         return Page(302, b"", "text/plain", location=url)
 
     def unsubscribe_page(self, token: str, action_url: str) -> Page:
@@ -96,7 +129,9 @@ class Engagement:
         self.suppressions.suppress(channel, address, "unsubscribe", "marketing", now, detail=f"message {message_id}")
         self.ledger.update_status(message_id, "unsubscribed", f"{address} unsubscribed", now, final_only=False)
         properties = {"channel": channel, "purpose": "marketing", "messageId": message_id}
-        self._emit(payload.get("p"), "Unsubscribed", properties, f"unsubscribe|{message_id}|{address}", now)
+        cause = f"unsubscribe|{message_id}|{address}"
+        self._emit(payload.get("p"), "Unsubscribed", properties, cause, now)
+        self._archive(self.ledger.get(message_id), "unsubscribe", cause, now)
         return _page(200, "You are unsubscribed", f"{address} will get no more marketing messages from us.")
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from midstage.logic import internal_events
+from midstage.logic.archive import records
 from midstage.logic.feedback import Feedback
 from midstage.logic.timefmt import parse_iso
-from midstage.services.ports import EventSink, Profiles, StatusLedger, Suppressions
+from midstage.models.messaging import MessageRequest
+from midstage.services.ports import ArchiveSink, EventSink, Profiles, StatusLedger, Suppressions
 
 # kind -> (message status, whether it replaces the status or only joins the history)
 _STATUS = {
@@ -39,13 +42,25 @@ class Handled:
     statuses: int = 0
     events: int = 0
     unknown_messages: int = 0
+    unarchived: int = 0
 
 
 def handle(
-    notices: Sequence[Feedback], ledger: StatusLedger, suppressions: Suppressions, profiles: Profiles, events: EventSink
+    notices: Sequence[Feedback],
+    ledger: StatusLedger,
+    suppressions: Suppressions,
+    profiles: Profiles,
+    events: EventSink,
+    *,
+    archive: ArchiveSink | None = None,
+    now: datetime | None = None,
 ) -> Handled:
+    """With `archive`, what each notice tells about one of our messages is archived too (after
+    everything else: a failure sends the notification back to its queue, and every step above
+    is idempotent)."""
     handled = Handled()
     outgoing: dict[str, list[dict[str, Any]]] = {}
+    archived = records.Batch()
     for notice in notices:
         at = parse_iso(notice.at)
         if notice.suppress:
@@ -68,9 +83,13 @@ def handle(
             handled.unknown_messages += 1
             continue
         name = _EVENTS.get(notice.kind)
-        if name is None:
+        if name is None and not (archive is not None and _archived(notice)):
             continue
         message = ledger.get(notice.message_id) or {}
+        if archive is not None and _archived(notice):
+            _archive_notice(archived, notice, message, now or at)
+        if name is None:
+            continue
         profile = profiles.profile(str(message.get("profileId", ""))) if message.get("profileId") else None
         person = internal_events.addressed_to(profile) if profile else None
         if person is None:
@@ -86,4 +105,38 @@ def handle(
         handled.events += 1
     if outgoing:
         events.send(outgoing)
+    if archive is not None and archived.records:
+        archive.put(archived.records)
+    handled.unarchived = len(archived.refused)
     return handled
+
+
+def _archived(notice: Feedback) -> bool:
+    if notice.kind == "subscription":
+        return "unsubscribed" in notice.reason.lower()
+    return notice.kind in {"delivery", "open", "click", "bounce", "complaint"}
+
+
+def _archive_notice(batch: records.Batch, notice: Feedback, message: Mapping[str, Any], now: datetime) -> None:
+    raw = message.get("request")
+    if not isinstance(raw, str):
+        batch.refused.append(f"message {notice.message_id}: the ledger holds no request")
+        return
+    try:
+        request = MessageRequest.model_validate_json(raw)
+    except ValueError as error:
+        batch.refused.append(f"message {notice.message_id}: {str(error)[:200]}")
+        return
+    batch.add(
+        records.message_feedback,
+        request,
+        notice.kind,
+        parse_iso(notice.at),
+        now,
+        channel="email",
+        # Two opens of one message are two facts; the same notification twice is one.
+        provider_event_id=f"{notice.provider_message_id}|{notice.at}|{notice.link or ''}",
+        link=notice.link,
+        permanent=notice.permanent,
+        reason=notice.reason,
+    )

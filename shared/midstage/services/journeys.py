@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from midstage import keys
 from midstage.logic import internal_events
+from midstage.logic.archive import records
 from midstage.logic.journeys import (
     CompiledJourney,
     Instance,
@@ -37,9 +38,18 @@ from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.journeys import Journey
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
-from midstage.observability import logger
+from midstage.observability import count, logger
 from midstage.services.compiled import CompiledCache
-from midstage.services.ports import Counters, Documents, EventSink, MessageSink, Profiles, Stale, Timers
+from midstage.services.ports import (
+    ArchiveSink,
+    Counters,
+    Documents,
+    EventSink,
+    MessageSink,
+    Profiles,
+    Stale,
+    Timers,
+)
 
 MAX_RETRIES = 6
 
@@ -147,7 +157,9 @@ class JourneyRunner:
         counters: Counters,
         *,
         default_timezone: str = "UTC",
+        archive: ArchiveSink | None = None,
     ) -> None:
+        self.archive = archive
         self.catalog = catalog
         self.profiles = profiles
         self.instances = instances
@@ -319,10 +331,38 @@ class JourneyRunner:
         # Counted as soon as the move is committed: a crash while sending leaves the outbox to the
         # next touch, which sends it but does not run (or count) the move again.
         self._count(progress, summary, entered=entered)
+        self._archive(progress, entered=entered)
         if has_effects:
             self._send(outbox)
             with suppress(Stale):  # a later move replaced the outbox already
                 self.instances.save(state, rev)
+
+    def _archive(self, progress: Progress, *, entered: bool) -> None:
+        """The committed move into the analytics archive. Logged, never raised: the move is done,
+        and a redelivered wake would not run (or archive) it again."""
+        if self.archive is None:
+            return
+        instance = progress.instance
+        batch = records.journey_records(
+            journey_id=instance.journey_id,
+            journey_version=instance.journey_version,
+            profile_id=instance.profile_id,
+            run=instance.run,
+            seq=instance.seq,
+            path=instance.path,
+            steps_run=progress.steps_run,
+            entered_at=instance.entered_at if entered else None,
+            ended_at=instance.ended_at,
+            status=instance.status,
+            exit_reason=instance.exit_reason,
+            archived_at=parse_iso(instance.updated_at),
+        )
+        try:
+            self.archive.put(batch.records)
+        except Exception:
+            logger.exception("journey move not archived", journey_id=instance.journey_id)
+            count(ArchiveFailures=1)
+        count(Unarchived=len(batch.refused))
 
     def _count(self, progress: Progress, summary: Summary, *, entered: bool) -> None:
         journey_id = progress.instance.journey_id

@@ -396,3 +396,65 @@ def delivery_records(
     batch.add(message_requested, request, archived_at)
     batch.add(message_outcome, request, status, reason, channel, at, archived_at, deferred_until=deferred_until)
     return batch
+
+
+def journey_records(
+    *,
+    journey_id: str,
+    journey_version: int | None,
+    profile_id: str,
+    run: int,
+    seq: int,
+    path: list[list[str]],
+    steps_run: int,
+    entered_at: str | None,
+    ended_at: str | None,
+    status: str,
+    exit_reason: str | None,
+    archived_at: datetime,
+) -> Batch:
+    """What one committed journey move archives: the entry (when it entered), each step it ran
+    (the tail of its path: [step, at, outcome]) and its end (exited or completed)."""
+    batch = Batch()
+    common = {"journey_id": journey_id, "journey_version": journey_version, "profile_id": profile_id, "run": run}
+    if entered_at:
+        at = parse_iso(entered_at)
+        batch.add(
+            journey_move,
+            **common,
+            seq=0,
+            transition="entered",
+            step=None,
+            previous_step=None,
+            at=at,
+            archived_at=archived_at,
+        )
+    tail = path[len(path) - steps_run :] if steps_run else []
+    before = path[len(path) - steps_run - 1][0] if 0 < steps_run < len(path) else None
+    for offset, entry in enumerate(tail):
+        step, at_text = entry[0], entry[1] if len(entry) > 1 else ""
+        batch.add(
+            journey_move,
+            **common,
+            seq=seq - steps_run + offset + 1,
+            transition="moved",
+            step=step,
+            previous_step=before,
+            at=parse_iso(at_text),
+            archived_at=archived_at,
+            reason=entry[2] if len(entry) > 2 and entry[2] else None,
+        )
+        before = step
+    if ended_at and status in {"exited", "completed"}:
+        batch.add(
+            journey_move,
+            **common,
+            seq=seq,
+            transition="exited",
+            step=None,
+            previous_step=before,
+            at=parse_iso(ended_at),
+            archived_at=archived_at,
+            reason=exit_reason or status,
+        )
+    return batch
