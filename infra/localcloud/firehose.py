@@ -70,6 +70,7 @@ class Firehose:
         self._thread: threading.Thread | None = None
         self.records_in = 0
         self.objects_out = 0
+        self._converter = _Converter()
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -81,6 +82,7 @@ class Firehose:
         if self._thread is not None:
             self._thread.join(10)
         self.flush()
+        self._converter.close()
 
     def _run(self) -> None:
         while not self._stop.wait(self._flush_s):
@@ -180,7 +182,7 @@ class Firehose:
             if not stream.parquet:
                 written += self._write(stream, prefix, lines, "")
                 continue
-            converted, refused = _parquet(lines)
+            converted, refused = self._converter.parquet(lines)
             if converted:
                 self._put(stream, self._key(stream, prefix, stream.file_extension), converted)
                 written += 1
@@ -261,33 +263,52 @@ def _error_line(data: bytes, error: str) -> bytes:
     return json.dumps(entry).encode() + b"\n"
 
 
-def _parquet(lines: list[bytes]) -> tuple[bytes, list[bytes]]:
-    """One Parquet file of the records that convert, and the records that do not (each tried
-    alone once the batch fails, as Firehose sets aside only the malformed records)."""
-    try:
-        return _convert(lines), []
-    except Exception:
-        if len(lines) == 1:
-            return b"", lines
-    good: list[bytes] = []
-    bad: list[bytes] = []
-    for line in lines:
+class _Converter:
+    """JSON lines into Parquet on one DuckDB connection, kept for the stream's life: opening a
+    connection costs several times what a second's records take to convert."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection: Any = None
+
+    def parquet(self, lines: list[bytes]) -> tuple[bytes, list[bytes]]:
+        """One Parquet file of the records that convert, and the records that do not (each tried
+        alone once the batch fails, as Firehose sets aside only the malformed records)."""
         try:
-            _convert([line])
-            good.append(line)
+            return self._convert(lines), []
         except Exception:
-            bad.append(line)
-    return (_convert(good) if good else b""), bad
+            if len(lines) == 1:
+                return b"", lines
+        good: list[bytes] = []
+        bad: list[bytes] = []
+        for line in lines:
+            try:
+                self._convert([line])
+                good.append(line)
+            except Exception:
+                bad.append(line)
+        return (self._convert(good) if good else b""), bad
 
+    def _convert(self, lines: list[bytes]) -> bytes:
+        import duckdb
 
-def _convert(lines: list[bytes]) -> bytes:
-    from midstage.adapters.parquet import write_ndjson_as_parquet
+        from midstage.adapters.parquet import write_ndjson_as_parquet
 
-    with tempfile.TemporaryDirectory(prefix="localcloud-firehose-") as scratch:
-        source, target = Path(scratch) / "records.ndjson", Path(scratch) / "records.parquet"
-        source.write_bytes(b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
-        write_ndjson_as_parquet(source, target)
-        return target.read_bytes()
+        with self._lock, tempfile.TemporaryDirectory(prefix="localcloud-firehose-") as scratch:
+            if self._connection is None:
+                self._connection = duckdb.connect(":memory:")
+                self._connection.execute("SET threads TO 1")
+                self._connection.execute("SET autoinstall_known_extensions = false")
+            source, target = Path(scratch) / "records.ndjson", Path(scratch) / "records.parquet"
+            source.write_bytes(b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
+            write_ndjson_as_parquet(source, target, self._connection)
+            return target.read_bytes()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
 
 def _ok(request_id: str, payload: dict[str, Any]) -> Answer:

@@ -72,21 +72,26 @@ def encode(records: Sequence[ArchiveRecord]) -> bytes:
         return target.read_bytes()
 
 
-def write_ndjson_as_parquet(source: Path, target: Path) -> None:
+def write_ndjson_as_parquet(source: Path, target: Path, connection: Any | None = None) -> None:
+    """`connection`: a DuckDB connection to reuse (opening one costs far more than a small batch's
+    conversion); without it, one is opened for the call and closed after."""
     import duckdb  # only here: see the module's note
 
     types = ", ".join(f"'{name}': '{kind}'" for name, kind, _ in COLUMNS)
     columns = ", ".join(f'"{name}"' for name, _, _ in COLUMNS)
-    connection = duckdb.connect(":memory:")
-    try:
+    own = connection is None
+    if connection is None:
+        connection = duckdb.connect(":memory:")
         connection.execute("SET threads TO 1")  # one batch per call: keep the Lambda's one vCPU honest
+    try:
         connection.execute(
             f"COPY (SELECT {columns} FROM read_json(?, format = 'newline_delimited', columns = {{{types}}})) "  # noqa: S608
             f"TO '{_quoted(target)}' (FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE {ROW_GROUP_SIZE})",
             [str(source)],
         )
     finally:
-        connection.close()
+        if own:
+            connection.close()
 
 
 def decode(data: bytes) -> list[dict[str, Any]]:
