@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from midstage.adapters.archive_stream import archive_sink
 from midstage.adapters.automation_store import CampaignRuns, Touches
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import TimerStore
@@ -48,6 +49,7 @@ def _worker() -> CampaignWorker:
         Touches(table),
         MessageQueue(settings.campaign_queue_url),
         default_timezone=settings.default_timezone,
+        archive=archive_sink(settings.archive_stream),
     )
 
 

@@ -43,7 +43,7 @@ from midstage.services.timers import sweep
 from tests.integration import conftest
 from tests.integration.conftest import Context, Stack
 from tests.support.concurrency import race
-from tests.support.fakes import ApprovedEmail, RecordingProvider
+from tests.support.fakes import ApprovedEmail, MemoryArchive, RecordingProvider
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # the occurrence the schedule fires for
 RUN = run_id_for(NOW)
@@ -202,6 +202,7 @@ class Rig:
         profiles: service.Profiles | None = None,
         messages: service.MessageSink | None = None,
         config: service.Documents | None = None,
+        archive: MemoryArchive | None = None,
     ) -> CampaignWorker:
         clock = clock or VirtualClock()
         return CampaignWorker(
@@ -214,6 +215,7 @@ class Rig:
             self.parts_queue,
             sleep=clock.sleep,
             clock=clock.now,
+            archive=archive,
         )
 
     def drain(self, url: str) -> list[str]:
@@ -1189,3 +1191,44 @@ def test_given_a_part_message_that_is_not_json_when_handled_then_it_fails_saying
         worker.record_handler(SQSRecord(record))
 
     assert str(refused.value).startswith("not a campaign part: ")
+
+
+# ============================================================================== the archive
+def test_given_a_campaign_with_a_holdout_and_variants_when_worked_then_each_person_s_exposure_is_archived_once(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "PAGE_ITEMS", 50)
+    rig.define(campaign())
+    people = population(300)
+    rig.store(people)
+    rig.runner(parts=2).start("winter-sale", NOW, NOW)
+    archive = MemoryArchive()
+    archive.fail = 1  # the first page's put fails: the page is not checkpointed and runs again
+
+    messages = rig.part_messages()
+    with pytest.raises(ConnectionError):
+        rig.work(messages[0], rig.worker(archive=archive))
+    assert rig.work(messages[0], rig.worker(archive=archive), at=NOW + timedelta(minutes=10)).state == "done"
+    assert rig.work(messages[1], rig.worker(archive=archive)).state == "done"
+
+    # Then the archive holds one exposure per person reached: the variant sent, or the holdout
+    sent = {r.profile_id: r for r in rig.delivered()}
+    exposures = {(r.profile_id, r.variant, r.message_id) for r in archive.records}
+    assert {r.kind for r in archive.records} == {"experiment_exposure"}
+    expected = {(p, r.origin.step, r.message_id) for p, r in sent.items()}
+    expected |= {(p, "holdout", None) for p in rig.touched("held_out")}
+    assert exposures == expected
+    assert len({r.record_id for r in archive.records}) == len(expected)
+    assert {(r.experiment_id, r.origin_kind, r.origin_id) for r in archive.records} == {
+        ("winter-sale", "campaign", "winter-sale")
+    }
+
+
+def test_given_a_campaign_without_a_split_when_worked_then_nothing_is_archived_as_an_exposure(rig: Rig) -> None:
+    rig.define(campaign(variants=None, holdout_percent=0))
+    rig.store(population(40))
+    rig.runner(parts=1).start("winter-sale", NOW, NOW)
+    archive = MemoryArchive()
+    [message] = rig.part_messages()
+    assert rig.work(message, rig.worker(archive=archive)).state == "done"
+    assert rig.delivered() and archive.records == []

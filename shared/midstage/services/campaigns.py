@@ -15,21 +15,23 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
 from midstage import keys
 from midstage.errors import Conflict
+from midstage.logic.archive import records
 from midstage.logic.campaigns import attribute, blocked_counter, pace, plan_recipient, run_id_for, share_of_rate
 from midstage.logic.timefmt import iso, parse_iso
+from midstage.models.archive import ArchiveRecord
 from midstage.models.campaigns import Campaign
 from midstage.models.messages import CampaignPart
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 from midstage.observability import logger
-from midstage.services.ports import Counters, MessageSink, PartQueue, ProfilePages, Stale, Timers
+from midstage.services.ports import ArchiveSink, Counters, MessageSink, PartQueue, ProfilePages, Stale, Timers
 
 PAGE_ITEMS = 500  # items read per scan page (profiles and everything else in the table)
 LEASE_S = 300
@@ -171,7 +173,9 @@ class CampaignWorker:
         default_timezone: str = "UTC",
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        archive: ArchiveSink | None = None,
     ) -> None:
+        self.archive = archive
         self.config = config
         self.runs = runs
         self.profiles = profiles
@@ -244,6 +248,10 @@ class CampaignWorker:
                 self.timers.schedule(at, request.message_id, request.model_dump(mode="json"))
             if page.touches:
                 self.touches.add_many(page.touches)
+            if page.exposures and self.archive is not None:
+                # Before the checkpoint: a page cut short here runs again, and its exposures
+                # have the same record ids the second time.
+                self.archive.put(page.exposures)
             for name, amount in page.counts.items():
                 counts[name] = counts.get(name, 0) + amount
             finished = next_cursor is None
@@ -281,6 +289,7 @@ class CampaignWorker:
         later: list[tuple[datetime, MessageRequest]]
         touches: list[tuple[str, datetime, str, str, str, str]]
         counts: dict[str, int]
+        exposures: list[ArchiveRecord] = field(default_factory=list)
 
     def _page(
         self,
@@ -305,6 +314,7 @@ class CampaignWorker:
             if recipient.decision == "held_out":
                 counts["held_out"] = counts.get("held_out", 0) + 1
                 page.touches.append((profile.id, now, "campaign", campaign.id, run_id, "held_out"))
+                page.exposures.append(campaign_exposure(campaign, profile.id, "holdout", None, now))
             elif recipient.decision == "send" and recipient.request is not None:
                 sendable.append((recipient.send_at, recipient.request))
             else:
@@ -317,6 +327,9 @@ class CampaignWorker:
                 counts["capped"] = counts.get("capped", 0) + len(sendable) - grant
                 sendable = sendable[:grant]
         for send_at, request in sendable:
+            if campaign.holdout_percent or campaign.variants:
+                variant = request.origin.step or "main"
+                page.exposures.append(campaign_exposure(campaign, request.profile_id, variant, request.message_id, now))
             counts["queued"] = counts.get("queued", 0) + 1
             if send_at is not None and send_at > now:
                 counts["scheduled"] = counts.get("scheduled", 0) + 1
@@ -334,6 +347,23 @@ class CampaignWorker:
     def _complete(self, campaign: Campaign) -> None:
         if campaign.schedule.type != "recurring":
             _set_status(self.config, campaign.id, "completed", only_from=("running",))
+
+
+def campaign_exposure(
+    campaign: Campaign, profile_id: str, variant: str, message_id: str | None, now: datetime
+) -> ArchiveRecord:
+    """A person's place in a campaign that splits its audience (a holdout, variants): the
+    experiment is the campaign, the variant the one sent or `holdout`."""
+    return records.exposure(
+        experiment_id=campaign.id,
+        variant=variant,
+        profile_id=profile_id,
+        at=now,
+        archived_at=now,
+        origin_kind="campaign",
+        origin_id=campaign.id,
+        message_id=message_id,
+    )
 
 
 # ------------------------------------------------------------------------------ outcomes and conversions
