@@ -158,6 +158,18 @@ def deploy(model: CloudModel, clients: AwsClients, *, ses_identities: Sequence[s
     _create_ses(model, clients, ses_identities)
     for bucket in model.buckets:
         _create_bucket(clients.s3(), bucket.name, bucket.properties, model.region)
+    for stream in model.delivery_streams:
+        # moto's own stream: what a plain moto deployment (the integration tier) writes to. The
+        # local cloud answers the stream's calls itself (firehose.py) and never reaches it.
+        clients.client("firehose").create_delivery_stream(
+            DeliveryStreamName=stream.name,
+            DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "BucketARN": f"arn:aws:s3:::{stream.bucket}",
+                "RoleARN": f"arn:aws:iam::{model.account_id}:role/{stream.name}",
+                "Prefix": "firehose-raw/",
+            },
+        )
     for bus in model.buses:
         if bus.name != "default":
             clients.events().create_event_bus(Name=bus.name)
