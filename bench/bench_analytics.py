@@ -1,3 +1,4 @@
+# ruff: noqa: S608 -- the generator and the metadata queries build SQL from this script's own numbers
 """What the analytics plane costs: archiving one event, and reports over a synthetic archive.
 
     python -m bench.bench_analytics                        # write cost, then reports over 1M events
@@ -25,10 +26,10 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -40,8 +41,8 @@ START = date(2026, 9, 1)
 DAYS = 90
 END = START + timedelta(days=DAYS - 1)
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-GENERATOR = 1  # bump when the synthetic archive's shape changes: cached archives are rebuilt
-DEFAULT_DIR = Path("/tmp/midstage-bench-archive")
+GENERATOR = 2  # bump when the synthetic archive's shape changes: cached archives are rebuilt
+DEFAULT_DIR = Path(tempfile.gettempdir()) / "midstage-bench-archive"
 THREADS = 2
 
 
@@ -69,7 +70,7 @@ def enriched_event(n: int) -> dict[str, Any]:
             "title": f"Item {sku}",
             "url": f"https://shop.example/products/sku-{sku}?ref=home",
         },
-        "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Safari/605.1",
+        "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko)",
         "ip": f"203.0.113.{person % 250}",
     }
     if n % 3 == 0:
@@ -200,7 +201,8 @@ def _generator_sql(events: int, people: int) -> tuple[list[str], str]:
         f"FROM people p JOIN range({DAYS // 7}) w ON p.start_day <= w.range * 7 + 1 "
         f"AND u(p.pid, 400 + w.range) < 0.1 "
         f"UNION ALL SELECT p.*, 99 AS wave, 'sms' AS channel, 'journey' AS origin_kind, 'welcome' AS origin_id, "
-        f"TIMESTAMP '{start}' + to_days(p.start_day) + to_seconds(CAST(floor(u(p.pid, 500) * 86000) AS BIGINT)) AS moment "
+        f"TIMESTAMP '{start}' + to_days(p.start_day) "
+        "+ to_seconds(CAST(floor(u(p.pid, 500) * 86000) AS BIGINT)) AS moment "
         f"FROM people p WHERE u(p.pid, 501) < 0.2",
         "CREATE OR REPLACE TEMP VIEW outcomes AS SELECT * FROM (VALUES "
         "(0, 'message_requested', 0), (1, 'message_sent', 2), (2, 'message_delivered', 60), "
@@ -230,25 +232,26 @@ def _generator_sql(events: int, people: int) -> tuple[list[str], str]:
     revenue = "round(15 + u(sid, 900) * 185, 2)"
     product = (
         "'{\"brand\":\"Northwind\",\"category\":\"' || (['shoes','bags','coats','hats'])[1 + sku % 4] || "
-        "'\",\"currency\":\"EUR\",\"name\":\"Item ' || sku || '\",\"price\":' || (10 + sku % 190) || "
+        '\'","currency":"EUR","name":"Item \' || sku || \'","price":\' || (10 + sku % 190) || '
         "',\"product_id\":\"sku-' || sku || '\"}'"
     )
     properties = (
-        f"CASE WHEN slot = 0 THEN '{{\"path\":\"/landing/' || coalesce(m.utm_campaign, 'home') || '\",\"title\":\"Shop\"}}' "
-        f"WHEN slot = 6 THEN '{{\"currency\":\"EUR\",\"order_id\":\"ord-' || sid || '\",\"products\":[' || {product} "
+        f"CASE WHEN slot = 0 THEN '{{\"path\":\"/landing/' || coalesce(m.utm_campaign, 'home') "
+        '|| \'","title":"Shop"}\' '
+        f'WHEN slot = 6 THEN \'{{"currency":"EUR","order_id":"ord-\' || sid || \'","products":[\' || {product} '
         f"|| '],\"revenue\":' || {revenue} || '}}' "
         "WHEN slot = 7 THEN '{\"email_opt_in\":true,\"plan\":\"' || (['free','basic','pro'])[1 + pid % 3] || '\"}' "
         f"ELSE {product} END"
     )
     campaign = (
-        "CASE WHEN m.utm_source IS NULL THEN '' ELSE '\"campaign\":{\"medium\":\"' || m.utm_medium || "
-        "'\",\"name\":\"' || m.utm_campaign || '\",\"source\":\"' || m.utm_source || '\"},' END"
+        'CASE WHEN m.utm_source IS NULL THEN \'\' ELSE \'"campaign":{"medium":"\' || m.utm_medium || '
+        '\'","name":"\' || m.utm_campaign || \'","source":"\' || m.utm_source || \'"},\' END'
     )
     context = (
-        f"'{{' || {campaign} || '\"library\":{{\"name\":\"analytics.js\",\"version\":\"5.2.0\"}},"
-        "\"locale\":\"en-US\",\"page\":{\"path\":\"/products/sku-' || sku || '\",\"referrer\":\"' || "
+        f'\'{{\' || {campaign} || \'"library":{{"name":"analytics.js","version":"5.2.0"}},'
+        '"locale":"en-US","page":{"path":"/products/sku-\' || sku || \'","referrer":"\' || '
         "CASE WHEN m.utm_source IS NULL THEN 'https://shop.example/' ELSE 'https://' || m.utm_source || '.com/' END"
-        " || '\",\"url\":\"https://shop.example/products/sku-' || sku || '\"},\"timezone\":\"Europe/Berlin\"}'"
+        ' || \'","url":"https://shop.example/products/sku-\' || sku || \'"},"timezone":"Europe/Berlin"}\''
     )
     event_values = {
         "schema_version": "1",
@@ -294,7 +297,7 @@ def _generator_sql(events: int, people: int) -> tuple[list[str], str]:
     columns = _columns()
 
     def select(values: dict[str, str], source: str, kind: str, day: str) -> str:
-        cast = ", ".join(f"CAST({values.get(name, 'NULL')} AS {kind_}) AS \"{name}\"" for name, kind_, _ in columns)
+        cast = ", ".join(f'CAST({values.get(name, "NULL")} AS {kind_}) AS "{name}"' for name, kind_, _ in columns)
         return f"SELECT {cast}, {kind} AS kind, strftime({day}, '%Y-%m-%d') AS dt FROM {source}"
 
     rows = (
@@ -322,20 +325,21 @@ def generate(events: int, base: Path, *, force: bool = False) -> Path:
         if {k: cached.get(k) for k in wanted} == wanted:
             return root
     if root.exists():
-        subprocess.run(["rm", "-rf", str(root)], check=True)  # noqa: S603, S607 -- our own cache directory
+        subprocess.run(["rm", "-rf", str(root)], check=True)
     root.mkdir(parents=True)
     setup, rows = _generator_sql(events, people)
     connection = duckdb.connect(":memory:")
     connection.execute(f"SET threads TO {THREADS}")
     connection.execute("SET memory_limit = '6GB'")
     connection.execute(f"SET temp_directory = '{base / 'spill'}'")
-    connection.execute("SET preserve_insertion_order = false")
     for statement in setup:
         connection.execute(statement)
     started, cpu = time.perf_counter(), time.process_time()
     connection.execute(
-        f"COPY ({rows}) TO '{root}' (FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE 122880, "
-        "PARTITION_BY (kind, dt), FILENAME_PATTERN 'synthetic_{i}')"
+        # In time order within a partition, as Firehose delivers a stream's records.
+        f"COPY ({rows} ORDER BY kind, dt, occurred_at) TO '{root}' "
+        "(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE 122880, PARTITION_BY (kind, dt), "
+        "FILENAME_PATTERN 'synthetic_{i}')"
     )
     took, cpu_took = time.perf_counter() - started, time.process_time() - cpu
     counts = connection.execute(
@@ -393,13 +397,11 @@ def _specs() -> dict[str, Any]:
     }
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _current_rss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """VmRSS (resident now) or VmHWM (its peak) of this process. Not getrusage's ru_maxrss: a
+    child started by exec keeps its parent's peak there."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -421,11 +423,42 @@ def column_bytes(root: Path, query: Any) -> tuple[int, list[str]]:
     wanted = ", ".join(f"'{u}'" for u in used)
     connection = duckdb.connect(":memory:")
     total = connection.execute(
-        f"SELECT COALESCE(SUM(total_compressed_size), 0) FROM parquet_metadata([{listed}]) "  # noqa: S608
+        f"SELECT COALESCE(SUM(total_compressed_size), 0) FROM parquet_metadata([{listed}]) "
         f"WHERE path_in_schema IN ({wanted})"
     ).fetchone()
     connection.close()
     return int(total[0] if total else 0), used
+
+
+def profiled(engine: Any, query: Any) -> tuple[int, list[tuple[float, str, str]]]:
+    """Run `query` once under DuckDB's profiler: the bytes it read from the files, and its
+    costliest operators (CPU seconds summed over threads, operator, what it computes)."""
+    from midstage.adapters.archive_engines import _bind_archive
+
+    connection = engine.connection()
+    _bind_archive(connection, engine.files(query.kinds, query.start, query.end))
+    with tempfile.TemporaryDirectory(prefix="midstage-bench-") as scratch:
+        output = Path(scratch) / "profile.json"
+        connection.execute("PRAGMA enable_profiling = 'json'")
+        connection.execute(f"PRAGMA profiling_output = '{output}'")
+        try:
+            connection.execute(query.sql).fetchall()
+        finally:
+            connection.execute("PRAGMA disable_profiling")
+        tree = json.loads(output.read_text())
+    operators: list[tuple[float, str, str]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        info = node.get("extra_info") or {}
+        what = info.get("Function") or info.get("Aggregates") or info.get("CTE Name") or info.get("Projections") or ""
+        operators.append((float(node.get("timing") or 0), str(node.get("name")), str(what)[:160]))
+        for below in node.get("children", []):
+            walk(below)
+
+    for node in tree.get("operator", []):
+        walk(node)
+    operators.sort(reverse=True)
+    return int(tree.get("io", {}).get("total_bytes_read", 0)), operators[:8]
 
 
 def child(name: str, root: Path, runs: int, profile: bool) -> None:
@@ -439,7 +472,7 @@ def child(name: str, root: Path, runs: int, profile: bool) -> None:
     from midstage.services import analytics
 
     spec = _specs()[name]
-    baseline = _current_rss_mb()
+    baseline = _status_mb("VmRSS")
     engine = LocalArchive(root, threads=THREADS)
 
     def once() -> Any:
@@ -459,7 +492,7 @@ def child(name: str, root: Path, runs: int, profile: bool) -> None:
         "cold": times[0],
         "warm": times[1:],
         "baseline_mb": baseline,
-        "peak_mb": _rss_mb(),
+        "peak_mb": _status_mb("VmHWM"),
         "bytes_scanned": answer.bytes_scanned,
         "rows": len(answer.rows),
     }
@@ -467,7 +500,9 @@ def child(name: str, root: Path, runs: int, profile: bool) -> None:
     result["column_bytes"], result["columns"] = column_bytes(root, query)
     result["fresh_column_bytes"], _ = column_bytes(root, freshness_query(query))
     if name == "funnel":
-        result["summary"] = [(s["step"], s["people"], s["median_seconds"]) for s in answer.summary["breakdowns"]["(all)"]]
+        result["summary"] = [
+            (s["step"], s["people"], s["median_seconds"]) for s in answer.summary["breakdowns"]["(all)"]
+        ]
     if name == "markov":
         # where the time goes: the paths' SQL against the chain in Python
         started = time.perf_counter()
@@ -478,10 +513,10 @@ def child(name: str, root: Path, runs: int, profile: bool) -> None:
         result["markov_python"] = time.perf_counter() - started
         result["paths"] = len(paths)
         result["removal_effects"] = {k: round(v, 3) for k, v in sorted(chain.removal_effects.items())}
-    if profile:
-        connection = engine.connection()
-        plan = connection.execute("EXPLAIN ANALYZE " + query.sql).fetchall()
-        result["plan"] = plan[0][1] if plan else ""
+    result["read_bytes"], result["operators"] = profiled(engine, query)
+    result["fresh_read_bytes"], _ = profiled(engine, freshness_query(query))
+    if not profile:
+        result.pop("operators")
     engine.close()
     print(json.dumps(result, default=str))
 
@@ -490,11 +525,15 @@ def _run_child(name: str, root: Path, runs: int, profile: bool) -> dict[str, Any
     command = [sys.executable, "-m", "bench.bench_analytics", "child", name, "--dir", str(root), "--runs", str(runs)]
     if profile:
         command.append("--profile")
-    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def _pair(report: int, fresh: int) -> str:
+    return f"{report / 1e6:.1f}+{fresh / 1e6:.1f}"
 
 
 def _spread(values: Sequence[float]) -> str:
@@ -511,8 +550,8 @@ def run_reports(events: int, base: Path, runs: int, names: Sequence[str], profil
         f"{THREADS} threads, wall seconds: cold (a fresh connection) and warm, median (min-max) of {runs}"
     )
     print(
-        f"   {'report':<10} {'cold s':>8} {'warm s':>22} {'peak RSS MB':>12} {'files MB':>9} "
-        f"{'columns MB':>11} {'+fresh MB':>10}"
+        f"   {'report':<10} {'cold s':>8} {'warm s':>22} {'peak RSS MB':>12} {'answer MB':>10} "
+        f"{'named columns MB':>17} {'read MB':>12}"
     )
     results = []
     for name in names:
@@ -520,10 +559,18 @@ def run_reports(events: int, base: Path, runs: int, names: Sequence[str], profil
         results.append(result)
         print(
             f"   {name:<10} {result['cold']:>8.2f} {_spread(result['warm']):>22} "
-            f"{result['peak_mb']:>12.0f} {result['bytes_scanned'] / 1e6:>9.1f} "
-            f"{result['column_bytes'] / 1e6:>11.1f} {result['fresh_column_bytes'] / 1e6:>10.1f}"
+            f"{result['peak_mb']:>12.0f} {result['bytes_scanned'] / 1e6:>10.1f} "
+            f"{_pair(result['column_bytes'], result['fresh_column_bytes']):>17} "
+            f"{_pair(result['read_bytes'], result['fresh_read_bytes']):>12}"
         )
-    print(f"   (a fresh interpreter with DuckDB loaded holds {results[0]['baseline_mb']:.0f} MB before the first query)")
+    print(
+        "   answer MB: the answer's bytes_scanned (every file of the partitions read, report and freshness);\n"
+        "   named columns: compressed bytes of the columns the SQL names, report + freshness query;\n"
+        "   read: what DuckDB read from the files (its profiler), report + freshness query"
+    )
+    print(
+        f"   (a fresh interpreter with DuckDB loaded holds {results[0]['baseline_mb']:.0f} MB before the first query)"
+    )
     for result in results:
         print(f"   {result['report']}: columns read {', '.join(result['columns'])}")
         if result["report"] == "funnel":
@@ -533,8 +580,8 @@ def run_reports(events: int, base: Path, runs: int, names: Sequence[str], profil
                 f"   markov: {result['paths']:,} distinct paths; paths SQL {result['paths_sql']:.2f} s, "
                 f"the chain in Python {result['markov_python']:.3f} s; removal effects {result['removal_effects']}"
             )
-        if result.get("plan"):
-            print(result["plan"])
+        for seconds, operator, what in result.get("operators", []):
+            print(f"      {seconds:7.2f} s  {operator:<16} {what}")
     return results
 
 
