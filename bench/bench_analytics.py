@@ -384,6 +384,50 @@ def describe(root: Path) -> dict[str, Any]:
     return summary
 
 
+def codecs(root: Path, days: int = 7) -> dict[str, dict[str, int]]:
+    """The first `days` of kind=event written again with each codec Firehose's Parquet conversion
+    offers (SNAPPY, its default, and GZIP) beside the archive's ZSTD: whole files, and the columns
+    a funnel reads."""
+    import duckdb
+
+    files = [f for d in range(days) for f in (root / partition(START + timedelta(days=d))).glob("*.parquet")]
+    listed = ", ".join(f"'{f}'" for f in files)
+    funnel_columns = "('profile_id', 'occurred_at', 'event', 'event_type')"
+    out: dict[str, dict[str, int]] = {}
+    connection = duckdb.connect(":memory:")
+    connection.execute(f"SET threads TO {THREADS}")
+    with tempfile.TemporaryDirectory(prefix="midstage-bench-") as scratch:
+        for codec in ("zstd", "snappy", "gzip"):
+            target = Path(scratch) / f"{codec}.parquet"
+            connection.execute(
+                f"COPY (SELECT * FROM read_parquet([{listed}])) TO '{target}' "
+                f"(FORMAT PARQUET, COMPRESSION {codec}, ROW_GROUP_SIZE 122880)"
+            )
+            columns = connection.execute(
+                f"SELECT SUM(total_compressed_size) FROM parquet_metadata('{target}') "
+                f"WHERE path_in_schema IN {funnel_columns}"
+            ).fetchone()
+            rows = connection.execute(f"SELECT COUNT(*) FROM read_parquet('{target}')").fetchone()
+            out[codec] = {
+                "bytes": target.stat().st_size,
+                "funnel_columns": int(columns[0] if columns else 0),
+                "rows": int(rows[0] if rows else 0),
+            }
+    connection.close()
+    print(f"\n   kind=event, the first {days} days ({out['zstd']['rows']:,} rows) in one file per codec")
+    print(f"   {'codec':<8} {'B/record':>9} {'vs ZSTD':>7} {'funnel columns B/record':>24}")
+    for codec, figures in out.items():
+        print(
+            f"   {codec:<8} {figures['bytes'] / figures['rows']:>9.1f} {figures['bytes'] / out['zstd']['bytes']:>7.2f} "
+            f"{figures['funnel_columns'] / figures['rows']:>24.1f}"
+        )
+    return out
+
+
+def partition(day: date) -> str:
+    return f"kind=event/dt={day.isoformat()}"
+
+
 # ------------------------------------------------------------------------------ reports
 def _specs() -> dict[str, Any]:
     from midstage.logic.analytics import reports
@@ -587,7 +631,9 @@ def run_reports(events: int, base: Path, runs: int, names: Sequence[str], profil
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_analytics", description=__doc__.split("\n")[0])
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "write", "generate", "reports", "child"])
+    parser.add_argument(
+        "what", nargs="?", default="all", choices=["all", "write", "generate", "reports", "codecs", "child"]
+    )
     parser.add_argument("name", nargs="?", help="child only: the report")
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the synthetic archive")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="where synthetic archives are cached")
@@ -604,6 +650,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_cost()
     if args.what == "generate":
         describe(generate(args.events, args.dir, force=args.force))
+    if args.what in {"all", "codecs"}:
+        codecs(generate(args.events, args.dir))
     if args.what in {"all", "reports"}:
         if args.force:
             generate(args.events, args.dir, force=True)
