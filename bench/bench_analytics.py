@@ -384,13 +384,13 @@ def describe(root: Path) -> dict[str, Any]:
     return summary
 
 
-def codecs(root: Path, days: int = 7) -> dict[str, dict[str, int]]:
-    """The first `days` of kind=event written again with each codec Firehose's Parquet conversion
-    offers (SNAPPY, its default, and GZIP) beside the archive's ZSTD: whole files, and the columns
-    a funnel reads."""
+def codecs(root: Path, days: int = 7, skip: int = 40) -> dict[str, dict[str, int]]:
+    """`days` of kind=event from day `skip` on (the archive's busy middle), written again with each
+    codec Firehose's Parquet conversion offers (SNAPPY, its default, and GZIP) beside the archive's
+    ZSTD: whole files, and the columns a funnel reads."""
     import duckdb
 
-    files = [f for d in range(days) for f in (root / partition(START + timedelta(days=d))).glob("*.parquet")]
+    files = [f for d in range(days) for f in (root / partition(START + timedelta(days=skip + d))).glob("*.parquet")]
     listed = ", ".join(f"'{f}'" for f in files)
     funnel_columns = "('profile_id', 'occurred_at', 'event', 'event_type')"
     out: dict[str, dict[str, int]] = {}
@@ -414,7 +414,10 @@ def codecs(root: Path, days: int = 7) -> dict[str, dict[str, int]]:
                 "rows": int(rows[0] if rows else 0),
             }
     connection.close()
-    print(f"\n   kind=event, the first {days} days ({out['zstd']['rows']:,} rows) in one file per codec")
+    print(
+        f"\n   kind=event, {days} days from {START + timedelta(days=skip)} ({out['zstd']['rows']:,} rows), "
+        "one file per codec"
+    )
     print(f"   {'codec':<8} {'B/record':>9} {'vs ZSTD':>7} {'funnel columns B/record':>24}")
     for codec, figures in out.items():
         print(
@@ -524,17 +527,19 @@ def child(name: str, root: Path, runs: int, profile: bool) -> None:
             return analytics.attribute(spec, engine, NOW, models=("markov",))
         return analytics.report(spec, engine, NOW)
 
-    times = []
+    times, cpu = [], []
     answer = None
     for _ in range(1 + runs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         answer = once()
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
     assert answer is not None
     result: dict[str, Any] = {
         "report": name,
         "cold": times[0],
         "warm": times[1:],
+        "cpu": cpu,
         "baseline_mb": baseline,
         "peak_mb": _status_mb("VmHWM"),
         "bytes_scanned": answer.bytes_scanned,
@@ -594,7 +599,7 @@ def run_reports(events: int, base: Path, runs: int, names: Sequence[str], profil
         f"{THREADS} threads, wall seconds: cold (a fresh connection) and warm, median (min-max) of {runs}"
     )
     print(
-        f"   {'report':<10} {'cold s':>8} {'warm s':>22} {'peak RSS MB':>12} {'answer MB':>10} "
+        f"   {'report':<10} {'cold s':>8} {'warm s':>22} {'CPU s':>6} {'peak RSS MB':>12} {'answer MB':>10} "
         f"{'named columns MB':>17} {'read MB':>12}"
     )
     results = []
@@ -603,11 +608,13 @@ def run_reports(events: int, base: Path, runs: int, names: Sequence[str], profil
         results.append(result)
         print(
             f"   {name:<10} {result['cold']:>8.2f} {_spread(result['warm']):>22} "
+            f"{statistics.median(result['cpu']):>6.1f} "
             f"{result['peak_mb']:>12.0f} {result['bytes_scanned'] / 1e6:>10.1f} "
             f"{_pair(result['column_bytes'], result['fresh_column_bytes']):>17} "
             f"{_pair(result['read_bytes'], result['fresh_read_bytes']):>12}"
         )
     print(
+        "   CPU s: process CPU time of one call (every thread), median of all runs;\n"
         "   answer MB: the answer's bytes_scanned (every file of the partitions read, report and freshness);\n"
         "   named columns: compressed bytes of the columns the SQL names, report + freshness query;\n"
         "   read: what DuckDB read from the files (its profiler), report + freshness query"
