@@ -7,6 +7,8 @@ local cloud answers `Firehose_20150804.PutRecord` / `PutRecordBatch` itself, as 
 - **buffering**: records wait in memory and are written every `flush_s` (1 s by default rather
   than the template's `IntervalInSeconds`, so a local report sees what was just done; the stream's
   own interval is in the model) or when `flush()` is called (`LocalCloud.wait_idle` waits for it);
+- **deaggregation**: with a `RecordDeAggregation` processor of JSON sub-records, a record holding
+  several JSON objects (the archive packs up to 500 lines in one) is split before partitioning;
 - **dynamic partitioning**: the `{key:.field,...}` metadata query is evaluated on each record and
   `!{partitionKeyFromQuery:key}` in the prefix replaced; a record that is not a JSON object or
   lacks a key goes under the error prefix (`!{firehose:error-output-type}` =
@@ -145,9 +147,11 @@ class Firehose:
 
     def _accept(self, stream: DeliveryStreamSpec, data: bytes) -> str:
         now = datetime.now(UTC)
-        prefix = self._prefix_for(stream, data, now)
+        parts = _sub_records(data) if stream.deaggregate else [data]
+        placed = [(self._prefix_for(stream, part, now), part) for part in parts]
         with self._lock:
-            self._buffers.setdefault((stream.name, prefix), []).append(data)
+            for prefix, part in placed:
+                self._buffers.setdefault((stream.name, prefix), []).append(part)
             self.records_in += 1
         return uuid.uuid4().hex * 2
 
@@ -228,6 +232,26 @@ def _data(record: Any) -> bytes:
     if len(data) > MAX_RECORD_BYTES:
         raise _Invalid(f"a record holds at most {MAX_RECORD_BYTES} bytes")
     return data
+
+
+def _sub_records(data: bytes) -> list[bytes]:
+    """JSON deaggregation: the JSON objects one record holds back to back (whitespace between
+    them). What does not parse is kept whole, and fails partitioning as one record would."""
+    text = data.decode("utf-8", errors="replace")
+    decoder = json.JSONDecoder()
+    parts: list[bytes] = []
+    position = 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            return parts or [data]
+        try:
+            _, end = decoder.raw_decode(text, position)
+        except ValueError:
+            return [*parts, text[position:].encode()]
+        parts.append(text[position:end].encode() + b"\n")
+        position = end
 
 
 def _evaluate(prefix: str, values: dict[str, str], now: datetime, *, error_type: str = "") -> str:

@@ -148,6 +148,7 @@ class DeliveryStreamSpec:
     parquet: bool  # DataFormatConversion to Parquet
     file_extension: str
     buffer_seconds: int
+    deaggregate: bool = False  # RecordDeAggregation of JSON sub-records (several lines in one record)
 
 
 @dataclass(frozen=True)

@@ -940,9 +940,14 @@ class _ModelBuilder:
         for name in sorted(set(destination) - supported):
             self.problems.append(f"{logical_id}: ExtendedS3DestinationConfiguration.{name}")
         keys: list[tuple[str, str]] = []
+        deaggregate = False
         for processor in (destination.get("ProcessingConfiguration") or {}).get("Processors") or []:
+            parameters = {p.get("ParameterName"): p.get("ParameterValue") for p in processor.get("Parameters") or []}
+            if processor.get("Type") == "RecordDeAggregation" and parameters.get("SubRecordType") == "JSON":
+                deaggregate = True
+                continue
             if processor.get("Type") != "MetadataExtraction":
-                self.problems.append(f"{logical_id}: a {processor.get('Type')} processor")
+                self.problems.append(f"{logical_id}: a {processor.get('Type')} processor {parameters}")
                 continue
             for parameter in processor.get("Parameters") or []:
                 if parameter.get("ParameterName") == "MetadataExtractionQuery":
@@ -965,6 +970,7 @@ class _ModelBuilder:
                 error_prefix=_scalar_text(destination.get("ErrorOutputPrefix", "")),
                 partition_keys=tuple(keys),
                 parquet=parquet,
+                deaggregate=deaggregate,
                 file_extension=_scalar_text(destination.get("FileExtension", "")),
                 buffer_seconds=int((destination.get("BufferingHints") or {}).get("IntervalInSeconds", 300)),
             )

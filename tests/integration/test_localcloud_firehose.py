@@ -24,6 +24,7 @@ STREAM = DeliveryStreamSpec(
     parquet=True,
     file_extension=".parquet",
     buffer_seconds=300,
+    deaggregate=True,
 )
 
 
@@ -74,7 +75,8 @@ def test_given_malformed_records_then_they_go_under_the_error_prefix_and_the_res
     kinds = sorted(k.split("/")[2] for k in errors)
     assert kinds == ["format-conversion-failed", "partitioning-failed"]
     raw = [json.loads(line) for body in errors.values() for line in body.splitlines()]
-    assert sorted(base64.b64decode(r["rawData"]) for r in raw) == sorted([b"not json", no_partition, bad_type])
+    refused = sorted(base64.b64decode(r["rawData"]).strip() for r in raw)
+    assert refused == sorted(line.strip() for line in (b"not json", no_partition, bad_type))
 
 
 def test_given_an_unknown_stream_or_a_bad_batch_then_firehose_s_errors() -> None:
@@ -86,3 +88,18 @@ def test_given_an_unknown_stream_or_a_bad_batch_then_firehose_s_errors() -> None
     status, _, body = firehose.handle("PutRecordBatch", b"{not json")
     assert status == 400 and json.loads(body)["__type"] == "InvalidArgumentException"
     assert firehose.pending == 0
+
+
+def test_given_lines_packed_in_one_record_when_flushed_then_each_line_is_partitioned_on_its_own() -> None:
+    firehose, objects = _firehose()
+    status, answer = _put(firehose, _line(1) + _line(2, day=3) + _line(3) + b"{broken")
+    assert (status, answer["FailedPutCount"]) == (200, 0)
+    firehose.flush()
+    kept = {
+        k.split("/")[3]: sorted(r["message_id"] for r in parquet.decode(v))
+        for k, v in objects.items()
+        if k.endswith(".parquet")
+    }
+    assert kept == {"dt=2026-03-02": ["m-1", "m-3"], "dt=2026-03-03": ["m-2"]}
+    [error] = [v for k, v in objects.items() if "/archive-errors/partitioning-failed/" in k]
+    assert base64.b64decode(json.loads(error)["rawData"]) == b"{broken"

@@ -13,6 +13,7 @@ import yaml
 
 from midstage.adapters.archive_stream import (
     MAX_BATCH_BYTES,
+    MAX_RECORD_BYTES,
     MAX_RECORDS,
     ArchiveRefused,
     FirehoseArchive,
@@ -63,24 +64,33 @@ def _records(count: int, **extra: Any) -> list[records.ArchiveRecord]:
     return [records.event_record(_event(n, **extra), "p1", NOW) for n in range(count)]
 
 
-def test_given_1201_records_when_put_then_three_batches_of_at_most_500_carry_every_one_once() -> None:
+def _lines(call: list[bytes]) -> list[dict[str, Any]]:
+    return [json.loads(line) for record in call for line in record.splitlines()]
+
+
+def test_given_1201_records_when_put_then_they_are_packed_500_lines_to_a_firehose_record_each_once() -> None:
     firehose = FakeFirehose()
     FirehoseArchive("s", firehose, sleep=lambda _: None).put(_records(1201))
-    assert [len(call) for call in firehose.calls] == [500, 500, 201]
-    ids = [json.loads(line)["record_id"] for call in firehose.calls for line in call]
+    assert [[len(record.splitlines()) for record in call] for call in firehose.calls] == [[500, 500, 201]]
+    ids = [line["record_id"] for call in firehose.calls for line in _lines(call)]
     assert len(ids) == len(set(ids)) == 1201
 
 
-def test_given_large_records_when_put_then_a_batch_stays_under_4_mib() -> None:
+def test_given_large_records_when_put_then_a_firehose_record_stays_under_1000_kib_and_a_call_under_4_mib() -> None:
     firehose = FakeFirehose()
-    FirehoseArchive("s", firehose, sleep=lambda _: None).put(_records(12, blob="x" * 900_000))
-    assert len(firehose.calls) == 3 and all(len(call) <= 4 for call in firehose.calls)
+    FirehoseArchive("s", firehose, sleep=lambda _: None).put(_records(12, blob="x" * 600_000))
+    assert all(len(record) <= MAX_RECORD_BYTES for call in firehose.calls for record in call)
+    # one 600 KB line a record (two would pass 1,000 KiB), six records a call (seven would pass 4 MiB)
+    assert [len(call) for call in firehose.calls] == [6, 6]
+    assert all(sum(len(record) for record in call) <= MAX_BATCH_BYTES for call in firehose.calls)
+    assert sum(len(_lines(call)) for call in firehose.calls) == 12
 
 
 def test_given_refused_records_when_put_then_only_they_are_retried() -> None:
-    firehose = FakeFirehose(refuse=3)
-    FirehoseArchive("s", firehose, sleep=lambda _: None).put(_records(10))
-    assert [len(call) for call in firehose.calls] == [10, 3]
+    firehose = FakeFirehose(refuse=2)
+    FirehoseArchive("s", firehose, sleep=lambda _: None).put(_records(4, blob="x" * 600_000))
+    assert [len(call) for call in firehose.calls] == [4, 2]
+    assert firehose.calls[1] == firehose.calls[0][:2]  # the two refused, as they were
 
 
 def test_given_a_stream_that_keeps_refusing_when_put_then_it_raises_for_the_queue_to_retry() -> None:

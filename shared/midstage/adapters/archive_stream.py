@@ -5,10 +5,13 @@ and converts it to Parquet with the Glue table's schema (template.yaml `ArchiveS
 local cloud's Firehose does the same into its S3. A producer only puts JSON lines
 (`parquet.json_line`): it never carries a Parquet writer.
 
-PutRecordBatch takes at most 500 records and 4 MiB a call, each record at most 1,000 KiB. A
-record refused by the stream (throttling, an internal error) is retried with backoff; what is
-still refused after the retries raises, so the caller's message goes back to its queue and is
-archived on redelivery (records have stable ids: a repeat is recognisable, never a new fact).
+Lines are packed: one Firehose record holds up to 500 of them (at most 1,000 KiB), and the
+stream's JSON deaggregation splits them again before partitioning. Firehose bills every record
+as at least 5 KB and a line is about 1.4 KB, so packing cuts the ingest bill by about two thirds
+(docs/capacity.md). PutRecordBatch takes at most 500 records and 4 MiB a call. A record refused
+by the stream (throttling, an internal error) is retried with backoff; what is still refused
+after the retries raises, so the caller's message goes back to its queue and is archived on
+redelivery (records have stable ids: a repeat is recognisable, never a new fact).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from midstage.adapters import aws, parquet
 from midstage.models.archive import ArchiveRecord
 from midstage.observability import logger, tracer
 
-MAX_RECORDS = 500
+MAX_RECORDS = 500  # records per PutRecordBatch
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_RECORD_BYTES = 1000 * 1024
+MAX_LINES_PER_RECORD = 500  # what JSON deaggregation splits out of one record
 ATTEMPTS = 6
 
 
@@ -59,9 +63,9 @@ class FirehoseArchive:
                 )
                 continue
             lines.append(line)
-        for batch in _batches(lines):
+        for batch in _batches(_packed(lines)):
             self._put_batch(batch)
-            self.archived += len(batch)
+        self.archived += len(lines)
 
     def _put_batch(self, batch: list[bytes]) -> None:
         pending = batch
@@ -89,6 +93,22 @@ Archive = FirehoseArchive | NoArchive
 
 def archive_sink(stream: str, client: Any | None = None) -> Archive:
     return FirehoseArchive(stream, client) if stream else NoArchive()
+
+
+def _packed(lines: list[bytes]) -> list[bytes]:
+    """Lines joined into records of at most MAX_LINES_PER_RECORD lines and MAX_RECORD_BYTES."""
+    packed: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for line in lines:
+        if current and (len(current) == MAX_LINES_PER_RECORD or size + len(line) > MAX_RECORD_BYTES):
+            packed.append(b"".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line)
+    if current:
+        packed.append(b"".join(current))
+    return packed
 
 
 def _batches(lines: list[bytes]) -> Iterator[list[bytes]]:
