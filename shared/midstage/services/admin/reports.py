@@ -169,8 +169,6 @@ def _markov_states(request: AnalyzeRequest) -> int:
             continue
         for index in range(len(path.channels)):
             states.add(tuple(path.channels[max(0, index + 1 - order) : index + 1]))
-            if len(states) > MAX_MARKOV_STATES:
-                return len(states)
     return len(states)
 
 
