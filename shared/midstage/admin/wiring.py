@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from midstage.adapters.archive_engines import AthenaEngine, S3Archive
 from midstage.adapters.automation_store import CampaignRuns, Counters, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.dead_letters import BusRedrive, DeadLetterQueue, FailureLog
@@ -23,14 +23,16 @@ from midstage.services.admin.journeys import JourneyAdmin
 from midstage.services.admin.messages import MessageAdmin
 from midstage.services.admin.people import ConsentAdmin, InboxAdmin
 from midstage.services.admin.profiles import ProfileAdmin
-from midstage.services.admin.reports import ReportAdmin
 from midstage.services.admin.rules import RuleAdmin
 from midstage.services.admin.segments import SegmentAdmin
 from midstage.services.admin.sources import ApiKeyAdmin, SourceAdmin
 from midstage.services.admin.suppressions import SuppressionAdmin
 from midstage.services.admin.templates import TemplateAdmin
-from midstage.services.analytics import Engine
 from midstage.services.dead_letters import DeadLetters, parse_specs
+
+if TYPE_CHECKING:
+    from midstage.services.admin.reports import ReportAdmin
+    from midstage.services.analytics import Engine
 
 # Campaign schedules are named `<prefix>-campaign-<id>` inside the stack's own schedule group.
 SCHEDULE_PREFIX = "midstage"
@@ -184,6 +186,10 @@ class AdminWiring:
     # -------------------------------------------------------------- analytics
     @cached_property
     def reports(self) -> ReportAdmin:
+        # Imported on first use, with the engines below: the reports' models and SQL builders are
+        # a noticeable share of a cold start that most admin calls never need.
+        from midstage.services.admin.reports import ReportAdmin
+
         return ReportAdmin(
             lambda: self.analytics_engine, cache_seconds=self.settings.analytics_cache_seconds, clock=self.clock
         )
@@ -192,6 +198,8 @@ class AdminWiring:
     def analytics_engine(self) -> Engine:
         """The engine the reports run on, made on the first report that needs it; refused (503)
         while its settings are missing, so a stack without an archive still serves the rest."""
+        from midstage.adapters.archive_engines import AthenaEngine, S3Archive
+
         settings = self.settings
         if settings.analytics_engine == "athena":
             missing = [name for name in ("athena_workgroup", "athena_database") if not getattr(settings, name)]

@@ -21,9 +21,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from midstage.clock import Clock
-from midstage.errors import InvalidInput, MidstageError, Unavailable
+from midstage.errors import InvalidInput, IssuesError, MidstageError, Unavailable
 from midstage.logic.analytics.answers import QueryResult
-from midstage.logic.analytics.reports import PathsSpec, Query
+from midstage.logic.analytics.reports import PathsSpec, Query, build
 from midstage.logic.timefmt import iso
 from midstage.models.attribution import AnalyzeAnswer, AnalyzeRequest
 from midstage.observability import logger
@@ -119,6 +119,7 @@ class ReportAdmin:
     def _answer(
         self, report: str, spec: BaseModel, fresh: bool, compute: Callable[[Engine, datetime], dict[str, Any]]
     ) -> dict[str, Any]:
+        _check_calendar(spec)
         key = (report, json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":")))
         now = self._clock()
         kept = self._kept.get(key)
@@ -157,6 +158,16 @@ class ReportAdmin:
                 code="unanswerable_paths",
             )
         return answer
+
+
+def _check_calendar(spec: BaseModel) -> None:
+    """A report reads days around its own (lookbacks, the previous period, the day after the
+    end): those must be days of the calendar too (years 1 to 9999)."""
+    try:
+        build(spec.paths() if isinstance(spec, AttributionReport) else spec)
+    except OverflowError as error:
+        message = "the report's dates, with its lookback or previous period, reach past the calendar (years 1 to 9999)"
+        raise IssuesError(message, [{"location": "", "message": message}], code="invalid_body") from error
 
 
 def _markov_states(request: AnalyzeRequest) -> int:
