@@ -382,8 +382,9 @@ def test_analyze_gives_the_textbook_markov_credits_and_removal_effects_over_http
     assert answer["removal_effects"] == {"c1": 0.5, "c2": 1.0, "c3": 1.0}
     nothing = {"conversions": 0.0, "value": 0.0}
     assert answer["models"]["first_touch"] == {"c1": {"conversions": 1.0, "value": 100.0}, "c2": nothing, "c3": nothing}
-    assert answer["models"]["shapley"] == pytest.approx(
-        {c: {"conversions": 1 / 3, "value": 100 / 3} for c in ("c1", "c2", "c3")}
+    shapley = {(c, figure): v for c, k in answer["models"]["shapley"].items() for figure, v in k.items()}
+    assert shapley == pytest.approx(
+        {(c, f): v for c in ("c1", "c2", "c3") for f, v in (("conversions", 1 / 3), ("value", 100 / 3))}
     )
     assert answer["totals"] == {"conversions": 1.0, "value": 100.0, "nulls": 2.0}
     # And as the issue words it (c2>c3 converting too): the same shares of two conversions

@@ -3,7 +3,6 @@ use (no client exists before a request needs it) from the function's settings an
 
 from __future__ import annotations
 
-import importlib.util
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -198,6 +197,8 @@ class AdminWiring:
     def analytics_engine(self) -> Engine:
         """The engine the reports run on, made on the first report that needs it; refused (503)
         while its settings are missing, so a stack without an archive still serves the rest."""
+        import importlib.util
+
         from midstage.adapters.archive_engines import AthenaEngine, S3Archive
 
         settings = self.settings
