@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -134,6 +134,16 @@ class AdminSettings(StoreSettings):
     # Dead letters (services/dead_letters.py): every dead-letter queue, and the bus events go back to.
     dead_letter_queues: str = ""
     event_bus_name: str = ""
+    # Reports over the archive (services/admin/reports.py): DuckDB over a local copy of the bucket's
+    # partitions, or Athena over the Glue tables. Without a bucket the report routes answer 503.
+    analytics_engine: Literal["duckdb", "athena"] = "duckdb"
+    archive_bucket: str = ""
+    archive_prefix: str = "archive/"
+    athena_workgroup: str = ""
+    athena_database: str = ""
+    analytics_cache_dir: str = "/tmp/midstage-archive"  # noqa: S108 -- Lambda's only writable place
+    # How long a report's answer is reused (the function's memory); 0 turns the cache off.
+    analytics_cache_seconds: float = Field(default=300.0, ge=0, le=86_400)
 
 
 class FrequencyCap(BaseModel):

@@ -26,8 +26,18 @@ from midstage.admin import route_table
 from midstage.config import CollectSettings, IdentitySettings
 from midstage.http import DEFAULT_LIMIT, MAX_LIMIT
 from midstage.logic import collect
+from midstage.logic.analytics.reports import (
+    ChannelsSpec,
+    FunnelSpec,
+    PerformanceSpec,
+    RetentionSpec,
+    ReviewSpec,
+    RoiSpec,
+    TrendsSpec,
+)
 from midstage.logic.tracking_routes import CALLS
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
+from midstage.models.attribution import AnalyzeRequest
 from midstage.models.campaigns import CampaignBody
 from midstage.models.journeys import JourneyBody
 from midstage.models.messaging import RuleBody, TemplateBody
@@ -52,6 +62,7 @@ from midstage.models.requests import (
 )
 from midstage.models.segments import SegmentBody
 from midstage.models.tracking import TrackingEvent
+from midstage.services.admin.reports import AttributionReport
 from midstage.services.collect import new_message_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +102,15 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "JourneyBody": JourneyBody,
     "JourneyPatch": JourneyPatch,
     "RedriveRequest": RedriveRequest,
+    "FunnelSpec": FunnelSpec,
+    "RetentionSpec": RetentionSpec,
+    "TrendsSpec": TrendsSpec,
+    "ChannelsSpec": ChannelsSpec,
+    "PerformanceSpec": PerformanceSpec,
+    "ReviewSpec": ReviewSpec,
+    "RoiSpec": RoiSpec,
+    "AttributionReport": AttributionReport,
+    "AnalyzeRequest": AnalyzeRequest,
 }
 # Functions whose routes are public: links inside sent messages, authenticated by a signed token.
 PUBLIC_FUNCTIONS = {"EngagementFunction"}

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from midstage.admin import (
     api_keys,
+    attribution,
     campaigns,
     dead_letters,
     journeys,
     messages,
     profiles,
+    reports,
     rules,
     segments,
     settings,
@@ -37,6 +39,8 @@ ROUTERS: tuple[tuple[str, Routes], ...] = (
     ("/v1/campaigns", campaigns.routes),
     ("/v1/journeys", journeys.routes),
     ("/v1/dead-letters", dead_letters.routes),
+    ("/v1/reports", reports.routes),
+    ("/v1/attribution", attribution.routes),
 )
 
 

@@ -4,6 +4,7 @@ use (no client exists before a request needs it) from the function's settings an
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from midstage.adapters.automation_store import CampaignRuns, Counters, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore
@@ -15,6 +16,7 @@ from midstage.adapters.queues import MessageQueue
 from midstage.adapters.scheduler import CampaignSchedules
 from midstage.clock import Clock
 from midstage.config import AdminSettings, IdentitySettings, computed_trait_settings, identity_settings
+from midstage.errors import Unavailable
 from midstage.services.admin.campaigns import CampaignAdmin
 from midstage.services.admin.journeys import JourneyAdmin
 from midstage.services.admin.messages import MessageAdmin
@@ -26,6 +28,10 @@ from midstage.services.admin.sources import ApiKeyAdmin, SourceAdmin
 from midstage.services.admin.suppressions import SuppressionAdmin
 from midstage.services.admin.templates import TemplateAdmin
 from midstage.services.dead_letters import DeadLetters, parse_specs
+
+if TYPE_CHECKING:
+    from midstage.services.admin.reports import ReportAdmin
+    from midstage.services.analytics import Engine
 
 # Campaign schedules are named `<prefix>-campaign-<id>` inside the stack's own schedule group.
 SCHEDULE_PREFIX = "midstage"
@@ -175,3 +181,47 @@ class AdminWiring:
             FailureLog(self.settings.data_table),
             BusRedrive(self.settings.event_bus_name),
         )
+
+    # -------------------------------------------------------------- analytics
+    @cached_property
+    def reports(self) -> ReportAdmin:
+        # Imported on first use, with the engines below: the reports' models and SQL builders are
+        # a noticeable share of a cold start that most admin calls never need.
+        from midstage.services.admin.reports import ReportAdmin
+
+        return ReportAdmin(
+            lambda: self.analytics_engine, cache_seconds=self.settings.analytics_cache_seconds, clock=self.clock
+        )
+
+    @cached_property
+    def analytics_engine(self) -> Engine:
+        """The engine the reports run on, made on the first report that needs it; refused (503)
+        while its settings are missing, so a stack without an archive still serves the rest."""
+        import importlib.util
+
+        from midstage.adapters.archive_engines import AthenaEngine, S3Archive
+
+        settings = self.settings
+        if settings.analytics_engine == "athena":
+            missing = [name for name in ("athena_workgroup", "athena_database") if not getattr(settings, name)]
+            if missing:
+                raise _not_configured(missing)
+            return AthenaEngine(settings.athena_workgroup, settings.athena_database)
+        if not settings.archive_bucket:
+            raise _not_configured(["archive_bucket"])
+        # Looked up without importing it: the admin function's cold start never loads DuckDB.
+        if importlib.util.find_spec("duckdb") is None:
+            raise Unavailable(
+                "the duckdb engine needs the duckdb package (the analytics extra) in this function; "
+                "install it or set ANALYTICS_ENGINE=athena",
+                code="analytics_not_configured",
+            )
+        return S3Archive(settings.archive_bucket, settings.archive_prefix, settings.analytics_cache_dir)
+
+
+def _not_configured(missing: list[str]) -> Unavailable:
+    names = ", ".join(name.upper() for name in missing)
+    return Unavailable(
+        f"reports need the archive: set {names} on the admin function (docs/api.md, Reports)",
+        code="analytics_not_configured",
+    )

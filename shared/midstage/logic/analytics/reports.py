@@ -29,7 +29,10 @@ from midstage.logic.analytics.sql import (
 from midstage.models.archive import MESSAGE_KINDS
 
 MAX_SPAN_DAYS = 400
-_PROPERTY = r"^[A-Za-z0-9_$][A-Za-z0-9_$.-]{0,63}$"
+# A property, or a path into nested ones: dot-separated names, none empty (`a..b` or a trailing dot
+# is not a JSON path DuckDB accepts, and `..` would descend recursively).
+_PROPERTY = r"^[A-Za-z0-9_$][A-Za-z0-9_$-]*(\.[A-Za-z0-9_$-]+)*$"
+_PROPERTY_LENGTH = 64
 Unit = Literal["day", "week", "month"]
 EventName = Annotated[str, Field(min_length=1, max_length=256)]
 Scalar = str | int | float | bool
@@ -64,7 +67,7 @@ class FunnelStep(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event: EventName
-    where: dict[Annotated[str, Field(pattern=_PROPERTY)], Scalar] = Field(
+    where: dict[Annotated[str, Field(pattern=_PROPERTY, max_length=_PROPERTY_LENGTH)], Scalar] = Field(
         default_factory=dict, max_length=5, description="property equals value"
     )
 
@@ -74,7 +77,9 @@ class FunnelSpec(_Spec):
     steps: list[FunnelStep] = Field(min_length=2, max_length=10)
     mode: Literal["ordered", "strict", "any_order"] = "ordered"
     window_days: int = Field(default=14, ge=1, le=365, description="per step; any_order: for all steps together")
-    breakdown: str | None = Field(default=None, pattern=_PROPERTY, description="a property of the first step's event")
+    breakdown: str | None = Field(
+        default=None, pattern=_PROPERTY, max_length=_PROPERTY_LENGTH, description="a property of the first step's event"
+    )
 
 
 def _step_filter(step: FunnelStep) -> str:
@@ -246,7 +251,7 @@ class TrendsSpec(_Spec):
     report: Literal["trends"] = "trends"
     events: list[EventName] | None = Field(default=None, max_length=20, description="every track event when absent")
     unit: Unit = "day"
-    breakdown: str | None = Field(default=None, pattern=_PROPERTY)
+    breakdown: str | None = Field(default=None, pattern=_PROPERTY, max_length=_PROPERTY_LENGTH)
 
 
 def trends(spec: TrendsSpec) -> Query:
