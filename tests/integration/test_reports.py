@@ -16,6 +16,7 @@ from midstage.adapters.archive_engines import LocalArchive, S3Archive
 from midstage.logic import attribution
 from midstage.logic.analytics import reports
 from midstage.logic.analytics.dialects import check_parses, to_trino
+from midstage.logic.archive.spend import parse_spend_csv
 from midstage.models.archive import EventRecord, MessageRecord
 from midstage.services import analytics
 from tests import analytics_fixture
@@ -433,3 +434,19 @@ def test_the_same_answer_through_s3_objects(tmp_path: Path, archive: LocalArchiv
     local = _run(spec, archive)
     assert through_s3["rows"] == local["rows"]
     assert through_s3["bytes_scanned"] == local["bytes_scanned"]
+
+
+def test_a_spend_line_imported_again_replaces_the_earlier_copy_in_the_roi_cost(tmp_path: Path) -> None:
+    store = LocalArchive(tmp_path, threads=1)
+    store.write(analytics_fixture.build(), "fixture")
+    # A corrected file a day later: Google's spring spend on Mar 2 was 75, not 60; a new line too
+    corrected, problems = parse_spend_csv(
+        "date,channel,campaign,amount,currency\n2026-03-02,google,spring,75,USD\n2026-03-03,google,spring,5,USD\n",
+        archived_at=analytics_fixture.ARCHIVED + timedelta(days=1),
+        source_id="spend-import-2",
+    )
+    assert not problems
+    store.write(corrected, "correction")
+    table = {(r["channel"], r["campaign"]): r for r in _run(reports.RoiSpec(**MARCH), store)["summary"]["table"]}
+    assert table[("google", "spring")]["cost"] == 80  # 75 replaces 60, and 5 more
+    assert table[("facebook", "retarget")]["cost"] == 10  # untouched by the second file

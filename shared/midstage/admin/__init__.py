@@ -21,6 +21,7 @@ from midstage.admin import (
     segments,
     settings,
     sources,
+    spend,
     suppressions,
     templates,
 )
@@ -41,6 +42,7 @@ ROUTERS: tuple[tuple[str, Routes], ...] = (
     ("/v1/dead-letters", dead_letters.routes),
     ("/v1/reports", reports.routes),
     ("/v1/attribution", attribution.routes),
+    ("/v1/spend", spend.routes),
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from midstage.adapters.archive_stream import FirehoseArchive
 from midstage.adapters.automation_store import CampaignRuns, Counters, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.dead_letters import BusRedrive, DeadLetterQueue, FailureLog
@@ -25,6 +26,7 @@ from midstage.services.admin.profiles import ProfileAdmin
 from midstage.services.admin.rules import RuleAdmin
 from midstage.services.admin.segments import SegmentAdmin
 from midstage.services.admin.sources import ApiKeyAdmin, SourceAdmin
+from midstage.services.admin.spend import SpendAdmin
 from midstage.services.admin.suppressions import SuppressionAdmin
 from midstage.services.admin.templates import TemplateAdmin
 from midstage.services.dead_letters import DeadLetters, parse_specs
@@ -183,6 +185,11 @@ class AdminWiring:
         )
 
     # -------------------------------------------------------------- analytics
+    @cached_property
+    def spend(self) -> SpendAdmin:
+        stream = self.settings.archive_stream
+        return SpendAdmin(FirehoseArchive(stream) if stream else None, clock=self.clock)
+
     @cached_property
     def reports(self) -> ReportAdmin:
         # Imported on first use, with the engines below: the reports' models and SQL builders are

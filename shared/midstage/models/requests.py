@@ -192,3 +192,29 @@ class RedriveRequest(_Body):
 
     limit: StrictInt = Field(default=100, ge=1, le=MAX_REDRIVEN)
     messageIds: list[str] | None = Field(default=None, min_length=1, max_length=MAX_LISTED)
+
+
+class SpendLine(_Body):
+    """One cost line as the API takes it; checked line by line by the import (a bad one is
+    reported with its index, the others kept)."""
+
+    date: str = Field(max_length=40, description="YYYY-MM-DD, the day the money was spent")
+    channel: str = Field(
+        max_length=128, description="a touch's channel: the UTM source of paid traffic, or a message channel"
+    )
+    campaign: str | None = Field(default=None, max_length=256, description="a UTM campaign or a Midstage campaign id")
+    amount: float | str = Field(description="the amount spent, in `currency`")
+    currency: str = Field(max_length=8, description="ISO 4217, e.g. EUR")
+
+
+class SpendImport(_Body):
+    """Spend as a CSV file (`data`, header `date,channel,campaign,amount,currency`) or as `lines`."""
+
+    data: str | None = Field(default=None, min_length=1)
+    lines: list[SpendLine] | None = Field(default=None, min_length=1, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SpendImport:
+        if (self.data is None) == (self.lines is None):
+            raise ValueError("give the spend as either `data` (CSV text) or `lines`")
+        return self

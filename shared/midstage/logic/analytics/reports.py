@@ -459,9 +459,12 @@ def roi(spec: RoiSpec) -> Query:
         f"WHERE ts >= {epoch_ms(start)} GROUP BY src, cmp)",
         "utm AS (SELECT src AS channel, cmp AS campaign, COUNT(*) AS conversions, SUM(rev) AS revenue "
         "FROM credited GROUP BY src, cmp)",
+        # A spend line imported again (a corrected file) replaces the earlier copy: the newest
+        # archived copy of each line counts. Spend is small, so this dedupe costs nothing.
         f"cost AS (SELECT channel, COALESCE(campaign, '(none)') AS campaign, SUM(amount) AS cost, "
-        f"MIN(currency) AS currency FROM archive WHERE kind = 'spend' AND {days} GROUP BY channel, "
-        "COALESCE(campaign, '(none)'))",
+        f"MIN(currency) AS currency FROM (SELECT channel, campaign, amount, currency, ROW_NUMBER() OVER "
+        f"(PARTITION BY record_id ORDER BY archived_at DESC) AS copy FROM archive WHERE kind = 'spend' AND {days}) "
+        "s WHERE copy = 1 GROUP BY channel, COALESCE(campaign, '(none)'))",
         f"exposed AS (SELECT experiment_id AS campaign, profile_id AS person, MIN({ts()}) AS ts, "
         f"MAX(CASE WHEN variant = {holdout} THEN 1 ELSE 0 END) AS held FROM archive "
         f"WHERE kind = 'experiment_exposure' AND {days} AND {within(start, end)} GROUP BY experiment_id, profile_id)",
