@@ -163,6 +163,7 @@ class LocalCloud:
         fresh: bool = False,
         state_interval_s: float = 2.0,
         archive_flush_s: float = 1.0,
+        functions_follow_clock: bool = False,
     ) -> None:
         """`ses_identities`: addresses or domains to verify in SES besides the template's
         AWS::SES::EmailIdentity resources (a sender verified outside the stack on AWS).
@@ -190,6 +191,8 @@ class LocalCloud:
         self.state_interval_s = state_interval_s
         # How often the local Firehose writes what it buffers (AWS: the stream's IntervalInSeconds).
         self.archive_flush_s = archive_flush_s
+        # The functions go by the manual clock too (a scripted month), not only the schedules.
+        self.functions_follow_clock = functions_follow_clock
         self.restored: dict[str, int] | None = None
         self._state: StateStore | None = None
         self._expiry: _Expiry | None = None
@@ -272,6 +275,7 @@ class LocalCloud:
             verbose=self.verbose,
             environment_overrides=self.function_env,
             log_dir=self.log_dir,
+            clock_offset=self._functions_clock_offset if self.functions_follow_clock else None,
         )
         self._async = AsyncInvoker(model, self._runtime.invoke, self._clients, self.retry_delay_s)
         self._dispatcher = TargetDispatcher(model, self._async, self._clients, self.retry_delay_s)
@@ -350,6 +354,12 @@ class LocalCloud:
         self.restored = dict(self._state.restored)
         saved = small.get("clock")
         return datetime.fromisoformat(saved) if saved else None
+
+    def _functions_clock_offset(self) -> float:
+        """Seconds from the host's time to the cloud's clock (0 until the clock exists)."""
+        if self._clock is None:
+            return 0.0
+        return (self._clock.now() - datetime.now(UTC)).total_seconds()
 
     def _invoke_later(self, function_id: str, event: Any) -> Any:
         """The gateway starts before the functions (they need its URL); it calls them through here."""

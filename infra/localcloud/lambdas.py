@@ -25,7 +25,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing import reduction
@@ -35,7 +35,11 @@ from typing import Any, TextIO
 
 from infra.localcloud.model import FunctionSpec, InvocationResult
 
+# midstage.clock.OFFSET_VARIABLE: the functions' clock is the host's moved by this many seconds.
+CLOCK_OFFSET_VARIABLE = "MIDSTAGE_CLOCK_OFFSET_SECONDS"
+
 LOG = logging.getLogger("infra.localcloud")
+CLOCK_OFFSET_VARIABLE = "MIDSTAGE_CLOCK_OFFSET_SECONDS"  # midstage.clock.OFFSET_VARIABLE
 
 HISTORY_SIZE = 200
 # Lambda gives a function's initialisation its own 10 s, apart from the invocation timeout. Here
@@ -97,10 +101,14 @@ class LambdaRuntime:
         environment_overrides: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
         console: TextIO | None = None,
+        clock_offset: Callable[[], float] | None = None,
     ) -> None:
         """`verbose` sends the functions' output to `console` (stdout by default), else to log files.
 
         Log files go to `log_dir`, or to a temporary directory that is removed on stop.
+        `clock_offset`: seconds between the cloud's clock and the host's, read at each invocation
+        and handed to the function as MIDSTAGE_CLOCK_OFFSET_SECONDS (midstage/clock.py), so the
+        functions go by the cloud's clock; None leaves them on the host's.
         """
         self._owns_log_dir = log_dir is None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="localcloud-logs-"))
@@ -112,6 +120,7 @@ class LambdaRuntime:
                 max_workers=max_workers_per_function,
                 log_path=self.log_dir / f"{function_id}.log",
                 console=(console or sys.stdout) if verbose else None,
+                clock_offset=clock_offset,
             )
             for function_id, spec in functions.items()
         }
@@ -184,8 +193,10 @@ class _FunctionPool:
         max_workers: int,
         log_path: Path,
         console: TextIO | None,
+        clock_offset: Callable[[], float] | None = None,
     ) -> None:
         self.spec = spec
+        self._clock_offset = clock_offset
         self.log_path = log_path
         self.running = 0
         self._config = _WorkerConfig(
@@ -254,7 +265,8 @@ class _FunctionPool:
             self._output.write(f"START RequestId: {request_id} Version: $LATEST")
             started = time.monotonic()
             deadline_ms = int(time.time() * 1000) + self.spec.timeout_s * 1000
-            outcome = worker.call(("invoke", request_id, event_text, deadline_ms), self.spec.timeout_s)
+            offset = self._clock_offset() if self._clock_offset is not None else None
+            outcome = worker.call(("invoke", request_id, event_text, deadline_ms, offset), self.spec.timeout_s)
             elapsed_ms = (time.monotonic() - started) * 1000
             self._output.write(f"END RequestId: {request_id}")
             self._output.write(
@@ -515,8 +527,10 @@ def _worker_main(connection: Connection, config: _WorkerConfig) -> None:
             return
         if message[0] == "stop":
             return
-        _, request_id, event_text, deadline_ms = message
+        _, request_id, event_text, deadline_ms, offset = message
         os.environ["_X_AMZN_REQUEST_ID"] = request_id
+        if offset is not None:
+            os.environ[CLOCK_OFFSET_VARIABLE] = f"{offset:.3f}"
         context = LambdaContext(config, request_id, deadline_ms, log_stream)
         connection.send(_run_handler(handler, json.loads(event_text), context))
 

@@ -436,6 +436,25 @@ def test_the_same_answer_through_s3_objects(tmp_path: Path, archive: LocalArchiv
     assert through_s3["bytes_scanned"] == local["bytes_scanned"]
 
 
+def test_the_s3_cache_follows_the_bucket_and_two_buckets_never_share_it(tmp_path: Path) -> None:
+    spec = reports.TrendsSpec(**MARCH, events=["Product Viewed"])
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        for bucket in ("archive-a", "archive-b"):
+            client.create_bucket(Bucket=bucket)
+        first = S3Archive("archive-a", "archive", tmp_path / "cache", client=client, threads=1)
+        first.write(analytics_fixture.build(), "fixture")
+        before = sum(r["events"] for r in _run(spec, first)["rows"])  # type: ignore[arg-type]
+        # Another archive with the same cache directory sees only its own bucket (empty)
+        other = S3Archive("archive-b", "archive", tmp_path / "cache", client=client, threads=1)
+        assert _run(spec, other)["rows"] == []  # type: ignore[arg-type]
+        # An object removed from the bucket (a compaction, a retention rule) leaves the cache too
+        for item in client.list_objects_v2(Bucket="archive-a", Prefix="archive/kind=event/")["Contents"]:
+            client.delete_object(Bucket="archive-a", Key=item["Key"])
+        after = _run(spec, first)["rows"]  # type: ignore[arg-type]
+    assert before > 0 and after == []
+
+
 def test_a_spend_line_imported_again_replaces_the_earlier_copy_in_the_roi_cost(tmp_path: Path) -> None:
     store = LocalArchive(tmp_path, threads=1)
     store.write(analytics_fixture.build(), "fixture")

@@ -107,9 +107,12 @@ def _bind_archive(connection: duckdb.DuckDBPyConnection, files: Sequence[Path]) 
             "hive_partitioning = true, hive_types = {'kind': VARCHAR, 'dt': VARCHAR}, union_by_name = true)"
         )
         return
-    columns = ", ".join(f'"{name}" {kind}' for name, kind, _ in COLUMNS)
-    connection.execute("DROP VIEW IF EXISTS archive")
-    connection.execute(f"CREATE OR REPLACE TEMP TABLE archive ({columns}, kind VARCHAR, dt VARCHAR)")
+    # A view in both cases, so the next query can replace it whichever case it falls in.
+    columns = ", ".join(f'CAST(NULL AS {kind}) AS "{name}"' for name, kind, _ in COLUMNS)
+    connection.execute(
+        f"CREATE OR REPLACE TEMP VIEW archive AS SELECT {columns}, "
+        "CAST(NULL AS VARCHAR) AS kind, CAST(NULL AS VARCHAR) AS dt WHERE FALSE"
+    )
 
 
 class S3Archive:
@@ -129,7 +132,9 @@ class S3Archive:
         self.bucket = bucket
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         self._client = client
-        self.local = LocalArchive(cache, threads=threads)
+        # One cache per bucket and prefix: two archives never share (or read) each other's copies.
+        scope = f"{bucket}/{self.prefix}".strip("/").replace("/", "__")
+        self.local = LocalArchive(Path(cache) / scope, threads=threads)
 
     @property
     def client(self) -> Any:
@@ -148,18 +153,23 @@ class S3Archive:
         return keys
 
     def sync(self, kinds: Sequence[str], start: date, end: date) -> int:
-        """Copy the partitions' objects that are new or changed; returns the bytes they hold."""
+        """Make the cache's copy of the partitions the bucket's: copy the objects that are new or
+        changed, remove the copies of objects no longer there; returns the bytes they hold."""
         total = 0
         paginator = self.client.get_paginator("list_objects_v2")
         for kind in sorted(set(kinds)):
             for day in _days(start, end):
                 part = partition_prefix(kind, day)
+                folder = self.local.root / part
+                listed: set[str] = set()
                 for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + part):
                     for item in page.get("Contents", []):
                         if not item["Key"].endswith(".parquet"):
                             continue
                         total += item["Size"]
-                        target = self.local.root / part / item["Key"].rsplit("/", 1)[1]
+                        name = item["Key"].rsplit("/", 1)[1]
+                        listed.add(name)
+                        target = folder / name
                         if target.exists() and target.stat().st_size == item["Size"]:
                             continue
                         target.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +177,10 @@ class S3Archive:
                         partial = target.with_suffix(".partial")
                         partial.write_bytes(body)
                         partial.replace(target)
+                if folder.is_dir():
+                    for stale in folder.glob("*.parquet"):
+                        if stale.name not in listed:
+                            stale.unlink(missing_ok=True)
         return total
 
     def run(self, query: Query) -> QueryResult:
