@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -205,21 +206,36 @@ def _replay(args: argparse.Namespace, local: LocalArchive, s3: S3Archive | None)
     run_id = f"replay-{start.isoformat()}-{end.isoformat()}-{uuid.uuid4().hex[:8]}"
     # The correlation id marks every message of the run, so the updater's logs tell replayed events apart.
     sink = None if args.dry_run else SqsHandoff(args.queue_url, correlation_id=lambda: run_id)
-    summary = replay_events(
-        ArchiveDays(local, s3),
-        sink,
-        start,
-        end,
-        source_ids=args.source_ids,
-        batch_events=args.batch_events,
-        dry_run=args.dry_run,
-        echo=lambda line: print(line, file=sys.stderr),
-    )
+    with _quiet_logs():
+        summary = replay_events(
+            ArchiveDays(local, s3),
+            sink,
+            start,
+            end,
+            source_ids=args.source_ids,
+            batch_events=args.batch_events,
+            dry_run=args.dry_run,
+            echo=lambda line: print(line, file=sys.stderr),
+        )
     if args.json:
         print(json.dumps({**summary.to_body(), "correlation_id": None if args.dry_run else run_id}, indent=2))
     else:
         print(describe(summary))
     return 1 if summary.stopped else 0
+
+
+@contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """The hand-off logs each batch at INFO, as JSON on stdout, as a function does; here stdout
+    carries the totals (maybe as JSON for a script), so only warnings and errors are logged."""
+    from midstage.observability import logger
+
+    level = logger.log_level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def describe(summary: ReplaySummary) -> str:
