@@ -22,7 +22,10 @@ from midstage.logic.collect import group_by_person
 from midstage.logic.ingest import marker_id
 from midstage.services.ports import EventSink
 
-DEFAULT_BATCH_EVENTS = 500
+# A batch is grouped by person, and each person's events of a batch go in one message (one
+# updater write, up to MAX_EVENTS_PER_MESSAGE): the larger the batch, the fewer the messages.
+# 10,000 events hold a day of a small shop (bench/bench_replay.py) in about 20 MB.
+DEFAULT_BATCH_EVENTS = 10_000
 MAX_PROBLEMS_SHOWN = 20
 
 
