@@ -10,8 +10,8 @@ in time order, and hands the events to the ingest queue (`--queue-url`, default
 $INGEST_QUEUE_URL) as collect does, so the profile updater rebuilds profiles from them. It
 prints each day's counts on stderr and the totals on stdout. `--dry-run` reads and counts only.
 
-`report <name>` runs one report (the body the reports API takes, as a JSON file; `-` reads
-stdin) over the archive with embedded DuckDB and prints the answer as JSON. `attribution` runs
+`report <name>` runs one report (its request model of logic/analytics/reports.py, as a JSON
+file; `-` reads stdin) over the archive with embedded DuckDB and prints the answer as JSON. `attribution` runs
 the attribution models over the archive's touches (`--models`, comma-separated).
 
 An S3 archive is read through a local copy of the partitions needed (`--cache`, default a
@@ -110,7 +110,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     report = commands.add_parser("report", help="run a report over the analytics archive and print its answer (JSON)")
     report.add_argument("report", choices=REPORTS)
-    report.add_argument("--spec", required=True, help="the report's body as the reports API takes it (JSON; - : stdin)")
+    report.add_argument(
+        "--spec", required=True, help="the report's request as JSON (docs/analytics.md, 'The report SQL'); - : stdin"
+    )
     _archive_arguments(report)
     report.add_argument("--now", help="the time the answer's freshness is stated at (ISO 8601; default: now)")
     report.add_argument(
