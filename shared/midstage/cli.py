@@ -7,6 +7,8 @@
     python -m midstage.cli dead-letters [<queue>] [--redrive] --url <api base> --key <admin key>
     python -m midstage.cli predict fit --transactions orders.csv --calibration-end 2026-06-30 --unit week
     python -m midstage.cli predict propensity --events events.csv --goal "Order Completed" --window-days 30
+    python -m midstage.cli replay events --archive <dir | s3://bucket/prefix> --from 2026-03-01 --to 2026-03-31
+    python -m midstage.cli report funnel --spec spec.json --archive <dir | s3://bucket/prefix>
 
 The first admin key has to come from here: the admin API itself needs a key.
 
@@ -44,7 +46,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-from midstage import predict_command
+from midstage import predict_command, replay_command
 from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.clock import system_clock
 from midstage.definitions import (
@@ -411,10 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     dead.add_argument("--id", action="append", dest="ids", help="redrive only this message (repeatable)")
     dead.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     predict_command.add_commands(commands)
+    replay_command.add_commands(commands)
     args = parser.parse_args(argv)
 
     if args.command == "predict":
         return predict_command.run(args)
+    if args.command in ("replay", "report"):
+        return replay_command.run(args)
     if args.command == "apply":
         return _apply_command(args)
     if args.command == "dead-letters":
