@@ -154,32 +154,44 @@ class S3Archive:
 
     def sync(self, kinds: Sequence[str], start: date, end: date) -> int:
         """Make the cache's copy of the partitions the bucket's: copy the objects that are new or
-        changed, remove the copies of objects no longer there; returns the bytes they hold."""
+        changed, remove the copies of objects no longer there; returns the bytes they hold.
+
+        One listing per kind, from the first day's key on (keys sort by day), stopped past the
+        last day: a year's report lists a kind once, not once per day."""
         total = 0
         paginator = self.client.get_paginator("list_objects_v2")
         for kind in sorted(set(kinds)):
+            kind_prefix = f"{self.prefix}kind={kind}/"
+            listed: dict[str, set[str]] = {}
+            pages = paginator.paginate(Bucket=self.bucket, Prefix=kind_prefix, StartAfter=f"{kind_prefix}dt={start}")
+            for page in pages:
+                contents = page.get("Contents", [])
+                for item in contents:
+                    part, _, name = item["Key"][len(self.prefix) :].rpartition("/")
+                    day = part.rpartition("dt=")[2]
+                    if day > end.isoformat():
+                        break
+                    if not name.endswith(".parquet") or day < start.isoformat():
+                        continue
+                    total += item["Size"]
+                    listed.setdefault(day, set()).add(name)
+                    target = self.local.root / part / name
+                    if target.exists() and target.stat().st_size == item["Size"]:
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    body = self.client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
+                    partial = target.with_suffix(".partial")
+                    partial.write_bytes(body)
+                    partial.replace(target)
+                else:
+                    continue
+                break  # past the last day: the rest of the listing is later still
             for day in _days(start, end):
-                part = partition_prefix(kind, day)
-                folder = self.local.root / part
-                listed: set[str] = set()
-                for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + part):
-                    for item in page.get("Contents", []):
-                        if not item["Key"].endswith(".parquet"):
-                            continue
-                        total += item["Size"]
-                        name = item["Key"].rsplit("/", 1)[1]
-                        listed.add(name)
-                        target = folder / name
-                        if target.exists() and target.stat().st_size == item["Size"]:
-                            continue
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        body = self.client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
-                        partial = target.with_suffix(".partial")
-                        partial.write_bytes(body)
-                        partial.replace(target)
+                folder = self.local.root / partition_prefix(kind, day)
                 if folder.is_dir():
+                    keep = listed.get(day.isoformat(), set())
                     for stale in folder.glob("*.parquet"):
-                        if stale.name not in listed:
+                        if stale.name not in keep:
                             stale.unlink(missing_ok=True)
         return total
 
