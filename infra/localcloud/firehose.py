@@ -178,23 +178,37 @@ class Firehose:
         with self._lock:
             buffers, self._buffers = self._buffers, {}
         written = 0
-        for (name, prefix), lines in sorted(buffers.items()):
-            stream = self.streams[name]
-            if prefix.startswith(_ERROR):
-                written += self._write(stream, prefix[len(_ERROR) :], lines, "partitioning-failed")
-                continue
-            if not stream.parquet:
-                written += self._write(stream, prefix, lines, "")
-                continue
-            converted, refused = self._converter.parquet(lines)
-            if converted:
-                self._put(stream, self._key(stream, prefix, stream.file_extension), converted)
-                written += 1
-            if refused:
-                now = datetime.now(UTC)
-                error_prefix = _evaluate(stream.error_prefix, {}, now, error_type="format-conversion-failed")
-                written += self._write(stream, error_prefix, refused, "format-conversion-failed")
-        self.objects_out += written
+        pending = sorted(buffers.items())
+        index = 0
+        try:
+            for index, ((name, prefix), lines) in enumerate(pending):  # noqa: B007 -- read after a failure
+                written += self._flush_one(name, prefix, lines)
+        except Exception:
+            # What was not written goes back to the buffer for the next flush (a repeat of the
+            # partition that failed midway is possible, as with Firehose's own retries).
+            with self._lock:
+                for key, lines in pending[index:]:
+                    self._buffers.setdefault(key, [])[:0] = lines
+            raise
+        finally:
+            self.objects_out += written
+        return written
+
+    def _flush_one(self, name: str, prefix: str, lines: list[bytes]) -> int:
+        stream = self.streams[name]
+        if prefix.startswith(_ERROR):
+            return self._write(stream, prefix[len(_ERROR) :], lines, "partitioning-failed")
+        if not stream.parquet:
+            return self._write(stream, prefix, lines, "")
+        written = 0
+        converted, refused = self._converter.parquet(lines)
+        if converted:
+            self._put(stream, self._key(stream, prefix, stream.file_extension), converted)
+            written += 1
+        if refused:
+            now = datetime.now(UTC)
+            error_prefix = _evaluate(stream.error_prefix, {}, now, error_type="format-conversion-failed")
+            written += self._write(stream, error_prefix, refused, "format-conversion-failed")
         return written
 
     def _write(self, stream: DeliveryStreamSpec, prefix: str, lines: list[bytes], error: str) -> int:

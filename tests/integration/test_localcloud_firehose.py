@@ -8,6 +8,8 @@ import base64
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from infra.localcloud.firehose import Firehose
 from infra.localcloud.model import DeliveryStreamSpec
 from midstage.adapters import parquet
@@ -103,3 +105,22 @@ def test_given_lines_packed_in_one_record_when_flushed_then_each_line_is_partiti
     assert kept == {"dt=2026-03-02": ["m-1", "m-3"], "dt=2026-03-03": ["m-2"]}
     [error] = [v for k, v in objects.items() if "/archive-errors/partitioning-failed/" in k]
     assert base64.b64decode(json.loads(error)["rawData"]) == b"{broken"
+
+
+def test_given_s3_failing_when_flushed_then_the_records_stay_buffered_for_the_next_flush() -> None:
+    objects: dict[str, bytes] = {}
+    failing = [True]
+
+    def put(bucket: str, key: str, body: bytes) -> None:
+        if failing[0]:
+            raise ConnectionError("S3 is down")
+        objects[key] = body
+
+    firehose = Firehose([STREAM], put)
+    _put(firehose, _line(1), _line(2, day=3))
+    with pytest.raises(ConnectionError):
+        firehose.flush()
+    assert firehose.pending == 2 and objects == {}
+    failing[0] = False
+    assert firehose.flush() == 2 and firehose.pending == 0
+    assert sorted(r["message_id"] for body in objects.values() for r in parquet.decode(body)) == ["m-1", "m-2"]
