@@ -199,7 +199,9 @@ def test_report_over_an_s3_archive_answers_as_the_directory_does(
     # Then the answer is the directory's, and the partitions it read were copied
     assert code == 0
     assert json.loads(out) == _as_json(analytics.report(reports.TrendsSpec(**trends), archive, NOW))
-    assert (tmp_path / "cache" / "kind=event" / "dt=2026-03-04" / "fixture.parquet").is_file()
+    # (under the cache's folder for that bucket and prefix)
+    copied = tmp_path / "cache" / "midstage-archive__archive" / "kind=event" / "dt=2026-03-04" / "fixture.parquet"
+    assert copied.is_file()
 
 
 # ------------------------------------------------------------------ replay events
