@@ -83,6 +83,21 @@ class Platform:
         self.cloud.wait_idle(timeout=120)
 
 
+def status_of(url: str) -> int:
+    """The status a GET of `url` answers, redirects not followed (a tracked link's target is
+    outside: there is no internet here)."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(url, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Platform]:
     # Configuration caches off: a rule saved by a test acts on the test's next event.

@@ -4,8 +4,6 @@ Firehose stream, and reads back with the reports' engine."""
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,7 +12,7 @@ import pytest
 
 from midstage.adapters.archive_engines import S3Archive
 from midstage.logic.analytics.reports import Query
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import Platform, status_of
 
 
 def _archive(platform: Platform, cache: Path) -> S3Archive:
@@ -25,18 +23,6 @@ def _archive(platform: Platform, cache: Path) -> S3Archive:
 def _rows(archive: S3Archive, kinds: tuple[str, ...], where: str, day: date) -> list[dict]:
     sql = f"SELECT * FROM archive WHERE {where} ORDER BY occurred_at, record_id"  # noqa: S608 -- test values only
     return archive.run(Query("rows", sql, kinds, day, day)).records()
-
-
-def _status_of(url: str) -> int:
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: object, **kwargs: object) -> None:
-            return None
-
-    try:
-        with urllib.request.build_opener(NoRedirect).open(url, timeout=30) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 @pytest.fixture
@@ -161,7 +147,7 @@ def test_a_sent_email_and_what_follows_it_land_in_the_archive(platform: Platform
     platform.cloud.simulate_ses_event("Delivery", email.message_id, address)
     assert email.html is not None
     click = email.html.split('href="', 1)[1].split('"', 1)[0]
-    assert _status_of(click) == 302  # the redirect to the shop: not followed, there is no internet here
+    assert status_of(click) == 302  # the redirect to the shop: not followed, there is no internet here
     platform.settle()
 
     # Then the archive tells the message's life in order, the click with its link

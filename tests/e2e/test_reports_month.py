@@ -36,8 +36,6 @@ Worked out by hand:
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -46,7 +44,7 @@ import pytest
 
 from infra.localcloud.cloud import LocalCloud
 from infra.localcloud.demo import bootstrap
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import Platform, status_of
 
 START = datetime(2026, 3, 9, 11, 59, tzinfo=UTC)
 MARCH = {"start": "2026-03-01", "end": "2026-03-31"}
@@ -87,18 +85,6 @@ SCRIPT = [
 ]
 
 
-def _status_of(url: str) -> int:
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: object, **kwargs: object) -> None:
-            return None
-
-    try:
-        with urllib.request.build_opener(NoRedirect).open(url, timeout=30) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
 @pytest.fixture(scope="module")
 def month() -> Iterator[Platform]:
     # Its own stack, stage and region beside the shared cloud, on a clock set to the script's day.
@@ -128,7 +114,7 @@ def month() -> Iterator[Platform]:
         [email] = cloud.sent_emails()
         assert email.html is not None
         cloud.clock.advance(30 * 60)
-        assert _status_of(email.html.split('href="', 1)[1].split('"', 1)[0]) == 302
+        assert status_of(email.html.split('href="', 1)[1].split('"', 1)[0]) == 302
         platform.settle()
         spend = "date,channel,campaign,amount,currency\n2026-03-02,google,spring,40,EUR\n"
         spend += "2026-03-10,facebook,retarget,10,EUR\n"

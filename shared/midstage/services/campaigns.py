@@ -314,7 +314,8 @@ class CampaignWorker:
             if recipient.decision == "held_out":
                 counts["held_out"] = counts.get("held_out", 0) + 1
                 page.touches.append((profile.id, now, "campaign", campaign.id, run_id, "held_out"))
-                page.exposures.append(campaign_exposure(campaign, profile.id, "holdout", None, now))
+                if self.archive is not None:
+                    page.exposures.append(campaign_exposure(campaign, profile.id, "holdout", None, now))
             elif recipient.decision == "send" and recipient.request is not None:
                 sendable.append((recipient.send_at, recipient.request))
             else:
@@ -327,7 +328,7 @@ class CampaignWorker:
                 counts["capped"] = counts.get("capped", 0) + len(sendable) - grant
                 sendable = sendable[:grant]
         for send_at, request in sendable:
-            if campaign.holdout_percent or campaign.variants:
+            if self.archive is not None and (campaign.holdout_percent or campaign.variants):
                 variant = request.origin.step or "main"
                 page.exposures.append(campaign_exposure(campaign, request.profile_id, variant, request.message_id, now))
             counts["queued"] = counts.get("queued", 0) + 1

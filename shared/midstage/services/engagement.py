@@ -131,7 +131,8 @@ class Engagement:
         properties = {"channel": channel, "purpose": "marketing", "messageId": message_id}
         cause = f"unsubscribe|{message_id}|{address}"
         self._emit(payload.get("p"), "Unsubscribed", properties, cause, now)
-        self._archive(self.ledger.get(message_id), "unsubscribe", cause, now)
+        if self.archive is not None:  # the ledger is read only to archive the unsubscribe
+            self._archive(self.ledger.get(message_id), "unsubscribe", cause, now)
         return _page(200, "You are unsubscribed", f"{address} will get no more marketing messages from us.")
 
 
