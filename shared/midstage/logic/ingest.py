@@ -6,7 +6,11 @@ Correctness rests on three rules:
     and are retried from a fresh read on conflict (no lost updates, no two profiles per id);
   * an event counts once: its dedupe marker is checked before, and until the marker is known
     written its id stays in the profile's `pending` list, written atomically with its effect;
-  * applying and merging are commutative (logic/profile.py), so order never matters.
+  * applying and merging are commutative (logic/profile.py), so order never matters;
+  * a domain event is published at least once: what only the write can tell (merges, the
+    profile's change, segment transitions) is committed with it in the profile's outbox and
+    published after it until the unit's markers are known written (stage_outbox); every domain
+    event carries an `eventId` that names it, so a consumer can tell a republication apart.
 
 Everything here is pure: the reads, the write and the retries are services/ingest.py's, and ids
 come from the factory the caller passes.
@@ -249,6 +253,7 @@ class UnitWrite:
     timeline: list[dict[str, Any]]
     timeline_expires: int
     markers_expire: int
+    publish: list[DomainEvent] = field(default_factory=list)  # set by stage_outbox
 
 
 def plan_write(
@@ -304,7 +309,7 @@ def plan_write(
         for loser in losers
     ]
     changed = bool(to_apply or losers or merge.attach or survivor.version == 0 or confirmed)
-    return UnitWrite(
+    write = UnitWrite(
         plan=WritePlan(survivor, tombstones, merge.attach, merge_records),
         changed=changed,
         version_after=merge.before_version + 1 if changed else merge.before_version,
@@ -315,6 +320,47 @@ def plan_write(
         timeline_expires=int((now + settings.timeline_retention).timestamp()),
         markers_expire=int((now + settings.dedupe_window).timestamp()),
     )
+    write.publish = stage_outbox(survivor, domain_events(merge, write, now), write.version_after, fresh)
+    return write
+
+
+def tracked_event_id(marker: str) -> str:
+    """The id of an event's `event.tracked`: the same however often the event is recovered."""
+    return _event_id("tracked", marker)
+
+
+def stage_outbox(
+    survivor: Profile, domain: Sequence[DomainEvent], version: int, fresh: Mapping[str, Any]
+) -> list[DomainEvent]:
+    """Name each domain event and commit what cannot be derived again to the survivor's outbox;
+    returns everything to publish after the commit: the outbox entries still unconfirmed (a crash
+    after an earlier commit left them) and this unit's events.
+
+    An entry leaves the outbox once none of its unit's markers is pending: the markers are written
+    only after a publish of the whole outbox, so a confirmed marker means the entry went out.
+    `event.tracked` is not kept: a recovered event derives it again, with the same id."""
+    unit_markers = sorted(m for m in fresh if m in survivor.pending)
+    survivor.outbox = {
+        event_id: entry
+        for event_id, entry in survivor.outbox.items()
+        if any(m in survivor.pending for m in entry["markers"])
+    }
+    publish: list[DomainEvent] = [(e["kind"], e["detail"]) for e in survivor.outbox.values()]
+    for index, (kind, detail) in enumerate(domain):
+        if kind == "event.tracked":
+            named = {**detail, "eventId": tracked_event_id(marker_id(detail["event"]))}
+        else:
+            # A version is committed once (the write is conditioned on the one read before it).
+            event_id = _event_id(kind, survivor.id, str(version), str(index))
+            named = {**detail, "eventId": event_id}
+            if unit_markers:
+                survivor.outbox[event_id] = {"kind": kind, "detail": named, "markers": unit_markers}
+        publish.append((kind, named))
+    return publish
+
+
+def _event_id(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
 def repoints(merge: Merge) -> list[tuple[list[Identifier], str, str]]:
@@ -337,7 +383,7 @@ def refusal_records(merge: Merge, fresh: Mapping[str, dict[str, Any]], now: date
 
 def domain_events(merge: Merge, write: UnitWrite, now: datetime) -> list[DomainEvent]:
     """What the committed write tells the bus: each event tracked, each merge, the profile's
-    change and the segment memberships that moved. The survivor's version is the committed one."""
+    change and the segment memberships that moved, `profile.updated` naming the version written."""
     survivor, losers, before = merge.survivor, merge.losers, merge.before
     stamp = iso(now)
     domain: list[DomainEvent] = []
@@ -347,7 +393,7 @@ def domain_events(merge: Merge, write: UnitWrite, now: datetime) -> list[DomainE
         domain.append(("identity.merged", {k: v for k, v in record.items() if k != "id"}))
     difference = profile_logic.changes(before, survivor) if write.changed else {}
     if difference:
-        update: dict[str, Any] = {"profileId": survivor.id, "version": survivor.version, "changes": difference}
+        update: dict[str, Any] = {"profileId": survivor.id, "version": write.version_after, "changes": difference}
         # How many rule hops caused this change: rules reacting to it stop at a bound, as they
         # do for events, so two rules cannot toggle a tag forever.
         depth = max((internal_events.depth_of(e) for e in write.applied), default=0)
@@ -355,26 +401,27 @@ def domain_events(merge: Merge, write: UnitWrite, now: datetime) -> list[DomainE
             update["depth"] = depth
         domain.append(("profile.updated", update))
     if write.changed:
-        domain.extend(segment_events(survivor.id, before.segments if before else {}, survivor.segments, stamp))
+        before_segments = before.segments if before else {}
+        domain.extend(segment_events(survivor.id, before_segments, survivor.segments, stamp, write.version_after))
         for loser in losers:
             # A merged-away profile's memberships end with it: their entries are balanced by exits,
             # and the survivor enters in its own right.
-            domain.extend(segment_events(loser.id, loser.segments, {}, stamp))
+            domain.extend(segment_events(loser.id, loser.segments, {}, stamp, loser.version + 1))
     return domain
 
 
 def segment_events(
-    profile_id: str, before: Mapping[str, str], after: Mapping[str, str], stamp: str
+    profile_id: str, before: Mapping[str, str], after: Mapping[str, str], stamp: str, version: int
 ) -> list[tuple[str, dict[str, Any]]]:
-    """segment.entered / segment.exited for each membership that changed. Their occurrence is
-    the entry time, so a person who leaves and comes back is a new occurrence for rules."""
+    """segment.entered / segment.exited for each membership that changed, naming the profile
+    version written with the change (their order, however often they are republished). Their
+    occurrence is the entry time, so a person who leaves and comes back is a new occurrence."""
     events: list[tuple[str, dict[str, Any]]] = []
+    base = {"profileId": profile_id, "at": stamp, "version": version}
     for segment_id in sorted(set(after) - set(before)):
-        detail = {"profileId": profile_id, "segmentId": segment_id, "at": stamp, "occurrence": after[segment_id]}
-        events.append(("segment.entered", detail))
+        events.append(("segment.entered", {**base, "segmentId": segment_id, "occurrence": after[segment_id]}))
     for segment_id in sorted(set(before) - set(after)):
-        detail = {"profileId": profile_id, "segmentId": segment_id, "at": stamp, "occurrence": f"exit:{stamp}"}
-        events.append(("segment.exited", detail))
+        events.append(("segment.exited", {**base, "segmentId": segment_id, "occurrence": f"exit:{stamp}"}))
     return events
 
 

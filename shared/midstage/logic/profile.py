@@ -257,6 +257,7 @@ def merge_into(survivor: Profile, loser: Profile) -> None:
             survivor.trait_stamps[key] = loser.trait_stamps[key]
     survivor.merged_from = sorted(set(survivor.merged_from) | {loser.id} | set(loser.merged_from))
     survivor.pending = {**loser.pending, **survivor.pending}
+    survivor.outbox = {**loser.outbox, **survivor.outbox}
     survivor.events_applied += loser.events_applied
 
 

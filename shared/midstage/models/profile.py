@@ -48,6 +48,10 @@ class Profile:
     # be written, with when they were applied (epoch seconds).
     pending: dict[str, int] = field(default_factory=dict)
     events_applied: int = 0
+    # Domain events committed with the write that caused them and not yet known published, by
+    # event id: {"kind", "detail", "markers"}. An entry leaves with its unit's dedupe markers
+    # (they are written only after the publish): logic/ingest.py stage_outbox.
+    outbox: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_doc(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,7 +22,6 @@ from midstage.logic.ingest import (
     UnitOutcome,
     WorkBudget,
     backoff_seconds,
-    domain_events,
     merge_group,
     not_yet_seen,
     pending_markers,
@@ -117,10 +116,11 @@ def _attempt(
         store.repoint_identities(identifiers_moved, old_id, new_profile_id)
     for record in refusal_records(merge, fresh, now):
         store.put_merge_record(record)
-    domain = domain_events(merge, write, now)
-    publisher.publish(domain)
+    # The outbox's entries and this unit's events: published before the markers are written,
+    # which is what lets the next write drop them from the outbox (stage_outbox).
+    publisher.publish(write.publish)
     if archive is not None:
-        batch = archived_unit(merge.survivor.id, write.applied + write.recovered, domain, now)
+        batch = archived_unit(merge.survivor.id, write.applied + write.recovered, write.publish, now)
         archive.put(batch.records)
         outcome.unarchived = batch.refused
     store.put_timeline_page(merge.survivor.id, write.timeline, write.timeline_expires)

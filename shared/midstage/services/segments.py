@@ -92,7 +92,7 @@ def refresh(profile: Profile, segments: SegmentSet, now: datetime, traits: Compu
                 },
             )
         )
-    events.extend(segment_events(profile.id, before_segments, memberships, stamp))
+    events.extend(segment_events(profile.id, before_segments, memberships, stamp, profile.version + 1))
     return Refreshed(True, events)
 
 
