@@ -202,6 +202,18 @@ def test_merging_two_halves_equals_applying_everything_to_one(events: list[dict]
     assert merged == expected
 
 
+def test_a_merged_away_profile_hands_its_unpublished_domain_events_and_pending_markers_to_the_survivor() -> None:
+    # Given a profile whose last write's events were not yet known published
+    survivor, loser = fresh(), Profile(id="p2", created_at="2026-02-01T00:00:00.000Z")
+    entry = {"kind": "segment.entered", "detail": {"profileId": "p2", "eventId": "e1"}, "markers": ["s|m1"]}
+    loser.outbox, loser.pending = {"e1": entry}, {"s|m1": 1}
+    # When it is merged into another
+    logic.merge_into(survivor, loser)
+    # Then the survivor publishes them until that unit's markers are written
+    assert survivor.outbox == {"e1": entry}
+    assert survivor.pending == {"s|m1": 1}
+
+
 def test_caps_keep_the_latest_devices_and_bound_event_names() -> None:
     profile = fresh()
     for i in range(logic.MAX_DEVICES + 5):
