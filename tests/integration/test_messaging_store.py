@@ -280,6 +280,19 @@ def test_given_a_record_when_fired_again_then_only_a_caller_who_read_the_latest_
     assert fires.get("p2", "r1") is None and fires.get("p1", "r2") is None
 
 
+def test_given_records_of_several_profiles_when_read_together_then_each_found_one_comes_back(stack: Stack) -> None:
+    fires = FireRecords(table(stack), client=stack.clients.dynamodb())
+    fires.record("m-a", "r9", "occ-a", NOW, None)
+    fires.record("m-b", "r9", "occ-b", NOW + timedelta(hours=1), None)
+    fires.record("m-b", "r8", "occ-other-rule", NOW, None)
+    found = fires.get_many(["m-a", "m-b", "m-none"], "r9")
+    assert sorted(found, key=lambda r: r.last_occurrence) == [
+        FireRecord(iso(NOW), "occ-a", 1),
+        FireRecord(iso(NOW + timedelta(hours=1)), "occ-b", 1),
+    ]
+    assert fires.get_many([], "r9") == []
+
+
 # ============================================================================== timers and the sweep
 class Queue:
     def __init__(self) -> None:

@@ -93,6 +93,9 @@ class FakeFires:
     def get(self, profile_id: str, rule_id: str) -> FireRecord | None:
         return self.records.get((profile_id, rule_id))
 
+    def get_many(self, profile_ids: Sequence[str], rule_id: str) -> list[FireRecord]:
+        return [r for p in profile_ids if (r := self.records.get((p, rule_id))) is not None]
+
     def record(
         self, profile_id: str, rule_id: str, occurrence: str, now: datetime, expected: FireRecord | None
     ) -> bool:
@@ -547,6 +550,33 @@ def test_given_refire_once_when_a_second_trigger_comes_then_it_is_refused_with_t
     summary = wiring.engine.handle("event.tracked", event_detail(tracked("Signed Up", "m2")), NOW)
     assert summary.fired == [] and "refire: once" in summary.refused["r1"]
     assert len(wiring.messages.all) == 1
+
+
+def test_given_a_once_rule_fired_for_a_visitor_when_they_merge_into_a_customer_then_it_does_not_fire_again() -> None:
+    # Given a once rule fired for an anonymous profile, which then merged into the customer's
+    customer = person("p1")
+    customer.merged_from = ["anon-1"]
+    wiring = wire([rule()], customer)
+    wiring.fires.records[("anon-1", "r1")] = FireRecord(iso(NOW - timedelta(days=1)), "event:Signed Up:m0", 1)
+    # When the customer triggers it
+    summary = wiring.engine.handle("event.tracked", event_detail(tracked("Signed Up", "m1")), NOW)
+    # Then it is refused as already fired for this person, and nothing is sent
+    assert summary.fired == [] and "refire: once" in summary.refused["r1"]
+    assert wiring.messages.batches == []
+
+
+def test_given_a_cooldown_rule_that_fired_for_a_merged_profile_then_the_cooldown_counts_from_that_firing() -> None:
+    customer = person("p1")
+    customer.merged_from = ["anon-1", "anon-2"]
+    wiring = wire([rule(refire={"mode": "cooldown", "days": 7})], customer)
+    wiring.fires.records[("p1", "r1")] = FireRecord(iso(NOW - timedelta(days=30)), "event:Signed Up:m0", 1)
+    wiring.fires.records[("anon-2", "r1")] = FireRecord(iso(NOW - timedelta(days=2)), "event:Signed Up:mx", 1)
+    summary = wiring.engine.handle("event.tracked", event_detail(tracked("Signed Up", "m1")), NOW)
+    assert summary.fired == [] and "may fire again from" in summary.refused["r1"]
+    later = wiring.engine.handle("event.tracked", event_detail(tracked("Signed Up", "m2")), NOW + timedelta(days=6))
+    assert later.fired == ["r1"]
+    # The person's own record is the one written; the merged-away profile's is left as it was
+    assert wiring.fires.get("p1", "r1") == FireRecord(iso(NOW + timedelta(days=6)), "event:Signed Up:m2", 2)
 
 
 def test_given_another_evaluator_records_first_when_handled_then_the_concurrent_fire_is_refused() -> None:

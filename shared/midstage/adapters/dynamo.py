@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -16,6 +17,7 @@ from midstage.adapters import aws
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+_BATCH_GET = 100  # DynamoDB's limit per BatchGetItem
 CONDITION_FAILED = "ConditionalCheckFailedException"
 # A transaction loses to a concurrent writer in either of these ways.
 TRANSACTION_LOST = ("TransactionCanceledException", "TransactionConflictException")
@@ -84,6 +86,26 @@ class Table:
     def _get(self, item_key: Mapping[str, str], consistent: bool = True) -> dict[str, Any] | None:
         answer = self.client.get_item(TableName=self.table, Key=key(item_key), ConsistentRead=consistent)
         return answer.get("Item")
+
+    def _batch_get(self, keys_: Sequence[Mapping[str, str]], consistent: bool = True) -> list[dict[str, Any]]:
+        """The items found under `keys_` (each asked once), in no particular order."""
+        found: list[dict[str, Any]] = []
+        wanted = [{"pk": {"S": k["pk"]}, "sk": {"S": k["sk"]}} for k in {(k["pk"], k["sk"]): k for k in keys_}.values()]
+        for start in range(0, len(wanted), _BATCH_GET):
+            request: dict[str, Any] = {
+                self.table: {"Keys": wanted[start : start + _BATCH_GET], "ConsistentRead": consistent}
+            }
+            for attempt in range(8):
+                answer = self.client.batch_get_item(RequestItems=request)
+                found.extend(answer["Responses"].get(self.table, []))
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.02 * 2**attempt)
+            else:
+                # A partial answer would make what exists look absent: fail, and be retried.
+                raise RuntimeError(f"DynamoDB left {len(request[self.table]['Keys'])} keys unread")
+        return found
 
     def _query(self, pk: str, prefix: str, *, limit: int, newest_first: bool = True, start: str | None = None) -> Any:
         kwargs: dict[str, Any] = {

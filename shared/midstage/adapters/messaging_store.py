@@ -402,9 +402,11 @@ class InboxStore(ddb.Table):
 class FireRecords(ddb.Table):
     def get(self, profile_id: str, rule_id: str) -> FireRecord | None:
         item = self._get(keys.fire_key(profile_id, rule_id))
-        if not item:
-            return None
-        return FireRecord(item["lastFiredAt"]["S"], item["lastOccurrence"]["S"], int(item["count"]["N"]))
+        return _fire_record(item) if item else None
+
+    def get_many(self, profile_ids: Sequence[str], rule_id: str) -> list[FireRecord]:
+        """The rule's fire records of several profiles (a person and those merged into them)."""
+        return [_fire_record(item) for item in self._batch_get([keys.fire_key(p, rule_id) for p in profile_ids])]
 
     def record(
         self, profile_id: str, rule_id: str, occurrence: str, now: datetime, expected: FireRecord | None
@@ -519,3 +521,7 @@ class TimerStore(ddb.Table):
         except ClientError as error:
             if not ddb.condition_failed(error):
                 raise
+
+
+def _fire_record(item: Mapping[str, Any]) -> FireRecord:
+    return FireRecord(item["lastFiredAt"]["S"], item["lastOccurrence"]["S"], int(item["count"]["N"]))

@@ -27,7 +27,6 @@ from midstage.models.profile import Profile, WritePlan
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_BATCH_GET = 100
 _BATCH_WRITE = 25
 
 
@@ -51,25 +50,6 @@ class ProfileStore(ddb.Table):
         self.usage = Usage()
 
     # ------------------------------------------------------------------ reads
-    def _batch_get(self, keys_: Sequence[dict[str, str]], consistent: bool = True) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        wanted = [{"pk": {"S": k["pk"]}, "sk": {"S": k["sk"]}} for k in {(k["pk"], k["sk"]): k for k in keys_}.values()]
-        for start in range(0, len(wanted), _BATCH_GET):
-            request: dict[str, Any] = {
-                self.table: {"Keys": wanted[start : start + _BATCH_GET], "ConsistentRead": consistent}
-            }
-            for attempt in range(8):
-                answer = self.client.batch_get_item(RequestItems=request)
-                found.extend(answer["Responses"].get(self.table, []))
-                request = answer.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(0.02 * 2**attempt)
-            else:
-                # A partial answer would make applied events look new: fail, and be redelivered.
-                raise RuntimeError(f"DynamoDB left {len(request[self.table]['Keys'])} keys unread")
-        return found
-
     def identity_owners(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
         items = self._batch_get([keys.identity_key(t, v) for t, v in identifiers])
         owners: dict[Identifier, str] = {}

@@ -173,6 +173,17 @@ class FireRecord:
     count: int
 
 
+def inherited_record(own: FireRecord | None, merged_away: Sequence[FireRecord]) -> FireRecord | None:
+    """The record a refire policy judges for a person: the latest firing among their own and those
+    of the profiles merged into them (a `once` rule that fired for the anonymous visitor does not
+    fire again for the customer the visitor turned out to be), with the counts added up."""
+    records = [r for r in (own, *merged_away) if r is not None]
+    if not records:
+        return None
+    latest = max(records, key=lambda r: (r.last_fired_at, r is own))
+    return FireRecord(latest.last_fired_at, latest.last_occurrence, sum(r.count for r in records))
+
+
 def refire_allows(rule: Rule, record: FireRecord | None, occurrence: str, now: datetime) -> tuple[bool, str]:
     if record is None or rule.refire.mode == "every" or record.last_occurrence == occurrence:
         return True, "allowed"

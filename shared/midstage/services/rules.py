@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -15,6 +15,7 @@ from midstage.logic.rules import (
     FireRecord,
     RuleSet,
     compile_rule,
+    inherited_record,
     judge,
     plan_actions,
     refire_allows,
@@ -32,6 +33,7 @@ class RuleSource(Protocol):
 
 class Fires(Protocol):
     def get(self, profile_id: str, rule_id: str) -> FireRecord | None: ...
+    def get_many(self, profile_ids: Sequence[str], rule_id: str) -> list[FireRecord]: ...
     def record(
         self, profile_id: str, rule_id: str, occurrence: str, now: datetime, expected: FireRecord | None
     ) -> bool: ...
@@ -106,7 +108,9 @@ class RuleEngine:
             occurrence = f"{trigger.kind}:{trigger.subject}:{trigger.occurrence}"
             if rule.refire.mode != "every":
                 record = self.fires.get(profile.id, rule.id)
-                allowed, reason = refire_allows(rule, record, occurrence, now)
+                # Firings for profiles merged into this one count as this person's.
+                merged = self.fires.get_many(profile.merged_from, rule.id) if profile.merged_from else []
+                allowed, reason = refire_allows(rule, inherited_record(record, merged), occurrence, now)
                 if not allowed or not self.fires.record(profile.id, rule.id, occurrence, now, record):
                     summary.refused[rule.id] = reason if not allowed else "fired concurrently for this person"
                     continue

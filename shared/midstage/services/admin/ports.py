@@ -112,6 +112,7 @@ class MessageHistory(Protocol):
 
 class FireHistory(Protocol):
     def get(self, profile_id: str, rule_id: str) -> FireRecord | None: ...
+    def get_many(self, profile_ids: Sequence[str], rule_id: str) -> list[FireRecord]: ...
 
 
 class DeliveryQueue(Protocol):

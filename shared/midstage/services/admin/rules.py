@@ -14,7 +14,7 @@ from midstage.clock import Clock
 from midstage.config import IdentitySettings
 from midstage.errors import MAX_ISSUES, Conflict, InvalidInput, IssuesError, NotFound, summary, validation_issues
 from midstage.logic.conditions import ConditionError
-from midstage.logic.rules import CompiledRule, compile_rule, describe_issues, dry_run
+from midstage.logic.rules import CompiledRule, compile_rule, describe_issues, dry_run, inherited_record
 from midstage.logic.timefmt import iso
 from midstage.models.admin import Caller
 from midstage.models.messaging import Rule, RuleBody
@@ -149,7 +149,10 @@ class RuleAdmin:
         profile = self.profile(body.profile) if body.profile else None
         now = self.clock()
         event = trial_event(body.event, profile, now) if body.event else None
-        record = self.fires.get(profile.id, rule_id) if profile else None
+        record = None
+        if profile is not None:
+            merged = self.fires.get_many(profile.merged_from, rule_id) if profile.merged_from else []
+            record = inherited_record(self.fires.get(profile.id, rule_id), merged)
         result = dry_run(compiled, profile, event, now, record)
         result["saved"] = body.rule is None
         result["profileId"] = profile.id if profile else None
