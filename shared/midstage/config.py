@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from functools import cache
 from typing import Any, Literal, Self
@@ -92,6 +93,11 @@ class ComputedTraitSettings(_EnvModel):
     # Lifetime revenue thresholds: below the first is "low", then "medium", "high", "vip".
     value_tiers: tuple[float, ...] = (100.0, 1000.0, 5000.0)
     count_windows_days: tuple[int, ...] = (7, 30, 90)
+    # The currency revenue traits, value tiers and RFM are reckoned in; an order without a
+    # `currency` is taken to be in it. `currency_rates` converts others: code -> the value of one
+    # unit in `currency` (e.g. {"EUR": 1.08}); an order in a currency with no rate is kept apart.
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    currency_rates: dict[str, float] = Field(default_factory=dict)
 
     _decode = field_validator(
         "rfm_recency_days",
@@ -99,8 +105,17 @@ class ComputedTraitSettings(_EnvModel):
         "rfm_monetary",
         "value_tiers",
         "count_windows_days",
+        "currency_rates",
         mode="before",
     )(_json_or_value)
+
+    @field_validator("currency_rates")
+    @classmethod
+    def _rates(cls, rates: dict[str, float]) -> dict[str, float]:
+        for code, rate in rates.items():
+            if not re.fullmatch(r"[A-Z]{3}", code) or not (0 < rate < 1e9):
+                raise ValueError(f"a rate is a 3-letter currency code and a positive number: {code}={rate}")
+        return rates
 
 
 class CollectSettings(StoreSettings):

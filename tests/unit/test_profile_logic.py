@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from midstage.config import ComputedTraitSettings, IdentitySettings
+from midstage.config import ComputedTraitSettings, ConfigurationError, IdentitySettings
 from midstage.logic import profile as logic
 from midstage.logic.identity import identifiers_of, limit_breach, lookup_only, normalise_email, normalise_phone
 from midstage.models.profile import Profile
@@ -54,6 +55,37 @@ def test_order_completed_sums_revenue_exactly_and_scores_rfm() -> None:
     # 2 days since the last order -> R=5; 3 orders -> F=3; 120.30 -> M=2.
     assert computed["rfm"] == {"recency": 5, "frequency": 3, "monetary": 2, "score": "532"}
     assert computed["value_tier"] == "medium"
+
+
+def test_orders_in_several_currencies_are_kept_apart_and_converted_only_with_a_rate() -> None:
+    # Given orders in the reporting currency, without a currency, in euros and in yen
+    profile = fresh()
+    orders = [("100", "USD"), ("50", None), ("10", "eur"), ("1000", "JPY"), ("5", "not-a-code")]
+    for i, (amount, currency) in enumerate(orders):
+        properties = {"revenue": amount, **({"currency": currency} if currency else {})}
+        logic.apply_event(profile, event(event="Order Completed", mid=f"o{i}", properties=properties))
+    # When computed with a rate for euros only
+    settings = TRAITS.model_copy(update={"currency_rates": {"EUR": 1.08}})
+    computed = logic.compute(profile, NOW, settings)
+    # Then revenue is in dollars (100 + 50 + 5 without a valid code + 10 x 1.08), yen kept apart
+    assert computed["revenue"] == 165.8
+    assert computed["revenue_by_currency"] == {"EUR": 10.0, "JPY": 1000.0, "USD": 100.0}
+    assert computed["revenue_unconverted"] == {"JPY": 1000.0}
+    assert computed["value_tier"] == "medium"
+    # And a profile stored before currencies were kept still counts its revenue as it did
+    legacy = Profile.from_doc({**fresh().to_doc(), "orders": 2, "revenue": "120.5"})
+    legacy.revenue_by_currency = {}
+    assert logic.compute(legacy, NOW, settings)["revenue"] == 120.5
+
+
+def test_currency_settings_refuse_a_bad_code_or_rate() -> None:
+    with pytest.raises(ConfigurationError):
+        ComputedTraitSettings.from_env({"CURRENCY_RATES": '{"EURO": 1.1}'})
+    with pytest.raises(ConfigurationError):
+        ComputedTraitSettings.from_env({"CURRENCY_RATES": '{"EUR": -1}'})
+    assert ComputedTraitSettings.from_env({"CURRENCY": "EUR", "CURRENCY_RATES": '{"USD": 0.93}'}).currency_rates == {
+        "USD": 0.93
+    }
 
 
 def test_total_is_used_when_revenue_is_absent_and_garbage_counts_as_zero() -> None:
@@ -151,19 +183,20 @@ def test_limits_refuse_a_second_user_id_but_allow_five_anonymous_ids() -> None:
 # ---------------------------------------------------------------- order independence
 _events = st.lists(
     st.builds(
-        lambda i, day, name, kind, value: event(
+        lambda i, day, name, kind, value, currency: event(
             kind,
             f"2026-11-{day:02d}T10:00:00.000Z",
             f"m{i}",
             event=name,
             traits={"plan": value},
-            properties={"revenue": value},
+            properties={"revenue": value, **({"currency": currency} if currency else {})},
         ),
         st.integers(0, 10_000),
         st.integers(1, 21),
         st.sampled_from(["Viewed", "Order Completed"]),
         st.sampled_from(["track", "identify"]),
         st.sampled_from(["1.10", "2.25", "7"]),
+        st.sampled_from(["", "USD", "eur", "JPY"]),
     ),
     min_size=1,
     max_size=25,

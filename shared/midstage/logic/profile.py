@@ -46,6 +46,7 @@ MAX_DEVICES = 20
 MAX_GROUPS = 100
 OTHER_EVENTS = "$other"
 _CENT = Decimal("0.000001")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 def counter_name(event: Mapping[str, Any]) -> str:
@@ -97,7 +98,12 @@ def apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
     if event["type"] == "track" and event.get("event") == ORDER_COMPLETED:
         properties = event.get("properties") or {}
         profile.orders += 1
-        profile.revenue = str(Decimal(profile.revenue) + order_value(properties))
+        amount = order_value(properties)
+        profile.revenue = str(Decimal(profile.revenue) + amount)
+        currency = currency_of(properties)
+        if currency and amount:
+            held = profile.revenue_by_currency.get(currency, "0")
+            profile.revenue_by_currency[currency] = str(Decimal(held) + amount)
         if profile.first_order_at is None or timestamp < profile.first_order_at:
             profile.first_order_at = timestamp
         if profile.last_order_at is None or timestamp > profile.last_order_at:
@@ -204,6 +210,34 @@ def order_value(properties: Mapping[str, Any]) -> Decimal:
     return Decimal(0)
 
 
+def currency_of(properties: Mapping[str, Any]) -> str:
+    """The order's ISO 4217 code (upper-cased), or "" when it names none or not one."""
+    value = properties.get("currency")
+    if not isinstance(value, str):
+        return ""
+    code = value.strip().upper()
+    return code if _CURRENCY.fullmatch(code) else ""
+
+
+def revenue_in(profile: Profile, settings: ComputedTraitSettings) -> tuple[Decimal, dict[str, str]]:
+    """Lifetime revenue in the reporting currency, and the sums in currencies with no rate (kept
+    apart, not added). Orders without a currency, and those from before currencies were kept,
+    count as the reporting currency."""
+    total = Decimal(profile.revenue)
+    unconverted: dict[str, str] = {}
+    for code, held in sorted(profile.revenue_by_currency.items()):
+        if code == settings.currency:
+            continue
+        amount = Decimal(held)
+        total -= amount
+        rate = settings.currency_rates.get(code)
+        if rate is None:
+            unconverted[code] = held
+        else:
+            total += (amount * Decimal(str(rate))).quantize(_CENT)
+    return total, unconverted
+
+
 def _set_trait(profile: Profile, key: str, value: Any, stamp: str) -> None:
     if profile.trait_stamps.get(key, "") < stamp:
         profile.traits[key] = value
@@ -241,6 +275,8 @@ def merge_into(survivor: Profile, loser: Profile) -> None:
             mine_days[day] = mine_days.get(day, 0) + count
     survivor.orders += loser.orders
     survivor.revenue = str(Decimal(survivor.revenue) + Decimal(loser.revenue))
+    for code, held in loser.revenue_by_currency.items():
+        survivor.revenue_by_currency[code] = str(Decimal(survivor.revenue_by_currency.get(code, "0")) + Decimal(held))
     if loser.last_utm_stamp > survivor.last_utm_stamp:
         survivor.last_utm, survivor.last_utm_stamp = loser.last_utm, loser.last_utm_stamp
     for tag, (tag_stamp, on) in loser.tag_stamps.items():
@@ -293,7 +329,7 @@ def score(value: float, edges: tuple[float, ...] | tuple[int, ...]) -> int:
 
 def compute(profile: Profile, now: datetime, settings: ComputedTraitSettings) -> dict[str, Any]:
     """Computed traits as of `now`; stored on the profile and refreshed on every write."""
-    revenue = Decimal(profile.revenue)
+    revenue, unconverted = revenue_in(profile, settings)
     # Window counts only for names seen within the longest window; others keep their total.
     counts: dict[str, dict[str, int]] = {}
     for name, total in sorted(profile.event_counts.items()):
@@ -319,6 +355,12 @@ def compute(profile: Profile, now: datetime, settings: ComputedTraitSettings) ->
         f = score(profile.orders, settings.rfm_frequency_orders)
         m = score(float(revenue), settings.rfm_monetary)
         computed["rfm"] = {"recency": r, "frequency": f, "monetary": m, "score": f"{r}{f}{m}"}
+    if profile.revenue_by_currency:
+        computed["revenue_by_currency"] = {
+            code: float(Decimal(v)) for code, v in sorted(profile.revenue_by_currency.items())
+        }
+    if unconverted:
+        computed["revenue_unconverted"] = {code: float(Decimal(v)) for code, v in unconverted.items()}
     if profile.last_utm:
         computed["last_utm"] = dict(profile.last_utm)
     return computed

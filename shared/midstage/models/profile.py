@@ -25,6 +25,10 @@ class Profile:
     daily_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> YYYYMMDD -> n
     orders: int = 0
     revenue: str = "0"  # a decimal string: sums stay exact and order-independent
+    # Orders that named a `currency` (ISO 4217): code -> the sum of their amounts. `revenue` is the
+    # sum of every order's amount as given, whatever its currency (documents written before
+    # currencies were kept have only that); computed traits convert (logic/profile.py revenue_in).
+    revenue_by_currency: dict[str, str] = field(default_factory=dict)
     first_order_at: str | None = None
     last_order_at: str | None = None
     last_utm: dict[str, str] = field(default_factory=dict)
