@@ -39,6 +39,8 @@ from midstage.logic.tracking_routes import CALLS
 from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
 from midstage.models.attribution import AnalyzeRequest
 from midstage.models.campaigns import CampaignBody
+from midstage.models.experiments import AnalyzeRequest as ExperimentAnalyzeRequest
+from midstage.models.experiments import PlanRequest as ExperimentPlanRequest
 from midstage.models.journeys import JourneyBody
 from midstage.models.messaging import RuleBody, TemplateBody
 from midstage.models.requests import (
@@ -113,6 +115,8 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "RoiSpec": RoiSpec,
     "AttributionReport": AttributionReport,
     "AnalyzeRequest": AnalyzeRequest,
+    "ExperimentAnalyzeRequest": ExperimentAnalyzeRequest,
+    "ExperimentPlanRequest": ExperimentPlanRequest,
 }
 # Functions whose routes are public: links inside sent messages, authenticated by a signed token.
 PUBLIC_FUNCTIONS = {"EngagementFunction"}

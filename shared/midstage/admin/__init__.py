@@ -13,6 +13,7 @@ from midstage.admin import (
     attribution,
     campaigns,
     dead_letters,
+    experiments,
     journeys,
     messages,
     profiles,
@@ -42,6 +43,7 @@ ROUTERS: tuple[tuple[str, Routes], ...] = (
     ("/v1/dead-letters", dead_letters.routes),
     ("/v1/reports", reports.routes),
     ("/v1/attribution", attribution.routes),
+    ("/v1/experiments", experiments.routes),
     ("/v1/spend", spend.routes),
 )
 
