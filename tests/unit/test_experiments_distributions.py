@@ -55,6 +55,12 @@ def test_chi_square_survival_equals_scipy(x: float, df: int) -> None:
     assert near(d.chi2_sf(x, df), stats.chi2.sf(x, df), 1e-9)
 
 
+@given(x=st.floats(1e3, 1e300), df=st.integers(1, 60))
+def test_chi_square_survival_far_in_the_tail_is_zero_not_an_error(x: float, df: int) -> None:
+    # A sample ratio that far off (a split of 3.5 million against almost nothing) is certain SRM.
+    assert d.chi2_sf(x, df) == pytest.approx(stats.chi2.sf(x, df), rel=1e-9, abs=1e-300)
+
+
 @given(t=st.floats(1e150, 1e300), df=st.floats(1, 1e6))
 def test_student_t_tails_beyond_where_t_squared_overflows_stay_numbers(t: float, df: float) -> None:
     # Given |t| so large that t² overflows, then the tails are numbers (not NaN): 0 and 1 to any

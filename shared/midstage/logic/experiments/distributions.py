@@ -38,6 +38,7 @@ _STANDARD: Final = NormalDist()
 _EPS: Final = 1e-16
 _TINY: Final = 1e-300
 _MAX_ITERATIONS: Final = 100_000
+_LOG_SMALLEST: Final = -745.0  # log of the smallest positive double, 5e-324
 # Above this argument the Stirling series of log-gamma's remainder, cut after x^-9, is exact to
 # double precision (its next term is 691/(360360 x^11) < 3e-16 there).
 _STIRLING_FROM: Final = 15.0
@@ -235,6 +236,9 @@ def regularized_gamma_q(a: float, x: float) -> float:
             if abs(term) < abs(total) * _EPS:
                 return max(0.0, 1.0 - total * math.exp(log_front))
         raise ArithmeticError(f"the incomplete gamma series did not converge for a={a}, x={x}")
+    if log_front < _LOG_SMALLEST:
+        # Q < e^log_front there: below the smallest double (and the fraction would not settle).
+        return 0.0
     # Q's continued fraction (modified Lentz).
     b = x + 1.0 - a
     c = 1.0 / _TINY
