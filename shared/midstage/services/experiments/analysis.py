@@ -167,13 +167,17 @@ def plan(request: PlanRequest) -> PlanAnswer:
         )
     except ValueError as error:
         raise InvalidInput(str(error)) from None
-    if request.n_per_arm is not None:
-        n = request.n_per_arm
-        found = planning.minimum_detectable_effect(design, n)
-        power = request.power if found is not None else planning.power_at(design, n)
-    else:
-        n = planning.sample_size_per_arm(design)
-        found = effect
-        power = planning.power_at(design, n)
+    try:
+        if request.n_per_arm is not None:
+            n = request.n_per_arm
+            found = planning.minimum_detectable_effect(design, n)
+            power = request.power if found is not None else planning.power_at(design, n)
+        else:
+            n = planning.sample_size_per_arm(design)
+            found = effect
+            power = planning.power_at(design, n)
+    except ArithmeticError:
+        # A baseline or effect so small (or large) that the variance under- or overflows a double.
+        raise InvalidInput("these figures are beyond what a double can plan: the rates are too close to 0") from None
     days = 2 * n / request.units_per_day if request.units_per_day else None
     return PlanAnswer(n_per_arm=n, total=2 * n, effect=found, power=power, days=days)
