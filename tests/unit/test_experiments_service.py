@@ -368,6 +368,23 @@ def test_the_sequential_engine_needs_more_units_than_the_fixed_horizon_test() ->
     assert always_valid.n_per_arm > fixed
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"metric_type": "proportion", "baseline": 5.4e-105, "effect": 1.0},  # its variance underflows
+        {"metric_type": "mean", "baseline": 1.0, "stddev": 1.0, "n_per_arm": 2, "alpha": 5.3e-136},
+    ],
+)
+def test_figures_beyond_a_double_are_refused_as_input_not_failed(body: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput, match="beyond what a double can plan"):
+        plan(PlanRequest.model_validate(body))
+
+
+def test_a_daily_rate_too_small_to_divide_by_gives_no_days() -> None:
+    body = {"metric_type": "mean", "baseline": 1.0, "stddev": 1.0, "n_per_arm": 2, "units_per_day": 2.2e-309}
+    assert plan(PlanRequest.model_validate(body)).days is None
+
+
 # ------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(
     ("request_body", "message"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -176,8 +177,13 @@ def plan(request: PlanRequest) -> PlanAnswer:
             n = planning.sample_size_per_arm(design)
             found = effect
             power = planning.power_at(design, n)
-    except ArithmeticError:
-        # A baseline or effect so small (or large) that the variance under- or overflows a double.
-        raise InvalidInput("these figures are beyond what a double can plan: the rates are too close to 0") from None
+    except (ArithmeticError, ValueError):
+        # A baseline, effect or alpha so close to 0 that the variance or a quantile leaves what a
+        # double holds.
+        raise InvalidInput(
+            "these figures are beyond what a double can plan: a rate or alpha is too close to 0"
+        ) from None
     days = 2 * n / request.units_per_day if request.units_per_day else None
+    if days is not None and not math.isfinite(days):
+        days = None  # fewer units a day than a double can divide by
     return PlanAnswer(n_per_arm=n, total=2 * n, effect=found, power=power, days=days)
