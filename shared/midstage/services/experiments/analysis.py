@@ -167,7 +167,7 @@ def plan(request: PlanRequest) -> PlanAnswer:
             tuning=request.sequential_tuning_parameter,
         )
     except ValueError as error:
-        raise InvalidInput(str(error)) from None
+        raise InvalidInput(str(error), code="unplannable") from None
     try:
         if request.n_per_arm is not None:
             n = request.n_per_arm
@@ -180,9 +180,8 @@ def plan(request: PlanRequest) -> PlanAnswer:
     except (ArithmeticError, ValueError):
         # A baseline, effect or alpha so close to 0 that the variance or a quantile leaves what a
         # double holds.
-        raise InvalidInput(
-            "these figures are beyond what a double can plan: a rate or alpha is too close to 0"
-        ) from None
+        message = "these figures are beyond what a double can plan: a rate or alpha is too close to 0"
+        raise InvalidInput(message, code="unplannable") from None
     days = 2 * n / request.units_per_day if request.units_per_day else None
     if days is not None and not math.isfinite(days):
         days = None  # fewer units a day than a double can divide by
