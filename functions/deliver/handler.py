@@ -17,6 +17,7 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore, TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.providers import PushSender, WebhookSender
+from midstage.adapters.sending_state import CampaignStates
 from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import DeliverySettings
@@ -68,6 +69,8 @@ def _wiring() -> tuple[Ports, Policy]:
         templates=ApprovedTemplates(config),
         timers=TimerStore(table),
         channels=senders,
+        # The cache's age is read on the function's clock, so a test's clock moves it too.
+        origins=CampaignStates(config, monotonic=lambda: _clock()().timestamp()),
     )
     policy = Policy(
         marketing_consent=settings.marketing_consent,

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from midstage.config import FrequencyCap
 from midstage.logic.delivery import (
     BLOCKED,
+    CANCELLED,
     DEFERRED,
     DUPLICATE,
     FAILED,
@@ -38,6 +39,7 @@ from midstage.logic.delivery import (
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import MessageRequest, Origin, Template
 from midstage.models.profile import Profile
+from midstage.services.campaigns import delivery_counts
 from midstage.services.delivery import Ports, deliver
 from tests.support.fakes import MemoryCaps, MemoryLedger, MemoryProfiles
 
@@ -89,6 +91,18 @@ class FakeChannels:
         if self.failures:
             raise self.failures.pop(0)
         return f"provider-{len(self.calls)}"
+
+
+@dataclass
+class FakeOrigins:
+    """Campaign statuses as delivery reads them (absent: the campaign was deleted); counts reads."""
+
+    statuses: dict[str, str] = field(default_factory=dict)
+    reads: int = 0
+
+    def campaign_status(self, campaign_id: str) -> str | None:
+        self.reads += 1
+        return self.statuses.get(campaign_id)
 
 
 def template(template_id: str, channel: str, status: str = "approved") -> Template:
@@ -148,11 +162,19 @@ class Rig:
     timers: FakeTimers = field(default_factory=FakeTimers)
     channels: FakeChannels = field(default_factory=FakeChannels)
     policy: Policy = field(default_factory=Policy)
+    origins: FakeOrigins = field(default_factory=FakeOrigins)
 
     @property
     def ports(self) -> Ports:
         return Ports(
-            self.ledger, self.profiles, self.suppressions, self.caps, self.templates, self.timers, self.channels
+            self.ledger,
+            self.profiles,
+            self.suppressions,
+            self.caps,
+            self.templates,
+            self.timers,
+            self.channels,
+            self.origins,
         )
 
     def deliver(self, message: MessageRequest, now: datetime = NOON) -> Outcome:
@@ -797,3 +819,79 @@ def test_given_a_released_request_when_delivered_then_the_later_of_both_clocks_i
     )  # a late sweep: the container's clock wins
     assert outcome.status == SENT
     assert parse_iso(rig.record(message)["updatedAt"]) == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+# ============================================================================== the origin's state at send time
+def campaign_request(key: str = "campaign:spring:202612010900:p1", **fields: Any) -> MessageRequest:
+    return request(key, origin=Origin(kind="campaign", id="spring", version=3, step="main"), **fields)
+
+
+@pytest.mark.parametrize(("statuses", "said"), [({"spring": "cancelled"}, "was cancelled"), ({}, "was deleted")])
+def test_given_a_cancelled_or_deleted_campaign_when_its_queued_message_is_delivered_then_it_ends_cancelled_unsent(
+    statuses: dict[str, str], said: str
+) -> None:
+    rig = Rig(origins=FakeOrigins(statuses))
+    message = campaign_request()
+
+    outcome = rig.deliver(message)
+
+    reason = f"cancelled: campaign spring {said} before the message was sent"
+    assert (outcome.status, outcome.reason) == (CANCELLED, reason)
+    record = rig.record(message)
+    assert (record["status"], record["reason"]) == (CANCELLED, reason)
+    assert rig.channels.calls == [] and rig.timers.scheduled == []
+    rig.origins.statuses["spring"] = "running"  # the decision is final, like a block
+    assert rig.deliver(message, NOON + timedelta(minutes=1)) == Outcome(DUPLICATE, CANCELLED)
+    assert rig.channels.calls == []
+
+
+def test_given_a_paused_campaign_when_delivered_then_deferred_on_a_timer_and_sent_once_after_the_resume() -> None:
+    rig = Rig(origins=FakeOrigins({"spring": "paused"}), policy=Policy(paused_recheck_seconds=300))
+    message = campaign_request()
+
+    held = rig.deliver(message)
+
+    due = NOON + timedelta(seconds=300)
+    assert (held.status, held.deferred_until) == (DEFERRED, iso(due))
+    assert held.reason == f"campaign_paused: campaign spring is paused; looked at again at {iso(due)}"
+    assert rig.record(message)["status"] == DEFERRED and rig.record(message)["notBefore"] == int(due.timestamp())
+    assert [(at, timer_id) for at, timer_id, _ in rig.timers.scheduled] == [(due, message.message_id)]
+    assert rig.channels.calls == []
+    assert rig.deliver(message, NOON + timedelta(seconds=10)).status == NOT_DUE  # a redelivery before it is due
+
+    still_paused = rig.deliver(request(**{**message.model_dump(), "released_at": iso(due)}), due)
+    assert still_paused.status == DEFERRED and rig.channels.calls == []  # looked at again: still paused
+    rig.origins.statuses["spring"] = "running"  # resumed
+    later = due + timedelta(seconds=300)
+    released = MessageRequest.model_validate({**rig.timers.scheduled[-1][2], "released_at": iso(later)})
+    assert rig.deliver(released, later).status == SENT
+    assert rig.deliver(released, later + timedelta(seconds=1)).status == DUPLICATE
+    assert rig.channels.calls == [("email", message.message_id, "ann@example.com")]
+
+
+@pytest.mark.parametrize("status", ["scheduled", "running", "completed"])
+def test_given_a_campaign_that_is_not_paused_or_cancelled_when_delivered_then_it_is_sent(status: str) -> None:
+    """A completed run still has local-time messages on timers: they go out."""
+    rig = Rig(origins=FakeOrigins({"spring": status}))
+    assert rig.deliver(campaign_request()).status == SENT
+
+
+def test_given_a_message_of_another_origin_when_delivered_then_no_campaign_state_is_read() -> None:
+    rig = Rig(origins=FakeOrigins({"r1": "cancelled"}))
+    assert rig.deliver(request()).status == SENT
+    assert rig.origins.reads == 0
+
+
+def test_given_cancelled_and_paused_outcomes_when_counted_then_cancelled_counts_and_a_pause_hold_does_not() -> None:
+    message = campaign_request()
+    assert delivery_counts(message, CANCELLED, "cancelled: campaign spring was cancelled") == (
+        "campaign",
+        "202612010900",
+        {"cancelled": 1},
+    )
+    assert delivery_counts(message, DEFERRED, "campaign_paused: campaign spring is paused; ...") is None
+    assert delivery_counts(message, DEFERRED, "quiet_hours: deferred to ...") == (
+        "campaign",
+        "202612010900",
+        {"deferred": 1},
+    )

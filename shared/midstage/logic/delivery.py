@@ -21,6 +21,7 @@ SENT = "sent"
 BLOCKED = "blocked"
 FAILED = "failed"
 DEFERRED = "deferred"
+CANCELLED = "cancelled"  # final: its campaign was cancelled (or deleted) before it was sent
 DUPLICATE = "duplicate"
 IN_FLIGHT = "in_flight"
 NOT_DUE = "not_due"
@@ -68,6 +69,39 @@ class Policy:
     quiet_hours: tuple[time, time] | None = (time(21), time(8))
     default_timezone: str = "UTC"
     lease_seconds: int = 120
+    # A message of a paused campaign waits this long before delivery looks at the campaign again.
+    paused_recheck_seconds: int = 300
+
+
+# --------------------------------------------------------------------------- holds
+# Reasons of deferrals that hold a message back for the sender's sake (its campaign is paused,
+# its channel is paused): they may repeat until the hold ends, so they are not counted as the
+# person's deferral (quiet hours) is.
+CAMPAIGN_PAUSED = "campaign_paused"
+HOLD_CODES = frozenset({CAMPAIGN_PAUSED})
+
+
+def is_hold(reason: str) -> bool:
+    return reason.split(":", 1)[0] in HOLD_CODES
+
+
+def origin_stop(origin_kind: str, origin_status: str | None) -> str:
+    """What the state of a message's origin, read at send time, says about sending it now:
+    "cancel" (a cancelled or deleted campaign: never), "hold" (a paused campaign: later) or ""."""
+    if origin_kind != "campaign":
+        return ""
+    if origin_status is None or origin_status == "cancelled":
+        return "cancel"
+    return "hold" if origin_status == "paused" else ""
+
+
+def cancelled_reason(origin_id: str, origin_status: str | None) -> str:
+    said = "was deleted" if origin_status is None else "was cancelled"
+    return f"cancelled: campaign {origin_id} {said} before the message was sent"
+
+
+def campaign_paused_reason(origin_id: str, until: datetime) -> str:
+    return f"{CAMPAIGN_PAUSED}: campaign {origin_id} is paused; looked at again at {iso(until)}"
 
 
 # --------------------------------------------------------------------------- decisions

@@ -3,6 +3,8 @@
 The order is fixed, and every outcome is recorded on the message with its reason:
   0. the ledger claims the message (a conditional write): a send already made, blocked or failed
      is never repeated, whatever redelivers it; two deliverers cannot both hold it;
+     then its origin's state, read at send time: a message of a cancelled (or deleted) campaign
+     ends `cancelled`, one of a paused campaign is deferred and looked at again later;
   1. consent for the channel and purpose (transactional messages need no marketing consent);
   2. suppression of the address (hard bounce, complaint, unsubscribe, manual);
   3. frequency caps, reserved atomically on the person's send history (one conditional write);
@@ -17,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from midstage.config import FrequencyCap
 from midstage.logic.archive.records import delivery_records
 from midstage.logic.delivery import (
     BLOCKED,
+    CANCELLED,
     DEFERRED,
     FAILED,
     SENT,
@@ -35,9 +38,12 @@ from midstage.logic.delivery import (
     RenderFailure,
     RetryLater,
     address_for,
+    campaign_paused_reason,
+    cancelled_reason,
     cap_refusal,
     may_be_quieted,
     ordered_channels,
+    origin_stop,
     quiet_reason,
     quiet_until,
     reach_refusal,
@@ -83,6 +89,12 @@ class Channels(Protocol):
     ) -> str: ...
 
 
+class OriginStates(Protocol):
+    """The state of a message's origin at send time (read through a short cache: see its adapter)."""
+
+    def campaign_status(self, campaign_id: str) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Ports:
     ledger: Ledger
@@ -92,6 +104,7 @@ class Ports:
     templates: Templates
     timers: Timers
     channels: Channels
+    origins: OriginStates | None = None  # None: origins are not consulted (every origin may send)
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -103,6 +116,16 @@ def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime
     claim = ports.ledger.claim(request, now, policy.lease_seconds)
     if claim.state != "claimed":
         return Outcome(claim.state, str(claim.record.get("status", "")))
+
+    if ports.origins is not None and request.origin.kind == "campaign":
+        # After the claim, so the decision is the ledger's and a redelivery cannot race it.
+        status = ports.origins.campaign_status(request.origin.id)
+        stop = origin_stop(request.origin.kind, status)
+        if stop == "cancel":
+            return _finish(ports, message_id, Outcome(CANCELLED, cancelled_reason(request.origin.id, status)), now)
+        if stop == "hold":
+            recheck = now + timedelta(seconds=policy.paused_recheck_seconds)
+            return _defer(ports, request, recheck, campaign_paused_reason(request.origin.id, recheck), now)
 
     profile = ports.profiles.profile(request.profile_id)
     if profile is None:
@@ -134,10 +157,7 @@ def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime
         zone = zone_of(profile, policy.default_timezone)
         until = quiet_until(now, zone, policy.quiet_hours)
         if until is not None:
-            ports.timers.schedule(until, message_id, request.model_dump(mode="json"))
-            reason = quiet_reason(until, zone, policy.quiet_hours)
-            ports.ledger.defer(message_id, until, reason, now)
-            return Outcome(DEFERRED, reason, channel, deferred_until=iso(until))
+            return _defer(ports, request, until, quiet_reason(until, zone, policy.quiet_hours), now, channel)
 
     template: Template | None = None
     if channel != "webhook":
@@ -167,6 +187,16 @@ def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime
         templateVersion=template.version if template else None,
     )
     return outcome
+
+
+def _defer(
+    ports: Ports, request: MessageRequest, until: datetime, reason: str, now: datetime, channel: str | None = None
+) -> Outcome:
+    """Hold the message back until `until`: a timer brings it to delivery again then (the timer
+    first, so a crash between both leaves a timer whose claim finds the message claimable)."""
+    ports.timers.schedule(until, request.message_id, request.model_dump(mode="json"))
+    ports.ledger.defer(request.message_id, until, reason, now)
+    return Outcome(DEFERRED, reason, channel, deferred_until=iso(until))
 
 
 def _finish(ports: Ports, message_id: str, outcome: Outcome, now: datetime) -> Outcome:
