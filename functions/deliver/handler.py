@@ -17,7 +17,7 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore, TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.providers import PushSender, WebhookSender
-from midstage.adapters.sending_state import CampaignStates
+from midstage.adapters.sending_state import CampaignStates, ChannelPauses
 from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import DeliverySettings
@@ -61,6 +61,8 @@ def _wiring() -> tuple[Ports, Policy]:
         inbox=InboxStore(table),
         clock=_clock(),
     )
+    # Cache ages are read on the function's clock, so a test's clock moves them too.
+    seconds = lambda: _clock()().timestamp()  # noqa: E731
     ports = Ports(
         ledger=MessageLedger(table),
         profiles=ProfileStore(table),
@@ -69,8 +71,8 @@ def _wiring() -> tuple[Ports, Policy]:
         templates=ApprovedTemplates(config),
         timers=TimerStore(table),
         channels=senders,
-        # The cache's age is read on the function's clock, so a test's clock moves it too.
-        origins=CampaignStates(config, monotonic=lambda: _clock()().timestamp()),
+        origins=CampaignStates(config, monotonic=seconds),
+        pauses=ChannelPauses(table, monotonic=seconds),
     )
     policy = Policy(
         marketing_consent=settings.marketing_consent,

@@ -24,6 +24,7 @@ from midstage.logic.delivery import (
     NOT_DUE,
     SENT,
     Address,
+    ChannelPause,
     Outcome,
     Policy,
     ProviderFailure,
@@ -32,6 +33,7 @@ from midstage.logic.delivery import (
     cap_breached,
     ordered_channels,
     parse_quiet_hours,
+    probe_delay,
     prune_sends,
     quiet_until,
     zone_of,
@@ -105,6 +107,35 @@ class FakeOrigins:
         return self.statuses.get(campaign_id)
 
 
+class MemoryPauses:
+    """ChannelPauses' rules in memory: one pause per channel, one probe taker per due probe."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[str, ChannelPause] = {}
+        self.cleared: list[tuple[str, datetime]] = []
+
+    def paused(self, channel: str) -> ChannelPause | None:
+        return self.pauses.get(channel)
+
+    def pause(self, channel: str, reason: str, now: datetime, probe_at: datetime) -> ChannelPause:
+        return self.pauses.setdefault(channel, ChannelPause(channel, reason, now, probe_at))
+
+    def take_probe(self, channel: str, now: datetime, hold_until: datetime) -> bool:
+        pause = self.pauses.get(channel)
+        if pause is None or pause.probe_at > now:
+            return False
+        self.pauses[channel] = ChannelPause(channel, pause.reason, pause.since, hold_until, pause.failures)
+        return True
+
+    def probe_failed(self, channel: str, reason: str, now: datetime, failures: int, probe_at: datetime) -> ChannelPause:
+        pause = self.pauses[channel] = ChannelPause(channel, reason, self.pauses[channel].since, probe_at, failures)
+        return pause
+
+    def clear(self, channel: str, now: datetime) -> bool:
+        self.cleared.append((channel, now))
+        return self.pauses.pop(channel, None) is not None
+
+
 def template(template_id: str, channel: str, status: str = "approved") -> Template:
     fields = {"email": {"subject": "Hi", "html": "<p>Hi</p>"}, "sms": {"body": "Hi"}}.get(
         channel, {"title": "Hi", "body": "Hi"}
@@ -163,6 +194,7 @@ class Rig:
     channels: FakeChannels = field(default_factory=FakeChannels)
     policy: Policy = field(default_factory=Policy)
     origins: FakeOrigins = field(default_factory=FakeOrigins)
+    pauses: MemoryPauses | None = None
 
     @property
     def ports(self) -> Ports:
@@ -175,6 +207,7 @@ class Rig:
             self.timers,
             self.channels,
             self.origins,
+            self.pauses,
         )
 
     def deliver(self, message: MessageRequest, now: datetime = NOON) -> Outcome:
@@ -895,3 +928,93 @@ def test_given_cancelled_and_paused_outcomes_when_counted_then_cancelled_counts_
         "202612010900",
         {"deferred": 1},
     )
+
+
+# ============================================================================== channel pauses
+UNVERIFIED = "SES refused the sender: verify the sender identity news@example.com"
+
+
+def test_given_an_account_level_error_when_delivered_then_the_channel_pauses_and_the_message_is_deferred() -> None:
+    rig = Rig(pauses=MemoryPauses())
+    rig.channels.failures.append(ProviderFailure("configuration", UNVERIFIED, account=True))
+    first, second = request("k1"), request("k2")
+
+    held = rig.deliver(first)
+    next_one = rig.deliver(second, NOON + timedelta(seconds=5))
+
+    probe = NOON + timedelta(seconds=60)
+    assert rig.pauses is not None and rig.pauses.pauses["email"] == ChannelPause("email", UNVERIFIED, NOON, probe)
+    assert (held.status, held.channel, held.deferred_until) == (DEFERRED, "email", iso(probe))
+    assert held.reason == (
+        f"channel_paused: email sending is paused since {iso(NOON)} ({UNVERIFIED}); looked at again at {iso(probe)}"
+    )
+    assert rig.record(first)["status"] == DEFERRED  # not failed: nothing is lost
+    # The next message does not try the provider: it waits for the probe.
+    assert next_one.status == DEFERRED and next_one.deferred_until == iso(NOON + timedelta(seconds=65))
+    assert [call[1] for call in rig.channels.calls] == [first.message_id]
+    assert [timer_id for _, timer_id, _ in rig.timers.scheduled] == [first.message_id, second.message_id]
+
+
+def test_given_a_paused_channel_when_the_probe_fails_then_the_backoff_doubles_and_when_it_passes_sending_resumes() -> (
+    None
+):
+    rig = Rig(pauses=MemoryPauses())
+    rig.channels.failures += [ProviderFailure("configuration", UNVERIFIED, account=True)] * 2
+    first, second = request("k1"), request("k2")
+    rig.deliver(first)
+
+    at = NOON + timedelta(seconds=61)
+    again = rig.deliver(request("k1", released_at=iso(at)), at)  # the timer brings it back: it probes, still refused
+    assert again.status == DEFERRED
+    assert rig.pauses is not None and rig.pauses.pauses["email"].failures == 2
+    assert rig.pauses.pauses["email"].probe_at == at + timedelta(seconds=120)
+
+    later = at + timedelta(seconds=120)
+    sent = rig.deliver(request("k2"), later)  # whichever message comes first probes: it goes through
+    assert sent.status == SENT and rig.pauses.pauses == {} and rig.pauses.cleared == [("email", later)]
+    assert rig.deliver(request("k1", released_at=iso(later)), later).status == SENT
+    tried = [call[1] for call in rig.channels.calls]
+    assert tried == [first.message_id, first.message_id, second.message_id, first.message_id]
+    assert rig.deliver(first, later + timedelta(seconds=1)).status == DUPLICATE
+
+
+def test_given_a_paused_channel_when_its_probe_is_held_elsewhere_then_the_message_waits_without_calling() -> None:
+    rig = Rig(pauses=MemoryPauses())
+    rig.channels.failures.append(ProviderFailure("configuration", UNVERIFIED, account=True))
+    rig.deliver(request("k1"))
+    at = NOON + timedelta(seconds=60)
+    assert rig.pauses is not None and rig.pauses.take_probe("email", at, at + timedelta(seconds=120))
+
+    held = rig.deliver(request("k2"), at)
+
+    assert held.status == DEFERRED and len(rig.channels.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ProviderFailure("permanent", "SES rejected the message: bad address"),
+        ProviderFailure("configuration", "no SNS platform application is configured for push platform 'android'"),
+    ],
+)
+def test_given_an_error_about_the_message_not_the_account_when_delivered_then_it_fails_and_nothing_pauses(
+    failure: ProviderFailure,
+) -> None:
+    rig = Rig(pauses=MemoryPauses())
+    rig.channels.failures.append(failure)
+    outcome = rig.deliver(request())
+    assert (outcome.status, outcome.reason) == (FAILED, f"{failure.kind}: {failure.reason}")
+    assert rig.pauses is not None and rig.pauses.pauses == {}
+
+
+def test_given_a_paused_channel_when_a_message_can_use_another_channel_then_it_still_waits_for_its_own() -> None:
+    """The fallback order is about reaching the person, not about the sender's trouble."""
+    rig = Rig(pauses=MemoryPauses())
+    assert rig.pauses is not None
+    rig.pauses.pause("email", UNVERIFIED, NOON, NOON + timedelta(seconds=60))
+    assert rig.deliver(request(channels=["email", "sms"])).status == DEFERRED
+    assert rig.deliver(request("k-sms", channels=["sms"])).status == SENT
+
+
+def test_given_failures_when_the_probe_delay_is_asked_then_it_doubles_from_a_minute_up_to_fifteen() -> None:
+    assert [probe_delay(n).total_seconds() for n in (1, 2, 3, 4, 5, 6, 50)] == [60, 120, 240, 480, 900, 900, 900]

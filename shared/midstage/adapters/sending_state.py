@@ -1,17 +1,33 @@
-"""What delivery reads about the sender's side at send time: the state of a message's campaign."""
+"""What delivery reads about the sender's side at send time: the state of a message's campaign
+and whether its channel is paused."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from midstage import keys
+from midstage.adapters import dynamo as ddb
 from midstage.adapters.config_store import ConfigStore
+from midstage.logic.delivery import ChannelPause
+from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.campaigns import Campaign
+from midstage.observability import count
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 # How stale a campaign's status may be when delivery acts on it: a pause or cancel takes effect on
 # every deliverer at most this long after it was saved.
 CAMPAIGN_STATUS_TTL_S = 5.0
+# The same bound for a channel's pause: a container may send up to this long after another paused
+# the channel (those sends fail the same way and are held too), or hold a message this long after
+# a probe cleared it (it comes back at its next look).
+CHANNEL_PAUSE_TTL_S = 5.0
 
 
 class CampaignStates:
@@ -40,3 +56,159 @@ class CampaignStates:
         status = campaign.status if campaign is not None else None
         self._seen[campaign_id] = (now + self.ttl_seconds, status)
         return status
+
+
+class ChannelPauses(ddb.Table):
+    """Each channel's pause in one DataTable item (`CHANNEL#<channel>` / `PAUSE`): `paused`,
+    `reason`, `since`, `probeAt` (epoch s), `failures`, `clearedAt`. Reads for delivery are cached
+    per container for `ttl_seconds`; every change is a conditional update, so concurrent
+    deliverers start one pause, take one probe and clear it once."""
+
+    def __init__(
+        self,
+        table: str,
+        client: DynamoDBClient | None = None,
+        *,
+        ttl_seconds: float = CHANNEL_PAUSE_TTL_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(table, client)
+        self.ttl_seconds = ttl_seconds
+        self.monotonic = monotonic
+        self._seen: dict[str, tuple[float, ChannelPause | None]] = {}
+
+    def paused(self, channel: str) -> ChannelPause | None:
+        now = self.monotonic()
+        hit = self._seen.get(channel)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        pause = self.state(channel)
+        self._remember(channel, pause)
+        return pause
+
+    def state(self, channel: str) -> ChannelPause | None:
+        """The pause as stored now (None: the channel sends)."""
+        item = self._get(keys.channel_pause_key(channel))
+        return _pause_of(channel, item) if item and item.get("paused", {}).get("BOOL") else None
+
+    def record(self, channel: str) -> dict[str, Any]:
+        """The channel's stored record for reading (the admin API): paused or not, and why."""
+        item = self._get(keys.channel_pause_key(channel)) or {}
+        view: dict[str, Any] = {"channel": channel, "paused": bool(item.get("paused", {}).get("BOOL"))}
+        if item:
+            view.update(
+                reason=item["reason"]["S"],
+                since=item["since"]["S"],
+                failures=int(item["failures"]["N"]),
+            )
+            if view["paused"]:
+                view["probe_at"] = iso(datetime.fromtimestamp(int(item["probeAt"]["N"]), UTC))
+            elif "clearedAt" in item:
+                view["cleared_at"] = item["clearedAt"]["S"]
+        return view
+
+    def pause(self, channel: str, reason: str, now: datetime, probe_at: datetime) -> ChannelPause:
+        """Pause the channel, unless it is paused already (then that pause stands, as stored)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=ddb.key(keys.channel_pause_key(channel)),
+                UpdateExpression=(
+                    "SET paused = :true, reason = :reason, since = :now, probeAt = :probe, failures = :one,"
+                    " updatedAt = :now REMOVE clearedAt"
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR paused = :false",
+                ExpressionAttributeValues={
+                    ":true": {"BOOL": True},
+                    ":false": {"BOOL": False},
+                    ":reason": ddb.s(reason[:1000]),
+                    ":now": ddb.s(iso(now)),
+                    ":probe": ddb.n(int(probe_at.timestamp())),
+                    ":one": ddb.n(1),
+                },
+            )
+        except ClientError as error:
+            if not ddb.condition_failed(error):
+                raise
+            current = self.state(channel)
+            if current is None:
+                return self.pause(channel, reason, now, probe_at)  # cleared in between: pause it again
+        else:
+            count(ChannelPauses=1)
+            current = ChannelPause(channel, reason[:1000], now, _whole(probe_at), 1)
+        self._remember(channel, current)
+        return current
+
+    def take_probe(self, channel: str, now: datetime, hold_until: datetime) -> bool:
+        """True for the one deliverer that may try the provider now; the probe is its own until
+        `hold_until` (a probe that dies with its deliverer is taken again then)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=ddb.key(keys.channel_pause_key(channel)),
+                UpdateExpression="SET probeAt = :hold, updatedAt = :stamp",
+                ConditionExpression="paused = :true AND probeAt <= :now",
+                ExpressionAttributeValues={
+                    ":true": {"BOOL": True},
+                    ":now": ddb.n(int(now.timestamp())),
+                    ":hold": ddb.n(int(hold_until.timestamp())),
+                    ":stamp": ddb.s(iso(now)),
+                },
+            )
+        except ClientError as error:
+            if not ddb.condition_failed(error):
+                raise
+            self._seen.pop(channel, None)  # another deliverer moved it on: read it afresh
+            return False
+        return True
+
+    def probe_failed(self, channel: str, reason: str, now: datetime, failures: int, probe_at: datetime) -> ChannelPause:
+        answer = self.client.update_item(
+            TableName=self.table,
+            Key=ddb.key(keys.channel_pause_key(channel)),
+            UpdateExpression="SET reason = :reason, probeAt = :probe, failures = :failures, updatedAt = :now",
+            ExpressionAttributeValues={
+                ":reason": ddb.s(reason[:1000]),
+                ":probe": ddb.n(int(probe_at.timestamp())),
+                ":failures": ddb.n(failures),
+                ":now": ddb.s(iso(now)),
+            },
+            ReturnValues="ALL_NEW",
+        )
+        pause = _pause_of(channel, answer["Attributes"])
+        self._remember(channel, pause)
+        return pause
+
+    def clear(self, channel: str, now: datetime) -> bool:
+        """End the pause (a probe went through); False when it had ended already."""
+        self._remember(channel, None)
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=ddb.key(keys.channel_pause_key(channel)),
+                UpdateExpression="SET paused = :false, clearedAt = :now, updatedAt = :now REMOVE probeAt",
+                ConditionExpression="paused = :true",
+                ExpressionAttributeValues={":true": {"BOOL": True}, ":false": {"BOOL": False}, ":now": ddb.s(iso(now))},
+            )
+        except ClientError as error:
+            if not ddb.condition_failed(error):
+                raise
+            return False
+        return True
+
+    def _remember(self, channel: str, pause: ChannelPause | None) -> None:
+        self._seen[channel] = (self.monotonic() + self.ttl_seconds, pause)
+
+
+def _whole(moment: datetime) -> datetime:
+    return datetime.fromtimestamp(int(moment.timestamp()), UTC)
+
+
+def _pause_of(channel: str, item: Mapping[str, Any]) -> ChannelPause:
+    return ChannelPause(
+        channel=channel,
+        reason=item["reason"]["S"],
+        since=parse_iso(item["since"]["S"]),
+        probe_at=datetime.fromtimestamp(int(item["probeAt"]["N"]), UTC),
+        failures=int(item["failures"]["N"]),
+    )

@@ -56,10 +56,14 @@ class RenderFailure(Exception):
 
 
 class ProviderFailure(Exception):
-    def __init__(self, kind: str, reason: str) -> None:  # kind: retryable | permanent | configuration
+    """`kind`: retryable | permanent | configuration; `account`: the provider refused the account
+    (not this message), so every message on the channel would be refused the same way."""
+
+    def __init__(self, kind: str, reason: str, *, account: bool = False) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
+        self.account = account
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ class Policy:
 # its channel is paused): they may repeat until the hold ends, so they are not counted as the
 # person's deferral (quiet hours) is.
 CAMPAIGN_PAUSED = "campaign_paused"
-HOLD_CODES = frozenset({CAMPAIGN_PAUSED})
+CHANNEL_PAUSED = "channel_paused"
+HOLD_CODES = frozenset({CAMPAIGN_PAUSED, CHANNEL_PAUSED})
 
 
 def is_hold(reason: str) -> bool:
@@ -102,6 +107,41 @@ def cancelled_reason(origin_id: str, origin_status: str | None) -> str:
 
 def campaign_paused_reason(origin_id: str, until: datetime) -> str:
     return f"{CAMPAIGN_PAUSED}: campaign {origin_id} is paused; looked at again at {iso(until)}"
+
+
+# --------------------------------------------------------------------------- channel pauses
+# A provider error about the account (unverified sender, sandbox, sending paused, credentials)
+# would fail every message the same way: the channel pauses instead, and one message at a time
+# probes it after a backoff that doubles from PROBE_FIRST up to PROBE_MAX.
+PROBE_FIRST = timedelta(seconds=60)
+PROBE_MAX = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class ChannelPause:
+    channel: str
+    reason: str
+    since: datetime
+    probe_at: datetime  # when the next message may try the provider again
+    failures: int = 1  # the error that paused it, then each failed probe
+
+
+def probe_delay(failures: int) -> timedelta:
+    """How long after the `failures`-th account error the channel is probed again."""
+    return min(PROBE_FIRST * 2 ** max(0, min(failures, 16) - 1), PROBE_MAX)
+
+
+def held_until(pause: ChannelPause, now: datetime) -> datetime:
+    """When a message that finds its channel paused comes back: at the next probe, and never
+    sooner than PROBE_FIRST (a probe another deliverer holds is running now)."""
+    return max(pause.probe_at, now + PROBE_FIRST)
+
+
+def channel_paused_reason(pause: ChannelPause, until: datetime) -> str:
+    return (
+        f"{CHANNEL_PAUSED}: {pause.channel} sending is paused since {iso(pause.since)} ({pause.reason});"
+        f" looked at again at {iso(until)}"
+    )
 
 
 # --------------------------------------------------------------------------- decisions

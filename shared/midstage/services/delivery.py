@@ -9,7 +9,9 @@ The order is fixed, and every outcome is recorded on the message with its reason
   2. suppression of the address (hard bounce, complaint, unsubscribe, manual);
   3. frequency caps, reserved atomically on the person's send history (one conditional write);
   4. quiet hours in the recipient's time zone: deferred to the end of the window, not dropped;
-then the approved template is rendered and the provider called. Channels are tried in the
+then the approved template is rendered and the provider called, unless the channel is paused
+(an account-level provider error paused it: the message is deferred to the next probe, and one
+message at a time probes the provider after a backoff; its success clears the pause). Channels are tried in the
 request's fallback order (the person's preferred channel first); a channel is skipped when the
 person has no address there, no consent, or the address is suppressed. The decisions are
 logic/delivery.py's; this module holds the order and the ports.
@@ -31,6 +33,7 @@ from midstage.logic.delivery import (
     FAILED,
     SENT,
     Address,
+    ChannelPause,
     Claim,
     Outcome,
     Policy,
@@ -41,9 +44,12 @@ from midstage.logic.delivery import (
     campaign_paused_reason,
     cancelled_reason,
     cap_refusal,
+    channel_paused_reason,
+    held_until,
     may_be_quieted,
     ordered_channels,
     origin_stop,
+    probe_delay,
     quiet_reason,
     quiet_until,
     reach_refusal,
@@ -95,6 +101,18 @@ class OriginStates(Protocol):
     def campaign_status(self, campaign_id: str) -> str | None: ...
 
 
+class ChannelPauses(Protocol):
+    """A channel's pause after an account-level provider error (one record per channel)."""
+
+    def paused(self, channel: str) -> ChannelPause | None: ...
+    def pause(self, channel: str, reason: str, now: datetime, probe_at: datetime) -> ChannelPause: ...
+    def take_probe(self, channel: str, now: datetime, hold_until: datetime) -> bool: ...
+    def probe_failed(
+        self, channel: str, reason: str, now: datetime, failures: int, probe_at: datetime
+    ) -> ChannelPause: ...
+    def clear(self, channel: str, now: datetime) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Ports:
     ledger: Ledger
@@ -105,6 +123,7 @@ class Ports:
     timers: Timers
     channels: Channels
     origins: OriginStates | None = None  # None: origins are not consulted (every origin may send)
+    pauses: ChannelPauses | None = None  # None: an account-level error fails the message
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -166,6 +185,15 @@ def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime
         refusal = template_refusal(channel, template_id, template)
         if refusal:
             return _finish(ports, message_id, Outcome(FAILED, refusal, channel), now)
+    pause = ports.pauses.paused(channel) if ports.pauses is not None else None
+    if pause is not None and pause.probe_at > now:
+        return _held_by_pause(ports, request, pause, now)
+    probing = False
+    if pause is not None and ports.pauses is not None:
+        # The probe is this message, if no other deliverer took it: it holds the probe for a lease.
+        probing = ports.pauses.take_probe(channel, now, now + timedelta(seconds=policy.lease_seconds))
+        if not probing:
+            return _held_by_pause(ports, request, pause, now)
     try:
         provider_id = ports.channels.send(channel, request, profile, address, template)
     except RenderFailure as error:
@@ -174,7 +202,18 @@ def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime
         if error.kind == "retryable":
             ports.ledger.release(message_id, f"retrying: {error.reason}", now)
             raise RetryLater(error.reason) from error
+        if error.account and ports.pauses is not None:
+            if pause is not None and probing:
+                failures = pause.failures + 1
+                pause = ports.pauses.probe_failed(channel, error.reason, now, failures, now + probe_delay(failures))
+            else:
+                pause = ports.pauses.pause(channel, error.reason, now, now + probe_delay(1))
+            logger.warning("channel paused", channel=channel, reason=error.reason, failures=pause.failures)
+            return _held_by_pause(ports, request, pause, now)
         return _finish(ports, message_id, Outcome(FAILED, f"{error.kind}: {error.reason}", channel), now)
+    if probing and ports.pauses is not None and ports.pauses.clear(channel, now):
+        logger.info("channel resumed", channel=channel)
+        count(ChannelResumed=1)
     outcome = Outcome(SENT, f"sent by {channel}", channel, provider_id)
     ports.ledger.finish(
         message_id,
@@ -197,6 +236,13 @@ def _defer(
     ports.timers.schedule(until, request.message_id, request.model_dump(mode="json"))
     ports.ledger.defer(request.message_id, until, reason, now)
     return Outcome(DEFERRED, reason, channel, deferred_until=iso(until))
+
+
+def _held_by_pause(ports: Ports, request: MessageRequest, pause: ChannelPause, now: datetime) -> Outcome:
+    until = held_until(pause, now)
+    # Counted for every message held, so the alarm on it stays raised while messages wait.
+    count(ChannelPaused=1)
+    return _defer(ports, request, until, channel_paused_reason(pause, until), now, pause.channel)
 
 
 def _finish(ports: Ports, message_id: str, outcome: Outcome, now: datetime) -> Outcome:
