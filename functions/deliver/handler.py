@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -17,11 +21,13 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore, TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.providers import PushSender, WebhookSender
-from midstage.adapters.sending_state import CampaignStates, ChannelPauses
+from midstage.adapters.queues import MessageQueue
+from midstage.adapters.sending_state import CampaignStates, ChannelPauses, SendRateBucket, SesSendRate
 from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import DeliverySettings
-from midstage.logic.delivery import IN_FLIGHT, Policy, RetryLater, parse_quiet_hours
+from midstage.logic.delivery import IN_FLIGHT, PACED, Policy, RetryLater, parse_quiet_hours
+from midstage.logic.timefmt import parse_iso
 from midstage.models.messages import Delivery
 from midstage.observability import logger, metrics, tracer
 from midstage.services.campaigns import delivery_counts
@@ -38,6 +44,17 @@ def _clock() -> Clock:
 processor = RecordingBatchProcessor("deliver", failure_log, clock=lambda: _clock()())
 
 
+@cache
+def _sleep() -> Callable[[float], None]:
+    """How this function waits for a send token (part of its wiring: a test moves its clock)."""
+    return time.sleep
+
+
+def _wait(until: datetime) -> datetime:
+    _sleep()(max(0.0, (until - _clock()()).total_seconds()))
+    return _clock()()
+
+
 class NotYet(Exception):
     """Another delivery holds this message's lease; the queue brings it back after that one ends."""
 
@@ -46,6 +63,11 @@ class NotYet(Exception):
 def _outcomes() -> tuple[Counters, Touches, Archive]:
     settings = DeliverySettings.from_env()
     return Counters(settings.data_table), Touches(settings.data_table), archive_sink(settings.archive_stream)
+
+
+@cache
+def _requeue() -> MessageQueue:
+    return MessageQueue(DeliverySettings.from_env().delivery_queue_url)
 
 
 @cache
@@ -73,6 +95,7 @@ def _wiring() -> tuple[Ports, Policy]:
         channels=senders,
         origins=CampaignStates(config, monotonic=seconds),
         pauses=ChannelPauses(table, monotonic=seconds),
+        pacer=SendRateBucket(table, {"email": SesSendRate(monotonic=seconds).rate}),
     )
     policy = Policy(
         marketing_consent=settings.marketing_consent,
@@ -95,12 +118,17 @@ def record_handler(record: SQSRecord) -> None:
     logger.append_keys(message_id=request.message_id, profile_id=request.profile_id)
     now = _clock()()
     try:
-        outcome = deliver(request, ports, policy, now)
+        outcome = deliver(request, ports, policy, now, _wait)
     except RetryLater:
         metrics.add_metric(name="DeliveryRetries", unit=MetricUnit.Count, value=1)
         raise
     if outcome.status == IN_FLIGHT:
         raise NotYet(request.message_id)
+    if outcome.status == PACED and outcome.deferred_until:
+        # Back on the queue for the moment it takes a token to free up: this receive ends well,
+        # so waiting for the send rate never counts towards the dead-letter queue's receives.
+        delay = math.ceil((parse_iso(outcome.deferred_until) - _clock()()).total_seconds())
+        _requeue().send([request], delay_seconds=min(900, max(1, delay)))
     counted = delivery_counts(request, outcome.status, outcome.reason)
     if counted is not None:
         # Once per message: a redelivered request finds the ledger's final state (a duplicate).

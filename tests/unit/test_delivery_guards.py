@@ -22,6 +22,7 @@ from midstage.logic.delivery import (
     FAILED,
     IN_FLIGHT,
     NOT_DUE,
+    PACED,
     SENT,
     Address,
     ChannelPause,
@@ -36,6 +37,8 @@ from midstage.logic.delivery import (
     probe_delay,
     prune_sends,
     quiet_until,
+    shard_limits,
+    whole_rate,
     zone_of,
 )
 from midstage.logic.timefmt import iso, parse_iso
@@ -136,6 +139,24 @@ class MemoryPauses:
         return self.pauses.pop(channel, None) is not None
 
 
+class MemoryBucket:
+    """SendRateBucket's rule in memory: `rate` grants per whole second on each paced channel."""
+
+    def __init__(self, rate: int, channels: Sequence[str] = ("email",)) -> None:
+        self.rate = rate
+        self.channels = set(channels)
+        self.granted: dict[tuple[str, int], int] = {}
+
+    def take(self, channel: str, now: datetime, message_id: str) -> datetime | None:
+        if channel not in self.channels:
+            return None
+        second = int(now.timestamp() // 1)
+        if self.granted.get((channel, second), 0) >= self.rate:
+            return datetime.fromtimestamp(second + 1, UTC)
+        self.granted[(channel, second)] = self.granted.get((channel, second), 0) + 1
+        return None
+
+
 def template(template_id: str, channel: str, status: str = "approved") -> Template:
     fields = {"email": {"subject": "Hi", "html": "<p>Hi</p>"}, "sms": {"body": "Hi"}}.get(
         channel, {"title": "Hi", "body": "Hi"}
@@ -195,6 +216,7 @@ class Rig:
     policy: Policy = field(default_factory=Policy)
     origins: FakeOrigins = field(default_factory=FakeOrigins)
     pauses: MemoryPauses | None = None
+    pacer: MemoryBucket | None = None
 
     @property
     def ports(self) -> Ports:
@@ -208,6 +230,7 @@ class Rig:
             self.channels,
             self.origins,
             self.pauses,
+            self.pacer,
         )
 
     def deliver(self, message: MessageRequest, now: datetime = NOON) -> Outcome:
@@ -1018,3 +1041,57 @@ def test_given_a_paused_channel_when_a_message_can_use_another_channel_then_it_s
 
 def test_given_failures_when_the_probe_delay_is_asked_then_it_doubles_from_a_minute_up_to_fifteen() -> None:
     assert [probe_delay(n).total_seconds() for n in (1, 2, 3, 4, 5, 6, 50)] == [60, 120, 240, 480, 900, 900, 900]
+
+
+# ============================================================================== pacing to the send rate
+def test_given_no_token_left_this_second_and_no_waiting_when_delivered_then_it_is_given_back_unsent() -> None:
+    rig = Rig(pacer=MemoryBucket(rate=1))
+    assert rig.deliver(request("k1")).status == SENT
+
+    paced = rig.deliver(request("k2"), NOON + timedelta(milliseconds=400))
+
+    next_second = NOON + timedelta(seconds=1)
+    assert (paced.status, paced.deferred_until) == (PACED, iso(next_second))
+    record = rig.record(request("k2"))
+    assert (record["status"], record["reason"]) == (
+        "queued",
+        f"paced: email is at its send rate; tried again from {iso(next_second)}",
+    )
+    assert "leaseUntil" not in record and len(rig.channels.calls) == 1
+    assert rig.deliver(request("k2"), next_second).status == SENT  # the queue brings it back: claimable
+    assert len(rig.channels.calls) == 2
+
+
+def test_given_no_token_when_the_next_second_is_within_the_wait_then_it_waits_and_is_sent_in_that_second() -> None:
+    rig = Rig(pacer=MemoryBucket(rate=1))
+    rig.deliver(request("k1"))
+    waited: list[datetime] = []
+
+    def wait(until: datetime) -> datetime:
+        waited.append(until)
+        return until + timedelta(milliseconds=3)
+
+    outcome = deliver(request("k2"), rig.ports, rig.policy, NOON + timedelta(milliseconds=400), wait)
+
+    assert outcome.status == SENT and waited == [NOON + timedelta(seconds=1)]
+    assert rig.record(request("k2"))["updatedAt"] == iso(NOON + timedelta(seconds=1, milliseconds=3))
+
+
+def test_given_a_clock_that_does_not_move_when_waiting_for_a_token_then_the_message_is_given_back() -> None:
+    rig = Rig(pacer=MemoryBucket(rate=1))
+    rig.deliver(request("k1"))
+    outcome = deliver(request("k2"), rig.ports, rig.policy, NOON, lambda until: NOON)
+    assert outcome.status == PACED and len(rig.channels.calls) == 1
+
+
+def test_given_a_paced_email_channel_when_other_channels_send_then_they_take_no_token() -> None:
+    rig = Rig(pacer=MemoryBucket(rate=1))
+    assert [rig.deliver(request(f"s{n}", channels=["sms"])).status for n in range(3)] == [SENT] * 3
+    assert rig.pacer is not None and rig.pacer.granted == {}
+
+
+def test_given_send_rates_when_split_into_shards_then_the_limits_add_up_to_the_rate_and_none_passes_500() -> None:
+    for rate in (1, 14, 499, 500, 501, 1000, 1001, 20_000, 20_001):
+        limits = shard_limits(rate)
+        assert sum(limits) == rate and max(limits) <= 500 and max(limits) - min(limits) <= 1
+    assert (whole_rate(0.5), whole_rate(1.0), whole_rate(14.9), whole_rate(200.0)) == (1, 1, 14, 200)

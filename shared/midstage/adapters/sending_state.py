@@ -1,9 +1,11 @@
-"""What delivery reads about the sender's side at send time: the state of a message's campaign
-and whether its channel is paused."""
+"""What delivery reads about the sender's side at send time: the state of a message's campaign,
+whether its channel is paused, and whether the provider's send rate has a token left."""
 
 from __future__ import annotations
 
+import math
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -11,15 +13,17 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from midstage import keys
+from midstage.adapters import aws
 from midstage.adapters import dynamo as ddb
 from midstage.adapters.config_store import ConfigStore
-from midstage.logic.delivery import ChannelPause
+from midstage.logic.delivery import ChannelPause, shard_limits, whole_rate
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.campaigns import Campaign
 from midstage.observability import count
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ses import SESClient
 
 # How stale a campaign's status may be when delivery acts on it: a pause or cancel takes effect on
 # every deliverer at most this long after it was saved.
@@ -28,6 +32,10 @@ CAMPAIGN_STATUS_TTL_S = 5.0
 # the channel (those sends fail the same way and are held too), or hold a message this long after
 # a probe cleared it (it comes back at its next look).
 CHANNEL_PAUSE_TTL_S = 5.0
+# The SES account's send rate is read again this often.
+SEND_RATE_TTL_S = 300.0
+# A second's send counters are kept this long (DynamoDB's TTL removes them within days after).
+SEND_RATE_KEEP_S = 3600
 
 
 class CampaignStates:
@@ -212,3 +220,77 @@ def _pause_of(channel: str, item: Mapping[str, Any]) -> ChannelPause:
         probe_at=datetime.fromtimestamp(int(item["probeAt"]["N"]), UTC),
         failures=int(item["failures"]["N"]),
     )
+
+
+class SesSendRate:
+    """The SES account's MaxSendRate (GetSendQuota), read again every `ttl_seconds`: raising the
+    quota in SES reaches delivery within that time."""
+
+    def __init__(
+        self,
+        client: SESClient | None = None,
+        *,
+        ttl_seconds: float = SEND_RATE_TTL_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self.ttl_seconds = ttl_seconds
+        self.monotonic = monotonic
+        self._seen: tuple[float, int] | None = None
+
+    @property
+    def client(self) -> SESClient:
+        if self._client is None:
+            self._client = aws.ses()
+        return self._client
+
+    def rate(self) -> int:
+        now = self.monotonic()
+        if self._seen is not None and self._seen[0] > now:
+            return self._seen[1]
+        rate = whole_rate(float(self.client.get_send_quota()["MaxSendRate"]))
+        self._seen = (now + self.ttl_seconds, rate)
+        return rate
+
+
+class SendRateBucket(ddb.Table):
+    """Send tokens per channel and second, shared by every deliverer: a counter item per shard and
+    second (`SENDRATE#<channel>#<second>#<shard>` / `RATE`) takes grants up to its limit with one
+    conditional ADD each. The shards' limits add up to the rate, so no second grants more than
+    the rate, whatever the concurrency. `rates` maps each paced channel to its rate source."""
+
+    def __init__(
+        self, table: str, rates: Mapping[str, Callable[[], int]], client: DynamoDBClient | None = None
+    ) -> None:
+        super().__init__(table, client)
+        self.rates = dict(rates)
+
+    def take(self, channel: str, now: datetime, message_id: str) -> datetime | None:
+        source = self.rates.get(channel)
+        if source is None:
+            return None
+        second = math.floor(now.timestamp())
+        limits = shard_limits(source())
+        # Each message starts at its own shard, so concurrent deliverers spread over them.
+        first = zlib.crc32(message_id.encode()) % len(limits)
+        for step in range(len(limits)):
+            shard = (first + step) % len(limits)
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=ddb.key(keys.send_rate_key(channel, second, shard)),
+                    UpdateExpression="ADD #n :one SET expiresAt = :expires",
+                    ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
+                    ExpressionAttributeNames={"#n": "n"},
+                    ExpressionAttributeValues={
+                        ":one": ddb.n(1),
+                        ":limit": ddb.n(limits[shard]),
+                        ":expires": ddb.n(second + SEND_RATE_KEEP_S),
+                    },
+                )
+            except ClientError as error:
+                if not ddb.condition_failed(error):
+                    raise
+                continue
+            return None
+        return datetime.fromtimestamp(second + 1, UTC)

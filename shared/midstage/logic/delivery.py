@@ -5,6 +5,7 @@ ledger, the stores and the provider (its docstring gives the order)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -25,6 +26,7 @@ CANCELLED = "cancelled"  # final: its campaign was cancelled (or deleted) before
 DUPLICATE = "duplicate"
 IN_FLIGHT = "in_flight"
 NOT_DUE = "not_due"
+PACED = "paced"  # no send token left this second: given back to the queue for a moment (`queued`)
 
 
 class RetryLater(Exception):
@@ -75,6 +77,8 @@ class Policy:
     lease_seconds: int = 120
     # A message of a paused campaign waits this long before delivery looks at the campaign again.
     paused_recheck_seconds: int = 300
+    # How long one delivery may wait in-process for a send token before giving the message back.
+    pace_wait_seconds: float = 1.0
 
 
 # --------------------------------------------------------------------------- holds
@@ -142,6 +146,29 @@ def channel_paused_reason(pause: ChannelPause, until: datetime) -> str:
         f"{CHANNEL_PAUSED}: {pause.channel} sending is paused since {iso(pause.since)} ({pause.reason});"
         f" looked at again at {iso(until)}"
     )
+
+
+# --------------------------------------------------------------------------- pacing
+# A channel's provider rate (SES's MaxSendRate) as tokens per whole second, shared by every
+# deliverer through counters in the DataTable. One counter item takes at most SHARD_RATE grants a
+# second (a DynamoDB partition takes 1,000 writes a second, refused conditional writes included),
+# so a higher rate is split over shards whose limits add up to it exactly.
+SHARD_RATE = 500
+
+
+def whole_rate(max_send_rate: float) -> int:
+    """Sends a second as whole tokens: a fraction is not granted (at least one a second)."""
+    return max(1, math.floor(max_send_rate))
+
+
+def shard_limits(rate: int) -> list[int]:
+    """Each shard's tokens for one second; they add up to `rate`."""
+    shards = max(1, math.ceil(rate / SHARD_RATE))
+    return [rate // shards + (1 if shard < rate % shards else 0) for shard in range(shards)]
+
+
+def paced_reason(channel: str, next_at: datetime) -> str:
+    return f"paced: {channel} is at its send rate; tried again from {iso(next_at)}"
 
 
 # --------------------------------------------------------------------------- decisions

@@ -11,7 +11,9 @@ The order is fixed, and every outcome is recorded on the message with its reason
   4. quiet hours in the recipient's time zone: deferred to the end of the window, not dropped;
 then the approved template is rendered and the provider called, unless the channel is paused
 (an account-level provider error paused it: the message is deferred to the next probe, and one
-message at a time probes the provider after a backoff; its success clears the pause). Channels are tried in the
+message at a time probes the provider after a backoff; its success clears the pause), and once
+it holds a send token (the provider's account rate, shared by every deliverer: a message that
+finds none this second waits for the next, briefly, else goes back to the queue as `queued`). Channels are tried in the
 request's fallback order (the person's preferred channel first); a channel is skipped when the
 person has no address there, no consent, or the address is suppressed. The decisions are
 logic/delivery.py's; this module holds the order and the ports.
@@ -19,7 +21,7 @@ logic/delivery.py's; this module holds the order and the ports.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -31,6 +33,7 @@ from midstage.logic.delivery import (
     CANCELLED,
     DEFERRED,
     FAILED,
+    PACED,
     SENT,
     Address,
     ChannelPause,
@@ -49,6 +52,7 @@ from midstage.logic.delivery import (
     may_be_quieted,
     ordered_channels,
     origin_stop,
+    paced_reason,
     probe_delay,
     quiet_reason,
     quiet_until,
@@ -113,6 +117,12 @@ class ChannelPauses(Protocol):
     def clear(self, channel: str, now: datetime) -> bool: ...
 
 
+class Pacer(Protocol):
+    def take(self, channel: str, now: datetime, message_id: str) -> datetime | None:
+        """A send token for `channel` in `now`'s second (None), or when the next second begins."""
+        ...
+
+
 @dataclass(frozen=True)
 class Ports:
     ledger: Ledger
@@ -124,10 +134,18 @@ class Ports:
     channels: Channels
     origins: OriginStates | None = None  # None: origins are not consulted (every origin may send)
     pauses: ChannelPauses | None = None  # None: an account-level error fails the message
+    pacer: Pacer | None = None  # None: no channel is paced
 
 
 # --------------------------------------------------------------------------- the pipeline
-def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime) -> Outcome:
+def deliver(
+    request: MessageRequest,
+    ports: Ports,
+    policy: Policy,
+    now: datetime,
+    wait: Callable[[datetime], datetime] | None = None,
+) -> Outcome:
+    """`wait(until)` sleeps until `until` and says what time it is then (None: never wait)."""
     if request.released_at:
         # Released by the timer sweep: the scheduler's clock says the deferral is over.
         now = max(now, parse_iso(request.released_at))
@@ -188,6 +206,16 @@ def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime
     pause = ports.pauses.paused(channel) if ports.pauses is not None else None
     if pause is not None and pause.probe_at > now:
         return _held_by_pause(ports, request, pause, now)
+    if ports.pacer is not None:
+        deadline = now + timedelta(seconds=policy.pace_wait_seconds)
+        while (next_at := ports.pacer.take(channel, now, message_id)) is not None:
+            waited = wait(next_at) if wait is not None and next_at <= deadline else None
+            if waited is None or waited < next_at:  # no waiting, or a clock that did not move
+                # Given back, not deferred on a timer: the caller puts it on the queue for a moment.
+                reason = paced_reason(channel, next_at)
+                ports.ledger.release(message_id, reason, now)
+                return Outcome(PACED, reason, channel, deferred_until=iso(next_at))
+            now = waited
     probing = False
     if pause is not None and ports.pauses is not None:
         # The probe is this message, if no other deliverer took it: it holds the probe for a lease.
