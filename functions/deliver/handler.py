@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -16,22 +14,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage.adapters.archive_stream import Archive, archive_sink
 from midstage.adapters.automation_store import Counters, Touches
-from midstage.adapters.channels import ApprovedTemplates, ChannelSenders, ChannelSettings
-from midstage.adapters.config_store import ConfigStore
-from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore, TimerStore
-from midstage.adapters.profile_store import ProfileStore
-from midstage.adapters.providers import PushSender, WebhookSender
 from midstage.adapters.queues import MessageQueue
-from midstage.adapters.sending_state import CampaignStates, ChannelPauses, SendRateBucket, SesSendRate
 from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import DeliverySettings
-from midstage.logic.delivery import IN_FLIGHT, PACED, Policy, RetryLater, parse_quiet_hours
-from midstage.logic.timefmt import parse_iso
+from midstage.delivery_wiring import delivery_wiring
+from midstage.logic.delivery import IN_FLIGHT, Policy, RetryLater
 from midstage.models.messages import Delivery
 from midstage.observability import logger, metrics, tracer
 from midstage.services.campaigns import delivery_counts
-from midstage.services.delivery import Ports, archive_outcome, deliver
+from midstage.services.delivery import Ports, archive_outcome, deliver_paced
 
 
 @cache
@@ -48,11 +40,6 @@ processor = RecordingBatchProcessor("deliver", failure_log, clock=lambda: _clock
 def _sleep() -> Callable[[float], None]:
     """How this function waits for a send token (part of its wiring: a test moves its clock)."""
     return time.sleep
-
-
-def _wait(until: datetime) -> datetime:
-    _sleep()(max(0.0, (until - _clock()()).total_seconds()))
-    return _clock()()
 
 
 class NotYet(Exception):
@@ -72,39 +59,8 @@ def _requeue() -> MessageQueue:
 
 @cache
 def _wiring() -> tuple[Ports, Policy]:
-    settings = DeliverySettings.from_env()
-    config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
-    table = settings.data_table
-    senders = ChannelSenders(
-        ChannelSettings.of(settings),
-        config.secret,
-        push=PushSender(settings.push_applications),
-        webhook=WebhookSender(allow_local=settings.webhook_allow_local),
-        inbox=InboxStore(table),
-        clock=_clock(),
-    )
-    # Cache ages are read on the function's clock, so a test's clock moves them too.
-    seconds = lambda: _clock()().timestamp()  # noqa: E731
-    ports = Ports(
-        ledger=MessageLedger(table),
-        profiles=ProfileStore(table),
-        suppressions=SuppressionStore(table),
-        caps=CapStore(table),
-        templates=ApprovedTemplates(config),
-        timers=TimerStore(table),
-        channels=senders,
-        origins=CampaignStates(config, monotonic=seconds),
-        pauses=ChannelPauses(table, monotonic=seconds),
-        pacer=SendRateBucket(table, {"email": SesSendRate(monotonic=seconds).rate}),
-    )
-    policy = Policy(
-        marketing_consent=settings.marketing_consent,
-        caps=settings.frequency_caps,
-        quiet_hours=parse_quiet_hours(settings.quiet_hours),
-        default_timezone=settings.default_timezone,
-        lease_seconds=settings.send_lease_seconds,
-    )
-    return ports, policy
+    # The clock is looked up at each reading, so a clock given after loading is the one used.
+    return delivery_wiring(DeliverySettings.from_env(), lambda: _clock()())
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -118,17 +74,12 @@ def record_handler(record: SQSRecord) -> None:
     logger.append_keys(message_id=request.message_id, profile_id=request.profile_id)
     now = _clock()()
     try:
-        outcome = deliver(request, ports, policy, now, _wait)
+        outcome = deliver_paced(request, ports, policy, lambda: _clock()(), _sleep(), _requeue())
     except RetryLater:
         metrics.add_metric(name="DeliveryRetries", unit=MetricUnit.Count, value=1)
         raise
     if outcome.status == IN_FLIGHT:
         raise NotYet(request.message_id)
-    if outcome.status == PACED and outcome.deferred_until:
-        # Back on the queue for the moment it takes a token to free up: this receive ends well,
-        # so waiting for the send rate never counts towards the dead-letter queue's receives.
-        delay = math.ceil((parse_iso(outcome.deferred_until) - _clock()()).total_seconds())
-        _requeue().send([request], delay_seconds=min(900, max(1, delay)))
     counted = delivery_counts(request, outcome.status, outcome.reason)
     if counted is not None:
         # Once per message: a redelivered request finds the ledger's final state (a duplicate).

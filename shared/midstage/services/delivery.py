@@ -21,6 +21,7 @@ logic/delivery.py's; this module holds the order and the ports.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -65,7 +66,7 @@ from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
 from midstage.observability import count, logger
-from midstage.services.ports import ArchiveSink, Profiles, Timers
+from midstage.services.ports import ArchiveSink, MessageSink, Profiles, Timers
 
 
 # --------------------------------------------------------------------------- ports
@@ -253,6 +254,29 @@ def deliver(
         providerId=provider_id,
         templateVersion=template.version if template else None,
     )
+    return outcome
+
+
+def deliver_paced(
+    request: MessageRequest,
+    ports: Ports,
+    policy: Policy,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    queue: MessageSink,
+) -> Outcome:
+    """deliver() at the clock's time, sleeping for a send token when one frees up within the
+    policy's wait; a message paced all the same goes back on `queue` for the seconds until then,
+    so the receive that brought it ends well and waiting never counts toward the dead-letter queue."""
+
+    def wait(until: datetime) -> datetime:
+        sleep(max(0.0, (until - clock()).total_seconds()))
+        return clock()
+
+    outcome = deliver(request, ports, policy, clock(), wait)
+    if outcome.status == PACED and outcome.deferred_until:
+        delay = math.ceil((parse_iso(outcome.deferred_until) - clock()).total_seconds())
+        queue.send([request], delay_seconds=min(900, max(1, delay)))
     return outcome
 
 
