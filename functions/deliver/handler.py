@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -12,19 +14,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage.adapters.archive_stream import Archive, archive_sink
 from midstage.adapters.automation_store import Counters, Touches
-from midstage.adapters.channels import ApprovedTemplates, ChannelSenders, ChannelSettings
-from midstage.adapters.config_store import ConfigStore
-from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore, TimerStore
-from midstage.adapters.profile_store import ProfileStore
-from midstage.adapters.providers import PushSender, WebhookSender
+from midstage.adapters.queues import MessageQueue
 from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import DeliverySettings
-from midstage.logic.delivery import IN_FLIGHT, Policy, RetryLater, parse_quiet_hours
+from midstage.delivery_wiring import delivery_wiring
+from midstage.logic.delivery import IN_FLIGHT, Policy, RetryLater
 from midstage.models.messages import Delivery
 from midstage.observability import logger, metrics, tracer
 from midstage.services.campaigns import delivery_counts
-from midstage.services.delivery import Ports, archive_outcome, deliver
+from midstage.services.delivery import Ports, archive_outcome, deliver_paced
 
 
 @cache
@@ -35,6 +34,12 @@ def _clock() -> Clock:
 
 # The clock is read at each call, so a test's fixed clock holds.
 processor = RecordingBatchProcessor("deliver", failure_log, clock=lambda: _clock()())
+
+
+@cache
+def _sleep() -> Callable[[float], None]:
+    """How this function waits for a send token (part of its wiring: a test moves its clock)."""
+    return time.sleep
 
 
 class NotYet(Exception):
@@ -48,35 +53,14 @@ def _outcomes() -> tuple[Counters, Touches, Archive]:
 
 
 @cache
+def _requeue() -> MessageQueue:
+    return MessageQueue(DeliverySettings.from_env().delivery_queue_url)
+
+
+@cache
 def _wiring() -> tuple[Ports, Policy]:
-    settings = DeliverySettings.from_env()
-    config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
-    table = settings.data_table
-    senders = ChannelSenders(
-        ChannelSettings.of(settings),
-        config.secret,
-        push=PushSender(settings.push_applications),
-        webhook=WebhookSender(allow_local=settings.webhook_allow_local),
-        inbox=InboxStore(table),
-        clock=_clock(),
-    )
-    ports = Ports(
-        ledger=MessageLedger(table),
-        profiles=ProfileStore(table),
-        suppressions=SuppressionStore(table),
-        caps=CapStore(table),
-        templates=ApprovedTemplates(config),
-        timers=TimerStore(table),
-        channels=senders,
-    )
-    policy = Policy(
-        marketing_consent=settings.marketing_consent,
-        caps=settings.frequency_caps,
-        quiet_hours=parse_quiet_hours(settings.quiet_hours),
-        default_timezone=settings.default_timezone,
-        lease_seconds=settings.send_lease_seconds,
-    )
-    return ports, policy
+    # The clock is looked up at each reading, so a clock given after loading is the one used.
+    return delivery_wiring(DeliverySettings.from_env(), lambda: _clock()())
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -90,7 +74,7 @@ def record_handler(record: SQSRecord) -> None:
     logger.append_keys(message_id=request.message_id, profile_id=request.profile_id)
     now = _clock()()
     try:
-        outcome = deliver(request, ports, policy, now)
+        outcome = deliver_paced(request, ports, policy, lambda: _clock()(), _sleep(), _requeue())
     except RetryLater:
         metrics.add_metric(name="DeliveryRetries", unit=MetricUnit.Count, value=1)
         raise

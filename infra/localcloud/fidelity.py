@@ -7,6 +7,10 @@ under concurrent requests and costs the same per message whatever the backlog: `
 SES refuses to send with a configuration set that does not exist (v2: NotFoundException, v1:
 ConfigurationSetDoesNotExist); moto ignores the name. A misspelt set would lose every sending
 event on AWS, so the local cloud refuses it too.
+
+SES's GetSendQuota says the account's MaxSendRate, which delivery paces itself to; moto always
+answers a sandbox account's 1 a second. The local cloud answers a production account's rate
+(LOCAL_SES_MAX_SEND_RATE), and a test sets the rate it means with `set_ses_send_rate`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from typing import Any
 from infra.localcloud import dynamodb_engine, sqs_engine
 
 _ses_applied = False
+LOCAL_SES_MAX_SEND_RATE = 200.0
+LOCAL_SES_MAX_24_HOUR_SEND = 1_000_000.0
+_ses_quota = {"rate": LOCAL_SES_MAX_SEND_RATE}
 
 
 def make_dynamodb_atomic() -> None:
@@ -97,4 +104,24 @@ def make_ses_strict() -> None:
     SESV2Response.send_email = checked_v2(SESV2Response.send_email)  # type: ignore[method-assign,assignment]
     for name in ("send_email", "send_raw_email", "send_templated_email"):
         setattr(EmailResponse, name, checked_v1(getattr(EmailResponse, name)))
+    set_ses_send_rate(LOCAL_SES_MAX_SEND_RATE)
     _ses_applied = True
+
+
+def set_ses_send_rate(max_send_rate: float) -> None:
+    """Make moto's GetSendQuota answer this MaxSendRate (and a production account's daily quota);
+    process-wide, until set again."""
+    from moto.ses.models import SESBackend, SESQuota
+
+    _ses_quota["rate"] = max_send_rate
+    if getattr(SESBackend.get_send_quota, "_localcloud", False):
+        return
+
+    def get_send_quota(self: Any) -> Any:
+        quota = SESQuota(self.sent_message_count)
+        quota.max_send_rate = _ses_quota["rate"]  # type: ignore[assignment]
+        quota.max24_hour_send = LOCAL_SES_MAX_24_HOUR_SEND  # type: ignore[assignment]
+        return quota
+
+    get_send_quota._localcloud = True  # type: ignore[attr-defined]
+    SESBackend.get_send_quota = get_send_quota  # type: ignore[method-assign]

@@ -100,6 +100,16 @@ def inbox_sk(at: str, message_id: str) -> str:
     return f"{INBOX_PREFIX}{at}#{message_id}"
 
 
+def send_rate_key(channel: str, epoch_second: int, shard: int) -> dict[str, str]:
+    """One shard of a channel's send tokens for one second (the shards' limits add up to the rate)."""
+    return {"pk": f"SENDRATE#{channel}#{epoch_second}#{shard}", "sk": RATE_SK}
+
+
+def channel_pause_key(channel: str) -> dict[str, str]:
+    """A channel's sending state (paused after an account-level provider error, or not)."""
+    return {"pk": f"CHANNEL#{channel}", "sk": "PAUSE"}
+
+
 def timer_pk(minute: str, shard: int) -> str:
     """Timers due in one minute (YYYYMMDDHHMM), spread over shards to stay off one hot key."""
     return f"TIMER#{minute}#{shard}"

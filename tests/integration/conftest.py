@@ -21,7 +21,7 @@ import pytest
 from moto import mock_aws
 
 from infra.localcloud.deploy import AwsClients, deploy
-from infra.localcloud.fidelity import make_dynamodb_atomic
+from infra.localcloud.fidelity import LOCAL_SES_MAX_SEND_RATE, make_dynamodb_atomic, set_ses_send_rate
 from infra.localcloud.model import CloudModel
 from infra.localcloud.template import load_model
 from midstage.clock import Clock
@@ -74,6 +74,7 @@ def _model() -> CloudModel:
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     make_dynamodb_atomic()
+    set_ses_send_rate(LOCAL_SES_MAX_SEND_RATE)  # a production account's, as the local cloud answers
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",

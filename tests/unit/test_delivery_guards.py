@@ -16,13 +16,16 @@ from hypothesis import strategies as st
 from midstage.config import FrequencyCap
 from midstage.logic.delivery import (
     BLOCKED,
+    CANCELLED,
     DEFERRED,
     DUPLICATE,
     FAILED,
     IN_FLIGHT,
     NOT_DUE,
+    PACED,
     SENT,
     Address,
+    ChannelPause,
     Outcome,
     Policy,
     ProviderFailure,
@@ -31,13 +34,17 @@ from midstage.logic.delivery import (
     cap_breached,
     ordered_channels,
     parse_quiet_hours,
+    probe_delay,
     prune_sends,
     quiet_until,
+    shard_limits,
+    whole_rate,
     zone_of,
 )
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import MessageRequest, Origin, Template
 from midstage.models.profile import Profile
+from midstage.services.campaigns import delivery_counts
 from midstage.services.delivery import Ports, deliver
 from tests.support.fakes import MemoryCaps, MemoryLedger, MemoryProfiles
 
@@ -89,6 +96,65 @@ class FakeChannels:
         if self.failures:
             raise self.failures.pop(0)
         return f"provider-{len(self.calls)}"
+
+
+@dataclass
+class FakeOrigins:
+    """Campaign statuses as delivery reads them (absent: the campaign was deleted); counts reads."""
+
+    statuses: dict[str, str] = field(default_factory=dict)
+    reads: int = 0
+
+    def campaign_status(self, campaign_id: str) -> str | None:
+        self.reads += 1
+        return self.statuses.get(campaign_id)
+
+
+class MemoryPauses:
+    """ChannelPauses' rules in memory: one pause per channel, one probe taker per due probe."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[str, ChannelPause] = {}
+        self.cleared: list[tuple[str, datetime]] = []
+
+    def paused(self, channel: str) -> ChannelPause | None:
+        return self.pauses.get(channel)
+
+    def pause(self, channel: str, reason: str, now: datetime, probe_at: datetime) -> ChannelPause:
+        return self.pauses.setdefault(channel, ChannelPause(channel, reason, now, probe_at))
+
+    def take_probe(self, channel: str, now: datetime, hold_until: datetime) -> bool:
+        pause = self.pauses.get(channel)
+        if pause is None or pause.probe_at > now:
+            return False
+        self.pauses[channel] = ChannelPause(channel, pause.reason, pause.since, hold_until, pause.failures)
+        return True
+
+    def probe_failed(self, channel: str, reason: str, now: datetime, failures: int, probe_at: datetime) -> ChannelPause:
+        pause = self.pauses[channel] = ChannelPause(channel, reason, self.pauses[channel].since, probe_at, failures)
+        return pause
+
+    def clear(self, channel: str, now: datetime) -> bool:
+        self.cleared.append((channel, now))
+        return self.pauses.pop(channel, None) is not None
+
+
+class MemoryBucket:
+    """SendRateBucket's rule in memory: `rate` grants per whole second on each paced channel."""
+
+    def __init__(self, rate: int, channels: Sequence[str] = ("email",)) -> None:
+        self.rate = rate
+        self.channels = set(channels)
+        self.granted: dict[tuple[str, int], int] = {}
+
+    def take(self, channel: str, now: datetime, message_id: str) -> datetime | None:
+        if channel not in self.channels:
+            return None
+        second = int(now.timestamp() // 1)
+        if self.granted.get((channel, second), 0) >= self.rate:
+            return datetime.fromtimestamp(second + 1, UTC)
+        self.granted[(channel, second)] = self.granted.get((channel, second), 0) + 1
+        return None
 
 
 def template(template_id: str, channel: str, status: str = "approved") -> Template:
@@ -148,11 +214,23 @@ class Rig:
     timers: FakeTimers = field(default_factory=FakeTimers)
     channels: FakeChannels = field(default_factory=FakeChannels)
     policy: Policy = field(default_factory=Policy)
+    origins: FakeOrigins = field(default_factory=FakeOrigins)
+    pauses: MemoryPauses | None = None
+    pacer: MemoryBucket | None = None
 
     @property
     def ports(self) -> Ports:
         return Ports(
-            self.ledger, self.profiles, self.suppressions, self.caps, self.templates, self.timers, self.channels
+            self.ledger,
+            self.profiles,
+            self.suppressions,
+            self.caps,
+            self.templates,
+            self.timers,
+            self.channels,
+            self.origins,
+            self.pauses,
+            self.pacer,
         )
 
     def deliver(self, message: MessageRequest, now: datetime = NOON) -> Outcome:
@@ -797,3 +875,223 @@ def test_given_a_released_request_when_delivered_then_the_later_of_both_clocks_i
     )  # a late sweep: the container's clock wins
     assert outcome.status == SENT
     assert parse_iso(rig.record(message)["updatedAt"]) == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+# ============================================================================== the origin's state at send time
+def campaign_request(key: str = "campaign:spring:202612010900:p1", **fields: Any) -> MessageRequest:
+    return request(key, origin=Origin(kind="campaign", id="spring", version=3, step="main"), **fields)
+
+
+@pytest.mark.parametrize(("statuses", "said"), [({"spring": "cancelled"}, "was cancelled"), ({}, "was deleted")])
+def test_given_a_cancelled_or_deleted_campaign_when_its_queued_message_is_delivered_then_it_ends_cancelled_unsent(
+    statuses: dict[str, str], said: str
+) -> None:
+    rig = Rig(origins=FakeOrigins(statuses))
+    message = campaign_request()
+
+    outcome = rig.deliver(message)
+
+    reason = f"cancelled: campaign spring {said} before the message was sent"
+    assert (outcome.status, outcome.reason) == (CANCELLED, reason)
+    record = rig.record(message)
+    assert (record["status"], record["reason"]) == (CANCELLED, reason)
+    assert rig.channels.calls == [] and rig.timers.scheduled == []
+    rig.origins.statuses["spring"] = "running"  # the decision is final, like a block
+    assert rig.deliver(message, NOON + timedelta(minutes=1)) == Outcome(DUPLICATE, CANCELLED)
+    assert rig.channels.calls == []
+
+
+def test_given_a_paused_campaign_when_delivered_then_deferred_on_a_timer_and_sent_once_after_the_resume() -> None:
+    rig = Rig(origins=FakeOrigins({"spring": "paused"}), policy=Policy(paused_recheck_seconds=300))
+    message = campaign_request()
+
+    held = rig.deliver(message)
+
+    due = NOON + timedelta(seconds=300)
+    assert (held.status, held.deferred_until) == (DEFERRED, iso(due))
+    assert held.reason == f"campaign_paused: campaign spring is paused; looked at again at {iso(due)}"
+    assert rig.record(message)["status"] == DEFERRED and rig.record(message)["notBefore"] == int(due.timestamp())
+    assert [(at, timer_id) for at, timer_id, _ in rig.timers.scheduled] == [(due, message.message_id)]
+    assert rig.channels.calls == []
+    assert rig.deliver(message, NOON + timedelta(seconds=10)).status == NOT_DUE  # a redelivery before it is due
+
+    still_paused = rig.deliver(request(**{**message.model_dump(), "released_at": iso(due)}), due)
+    assert still_paused.status == DEFERRED and rig.channels.calls == []  # looked at again: still paused
+    rig.origins.statuses["spring"] = "running"  # resumed
+    later = due + timedelta(seconds=300)
+    released = MessageRequest.model_validate({**rig.timers.scheduled[-1][2], "released_at": iso(later)})
+    assert rig.deliver(released, later).status == SENT
+    assert rig.deliver(released, later + timedelta(seconds=1)).status == DUPLICATE
+    assert rig.channels.calls == [("email", message.message_id, "ann@example.com")]
+
+
+@pytest.mark.parametrize("status", ["scheduled", "running", "completed"])
+def test_given_a_campaign_that_is_not_paused_or_cancelled_when_delivered_then_it_is_sent(status: str) -> None:
+    """A completed run still has local-time messages on timers: they go out."""
+    rig = Rig(origins=FakeOrigins({"spring": status}))
+    assert rig.deliver(campaign_request()).status == SENT
+
+
+def test_given_a_message_of_another_origin_when_delivered_then_no_campaign_state_is_read() -> None:
+    rig = Rig(origins=FakeOrigins({"r1": "cancelled"}))
+    assert rig.deliver(request()).status == SENT
+    assert rig.origins.reads == 0
+
+
+def test_given_cancelled_and_paused_outcomes_when_counted_then_cancelled_counts_and_a_pause_hold_does_not() -> None:
+    message = campaign_request()
+    assert delivery_counts(message, CANCELLED, "cancelled: campaign spring was cancelled") == (
+        "campaign",
+        "202612010900",
+        {"cancelled": 1},
+    )
+    assert delivery_counts(message, DEFERRED, "campaign_paused: campaign spring is paused; ...") is None
+    assert delivery_counts(message, DEFERRED, "quiet_hours: deferred to ...") == (
+        "campaign",
+        "202612010900",
+        {"deferred": 1},
+    )
+
+
+# ============================================================================== channel pauses
+UNVERIFIED = "SES refused the sender: verify the sender identity news@example.com"
+
+
+def test_given_an_account_level_error_when_delivered_then_the_channel_pauses_and_the_message_is_deferred() -> None:
+    rig = Rig(pauses=MemoryPauses())
+    rig.channels.failures.append(ProviderFailure("configuration", UNVERIFIED, account=True))
+    first, second = request("k1"), request("k2")
+
+    held = rig.deliver(first)
+    next_one = rig.deliver(second, NOON + timedelta(seconds=5))
+
+    probe = NOON + timedelta(seconds=60)
+    assert rig.pauses is not None and rig.pauses.pauses["email"] == ChannelPause("email", UNVERIFIED, NOON, probe)
+    assert (held.status, held.channel, held.deferred_until) == (DEFERRED, "email", iso(probe))
+    assert held.reason == (
+        f"channel_paused: email sending is paused since {iso(NOON)} ({UNVERIFIED}); looked at again at {iso(probe)}"
+    )
+    assert rig.record(first)["status"] == DEFERRED  # not failed: nothing is lost
+    # The next message does not try the provider: it waits for the probe.
+    assert next_one.status == DEFERRED and next_one.deferred_until == iso(NOON + timedelta(seconds=65))
+    assert [call[1] for call in rig.channels.calls] == [first.message_id]
+    assert [timer_id for _, timer_id, _ in rig.timers.scheduled] == [first.message_id, second.message_id]
+
+
+def test_given_a_paused_channel_when_the_probe_fails_then_the_backoff_doubles_and_when_it_passes_sending_resumes() -> (
+    None
+):
+    rig = Rig(pauses=MemoryPauses())
+    rig.channels.failures += [ProviderFailure("configuration", UNVERIFIED, account=True)] * 2
+    first, second = request("k1"), request("k2")
+    rig.deliver(first)
+
+    at = NOON + timedelta(seconds=61)
+    again = rig.deliver(request("k1", released_at=iso(at)), at)  # the timer brings it back: it probes, still refused
+    assert again.status == DEFERRED
+    assert rig.pauses is not None and rig.pauses.pauses["email"].failures == 2
+    assert rig.pauses.pauses["email"].probe_at == at + timedelta(seconds=120)
+
+    later = at + timedelta(seconds=120)
+    sent = rig.deliver(request("k2"), later)  # whichever message comes first probes: it goes through
+    assert sent.status == SENT and rig.pauses.pauses == {} and rig.pauses.cleared == [("email", later)]
+    assert rig.deliver(request("k1", released_at=iso(later)), later).status == SENT
+    tried = [call[1] for call in rig.channels.calls]
+    assert tried == [first.message_id, first.message_id, second.message_id, first.message_id]
+    assert rig.deliver(first, later + timedelta(seconds=1)).status == DUPLICATE
+
+
+def test_given_a_paused_channel_when_its_probe_is_held_elsewhere_then_the_message_waits_without_calling() -> None:
+    rig = Rig(pauses=MemoryPauses())
+    rig.channels.failures.append(ProviderFailure("configuration", UNVERIFIED, account=True))
+    rig.deliver(request("k1"))
+    at = NOON + timedelta(seconds=60)
+    assert rig.pauses is not None and rig.pauses.take_probe("email", at, at + timedelta(seconds=120))
+
+    held = rig.deliver(request("k2"), at)
+
+    assert held.status == DEFERRED and len(rig.channels.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ProviderFailure("permanent", "SES rejected the message: bad address"),
+        ProviderFailure("configuration", "no SNS platform application is configured for push platform 'android'"),
+    ],
+)
+def test_given_an_error_about_the_message_not_the_account_when_delivered_then_it_fails_and_nothing_pauses(
+    failure: ProviderFailure,
+) -> None:
+    rig = Rig(pauses=MemoryPauses())
+    rig.channels.failures.append(failure)
+    outcome = rig.deliver(request())
+    assert (outcome.status, outcome.reason) == (FAILED, f"{failure.kind}: {failure.reason}")
+    assert rig.pauses is not None and rig.pauses.pauses == {}
+
+
+def test_given_a_paused_channel_when_a_message_can_use_another_channel_then_it_still_waits_for_its_own() -> None:
+    """The fallback order is about reaching the person, not about the sender's trouble."""
+    rig = Rig(pauses=MemoryPauses())
+    assert rig.pauses is not None
+    rig.pauses.pause("email", UNVERIFIED, NOON, NOON + timedelta(seconds=60))
+    assert rig.deliver(request(channels=["email", "sms"])).status == DEFERRED
+    assert rig.deliver(request("k-sms", channels=["sms"])).status == SENT
+
+
+def test_given_failures_when_the_probe_delay_is_asked_then_it_doubles_from_a_minute_up_to_fifteen() -> None:
+    assert [probe_delay(n).total_seconds() for n in (1, 2, 3, 4, 5, 6, 50)] == [60, 120, 240, 480, 900, 900, 900]
+
+
+# ============================================================================== pacing to the send rate
+def test_given_no_token_left_this_second_and_no_waiting_when_delivered_then_it_is_given_back_unsent() -> None:
+    rig = Rig(pacer=MemoryBucket(rate=1))
+    assert rig.deliver(request("k1")).status == SENT
+
+    paced = rig.deliver(request("k2"), NOON + timedelta(milliseconds=400))
+
+    next_second = NOON + timedelta(seconds=1)
+    assert (paced.status, paced.deferred_until) == (PACED, iso(next_second))
+    record = rig.record(request("k2"))
+    assert (record["status"], record["reason"]) == (
+        "queued",
+        f"paced: email is at its send rate; tried again from {iso(next_second)}",
+    )
+    assert "leaseUntil" not in record and len(rig.channels.calls) == 1
+    assert rig.deliver(request("k2"), next_second).status == SENT  # the queue brings it back: claimable
+    assert len(rig.channels.calls) == 2
+
+
+def test_given_no_token_when_the_next_second_is_within_the_wait_then_it_waits_and_is_sent_in_that_second() -> None:
+    rig = Rig(pacer=MemoryBucket(rate=1))
+    rig.deliver(request("k1"))
+    waited: list[datetime] = []
+
+    def wait(until: datetime) -> datetime:
+        waited.append(until)
+        return until + timedelta(milliseconds=3)
+
+    outcome = deliver(request("k2"), rig.ports, rig.policy, NOON + timedelta(milliseconds=400), wait)
+
+    assert outcome.status == SENT and waited == [NOON + timedelta(seconds=1)]
+    assert rig.record(request("k2"))["updatedAt"] == iso(NOON + timedelta(seconds=1, milliseconds=3))
+
+
+def test_given_a_clock_that_does_not_move_when_waiting_for_a_token_then_the_message_is_given_back() -> None:
+    rig = Rig(pacer=MemoryBucket(rate=1))
+    rig.deliver(request("k1"))
+    outcome = deliver(request("k2"), rig.ports, rig.policy, NOON, lambda until: NOON)
+    assert outcome.status == PACED and len(rig.channels.calls) == 1
+
+
+def test_given_a_paced_email_channel_when_other_channels_send_then_they_take_no_token() -> None:
+    rig = Rig(pacer=MemoryBucket(rate=1))
+    assert [rig.deliver(request(f"s{n}", channels=["sms"])).status for n in range(3)] == [SENT] * 3
+    assert rig.pacer is not None and rig.pacer.granted == {}
+
+
+def test_given_send_rates_when_split_into_shards_then_the_limits_add_up_to_the_rate_and_none_passes_500() -> None:
+    for rate in (1, 14, 499, 500, 501, 1000, 1001, 20_000, 20_001):
+        limits = shard_limits(rate)
+        assert sum(limits) == rate and max(limits) <= 500 and max(limits) - min(limits) <= 1
+    assert (whole_rate(0.5), whole_rate(1.0), whole_rate(14.9), whole_rate(200.0)) == (1, 1, 14, 200)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_scheduler import EventBridgeSchedulerClient as SchedulerClient
+    from mypy_boto3_ses import SESClient
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -40,6 +41,12 @@ def sqs() -> SQSClient:
 
 def events() -> EventBridgeClient:
     client: EventBridgeClient = _client("events")
+    return client
+
+
+def ses() -> SESClient:
+    """SES's first API: only for what SES v2 does not answer the same way everywhere (the send quota)."""
+    client: SESClient = _client("ses")
     return client
 
 

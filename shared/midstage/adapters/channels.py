@@ -19,6 +19,7 @@ from midstage.adapters.providers import (
     SmsSender,
     WebhookSender,
 )
+from midstage.adapters.providers.errors import account_level
 from midstage.clock import Clock
 from midstage.config import DeliverySettings
 from midstage.logic import links
@@ -141,7 +142,7 @@ class ChannelSenders:
                 self.inbox.put(profile.id, request.message_id, rendered["title"], rendered["body"], self.clock())
                 return request.message_id
         except ProviderError as error:
-            raise ProviderFailure(error.kind, error.reason) from error
+            raise ProviderFailure(error.kind, error.reason, account=account_level(error)) from error
         raise ProviderFailure("configuration", f"unknown channel {channel}")
 
     # ------------------------------------------------------------------ per channel

@@ -15,6 +15,7 @@ from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLe
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.adapters.scheduler import CampaignSchedules
+from midstage.adapters.sending_state import ChannelPauses
 from midstage.clock import Clock
 from midstage.config import AdminSettings, IdentitySettings, computed_trait_settings, identity_settings
 from midstage.errors import Unavailable
@@ -120,6 +121,10 @@ class AdminWiring:
     @cached_property
     def inbox(self) -> InboxAdmin:
         return InboxAdmin(self.profiles, InboxStore(self.settings.data_table), self.identity, clock=self.clock)
+
+    @cached_property
+    def channel_pauses(self) -> ChannelPauses:
+        return ChannelPauses(self.settings.data_table)
 
     @cached_property
     def suppressions(self) -> SuppressionAdmin:

@@ -28,6 +28,7 @@ CAPPED: Final = "capped"  # would have been sent, but the run had queued max_mes
 QUEUED: Final = "queued"  # handed to the delivery queue
 SENT: Final = "sent"
 FAILED: Final = "failed"
+CANCELLED: Final = "cancelled"  # queued, then not sent: the campaign was cancelled first
 DEFERRED: Final = "deferred"  # a gauge: +1 when a message is deferred, -1 when a deferred one ends
 BLOCKED_PREFIX: Final = "blocked:"  # + a reason code: "blocked:frequency_cap"
 DELIVERED: Final = "delivered"
@@ -51,6 +52,7 @@ _PLAIN_COUNTERS: Final = (
     QUEUED,
     SENT,
     FAILED,
+    CANCELLED,
     DEFERRED,
     DELIVERED,
     OPENED,
@@ -141,6 +143,7 @@ def stats_view(counts: Mapping[str, int | str | Decimal], *, conversion: Convers
         SENT: plain[SENT],
         "blocked": blocked,
         FAILED: plain[FAILED],
+        CANCELLED: plain[CANCELLED],
         DEFERRED: plain[DEFERRED],
         DELIVERED: plain[DELIVERED],
         OPENED: plain[OPENED],

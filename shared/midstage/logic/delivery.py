@@ -5,6 +5,7 @@ ledger, the stores and the provider (its docstring gives the order)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -21,9 +22,11 @@ SENT = "sent"
 BLOCKED = "blocked"
 FAILED = "failed"
 DEFERRED = "deferred"
+CANCELLED = "cancelled"  # final: its campaign was cancelled (or deleted) before it was sent
 DUPLICATE = "duplicate"
 IN_FLIGHT = "in_flight"
 NOT_DUE = "not_due"
+PACED = "paced"  # no send token left this second: given back to the queue for a moment (`queued`)
 
 
 class RetryLater(Exception):
@@ -55,10 +58,14 @@ class RenderFailure(Exception):
 
 
 class ProviderFailure(Exception):
-    def __init__(self, kind: str, reason: str) -> None:  # kind: retryable | permanent | configuration
+    """`kind`: retryable | permanent | configuration; `account`: the provider refused the account
+    (not this message), so every message on the channel would be refused the same way."""
+
+    def __init__(self, kind: str, reason: str, *, account: bool = False) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
+        self.account = account
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,100 @@ class Policy:
     quiet_hours: tuple[time, time] | None = (time(21), time(8))
     default_timezone: str = "UTC"
     lease_seconds: int = 120
+    # A message of a paused campaign waits this long before delivery looks at the campaign again.
+    paused_recheck_seconds: int = 300
+    # How long one delivery may wait in-process for a send token before giving the message back.
+    pace_wait_seconds: float = 1.0
+
+
+# --------------------------------------------------------------------------- holds
+# Reasons of deferrals that hold a message back for the sender's sake (its campaign is paused,
+# its channel is paused): they may repeat until the hold ends, so they are not counted as the
+# person's deferral (quiet hours) is.
+CAMPAIGN_PAUSED = "campaign_paused"
+CHANNEL_PAUSED = "channel_paused"
+HOLD_CODES = frozenset({CAMPAIGN_PAUSED, CHANNEL_PAUSED})
+
+
+def is_hold(reason: str) -> bool:
+    return reason.split(":", 1)[0] in HOLD_CODES
+
+
+def origin_stop(origin_kind: str, origin_status: str | None) -> str:
+    """What the state of a message's origin, read at send time, says about sending it now:
+    "cancel" (a cancelled or deleted campaign: never), "hold" (a paused campaign: later) or ""."""
+    if origin_kind != "campaign":
+        return ""
+    if origin_status is None or origin_status == "cancelled":
+        return "cancel"
+    return "hold" if origin_status == "paused" else ""
+
+
+def cancelled_reason(origin_id: str, origin_status: str | None) -> str:
+    said = "was deleted" if origin_status is None else "was cancelled"
+    return f"cancelled: campaign {origin_id} {said} before the message was sent"
+
+
+def campaign_paused_reason(origin_id: str, until: datetime) -> str:
+    return f"{CAMPAIGN_PAUSED}: campaign {origin_id} is paused; looked at again at {iso(until)}"
+
+
+# --------------------------------------------------------------------------- channel pauses
+# A provider error about the account (unverified sender, sandbox, sending paused, credentials)
+# would fail every message the same way: the channel pauses instead, and one message at a time
+# probes it after a backoff that doubles from PROBE_FIRST up to PROBE_MAX.
+PROBE_FIRST = timedelta(seconds=60)
+PROBE_MAX = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class ChannelPause:
+    channel: str
+    reason: str
+    since: datetime
+    probe_at: datetime  # when the next message may try the provider again
+    failures: int = 1  # the error that paused it, then each failed probe
+
+
+def probe_delay(failures: int) -> timedelta:
+    """How long after the `failures`-th account error the channel is probed again."""
+    return min(PROBE_FIRST * 2 ** max(0, min(failures, 16) - 1), PROBE_MAX)
+
+
+def held_until(pause: ChannelPause, now: datetime) -> datetime:
+    """When a message that finds its channel paused comes back: at the next probe, and never
+    sooner than PROBE_FIRST (a probe another deliverer holds is running now)."""
+    return max(pause.probe_at, now + PROBE_FIRST)
+
+
+def channel_paused_reason(pause: ChannelPause, until: datetime) -> str:
+    return (
+        f"{CHANNEL_PAUSED}: {pause.channel} sending is paused since {iso(pause.since)} ({pause.reason});"
+        f" looked at again at {iso(until)}"
+    )
+
+
+# --------------------------------------------------------------------------- pacing
+# A channel's provider rate (SES's MaxSendRate) as tokens per whole second, shared by every
+# deliverer through counters in the DataTable. One counter item takes at most SHARD_RATE grants a
+# second (a DynamoDB partition takes 1,000 writes a second, refused conditional writes included),
+# so a higher rate is split over shards whose limits add up to it exactly.
+SHARD_RATE = 500
+
+
+def whole_rate(max_send_rate: float) -> int:
+    """Sends a second as whole tokens: a fraction is not granted (at least one a second)."""
+    return max(1, math.floor(max_send_rate))
+
+
+def shard_limits(rate: int) -> list[int]:
+    """Each shard's tokens for one second; they add up to `rate`."""
+    shards = max(1, math.ceil(rate / SHARD_RATE))
+    return [rate // shards + (1 if shard < rate % shards else 0) for shard in range(shards)]
+
+
+def paced_reason(channel: str, next_at: datetime) -> str:
+    return f"paced: {channel} is at its send rate; tried again from {iso(next_at)}"
 
 
 # --------------------------------------------------------------------------- decisions

@@ -231,5 +231,7 @@ def message_id_for(key: str) -> str:
     return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-MessageStatus = Literal["queued", "sending", "deferred", "sent", "blocked", "failed", "delivered", "bounced"]
-FINAL_STATUSES = frozenset({"sent", "blocked", "failed", "delivered", "bounced"})
+MessageStatus = Literal[
+    "queued", "sending", "deferred", "sent", "blocked", "failed", "cancelled", "delivered", "bounced"
+]
+FINAL_STATUSES = frozenset({"sent", "blocked", "failed", "cancelled", "delivered", "bounced"})

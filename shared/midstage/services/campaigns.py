@@ -24,6 +24,7 @@ from midstage import keys
 from midstage.errors import Conflict
 from midstage.logic.archive import records
 from midstage.logic.campaigns import attribute, blocked_counter, pace, plan_recipient, run_id_for, share_of_rate
+from midstage.logic.delivery import is_hold
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.archive import ArchiveRecord
 from midstage.models.campaigns import Campaign
@@ -373,8 +374,10 @@ def delivery_counts(request: MessageRequest, status: str, reason: str) -> tuple[
     (origin kind, run, {name: 1}); None for other origins and non-final outcomes."""
     if request.origin.kind not in ("campaign", "journey"):
         return None
-    if status not in ("sent", "blocked", "failed", "deferred"):
+    if status not in ("sent", "blocked", "failed", "deferred", "cancelled"):
         return None
+    if status == "deferred" and is_hold(reason):
+        return None  # the sender's hold (a paused campaign or channel) repeats until it ends
     name = blocked_counter(reason) if status == "blocked" else status
     return request.origin.kind, run_of(request), {name: 1}
 

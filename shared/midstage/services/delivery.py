@@ -3,11 +3,17 @@
 The order is fixed, and every outcome is recorded on the message with its reason:
   0. the ledger claims the message (a conditional write): a send already made, blocked or failed
      is never repeated, whatever redelivers it; two deliverers cannot both hold it;
+     then its origin's state, read at send time: a message of a cancelled (or deleted) campaign
+     ends `cancelled`, one of a paused campaign is deferred and looked at again later;
   1. consent for the channel and purpose (transactional messages need no marketing consent);
   2. suppression of the address (hard bounce, complaint, unsubscribe, manual);
   3. frequency caps, reserved atomically on the person's send history (one conditional write);
   4. quiet hours in the recipient's time zone: deferred to the end of the window, not dropped;
-then the approved template is rendered and the provider called. Channels are tried in the
+then the approved template is rendered and the provider called, unless the channel is paused
+(an account-level provider error paused it: the message is deferred to the next probe, and one
+message at a time probes the provider after a backoff; its success clears the pause), and once
+it holds a send token (the provider's account rate, shared by every deliverer: a message that
+finds none this second waits for the next, briefly, else goes back to the queue as `queued`). Channels are tried in the
 request's fallback order (the person's preferred channel first); a channel is skipped when the
 person has no address there, no consent, or the address is suppressed. The decisions are
 logic/delivery.py's; this module holds the order and the ports.
@@ -15,19 +21,23 @@ logic/delivery.py's; this module holds the order and the ports.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from midstage.config import FrequencyCap
 from midstage.logic.archive.records import delivery_records
 from midstage.logic.delivery import (
     BLOCKED,
+    CANCELLED,
     DEFERRED,
     FAILED,
+    PACED,
     SENT,
     Address,
+    ChannelPause,
     Claim,
     Outcome,
     Policy,
@@ -35,9 +45,16 @@ from midstage.logic.delivery import (
     RenderFailure,
     RetryLater,
     address_for,
+    campaign_paused_reason,
+    cancelled_reason,
     cap_refusal,
+    channel_paused_reason,
+    held_until,
     may_be_quieted,
     ordered_channels,
+    origin_stop,
+    paced_reason,
+    probe_delay,
     quiet_reason,
     quiet_until,
     reach_refusal,
@@ -49,7 +66,7 @@ from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
 from midstage.observability import count, logger
-from midstage.services.ports import ArchiveSink, Profiles, Timers
+from midstage.services.ports import ArchiveSink, MessageSink, Profiles, Timers
 
 
 # --------------------------------------------------------------------------- ports
@@ -83,6 +100,30 @@ class Channels(Protocol):
     ) -> str: ...
 
 
+class OriginStates(Protocol):
+    """The state of a message's origin at send time (read through a short cache: see its adapter)."""
+
+    def campaign_status(self, campaign_id: str) -> str | None: ...
+
+
+class ChannelPauses(Protocol):
+    """A channel's pause after an account-level provider error (one record per channel)."""
+
+    def paused(self, channel: str) -> ChannelPause | None: ...
+    def pause(self, channel: str, reason: str, now: datetime, probe_at: datetime) -> ChannelPause: ...
+    def take_probe(self, channel: str, now: datetime, hold_until: datetime) -> bool: ...
+    def probe_failed(
+        self, channel: str, reason: str, now: datetime, failures: int, probe_at: datetime
+    ) -> ChannelPause: ...
+    def clear(self, channel: str, now: datetime) -> bool: ...
+
+
+class Pacer(Protocol):
+    def take(self, channel: str, now: datetime, message_id: str) -> datetime | None:
+        """A send token for `channel` in `now`'s second (None), or when the next second begins."""
+        ...
+
+
 @dataclass(frozen=True)
 class Ports:
     ledger: Ledger
@@ -92,10 +133,20 @@ class Ports:
     templates: Templates
     timers: Timers
     channels: Channels
+    origins: OriginStates | None = None  # None: origins are not consulted (every origin may send)
+    pauses: ChannelPauses | None = None  # None: an account-level error fails the message
+    pacer: Pacer | None = None  # None: no channel is paced
 
 
 # --------------------------------------------------------------------------- the pipeline
-def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime) -> Outcome:
+def deliver(
+    request: MessageRequest,
+    ports: Ports,
+    policy: Policy,
+    now: datetime,
+    wait: Callable[[datetime], datetime] | None = None,
+) -> Outcome:
+    """`wait(until)` sleeps until `until` and says what time it is then (None: never wait)."""
     if request.released_at:
         # Released by the timer sweep: the scheduler's clock says the deferral is over.
         now = max(now, parse_iso(request.released_at))
@@ -103,6 +154,16 @@ def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime
     claim = ports.ledger.claim(request, now, policy.lease_seconds)
     if claim.state != "claimed":
         return Outcome(claim.state, str(claim.record.get("status", "")))
+
+    if ports.origins is not None and request.origin.kind == "campaign":
+        # After the claim, so the decision is the ledger's and a redelivery cannot race it.
+        status = ports.origins.campaign_status(request.origin.id)
+        stop = origin_stop(request.origin.kind, status)
+        if stop == "cancel":
+            return _finish(ports, message_id, Outcome(CANCELLED, cancelled_reason(request.origin.id, status)), now)
+        if stop == "hold":
+            recheck = now + timedelta(seconds=policy.paused_recheck_seconds)
+            return _defer(ports, request, recheck, campaign_paused_reason(request.origin.id, recheck), now)
 
     profile = ports.profiles.profile(request.profile_id)
     if profile is None:
@@ -134,10 +195,7 @@ def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime
         zone = zone_of(profile, policy.default_timezone)
         until = quiet_until(now, zone, policy.quiet_hours)
         if until is not None:
-            ports.timers.schedule(until, message_id, request.model_dump(mode="json"))
-            reason = quiet_reason(until, zone, policy.quiet_hours)
-            ports.ledger.defer(message_id, until, reason, now)
-            return Outcome(DEFERRED, reason, channel, deferred_until=iso(until))
+            return _defer(ports, request, until, quiet_reason(until, zone, policy.quiet_hours), now, channel)
 
     template: Template | None = None
     if channel != "webhook":
@@ -146,6 +204,25 @@ def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime
         refusal = template_refusal(channel, template_id, template)
         if refusal:
             return _finish(ports, message_id, Outcome(FAILED, refusal, channel), now)
+    pause = ports.pauses.paused(channel) if ports.pauses is not None else None
+    if pause is not None and pause.probe_at > now:
+        return _held_by_pause(ports, request, pause, now)
+    if ports.pacer is not None:
+        deadline = now + timedelta(seconds=policy.pace_wait_seconds)
+        while (next_at := ports.pacer.take(channel, now, message_id)) is not None:
+            waited = wait(next_at) if wait is not None and next_at <= deadline else None
+            if waited is None or waited < next_at:  # no waiting, or a clock that did not move
+                # Given back, not deferred on a timer: the caller puts it on the queue for a moment.
+                reason = paced_reason(channel, next_at)
+                ports.ledger.release(message_id, reason, now)
+                return Outcome(PACED, reason, channel, deferred_until=iso(next_at))
+            now = waited
+    probing = False
+    if pause is not None and ports.pauses is not None:
+        # The probe is this message, if no other deliverer took it: it holds the probe for a lease.
+        probing = ports.pauses.take_probe(channel, now, now + timedelta(seconds=policy.lease_seconds))
+        if not probing:
+            return _held_by_pause(ports, request, pause, now)
     try:
         provider_id = ports.channels.send(channel, request, profile, address, template)
     except RenderFailure as error:
@@ -154,7 +231,18 @@ def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime
         if error.kind == "retryable":
             ports.ledger.release(message_id, f"retrying: {error.reason}", now)
             raise RetryLater(error.reason) from error
+        if error.account and ports.pauses is not None:
+            if pause is not None and probing:
+                failures = pause.failures + 1
+                pause = ports.pauses.probe_failed(channel, error.reason, now, failures, now + probe_delay(failures))
+            else:
+                pause = ports.pauses.pause(channel, error.reason, now, now + probe_delay(1))
+            logger.warning("channel paused", channel=channel, reason=error.reason, failures=pause.failures)
+            return _held_by_pause(ports, request, pause, now)
         return _finish(ports, message_id, Outcome(FAILED, f"{error.kind}: {error.reason}", channel), now)
+    if probing and ports.pauses is not None and ports.pauses.clear(channel, now):
+        logger.info("channel resumed", channel=channel)
+        count(ChannelResumed=1)
     outcome = Outcome(SENT, f"sent by {channel}", channel, provider_id)
     ports.ledger.finish(
         message_id,
@@ -167,6 +255,46 @@ def deliver(request: MessageRequest, ports: Ports, policy: Policy, now: datetime
         templateVersion=template.version if template else None,
     )
     return outcome
+
+
+def deliver_paced(
+    request: MessageRequest,
+    ports: Ports,
+    policy: Policy,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    queue: MessageSink,
+) -> Outcome:
+    """deliver() at the clock's time, sleeping for a send token when one frees up within the
+    policy's wait; a message paced all the same goes back on `queue` for the seconds until then,
+    so the receive that brought it ends well and waiting never counts toward the dead-letter queue."""
+
+    def wait(until: datetime) -> datetime:
+        sleep(max(0.0, (until - clock()).total_seconds()))
+        return clock()
+
+    outcome = deliver(request, ports, policy, clock(), wait)
+    if outcome.status == PACED and outcome.deferred_until:
+        delay = math.ceil((parse_iso(outcome.deferred_until) - clock()).total_seconds())
+        queue.send([request], delay_seconds=min(900, max(1, delay)))
+    return outcome
+
+
+def _defer(
+    ports: Ports, request: MessageRequest, until: datetime, reason: str, now: datetime, channel: str | None = None
+) -> Outcome:
+    """Hold the message back until `until`: a timer brings it to delivery again then (the timer
+    first, so a crash between both leaves a timer whose claim finds the message claimable)."""
+    ports.timers.schedule(until, request.message_id, request.model_dump(mode="json"))
+    ports.ledger.defer(request.message_id, until, reason, now)
+    return Outcome(DEFERRED, reason, channel, deferred_until=iso(until))
+
+
+def _held_by_pause(ports: Ports, request: MessageRequest, pause: ChannelPause, now: datetime) -> Outcome:
+    until = held_until(pause, now)
+    # Counted for every message held, so the alarm on it stays raised while messages wait.
+    count(ChannelPaused=1)
+    return _defer(ports, request, until, channel_paused_reason(pause, until), now, pause.channel)
 
 
 def _finish(ports: Ports, message_id: str, outcome: Outcome, now: datetime) -> Outcome:

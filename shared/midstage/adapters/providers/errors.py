@@ -91,6 +91,18 @@ _PERMANENT_CODES = frozenset(
 )
 
 
+# Configuration refusals that name one SNS platform application, not the account: only the devices
+# of that platform are refused, so they fail their messages rather than pause push.
+_ONE_APPLICATION_CODES = frozenset({"NotFound", "PlatformApplicationDisabled"})
+
+
+def account_level(error: ProviderError) -> bool:
+    """Whether the provider refused the account rather than the message: a configuration error it
+    answered with (an error raised here before any call, such as a push platform with no
+    application configured, is about one kind of message, not the account)."""
+    return error.kind == CONFIGURATION and bool(error.code) and error.code not in _ONE_APPLICATION_CODES
+
+
 def brief(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

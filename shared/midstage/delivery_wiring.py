@@ -1,0 +1,53 @@
+"""The deliver function's wiring: its ports and policy made from its settings and clock (the
+adapters behind services/delivery.Ports), so the handler stays parsing, one call and mapping."""
+
+from __future__ import annotations
+
+from midstage.adapters.channels import ApprovedTemplates, ChannelSenders, ChannelSettings
+from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore, TimerStore
+from midstage.adapters.profile_store import ProfileStore
+from midstage.adapters.providers import PushSender, WebhookSender
+from midstage.adapters.sending_state import CampaignStates, ChannelPauses, SendRateBucket, SesSendRate
+from midstage.clock import Clock
+from midstage.config import DeliverySettings
+from midstage.logic.delivery import Policy, parse_quiet_hours
+from midstage.services.delivery import Ports
+
+
+def delivery_wiring(settings: DeliverySettings, clock: Clock) -> tuple[Ports, Policy]:
+    config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
+    table = settings.data_table
+    senders = ChannelSenders(
+        ChannelSettings.of(settings),
+        config.secret,
+        push=PushSender(settings.push_applications),
+        webhook=WebhookSender(allow_local=settings.webhook_allow_local),
+        inbox=InboxStore(table),
+        clock=clock,
+    )
+
+    def seconds() -> float:
+        """Cache ages are read on the function's clock, so a test's clock moves them too."""
+        return clock().timestamp()
+
+    ports = Ports(
+        ledger=MessageLedger(table),
+        profiles=ProfileStore(table),
+        suppressions=SuppressionStore(table),
+        caps=CapStore(table),
+        templates=ApprovedTemplates(config),
+        timers=TimerStore(table),
+        channels=senders,
+        origins=CampaignStates(config, monotonic=seconds),
+        pauses=ChannelPauses(table, monotonic=seconds),
+        pacer=SendRateBucket(table, {"email": SesSendRate(monotonic=seconds).rate}),
+    )
+    policy = Policy(
+        marketing_consent=settings.marketing_consent,
+        caps=settings.frequency_caps,
+        quiet_hours=parse_quiet_hours(settings.quiet_hours),
+        default_timezone=settings.default_timezone,
+        lease_seconds=settings.send_lease_seconds,
+    )
+    return ports, policy
