@@ -214,6 +214,22 @@ def test_given_the_same_message_reserved_twice_when_counted_then_it_counts_once(
     assert caps.reserve("p1", "msg-f", "email", "marketing", one, NOW + timedelta(days=7, seconds=1)) is None
 
 
+def test_given_sends_to_a_profile_merged_away_then_they_count_toward_the_survivors_cap(stack: Stack) -> None:
+    # Given two marketing emails this week to an anonymous visitor's profile, since merged into a customer's
+    caps = CapStore(table(stack), client=stack.clients.dynamodb())
+    two = (FrequencyCap(channel="email", category="marketing", limit=2, days=7),)
+    assert caps.reserve("visitor", "m-1", "email", "marketing", two, NOW - timedelta(days=2)) is None
+    assert caps.reserve("visitor", "m-2", "email", "marketing", two, NOW - timedelta(days=1)) is None
+    # When the customer's profile is sent a third
+    refused = caps.reserve("customer", "m-3", "email", "marketing", two, NOW, merged_from=["visitor", "gone"])
+    # Then the cap holds for the person, not per profile; and a week later there is room again
+    assert refused == two[0]
+    assert (
+        caps.reserve("customer", "m-4", "email", "marketing", two, NOW + timedelta(days=6), merged_from=["visitor"])
+        is None
+    )
+
+
 def test_given_the_same_message_reserved_by_racing_retries_when_counted_then_it_counts_once(stack: Stack) -> None:
     make_dynamodb_atomic()
     caps = CapStore(table(stack), client=stack.clients.dynamodb())

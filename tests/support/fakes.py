@@ -112,13 +112,21 @@ class MemoryCaps:
         self.calls = 0
 
     def reserve(
-        self, profile_id: str, message_id: str, channel: str, category: str, caps: Sequence[FrequencyCap], now: datetime
+        self,
+        profile_id: str,
+        message_id: str,
+        channel: str,
+        category: str,
+        caps: Sequence[FrequencyCap],
+        now: datetime,
+        merged_from: Sequence[str] = (),
     ) -> FrequencyCap | None:
         self.calls += 1
         sends = self.sends.get(profile_id, [])
         if any(s["id"] == message_id for s in sends):
             return None
-        breached = cap_breached(sends, channel, category, caps, now)
+        inherited = [s for merged in merged_from for s in self.sends.get(merged, [])]
+        breached = cap_breached(sends + inherited, channel, category, caps, now)
         if breached is not None:
             return breached
         reserved = {"id": message_id, "at": int(now.timestamp()), "channel": channel, "category": category}

@@ -280,16 +280,29 @@ class CapStore(ddb.Table):
     so concurrent deliverers (rules, campaigns, journeys alike) pass exactly cap-many."""
 
     def reserve(
-        self, profile_id: str, message_id: str, channel: str, category: str, caps: Sequence[FrequencyCap], now: datetime
+        self,
+        profile_id: str,
+        message_id: str,
+        channel: str,
+        category: str,
+        caps: Sequence[FrequencyCap],
+        now: datetime,
+        merged_from: Sequence[str] = (),
     ) -> FrequencyCap | None:
+        """Reserve a send unless a cap would break. Sends to the profiles merged into this one
+        count too (read once; a merged-away profile gets no sends of its own any more)."""
         key = keys.caps_key(profile_id)
+        inherited: list[dict[str, Any]] = []
+        if merged_from and caps:
+            for found in self._batch_get([keys.caps_key(p) for p in merged_from], consistent=False):
+                inherited.extend(json.loads(found["sends"]["S"]))
         for attempt in range(_CAP_ATTEMPTS):
             item = self._get(key)
             version = int(item["version"]["N"]) if item else 0
             sends: list[dict[str, Any]] = json.loads(item["sends"]["S"]) if item else []
             if any(s["id"] == message_id for s in sends):
                 return None  # reserved by an earlier attempt at this very message
-            breached = cap_breached(sends, channel, category, caps, now)
+            breached = cap_breached(sends + inherited, channel, category, caps, now)
             if breached is not None:
                 return breached
             sends = prune_sends(sends, caps, now)

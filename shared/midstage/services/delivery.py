@@ -84,7 +84,14 @@ class SuppressionLookup(Protocol):
 
 class CapStore(Protocol):
     def reserve(
-        self, profile_id: str, message_id: str, channel: str, category: str, caps: Sequence[FrequencyCap], now: datetime
+        self,
+        profile_id: str,
+        message_id: str,
+        channel: str,
+        category: str,
+        caps: Sequence[FrequencyCap],
+        now: datetime,
+        merged_from: Sequence[str] = (),
     ) -> FrequencyCap | None: ...
 
 
@@ -186,7 +193,9 @@ def deliver(
     channel, address = chosen
 
     if not claim.cap_reserved:
-        cap = ports.caps.reserve(profile.id, message_id, channel, request.category, policy.caps, now)
+        cap = ports.caps.reserve(
+            profile.id, message_id, channel, request.category, policy.caps, now, merged_from=profile.merged_from
+        )
         if cap is not None:
             return _finish(ports, message_id, Outcome(BLOCKED, cap_refusal(cap), channel), now)
         ports.ledger.note(message_id, now, capReserved=True)
