@@ -54,7 +54,7 @@ def _wiring() -> tuple[Ports, Policy]:
     table = settings.data_table
     senders = ChannelSenders(
         ChannelSettings.of(settings),
-        config.secret,
+        config.key_ring,
         push=PushSender(settings.push_applications),
         webhook=WebhookSender(allow_local=settings.webhook_allow_local),
         inbox=InboxStore(table),

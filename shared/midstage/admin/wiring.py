@@ -25,6 +25,7 @@ from midstage.services.admin.people import ConsentAdmin, InboxAdmin
 from midstage.services.admin.profiles import ProfileAdmin
 from midstage.services.admin.rules import RuleAdmin
 from midstage.services.admin.segments import SegmentAdmin
+from midstage.services.admin.settings import SecretAdmin
 from midstage.services.admin.sources import ApiKeyAdmin, SourceAdmin
 from midstage.services.admin.spend import SpendAdmin
 from midstage.services.admin.suppressions import SuppressionAdmin
@@ -78,6 +79,10 @@ class AdminWiring:
     @cached_property
     def sources(self) -> SourceAdmin:
         return SourceAdmin(self.config, self.profiles, clock=self.clock)
+
+    @cached_property
+    def secrets(self) -> SecretAdmin:
+        return SecretAdmin(self.config, clock=self.clock)
 
     @cached_property
     def api_keys(self) -> ApiKeyAdmin:
