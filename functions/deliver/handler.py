@@ -61,7 +61,7 @@ def _wiring() -> tuple[Ports, Policy]:
         clock=_clock(),
     )
     ports = Ports(
-        ledger=MessageLedger(table),
+        ledger=MessageLedger(table, origin_shards=settings.origin_shards),
         profiles=ProfileStore(table),
         suppressions=SuppressionStore(table),
         caps=CapStore(table),

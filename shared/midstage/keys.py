@@ -78,8 +78,20 @@ def message_ref_sk(at: str, message_id: str) -> str:
 
 
 def origin_pk(kind: str, origin_id: str) -> str:
-    """A rule's or campaign's messages (one partition per origin; sends are rate-limited)."""
+    """A rule's or campaign's messages as they were written before sharding (one partition per
+    origin): still read, so references written then stay listed."""
     return f"ORIGIN#{kind}#{origin_id}"
+
+
+def origin_shard_pk(kind: str, origin_id: str, shard: int) -> str:
+    """One shard of an origin's message references (logic/sharding.py: the shard is derived from
+    the message id, the count from the expected send rate)."""
+    return f"ORIGIN#{kind}#{origin_id}#{shard:02d}"
+
+
+def origin_pks(kind: str, origin_id: str, shards: int) -> list[str]:
+    """Every partition key an origin's references can be under: each shard, and the unsharded key."""
+    return [origin_shard_pk(kind, origin_id, shard) for shard in range(shards)] + [origin_pk(kind, origin_id)]
 
 
 def caps_key(profile_id: str) -> dict[str, str]:

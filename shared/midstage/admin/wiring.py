@@ -107,7 +107,7 @@ class AdminWiring:
 
     @cached_property
     def ledger(self) -> MessageLedger:
-        return MessageLedger(self.settings.data_table)
+        return MessageLedger(self.settings.data_table, origin_shards=self.settings.origin_shards)
 
     @cached_property
     def templates(self) -> TemplateAdmin:
