@@ -44,7 +44,11 @@ class NotYet(Exception):
 @cache
 def _outcomes() -> tuple[Counters, Touches, Archive]:
     settings = DeliverySettings.from_env()
-    return Counters(settings.data_table), Touches(settings.data_table), archive_sink(settings.archive_stream)
+    return (
+        Counters(settings.data_table, shards=settings.stats_shards),
+        Touches(settings.data_table),
+        archive_sink(settings.archive_stream),
+    )
 
 
 @cache

@@ -39,7 +39,9 @@ def _engagement() -> Engagement:
     table = settings.data_table
     return Engagement(
         config,
-        MessageLedger(table, on_status=StatusCounter(Counters(table), OnceMarkers(table))),
+        MessageLedger(
+            table, on_status=StatusCounter(Counters(table, shards=settings.stats_shards), OnceMarkers(table))
+        ),
         ProfileStore(table),
         SuppressionStore(table),
         SqsHandoff(settings.ingest_queue_url),

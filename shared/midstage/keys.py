@@ -121,7 +121,7 @@ TIMER_CURSOR_KEY = {"pk": "TIMERCURSOR", "sk": "TIMERCURSOR"}
 
 
 # Automation (DataTable): journeys, campaigns, segment refreshes ----------------------------
-STATS_SHARDS = 16
+STATS_SHARDS = 16  # the counters' shards before they were sharded by partition key (stats_key)
 JOURNEY_PREFIX = "JOURNEY#"
 TOUCH_PREFIX = "TOUCH#"
 
@@ -137,8 +137,25 @@ def journey_entries_key(journey_id: str, day: str) -> dict[str, str]:
 
 
 def stats_key(kind: str, origin_id: str, run: str, shard: int) -> dict[str, str]:
-    """One shard of a campaign run's or journey's counters; readers add the shards up."""
-    return {"pk": f"STATS#{kind}#{origin_id}", "sk": f"{run}#{shard:02d}"}
+    """One of the 16 shards of a run's counters as they were written before counters were sharded
+    by partition key: all under one partition key, so together held to one partition's 1,000
+    WCU/s. No longer written; still read, so counts from then stay in the totals."""
+    return {"pk": stats_pk(kind, origin_id), "sk": f"{run}#{shard:02d}"}
+
+
+def stats_pk(kind: str, origin_id: str) -> str:
+    return f"STATS#{kind}#{origin_id}"
+
+
+def stats_shard_key(kind: str, origin_id: str, run: str, shard: int) -> dict[str, str]:
+    """A campaign run's or journey's counters on one shard, each shard its own partition key
+    (logic/sharding.py: the count comes from the expected send rate); readers add the shards up."""
+    return {"pk": f"STATS#{kind}#{origin_id}#{shard:02d}", "sk": run}
+
+
+def stats_pks(kind: str, origin_id: str, shards: int) -> list[str]:
+    """Every partition key an origin's counters can be under: each shard, then the unsharded key."""
+    return [f"STATS#{kind}#{origin_id}#{shard:02d}" for shard in range(shards)] + [stats_pk(kind, origin_id)]
 
 
 def campaign_run_key(campaign_id: str, run_id: str) -> dict[str, str]:

@@ -580,3 +580,38 @@ def test_given_feedback_on_campaign_messages_when_recorded_then_each_status_coun
         "bounced": 1,
     }
     assert counters.totals("rule", "r1") == {}
+
+
+# ============================================================================== sharded counters
+def test_given_counts_on_many_shards_and_from_before_sharding_when_totalled_then_every_one_is_added(
+    stack: Stack,
+) -> None:
+    from decimal import Decimal
+
+    from midstage.adapters.automation_store import Counters
+
+    client = stack.clients.dynamodb()
+    counters = Counters(table(stack), client=client)
+    # Given counts written before counters were sharded by partition key (16 sort-key shards of
+    # one partition key), for two runs
+    for shard, (run, sent) in enumerate([("r1", 3), ("r1", 4), ("r2", 5)]):
+        client.put_item(
+            TableName=table(stack),
+            Item={**_item_key(keys.stats_key("campaign", "spring", run, shard)), "sent": {"N": str(sent)}},
+        )
+    # And 200 messages of run r1 counted since, spread over the partition-key shards
+    subjects = [f"msg_{n:024x}" for n in range(200)]
+    for subject in subjects:
+        counters.add("campaign", "spring", "r1", subject, {"sent": 1, "delivered": 1})
+
+    # Then the totals add both layouts, per run and for one run
+    assert counters.totals("campaign", "spring") == {
+        "r1": {"sent": Decimal(207), "delivered": Decimal(200)},
+        "r2": {"sent": Decimal(5)},
+    }
+    assert counters.totals("campaign", "spring", "r2") == {"r2": {"sent": Decimal(5)}}
+    shards_used = {shard_of(s, counters.shards) for s in subjects}
+    assert counters.shards == 80 and len(shards_used) > 60  # spread over partition keys, not one
+    one = keys.stats_shard_key("campaign", "spring", "r1", next(iter(shards_used)))
+    assert one["pk"].startswith("STATS#campaign#spring#") and one["sk"] == "r1"
+    assert "Item" in client.get_item(TableName=table(stack), Key=_item_key(one))

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import chi2
 
 from midstage import keys
-from midstage.config import StoreSettings
+from midstage.config import ConfigurationError, StoreSettings
 from midstage.logic import sharding
 from midstage.logic.sharding import shard_of, shards_for
 
@@ -35,11 +35,13 @@ def test_given_a_rate_beyond_two_digit_shards_or_nonsense_when_sizing_then_it_is
         shards_for(**{"writes_per_second": 1_000, **bad})
 
 
-def test_given_the_default_settings_then_an_origin_is_spread_over_40_shards() -> None:
+def test_given_the_default_settings_then_an_origins_index_has_40_shards_and_its_counters_80() -> None:
     settings = StoreSettings.from_env({"DATA_TABLE": "d", "CONFIG_TABLE": "c"})
-    faster = StoreSettings.from_env({"DATA_TABLE": "d", "CONFIG_TABLE": "c", "ORIGIN_PEAK_SENDS_PER_SECOND": "35000"})
-    assert (settings.origin_peak_sends_per_second, settings.origin_shards) == (20_000, 40)
-    assert faster.origin_shards == 70
+    fastest = StoreSettings.from_env({"DATA_TABLE": "d", "CONFIG_TABLE": "c", "ORIGIN_PEAK_SENDS_PER_SECOND": "25000"})
+    assert (settings.origin_peak_sends_per_second, settings.origin_shards, settings.stats_shards) == (20_000, 40, 80)
+    assert (fastest.origin_shards, fastest.stats_shards) == (50, 100)
+    with pytest.raises(ConfigurationError):
+        StoreSettings.from_env({"DATA_TABLE": "d", "CONFIG_TABLE": "c", "ORIGIN_PEAK_SENDS_PER_SECOND": "25001"})
 
 
 @pytest.mark.parametrize(

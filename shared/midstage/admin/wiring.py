@@ -61,7 +61,7 @@ class AdminWiring:
 
     @cached_property
     def counters(self) -> Counters:
-        return Counters(self.settings.data_table)
+        return Counters(self.settings.data_table, shards=self.settings.stats_shards)
 
     @cached_property
     def ingest(self) -> SqsHandoff:

@@ -36,3 +36,13 @@ def shard_of(key: str, shards: int) -> int:
     if not 1 <= shards <= MAX_SHARDS:
         raise ValueError(f"shards must be 1-{MAX_SHARDS}")
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % shards
+
+
+# Counter additions per message at a campaign's peak: `sent` (deliver) and `delivered` (feedback,
+# seconds later); opens, clicks and bounces come later and spread out.
+COUNTER_WRITES_PER_MESSAGE = 2
+
+
+def counter_shards_for(sends_per_second: float) -> int:
+    """Shards for a campaign's or journey's counters at `sends_per_second`."""
+    return shards_for(sends_per_second * COUNTER_WRITES_PER_MESSAGE)
