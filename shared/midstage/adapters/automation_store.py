@@ -114,8 +114,7 @@ class EntryCaps(ddb.Table):
 
 
 # ------------------------------------------------------------------------------ counters
-# The shards of a counter at the default expected peak (config.StoreSettings.stats_shards).
-DEFAULT_STATS_SHARDS = sharding.counter_shards_for(20_000)
+DEFAULT_STATS_SHARDS = sharding.counter_shards_for(20_000)  # as config.StoreSettings.stats_shards
 _TOTALS_THREADS = 8
 _BATCH_GET_KEYS = 100  # BatchGetItem's limit
 
@@ -150,10 +149,8 @@ class Counters(ddb.Table):
         )
 
     def totals(self, kind: str, origin_id: str, run: str | None = None) -> dict[str, dict[str, Decimal]]:
-        """Counter totals by run (every run of the origin, or one).
-
-        One run is two calls (the shards' items by key, the older layout's query); every run is a
-        query per shard, eight at a time."""
+        """Counter totals by run (every run of the origin, or one). One run is two calls (the
+        shards' items by key, a query of the older layout); every run, a query per shard."""
         legacy = keys.stats_pk(kind, origin_id)
         if run:
             counts = self._run_totals(kind, origin_id, run)
