@@ -31,7 +31,7 @@ from bench.bench_profile_updater import data_table_definition, local_cloud
 from midstage.adapters.channels import render_context
 from midstage.adapters.messaging_store import CapStore, MessageLedger, SuppressionStore
 from midstage.config import DeliverySettings
-from midstage.logic import links
+from midstage.logic import keyring, links
 from midstage.logic import templates as template_logic
 from midstage.logic.delivery import (
     SENT,
@@ -52,7 +52,8 @@ REPEATS = 7
 MOTO_MESSAGES = 150  # per moto repeat
 MOTO_REPEATS = 3
 PEOPLE = 200  # messages go round-robin: at most 2 per person per repeat, under every cap
-SECRET = b"bench-link-secret-0123456789"
+# Links are signed as the product signs them: with a key ring's current key, named in the token.
+SECRET = keyring.new_ring("links", b"bench-link-secret-0123456789", datetime(2026, 1, 1, tzinfo=UTC)).current
 BASE_URL = "https://t.example.com"
 _DEFAULTS = DeliverySettings(
     data_table="DataTable", config_table="ConfigTable", ingest_queue_url="q", delivery_queue_url="q"

@@ -49,7 +49,8 @@ class NotYet(Exception):
 @cache
 def _outcomes() -> tuple[Counters, Touches, Archive]:
     settings = DeliverySettings.from_env()
-    return Counters(settings.data_table), Touches(settings.data_table), archive_sink(settings.archive_stream)
+    table = settings.data_table
+    return Counters(table, shards=settings.stats_shards), Touches(table), archive_sink(settings.archive_stream)
 
 
 @cache

@@ -38,8 +38,10 @@ def _engagement() -> Engagement:
     config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
     table = settings.data_table
     return Engagement(
-        config.secret("links"),
-        MessageLedger(table, on_status=StatusCounter(Counters(table), OnceMarkers(table))),
+        config,
+        MessageLedger(
+            table, on_status=StatusCounter(Counters(table, shards=settings.stats_shards), OnceMarkers(table))
+        ),
         ProfileStore(table),
         SuppressionStore(table),
         SqsHandoff(settings.ingest_queue_url),
@@ -65,7 +67,7 @@ def click() -> Response[str | bytes]:
 @app.get("/u/" + _REST)
 def unsubscribe_page() -> Response[str | bytes]:
     # The form posts back to the address the browser used, stage prefix and all.
-    return _answer(_engagement().unsubscribe_page(_token(), str(app.context[routing.RAW_PATH])))
+    return _answer(_engagement().unsubscribe_page(_token(), str(app.context[routing.RAW_PATH]), _clock()()))
 
 
 @app.post("/u/" + _REST)

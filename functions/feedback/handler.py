@@ -43,7 +43,9 @@ def _clock() -> Clock:
 def _wiring() -> tuple[MessageLedger, SuppressionStore, ProfileStore, SqsHandoff, Archive]:
     settings = FeedbackSettings.from_env()
     table = settings.data_table
-    ledger = MessageLedger(table, on_status=StatusCounter(Counters(table), OnceMarkers(table)))
+    ledger = MessageLedger(
+        table, on_status=StatusCounter(Counters(table, shards=settings.stats_shards), OnceMarkers(table))
+    )
     handoff, archive = SqsHandoff(settings.ingest_queue_url), archive_sink(settings.archive_stream)
     return ledger, SuppressionStore(table), ProfileStore(table), handoff, archive
 

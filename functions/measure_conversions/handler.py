@@ -31,7 +31,10 @@ def _tracker() -> ConversionTracker:
     config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
     table = settings.data_table
     return ConversionTracker(
-        lambda: config.documents(keys.CAMPAIGN_PK, Campaign), Touches(table), Counters(table), OnceMarkers(table)
+        lambda: config.documents(keys.CAMPAIGN_PK, Campaign),
+        Touches(table),
+        Counters(table, shards=settings.stats_shards),
+        OnceMarkers(table),
     )
 
 

@@ -42,7 +42,7 @@ def _runner() -> JourneyRunner:
         SqsHandoff(settings.ingest_queue_url),
         TimerStore(table),
         EntryCaps(table),
-        Counters(table),
+        Counters(table, shards=settings.stats_shards),
         default_timezone=settings.default_timezone,
         archive=archive_sink(settings.archive_stream),
     )

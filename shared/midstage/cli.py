@@ -2,6 +2,7 @@
 
     python -m midstage.cli create-api-key --table <ConfigTableName> --name ops --role admin
     python -m midstage.cli create-source  --table <ConfigTableName> --name "Web"
+    python -m midstage.cli rotate-secret links --table <ConfigTableName> [--keep-days 400 | --remove k0]
     python -m midstage.cli apply library  --url <api base> --key <admin key> [--dry-run]
     python -m midstage.cli apply ./my-rules --url <api base> --key <admin key>
     python -m midstage.cli dead-letters [<queue>] [--redrive] --url <api base> --key <admin key>
@@ -44,7 +45,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from midstage import predict_command, replay_command
 from midstage.adapters.config_store import ConfigStore, new_write_key
@@ -61,10 +62,12 @@ from midstage.definitions import (
     referenced_segments,
     referenced_templates,
 )
-from midstage.models.admin import Source, stamp
+from midstage.errors import MidstageError
+from midstage.models.admin import SecretRotation, Source, stamp
 from midstage.models.journeys import JourneyBody
 from midstage.models.messaging import RuleBody, TemplateBody
 from midstage.models.segments import SegmentBody
+from midstage.services.admin.settings import SIGNING_SECRETS, SecretAdmin
 
 try:
     import yaml
@@ -384,6 +387,19 @@ def main(argv: list[str] | None = None) -> int:
     source = commands.add_parser("create-source", help="create a tracking source and print its write key")
     source.add_argument("--table", required=True)
     source.add_argument("--name", required=True)
+    rotating = commands.add_parser(
+        "rotate-secret",
+        help="give a signing secret (links, webhooks) a new current key; the old one keeps verifying a while",
+    )
+    rotating.add_argument("name", choices=sorted(SIGNING_SECRETS), help="the signing secret")
+    rotating.add_argument("--table", required=True, help="the stack's ConfigTableName output")
+    rotating.add_argument(
+        "--keep-days",
+        type=int,
+        default=None,
+        help="days the old key keeps verifying (0: refused at once, for a leak); default 400 for links, 1 for webhooks",
+    )
+    rotating.add_argument("--remove", metavar="KEY_ID", help="instead of rotating, remove this retired key")
     applying = commands.add_parser(
         "apply", help="create or update templates, segments, rules and journeys from YAML files"
     )
@@ -425,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dead-letters":
         return _dead_letters_command(args)
     store = ConfigStore(args.table)
+    if args.command == "rotate-secret":
+        return _rotate_secret_command(args, store)
     if args.command == "create-api-key":
         api_key, secret = store.create_api_key(args.name, args.role, now=system_clock())
         print(json.dumps({**api_key.model_dump(exclude={"digest"}), "secret": secret}, indent=2))
@@ -432,6 +450,20 @@ def main(argv: list[str] | None = None) -> int:
         new = Source(name=args.name, write_key=new_write_key(), created_at=stamp(system_clock()))
         created = store.create_source(new)
         print(json.dumps(created.model_dump(), indent=2))
+    return 0
+
+
+def _rotate_secret_command(args: argparse.Namespace, store: ConfigStore) -> int:
+    admin = SecretAdmin(store, clock=system_clock)
+    try:
+        if args.remove:
+            ring = admin.remove_key(args.name, args.remove)
+        else:
+            ring = admin.rotate(args.name, SecretRotation(keepOldKeyDays=args.keep_days))
+    except (MidstageError, ValidationError) as error:
+        print(f"rotate-secret {args.name}: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 2
+    print(json.dumps(ring, indent=2))
     return 0
 
 

@@ -49,6 +49,24 @@ class StoreSettings(_EnvModel):
     config_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
     # The analytics archive's Firehose stream (docs/analytics.md); empty: nothing is archived.
     archive_stream: str = ""
+    # The fastest one rule or campaign is expected to send (messages/s): it sets how many shards
+    # its message references and its counters are spread over (logic/sharding.py). Writers and readers must agree,
+    # so every function gets it from one template parameter; raise it, never lower it (references
+    # in the shards a lower count drops would no longer be listed).
+    origin_peak_sends_per_second: int = Field(default=20_000, ge=1, le=25_000)
+
+    @property
+    def origin_shards(self) -> int:
+        from midstage.logic.sharding import shards_for  # on first use: most functions never need it
+
+        return shards_for(self.origin_peak_sends_per_second)
+
+    @property
+    def stats_shards(self) -> int:
+        """Shards of a campaign's or journey's counters at that rate (80 at 20,000 msg/s)."""
+        from midstage.logic.sharding import counter_shards_for
+
+        return counter_shards_for(self.origin_peak_sends_per_second)
 
 
 class IdentitySettings(_EnvModel):

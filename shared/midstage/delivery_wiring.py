@@ -20,7 +20,7 @@ def delivery_wiring(settings: DeliverySettings, clock: Clock) -> tuple[Ports, Po
     table = settings.data_table
     senders = ChannelSenders(
         ChannelSettings.of(settings),
-        config.secret,
+        config.key_ring,
         push=PushSender(settings.push_applications),
         webhook=WebhookSender(allow_local=settings.webhook_allow_local),
         inbox=InboxStore(table),
@@ -32,7 +32,7 @@ def delivery_wiring(settings: DeliverySettings, clock: Clock) -> tuple[Ports, Po
         return clock().timestamp()
 
     ports = Ports(
-        ledger=MessageLedger(table),
+        ledger=MessageLedger(table, origin_shards=settings.origin_shards),
         profiles=ProfileStore(table),
         suppressions=SuppressionStore(table),
         caps=CapStore(table),

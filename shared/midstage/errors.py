@@ -260,6 +260,12 @@ class RenderError(MidstageError):
         self.line = line
 
 
+class KeyRingError(Conflict):
+    """A key ring change that cannot be made: removing the current key, a ring over its size."""
+
+    code = "key_ring_conflict"
+
+
 class BadToken(MidstageError):
     status = 400
     code = "bad_token"

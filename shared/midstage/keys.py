@@ -78,8 +78,20 @@ def message_ref_sk(at: str, message_id: str) -> str:
 
 
 def origin_pk(kind: str, origin_id: str) -> str:
-    """A rule's or campaign's messages (one partition per origin; sends are rate-limited)."""
+    """A rule's or campaign's messages as they were written before sharding (one partition per
+    origin): still read, so references written then stay listed."""
     return f"ORIGIN#{kind}#{origin_id}"
+
+
+def origin_shard_pk(kind: str, origin_id: str, shard: int) -> str:
+    """One shard of an origin's message references (logic/sharding.py: the shard is derived from
+    the message id, the count from the expected send rate)."""
+    return f"ORIGIN#{kind}#{origin_id}#{shard:02d}"
+
+
+def origin_pks(kind: str, origin_id: str, shards: int) -> list[str]:
+    """Every partition key an origin's references can be under: each shard, and the unsharded key."""
+    return [origin_shard_pk(kind, origin_id, shard) for shard in range(shards)] + [origin_pk(kind, origin_id)]
 
 
 def caps_key(profile_id: str) -> dict[str, str]:
@@ -119,7 +131,7 @@ TIMER_CURSOR_KEY = {"pk": "TIMERCURSOR", "sk": "TIMERCURSOR"}
 
 
 # Automation (DataTable): journeys, campaigns, segment refreshes ----------------------------
-STATS_SHARDS = 16
+STATS_SHARDS = 16  # the counters' shards before they were sharded by partition key (stats_key)
 JOURNEY_PREFIX = "JOURNEY#"
 TOUCH_PREFIX = "TOUCH#"
 
@@ -135,8 +147,25 @@ def journey_entries_key(journey_id: str, day: str) -> dict[str, str]:
 
 
 def stats_key(kind: str, origin_id: str, run: str, shard: int) -> dict[str, str]:
-    """One shard of a campaign run's or journey's counters; readers add the shards up."""
-    return {"pk": f"STATS#{kind}#{origin_id}", "sk": f"{run}#{shard:02d}"}
+    """One of the 16 shards of a run's counters as they were written before counters were sharded
+    by partition key: all under one partition key, so together held to one partition's 1,000
+    WCU/s. No longer written; still read, so counts from then stay in the totals."""
+    return {"pk": stats_pk(kind, origin_id), "sk": f"{run}#{shard:02d}"}
+
+
+def stats_pk(kind: str, origin_id: str) -> str:
+    return f"STATS#{kind}#{origin_id}"
+
+
+def stats_shard_key(kind: str, origin_id: str, run: str, shard: int) -> dict[str, str]:
+    """A campaign run's or journey's counters on one shard, each shard its own partition key
+    (logic/sharding.py: the count comes from the expected send rate); readers add the shards up."""
+    return {"pk": f"STATS#{kind}#{origin_id}#{shard:02d}", "sk": run}
+
+
+def stats_pks(kind: str, origin_id: str, shards: int) -> list[str]:
+    """Every partition key an origin's counters can be under: each shard, then the unsharded key."""
+    return [f"STATS#{kind}#{origin_id}#{shard:02d}" for shard in range(shards)] + [stats_pk(kind, origin_id)]
 
 
 def campaign_run_key(campaign_id: str, run_id: str) -> dict[str, str]:

@@ -191,6 +191,9 @@ def test_every_route_needs_a_valid_key(api: Api) -> None:
         ("PUT", "/v1/suppressions/email/ann%40example.com", {}, "data_operator"),
         ("DELETE", "/v1/suppressions/email/ann%40example.com", None, "data_operator"),
         ("GET", "/v1/settings/webhook-secret", None, "admin"),
+        ("GET", "/v1/settings/secrets", None, "admin"),
+        ("POST", "/v1/settings/secrets/links/rotate", {}, "admin"),
+        ("DELETE", "/v1/settings/secrets/links/keys/k0", None, "admin"),
     ],
 )
 def test_writes_need_their_minimum_role(api: Api, method: str, path: str, body: Any, allowed: str) -> None:
@@ -787,3 +790,49 @@ def test_webhook_secret_is_stable_and_admin_only(api: Api) -> None:
     assert first.status == 200
     assert len(bytes.fromhex(first["secret"])) == 32
     assert api.get("/v1/settings/webhook-secret")["secret"] == first["secret"]
+
+
+def test_signing_secrets_rotate_through_the_api_and_old_keys_stay_listed_until_removed(api: Api) -> None:
+    # Given the secrets as first made: one key each, k0
+    before = api.get("/v1/settings/webhook-secret")
+    listed = api.get("/v1/settings/secrets")
+    assert listed.status == 200
+    assert [(s["name"], s["currentKeyId"]) for s in listed["secrets"]] == [("links", "k0"), ("webhooks", "k0")]
+    assert before["keyId"] == "k0"
+    assert "secret" not in json.dumps(listed.body).replace('"secrets"', "")  # no key material listed
+
+    # When the webhook secret is rotated, keeping the old key two days
+    rotated = api.post("/v1/settings/secrets/webhooks/rotate", {"keepOldKeyDays": 2})
+
+    # Then the new key signs, the old one still verifies, and the webhook-secret route shows both
+    assert rotated.status == 200
+    assert rotated["currentKeyId"] == "k1"
+    assert [(k["id"], k["state"]) for k in rotated["keys"]] == [("k0", "retired"), ("k1", "current")]
+    assert rotated["keys"][0]["expiresAt"] is not None
+    after = api.get("/v1/settings/webhook-secret")
+    assert after["secret"] != before["secret"]
+    assert [(k["keyId"], k["secret"]) for k in after["keys"]] == [("k1", after["secret"]), ("k0", before["secret"])]
+
+    # And removing the retired key leaves the new one alone
+    removed = api.delete("/v1/settings/secrets/webhooks/keys/k0")
+    assert (removed.status, [k["id"] for k in removed["keys"]]) == (200, ["k1"])
+    assert [k["keyId"] for k in api.get("/v1/settings/webhook-secret")["keys"]] == ["k1"]
+
+
+def test_signing_secret_refusals_are_clear(api: Api) -> None:
+    unknown = api.post("/v1/settings/secrets/passwords/rotate", {})
+    current = api.delete("/v1/settings/secrets/links/keys/k0")
+    missing = api.delete("/v1/settings/secrets/links/keys/k7")
+    negative = api.post("/v1/settings/secrets/links/rotate", {"keepOldKeyDays": -1})
+    extra = api.post("/v1/settings/secrets/links/rotate", {"keep": 3})
+
+    assert (unknown.status, unknown["code"]) == (404, "secret_not_found")
+    assert (current.status, current["code"]) == (409, "key_ring_conflict")
+    assert (missing.status, missing["code"]) == (404, "key_not_found")
+    assert (negative.status, negative["code"], negative["issues"][0]["location"]) == (
+        400,
+        "invalid_body",
+        "/keepOldKeyDays",
+    )
+    assert (extra.status, extra["code"]) == (400, "invalid_body")
+    assert api.get("/v1/settings/secrets")["secrets"][0]["currentKeyId"] == "k0"  # nothing changed

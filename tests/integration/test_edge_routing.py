@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
+from midstage import cli
 from midstage.adapters.config_store import ConfigStore
+from midstage.clock import fixed
 from midstage.logic import links
 from midstage.logic.tracking_routes import CALLS
 from midstage.models.admin import Source, stamp
@@ -322,3 +325,62 @@ def test_a_link_whose_token_holds_an_encoded_line_break_is_refused_not_lost(enga
         answer = engagement.lambda_handler(event, Context())
         # Then it reaches its route, which answers as for any bad token: the pixel, or a refusal
         assert answer["statusCode"] in (200, 400), (method, template, answer["statusCode"])
+
+
+# ------------------------------------------------------------------------------------ key rotation
+ROTATED_AT = SAMPLES_SENT_AT + timedelta(days=1)
+
+
+def test_after_the_links_secret_is_rotated_an_unsubscribe_link_already_sent_still_works(
+    stack: Stack, config: ConfigStore
+) -> None:
+    # Given an unsubscribe link signed the way mail already sent was: the single `links` secret
+    sent = links.sign(links.unsubscribe_payload("msg_1", "prof_1", "ann@example.com", "email"), config.secret("links"))
+    engagement = stack.load("EngagementFunction", clock=fixed(ROTATED_AT + timedelta(days=30)))
+    assert visit(engagement, "GET", "/u/{token}", sent)["statusCode"] == 200  # the container has read the ring
+
+    # When the secret is rotated (the old key kept for the default 400 days)
+    config.rotate_secret("links", ROTATED_AT, timedelta(days=400))
+    fresh = links.sign(links.open_payload("msg_2"), config.key_ring("links").current)
+
+    # Then the old link still unsubscribes, and a link of the new key works in the container that
+    # read the ring before the rotation (it reads the ring again for a key id it does not know)
+    done = visit(engagement, "POST", "/u/{token}", sent)
+    assert (done["statusCode"], "You are unsubscribed" in done["body"]) == (200, True)
+    assert fresh.endswith(".k1")
+    click = links.sign(links.click_payload("msg_2", "https://shop.example.com/"), config.key_ring("links").current)
+    assert visit(engagement, "GET", "/t/c/{token}", click)["statusCode"] == 302
+
+
+def test_after_the_old_key_expires_or_is_removed_its_links_are_refused(stack: Stack, config: ConfigStore) -> None:
+    sent = links.sign(links.unsubscribe_payload("msg_1", "prof_1", "ann@example.com", "email"), config.secret("links"))
+    config.rotate_secret("links", ROTATED_AT, timedelta(days=10))
+
+    within = stack.load("EngagementFunction", clock=fixed(ROTATED_AT + timedelta(days=9)))
+    assert visit(within, "POST", "/u/{token}", sent)["statusCode"] == 200
+    expired = stack.load("EngagementFunction", clock=fixed(ROTATED_AT + timedelta(days=10)))
+    assert visit(expired, "POST", "/u/{token}", sent)["statusCode"] == 400
+
+    config.remove_secret_key("links", "k0")
+    removed = stack.load("EngagementFunction", clock=fixed(ROTATED_AT + timedelta(days=1)))
+    assert visit(removed, "POST", "/u/{token}", sent)["statusCode"] == 400
+
+
+def test_the_rotate_secret_command_rotates_and_prunes_the_ring(
+    stack: Stack, config: ConfigStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = stack.output("ConfigTableName")
+    sent = links.sign(links.unsubscribe_payload("msg_1", "prof_1", "ann@example.com", "email"), config.secret("links"))
+
+    assert cli.main(["rotate-secret", "links", "--table", table, "--keep-days", "30"]) == 0
+    rotated = json.loads(capsys.readouterr().out)
+    refused = cli.main(["rotate-secret", "links", "--table", table, "--remove", "k1"])
+    refusal = capsys.readouterr().err
+
+    assert (rotated["currentKeyId"], [k["state"] for k in rotated["keys"]]) == ("k1", ["retired", "current"])
+    later = stack.load("EngagementFunction", clock=fixed(datetime.now(UTC) + timedelta(days=29)))
+    assert visit(later, "POST", "/u/{token}", sent)["statusCode"] == 200
+    assert refused == 2
+    assert "current key" in refusal
+    assert cli.main(["rotate-secret", "links", "--table", table, "--remove", "k0"]) == 0
+    assert [k["id"] for k in json.loads(capsys.readouterr().out)["keys"]] == ["k1"]

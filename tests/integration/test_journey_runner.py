@@ -176,7 +176,7 @@ class Rig:
         return doc
 
     def totals(self, journey_id: str) -> dict[str, int]:
-        return {k: int(v) for k, v in self.counters.totals("journey", journey_id).get("all", {}).items()}
+        return {k: int(v) for k, v in self.counters.totals("journey", journey_id, "all").get("all", {}).items()}
 
 
 @pytest.fixture

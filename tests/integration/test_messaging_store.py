@@ -22,9 +22,11 @@ from midstage.adapters.messaging_store import (
 from midstage.config import FrequencyCap
 from midstage.logic.delivery import DEFERRED, DUPLICATE, IN_FLIGHT, NOT_DUE, SENT, Policy
 from midstage.logic.rules import FireRecord
+from midstage.logic.sharding import shard_of
 from midstage.logic.timefmt import iso, minute_of, parse_iso
 from midstage.models.messaging import MessageRequest, Origin
 from midstage.models.profile import Profile
+from midstage.services.admin.rules import _ORIGIN_CURSOR
 from midstage.services.delivery import Ports, deliver
 from midstage.services.timers import sweep
 from tests.integration.conftest import Stack
@@ -167,12 +169,104 @@ def test_given_messages_when_listed_by_person_then_pages_cover_each_once_newest_
     ]
 
 
+def origin_pages(ledger: MessageLedger, origin_id: str, limit: int) -> tuple[list[list[str]], list[str | None]]:
+    found, cursors, cursor = [], [], None
+    while True:
+        ids, cursor = ledger.list_origin("rule", origin_id, "2", limit, cursor)
+        found.append(ids)
+        cursors.append(cursor)
+        if cursor is None:
+            return found, cursors
+
+
 def test_given_messages_when_listed_by_origin_as_the_admin_api_asks_then_pages_cover_each_once_newest_first(
     ledger: MessageLedger,
 ) -> None:
     mine = claim_listed_messages(ledger)
-    by_rule = pages(ledger, keys.origin_pk("rule", "r1"), "", 2)
+    by_rule, _ = origin_pages(ledger, "r1", 2)
     assert [i for page in by_rule for i in page] == [m.message_id for m in reversed(mine) if m.origin.id == "r1"]
+
+
+def test_given_a_campaigns_references_when_written_then_they_spread_over_the_shards_of_its_origin(
+    stack: Stack, ledger: MessageLedger
+) -> None:
+    # Given 120 messages of one rule, claimed a second apart
+    sent = [request(f"spread-{n}", profile_id=f"p{n}", origin="big") for n in range(120)]
+    for n, message in enumerate(sent):
+        ledger.claim(message, NOW + timedelta(seconds=n), LEASE)
+
+    # Then each reference is under the shard its message id gives, none under the unsharded key
+    client = stack.clients.dynamodb()
+    by_shard = {
+        pk: [
+            i["messageId"]["S"]
+            for i in client.query(
+                TableName=table(stack),
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": pk}},
+            )["Items"]
+        ]
+        for pk in keys.origin_pks("rule", "big", ledger.origin_shards)
+    }
+    assert by_shard.pop(keys.origin_pk("rule", "big")) == []
+    for message in sent:
+        shard = shard_of(message.message_id, ledger.origin_shards)
+        assert message.message_id in by_shard[keys.origin_shard_pk("rule", "big", shard)]
+    assert sum(len(ids) for ids in by_shard.values()) == 120
+    assert sum(1 for ids in by_shard.values() if ids) > ledger.origin_shards // 2  # spread, not piled up
+
+    # And listing pages through every shard in time order, each message once, whatever the page size
+    newest_first = [m.message_id for m in reversed(sent)]
+    for limit in (13, 120, 500):
+        found, cursors = origin_pages(ledger, "big", limit)
+        assert [i for page in found for i in page] == newest_first, limit
+        assert all(len(page) <= limit for page in found)
+        assert all(c is None or _ORIGIN_CURSOR.fullmatch(c) for c in cursors)  # opaque to callers, one shape
+
+
+def test_given_references_written_before_sharding_when_listed_then_they_are_merged_in_time_order(
+    stack: Stack, ledger: MessageLedger
+) -> None:
+    # Given references under the unsharded key, as releases before sharding wrote them, interleaved
+    # in time with messages claimed since
+    old = [request(f"old-{n}", origin="mixed") for n in range(5)]
+    client = stack.clients.dynamodb()
+    for n, message in enumerate(old):
+        client.put_item(
+            TableName=table(stack),
+            Item={
+                "pk": {"S": keys.origin_pk("rule", "mixed")},
+                "sk": {"S": f"{iso(NOW + timedelta(minutes=2 * n))}#{message.message_id}"},
+                "messageId": {"S": message.message_id},
+            },
+        )
+    new = [request(f"new-{n}", origin="mixed") for n in range(5)]
+    for n, message in enumerate(new):
+        ledger.claim(message, NOW + timedelta(minutes=2 * n + 1), LEASE)
+
+    # Then the listing holds both, newest first, page by page
+    both = [m.message_id for pair in zip(old, new, strict=True) for m in pair]
+    for limit in (1, 3, 10):
+        found, _ = origin_pages(ledger, "mixed", limit)
+        assert [i for page in found for i in page] == list(reversed(both)), limit
+
+
+def test_given_a_cursor_from_a_ledger_with_fewer_shards_when_paging_on_then_nothing_is_lost(stack: Stack) -> None:
+    # The cursor is a position in time order, not in any shard: raising the shard count between
+    # two pages (a redeploy with a higher OriginPeakSendsPerSecond) loses and repeats nothing.
+    small = MessageLedger(table(stack), client=stack.clients.dynamodb(), origin_shards=2)
+    sent = [request(f"grow-{n}", origin="grow") for n in range(6)]
+    for n, message in enumerate(sent[:3]):
+        small.claim(message, NOW + timedelta(minutes=n), LEASE)
+    large = MessageLedger(table(stack), client=stack.clients.dynamodb(), origin_shards=40)
+    for n, message in enumerate(sent[3:], start=3):
+        large.claim(message, NOW + timedelta(minutes=n), LEASE)
+
+    first, cursor = large.list_origin("rule", "grow", "2", 4, None)
+    rest, end = large.list_origin("rule", "grow", "2", 4, cursor)
+
+    assert first + rest == [m.message_id for m in reversed(sent)]
+    assert end is None
 
 
 # ============================================================================== caps
@@ -515,3 +609,38 @@ def test_given_feedback_on_campaign_messages_when_recorded_then_each_status_coun
         "bounced": 1,
     }
     assert counters.totals("rule", "r1") == {}
+
+
+# ============================================================================== sharded counters
+def test_given_counts_on_many_shards_and_from_before_sharding_when_totalled_then_every_one_is_added(
+    stack: Stack,
+) -> None:
+    from decimal import Decimal
+
+    from midstage.adapters.automation_store import Counters
+
+    client = stack.clients.dynamodb()
+    counters = Counters(table(stack), client=client)
+    # Given counts written before counters were sharded by partition key (16 sort-key shards of
+    # one partition key), for two runs
+    for shard, (run, sent) in enumerate([("r1", 3), ("r1", 4), ("r2", 5)]):
+        client.put_item(
+            TableName=table(stack),
+            Item={**_item_key(keys.stats_key("campaign", "spring", run, shard)), "sent": {"N": str(sent)}},
+        )
+    # And 200 messages of run r1 counted since, spread over the partition-key shards
+    subjects = [f"msg_{n:024x}" for n in range(200)]
+    for subject in subjects:
+        counters.add("campaign", "spring", "r1", subject, {"sent": 1, "delivered": 1})
+
+    # Then the totals add both layouts, per run and for one run
+    assert counters.totals("campaign", "spring") == {
+        "r1": {"sent": Decimal(207), "delivered": Decimal(200)},
+        "r2": {"sent": Decimal(5)},
+    }
+    assert counters.totals("campaign", "spring", "r2") == {"r2": {"sent": Decimal(5)}}
+    shards_used = {shard_of(s, counters.shards) for s in subjects}
+    assert counters.shards == 80 and len(shards_used) > 60  # spread over partition keys, not one
+    one = keys.stats_shard_key("campaign", "spring", "r1", next(iter(shards_used)))
+    assert one["pk"].startswith("STATS#campaign#spring#") and one["sk"] == "r1"
+    assert "Item" in client.get_item(TableName=table(stack), Key=_item_key(one))

@@ -529,6 +529,27 @@ def test_webhook_is_signed_and_verifiable(receiver: tuple[str, Received]) -> Non
     assert verify_signature(signature, body, SECRET, now=NOW + 60)
 
 
+def test_a_webhook_signed_with_a_rotated_ring_verifies_under_the_new_and_the_old_secret(
+    receiver: tuple[str, Received],
+) -> None:
+    # Given a ring rotated a moment ago: the new key first, the old one still verifying
+    new, old = b"whsec_new_0123456789abcdef", SECRET
+    base, received = receiver
+
+    WebhookSender(allow_local=True).send(f"{base}/accepted", BODY, [new, old], "msg-1", NOW)
+
+    # Then one header carries both signatures; a receiver holding either secret accepts it
+    ((_, headers, body),) = received.requests
+    signature = headers["Midstage-Signature"]
+    assert signature.count("v1=") == 2
+    assert signature.startswith(f"t={NOW},v1=" + hmac.new(new, f"{NOW}.".encode() + BODY, hashlib.sha256).hexdigest())
+    assert verify_signature(signature, body, new, now=NOW)
+    assert verify_signature(signature, body, old, now=NOW)
+    assert not verify_signature(signature, body, b"whsec_someone_else_000", now=NOW)
+    with pytest.raises(ValueError, match="at least one"):
+        sign([], BODY, NOW)
+
+
 def test_signature_verification_rejects_tampering_and_replays() -> None:
     header = sign(SECRET, BODY, NOW)
     assert verify_signature(header, BODY, SECRET, now=NOW)

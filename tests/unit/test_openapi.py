@@ -36,7 +36,7 @@ from midstage.logic.analytics.reports import (
     TrendsSpec,
 )
 from midstage.logic.tracking_routes import CALLS
-from midstage.models.admin import ApiKeyCreate, RoleRank, Source, SourceCreate, SourceUpdate
+from midstage.models.admin import ApiKeyCreate, RoleRank, SecretRotation, Source, SourceCreate, SourceUpdate
 from midstage.models.attribution import AnalyzeRequest
 from midstage.models.campaigns import CampaignBody
 from midstage.models.experiments import AnalyzeRequest as ExperimentAnalyzeRequest
@@ -83,6 +83,7 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "SourceCreate": SourceCreate,
     "SourceUpdate": SourceUpdate,
     "ApiKeyCreate": ApiKeyCreate,
+    "SecretRotation": SecretRotation,
     "RuleCreate": RuleCreate,
     "RuleBody": RuleBody,
     "RulePatch": RulePatch,

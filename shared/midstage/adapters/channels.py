@@ -25,6 +25,7 @@ from midstage.config import DeliverySettings
 from midstage.logic import links
 from midstage.logic import templates as template_logic
 from midstage.logic.delivery import Address, ProviderFailure, RenderFailure, zone_of
+from midstage.logic.keyring import KeyRing
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
 from midstage.observability import correlation_id, logger, tracer
@@ -77,7 +78,7 @@ class ChannelSenders:
     def __init__(
         self,
         settings: ChannelSettings,
-        secret: Callable[[str], bytes],
+        key_ring: Callable[[str], KeyRing],
         *,
         email: EmailSender | None = None,
         sms: SmsSender | None = None,
@@ -88,7 +89,7 @@ class ChannelSenders:
         correlation_id: Callable[[], str | None] = correlation_id,
     ) -> None:
         self.settings = settings
-        self.secret = secret
+        self.key_ring = key_ring
         self.email = email or EmailSender()
         self.sms = sms or SmsSender()
         self.push = push or PushSender({})
@@ -157,13 +158,13 @@ class ChannelSenders:
         html = rendered.get("html")
         base = self.settings.public_base_url.rstrip("/")
         if html and base:
-            secret = self.secret("links")
+            key = self.key_ring("links").current
 
             def click_url(url: str) -> str:
-                return f"{base}/t/c/{links.sign({'k': 'c', 'm': request.message_id, 'u': url}, secret)}"
+                return f"{base}/t/c/{links.sign(links.click_payload(request.message_id, url), key)}"
 
             html, _ = links.track_links(html, click_url, keep=[unsubscribe] if unsubscribe else [])
-            pixel = f"{base}/t/o/{links.sign({'k': 'o', 'm': request.message_id}, secret)}"
+            pixel = f"{base}/t/o/{links.sign(links.open_payload(request.message_id), key)}"
             html = links.add_open_pixel(html, pixel)
         headers: dict[str, str] = {}
         if unsubscribe and request.category == "marketing":
@@ -192,7 +193,7 @@ class ChannelSenders:
         if not base or channel not in ("email", "sms"):
             return None
         payload = {"k": "u", "m": request.message_id, "p": profile.id, "a": address.value, "c": channel}
-        return f"{base}/u/{links.sign(payload, self.secret('links'))}"
+        return f"{base}/u/{links.sign(payload, self.key_ring('links').current)}"
 
     def _webhook(self, request: MessageRequest, profile: Profile, address: Address) -> str:
         include = set(request.webhook_include)
@@ -212,6 +213,9 @@ class ChannelSenders:
         if "tags" in include:
             payload["tags"] = profile.tags
         body = json.dumps(payload, separators=(",", ":"), default=str).encode()
-        now = int(self.clock().timestamp())
-        status = self.webhook.send(address.value, body, self.secret("webhooks"), request.message_id, now)
+        moment = self.clock()
+        # Signed with every key still verifying, current first: a receiver holding the secret from
+        # before a rotation keeps accepting requests until the old key expires.
+        signing = [key.secret for key in self.key_ring("webhooks").verifying(moment)]
+        status = self.webhook.send(address.value, body, signing, request.message_id, int(moment.timestamp()))
         return f"http-{status}"

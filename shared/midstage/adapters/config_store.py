@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
@@ -20,6 +20,8 @@ from midstage import keys
 from midstage.adapters import aws
 from midstage.adapters.documents import pack, unpack
 from midstage.errors import Conflict, NotFound
+from midstage.logic import keyring
+from midstage.logic.keyring import KeyRing
 from midstage.models.admin import ApiKey, Source, stamp
 from midstage.models.admin import new_write_key as new_write_key
 
@@ -292,23 +294,83 @@ class ConfigStore:
 
     # ------------------------------------------------------------------ secrets
     def secret(self, name: str) -> bytes:
-        """A random signing secret, created on first use (link tokens, webhook signatures)."""
+        """The current key of a signing secret (link tokens, webhook signatures)."""
+        return self.key_ring(name).current.secret
 
-        def load() -> bytes | None:
-            doc = self._get(keys.secret_key(name))
-            if doc is None:
-                try:
-                    self._put(keys.secret_key(name), {"value": secrets.token_hex(32)}, new=True)
-                except ClientError as error:
-                    if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                        raise
-                doc = self._get(keys.secret_key(name))
-            return bytes.fromhex(doc["value"]) if doc else None
+    def key_ring(self, name: str, *, fresh: bool = False) -> KeyRing:
+        """Every key of a signing secret, created on first use (as one random key).
 
-        value = self._cached(f"secret:{name}", load)
+        `fresh` reads past the cache, for a signature naming a key this container has not seen yet
+        (rotated within the cache time); at most once per few seconds, so forged key ids cannot
+        become a flood of reads."""
+        cache_key = f"secret:{name}"
+        if fresh:
+            checked = self._cache.get(f"secret-fresh:{name}")
+            if checked is None or checked[0] <= time.monotonic():
+                self._cache[f"secret-fresh:{name}"] = (time.monotonic() + _NEGATIVE_TTL_S, None)
+                self._cache.pop(cache_key, None)
+
+        def load() -> KeyRing | None:
+            doc = self._secret_document(name)[0]
+            return keyring.from_document(name, doc) if doc else None
+
+        value = self._cached(cache_key, load)
         if value is None:
             raise RuntimeError(f"secret {name} could not be read")
         return value
+
+    def rotate_secret(self, name: str, now: datetime, keep_old_for: timedelta | None) -> KeyRing:
+        """A new current key for `name`; the previous one verifies for `keep_old_for` more."""
+        return self._change_ring(name, lambda ring: ring.rotate(secrets.token_bytes(32), now, keep_old_for))
+
+    def remove_secret_key(self, name: str, key_id: str) -> KeyRing:
+        """The ring without the retired key `key_id`: what it signed is refused from then on."""
+        return self._change_ring(name, lambda ring: ring.remove(key_id))
+
+    def _change_ring(self, name: str, change: Callable[[KeyRing], KeyRing]) -> KeyRing:
+        doc, raw = self._secret_document(name)
+        assert doc is not None
+        assert raw is not None
+        ring = change(keyring.from_document(name, doc))
+        try:
+            # Only over the ring that was read: two rotations at once must not lose a key.
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    **{k: {"S": v} for k, v in keys.secret_key(name).items()},
+                    "doc": {"B": pack(keyring.to_document(ring))},
+                },
+                ConditionExpression="#doc = :read",
+                ExpressionAttributeNames={"#doc": "doc"},
+                ExpressionAttributeValues={":read": {"B": raw}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise Conflict(f"the {name} secret changed while it was being rotated; try again") from error
+        self._cache[f"secret:{name}"] = (time.monotonic() + self.cache_seconds, ring)
+        return ring
+
+    def _secret_document(self, name: str) -> tuple[dict[str, Any] | None, bytes | None]:
+        """The stored ring and its raw bytes (for a conditional replace), made on first read."""
+
+        def read() -> tuple[dict[str, Any] | None, bytes | None]:
+            answer = self.client.get_item(
+                TableName=self.table, Key={k: {"S": v} for k, v in keys.secret_key(name).items()}, ConsistentRead=True
+            )
+            item = answer.get("Item")
+            return (unpack(item["doc"]["B"]), item["doc"]["B"]) if item else (None, None)
+
+        found = read()
+        if found[0] is None:
+            try:
+                # The shape from before key rings, so containers of an older release read it too.
+                self._put(keys.secret_key(name), {"value": secrets.token_hex(32)}, new=True)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+            found = read()
+        return found
 
 
 def _rule_model() -> type[Rule]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from botocore.exceptions import ClientError
 from midstage import keys
 from midstage.adapters import dynamo as ddb
 from midstage.config import FrequencyCap
+from midstage.logic import sharding
 from midstage.logic.delivery import DUPLICATE, IN_FLIGHT, NOT_DUE, Claim, cap_breached, prune_sends
 from midstage.logic.rules import FireRecord
 from midstage.logic.timefmt import iso, minute_of
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _CAP_ATTEMPTS = 25
+# The shards of an origin's message index at the default expected peak (config.StoreSettings).
+DEFAULT_ORIGIN_SHARDS = sharding.shards_for(20_000)
+_LISTING_THREADS = 8  # an origin listing queries every shard; these many at a time
 _MAX_HISTORY = 30
 MESSAGE_RETENTION = timedelta(days=400)
 
@@ -43,9 +48,17 @@ class MessageLedger(ddb.Table):
     `on_status` is told of every feedback status recorded on a message (with the message's
     record), so counters by origin can follow deliveries, opens and clicks."""
 
-    def __init__(self, table: str, client: DynamoDBClient | None = None, *, on_status: StatusHook | None = None):
+    def __init__(
+        self,
+        table: str,
+        client: DynamoDBClient | None = None,
+        *,
+        on_status: StatusHook | None = None,
+        origin_shards: int = DEFAULT_ORIGIN_SHARDS,
+    ):
         super().__init__(table, client)
         self.on_status = on_status
+        self.origin_shards = origin_shards
 
     def claim(self, request: MessageRequest, now: datetime, lease_seconds: int) -> Claim:
         message_id = request.message_id
@@ -132,7 +145,13 @@ class MessageLedger(ddb.Table):
                 {
                     "PutRequest": {
                         "Item": {
-                            "pk": ddb.s(keys.origin_pk(request.origin.kind, request.origin.id)),
+                            "pk": ddb.s(
+                                keys.origin_shard_pk(
+                                    request.origin.kind,
+                                    request.origin.id,
+                                    sharding.shard_of(request.message_id, self.origin_shards),
+                                )
+                            ),
                             "sk": ddb.s(f"{stamp}#{request.message_id}"),
                             **ref,
                         }
@@ -254,6 +273,42 @@ class MessageLedger(ddb.Table):
         ids = [item["messageId"]["S"] for item in answer.get("Items", [])]
         last = answer.get("LastEvaluatedKey")
         return ids, last["sk"]["S"] if last else None
+
+    def list_origin(
+        self, kind: str, origin_id: str, prefix: str, limit: int, before: str | None
+    ) -> tuple[list[str], str | None]:
+        """An origin's messages, newest first, `limit` a page: every shard and the unsharded key
+        (references from before sharding) merged on the sort key `<at>#<messageId>`.
+
+        The cursor is the last sort key given, a position in that one order whatever the shards,
+        so it stays valid across pages (and across a change of shard count). Each partition
+        answers at most `limit` references below it; the page is the newest `limit` of them."""
+        pks = keys.origin_pks(kind, origin_id, self.origin_shards)
+        with ThreadPoolExecutor(max_workers=min(_LISTING_THREADS, len(pks))) as pool:
+            pages = list(pool.map(lambda pk: self._origin_page(pk, prefix, limit, before), pks))
+        found = sorted((entry for entries, _ in pages for entry in entries), reverse=True)
+        page = found[:limit]
+        more = len(found) > limit or any(partition_has_more for _, partition_has_more in pages)
+        return [message_id for _, message_id in page], page[-1][0] if page and more else None
+
+    def _origin_page(self, pk: str, prefix: str, limit: int, before: str | None) -> tuple[list[tuple[str, str]], bool]:
+        """Up to `limit` (sort key, message id) of one partition below `before`, newest first, and
+        whether it holds more."""
+        if before is None:
+            answer = self._query(pk, prefix, limit=limit)
+            items = answer.get("Items", [])
+            return [(i["sk"]["S"], i["messageId"]["S"]) for i in items], "LastEvaluatedKey" in answer
+        # Within the prefix and up to the cursor: BETWEEN is inclusive, so the cursor's own item
+        # (in one partition) is read once more and dropped here.
+        answer = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+            ExpressionAttributeValues={":pk": ddb.s(pk), ":low": ddb.s(prefix), ":high": ddb.s(before)},
+            ScanIndexForward=False,
+            Limit=limit + 1,
+        )
+        entries = [(i["sk"]["S"], i["messageId"]["S"]) for i in answer.get("Items", []) if i["sk"]["S"] != before]
+        return entries[:limit], len(entries) > limit or "LastEvaluatedKey" in answer
 
 
 def plain(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from midstage.services.admin.people import ConsentAdmin, InboxAdmin
 from midstage.services.admin.profiles import ProfileAdmin
 from midstage.services.admin.rules import RuleAdmin
 from midstage.services.admin.segments import SegmentAdmin
+from midstage.services.admin.settings import SecretAdmin
 from midstage.services.admin.sources import ApiKeyAdmin, SourceAdmin
 from midstage.services.admin.spend import SpendAdmin
 from midstage.services.admin.suppressions import SuppressionAdmin
@@ -61,7 +62,7 @@ class AdminWiring:
 
     @cached_property
     def counters(self) -> Counters:
-        return Counters(self.settings.data_table)
+        return Counters(self.settings.data_table, shards=self.settings.stats_shards)
 
     @cached_property
     def ingest(self) -> SqsHandoff:
@@ -79,6 +80,10 @@ class AdminWiring:
     @cached_property
     def sources(self) -> SourceAdmin:
         return SourceAdmin(self.config, self.profiles, clock=self.clock)
+
+    @cached_property
+    def secrets(self) -> SecretAdmin:
+        return SecretAdmin(self.config, clock=self.clock)
 
     @cached_property
     def api_keys(self) -> ApiKeyAdmin:
@@ -103,7 +108,7 @@ class AdminWiring:
 
     @cached_property
     def ledger(self) -> MessageLedger:
-        return MessageLedger(self.settings.data_table)
+        return MessageLedger(self.settings.data_table, origin_shards=self.settings.origin_shards)
 
     @cached_property
     def templates(self) -> TemplateAdmin:

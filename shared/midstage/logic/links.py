@@ -1,9 +1,12 @@
 """Signed link tokens, and the HTML rewrites that use them: click tracking and the open pixel.
 
-A token is `<base64url JSON payload>.<base64url HMAC-SHA256, first 128 bits>`. Whatever a
-tracking endpoint acts on is inside the signed payload: a click redirects only to the URL that
-was in the message, an unsubscribe names the exact person, address and channel. Tokens do not
-expire: unsubscribe links must keep working for as long as anyone keeps the message.
+A token is `<base64url JSON payload>.<base64url HMAC-SHA256, first 128 bits>.<key id>`, signed
+with the current key of the `links` key ring (logic/keyring.py); the key id is inside the MAC.
+Tokens made before key rings have no key id (`<payload>.<mac>`) and are checked against every
+key the ring still verifies with, so links in mail already sent keep working after a rotation.
+Whatever a tracking endpoint acts on is inside the signed payload: a click redirects only to the
+URL that was in the message, an unsubscribe names the exact person, address and channel. Tokens
+themselves do not expire: a token is refused only once its key has expired or left the ring.
 """
 
 from __future__ import annotations
@@ -16,17 +19,22 @@ import html
 import json
 import re
 from collections.abc import Callable, Collection, Mapping
+from datetime import datetime
 from typing import Any
 
 from midstage.errors import BadToken as BadToken
+from midstage.logic.keyring import KEY_ID, KeyRing, SigningKey
 
 MAX_TOKEN_CHARS = 4096
 MAX_TRACKED_URL = 2048  # longer links are left as they are, so their tokens stay well under the cap
 MIN_SECRET_BYTES = 16
 _MAC_BYTES = 16
 _MAC_CHARS = 22  # base64url of 16 bytes, unpadded
-# Bound into every MAC, so a token can never be confused with another use of the same secret.
+# Bound into every MAC, so a token can never be confused with another use of the same secret;
+# v2 MACs also cover the key id, so a token cannot be re-labelled with another key's id.
 _DOMAIN = b"midstage-link-v1."
+_DOMAIN_V2 = b"midstage-link-v2."
+_MAX_KEY_ID_CHARS = 10
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "o": ("m",),  # open: message id
     "c": ("m", "u"),  # click: message id, URL
@@ -47,30 +55,59 @@ def unsubscribe_payload(message_id: str, profile_id: str, address: str, channel:
     return {"k": "u", "m": message_id, "p": profile_id, "a": address, "c": channel}
 
 
-def sign(payload: Mapping[str, Any], secret: bytes) -> str:
-    """A URL-safe token carrying `payload` (one of the KIND_FIELDS shapes)."""
+def sign(payload: Mapping[str, Any], key: SigningKey | bytes) -> str:
+    """A URL-safe token carrying `payload` (one of the KIND_FIELDS shapes), naming `key`'s id.
+
+    Given bare bytes, the token has the format of before key rings (no key id): what mail already
+    sent carries, kept so that format can be made and checked."""
+    secret = key.secret if isinstance(key, SigningKey) else key
     _check_secret(secret)
     problem = _shape_problem(payload)
     if problem:
         raise ValueError(f"cannot sign this payload: {problem}")
     text = json.dumps(dict(payload), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
     body = _encode(text.encode())
-    token = f"{body}.{_mac(secret, body)}"
+    if isinstance(key, SigningKey):
+        token = f"{body}.{_mac_v2(secret, key.id, body)}.{key.id}"
+    else:
+        token = f"{body}.{_mac(secret, body)}"
     if len(token) > MAX_TOKEN_CHARS:
         raise ValueError(f"the token would be {len(token)} characters; the limit is {MAX_TOKEN_CHARS}")
     return token
 
 
-def verify(token: str, secret: bytes, *, kind: str | None = None) -> dict[str, Any]:
-    """The payload of a token signed with `secret` (of `kind` if given), else BadToken."""
-    _check_secret(secret)
+def verify(
+    token: str, keys: KeyRing | bytes, *, kind: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """The payload of a token signed by a key of the ring still verifying at `now` (of `kind` if
+    given), else BadToken. Given bare bytes: a token of the format before key rings, under them."""
+    if isinstance(keys, KeyRing):
+        if now is None:
+            raise TypeError("verifying against a key ring needs the time (keys expire)")
+        candidates = keys.verifying(now)
+    else:
+        _check_secret(keys)
+        candidates = ()
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
         raise BadToken("not a token or too long")
-    body, dot, mac = token.partition(".")
+    body, dot, rest = token.partition(".")
+    mac, second_dot, key_id = rest.partition(".")
     if not dot or len(mac) != _MAC_CHARS or not _BASE64URL.fullmatch(body) or not _BASE64URL.fullmatch(mac):
         raise BadToken("malformed")
     # Compare the text, not decoded bytes: base64 has spare bits, so two texts can decode alike.
-    if not hmac.compare_digest(_mac(secret, body), mac):
+    if second_dot:
+        if len(key_id) > _MAX_KEY_ID_CHARS or not KEY_ID.fullmatch(key_id):
+            raise BadToken("malformed key id")
+        key = keys.key(key_id, now) if isinstance(keys, KeyRing) and now is not None else None
+        if key is None:
+            raise BadToken("unknown or expired key")
+        if not hmac.compare_digest(_mac_v2(key.secret, key_id, body), mac):
+            raise BadToken("bad signature")
+    elif isinstance(keys, bytes):
+        if not hmac.compare_digest(_mac(keys, body), mac):
+            raise BadToken("bad signature")
+    # A token without a key id: made before rings, under whichever key was then the only one.
+    elif not any(hmac.compare_digest(_mac(key.secret, body), mac) for key in candidates):
         raise BadToken("bad signature")
     try:
         payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
@@ -84,9 +121,18 @@ def verify(token: str, secret: bytes, *, kind: str | None = None) -> dict[str, A
     return dict(payload)
 
 
-def click_target(token: str, secret: bytes) -> str:
+def names_unknown_key(token: str, ring: KeyRing, now: datetime) -> bool:
+    """Whether a well-formed token names a key id this ring does not hold (perhaps one rotated in
+    since the ring was read): worth reading the ring again, once."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
+        return False
+    key_id = token.rpartition(".")[2]
+    return bool(KEY_ID.fullmatch(key_id)) and all(key.id != key_id for key in ring.keys)
+
+
+def click_target(token: str, keys: KeyRing | bytes, now: datetime | None = None) -> str:
     """Where a click token may redirect: the http(s) URL it was signed with, nothing else."""
-    url = str(verify(token, secret, kind="c")["u"])
+    url = str(verify(token, keys, kind="c", now=now)["u"])
     if _scheme(url) not in ("http", "https"):
         raise BadToken("not an http(s) URL")
     return url
@@ -155,6 +201,11 @@ def _encode(data: bytes) -> str:
 
 def _mac(secret: bytes, body: str) -> str:
     return _encode(hmac.new(secret, _DOMAIN + body.encode("ascii"), hashlib.sha256).digest()[:_MAC_BYTES])
+
+
+def _mac_v2(secret: bytes, key_id: str, body: str) -> str:
+    message = _DOMAIN_V2 + key_id.encode("ascii") + b"." + body.encode("ascii")
+    return _encode(hmac.new(secret, message, hashlib.sha256).digest()[:_MAC_BYTES])
 
 
 def _shape_problem(payload: Any) -> str | None:

@@ -86,6 +86,15 @@ class ApiKeyCreate(BaseModel):
     role: Role
 
 
+class SecretRotation(BaseModel):
+    """`POST /v1/settings/secrets/{name}/rotate`: how long the retired key keeps verifying (days;
+    0 refuses it at once, for a leaked secret; absent: the secret's default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keepOldKeyDays: int | None = Field(default=None, ge=0, le=3650)
+
+
 def new_write_key() -> str:
     """A source's write key: public by design (it ships in web pages), unguessable all the same."""
     return "wk_" + secrets.token_urlsafe(24)

@@ -13,10 +13,11 @@ from midstage.logic.archive import records
 from midstage.logic.timefmt import iso
 from midstage.models.messaging import MessageRequest
 from midstage.observability import count, logger
-from midstage.services.ports import ArchiveSink, Profiles, Suppressions
+from midstage.services.ports import ArchiveSink, KeyRings, Profiles, Suppressions
 from midstage.services.ports import EventSink as Events
 from midstage.services.ports import StatusLedger as Ledger
 
+LINKS = "links"  # the key ring that signs open, click and unsubscribe tokens
 # The smallest transparent GIF.
 PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 
@@ -32,14 +33,14 @@ class Page:
 class Engagement:
     def __init__(
         self,
-        secret: bytes,
+        rings: KeyRings,
         ledger: Ledger,
         profiles: Profiles,
         suppressions: Suppressions,
         events: Events,
         archive: ArchiveSink | None = None,
     ):
-        self.secret = secret
+        self.rings = rings
         self.ledger = ledger
         self.profiles = profiles
         self.suppressions = suppressions
@@ -64,11 +65,17 @@ class Engagement:
             logger.exception("engagement not archived", kind=kind)
             count(ArchiveFailures=1)
 
-    def _payload(self, token: str, kind: str) -> dict[str, Any] | None:
+    def _payload(self, token: str, kind: str, now: datetime) -> dict[str, Any] | None:
         try:
-            payload = links.verify(token, self.secret)
+            payload = links.verify(token, self.rings.key_ring(LINKS), now=now)
         except links.BadToken:
-            return None
+            # A key rotated in within the cache time is not yet in this container's ring.
+            if not links.names_unknown_key(token, self.rings.key_ring(LINKS), now):
+                return None
+            try:
+                payload = links.verify(token, self.rings.key_ring(LINKS, fresh=True), now=now)
+            except links.BadToken:
+                return None
         return payload if payload.get("k") == kind else None
 
     def _emit(self, profile_id: str | None, name: str, properties: dict[str, Any], cause: str, now: datetime) -> None:
@@ -83,7 +90,7 @@ class Engagement:
 
     def open(self, token: str, now: datetime) -> Page:
         """Always the pixel (a broken image helps nobody); only a valid token is recorded."""
-        payload = self._payload(token, "o")
+        payload = self._payload(token, "o", now)
         if payload is not None:
             message = self.ledger.get(payload["m"])
             if message is not None:
@@ -95,7 +102,7 @@ class Engagement:
         return Page(200, PIXEL, "image/gif")
 
     def click(self, token: str, now: datetime) -> Page:
-        payload = self._payload(token, "c")
+        payload = self._payload(token, "c", now)
         url = str(payload.get("u", "")) if payload else ""
         if payload is None or not url.lower().startswith(("https://", "http://")):
             return _page(400, "This link is not valid", "The link may have been altered or mistyped.")
@@ -108,8 +115,8 @@ class Engagement:
             self._archive(message, "click", cause, now, link=url)
         return Page(302, b"", "text/plain", location=url)
 
-    def unsubscribe_page(self, token: str, action_url: str) -> Page:
-        payload = self._payload(token, "u")
+    def unsubscribe_page(self, token: str, action_url: str, now: datetime) -> Page:
+        payload = self._payload(token, "u", now)
         if payload is None:
             return _page(400, "This link is not valid", "The link may have been altered or mistyped.")
         what = "emails" if payload.get("c") == "email" else "text messages"
@@ -122,7 +129,7 @@ class Engagement:
 
     def unsubscribe(self, token: str, now: datetime) -> Page:
         """RFC 8058 one-click (and the confirmation form): idempotent, marketing only."""
-        payload = self._payload(token, "u")
+        payload = self._payload(token, "u", now)
         if payload is None:
             return _page(400, "This link is not valid", "The link may have been altered or mistyped.")
         channel, address, message_id = str(payload.get("c")), str(payload.get("a")), str(payload.get("m"))

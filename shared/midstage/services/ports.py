@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from midstage.errors import Stale as Stale
+from midstage.logic.keyring import KeyRing
 from midstage.models.archive import ArchiveRecord
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
@@ -90,6 +91,12 @@ class StatusLedger(Protocol):
 
     def get(self, message_id: str) -> dict[str, Any] | None: ...
     def update_status(self, message_id: str, status: str, reason: str, now: datetime, *, final_only: bool) -> bool: ...
+
+
+class KeyRings(Protocol):
+    """Signing secrets as key rings (links, webhooks); `fresh` reads past any cache."""
+
+    def key_ring(self, name: str, *, fresh: bool = False) -> KeyRing: ...
 
 
 class Suppressions(Protocol):

@@ -13,6 +13,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
 from midstage.adapters.providers.errors import HEADER_UNSAFE, PERMANENT, RETRYABLE, ProviderError, brief
@@ -25,10 +26,14 @@ IDEMPOTENCY_HEADER = "Midstage-Idempotency-Key"
 USER_AGENT = "Midstage-Webhooks/1"
 
 
-def sign(secret: bytes, body: bytes, timestamp: int) -> str:
-    """The Midstage-Signature header value: ``t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``."""
-    digest = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+def sign(secret: bytes | Sequence[bytes], body: bytes, timestamp: int) -> str:
+    """The Midstage-Signature header value: ``t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``,
+    with one `v1` per secret given (every key of the ring still verifying, current first)."""
+    signing = [secret] if isinstance(secret, bytes) else list(secret)
+    if not signing:
+        raise ValueError("a webhook needs at least one signing secret")
+    digests = (hmac.new(key, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest() for key in signing)
+    return f"t={timestamp}," + ",".join(f"v1={digest}" for digest in digests)
 
 
 def verify_signature(header: str, body: bytes, secret: bytes, now: int, tolerance_s: int = 300) -> bool:
@@ -50,7 +55,7 @@ def verify_signature(header: str, body: bytes, secret: bytes, now: int, toleranc
             candidates.append(value)
     if timestamp is None or abs(now - timestamp) > tolerance_s:
         return False
-    expected = sign(secret, body, timestamp).rpartition("v1=")[2]
+    expected = sign(secret, body, timestamp).partition(",v1=")[2]
     return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
 
 
@@ -181,8 +186,9 @@ class WebhookSender:
             "bad_url",
         )
 
-    def send(self, url: str, body: bytes, secret: bytes, idempotency_key: str, now: int) -> int:
-        """POST `body`; returns the 2xx status, raises ProviderError otherwise."""
+    def send(self, url: str, body: bytes, secret: bytes | Sequence[bytes], idempotency_key: str, now: int) -> int:
+        """POST `body` signed with `secret` (or each of several); returns the 2xx status, raises
+        ProviderError otherwise."""
         self.check_url(url)
         if not idempotency_key or HEADER_UNSAFE.search(idempotency_key) or not idempotency_key.isascii():
             raise ProviderError(PERMANENT, "idempotency key is empty or not a plain ASCII header value")

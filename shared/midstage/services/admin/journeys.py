@@ -133,7 +133,7 @@ class JourneyAdmin:
     def journey_stats(self, journey_id: str) -> dict[str, Any]:
         journey = self._journey(journey_id)
         counts: dict[str, Decimal] = {}
-        for run in self.counters.totals("journey", journey_id).values():
+        for run in self.counters.totals("journey", journey_id, "all").values():  # a journey's one run
             add_counts(counts, run)
         number = {name: int(counts.get(name, 0)) for name in ("entered", "completed", "exited", "goal", "capped")}
         steps = dict.fromkeys(journey.steps, 0)

@@ -5,13 +5,14 @@ the queues, the scheduler) satisfy them; tests may pass anything that does."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from midstage.logic.identity import Identifier
+from midstage.logic.keyring import KeyRing
 from midstage.logic.rules import FireRecord
 from midstage.models.admin import ApiKey, Source
 from midstage.models.messaging import MessageRequest, Rule, Template
@@ -73,6 +74,12 @@ class TemplateStore(Protocol):
 
 class Secrets(Protocol):
     def secret(self, name: str) -> bytes: ...
+    def key_ring(self, name: str, *, fresh: bool = False) -> KeyRing: ...
+
+
+class SigningSecrets(Secrets, Protocol):
+    def rotate_secret(self, name: str, now: datetime, keep_old_for: timedelta | None) -> KeyRing: ...
+    def remove_secret_key(self, name: str, key_id: str) -> KeyRing: ...
 
 
 # ------------------------------------------------------------------------------ people
@@ -108,6 +115,9 @@ class MessageHistory(Protocol):
     def get(self, message_id: str) -> dict[str, Any] | None: ...
     def many(self, message_ids: Sequence[str]) -> list[dict[str, Any]]: ...
     def list_for(self, pk: str, prefix: str, limit: int, start: str | None) -> tuple[list[str], str | None]: ...
+    def list_origin(
+        self, kind: str, origin_id: str, prefix: str, limit: int, before: str | None
+    ) -> tuple[list[str], str | None]: ...
 
 
 class FireHistory(Protocol):

@@ -9,7 +9,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from midstage import keys
 from midstage.clock import Clock
 from midstage.config import IdentitySettings
 from midstage.errors import MAX_ISSUES, Conflict, InvalidInput, IssuesError, NotFound, summary, validation_issues
@@ -170,6 +169,6 @@ class RuleAdmin:
             raise NotFound(f"no rule '{rule_id}'")
         if cursor is not None and not _ORIGIN_CURSOR.fullmatch(cursor):
             raise InvalidInput("'cursor' is not one this listing returned", code="invalid_cursor")
-        ids, next_cursor = self.ledger.list_for(keys.origin_pk("rule", rule_id), ORIGIN_REF_PREFIX, limit, cursor)
+        ids, next_cursor = self.ledger.list_origin("rule", rule_id, ORIGIN_REF_PREFIX, limit, cursor)
         records = [present_message(r, caller.masked, full=False) for r in self.ledger.many(ids)]
         return {"ruleId": rule_id, "messages": records, "cursor": next_cursor}
