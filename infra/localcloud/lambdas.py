@@ -545,7 +545,8 @@ def _worker_main(connection: Connection, config: _WorkerConfig) -> None:
         if message[0] == "stop":
             return
         _, request_id, event_text, deadline_ms, offset, kill_at = message
-        _fault_plan.update(calls=0, kill_at=kill_at or 0)
+        if config.fault_hooks:
+            _fault_plan.update(calls=0, kill_at=kill_at or 0)
         os.environ["_X_AMZN_REQUEST_ID"] = request_id
         if offset is not None:
             os.environ[CLOCK_OFFSET_VARIABLE] = f"{offset:.3f}"
@@ -575,7 +576,8 @@ def _install_fault_hooks(function_id: str) -> None:
         _fault_plan["calls"] += 1
         if _fault_plan["kill_at"] and _fault_plan["calls"] >= _fault_plan["kill_at"]:
             _die()
-        request.headers[FUNCTION_HEADER] = function_id
+        if FUNCTION_HEADER not in request.headers:  # a retry resends the same request
+            request.headers[FUNCTION_HEADER] = function_id
         return send(self, request)
 
     URLLib3Session.send = send_with_faults  # type: ignore[method-assign]

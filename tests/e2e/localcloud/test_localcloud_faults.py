@@ -8,6 +8,10 @@ a killed worker did before it died can be read back from the table.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -62,6 +66,7 @@ AsyncFailures: {Type: AWS::SQS::Queue}
 """
 )
 START = datetime(2030, 1, 1, tzinfo=UTC)
+FAULTS_DUPLICATE = Faults(duplicate=0.5, seed=5)
 
 
 def faulty_cloud(tmp_path: Path, faults: Faults | None) -> LocalCloud:
@@ -173,7 +178,7 @@ def test_a_killed_asynchronous_invocation_is_retried_then_sent_to_its_failure_de
 
 def test_a_duplicated_delivery_hands_the_same_message_to_the_function_again(make_cloud: Any) -> None:
     # Given a cloud that duplicates half of the deliveries
-    cloud = make_cloud(Faults(duplicate=0.5, seed=5))
+    cloud = make_cloud(FAULTS_DUPLICATE)
     ids = [f"dup-{n}" for n in range(20)]
 
     # When work flows through the queue
@@ -193,6 +198,10 @@ def test_a_duplicated_delivery_hands_the_same_message_to_the_function_again(make
         for record in invocation.event.get("Records", []):
             seen.setdefault(record["messageId"], []).append(int(record["attributes"]["ApproximateReceiveCount"]))
     assert any(receives == [1, 2] for receives in seen.values()), seen
+    # and the control endpoint shows the same counts
+    with urllib.request.urlopen(cloud.api_url + "/_localcloud/faults", timeout=10) as answer:
+        shown = json.loads(answer.read())
+    assert shown == {"settings": FAULTS_DUPLICATE.to_json(), "counts": cloud.faults.counts()}
 
 
 def test_a_schedule_fired_twice_delivers_each_occurrence_twice(make_cloud: Any) -> None:
@@ -282,3 +291,30 @@ def test_injected_errors_are_read_by_botocore_in_each_services_protocol(
     # and the same call unmarked (the local cloud's own, a test's) is not touched
     call(cloud.client(service))
     assert cloud.faults.counts()["throttle"]["Marked"] == before + 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment"),
+    [(["--faults", "kill=2"], {}), ([], {"MIDSTAGE_FAULTS": "kill=2"})],
+    ids=["option", "environment"],
+)
+def test_run_refuses_an_unreadable_fault_setting_before_starting(
+    tmp_path: Path, arguments: list[str], environment: dict[str, str]
+) -> None:
+    # Given a fault setting with a rate above 1, on the command line or in MIDSTAGE_FAULTS
+    template = write_template(tmp_path, RESOURCES)
+
+    # When the cloud is asked to run with it
+    finished = subprocess.run(
+        [sys.executable, "-m", "infra.localcloud", "run", "--template", str(template), "--port", "0", *arguments],
+        cwd=tmp_path,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+    # Then it stops at once, saying why
+    assert finished.returncode == 2, finished
+    assert "cannot read the fault setting: the rate of kill must be a number from 0 to 1" in finished.stderr
