@@ -84,7 +84,7 @@ def make_cloud(tmp_path: Path) -> Iterator[Any]:
         clouds.append(cloud)
         # The hourly schedule's first firing, at the clock's start, out of the way.
         cloud.clock.advance(0)
-        cloud.wait_idle(timeout=60)
+        cloud.wait_idle(timeout=180)
         return cloud
 
     yield make
@@ -116,7 +116,7 @@ def test_without_faults_nothing_is_injected_and_every_item_runs_each_step_once(m
 
     # When work flows through its queue
     send_work(cloud, ids)
-    cloud.wait_idle(timeout=60)
+    cloud.wait_idle(timeout=180)
 
     # Then nothing was injected and each step ran once per item
     assert not cloud.faults.enabled
@@ -135,7 +135,7 @@ def test_a_killed_worker_stops_between_two_writes_and_its_message_is_redelivered
 
     # When work flows through the queue
     send_work(cloud, ids)
-    cloud.wait_idle(timeout=120)
+    cloud.wait_idle(timeout=180)
 
     # Then workers were killed, each kill seen by Lambda's poller as a Runtime.ExitError
     kills = cloud.faults.counts()["kill"].get("Steps", 0)
@@ -164,7 +164,7 @@ def test_a_killed_asynchronous_invocation_is_retried_then_sent_to_its_failure_de
     cloud.client("events").put_events(
         Entries=[{"Source": "test.steps", "DetailType": "work", "Detail": json.dumps({"id": "async-1"})}]
     )
-    cloud.wait_idle(timeout=120)
+    cloud.wait_idle(timeout=180)
 
     # Then Lambda tried it three times (the first attempt and two retries), each attempt killed
     assert cloud.faults.total("kill") - before == 3
@@ -183,7 +183,7 @@ def test_a_duplicated_delivery_hands_the_same_message_to_the_function_again(make
 
     # When work flows through the queue
     send_work(cloud, ids)
-    cloud.wait_idle(timeout=120)
+    cloud.wait_idle(timeout=180)
 
     # Then every extra run of an item is one counted duplicate
     counts = step_counts(cloud)
@@ -211,7 +211,7 @@ def test_a_schedule_fired_twice_delivers_each_occurrence_twice(make_cloud: Any) 
 
     # When the clock passes three occurrences of the hourly schedule
     cloud.clock.advance(timedelta(hours=3))
-    cloud.wait_idle(timeout=60)
+    cloud.wait_idle(timeout=180)
 
     # Then each occurrence ran twice, and each second firing was counted
     hours = [(START + timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%SZ") for h in (1, 2, 3)]
