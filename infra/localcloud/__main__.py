@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ADDRESS_OR_DOMAIN",
         help="verify this SES identity too (one verified outside the stack on AWS)",
     )
+    run.add_argument(
+        "--faults",
+        metavar="SPEC",
+        help="inject faults, e.g. kill=0.05,aws_error=0.02,throttle=0.02,duplicate=0.05,schedule_twice=0.1,seed=7 "
+        "(default: $MIDSTAGE_FAULTS; see docs/local-cloud.md)",
+    )
 
     invoke = commands.add_parser("invoke", help="run one function with one event")
     invoke.add_argument("function", help="logical id (CollectFunction) or short name (collect, profile_updater)")
@@ -119,8 +125,14 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
 
 def _run(args: argparse.Namespace) -> int:
     from infra.localcloud.cloud import LocalCloud
+    from infra.localcloud.faults import Faults, FaultSpecError
     from infra.localcloud.template import TemplateError
 
+    try:
+        faults = Faults.parse(args.faults) if args.faults is not None else Faults.from_environment()
+    except FaultSpecError as error:
+        print(f"cannot read the fault setting: {error}", file=sys.stderr)
+        return 2
     stopping = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -143,6 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         ses_identities=args.ses_identity,
         state_dir=None if args.no_persist else (args.state_dir or _store_path(args.template)),
         fresh=args.fresh,
+        faults=faults,
     )
     try:
         cloud.start()
@@ -206,6 +219,8 @@ def _banner(cloud: LocalCloud) -> str:
         f"  HTTP API       {cloud.api_url}",
         f"  AWS endpoint   {cloud.aws_endpoint_url}   (AWS_ENDPOINT_URL for boto3 and the aws CLI)",
         f"  clock          {'manual (POST /_localcloud/clock/advance)' if cloud.manual_clock else 'wall time'}",
+        f"  faults         {cloud.faults.settings.describe()}"
+        + ("   (counts: GET /_localcloud/faults)" if cloud.faults.enabled else ""),
         "  functions",
     ]
     for function in model.functions.values():

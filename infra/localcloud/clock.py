@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from infra.localcloud.faults import FaultInjector
 from infra.localcloud.model import CloudModel, EventRuleSpec, ScheduleSpec
 from infra.localcloud.pollers import Delivery, TargetDispatcher, rule_delivery
 from midstage.logic.schedules import ScheduleError, read_schedule
@@ -79,10 +80,12 @@ class ScheduledJob:
 
 
 class Clock:
-    def __init__(self, *, manual: bool, start: datetime | None = None) -> None:
+    def __init__(self, *, manual: bool, start: datetime | None = None, faults: FaultInjector | None = None) -> None:
+        """`faults`: fires some occurrences twice (faults.py)."""
         if start is not None and not manual:
             raise ValueError("a start time only makes sense with the manual clock")
         self.manual = manual
+        self.faults = faults if faults is not None and faults.enabled else None
         self.started_at = (start or datetime.now(UTC).replace(microsecond=0)).astimezone(UTC)
         self._now = self.started_at
         self._jobs: list[ScheduledJob] = []
@@ -222,6 +225,8 @@ class Clock:
     def _fire(self, job: ScheduledJob, due: datetime, *, wait: bool) -> None:
         try:
             futures = job.fire(due)
+            if self.faults is not None and self.faults.schedule_twice(job.name, _iso(due)):
+                futures = [*futures, *job.fire(due)]
         except RuntimeError as error:  # the cloud is stopping
             LOG.info("schedule %s not fired at %s: %s", job.name, _iso(due), error)
             return

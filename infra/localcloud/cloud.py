@@ -39,6 +39,7 @@ from infra.localcloud.clock import (
 )
 from infra.localcloud.deploy import AwsClients, Deployment, deploy
 from infra.localcloud.direct_sqs import DirectSqs
+from infra.localcloud.faults import FaultInjector, Faults
 from infra.localcloud.fidelity import (
     make_dispatch_cheaper,
     make_dynamodb_atomic,
@@ -116,6 +117,9 @@ class MotoServer:
     def intercept(self, target_prefix: str, handler: Any) -> None:
         self._front.intercept(target_prefix, handler)
 
+    def inject(self, faults: FaultInjector) -> None:
+        self._front.inject(faults)
+
     def start(self) -> str:
         make_dynamodb_atomic()
         make_sqs_scalable()
@@ -164,12 +168,16 @@ class LocalCloud:
         state_interval_s: float = 2.0,
         archive_flush_s: float = 1.0,
         functions_follow_clock: bool = False,
+        faults: Faults | None = None,
     ) -> None:
         """`ses_identities`: addresses or domains to verify in SES besides the template's
         AWS::SES::EmailIdentity resources (a sender verified outside the stack on AWS).
 
         `state_dir`: keep the state there across restarts (see persistence.py): restored at
-        start, saved every `state_interval_s` and at stop; `fresh` discards what it held."""
+        start, saved every `state_interval_s` and at stop; `fresh` discards what it held.
+
+        `faults`: rates of injected failures (faults.py): killed workers, failed and throttled AWS
+        calls, duplicated queue deliveries, schedules fired twice. None injects nothing."""
         if start_time is not None and not manual_clock:
             raise ValueError("start_time needs manual_clock=True: the real clock follows wall time")
         self.template = Path(template).resolve()
@@ -193,6 +201,7 @@ class LocalCloud:
         self.archive_flush_s = archive_flush_s
         # The functions go by the manual clock too (a scripted month), not only the schedules.
         self.functions_follow_clock = functions_follow_clock
+        self.faults = FaultInjector(faults)
         self.restored: dict[str, int] | None = None
         self._state: StateStore | None = None
         self._expiry: _Expiry | None = None
@@ -236,6 +245,9 @@ class LocalCloud:
         endpoint = self._moto.start()
         if reset:
             self._moto.reset()
+        if self.faults.enabled:
+            LOG.info("injecting faults: %s", self.faults.settings.describe())
+            self._moto.inject(self.faults)
         self._clients = AwsClients(endpoint, self.region)
         self._deployment = deploy(model, self._clients, ses_identities=self.ses_identities)
         restored_clock = self._restore_state(model)
@@ -276,6 +288,7 @@ class LocalCloud:
             environment_overrides=self.function_env,
             log_dir=self.log_dir,
             clock_offset=self._functions_clock_offset if self.functions_follow_clock else None,
+            faults=self.faults,
         )
         self._async = AsyncInvoker(model, self._runtime.invoke, self._clients, self.retry_delay_s)
         self._dispatcher = TargetDispatcher(model, self._async, self._clients, self.retry_delay_s)
@@ -296,6 +309,7 @@ class LocalCloud:
                 retry_delay_s=self.retry_delay_s,
                 threads=max(1, min(limits)),
                 sqs=direct_sqs,
+                faults=self.faults,
             )
             self._pollers.append(poller)
             poller.start()
@@ -325,7 +339,7 @@ class LocalCloud:
             self._moto.intercept(FIREHOSE_TARGET, self._firehose.handle)
             self._firehose.start()
         start = self.start_time or (restored_clock if self.manual_clock else None)
-        self._clock = Clock(manual=self.manual_clock, start=start)
+        self._clock = Clock(manual=self.manual_clock, start=start, faults=self.faults)
         install_schedules(self._clock, model, self._dispatcher)
         install_runtime_schedules(self._clock, model, self._dispatcher, self._clients)
         self._clock.start()
@@ -663,6 +677,7 @@ class LocalCloud:
             ("POST", "wait-idle"): lambda: self._wait_idle_answer(body),
             ("GET", "outbox"): lambda: (200, self.outbox()),
             ("POST", "ses-events"): lambda: self._ses_event_answer(body),
+            ("GET", "faults"): lambda: (200, self.faults.to_json()),
         }
         if (method, route) in routes:
             return routes[(method, route)]()

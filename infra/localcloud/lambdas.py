@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -31,9 +32,12 @@ from datetime import UTC, datetime
 from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from infra.localcloud.model import FunctionSpec, InvocationResult
+
+if TYPE_CHECKING:
+    from infra.localcloud.faults import FaultInjector
 
 # midstage.clock.OFFSET_VARIABLE: the functions' clock is the host's moved by this many seconds.
 CLOCK_OFFSET_VARIABLE = "MIDSTAGE_CLOCK_OFFSET_SECONDS"
@@ -85,6 +89,9 @@ class _WorkerConfig:
     memory_mb: int
     log_group: str
     environment: dict[str, str]
+    function_id: str = ""
+    # faults.py: the worker marks its AWS calls with its function and can be told to die mid-call.
+    fault_hooks: bool = False
 
 
 class LambdaRuntime:
@@ -102,6 +109,7 @@ class LambdaRuntime:
         log_dir: Path | None = None,
         console: TextIO | None = None,
         clock_offset: Callable[[], float] | None = None,
+        faults: FaultInjector | None = None,
     ) -> None:
         """`verbose` sends the functions' output to `console` (stdout by default), else to log files.
 
@@ -109,6 +117,7 @@ class LambdaRuntime:
         `clock_offset`: seconds between the cloud's clock and the host's, read at each invocation
         and handed to the function as MIDSTAGE_CLOCK_OFFSET_SECONDS (midstage/clock.py), so the
         functions go by the cloud's clock; None leaves them on the host's.
+        `faults`: kills some invocations' workers mid-way (faults.py); None or disabled kills none.
         """
         self._owns_log_dir = log_dir is None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="localcloud-logs-"))
@@ -121,6 +130,7 @@ class LambdaRuntime:
                 log_path=self.log_dir / f"{function_id}.log",
                 console=(console or sys.stdout) if verbose else None,
                 clock_offset=clock_offset,
+                faults=faults if faults is not None and faults.enabled else None,
             )
             for function_id, spec in functions.items()
         }
@@ -194,8 +204,10 @@ class _FunctionPool:
         log_path: Path,
         console: TextIO | None,
         clock_offset: Callable[[], float] | None = None,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.spec = spec
+        self._faults = faults
         self._clock_offset = clock_offset
         self.log_path = log_path
         self.running = 0
@@ -207,6 +219,8 @@ class _FunctionPool:
             memory_mb=spec.memory_mb,
             log_group=_log_group(spec),
             environment=environment,
+            function_id=spec.logical_id,
+            fault_hooks=faults is not None,
         )
         limits = [max_workers] + ([spec.reserved_concurrency] if spec.reserved_concurrency is not None else [])
         self._capacity = min(limits)
@@ -235,7 +249,8 @@ class _FunctionPool:
             )
         else:
             with self._running():
-                result = self._invoke_on_worker(request_id, event_text)
+                kill_at = self._faults.kill_point(self.spec.logical_id, event_text) if self._faults else None
+                result = self._invoke_on_worker(request_id, event_text, kill_at)
         result.duration_ms = (time.monotonic() - started) * 1000
         with self._condition:
             self._history.append(
@@ -253,7 +268,7 @@ class _FunctionPool:
             with self._condition:
                 self.running -= 1
 
-    def _invoke_on_worker(self, request_id: str, event_text: str) -> InvocationResult:
+    def _invoke_on_worker(self, request_id: str, event_text: str, kill_at: int | None) -> InvocationResult:
         function_id = self.spec.logical_id
         worker = self._acquire()
         try:
@@ -266,7 +281,7 @@ class _FunctionPool:
             started = time.monotonic()
             deadline_ms = int(time.time() * 1000) + self.spec.timeout_s * 1000
             offset = self._clock_offset() if self._clock_offset is not None else None
-            outcome = worker.call(("invoke", request_id, event_text, deadline_ms, offset), self.spec.timeout_s)
+            outcome = worker.call(("invoke", request_id, event_text, deadline_ms, offset, kill_at), self.spec.timeout_s)
             elapsed_ms = (time.monotonic() - started) * 1000
             self._output.write(f"END RequestId: {request_id}")
             self._output.write(
@@ -516,6 +531,8 @@ def _worker_main(connection: Connection, config: _WorkerConfig) -> None:
     sys.path[:] = [config.code_dir] + [entry for entry in sys.path if entry.startswith(installation)]
     with contextlib.suppress(OSError):
         os.chdir(config.code_dir)
+    if config.fault_hooks:
+        _install_fault_hooks(config.function_id)
     handler, init_error = _load_handler(config.handler)
     connection.send(("ready", init_error))
     if handler is None:
@@ -527,12 +544,48 @@ def _worker_main(connection: Connection, config: _WorkerConfig) -> None:
             return
         if message[0] == "stop":
             return
-        _, request_id, event_text, deadline_ms, offset = message
+        _, request_id, event_text, deadline_ms, offset, kill_at = message
+        if config.fault_hooks:
+            _fault_plan.update(calls=0, kill_at=kill_at or 0)
         os.environ["_X_AMZN_REQUEST_ID"] = request_id
         if offset is not None:
             os.environ[CLOCK_OFFSET_VARIABLE] = f"{offset:.3f}"
         context = LambdaContext(config, request_id, deadline_ms, log_stream)
-        connection.send(_run_handler(handler, json.loads(event_text), context))
+        outcome = _run_handler(handler, json.loads(event_text), context)
+        if kill_at:  # it made fewer calls than the kill point: it dies before its answer instead
+            _die()
+        connection.send(outcome)
+
+
+# What the fault hooks do in this worker's current invocation: AWS calls made, and the call
+# before which the worker dies (0: it lives).
+_fault_plan = {"calls": 0, "kill_at": 0}
+
+
+def _install_fault_hooks(function_id: str) -> None:
+    """Every HTTP request botocore sends goes through URLLib3Session.send, whichever session or
+    client the function built: there the worker names its function to the moto front and, when
+    the invocation is marked, dies just before the chosen call."""
+    from botocore.httpsession import URLLib3Session
+
+    from infra.localcloud.faults import FUNCTION_HEADER
+
+    send = URLLib3Session.send
+
+    def send_with_faults(self: URLLib3Session, request: Any) -> Any:
+        _fault_plan["calls"] += 1
+        if _fault_plan["kill_at"] and _fault_plan["calls"] >= _fault_plan["kill_at"]:
+            _die()
+        if FUNCTION_HEADER not in request.headers:  # a retry resends the same request
+            request.headers[FUNCTION_HEADER] = function_id
+        return send(self, request)
+
+    URLLib3Session.send = send_with_faults  # type: ignore[method-assign]
+
+
+def _die() -> None:
+    """As a Lambda container dies: at once, nothing flushed, nothing answered."""
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _load_handler(handler: str) -> tuple[Any, dict[str, Any] | None]:

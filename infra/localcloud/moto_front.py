@@ -39,6 +39,7 @@ from urllib.parse import unquote
 from moto.core.exceptions import ServiceException, _RESTError
 from moto.dynamodb.responses import DynamoHandler
 
+from infra.localcloud.faults import FUNCTION_HEADER, FaultInjector
 from infra.localcloud.http_server import LocalHttpServer
 
 LOG = logging.getLogger("infra.localcloud")
@@ -79,6 +80,10 @@ class MotoFront:
         (operation, body) instead of moto: a service the local cloud emulates itself."""
         self._server.intercepts[target_prefix] = handler
 
+    def inject(self, faults: FaultInjector) -> None:
+        """Answer some of the functions' calls with AWS's errors instead of moto (faults.py)."""
+        self._server.faults = faults if faults.enabled else None
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-front", daemon=True)
         self._thread.start()
@@ -102,6 +107,7 @@ class _Server(LocalHttpServer):
         self.app = app
         self.gate = gate
         self.intercepts: dict[str, Callable[[str, bytes], Answer]] = {}
+        self.faults: FaultInjector | None = None
         super().__init__(address, _Handler)
 
 
@@ -117,6 +123,14 @@ class _Handler(BaseHTTPRequestHandler):
         target = self.headers.get("X-Amz-Target", "")
         operation = _operation(target, self.command, self.path)
         server.gate.requests[operation] += 1
+        if server.faults is not None and (function_id := self.headers.get(FUNCTION_HEADER)):
+            # Before the intercepts and before moto: an injected error means the call did nothing.
+            wanted = ("X-Amz-Target", "Authorization", "Content-Type")
+            headers = {name: self.headers.get(name, "") for name in wanted}
+            fault = server.faults.aws_fault(function_id, headers, self.path, body)
+            if fault is not None:
+                self._send(fault)
+                return
         intercept = next((h for prefix, h in server.intercepts.items() if target.startswith(prefix)), None)
         if intercept is not None:
             # Outside the gate: the emulated service keeps no moto state of its own, and what it

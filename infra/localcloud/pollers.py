@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageAttributeValueOutputTypeDef, MessageTypeDef
 
     from infra.localcloud.deploy import AwsClients
+    from infra.localcloud.faults import FaultInjector
 
 LOG = logging.getLogger("infra.localcloud")
 
@@ -194,10 +195,12 @@ class QueuePoller:
         retry_delay_s: float,
         threads: int,
         sqs: Any = None,
+        faults: FaultInjector | None = None,
     ) -> None:
         """`sqs`: what reads the queue, boto3's SQS client by default (the local cloud passes
-        `DirectSqs`, which answers in-process)."""
+        `DirectSqs`, which answers in-process). `faults`: hands some handled messages over again."""
         self.mapping = mapping
+        self._faults = faults if faults is not None and faults.enabled else None
         self.queue_url = queue_url
         self._invoke = invoke
         self._sqs = sqs or clients.sqs()
@@ -296,8 +299,25 @@ class QueuePoller:
                 return
         result = self._invoke(self.mapping.function_id, {"Records": records})
         failed = self._failed_ids(result, records)
+        if self._faults is not None:
+            failed |= self._duplicated(records, failed)
         self._delete([record for record in records if record["messageId"] not in failed])
         self._retry_later([record for record in records if record["messageId"] in failed])
+
+    def _duplicated(self, records: list[dict[str, Any]], failed: set[str]) -> set[str]:
+        """Handled messages whose delete the injector loses: they come back after the retry delay
+        with the same message id, as a standard queue's duplicate does."""
+        assert self._faults is not None
+        return {
+            record["messageId"]
+            for record in records
+            if record["messageId"] not in failed
+            and self._faults.duplicate(
+                self.mapping.function_id,
+                record["messageId"],
+                str(record["attributes"].get("ApproximateReceiveCount", "")),
+            )
+        }
 
     def _passes_filters(self, record: dict[str, Any]) -> bool:
         candidate = dict(record)
