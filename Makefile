@@ -7,7 +7,7 @@ BROWSER := tests/browser
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY = 0
 
-.PHONY: help install run test test-unit test-integration test-e2e test-browser test-shifted test-fuzz lint format typecheck \
+.PHONY: help install run test test-unit test-integration test-e2e test-browser test-shifted test-fuzz test-faults-day lint format typecheck \
         template-lint invoke bench build clean
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make test-unit        the unit tier;  make test-integration: the integration tier;  make test-e2e: e2e"
 	@echo "make test-browser     the real SDKs in headless Chromium, Node and Python (needs chromium and npm)"
 	@echo "make test-fuzz        schemathesis over docs/openapi.yaml against a local cloud (FUZZ_MAX_EXAMPLES, FUZZ_SEED)"
+	@echo "make test-faults-day  the optional day under injected faults (about 20 minutes; MIDSTAGE_E2E_FAULT_PEOPLE)"
 	@echo "make test-shifted     the unit and integration tiers with the clock 400 days ahead (SHIFT=-400d: back)"
 	@echo "make invoke FN=collect EVENT=track   run one function with events/<FN>/<EVENT>.json"
 	@echo "make lint             ruff + format check + mypy;  make typecheck: mypy only;  make format: fix style"
@@ -86,6 +87,10 @@ test-shifted: install
 # schemathesis over docs/openapi.yaml against a local cloud (FUZZ_MAX_EXAMPLES, FUZZ_SEED).
 test-fuzz: install
 	$(BIN)/python -m pytest tests/fuzz -q -rs $(ARGS)
+
+# A day under injected faults (optional, about 20 minutes at 50 people): tests/e2e/test_faults_day.py.
+test-faults-day: install
+	MIDSTAGE_FAULT_DAY=1 $(BIN)/python -m pytest tests/e2e/test_faults_day.py -q -rs -p no:randomly $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -18,8 +18,9 @@ A client retries a 5xx or a timeout with the same body (the same messageIds): an
 acknowledged once the API answered 200 for it. Once the cloud is idle, the invariants are read
 back: every acknowledged event applied exactly once (each person's event counts), no message sent
 twice (SES's outbox against the ledger), every campaign counter equal to a recount from the
-ledger, and faults of every kind injected. An invariant today's main does not keep is marked
-`xfail(strict=True)` with the gap it shows, so that it turns red once the gap is closed.
+ledger, and faults of every kind injected. An invariant today's main does not always keep is
+marked `xfail` with the gap it shows (not strict: whether the gap shows depends on where a kill
+lands in a given run).
 
 The figures (people, events, retries, faults per kind and function, wall time) are printed at the
 end of the module; docs/benchmarks.md ("Under injected faults") records a run.
@@ -52,6 +53,10 @@ from tests.e2e.conftest import Answer, Platform
 from tests.e2e.test_rules_delivery import DAYTIME, zone_at_local_hour
 
 PEOPLE = int(os.environ.get("MIDSTAGE_E2E_FAULT_PEOPLE", "50"))
+# A benchmark-sized tier (about 20 minutes on two cores at 50 people), run by `make
+# test-faults-day`; CI runs the injector's own properties (tests/e2e/localcloud/test_localcloud_faults.py).
+if os.environ.get("MIDSTAGE_FAULT_DAY") != "1":
+    pytest.skip("the day under injected faults is an optional tier: make test-faults-day", allow_module_level=True)
 FAULTS = Faults(kill=0.1, aws_error=0.01, throttle=0.003, duplicate=0.1, schedule_twice=0.5, seed=7)
 TAG = "fday"  # fixed, with the seed: the same workload meets the same faults where its inputs repeat
 EVENTS_PER_BATCH = 20
