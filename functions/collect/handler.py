@@ -113,6 +113,8 @@ def _collect(endpoint: str, write_key: str | None) -> dict[str, Any]:
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
     if result.rejected:
         metrics.add_metric(name="EventsQuarantined", unit=MetricUnit.Count, value=len(result.rejected))
+    if result.future_timestamps:
+        metrics.add_metric(name="TimestampsInFuture", unit=MetricUnit.Count, value=result.future_timestamps)
     return result.to_body()
 
 

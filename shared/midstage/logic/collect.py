@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import json.scanner
 import math
 import re
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -27,6 +28,16 @@ from midstage.logic.timefmt import iso
 from midstage.models.tracking import EVENT_TYPES, TrackingEvent
 
 QUARANTINED_PAYLOAD_BYTES = 8 * 1024
+# How far past its receipt an event's time may lie before it is taken for a wrong clock and the
+# receipt time used instead. Segment documents the sentAt correction but publishes no bound; five
+# minutes is the usual allowance for clocks that are merely unsynchronised (SigV4, Kerberos), and
+# small enough that no event keeps a profile "seen" in the future for long.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# The received-time window that an event with neither a messageId nor a time of its own is
+# identified by (see derived_message_id).
+UNDATED_WINDOW_SECONDS = 600
+# Fields a client changes when it sends the same event again, left out of a derived messageId.
+_RETRY_VOLATILE = frozenset({"sentAt", "writeKey", "messageId"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,8 @@ class Intake:
 
     accepted: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    # Accepted events whose time lay beyond FUTURE_TOLERANCE and was replaced by receivedAt.
+    future_timestamps: int = 0
 
 
 @dataclass
@@ -61,9 +74,6 @@ class RequestMeta:
     received_at: datetime
     ip: str | None = None
     user_agent: str | None = None
-    # Gives an event that came without a messageId its id (random in production, as Segment
-    # does; a counter in a test): intake itself draws nothing.
-    new_id: Callable[[], str] = field(kw_only=True)
 
     @cached_property
     def received_iso(self) -> str:
@@ -295,6 +305,8 @@ def intake(document: Document, meta: RequestMeta, identity: IdentitySettings, li
             result.rejected.append(outcome)
         else:
             result.accepted.append(outcome)
+            if "timestampCorrection" in outcome:
+                result.future_timestamps += 1
     return result
 
 
@@ -359,7 +371,8 @@ def enrich(
             timestamp = received - (sent_at - original)
         else:
             timestamp = original or received
-        stamped = iso(timestamp)
+        in_future = timestamp - received > FUTURE_TOLERANCE
+        stamped = meta.received_iso if in_future else iso(timestamp)
     except (OverflowError, ValueError):
         return Rejection(index, "invalid_timestamp", "sentAt and the event time are too far apart", _excerpt(item))
 
@@ -373,8 +386,9 @@ def enrich(
 
     enriched: dict[str, Any] = {
         "type": fields["type"],
-        # As Segment does; every SDK sends its own messageId, which is what makes retries safe.
-        "messageId": fields["messageId"] or f"ms-{meta.new_id()}",
+        # Every SDK sends its own messageId, which is what makes retries safe; for a client that
+        # does not, the same event sent again must still get the same one.
+        "messageId": fields["messageId"] or derived_message_id(item, meta, dated=original is not None),
         "userId": user_id,
         "anonymousId": anonymous_id,
         "timestamp": stamped,
@@ -388,6 +402,10 @@ def enrich(
         enriched["originalTimestamp"] = given if given is not None else item["timestamp"]
     if sent_at is not None:
         enriched["sentAt"] = item["sentAt"]
+    if in_future:
+        # A time after the event reached us is a wrong clock, not a fact: the event is placed at
+        # its receipt, so that it cannot pin the profile's lastSeen in the future.
+        enriched["timestampCorrection"] = "future"
     for name in _OPTIONAL_FIELDS:
         value = fields[name]
         if value:
@@ -406,6 +424,25 @@ _OPTIONAL_FIELDS = (
     "traits",
     "integrations",
 )
+
+
+def derived_message_id(item: Mapping[str, Any], meta: RequestMeta, *, dated: bool) -> str:
+    """The messageId of an event sent without one: the same for the same event sent again.
+
+    Made from the source, the event as sent in canonical form (keys sorted, without the fields a
+    retry changes: `sentAt`, `writeKey`) and a time window. An event with a time of its own
+    (`timestamp` or `originalTimestamp`, part of the canonical form) needs no other window: its
+    retry dedupes for as long as the updater remembers ids. An undated event is placed in a
+    bucket of UNDATED_WINDOW_SECONDS of its receipt, so the same call a day later is a new event.
+    The price: two identical undated events from one source in one bucket are one event, and a
+    retry that falls into the next bucket counts again (for a retry d seconds later, a chance of
+    d / UNDATED_WINDOW_SECONDS).
+    """
+    body = {k: v for k, v in item.items() if k not in _RETRY_VOLATILE}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    window = "" if dated else str(int(meta.received_at.timestamp()) // UNDATED_WINDOW_SECONDS)
+    digest = hashlib.sha256(f"{meta.source_id}\n{window}\n{canonical}".encode("utf-8", "surrogatepass"))
+    return f"ms-{digest.hexdigest()[:32]}"
 
 
 def person_key(event: Mapping[str, Any]) -> str:
