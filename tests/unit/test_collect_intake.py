@@ -476,3 +476,104 @@ def test_a_time_within_the_tolerance_is_kept_as_sent() -> None:
     result = intake({"batch": [{"type": "track", "event": "x", "userId": "u", "timestamp": soon}]})
     assert result.accepted[0]["timestamp"] == soon
     assert result.future_timestamps == 0
+
+
+# ------------------------------------------------------------------ the plain-shape reader equals the model
+_TIMES = st.sampled_from(
+    [
+        "2026-11-22T12:00:00Z",
+        "2026-11-22T12:00:00.5Z",
+        "2026-11-22T12:00:00.123456+05:30",
+        "2026-11-22T12:00:00-00:00",
+        "2026-11-22T12:00:00.1234567Z",
+        "2026-02-30T00:00:00Z",
+        "2026-11-22T24:00:00Z",
+        "2026-11-22T23:59:60Z",
+        "2026-11-22T12:00:00+24:00",
+        "2026-11-22T12:00:00+23:59",
+        "2026-11-22 12:00:00Z",
+        "2026-11-22t12:00:00z",
+        "2026-11-22T12:00:00",
+        "2026-11-22",
+        "0000-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+        "\uff11\uff12\uff13\uff14-11-22T12:00:00Z",  # digits, but not ASCII ones
+    ]
+)
+_VALUES = st.one_of(
+    st.none(),
+    st.sampled_from(["", " ", "u", "x" * 64, "x" * 65, "x" * 256, "x" * 257, "x" * 512, "x" * 513, "null"]),
+    st.text(max_size=8),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+    st.lists(st.integers(), max_size=2),
+    _TIMES,
+)
+_FIELDS = [
+    "messageId",
+    "userId",
+    "anonymousId",
+    "previousId",
+    "groupId",
+    "event",
+    "name",
+    "category",
+    "channel",
+    "properties",
+    "traits",
+    "context",
+    "integrations",
+    "timestamp",
+    "originalTimestamp",
+    "sentAt",
+]
+
+
+# Values of the plain shape for each field and values just past its bounds, so that most generated
+# events take the plain path or fall just outside it.
+_PLAIN = {
+    **{
+        name: st.sampled_from(["u-1", "", "x" * 512, "x" * 513, "42", 42])
+        for name in ("userId", "anonymousId", "previousId", "groupId")
+    },
+    "messageId": st.sampled_from(["m-1", "x" * 256, "x" * 257, "", 7]),
+    "event": st.sampled_from(["Order Completed", " ", "x" * 256, "x" * 257]),
+    "name": st.sampled_from(["Home", "x" * 512, "x" * 513]),
+    "category": st.sampled_from(["Docs", "x" * 512, "x" * 513]),
+    "channel": st.sampled_from(["server", "x" * 64, "x" * 65]),
+    **{name: st.dictionaries(st.text(max_size=4), _VALUES, max_size=3) for name in _FIELDS[9:13]},
+    **{
+        name: st.sampled_from(
+            ["2026-11-22T12:00:00Z", "2026-11-22T12:00:00.5+05:30", "2026-11-22T12:00:00.123456-00:00"]
+        )
+        | _TIMES
+        for name in _FIELDS[13:]
+    },
+}
+
+
+def _mostly(plain: st.SearchStrategy) -> st.SearchStrategy:
+    """A field's plain values 9 times in 10, anything else the tenth."""
+    return st.integers(0, 9).flatmap(lambda n: _VALUES if n == 0 else plain)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    kind=st.sampled_from(sorted(collect.EVENT_TYPES)),
+    values=st.fixed_dictionaries({}, optional={name: _mostly(_PLAIN[name]) for name in _FIELDS}),
+    size=st.sampled_from([200, 32 * 1024, 32 * 1024 + 1]),
+)
+def test_an_event_read_without_the_model_is_validated_exactly_as_the_model_does(
+    kind: str, values: dict, size: int
+) -> None:
+    # Given any event, plain or not: When intake reads it by the plain-shape path and by the model alone
+    item = {"type": kind, **values}
+    meta = collect.RequestMeta("src_1", RECEIVED, "203.0.113.9", "curl/8")
+    fast = collect.enrich(dict(item), 0, size, {}, meta, IDENTITY, collect.Limits(max_event_bytes=64 * 1024))
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(collect, "_plain_fields", lambda item, size: None)
+        model = collect.enrich(dict(item), 0, size, {}, meta, IDENTITY, collect.Limits(max_event_bytes=64 * 1024))
+    # Then both accept the same events with the same result, and refuse the others alike
+    assert fast == model

@@ -13,10 +13,10 @@ import json.scanner
 import math
 import re
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -131,29 +131,49 @@ def _inflate(compressed: bytes, limit: int, *, gzip: bool) -> bytes:
     return out
 
 
+class _NotFinite(ValueError):
+    """A number JSON cannot carry: the NaN and Infinity literals, or a literal too large for a
+    double (`1e999999`)."""
+
+
+def _finite_float(text: str, _finite: Callable[[float], bool] = math.isfinite) -> float:
+    value = float(text)
+    if not _finite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise _NotFinite(name)
+
+
+@dataclass(frozen=True)
 class _Parser:
-    """A JSON parser for one request that counts the numbers it met that JSON cannot carry: the
-    NaN and Infinity literals, and literals too large for a double (`1e999999`). Made per
-    request (a few µs), so that nothing is shared between requests."""
+    """A JSON decoder and its C scanner (the batch reader calls the scanner once per event).
 
-    def __init__(self) -> None:
-        self.unusual_numbers = 0
-        self.decoder = json.JSONDecoder(parse_float=self._float, parse_constant=self._constant)
-        # The decoder's C scanner, called directly: the batch reader calls it once per event.
-        self.scan = json.scanner.make_scanner(self.decoder)  # type: ignore[arg-type]
+    Two are made once and shared, as `json.loads` shares its own: they hold no state of a request.
+    The strict one stops at the first number JSON cannot carry; the body is then read again with
+    the lenient one, and each of its events checked (see _may_be_unstorable), so that the check
+    costs nothing on the bodies that do not need it."""
 
-    def _float(self, text: str) -> float:
-        value = float(text)
-        if not math.isfinite(value):
-            self.unusual_numbers += 1
-        return value
+    decoder: json.JSONDecoder
+    scan: Callable[[str, int], tuple[Any, int]]
+    lenient: bool
 
-    def _constant(self, name: str) -> float:
-        self.unusual_numbers += 1
-        return float(name)
+    @classmethod
+    def make(cls, *, lenient: bool) -> _Parser:
+        decoder = (
+            json.JSONDecoder() if lenient else json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)
+        )
+        return cls(decoder, json.scanner.make_scanner(decoder), lenient)  # type: ignore[arg-type]
+
+
+_STRICT = _Parser.make(lenient=False)
+_LENIENT = _Parser.make(lenient=True)
 
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_SPACE = frozenset(" \t\n\r")
 
 
 @dataclass
@@ -171,8 +191,9 @@ class Document:
 
 def _may_be_unstorable(text: str, parser: _Parser) -> bool:
     """Whether the events of a body need the per-event check: an unpaired surrogate can only come
-    from a `\\uDxxx` escape (UTF-8 cannot encode one), and the parser counted the numbers."""
-    return parser.unusual_numbers > 0 or "\\ud" in text or "\\uD" in text
+    from a `\\uDxxx` escape (UTF-8 cannot encode one), and only the lenient parser lets a number
+    through that JSON cannot carry."""
+    return parser.lenient or "\\ud" in text or "\\uD" in text
 
 
 def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
@@ -186,14 +207,20 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidInput(f"the body is not UTF-8: {error}", code="invalid_json") from error
-    parser = _Parser()
     if endpoint != "batch":
-        document = _loads(text, parser)
+        try:
+            document, parser = _loads(text, _STRICT), _STRICT
+        except _NotFinite:
+            document, parser = _loads(text, _LENIENT), _LENIENT
         if not isinstance(document, dict):
             raise InvalidInput("the body must be a JSON object", code="invalid_body")
         screen = _may_be_unstorable(text, parser)
-        return Document([{**document, "type": endpoint}], [len(text)], {}, _write_key(document), screen)
-    fields, items, sizes = _read_batch_object(text, parser)
+        document["type"] = endpoint  # the decoded dict is this request's own
+        return Document([document], [len(text)], {}, _write_key(document), screen)
+    try:
+        fields, items, sizes = _read_batch_object(text, parser := _STRICT)
+    except _NotFinite:
+        fields, items, sizes = _read_batch_object(text, parser := _LENIENT)
     if not text.isascii():
         # surrogatepass: an unpaired surrogate is sized here and refused per event by enrich().
         sizes = [
@@ -220,6 +247,8 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
 def _loads(text: str, parser: _Parser) -> Any:
     try:
         return parser.decoder.decode(text)
+    except _NotFinite:
+        raise
     except ValueError as error:
         raise InvalidInput(f"the body is not valid JSON: {error}", code="invalid_json") from error
     except RecursionError as error:
@@ -243,21 +272,8 @@ def _read_batch_object(text: str, parser: _Parser) -> tuple[dict[str, Any], list
                 raise ValueError(f"expected a key and ':' at character {at}")
             at = _skip(text, at + 1)
             if key == "batch" and text[at : at + 1] == "[":
-                items, sizes = [], []
-                at = _skip(text, at + 1)
-                while text[at : at + 1] != "]":
-                    start = at
-                    value, at = _scan(parser, text, at)
-                    items.append(value)
-                    sizes.append(at - start)
-                    at = _skip(text, at)
-                    if text[at : at + 1] == ",":
-                        at = _skip(text, at + 1)
-                        if text[at : at + 1] == "]":
-                            raise ValueError(f"trailing ',' before ']' at character {at}")
-                    elif text[at : at + 1] != "]":
-                        raise ValueError(f"expected ',' or ']' at character {at}")
-                at += 1
+                items, sizes = _read_array(text, at, parser)
+                at = sizes.pop()
             else:
                 fields[key], at = _scan(parser, text, at)
             at = _skip(text, at)
@@ -269,11 +285,49 @@ def _read_batch_object(text: str, parser: _Parser) -> tuple[dict[str, Any], list
                 raise ValueError(f"expected ',' or '}}' at character {at}")
         if _skip(text, at + 1) != len(text):
             raise ValueError(f"unexpected data after the object at character {at + 1}")
+    except _NotFinite:
+        raise
     except ValueError as error:
         raise InvalidInput(f"the body is not valid JSON: {error}", code="invalid_json") from error
     except RecursionError as error:
         raise InvalidInput("the body nests too deeply", code="invalid_json") from error
     return fields, items, sizes
+
+
+def _read_array(text: str, at: int, parser: _Parser) -> tuple[list[Any], list[int]]:
+    """The elements of the array at `at` and the characters each took, then the position after
+    the array (as the last of those). The per-event loop of a batch, so written for speed: no
+    call but the scanner's, and whitespace skipped only where there is some (SDKs send none)."""
+    items: list[Any] = []
+    sizes: list[int] = []
+    scan = parser.scan
+    at += 1
+    if text[at : at + 1] in _SPACE:
+        at = _skip(text, at)
+    if text[at : at + 1] == "]":
+        sizes.append(at + 1)
+        return items, sizes
+    while True:
+        try:
+            value, end = scan(text, at)
+        except StopIteration as stop:
+            raise ValueError(f"expected a value at character {stop.value}") from None
+        items.append(value)
+        sizes.append(end - at)
+        at = end
+        if text[at : at + 1] in _SPACE:
+            at = _skip(text, at)
+        mark = text[at : at + 1]
+        if mark == "]":
+            sizes.append(at + 1)
+            return items, sizes
+        if mark != ",":
+            raise ValueError(f"expected ',' or ']' at character {at}")
+        at += 1
+        if text[at : at + 1] in _SPACE:
+            at = _skip(text, at)
+        if text[at : at + 1] == "]":
+            raise ValueError(f"trailing ',' before ']' at character {at}")
 
 
 def _scan(parser: _Parser, text: str, at: int) -> tuple[Any, int]:
@@ -342,15 +396,18 @@ def enrich(
         return Rejection(
             index, "invalid_type", f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}", _excerpt(item)
         )
-    try:
-        event = TrackingEvent.model_validate(item)
-    except ValidationError as error:
-        return Rejection(index, "invalid_event", describe(error, "event"), _excerpt(item))
+    fields = _plain_fields(item, size)
+    if fields is None:
+        try:
+            # pydantic keeps validated fields in a plain dict: cheapest access
+            fields = TrackingEvent.model_validate(item).__dict__
+        except ValidationError as error:
+            return Rejection(index, "invalid_event", describe(error, "event"), _excerpt(item))
 
-    user_id = _usable(event.userId, identity)
-    anonymous_id = _usable(event.anonymousId, identity)
+    user_id = _usable(fields["userId"], identity)
+    anonymous_id = _usable(fields["anonymousId"], identity)
     if user_id is None and anonymous_id is None:
-        blocked = [v for v in (event.userId, event.anonymousId) if v is not None]
+        blocked = [v for v in (fields["userId"], fields["anonymousId"]) if v is not None]
         message = (
             f"userId/anonymousId {[b[:64] for b in blocked]!r} are blocked values or over 512 bytes; "
             "a real identifier is needed"
@@ -359,7 +416,6 @@ def enrich(
         )
         return Rejection(index, "missing_identifier", message, _excerpt(item))
 
-    fields = event.__dict__  # pydantic keeps validated fields in a plain dict: cheapest access
     received = meta.received_at
     sent_at = fields["sentAt"]
     original = fields["originalTimestamp"] or fields["timestamp"]
@@ -413,6 +469,85 @@ def enrich(
     return enriched
 
 
+# TrackingEvent's checks, for reading an event in the shape SDKs send straight from its decoded
+# dict (see _plain_fields): each field's kind, a text's kind being its longest length.
+_MESSAGE_ID, _ID, _OBJECT, _TIME = -1, -2, -3, -4
+_PLAIN_KINDS: dict[str, int] = {
+    "messageId": _MESSAGE_ID,
+    **dict.fromkeys(("userId", "anonymousId", "previousId", "groupId"), _ID),
+    "event": 256,
+    "name": 512,
+    "category": 512,
+    "channel": 64,
+    **dict.fromkeys(("properties", "traits", "context", "integrations"), _OBJECT),
+    **dict.fromkeys(("timestamp", "originalTimestamp", "sentAt"), _TIME),
+}
+_PLAIN_ABSENT: dict[str, Any] = dict.fromkeys(_PLAIN_KINDS)
+_PLAIN_OBJECTS = tuple(name for name, kind in _PLAIN_KINDS.items() if kind == _OBJECT)
+_PLAIN_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)", re.ASCII).fullmatch
+_LONGEST_TEXT = TrackingEvent.model_config.get("str_max_length") or 0
+
+
+@lru_cache(maxsize=256)
+def _plain_time(text: str) -> datetime | None:
+    """A time in the form `YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)`, else None. Cached: every
+    event of a batch carries the batch's sentAt."""
+    if not _PLAIN_TIME(text):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _plain_fields(item: dict[str, Any], size: int) -> dict[str, Any] | None:
+    """TrackingEvent's fields for an event in the shape SDKs send, read from the decoded dict
+    without building the model; None for anything less plain, which TrackingEvent then validates
+    and, if it must, explains. Accepts only what TrackingEvent accepts, with the values it would
+    give (a test holds the two together): ids and texts that are strings within their lengths,
+    objects that are objects, and times in the plain ISO 8601 form of _plain_time.
+    """
+    if size > _LONGEST_TEXT:
+        return None  # below it, no string in the event (a key included) can be too long
+    fields = _PLAIN_ABSENT.copy()
+    fields["type"] = kind = item["type"]
+    for name, value in item.items():
+        need = _PLAIN_KINDS.get(name)
+        if need is None or value is None:
+            if value is None and need == _OBJECT:
+                return None  # an object field may be absent, not null
+            continue
+        if type(value) is str:
+            if need > 0:
+                if len(value) > need:
+                    return None
+            elif need == _ID:
+                if len(value) > 512:
+                    return None
+                if not value:
+                    continue  # "" is no identifier (RudderStack's anonymous visitors)
+            elif need == _TIME:
+                value = _plain_time(value)
+                if value is None:
+                    return None
+            elif need != _MESSAGE_ID or not 0 < len(value) <= 256:
+                return None
+        elif need != _OBJECT or type(value) is not dict:
+            return None
+        fields[name] = value
+    for name in _PLAIN_OBJECTS:
+        if fields[name] is None:
+            fields[name] = {}
+    event = fields["event"]
+    if (
+        (kind == "track" and not (event and event.strip()))
+        or (kind == "alias" and not (fields["previousId"] and fields["userId"]))
+        or (kind == "group" and not fields["groupId"])
+    ):
+        return None
+    return fields
+
+
 _OPTIONAL_FIELDS = (
     "event",
     "name",
@@ -459,20 +594,25 @@ def group_by_person(events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
 
 
 def _usable(value: str | None, identity: IdentitySettings) -> str | None:
-    if value is None or identity.is_blocked(value) or len(value.encode("utf-8", "surrogatepass")) > 512:
+    if value is None or identity.is_blocked(value):
+        return None
+    # No character takes more than 4 bytes: only a longer value needs encoding to be measured.
+    if len(value) > 128 and len(value.encode("utf-8", "surrogatepass")) > 512:
         return None
     return value
 
 
 def _with_batch_fields(item: dict[str, Any], shared: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(item)
+    """The event with the batch's fields under its own. Written into the event's dict, which was
+    decoded for this request alone (a copy per event cost more than the rest of reading it)."""
     for name in ("context", "integrations"):
-        if isinstance(shared.get(name), dict):
+        given = shared.get(name)
+        if type(given) is dict:
             own = item.get(name)
-            merged[name] = {**shared[name], **own} if isinstance(own, dict) else shared[name]
+            item[name] = {**given, **own} if type(own) is dict else given
     if "sentAt" in shared and "sentAt" not in item:
-        merged["sentAt"] = shared["sentAt"]
-    return merged
+        item["sentAt"] = shared["sentAt"]
+    return item
 
 
 def _excerpt(item: Any) -> str:
