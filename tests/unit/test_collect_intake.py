@@ -573,7 +573,7 @@ def test_an_event_read_without_the_model_is_validated_exactly_as_the_model_does(
     meta = collect.RequestMeta("src_1", RECEIVED, "203.0.113.9", "curl/8")
     fast = collect.enrich(dict(item), 0, size, {}, meta, IDENTITY, collect.Limits(max_event_bytes=64 * 1024))
     with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(collect, "_plain_fields", lambda item, size: None)
+        patched.setattr(collect, "plain_fields", lambda item, size: None)
         model = collect.enrich(dict(item), 0, size, {}, meta, IDENTITY, collect.Limits(max_event_bytes=64 * 1024))
     # Then both accept the same events with the same result, and refuse the others alike
     assert fast == model

@@ -16,13 +16,14 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
 
 from midstage.config import IdentitySettings
 from midstage.errors import InvalidInput, PayloadTooLarge, Unauthorized, describe
+from midstage.logic.plain_event import plain_fields
 from midstage.logic.text import printable, problem, storable
 from midstage.logic.timefmt import iso
 from midstage.models.tracking import EVENT_TYPES, TrackingEvent
@@ -396,7 +397,7 @@ def enrich(
         return Rejection(
             index, "invalid_type", f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}", _excerpt(item)
         )
-    fields = _plain_fields(item, size)
+    fields = plain_fields(item, size)
     if fields is None:
         try:
             # pydantic keeps validated fields in a plain dict: cheapest access
@@ -467,85 +468,6 @@ def enrich(
         if value:
             enriched[name] = value
     return enriched
-
-
-# TrackingEvent's checks, for reading an event in the shape SDKs send straight from its decoded
-# dict (see _plain_fields): each field's kind, a text's kind being its longest length.
-_MESSAGE_ID, _ID, _OBJECT, _TIME = -1, -2, -3, -4
-_PLAIN_KINDS: dict[str, int] = {
-    "messageId": _MESSAGE_ID,
-    **dict.fromkeys(("userId", "anonymousId", "previousId", "groupId"), _ID),
-    "event": 256,
-    "name": 512,
-    "category": 512,
-    "channel": 64,
-    **dict.fromkeys(("properties", "traits", "context", "integrations"), _OBJECT),
-    **dict.fromkeys(("timestamp", "originalTimestamp", "sentAt"), _TIME),
-}
-_PLAIN_ABSENT: dict[str, Any] = dict.fromkeys(_PLAIN_KINDS)
-_PLAIN_OBJECTS = tuple(name for name, kind in _PLAIN_KINDS.items() if kind == _OBJECT)
-_PLAIN_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)", re.ASCII).fullmatch
-_LONGEST_TEXT = TrackingEvent.model_config.get("str_max_length") or 0
-
-
-@lru_cache(maxsize=256)
-def _plain_time(text: str) -> datetime | None:
-    """A time in the form `YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)`, else None. Cached: every
-    event of a batch carries the batch's sentAt."""
-    if not _PLAIN_TIME(text):
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def _plain_fields(item: dict[str, Any], size: int) -> dict[str, Any] | None:
-    """TrackingEvent's fields for an event in the shape SDKs send, read from the decoded dict
-    without building the model; None for anything less plain, which TrackingEvent then validates
-    and, if it must, explains. Accepts only what TrackingEvent accepts, with the values it would
-    give (a test holds the two together): ids and texts that are strings within their lengths,
-    objects that are objects, and times in the plain ISO 8601 form of _plain_time.
-    """
-    if size > _LONGEST_TEXT:
-        return None  # below it, no string in the event (a key included) can be too long
-    fields = _PLAIN_ABSENT.copy()
-    fields["type"] = kind = item["type"]
-    for name, value in item.items():
-        need = _PLAIN_KINDS.get(name)
-        if need is None or value is None:
-            if value is None and need == _OBJECT:
-                return None  # an object field may be absent, not null
-            continue
-        if type(value) is str:
-            if need > 0:
-                if len(value) > need:
-                    return None
-            elif need == _ID:
-                if len(value) > 512:
-                    return None
-                if not value:
-                    continue  # "" is no identifier (RudderStack's anonymous visitors)
-            elif need == _TIME:
-                value = _plain_time(value)
-                if value is None:
-                    return None
-            elif need != _MESSAGE_ID or not 0 < len(value) <= 256:
-                return None
-        elif need != _OBJECT or type(value) is not dict:
-            return None
-        fields[name] = value
-    for name in _PLAIN_OBJECTS:
-        if fields[name] is None:
-            fields[name] = {}
-    event = fields["event"]
-    if (
-        (kind == "track" and not (event and event.strip()))
-        or (kind == "alias" and not (fields["previousId"] and fields["userId"]))
-        or (kind == "group" and not fields["groupId"])
-    ):
-        return None
-    return fields
 
 
 _OPTIONAL_FIELDS = (

@@ -53,6 +53,11 @@ class CollectAnswer:
     # Accepted events whose time lay in the future and was replaced by their receipt (a metric).
     future_timestamps: int = 0
 
+    def counts(self) -> dict[str, int]:
+        """The function's metrics for this request: what was accepted, and whatever else happened."""
+        more = {"EventsQuarantined": len(self.rejected), "TimestampsInFuture": self.future_timestamps}
+        return {"EventsAccepted": self.accepted, **{name: n for name, n in more.items() if n}}
+
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"success": True, "accepted": self.accepted}
         if self.rejected:
