@@ -577,3 +577,9 @@ def test_an_event_read_without_the_model_is_validated_exactly_as_the_model_does(
         model = collect.enrich(dict(item), 0, size, {}, meta, IDENTITY, collect.Limits(max_event_bytes=64 * 1024))
     # Then both accept the same events with the same result, and refuse the others alike
     assert fast == model
+
+
+@pytest.mark.parametrize("kind", [["track"], {"track": 1}, 7, None])
+def test_a_type_that_is_not_text_is_an_invalid_type_not_a_crash(kind: object) -> None:
+    result = intake({"batch": [{"type": kind, "event": "x", "userId": "u"}]})
+    assert [r.code for r in result.rejected] == ["invalid_type"]

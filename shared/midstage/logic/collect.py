@@ -393,7 +393,8 @@ def enrich(
         found = problem(item)
         if found is not None:
             return Rejection(index, found.code, found.message, _excerpt(item))
-    if item.get("type") not in EVENT_TYPES:
+    kind = item.get("type")
+    if type(kind) is not str or kind not in EVENT_TYPES:  # a list or an object is not hashable
         return Rejection(
             index, "invalid_type", f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}", _excerpt(item)
         )
