@@ -37,7 +37,7 @@ from midstage.adapters.handoff import messages_for
 from midstage.config import CollectSettings, IdentitySettings
 from midstage.logic.collect import Limits, RequestMeta, group_by_person, intake, read_document
 from midstage.models.admin import Source
-from midstage.services.collect import CollectRequest, handle, new_message_id
+from midstage.services.collect import CollectRequest, handle
 
 BATCH_EVENTS = 100
 REPEATS = 9
@@ -58,9 +58,7 @@ SETTINGS = CollectSettings(
 )
 IDENTITY = IdentitySettings()
 LIMITS = Limits(SETTINGS.max_event_bytes, SETTINGS.max_batch_bytes, SETTINGS.max_batch_events)
-META = RequestMeta(
-    source_id=SOURCE.id, received_at=RECEIVED, ip="203.0.113.9", user_agent="Mozilla/5.0 (bench)", new_id=new_message_id
-)
+META = RequestMeta(source_id=SOURCE.id, received_at=RECEIVED, ip="203.0.113.9", user_agent="Mozilla/5.0 (bench)")
 CONTEXT = {
     "library": {"name": "analytics.js", "version": "5.2.0"},
     "ip": "203.0.113.9",

@@ -110,9 +110,8 @@ def _collect(endpoint: str, write_key: str | None) -> dict[str, Any]:
     body, is_base64, received_at = event.get("body"), bool(event.get("isBase64Encoded")), _clock()()
     request = collect.CollectRequest(endpoint, body, is_base64, routing.headers(app), source_ip, received_at, write_key)
     result = collect.handle(request, settings, identity_settings(), sources, store, handoff)
-    metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
-    if result.rejected:
-        metrics.add_metric(name="EventsQuarantined", unit=MetricUnit.Count, value=len(result.rejected))
+    for name, count in result.counts().items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
     return result.to_body()
 
 

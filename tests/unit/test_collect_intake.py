@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -15,7 +15,7 @@ from midstage.adapters.documents import pack
 from midstage.config import IdentitySettings
 from midstage.errors import InvalidInput, PayloadTooLarge, Unauthorized
 from midstage.logic import collect
-from midstage.services.collect import new_message_id
+from midstage.logic.timefmt import iso
 
 RECEIVED = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 LIMITS = collect.Limits()
@@ -27,7 +27,7 @@ def intake(body: dict | list | str, endpoint: str = "batch", limits: collect.Lim
     document = collect.read_document(raw, endpoint, limits)
     return collect.intake(
         document,
-        collect.RequestMeta("src_1", RECEIVED, "203.0.113.9", "curl/8", new_id=new_message_id),
+        collect.RequestMeta("src_1", RECEIVED, "203.0.113.9", "curl/8"),
         IDENTITY,
         limits,
     )
@@ -287,7 +287,7 @@ def test_event_size_limit_counts_bytes_not_characters() -> None:
     narrow = {"type": "track", "event": "x", "userId": "u", "properties": {"t": "e" * 12_000}}
     raw = json.dumps({"batch": [wide, narrow]}, ensure_ascii=False).encode()
     document = collect.read_document(raw, "batch", LIMITS)
-    result = collect.intake(document, collect.RequestMeta("s", RECEIVED, new_id=new_message_id), IDENTITY, LIMITS)
+    result = collect.intake(document, collect.RequestMeta("s", RECEIVED), IDENTITY, LIMITS)
     assert [(r.index, r.code) for r in result.rejected] == [(0, "event_too_large")]
     assert len(result.accepted) == 1
 
@@ -378,3 +378,208 @@ def test_whatever_a_client_sends_what_intake_accepts_can_be_stored_and_answered(
         strict = json.dumps(accepted, ensure_ascii=False, allow_nan=False).encode("utf-8")
         assert json.loads(strict) == json.loads(json.dumps(accepted))
     assert len(result.accepted) + len(result.rejected) == 1
+
+
+# ------------------------------------------------------------------ messageId of a retried event
+def accepted(body: dict, endpoint: str = "batch", *, later: timedelta = timedelta(0), source: str = "src_1") -> dict:
+    """The one event intake accepts from `body`, received `later` after RECEIVED."""
+    document = collect.read_document(json.dumps(body).encode(), endpoint, LIMITS)
+    result = collect.intake(document, collect.RequestMeta(source, RECEIVED + later), IDENTITY, LIMITS)
+    assert len(result.accepted) == 1, result.rejected
+    return result.accepted[0]
+
+
+def test_a_retried_batch_without_message_ids_gets_the_same_ids_again() -> None:
+    # Given a client that sends no messageId and retries after a 503 with a new sentAt
+    event = {"type": "track", "event": "Signed Up", "userId": "u", "properties": {"plan": "pro", "seats": 3}}
+    # When both attempts reach intake, 3 seconds apart
+    sent = accepted({"batch": [event], "sentAt": "2026-11-22T12:00:00Z"})
+    again = accepted({"batch": [event], "sentAt": "2026-11-22T12:00:03Z"}, later=timedelta(seconds=3))
+    # Then the event has one messageId, a recognisable derived one
+    assert sent["messageId"] == again["messageId"]
+    assert sent["messageId"].startswith("ms-")
+
+
+def test_a_retried_single_call_gets_the_same_id_whatever_the_key_order() -> None:
+    first = {"event": "Signed Up", "userId": "u", "properties": {"a": 1, "b": 2}, "writeKey": "wk"}
+    retry = {"properties": {"b": 2, "a": 1}, "userId": "u", "event": "Signed Up", "writeKey": "wk"}
+    assert accepted(first, "track")["messageId"] == accepted(retry, "track", later=timedelta(seconds=1))["messageId"]
+
+
+def test_the_same_event_in_a_batch_and_as_a_single_call_is_one_event() -> None:
+    event = {"event": "Signed Up", "userId": "u", "timestamp": "2026-11-22T11:59:58.000Z"}
+    in_batch = accepted({"batch": [{"type": "track", **event}], "sentAt": "2026-11-22T11:59:59Z"})
+    single = accepted({**event, "sentAt": "2026-11-22T12:00:09Z"}, "track", later=timedelta(seconds=10))
+    assert in_batch["messageId"] == single["messageId"]
+
+
+def test_a_dated_event_keeps_its_id_however_late_the_retry() -> None:
+    event = {"type": "track", "event": "Order Completed", "userId": "u", "timestamp": "2026-11-22T11:00:00Z"}
+    assert (
+        accepted({"batch": [event]})["messageId"] == accepted({"batch": [event]}, later=timedelta(hours=6))["messageId"]
+    )
+
+
+def test_different_events_sources_or_undated_windows_get_different_ids() -> None:
+    event = {"type": "track", "event": "Signed Up", "userId": "u"}
+    ids = {
+        accepted({"batch": [event]})["messageId"],
+        accepted({"batch": [event]}, later=timedelta(hours=1))["messageId"],
+        accepted({"batch": [{**event, "userId": "v"}]})["messageId"],
+        accepted({"batch": [event]}, source="src_2")["messageId"],
+        accepted({"batch": [{**event, "timestamp": "2026-11-22T11:59:00Z"}]})["messageId"],
+    }
+    assert len(ids) == 5
+
+
+def test_a_message_id_sent_by_the_client_is_kept() -> None:
+    event = {"type": "track", "event": "x", "userId": "u", "messageId": "ajs-1"}
+    assert intake({"batch": [event]}).accepted[0]["messageId"] == "ajs-1"
+
+
+# ------------------------------------------------------------------ clock skew and future timestamps
+def test_an_event_dated_a_year_ahead_is_placed_at_its_receipt_and_the_correction_recorded() -> None:
+    # Given an event whose own time is a year after it reached us, and no sentAt to correct it
+    ahead = {"type": "track", "event": "x", "userId": "u", "timestamp": "2027-11-22T12:00:00Z"}
+    result = intake({"batch": [ahead]})
+    # Then its time is its receipt, the client's reading is kept, and the correction is counted
+    event = result.accepted[0]
+    assert event["timestamp"] == "2026-11-22T12:00:00.000Z"
+    assert event["originalTimestamp"] == "2027-11-22T12:00:00Z"
+    assert event["timestampCorrection"] == "future"
+    assert result.future_timestamps == 1
+
+
+def test_a_clock_two_hours_fast_without_sent_at_does_not_date_the_event_in_the_future() -> None:
+    # Given a server library whose clock is 2 hours fast and which sends no sentAt
+    event = intake({"batch": [{"type": "track", "event": "x", "userId": "u", "timestamp": "2026-11-22T14:00:00Z"}]})
+    assert event.accepted[0]["timestamp"] == "2026-11-22T12:00:00.000Z"
+
+
+def test_a_clock_two_hours_fast_with_sent_at_is_corrected_to_the_right_time() -> None:
+    # Given a device 2 hours fast that made the event 30 s before sending it
+    fast = {
+        "type": "track",
+        "event": "x",
+        "userId": "u",
+        "originalTimestamp": "2026-11-22T13:59:30Z",
+        "sentAt": "2026-11-22T14:00:00Z",
+    }
+    event = intake({"batch": [fast]}).accepted[0]
+    # Then the event is placed 30 s before its receipt, uncorrected by the bound
+    assert event["timestamp"] == "2026-11-22T11:59:30.000Z"
+    assert "timestampCorrection" not in event
+
+
+def test_a_time_within_the_tolerance_is_kept_as_sent() -> None:
+    soon = iso(RECEIVED + collect.FUTURE_TOLERANCE - timedelta(seconds=1))
+    result = intake({"batch": [{"type": "track", "event": "x", "userId": "u", "timestamp": soon}]})
+    assert result.accepted[0]["timestamp"] == soon
+    assert result.future_timestamps == 0
+
+
+# ------------------------------------------------------------------ the plain-shape reader equals the model
+_TIMES = st.sampled_from(
+    [
+        "2026-11-22T12:00:00Z",
+        "2026-11-22T12:00:00.5Z",
+        "2026-11-22T12:00:00.123456+05:30",
+        "2026-11-22T12:00:00-00:00",
+        "2026-11-22T12:00:00.1234567Z",
+        "2026-02-30T00:00:00Z",
+        "2026-11-22T24:00:00Z",
+        "2026-11-22T23:59:60Z",
+        "2026-11-22T12:00:00+24:00",
+        "2026-11-22T12:00:00+23:59",
+        "2026-11-22 12:00:00Z",
+        "2026-11-22t12:00:00z",
+        "2026-11-22T12:00:00",
+        "2026-11-22",
+        "0000-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+        "\uff11\uff12\uff13\uff14-11-22T12:00:00Z",  # digits, but not ASCII ones
+    ]
+)
+_VALUES = st.one_of(
+    st.none(),
+    st.sampled_from(["", " ", "u", "x" * 64, "x" * 65, "x" * 256, "x" * 257, "x" * 512, "x" * 513, "null"]),
+    st.text(max_size=8),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+    st.lists(st.integers(), max_size=2),
+    _TIMES,
+)
+_FIELDS = [
+    "messageId",
+    "userId",
+    "anonymousId",
+    "previousId",
+    "groupId",
+    "event",
+    "name",
+    "category",
+    "channel",
+    "properties",
+    "traits",
+    "context",
+    "integrations",
+    "timestamp",
+    "originalTimestamp",
+    "sentAt",
+]
+
+
+# Values of the plain shape for each field and values just past its bounds, so that most generated
+# events take the plain path or fall just outside it.
+_PLAIN = {
+    **{
+        name: st.sampled_from(["u-1", "", "x" * 512, "x" * 513, "42", 42])
+        for name in ("userId", "anonymousId", "previousId", "groupId")
+    },
+    "messageId": st.sampled_from(["m-1", "x" * 256, "x" * 257, "", 7]),
+    "event": st.sampled_from(["Order Completed", " ", "x" * 256, "x" * 257]),
+    "name": st.sampled_from(["Home", "x" * 512, "x" * 513]),
+    "category": st.sampled_from(["Docs", "x" * 512, "x" * 513]),
+    "channel": st.sampled_from(["server", "x" * 64, "x" * 65]),
+    **{name: st.dictionaries(st.text(max_size=4), _VALUES, max_size=3) for name in _FIELDS[9:13]},
+    **{
+        name: st.sampled_from(
+            ["2026-11-22T12:00:00Z", "2026-11-22T12:00:00.5+05:30", "2026-11-22T12:00:00.123456-00:00"]
+        )
+        | _TIMES
+        for name in _FIELDS[13:]
+    },
+}
+
+
+def _mostly(plain: st.SearchStrategy) -> st.SearchStrategy:
+    """A field's plain values 9 times in 10, anything else the tenth."""
+    return st.integers(0, 9).flatmap(lambda n: _VALUES if n == 0 else plain)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    kind=st.sampled_from(sorted(collect.EVENT_TYPES)),
+    values=st.fixed_dictionaries({}, optional={name: _mostly(_PLAIN[name]) for name in _FIELDS}),
+    size=st.sampled_from([200, 32 * 1024, 32 * 1024 + 1]),
+)
+def test_an_event_read_without_the_model_is_validated_exactly_as_the_model_does(
+    kind: str, values: dict, size: int
+) -> None:
+    # Given any event, plain or not: When intake reads it by the plain-shape path and by the model alone
+    item = {"type": kind, **values}
+    meta = collect.RequestMeta("src_1", RECEIVED, "203.0.113.9", "curl/8")
+    fast = collect.enrich(dict(item), 0, size, {}, meta, IDENTITY, collect.Limits(max_event_bytes=64 * 1024))
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(collect, "plain_fields", lambda item, size: None)
+        model = collect.enrich(dict(item), 0, size, {}, meta, IDENTITY, collect.Limits(max_event_bytes=64 * 1024))
+    # Then both accept the same events with the same result, and refuse the others alike
+    assert fast == model
+
+
+@pytest.mark.parametrize("kind", [["track"], {"track": 1}, 7, None])
+def test_a_type_that_is_not_text_is_an_invalid_type_not_a_crash(kind: object) -> None:
+    result = intake({"batch": [{"type": kind, "event": "x", "userId": "u"}]})
+    assert [r.code for r in result.rejected] == ["invalid_type"]

@@ -66,7 +66,6 @@ from midstage.models.requests import (
 from midstage.models.segments import SegmentBody
 from midstage.models.tracking import TrackingEvent
 from midstage.services.admin.reports import AttributionReport
-from midstage.services.collect import new_message_id
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "docs" / "openapi.yaml"
@@ -383,7 +382,7 @@ def test_tracking_examples_are_accepted_whole_by_intake(path: str, media: dict[s
         limit=limits.max_batch_bytes if kind == "batch" else limits.max_event_bytes,
     )
     document = collect.read_document(raw, kind, limits)
-    meta = collect.RequestMeta("src_5f0c2a9d1e7b", RECEIVED, "203.0.113.7", "curl/8.5.0", new_id=new_message_id)
+    meta = collect.RequestMeta("src_5f0c2a9d1e7b", RECEIVED, "203.0.113.7", "curl/8.5.0")
     result = collect.intake(document, meta, IdentitySettings(), limits)
     assert not result.rejected, [r.to_body() for r in result.rejected]
     assert len(result.accepted) == len(document.items)

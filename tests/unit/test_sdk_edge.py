@@ -11,7 +11,6 @@ from midstage.config import IdentitySettings
 from midstage.logic import collect, cors, sdk_settings, tracking_routes
 from midstage.models.admin import Source
 from midstage.models.tracking import TrackingEvent
-from midstage.services.collect import new_message_id
 
 RECEIVED = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -161,9 +160,7 @@ def test_an_empty_user_id_beside_an_anonymous_id_is_an_anonymous_event() -> None
         b'{"userId": "", "anonymousId": "a-1", "event": "Viewed"}', "track", collect.Limits()
     )
 
-    result = collect.intake(
-        document, collect.RequestMeta("src_1", RECEIVED, new_id=new_message_id), IdentitySettings(), collect.Limits()
-    )
+    result = collect.intake(document, collect.RequestMeta("src_1", RECEIVED), IdentitySettings(), collect.Limits())
 
     assert [r.code for r in result.rejected] == []
     assert result.accepted[0]["userId"] is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import json.scanner
 import math
@@ -14,7 +15,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -22,11 +23,22 @@ from pydantic import ValidationError
 
 from midstage.config import IdentitySettings
 from midstage.errors import InvalidInput, PayloadTooLarge, Unauthorized, describe
+from midstage.logic.plain_event import plain_fields
 from midstage.logic.text import printable, problem, storable
 from midstage.logic.timefmt import iso
 from midstage.models.tracking import EVENT_TYPES, TrackingEvent
 
 QUARANTINED_PAYLOAD_BYTES = 8 * 1024
+# How far past its receipt an event's time may lie before it is taken for a wrong clock and the
+# receipt time used instead. Segment documents the sentAt correction but publishes no bound; five
+# minutes is the usual allowance for clocks that are merely unsynchronised (SigV4, Kerberos), and
+# small enough that no event keeps a profile "seen" in the future for long.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# The received-time window that an event with neither a messageId nor a time of its own is
+# identified by (see derived_message_id).
+UNDATED_WINDOW_SECONDS = 600
+# Fields a client changes when it sends the same event again, left out of a derived messageId.
+_RETRY_VOLATILE = frozenset({"sentAt", "writeKey", "messageId"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,8 @@ class Intake:
 
     accepted: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    # Accepted events whose time lay beyond FUTURE_TOLERANCE and was replaced by receivedAt.
+    future_timestamps: int = 0
 
 
 @dataclass
@@ -61,9 +75,6 @@ class RequestMeta:
     received_at: datetime
     ip: str | None = None
     user_agent: str | None = None
-    # Gives an event that came without a messageId its id (random in production, as Segment
-    # does; a counter in a test): intake itself draws nothing.
-    new_id: Callable[[], str] = field(kw_only=True)
 
     @cached_property
     def received_iso(self) -> str:
@@ -121,29 +132,49 @@ def _inflate(compressed: bytes, limit: int, *, gzip: bool) -> bytes:
     return out
 
 
+class _NotFinite(ValueError):
+    """A number JSON cannot carry: the NaN and Infinity literals, or a literal too large for a
+    double (`1e999999`)."""
+
+
+def _finite_float(text: str, _finite: Callable[[float], bool] = math.isfinite) -> float:
+    value = float(text)
+    if not _finite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise _NotFinite(name)
+
+
+@dataclass(frozen=True)
 class _Parser:
-    """A JSON parser for one request that counts the numbers it met that JSON cannot carry: the
-    NaN and Infinity literals, and literals too large for a double (`1e999999`). Made per
-    request (a few µs), so that nothing is shared between requests."""
+    """A JSON decoder and its C scanner (the batch reader calls the scanner once per event).
 
-    def __init__(self) -> None:
-        self.unusual_numbers = 0
-        self.decoder = json.JSONDecoder(parse_float=self._float, parse_constant=self._constant)
-        # The decoder's C scanner, called directly: the batch reader calls it once per event.
-        self.scan = json.scanner.make_scanner(self.decoder)  # type: ignore[arg-type]
+    Two are made once and shared, as `json.loads` shares its own: they hold no state of a request.
+    The strict one stops at the first number JSON cannot carry; the body is then read again with
+    the lenient one, and each of its events checked (see _may_be_unstorable), so that the check
+    costs nothing on the bodies that do not need it."""
 
-    def _float(self, text: str) -> float:
-        value = float(text)
-        if not math.isfinite(value):
-            self.unusual_numbers += 1
-        return value
+    decoder: json.JSONDecoder
+    scan: Callable[[str, int], tuple[Any, int]]
+    lenient: bool
 
-    def _constant(self, name: str) -> float:
-        self.unusual_numbers += 1
-        return float(name)
+    @classmethod
+    def make(cls, *, lenient: bool) -> _Parser:
+        decoder = (
+            json.JSONDecoder() if lenient else json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)
+        )
+        return cls(decoder, json.scanner.make_scanner(decoder), lenient)  # type: ignore[arg-type]
+
+
+_STRICT = _Parser.make(lenient=False)
+_LENIENT = _Parser.make(lenient=True)
 
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_SPACE = frozenset(" \t\n\r")
 
 
 @dataclass
@@ -161,8 +192,9 @@ class Document:
 
 def _may_be_unstorable(text: str, parser: _Parser) -> bool:
     """Whether the events of a body need the per-event check: an unpaired surrogate can only come
-    from a `\\uDxxx` escape (UTF-8 cannot encode one), and the parser counted the numbers."""
-    return parser.unusual_numbers > 0 or "\\ud" in text or "\\uD" in text
+    from a `\\uDxxx` escape (UTF-8 cannot encode one), and only the lenient parser lets a number
+    through that JSON cannot carry."""
+    return parser.lenient or "\\ud" in text or "\\uD" in text
 
 
 def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
@@ -176,14 +208,20 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidInput(f"the body is not UTF-8: {error}", code="invalid_json") from error
-    parser = _Parser()
     if endpoint != "batch":
-        document = _loads(text, parser)
+        try:
+            document, parser = _loads(text, _STRICT), _STRICT
+        except _NotFinite:
+            document, parser = _loads(text, _LENIENT), _LENIENT
         if not isinstance(document, dict):
             raise InvalidInput("the body must be a JSON object", code="invalid_body")
         screen = _may_be_unstorable(text, parser)
-        return Document([{**document, "type": endpoint}], [len(text)], {}, _write_key(document), screen)
-    fields, items, sizes = _read_batch_object(text, parser)
+        document["type"] = endpoint  # the decoded dict is this request's own
+        return Document([document], [len(text)], {}, _write_key(document), screen)
+    try:
+        fields, items, sizes = _read_batch_object(text, parser := _STRICT)
+    except _NotFinite:
+        fields, items, sizes = _read_batch_object(text, parser := _LENIENT)
     if not text.isascii():
         # surrogatepass: an unpaired surrogate is sized here and refused per event by enrich().
         sizes = [
@@ -210,6 +248,8 @@ def read_document(raw: bytes, endpoint: str, limits: Limits) -> Document:
 def _loads(text: str, parser: _Parser) -> Any:
     try:
         return parser.decoder.decode(text)
+    except _NotFinite:
+        raise
     except ValueError as error:
         raise InvalidInput(f"the body is not valid JSON: {error}", code="invalid_json") from error
     except RecursionError as error:
@@ -233,21 +273,8 @@ def _read_batch_object(text: str, parser: _Parser) -> tuple[dict[str, Any], list
                 raise ValueError(f"expected a key and ':' at character {at}")
             at = _skip(text, at + 1)
             if key == "batch" and text[at : at + 1] == "[":
-                items, sizes = [], []
-                at = _skip(text, at + 1)
-                while text[at : at + 1] != "]":
-                    start = at
-                    value, at = _scan(parser, text, at)
-                    items.append(value)
-                    sizes.append(at - start)
-                    at = _skip(text, at)
-                    if text[at : at + 1] == ",":
-                        at = _skip(text, at + 1)
-                        if text[at : at + 1] == "]":
-                            raise ValueError(f"trailing ',' before ']' at character {at}")
-                    elif text[at : at + 1] != "]":
-                        raise ValueError(f"expected ',' or ']' at character {at}")
-                at += 1
+                items, sizes = _read_array(text, at, parser)
+                at = sizes.pop()
             else:
                 fields[key], at = _scan(parser, text, at)
             at = _skip(text, at)
@@ -259,11 +286,49 @@ def _read_batch_object(text: str, parser: _Parser) -> tuple[dict[str, Any], list
                 raise ValueError(f"expected ',' or '}}' at character {at}")
         if _skip(text, at + 1) != len(text):
             raise ValueError(f"unexpected data after the object at character {at + 1}")
+    except _NotFinite:
+        raise
     except ValueError as error:
         raise InvalidInput(f"the body is not valid JSON: {error}", code="invalid_json") from error
     except RecursionError as error:
         raise InvalidInput("the body nests too deeply", code="invalid_json") from error
     return fields, items, sizes
+
+
+def _read_array(text: str, at: int, parser: _Parser) -> tuple[list[Any], list[int]]:
+    """The elements of the array at `at` and the characters each took, then the position after
+    the array (as the last of those). The per-event loop of a batch, so written for speed: no
+    call but the scanner's, and whitespace skipped only where there is some (SDKs send none)."""
+    items: list[Any] = []
+    sizes: list[int] = []
+    scan = parser.scan
+    at += 1
+    if text[at : at + 1] in _SPACE:
+        at = _skip(text, at)
+    if text[at : at + 1] == "]":
+        sizes.append(at + 1)
+        return items, sizes
+    while True:
+        try:
+            value, end = scan(text, at)
+        except StopIteration as stop:
+            raise ValueError(f"expected a value at character {stop.value}") from None
+        items.append(value)
+        sizes.append(end - at)
+        at = end
+        if text[at : at + 1] in _SPACE:
+            at = _skip(text, at)
+        mark = text[at : at + 1]
+        if mark == "]":
+            sizes.append(at + 1)
+            return items, sizes
+        if mark != ",":
+            raise ValueError(f"expected ',' or ']' at character {at}")
+        at += 1
+        if text[at : at + 1] in _SPACE:
+            at = _skip(text, at)
+        if text[at : at + 1] == "]":
+            raise ValueError(f"trailing ',' before ']' at character {at}")
 
 
 def _scan(parser: _Parser, text: str, at: int) -> tuple[Any, int]:
@@ -295,6 +360,8 @@ def intake(document: Document, meta: RequestMeta, identity: IdentitySettings, li
             result.rejected.append(outcome)
         else:
             result.accepted.append(outcome)
+            if "timestampCorrection" in outcome:
+                result.future_timestamps += 1
     return result
 
 
@@ -326,19 +393,23 @@ def enrich(
         found = problem(item)
         if found is not None:
             return Rejection(index, found.code, found.message, _excerpt(item))
-    if item.get("type") not in EVENT_TYPES:
+    kind = item.get("type")
+    if type(kind) is not str or kind not in EVENT_TYPES:  # a list or an object is not hashable
         return Rejection(
             index, "invalid_type", f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}", _excerpt(item)
         )
-    try:
-        event = TrackingEvent.model_validate(item)
-    except ValidationError as error:
-        return Rejection(index, "invalid_event", describe(error, "event"), _excerpt(item))
+    fields = plain_fields(item, size)
+    if fields is None:
+        try:
+            # pydantic keeps validated fields in a plain dict: cheapest access
+            fields = TrackingEvent.model_validate(item).__dict__
+        except ValidationError as error:
+            return Rejection(index, "invalid_event", describe(error, "event"), _excerpt(item))
 
-    user_id = _usable(event.userId, identity)
-    anonymous_id = _usable(event.anonymousId, identity)
+    user_id = _usable(fields["userId"], identity)
+    anonymous_id = _usable(fields["anonymousId"], identity)
     if user_id is None and anonymous_id is None:
-        blocked = [v for v in (event.userId, event.anonymousId) if v is not None]
+        blocked = [v for v in (fields["userId"], fields["anonymousId"]) if v is not None]
         message = (
             f"userId/anonymousId {[b[:64] for b in blocked]!r} are blocked values or over 512 bytes; "
             "a real identifier is needed"
@@ -347,7 +418,6 @@ def enrich(
         )
         return Rejection(index, "missing_identifier", message, _excerpt(item))
 
-    fields = event.__dict__  # pydantic keeps validated fields in a plain dict: cheapest access
     received = meta.received_at
     sent_at = fields["sentAt"]
     original = fields["originalTimestamp"] or fields["timestamp"]
@@ -359,7 +429,8 @@ def enrich(
             timestamp = received - (sent_at - original)
         else:
             timestamp = original or received
-        stamped = iso(timestamp)
+        in_future = timestamp - received > FUTURE_TOLERANCE
+        stamped = meta.received_iso if in_future else iso(timestamp)
     except (OverflowError, ValueError):
         return Rejection(index, "invalid_timestamp", "sentAt and the event time are too far apart", _excerpt(item))
 
@@ -373,8 +444,9 @@ def enrich(
 
     enriched: dict[str, Any] = {
         "type": fields["type"],
-        # As Segment does; every SDK sends its own messageId, which is what makes retries safe.
-        "messageId": fields["messageId"] or f"ms-{meta.new_id()}",
+        # Every SDK sends its own messageId, which is what makes retries safe; for a client that
+        # does not, the same event sent again must still get the same one.
+        "messageId": fields["messageId"] or derived_message_id(item, meta, dated=original is not None),
         "userId": user_id,
         "anonymousId": anonymous_id,
         "timestamp": stamped,
@@ -388,6 +460,10 @@ def enrich(
         enriched["originalTimestamp"] = given if given is not None else item["timestamp"]
     if sent_at is not None:
         enriched["sentAt"] = item["sentAt"]
+    if in_future:
+        # A time after the event reached us is a wrong clock, not a fact: the event is placed at
+        # its receipt, so that it cannot pin the profile's lastSeen in the future.
+        enriched["timestampCorrection"] = "future"
     for name in _OPTIONAL_FIELDS:
         value = fields[name]
         if value:
@@ -408,6 +484,25 @@ _OPTIONAL_FIELDS = (
 )
 
 
+def derived_message_id(item: Mapping[str, Any], meta: RequestMeta, *, dated: bool) -> str:
+    """The messageId of an event sent without one: the same for the same event sent again.
+
+    Made from the source, the event as sent in canonical form (keys sorted, without the fields a
+    retry changes: `sentAt`, `writeKey`) and a time window. An event with a time of its own
+    (`timestamp` or `originalTimestamp`, part of the canonical form) needs no other window: its
+    retry dedupes for as long as the updater remembers ids. An undated event is placed in a
+    bucket of UNDATED_WINDOW_SECONDS of its receipt, so the same call a day later is a new event.
+    The price: two identical undated events from one source in one bucket are one event, and a
+    retry that falls into the next bucket counts again (for a retry d seconds later, a chance of
+    d / UNDATED_WINDOW_SECONDS).
+    """
+    body = {k: v for k, v in item.items() if k not in _RETRY_VOLATILE}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    window = "" if dated else str(int(meta.received_at.timestamp()) // UNDATED_WINDOW_SECONDS)
+    digest = hashlib.sha256(f"{meta.source_id}\n{window}\n{canonical}".encode("utf-8", "surrogatepass"))
+    return f"ms-{digest.hexdigest()[:32]}"
+
+
 def person_key(event: Mapping[str, Any]) -> str:
     """The hand-off key: all of one person's events from a request travel together."""
     user_id = event.get("userId")
@@ -422,20 +517,25 @@ def group_by_person(events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
 
 
 def _usable(value: str | None, identity: IdentitySettings) -> str | None:
-    if value is None or identity.is_blocked(value) or len(value.encode("utf-8", "surrogatepass")) > 512:
+    if value is None or identity.is_blocked(value):
+        return None
+    # No character takes more than 4 bytes: only a longer value needs encoding to be measured.
+    if len(value) > 128 and len(value.encode("utf-8", "surrogatepass")) > 512:
         return None
     return value
 
 
 def _with_batch_fields(item: dict[str, Any], shared: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(item)
+    """The event with the batch's fields under its own. Written into the event's dict, which was
+    decoded for this request alone (a copy per event cost more than the rest of reading it)."""
     for name in ("context", "integrations"):
-        if isinstance(shared.get(name), dict):
+        given = shared.get(name)
+        if type(given) is dict:
             own = item.get(name)
-            merged[name] = {**shared[name], **own} if isinstance(own, dict) else shared[name]
+            item[name] = {**given, **own} if type(own) is dict else given
     if "sentAt" in shared and "sentAt" not in item:
-        merged["sentAt"] = shared["sentAt"]
-    return merged
+        item["sentAt"] = shared["sentAt"]
+    return item
 
 
 def _excerpt(item: Any) -> str:

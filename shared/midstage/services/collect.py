@@ -20,11 +20,6 @@ from midstage.logic.timefmt import iso
 from midstage.models.admin import Source
 
 
-def new_message_id() -> str:
-    """The id of an event that came without a messageId (Segment draws a random one too)."""
-    return str(uuid.uuid4())
-
-
 class Sources(Protocol):
     def source_for_write_key(self, write_key: str) -> Source | None: ...
 
@@ -55,6 +50,13 @@ class CollectRequest:
 class CollectAnswer:
     accepted: int
     rejected: list[collect.Rejection]
+    # Accepted events whose time lay in the future and was replaced by their receipt (a metric).
+    future_timestamps: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """The function's metrics for this request: what was accepted, and whatever else happened."""
+        more = {"EventsQuarantined": len(self.rejected), "TimestampsInFuture": self.future_timestamps}
+        return {"EventsAccepted": self.accepted, **{name: n for name, n in more.items() if n}}
 
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"success": True, "accepted": self.accepted}
@@ -127,7 +129,6 @@ def handle(
         received_at=request.received_at,
         ip=request.source_ip,
         user_agent=request.headers.get("user-agent"),
-        new_id=new_message_id,
     )
     result = collect.intake(document, meta, identity, limits)
     if source.rate_limit and len(result.accepted) > source.rate_limit:
@@ -154,7 +155,9 @@ def handle(
     if request.endpoint != "batch" and result.rejected:
         rejection = result.rejected[0]
         raise InvalidInput(rejection.message, code=rejection.code)
-    return CollectAnswer(accepted=len(result.accepted), rejected=result.rejected)
+    return CollectAnswer(
+        accepted=len(result.accepted), rejected=result.rejected, future_timestamps=result.future_timestamps
+    )
 
 
 def _quarantine(
