@@ -25,7 +25,7 @@ from midstage.adapters.queues import MessageQueue
 from midstage.logic.timefmt import iso, minute_of
 from midstage.models.journeys import Journey
 from midstage.models.messages import DomainEvent
-from midstage.models.messaging import MessageRequest
+from midstage.models.messaging import MessageRequest, message_id_for
 from midstage.models.profile import Profile, WritePlan
 from midstage.services.journeys import JourneyCatalog, JourneyRunner, Summary, date_entries
 from midstage.services.timers import sweep
@@ -219,6 +219,13 @@ def tracked(profile_id: str, name: str, message_id: str, at: datetime = NOW, **p
     return {"profileId": profile_id, "event": event}
 
 
+def opened(profile_id: str, event_id: str, at: datetime = NOW, key: str = "") -> dict[str, Any]:
+    """The `Email Opened` the engagement function tracks when the welcome journey's first email
+    (or the message with `key`) is opened: its properties name the message."""
+    opened_key = key or f"journey:welcome:{profile_id}:1:hello:1"
+    return tracked(profile_id, "Email Opened", event_id, at, messageId=message_id_for(opened_key))
+
+
 def handle_nth(rig: Rig, contenders: Sequence[tuple[str, dict[str, Any]]], now: datetime, n: int) -> Summary:
     """Contender `n` handled by a container of its own."""
     detail_type, detail = contenders[n]
@@ -306,6 +313,30 @@ def test_given_a_date_journey_when_the_sweep_finds_the_day_then_the_person_enter
     assert keys_of(rig.delivered()) == [f"journey:birthday:{cal}:1:card:1"]
 
 
+def test_given_a_person_waiting_for_an_open_when_a_campaigns_email_is_opened_then_only_the_journeys_own_ends_it(
+    rig: Rig,
+) -> None:
+    """Given Ivy waiting in the welcome journey for "Email Opened", when she opens a campaign's
+    email, then she keeps waiting (nothing sent, nothing counted); when she opens the welcome
+    email, then the journey thanks her and completes."""
+    rig.define(WELCOME)
+    ivy = rig.person("ivy")
+    rig.runner().handle("event.tracked", tracked(ivy, "Signed Up", "s1"), NOW)
+    rig.delivered()
+
+    campaign_open = opened(ivy, "o-campaign", NOW + timedelta(hours=1), key=f"campaign:spring:run1:{ivy}")
+    other = rig.runner().handle("event.tracked", campaign_open, NOW + timedelta(hours=1))
+    assert other.moved == [] and rig.delivered() == []
+    assert rig.instance(ivy, "welcome")["status"] == "waiting"
+
+    own = rig.runner().handle(
+        "event.tracked", opened(ivy, "o-welcome", NOW + timedelta(hours=2)), NOW + timedelta(hours=2)
+    )
+    assert own.moved == ["welcome"]
+    assert keys_of(rig.delivered()) == [f"journey:welcome:{ivy}:1:thanks:3"]
+    assert rig.instance(ivy, "welcome")["status"] == "completed"
+
+
 def test_given_reentry_never_when_the_person_triggers_again_then_they_are_refused_even_after_the_end(
     rig: Rig,
 ) -> None:
@@ -313,7 +344,7 @@ def test_given_reentry_never_when_the_person_triggers_again_then_they_are_refuse
     eve = rig.person("eve")
     runner = rig.runner()
     runner.handle("event.tracked", tracked(eve, "Signed Up", "s1"), NOW)
-    runner.handle("event.tracked", tracked(eve, "Email Opened", "o1"), NOW + timedelta(minutes=5))
+    runner.handle("event.tracked", opened(eve, "o1"), NOW + timedelta(minutes=5))
     assert rig.instance(eve, "welcome")["status"] == "completed"
 
     again = runner.handle("event.tracked", tracked(eve, "Signed Up", "s2"), NOW + timedelta(days=1))
@@ -421,7 +452,7 @@ def test_given_a_wait_for_an_event_when_it_times_out_then_the_timeout_branch_run
 
     [wake] = rig.sweep(NOW + timedelta(days=2, minutes=1, seconds=1))
     rig.runner().handle("journey.wake", wake, NOW + timedelta(days=2, minutes=1, seconds=1))
-    late_open = rig.runner().handle("event.tracked", tracked(hal, "Email Opened", "o1"), NOW + timedelta(days=3))
+    late_open = rig.runner().handle("event.tracked", opened(hal, "o1"), NOW + timedelta(days=3))
 
     assert [p[2] for p in rig.instance(hal, "welcome")["path"]][-2:] == ["timed out", "completed"]
     assert late_open == Summary()
@@ -559,14 +590,14 @@ def test_given_a_crash_on_the_move_that_ends_an_instance_when_the_event_is_redel
     max_ = rig.person("max")
     rig.runner().handle("event.tracked", tracked(max_, "Signed Up", "s1"), NOW)
     rig.delivered()
-    opened = tracked(max_, "Email Opened", "o1", NOW + timedelta(hours=3))
+    open_event = opened(max_, "o1", NOW + timedelta(hours=3))
 
     with pytest.raises(ConnectionError):
-        rig.runner(messages=FailingOnce(rig.queue)).handle("event.tracked", opened, NOW + timedelta(hours=3))
+        rig.runner(messages=FailingOnce(rig.queue)).handle("event.tracked", open_event, NOW + timedelta(hours=3))
     assert rig.instance(max_, "welcome")["status"] == "completed"
     assert rig.delivered() == []
 
-    rig.runner().handle("event.tracked", opened, NOW + timedelta(hours=3, seconds=20))
+    rig.runner().handle("event.tracked", open_event, NOW + timedelta(hours=3, seconds=20))
 
     assert keys_of(rig.delivered()) == [f"journey:welcome:{max_}:1:thanks:3"]
     assert "outbox" not in rig.instance(max_, "welcome")

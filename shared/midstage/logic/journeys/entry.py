@@ -28,6 +28,7 @@ NOBODY = Profile(id="", created_at="")  # a missing profile has no zone of its o
 
 InstanceStatus = Literal["active", "waiting", "completed", "exited"]
 ENDED = ("completed", "exited")
+MAX_SENT = 20
 
 
 # ============================================================================== instances
@@ -59,6 +60,9 @@ class Instance:
     path: list[list[str]] = field(default_factory=list)  # the last MAX_PATH [step, at, outcome]
     entry_key: str = ""
     last_event: dict[str, Any] | None = None  # the slim event that entered or last woke it
+    # The ids of the messages this run requested (the last MAX_SENT): a wait for an event a
+    # message causes (an open, a click) counts only theirs. None on a run begun before it was kept.
+    sent: list[str] | None = None
     rev: int = 0
 
     @property
@@ -77,6 +81,8 @@ class Instance:
         known = cls.__dataclass_fields__
         fields = {k: v for k, v in doc.items() if k in known}
         fields["path"] = [list(entry) for entry in fields.get("path") or []]
+        if fields.get("sent") is not None:
+            fields["sent"] = [str(message_id) for message_id in fields["sent"]]
         if fields.get("wait") is not None:
             fields["wait"] = dict(fields["wait"])
         for number in ("journey_version", "run", "seq", "rev"):  # DynamoDB reads numbers as Decimal
@@ -231,6 +237,7 @@ def start_instance(
         updated_at=stamp,
         entry_key=entry_key,
         last_event=slim_event(event) if event else None,
+        sent=[],
     )
 
 
