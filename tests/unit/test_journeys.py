@@ -8,6 +8,7 @@ same result, that the input instance is never changed, and that every effect id 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,7 @@ from midstage.logic.journeys import (
     Instance,
     Progress,
     Wake,
+    adopted,
     advance,
     compile_journey,
     date_entry_key,
@@ -1085,6 +1087,25 @@ def test_given_caused_by_when_parsed_then_only_this_run_or_any_is_accepted() -> 
 
 def test_given_the_events_feedback_tracks_then_each_is_one_a_message_causes() -> None:
     assert set(feedback._EVENTS.values()) <= MESSAGE_EVENTS
+
+
+def test_given_a_merge_when_both_profiles_have_a_run_then_the_one_in_progress_wins_and_ties_keep_the_survivors() -> (
+    None
+):
+    flow = opened_flow()
+    theirs = run(flow, person("p1")).instance  # waiting
+    mine = run(flow, person("p2")).instance  # waiting
+    ended_mine = replace(mine, status="completed", wait=None, run=4)
+    assert adopted(theirs, mine, "p2", NOW) is None  # both in progress: the survivor's own
+    assert adopted(replace(theirs, status="exited", wait=None), ended_mine, "p2", NOW) is None  # both ended
+    assert adopted(replace(theirs, status="exited", wait=None), mine, "p2", NOW) is None
+    moved = adopted(theirs, ended_mine, "p2", NOW)
+    assert moved is not None
+    assert (moved.profile_id, moved.ids_from, moved.run, moved.run_floor, moved.wait) == ("p2", "p1", 1, 4, theirs.wait)
+    assert moved.instance_id == theirs.instance_id
+    assert start_instance(flow, "p2", replace(moved, status="completed"), "event:m7", None, NOW).run == 5
+    alone = adopted(theirs, None, "p2", NOW)
+    assert alone is not None and alone.run_floor == 0 and alone.path[-1][2] == "merged from profile p1"
 
 
 def test_given_until_time_when_run_then_the_timer_is_the_next_local_time_in_the_persons_zone() -> None:

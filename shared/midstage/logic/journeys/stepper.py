@@ -369,7 +369,7 @@ class _Stepper:
 
     def key(self, step_id: str) -> str:
         i = self.instance
-        return f"journey:{i.journey_id}:{i.profile_id}:{i.run}:{step_id}:{self.seq}"
+        return f"journey:{i.journey_id}:{i.ids_from or i.profile_id}:{i.run}:{step_id}:{self.seq}"
 
     def origin(self, step_id: str) -> Origin:
         return Origin(kind="journey", id=self.instance.journey_id, version=self.compiled.version, step=step_id)
