@@ -25,7 +25,7 @@ from midstage.adapters.queues import MessageQueue
 from midstage.logic.timefmt import iso, minute_of
 from midstage.models.journeys import Journey
 from midstage.models.messages import DomainEvent
-from midstage.models.messaging import MessageRequest
+from midstage.models.messaging import MessageRequest, message_id_for
 from midstage.models.profile import Profile, WritePlan
 from midstage.services.journeys import JourneyCatalog, JourneyRunner, Summary, date_entries
 from midstage.services.timers import sweep
@@ -148,6 +148,15 @@ class Rig:
         self.profiles.save(WritePlan(profile))
         return profile_id
 
+    def merge(self, merged_away: str, survivor: str) -> None:
+        """Merge one profile into another as the profile updater commits it: the survivor names
+        the merged-away profile in `merged_from`, which becomes a tombstone pointing at it."""
+        loaded = self.profiles.profiles([merged_away, survivor])
+        kept, gone = loaded[survivor], loaded[merged_away]
+        kept.merged_from = sorted({*kept.merged_from, merged_away, *gone.merged_from})
+        tombstone = Profile(id=gone.id, created_at=gone.created_at, version=gone.version, merged_into=survivor)
+        self.profiles.save(WritePlan(kept, [tombstone]))
+
     def drain(self, url: str) -> list[dict[str, Any]]:
         sqs = self.stack.clients.sqs()
         bodies: list[dict[str, Any]] = []
@@ -217,6 +226,13 @@ def tracked(profile_id: str, name: str, message_id: str, at: datetime = NOW, **p
     if properties:
         event["properties"] = properties
     return {"profileId": profile_id, "event": event}
+
+
+def opened(profile_id: str, event_id: str, at: datetime = NOW, key: str = "") -> dict[str, Any]:
+    """The `Email Opened` the engagement function tracks when the welcome journey's first email
+    (or the message with `key`) is opened: its properties name the message."""
+    opened_key = key or f"journey:welcome:{profile_id}:1:hello:1"
+    return tracked(profile_id, "Email Opened", event_id, at, messageId=message_id_for(opened_key))
 
 
 def handle_nth(rig: Rig, contenders: Sequence[tuple[str, dict[str, Any]]], now: datetime, n: int) -> Summary:
@@ -306,6 +322,123 @@ def test_given_a_date_journey_when_the_sweep_finds_the_day_then_the_person_enter
     assert keys_of(rig.delivered()) == [f"journey:birthday:{cal}:1:card:1"]
 
 
+def test_given_a_person_waiting_for_an_open_when_a_campaigns_email_is_opened_then_only_the_journeys_own_ends_it(
+    rig: Rig,
+) -> None:
+    """Given Ivy waiting in the welcome journey for "Email Opened", when she opens a campaign's
+    email, then she keeps waiting (nothing sent, nothing counted); when she opens the welcome
+    email, then the journey thanks her and completes."""
+    rig.define(WELCOME)
+    ivy = rig.person("ivy")
+    rig.runner().handle("event.tracked", tracked(ivy, "Signed Up", "s1"), NOW)
+    rig.delivered()
+
+    campaign_open = opened(ivy, "o-campaign", NOW + timedelta(hours=1), key=f"campaign:spring:run1:{ivy}")
+    other = rig.runner().handle("event.tracked", campaign_open, NOW + timedelta(hours=1))
+    assert other.moved == [] and rig.delivered() == []
+    assert rig.instance(ivy, "welcome")["status"] == "waiting"
+
+    own = rig.runner().handle(
+        "event.tracked", opened(ivy, "o-welcome", NOW + timedelta(hours=2)), NOW + timedelta(hours=2)
+    )
+    assert own.moved == ["welcome"]
+    assert keys_of(rig.delivered()) == [f"journey:welcome:{ivy}:1:thanks:3"]
+    assert rig.instance(ivy, "welcome")["status"] == "completed"
+
+
+# ---------------------------------------------------------------------------- merges
+def test_given_a_merged_away_profile_waiting_for_an_open_when_the_survivor_opens_it_then_the_run_goes_on(
+    rig: Rig,
+) -> None:
+    """Given Lea (an anonymous visitor) waiting in the welcome journey for her welcome email to be
+    opened, when she is merged into Max and Max's profile opens that email, then her run is
+    brought over to Max (its ids unchanged, its revision going on) and thanks him."""
+    rig.define(WELCOME)
+    lea, max_ = rig.person("lea"), rig.person("max")
+    rig.runner().handle("event.tracked", tracked(lea, "Signed Up", "s1"), NOW)
+    rig.delivered()
+    before = rig.instance(lea, "welcome")
+    rig.merge(lea, max_)
+
+    open_event = opened(max_, "o1", NOW + timedelta(hours=1), key=f"journey:welcome:{lea}:1:hello:1")
+    summary = rig.runner().handle("event.tracked", open_event, NOW + timedelta(hours=1))
+
+    [thanks] = rig.delivered()
+    assert (thanks["key"], thanks["profile_id"]) == (f"journey:welcome:{lea}:1:thanks:3", max_)
+    assert summary.adopted == [f"welcome:{lea}"] and summary.moved == ["welcome"]
+    assert rig.instances.of_person(lea) == []
+    moved = rig.instance(max_, "welcome")
+    assert (moved["status"], moved["profile_id"], moved["ids_from"]) == ("completed", max_, lea)
+    assert moved["rev"] > before["rev"]
+    assert moved["path"][2][2] == f"merged from profile {lea}"
+    # The same event again (a redelivery) changes nothing.
+    assert rig.runner().handle("event.tracked", open_event, NOW + timedelta(hours=1)).moved == []
+
+
+def test_given_a_merged_away_profile_in_a_timed_wait_when_its_timer_comes_due_then_the_survivor_gets_the_rest(
+    rig: Rig,
+) -> None:
+    """Given Tom in the cart journey's 1h wait, when he is merged into Uma and the timer (set for
+    Tom) comes due, then the run is brought over to Uma and nudges her: the message goes to Uma
+    with the key the run had, and the tag is added to Uma."""
+    rig.define(CART)
+    tom, uma = rig.person("tom"), rig.person("uma")
+    rig.runner().handle("event.tracked", tracked(tom, "Cart Abandoned", "m1"), NOW)
+    rig.delivered()
+    rig.merge(tom, uma)
+
+    [wake] = rig.sweep(AFTER_THE_HOUR)
+    assert wake["profileId"] == tom
+    summary = rig.runner().handle("journey.wake", wake, AFTER_THE_HOUR)
+
+    [nudge] = rig.delivered()
+    assert (nudge["key"], nudge["profile_id"]) == (cart_key(tom, "nudge", 3), uma)
+    assert summary.adopted == [f"cart:{tom}"] and summary.moved == ["cart"]
+    [tag_event] = rig.handed_off()
+    assert (tag_event["event"], tag_event["userId"]) == ("Tag Added", f"u-{uma}")
+    assert rig.instance(uma, "cart")["status"] == "completed"
+    assert rig.instances.of_person(tom) == []
+
+
+def test_given_both_profiles_in_the_same_journey_when_merged_then_the_run_in_progress_wins(rig: Rig) -> None:
+    """Given Ada and Bea both waiting in the cart journey, when Ada is merged into Bea, then Bea's
+    own run goes on and Ada's ends (counted as exited by merge); given Cy's run in progress and
+    Di's ended, when Cy is merged into Di, then Cy's run is brought over, and Di's next run is
+    numbered after both (its messages keyed apart from every earlier run's)."""
+    rig.define(CART, reentry={"mode": "after_exit"})
+    ada, bea, cy, di = rig.person("ada"), rig.person("bea"), rig.person("cy"), rig.person("di")
+    runner = rig.runner()
+    for who in (ada, bea):
+        runner.handle("event.tracked", tracked(who, "Cart Abandoned", f"m-{who}"), NOW)
+    rig.merge(ada, bea)
+    summary = rig.runner().handle("event.tracked", tracked(bea, "Order Completed", "o1"), NOW + timedelta(minutes=6))
+    assert rig.instances.of_person(ada) == []
+    assert summary.adopted == [f"cart:{ada}"]
+    assert rig.instance(bea, "cart")["exit_reason"] == "goal: Order Completed"
+    assert rig.totals("cart")["merged"] == 1
+
+    # Di ran the journey twice already; Cy is in his first run.
+    for n, at in enumerate((NOW, NOW + timedelta(hours=1))):
+        runner.handle("event.tracked", tracked(di, "Cart Abandoned", f"d{n}", at), at)
+        runner.handle("event.tracked", tracked(di, "Order Completed", f"do{n}", at), at)
+    assert rig.instance(di, "cart")["run"] == 2
+    runner.handle("event.tracked", tracked(cy, "Cart Abandoned", "c1"), NOW + timedelta(hours=2))
+    rig.delivered()
+    rig.merge(cy, di)
+    later = NOW + timedelta(hours=2, minutes=30)
+    rig.runner().handle("event.tracked", tracked(di, "Order Completed", "o2", later), later)
+    kept = rig.instance(di, "cart")
+    assert (kept["ids_from"], kept["run"], kept["run_floor"], kept["exit_reason"]) == (
+        cy,
+        1,
+        2,
+        "goal: Order Completed",
+    )
+    again = NOW + timedelta(hours=3)
+    rig.runner().handle("event.tracked", tracked(di, "Cart Abandoned", "d9", again), again)
+    assert keys_of(rig.delivered()) == [cart_key(di, "remind", 1, run=3)]
+
+
 def test_given_reentry_never_when_the_person_triggers_again_then_they_are_refused_even_after_the_end(
     rig: Rig,
 ) -> None:
@@ -313,7 +446,7 @@ def test_given_reentry_never_when_the_person_triggers_again_then_they_are_refuse
     eve = rig.person("eve")
     runner = rig.runner()
     runner.handle("event.tracked", tracked(eve, "Signed Up", "s1"), NOW)
-    runner.handle("event.tracked", tracked(eve, "Email Opened", "o1"), NOW + timedelta(minutes=5))
+    runner.handle("event.tracked", opened(eve, "o1"), NOW + timedelta(minutes=5))
     assert rig.instance(eve, "welcome")["status"] == "completed"
 
     again = runner.handle("event.tracked", tracked(eve, "Signed Up", "s2"), NOW + timedelta(days=1))
@@ -421,7 +554,7 @@ def test_given_a_wait_for_an_event_when_it_times_out_then_the_timeout_branch_run
 
     [wake] = rig.sweep(NOW + timedelta(days=2, minutes=1, seconds=1))
     rig.runner().handle("journey.wake", wake, NOW + timedelta(days=2, minutes=1, seconds=1))
-    late_open = rig.runner().handle("event.tracked", tracked(hal, "Email Opened", "o1"), NOW + timedelta(days=3))
+    late_open = rig.runner().handle("event.tracked", opened(hal, "o1"), NOW + timedelta(days=3))
 
     assert [p[2] for p in rig.instance(hal, "welcome")["path"]][-2:] == ["timed out", "completed"]
     assert late_open == Summary()
@@ -559,14 +692,14 @@ def test_given_a_crash_on_the_move_that_ends_an_instance_when_the_event_is_redel
     max_ = rig.person("max")
     rig.runner().handle("event.tracked", tracked(max_, "Signed Up", "s1"), NOW)
     rig.delivered()
-    opened = tracked(max_, "Email Opened", "o1", NOW + timedelta(hours=3))
+    open_event = opened(max_, "o1", NOW + timedelta(hours=3))
 
     with pytest.raises(ConnectionError):
-        rig.runner(messages=FailingOnce(rig.queue)).handle("event.tracked", opened, NOW + timedelta(hours=3))
+        rig.runner(messages=FailingOnce(rig.queue)).handle("event.tracked", open_event, NOW + timedelta(hours=3))
     assert rig.instance(max_, "welcome")["status"] == "completed"
     assert rig.delivered() == []
 
-    rig.runner().handle("event.tracked", opened, NOW + timedelta(hours=3, seconds=20))
+    rig.runner().handle("event.tracked", open_event, NOW + timedelta(hours=3, seconds=20))
 
     assert keys_of(rig.delivered()) == [f"journey:welcome:{max_}:1:thanks:3"]
     assert "outbox" not in rig.instance(max_, "welcome")

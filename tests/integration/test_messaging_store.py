@@ -526,6 +526,84 @@ def test_given_a_timer_due_in_a_minute_just_swept_when_the_next_sweep_runs_then_
     assert [r.key for r in queue.sent] == ["late-writer"]
 
 
+class WriterBetweenReadAndAdvance:
+    """The sweep's store, with a writer that lands right after the sweep has read a minute's
+    buckets and before it moves on: the interleaving that used to lose a timer."""
+
+    def __init__(self, store: TimerStore, minute: str, write: Any) -> None:
+        self.store, self.minute, self.write = store, minute, write
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def due(self, minute: str) -> list[dict[str, Any]]:
+        found = self.store.due(minute)
+        if minute == self.minute and self.write is not None:
+            self.write()
+            self.write = None
+        return found
+
+
+def test_given_a_timer_written_while_its_minute_is_being_swept_when_later_sweeps_run_then_it_is_released(
+    stack: Stack,
+) -> None:
+    """Given the cursor at 08:59 and a sweep of 09:00 that has read 09:00's buckets (empty), when
+    a writer whose clock lags (it reads 08:59:10) files a timer due now before that sweep moves
+    on, then a later sweep releases it: it is never stranded in a minute already swept."""
+    client, name = stack.clients.dynamodb(), table(stack)
+    nine = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    store, writer, queue = TimerStore(name, client=client), TimerStore(name, client=client), Queue()
+    store.advance(minute_of(nine - timedelta(minutes=1)))
+
+    def lagging_write() -> None:
+        writer.schedule(nine - timedelta(seconds=50), "raced", timer_payload("raced"))
+
+    racing = WriterBetweenReadAndAdvance(store, minute_of(nine), lagging_write)
+    assert sweep(racing, queue, nine + timedelta(seconds=1)) == 0  # the 09:00 sweep, raced by the writer
+    assert racing.write is None  # the writer did land inside the sweep
+    for minutes in range(1, 4):
+        sweep(store, queue, nine + timedelta(minutes=minutes, seconds=1))
+    assert [r.key for r in queue.sent] == ["raced"]
+
+
+class DiesReading:
+    """The sweep's store, failing the first read of one minute (a sweep killed after closing it)."""
+
+    def __init__(self, store: TimerStore, minute: str) -> None:
+        self.store, self.minute = store, minute
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def due(self, minute: str) -> list[dict[str, Any]]:
+        if minute == self.minute:
+            raise TimeoutError("the sweep's worker died")
+        return self.store.due(minute)
+
+
+def test_given_a_sweep_that_died_after_closing_a_minute_when_the_next_sweep_runs_then_that_minute_is_released(
+    stack: Stack,
+) -> None:
+    """Given a timer due 09:00:30 (filed under 09:01) and a sweep at 09:01 that closes 09:01 and
+    dies before releasing it, when the next sweep runs, then it starts again from the first
+    minute not released, and a timer written meanwhile is filed after the closed minute."""
+    client, name = stack.clients.dynamodb(), table(stack)
+    nine = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    store, queue = TimerStore(name, client=client), Queue()
+    store.advance(minute_of(nine))
+    store.schedule(nine + timedelta(seconds=30), "first", timer_payload("first"))
+    with pytest.raises(TimeoutError):
+        sweep(DiesReading(store, minute_of(nine + timedelta(minutes=1))), queue, nine + timedelta(minutes=1))
+    assert (store.cursor(), store.swept()) == (minute_of(nine + timedelta(minutes=1)), minute_of(nine))
+    store.schedule(nine + timedelta(seconds=40), "second", timer_payload("second"))  # a lagging writer
+    assert [t["id"] for t in store.due(minute_of(nine + timedelta(minutes=2)))] == ["second"]  # past the close
+    sweep(store, queue, nine + timedelta(minutes=2))
+    # The copy "second" first landed in (09:01, closed but unread) is released too: the ledger
+    # absorbs the repeat.
+    assert {r.key for r in queue.sent} == {"first", "second"}
+    assert store.swept() == minute_of(nine + timedelta(minutes=2))
+
+
 # ============================================================================== deliver on the real stores
 def test_given_a_message_deferred_by_quiet_hours_when_the_sweep_releases_it_then_it_is_sent_once(stack: Stack) -> None:
     client, name = stack.clients.dynamodb(), table(stack)

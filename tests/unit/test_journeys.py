@@ -8,6 +8,7 @@ same result, that the input instance is never changed, and that every effect id 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,7 @@ from midstage.logic.journeys import (
     Instance,
     Progress,
     Wake,
+    adopted,
     advance,
     compile_journey,
     date_entry_key,
@@ -38,8 +40,9 @@ from midstage.logic.journeys import (
 )
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.journeys import MAX_DEFINITION_CHARS, Journey, JourneyBody
-from midstage.models.messaging import MessageRequest, Origin, message_id_for
+from midstage.models.messaging import MESSAGE_EVENTS, MessageRequest, Origin, message_id_for
 from midstage.models.profile import Profile
+from midstage.services import feedback
 from tests.support.fakes import person
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -994,6 +997,115 @@ def test_given_a_wait_for_an_event_with_where_when_the_event_does_not_match_then
     assert small.instance == waiting
     big = advance(flow, waiting, person(), Wake.on_event(tracked("Order Completed", properties={"total": 90})), NOW)
     assert big.messages[0].origin.step == "thanks"
+
+
+def opened_flow(caused_by: str | None = None) -> CompiledJourney:
+    """Send a welcome email, then wait two days for it to be opened."""
+    awaited = wait_for("Email Opened", "2d", "thanks", "nudge")
+    if caused_by is not None:
+        awaited["until_event"]["caused_by"] = caused_by
+    return compiled(
+        steps={
+            "welcome": send("welcome", "opened"),
+            "opened": awaited,
+            "thanks": send("thanks", "done"),
+            "nudge": send("nudge", "done"),
+            "done": EXIT,
+        }
+    )
+
+
+def opened(message_id: str) -> dict[str, Any]:
+    """The event the engagement function tracks when a message's pixel loads."""
+    return tracked("Email Opened", f"open-{message_id}", properties={"messageId": message_id})
+
+
+def test_given_a_wait_for_an_open_when_another_email_is_opened_then_it_keeps_waiting_until_its_own_is() -> None:
+    """Given a run that sent the welcome email and waits for "Email Opened", when the person opens
+    a campaign's email, then the wait goes on; when they open the welcome email, it ends."""
+    flow = opened_flow()
+    waiting = run(flow)
+    [welcome] = waiting.messages
+    later = NOW + timedelta(hours=1)
+    other = advance(flow, waiting.instance, person(), Wake.on_event(opened(message_id_for("campaign:c1:r1:p1"))), later)
+    assert (other.changed, other.outcome) == (False, "ignored: 'Email Opened' is about a message this run did not send")
+    assert waiting.instance.sent == [welcome.message_id]
+    unnamed = advance(flow, waiting.instance, person(), Wake.on_event(tracked("Email Opened")), later)
+    assert unnamed.changed is False
+    own = advance(flow, waiting.instance, person(), Wake.on_event(opened(welcome.message_id)), later)
+    assert [m.template for m in own.messages] == ["thanks"]
+    assert outcomes(own.instance)[2] == ("opened", "event: Email Opened")
+
+
+def test_given_a_wait_for_an_open_of_any_message_when_another_email_is_opened_then_the_wait_ends() -> None:
+    flow = opened_flow(caused_by="any")
+    waiting = run(flow)
+    other = advance(flow, waiting.instance, person(), Wake.on_event(opened("msg_elsewhere")), NOW + timedelta(hours=1))
+    assert [m.template for m in other.messages] == ["thanks"]
+
+
+def test_given_a_run_that_ended_and_entered_again_when_the_first_runs_email_is_opened_then_it_does_not_count() -> None:
+    """The messages are this run's: an open of the previous run's email leaves the new run waiting."""
+    flow = opened_flow()
+    first = run(flow)
+    [first_welcome] = first.messages
+    ended = advance(flow, first.instance, person(), fire(first), NOW + timedelta(days=2))
+    assert ended.instance.status == "completed"
+    second = start_instance(flow, "p1", ended.instance, "event:m9", None, NOW + timedelta(days=3))
+    assert second.sent == []
+    waiting = advance(flow, second, person(), Wake.enter(), NOW + timedelta(days=3))
+    late = advance(flow, waiting.instance, person(), Wake.on_event(opened(first_welcome.message_id)), NOW)
+    assert late.changed is False
+
+
+def test_given_a_run_begun_before_sent_messages_were_kept_when_any_email_is_opened_then_the_wait_ends() -> None:
+    """An instance stored before `sent` existed keeps its old behaviour: any open counts."""
+    flow = opened_flow()
+    doc = run(flow).instance.to_doc()
+    del doc["sent"]
+    legacy = Instance.from_doc(doc)
+    assert legacy.sent is None
+    progress = advance(flow, legacy, person(), Wake.on_event(opened("msg_elsewhere")), NOW + timedelta(hours=1))
+    assert [m.template for m in progress.messages] == ["thanks"]
+
+
+def test_given_a_wait_for_an_event_no_message_causes_when_caused_by_is_set_then_it_is_ignored() -> None:
+    hold = wait_for("Order Completed", "3d", "thanks", "nudge")
+    hold["until_event"]["caused_by"] = "this_run"
+    flow = compiled(start="hold", steps={"hold": hold, "thanks": send("thanks", "done"), "nudge": EXIT, "done": EXIT})
+    waiting = run(flow).instance
+    progress = advance(flow, waiting, person(), Wake.on_event(tracked("Order Completed")), NOW)
+    assert progress.messages[0].origin.step == "thanks"
+
+
+def test_given_caused_by_when_parsed_then_only_this_run_or_any_is_accepted() -> None:
+    awaited = wait_for("Email Opened", "2d", "done", "done")
+    awaited["until_event"]["caused_by"] = "this_journey"
+    with pytest.raises(ValidationError, match=r"until_event\.caused_by"):
+        body(steps={"welcome": awaited, "done": EXIT})
+
+
+def test_given_the_events_feedback_tracks_then_each_is_one_a_message_causes() -> None:
+    assert set(feedback._EVENTS.values()) <= MESSAGE_EVENTS
+
+
+def test_given_a_merge_when_both_profiles_have_a_run_then_the_one_in_progress_wins_and_ties_keep_the_survivors() -> (
+    None
+):
+    flow = opened_flow()
+    theirs = run(flow, person("p1")).instance  # waiting
+    mine = run(flow, person("p2")).instance  # waiting
+    ended_mine = replace(mine, status="completed", wait=None, run=4)
+    assert adopted(theirs, mine, "p2", NOW) is None  # both in progress: the survivor's own
+    assert adopted(replace(theirs, status="exited", wait=None), ended_mine, "p2", NOW) is None  # both ended
+    assert adopted(replace(theirs, status="exited", wait=None), mine, "p2", NOW) is None
+    moved = adopted(theirs, ended_mine, "p2", NOW)
+    assert moved is not None
+    assert (moved.profile_id, moved.ids_from, moved.run, moved.run_floor, moved.wait) == ("p2", "p1", 1, 4, theirs.wait)
+    assert moved.instance_id == theirs.instance_id
+    assert start_instance(flow, "p2", replace(moved, status="completed"), "event:m7", None, NOW).run == 5
+    alone = adopted(theirs, None, "p2", NOW)
+    assert alone is not None and alone.run_floor == 0 and alone.path[-1][2] == "merged from profile p1"
 
 
 def test_given_until_time_when_run_then_the_timer_is_the_next_local_time_in_the_persons_zone() -> None:

@@ -434,7 +434,7 @@ def test_shipped_journeys_are_disabled_until_an_operator_enables_one(library: li
     assert may_enter(flow(library, "welcome-series"), None, "event:m-1", NOW) == (True, "first entry")
 
 
-def test_welcome_series_sends_the_welcome_and_ends_when_an_email_is_opened(library: list[Document]) -> None:
+def test_welcome_series_sends_the_welcome_and_ends_when_the_welcome_is_opened(library: list[Document]) -> None:
     welcome = flow(library, "welcome-series")
     ann = reachable(traits={"first_name": "Ann"})
     signed_up = track("Signed Up")
@@ -447,7 +447,9 @@ def test_welcome_series_sends_the_welcome_and_ends_when_an_email_is_opened(libra
     assert awaited(first) == "Email Opened"
     assert [t.at for t in first.timers] == [NOW + timedelta(days=2)]
 
-    opened = track("Email Opened", message_id="m-open", messageId="msg_0123")
+    another = track("Email Opened", message_id="m-other", messageId="msg_0123")
+    assert advance(welcome, first.instance, ann, Wake.on_event(another), NOW + timedelta(hours=1)).changed is False
+    opened = track("Email Opened", message_id="m-open", messageId=first.messages[0].message_id)
     done = advance(welcome, first.instance, ann, Wake.on_event(opened), NOW + timedelta(hours=3))
     assert done.instance.status == "completed" and done.messages == []
     assert steps_taken(done.instance) == ["send-welcome", "wait-for-open", "wait-for-open", "done"]

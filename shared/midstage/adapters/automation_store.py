@@ -85,6 +85,56 @@ class JourneyInstances(ddb.Table):
         self.last_item_bytes = ddb.item_size(item)
         return rev
 
+    def move(self, doc: Mapping[str, Any], from_profile: str, from_rev: int, replaces_rev: int | None) -> int:
+        """Move an instance to the profile `doc` names (a merge's survivor), in one transaction:
+        the merged-away profile's item goes only at `from_rev`, and the survivor's is written only
+        over `replaces_rev` (None: the survivor has none). Its revision goes on from the higher of
+        the two. Raises Stale when either moved on."""
+        rev = max(from_rev, replaces_rev or 0) + 1
+        journey_id = str(doc["journey_id"])
+        condition = "attribute_not_exists(pk)" if replaces_rev is None else "rev = :expected"
+        put: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": {
+                **ddb.key(keys.journey_instance_key(str(doc["profile_id"]), journey_id)),
+                "doc": {"B": pack({**doc, "rev": rev})},
+                "rev": ddb.n(rev),
+                "status": ddb.s(str(doc.get("status", ""))),
+            },
+            "ConditionExpression": condition,
+        }
+        if replaces_rev is not None:
+            put["ExpressionAttributeValues"] = {":expected": ddb.n(replaces_rev)}
+        delete: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": ddb.key(keys.journey_instance_key(from_profile, journey_id)),
+            "ConditionExpression": "rev = :expected",
+            "ExpressionAttributeValues": {":expected": ddb.n(from_rev)},
+        }
+        try:
+            actions: list[dict[str, Any]] = [{"Put": put}, {"Delete": delete}]
+            self.client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+        except ClientError as error:
+            if ddb.transaction_lost(error):  # a condition failed, or a concurrent write: read again
+                raise Stale(f"journey instance {journey_id}/{from_profile} moved on") from error
+            raise
+        return rev
+
+    def drop(self, profile_id: str, journey_id: str, expected_rev: int) -> None:
+        """Remove an instance at `expected_rev` (a merged-away profile's, which the survivor's own
+        replaces); raises Stale when it moved on."""
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key=ddb.key(keys.journey_instance_key(profile_id, journey_id)),
+                ConditionExpression="rev = :expected",
+                ExpressionAttributeValues={":expected": ddb.n(expected_rev)},
+            )
+        except ClientError as error:
+            if ddb.condition_failed(error):
+                raise Stale(f"journey instance {journey_id}/{profile_id} moved on") from error
+            raise
+
 
 class EntryCaps(ddb.Table):
     """Per-journey daily entry counters: an entry is taken only while the count is under the cap."""

@@ -170,6 +170,14 @@ class SendStep(SendAction):
 class UntilEvent(_Strict):
     event: EventName
     where: ConditionSpec | None = Field(default=None, description="a condition on the awaited event")
+    caused_by: Literal["this_run", "any"] | None = Field(
+        default=None,
+        description=(
+            "for the events a message causes (Email Delivered, Email Opened, Email Link Clicked, Email Bounced,"
+            ' Email Marked as Spam, Unsubscribed): "this_run" (the default) counts only those of a message this'
+            ' run of the journey sent; "any" counts them whatever sent the message. Other events ignore it.'
+        ),
+    )
 
 
 class WaitStep(_Strict):

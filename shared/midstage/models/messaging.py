@@ -227,6 +227,13 @@ class MessageRequest(_Strict):
         return self.template
 
 
+# The events a message of ours causes on its person (the feedback and engagement functions track
+# them); each carries the message's id in `properties.messageId`.
+MESSAGE_EVENTS = frozenset(
+    {"Email Delivered", "Email Bounced", "Email Marked as Spam", "Email Opened", "Email Link Clicked", "Unsubscribed"}
+)
+
+
 def message_id_for(key: str) -> str:
     return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 

@@ -27,6 +27,7 @@ from midstage.logic.journeys import (
     Instance,
     Progress,
     Wake,
+    adopted,
     advance,
     compile_journey,
     date_entry_key,
@@ -58,6 +59,8 @@ class Instances(Protocol):
     def get(self, profile_id: str, journey_id: str) -> dict[str, Any] | None: ...
     def of_person(self, profile_id: str) -> list[dict[str, Any]]: ...
     def save(self, doc: Mapping[str, Any], expected_rev: int | None) -> int: ...
+    def move(self, doc: Mapping[str, Any], from_profile: str, from_rev: int, replaces_rev: int | None) -> int: ...
+    def drop(self, profile_id: str, journey_id: str, expected_rev: int) -> None: ...
 
 
 class EntryCaps(Protocol):
@@ -138,6 +141,7 @@ class Summary:
     entered: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     moved: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)  # "<journey>:<merged-away profile>" brought over
     messages: int = 0
     events: int = 0
     timers: int = 0
@@ -188,6 +192,7 @@ class JourneyRunner:
             profile = self.profiles.profile(profile_id)
             if profile is None:
                 return summary
+            self._adopt(profile, profile.merged_from, now, summary)
             if index.wakes_on(name):
                 for doc in self.instances.of_person(profile.id):
                     compiled = index.by_id.get(doc["journey_id"])
@@ -203,6 +208,8 @@ class JourneyRunner:
         if detail_type == "segment.entered":
             entering = index.entered_by_segment(str(detail.get("segmentId", "")))
             profile = self.profiles.profile(profile_id) if entering else None
+            if profile is not None:
+                self._adopt(profile, profile.merged_from, now, summary)
             for compiled in entering if profile is not None else []:
                 assert profile is not None
                 entry_key = entry_key_for(compiled, detail_type, detail, profile, now=now)
@@ -265,9 +272,13 @@ class JourneyRunner:
             # a reason, instead of waiting for good; the person may enter again once re-enabled.
             self._end_orphan(str(detail.get("profileId", "")), str(detail.get("journeyId", "")), detail, now, summary)
             return
-        profile = self.profiles.profile(str(detail.get("profileId", "")))
+        named = str(detail.get("profileId", ""))
+        profile = self.profiles.profile(named)
         if profile is None:
             return
+        if profile.id != named:
+            # A timer of a profile merged away since it was set: its instance comes over first.
+            self._adopt(profile, [named], now, summary)
         due = max(now, _moment(detail.get("dueAt")) or now)
         wake = Wake(kind="timer", timer_id=str(detail.get("timerId", "")), due=iso(due))
         self._move(compiled, profile, wake, due, summary)
@@ -276,6 +287,11 @@ class JourneyRunner:
         self, profile_id: str, journey_id: str, detail: Mapping[str, Any], now: datetime, summary: Summary
     ) -> None:
         doc = self.instances.get(profile_id, journey_id) if profile_id and journey_id else None
+        if doc is None and profile_id and journey_id:
+            # Merged away since the timer was set: the run may have come over to the survivor.
+            survivor = self.profiles.profile(profile_id)
+            doc = self.instances.get(survivor.id, journey_id) if survivor and survivor.id != profile_id else None
+            profile_id = survivor.id if doc is not None and survivor is not None else profile_id
         if doc is None or doc.get("status") not in ("active", "waiting"):
             return
         wait = doc.get("wait") or {}
@@ -306,6 +322,46 @@ class JourneyRunner:
             summary.moved.append(compiled.journey.id)
             return
         logger.warning("journey instance kept moving under us", journey=compiled.journey.id, profile=profile.id)
+
+    # ------------------------------------------------------------------ merges
+    def _adopt(self, profile: Profile, merged_away: Sequence[str], now: datetime, summary: Summary) -> None:
+        """Bring the journey instances of profiles merged into this one over to it, so events and
+        timers for the survivor reach them. Each is moved in one conditional transaction; until
+        it is, it stays where it was, and the next event or timer for the person tries again.
+
+        Costs one query per merged-away id for each event that can enter or wake a journey of a
+        person with merges behind them (nothing for everyone else)."""
+        for merged_id in merged_away:
+            if merged_id == profile.id:
+                continue
+            for doc in self.instances.of_person(merged_id):
+                self._adopt_one(doc, profile, now, summary)
+
+    def _adopt_one(self, doc: dict[str, Any], profile: Profile, now: datetime, summary: Summary) -> None:
+        merged_id, journey_id = str(doc["profile_id"]), str(doc["journey_id"])
+        for _ in range(MAX_RETRIES):
+            theirs = self._settled(doc)
+            mine_doc = self.instances.get(profile.id, journey_id)
+            mine = self._settled(mine_doc) if mine_doc else None
+            kept = adopted(theirs, mine, profile.id, now)
+            try:
+                if kept is None:
+                    self.instances.drop(merged_id, journey_id, theirs.rev)
+                    if theirs.in_progress:
+                        # The survivor's own run goes on; this one ends here, counted like any exit.
+                        self.counters.add("journey", journey_id, "all", merged_id, {"exited": 1, "merged": 1})
+                else:
+                    state = {k: v for k, v in kept.to_doc().items() if k not in ("rev", "outbox")}
+                    self.instances.move(state, merged_id, theirs.rev, mine.rev if mine is not None else None)
+            except Stale:
+                found = self.instances.get(merged_id, journey_id)
+                if found is None:
+                    return  # another worker brought it over
+                doc = found
+                continue
+            summary.adopted.append(f"{journey_id}:{merged_id}")
+            return
+        logger.warning("journey instance kept moving while brought over", journey=journey_id, profile=merged_id)
 
     # ------------------------------------------------------------------ committing
     def _settled(self, doc: dict[str, Any]) -> Instance:

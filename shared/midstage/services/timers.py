@@ -1,4 +1,9 @@
-"""The timer sweep: every due minute bucket since the last sweep is released, then removed."""
+"""The timer sweep: every due minute bucket since the last sweep is closed, released, then removed.
+
+A minute is closed to writers before its buckets are read, and recorded released only after:
+a writer that finds its minute closed files the timer again in the next open minute (see
+`TimerStore.schedule`), and a sweep that dies between the two starts again from the first
+minute not released, so no timer is left in a minute nobody will read again."""
 
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ _CHUNK = 500
 class DueTimers(Protocol):
     def due(self, minute: str) -> list[dict[str, Any]]: ...
     def remove(self, timers: Sequence[Mapping[str, Any]]) -> None: ...
-    def cursor(self) -> str | None: ...
+    def swept(self) -> str | None: ...
+    def close(self, minute: str) -> None: ...
     def advance(self, minute: str) -> None: ...
 
 
@@ -27,7 +33,7 @@ def sweep(timers: DueTimers, queue: MessageSink, now: datetime, publisher: Publi
     """Release timers due up to `now`: deferred sends go to the delivery queue, journey waits to
     the bus as `journey.wake`. Releasing twice is harmless: the ledger sends once, and a journey
     instance ignores a timer it is no longer waiting for."""
-    last = timers.cursor()
+    last = timers.swept()
     current = minute_of(now)
     # With no cursor yet, look back an hour: timers written before the first sweep still fire.
     start = _next_minute(last) if last else minute_of(now - timedelta(hours=1))
@@ -36,6 +42,7 @@ def sweep(timers: DueTimers, queue: MessageSink, now: datetime, publisher: Publi
     for _ in range(MAX_MINUTES_PER_SWEEP):
         if minute > current:
             break
+        timers.close(minute)  # before the read: a timer written after it goes to a later minute
         due = timers.due(minute)
         # Released and removed a chunk at a time: a run that times out midway has made progress,
         # and the next run continues with what is left of the minute.

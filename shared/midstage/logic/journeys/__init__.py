@@ -20,7 +20,15 @@ from midstage.logic.journeys.definition import (
     compile_journey,
     validate_journey,
 )
-from midstage.logic.journeys.entry import Instance, WaitState, date_entry_key, entry_key_for, may_enter, start_instance
+from midstage.logic.journeys.entry import (
+    Instance,
+    WaitState,
+    adopted,
+    date_entry_key,
+    entry_key_for,
+    may_enter,
+    start_instance,
+)
 from midstage.logic.journeys.stepper import Progress, Timer, Wake, advance, next_local_time
 from midstage.models.journeys import duration_of
 
@@ -33,6 +41,7 @@ __all__ = [
     "Timer",
     "WaitState",
     "Wake",
+    "adopted",
     "advance",
     "compile_journey",
     "date_entry_key",

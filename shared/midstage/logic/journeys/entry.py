@@ -10,7 +10,7 @@ from typing import Any, Literal, TypedDict
 
 from midstage.logic.conditions import Facts
 from midstage.logic.delivery import zone_of
-from midstage.logic.journeys.definition import CompiledJourney
+from midstage.logic.journeys.definition import MAX_PATH, CompiledJourney
 from midstage.logic.profile import slim_event
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.journeys import (
@@ -28,6 +28,7 @@ NOBODY = Profile(id="", created_at="")  # a missing profile has no zone of its o
 
 InstanceStatus = Literal["active", "waiting", "completed", "exited"]
 ENDED = ("completed", "exited")
+MAX_SENT = 20
 
 
 # ============================================================================== instances
@@ -59,11 +60,20 @@ class Instance:
     path: list[list[str]] = field(default_factory=list)  # the last MAX_PATH [step, at, outcome]
     entry_key: str = ""
     last_event: dict[str, Any] | None = None  # the slim event that entered or last woke it
+    # The ids of the messages this run requested (the last MAX_SENT): a wait for an event a
+    # message causes (an open, a click) counts only theirs. None on a run begun before it was kept.
+    sent: list[str] | None = None
+    # Set when a merge brought the run over from another profile: the id its ids (instance,
+    # timers, message keys) go on being named by, so nothing it sent or awaits changes name.
+    ids_from: str = ""
+    # A run brought over by a merge in place of the survivor's own ended run: the survivor's
+    # run number, so the survivor's next run is numbered (and its messages keyed) after both.
+    run_floor: int = 0
     rev: int = 0
 
     @property
     def instance_id(self) -> str:
-        return f"{self.journey_id}:{self.profile_id}:{self.run}"
+        return f"{self.journey_id}:{self.ids_from or self.profile_id}:{self.run}"
 
     @property
     def in_progress(self) -> bool:
@@ -77,9 +87,11 @@ class Instance:
         known = cls.__dataclass_fields__
         fields = {k: v for k, v in doc.items() if k in known}
         fields["path"] = [list(entry) for entry in fields.get("path") or []]
+        if fields.get("sent") is not None:
+            fields["sent"] = [str(message_id) for message_id in fields["sent"]]
         if fields.get("wait") is not None:
             fields["wait"] = dict(fields["wait"])
-        for number in ("journey_version", "run", "seq", "rev"):  # DynamoDB reads numbers as Decimal
+        for number in ("journey_version", "run", "seq", "run_floor", "rev"):  # DynamoDB reads numbers as Decimal
             if number in fields:
                 fields[number] = int(fields[number])
         return cls(**fields)
@@ -223,7 +235,7 @@ def start_instance(
         journey_id=definition.id,
         journey_version=definition.version,
         profile_id=profile_id,
-        run=previous.run + 1 if previous is not None else 1,
+        run=max(previous.run, previous.run_floor) + 1 if previous is not None else 1,
         status="active",
         step=definition.start,
         seq=0,
@@ -231,7 +243,26 @@ def start_instance(
         updated_at=stamp,
         entry_key=entry_key,
         last_event=slim_event(event) if event else None,
+        sent=[],
     )
+
+
+def adopted(theirs: Instance, mine: Instance | None, survivor_id: str, now: datetime) -> Instance | None:
+    """After a merge, the survivor's instance of a journey given the merged-away profile's
+    (`theirs`) and its own (`mine`, None if it never entered); None keeps `mine` as it is.
+
+    A run in progress wins over an ended one; between two in progress, or two ended, the
+    survivor's own wins. A run brought over keeps its ids, its wait and its timers (they are
+    named by `ids_from`) and notes the move in its path."""
+    if mine is not None and (mine.in_progress or not theirs.in_progress):
+        return None
+    moved = Instance.from_doc(theirs.to_doc())
+    moved.ids_from = theirs.ids_from or theirs.profile_id
+    moved.profile_id = survivor_id
+    if mine is not None:
+        moved.run_floor = max(mine.run, mine.run_floor, theirs.run_floor)
+    moved.path = [*moved.path, [moved.step, iso(now), f"merged from profile {theirs.profile_id}"]][-MAX_PATH:]
+    return moved
 
 
 # ============================================================================== the stepper

@@ -13,7 +13,7 @@ from midstage.logic import internal_events
 from midstage.logic.conditions import Facts
 from midstage.logic.delivery import zone_of
 from midstage.logic.journeys.definition import MAX_PATH, CompiledJourney
-from midstage.logic.journeys.entry import ENDED, NOBODY, Instance, InstanceStatus, WaitState, event_name
+from midstage.logic.journeys.entry import ENDED, MAX_SENT, NOBODY, Instance, InstanceStatus, WaitState, event_name
 from midstage.logic.profile import slim_event
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.journeys import (
@@ -26,7 +26,7 @@ from midstage.models.journeys import (
     WaitStep,
     WebhookStep,
 )
-from midstage.models.messaging import MessageRequest, Origin
+from midstage.models.messaging import MESSAGE_EVENTS, MessageRequest, Origin, message_id_for
 from midstage.models.profile import Profile
 
 
@@ -132,6 +132,8 @@ def advance(
         where = compiled.wait_where.get(wait["step"])
         if where is not None and not where.test(Facts(profile, event, clock)):
             return _ignored(instance, f"ignored: {name!r} does not match the wait's where at {wait['step']}")
+        if not _caused_by_run(step, instance, event):
+            return _ignored(instance, f"ignored: {name!r} is about a message this run did not send")
         target = _wait_exit(step, "on_event")
         outcome = f"event: {name}"
         stepper.last_event = event
@@ -154,6 +156,20 @@ def _wait_exit(step: Step | None, pointer: str) -> str | None:
         return None
     target = getattr(step, pointer)
     return target if isinstance(target, str) else None
+
+
+def _caused_by_run(step: Step | None, instance: Instance, event: Mapping[str, Any]) -> bool:
+    """Whether an awaited event may end the wait by its cause: an event a message causes counts
+    when that message is one this run sent, unless the wait says any message's counts. A run
+    begun before the sent messages were kept (`sent` None) counts any, as it always did."""
+    if event_name(event) not in MESSAGE_EVENTS or instance.sent is None:
+        return True
+    until = step.until_event if isinstance(step, WaitStep) else None
+    if until is not None and until.caused_by == "any":
+        return True
+    properties = event.get("properties")
+    message_id = properties.get("messageId") if isinstance(properties, Mapping) else None
+    return isinstance(message_id, str) and message_id in instance.sent
 
 
 def _goal_reached(
@@ -192,6 +208,7 @@ class _Stepper:
         self.ended_at: str | None = None
         self.exit_reason: str | None = None
         self.last_event = instance.last_event
+        self.sent = list(instance.sent) if instance.sent is not None else None
         self.messages: list[MessageRequest] = []
         self.events: list[dict[str, Any]] = []
         self.timers: list[Timer] = []
@@ -218,6 +235,7 @@ class _Stepper:
             wait=self.wait,
             path=self.path[-MAX_PATH:],
             last_event=self.last_event,
+            sent=self.sent,
         )
         return Progress(instance, self.messages, self.events, self.timers, self.steps_run, outcome)
 
@@ -256,6 +274,8 @@ class _Stepper:
             index = _branch(self.instance.instance_id, step_id, [b.percent for b in step.branches])
             return step.branches[index].next, f"branch {index}"
         key = self.key(step_id)
+        if isinstance(step, (SendStep, WebhookStep)) and self.sent is not None:
+            self.sent = [*self.sent, message_id_for(key)][-MAX_SENT:]
         if isinstance(step, SendStep):
             self.messages.append(
                 MessageRequest(
@@ -349,7 +369,7 @@ class _Stepper:
 
     def key(self, step_id: str) -> str:
         i = self.instance
-        return f"journey:{i.journey_id}:{i.profile_id}:{i.run}:{step_id}:{self.seq}"
+        return f"journey:{i.journey_id}:{i.ids_from or i.profile_id}:{i.run}:{step_id}:{self.seq}"
 
     def origin(self, step_id: str) -> Origin:
         return Origin(kind="journey", id=self.instance.journey_id, version=self.compiled.version, step=step_id)
