@@ -45,13 +45,14 @@ import midstage
 from bench.bench_audience import DroppedBatches, make_profile
 from bench.bench_profile_updater import data_table_definition, enriched, local_cloud
 from midstage import keys
-from midstage.adapters.automation_store import Counters, EntryCaps, JourneyInstances, Stale, shard_of
+from midstage.adapters.automation_store import EntryCaps, JourneyInstances, Stale
+from midstage.adapters.counters import Counters, shard_of
 from midstage.adapters.documents import pack, unpack
 from midstage.adapters.dynamo import item_size
 from midstage.adapters.handoff import SqsHandoff
-from midstage.adapters.messaging_store import TimerStore
 from midstage.adapters.profile_store import ProfileStore, _profile_from_item, _profile_item
 from midstage.adapters.queues import MessageQueue
+from midstage.adapters.timer_store import TimerStore
 from midstage.logic.journeys import (
     CompiledJourney,
     Instance,

@@ -13,7 +13,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage.adapters.archive_stream import Archive, archive_sink
-from midstage.adapters.automation_store import Counters, Touches
+from midstage.adapters.automation_store import Touches
+from midstage.adapters.counters import Counters
 from midstage.adapters.queues import MessageQueue
 from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment

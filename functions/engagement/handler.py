@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage import routing
 from midstage.adapters.archive_stream import archive_sink
-from midstage.adapters.automation_store import Counters, OnceMarkers
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.counters import Counters, OnceMarkers
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage.adapters.archive_stream import Archive, archive_sink
-from midstage.adapters.automation_store import Counters, OnceMarkers
+from midstage.adapters.counters import Counters, OnceMarkers
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore

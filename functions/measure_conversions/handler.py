@@ -9,8 +9,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage import keys
-from midstage.adapters.automation_store import Counters, OnceMarkers, Touches
+from midstage.adapters.automation_store import Touches
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.counters import Counters, OnceMarkers
 from midstage.clock import Clock, from_environment
 from midstage.config import StoreSettings
 from midstage.models.campaigns import Campaign

@@ -10,12 +10,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage.adapters.archive_stream import archive_sink
-from midstage.adapters.automation_store import Counters, EntryCaps, JourneyInstances
+from midstage.adapters.automation_store import EntryCaps, JourneyInstances
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.counters import Counters
 from midstage.adapters.handoff import SqsHandoff
-from midstage.adapters.messaging_store import TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
+from midstage.adapters.timer_store import TimerStore
 from midstage.clock import Clock, from_environment
 from midstage.config import JourneySettings, computed_trait_settings
 from midstage.models.messages import DomainEvent, MessageError

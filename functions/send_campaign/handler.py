@@ -14,9 +14,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage.adapters.archive_stream import archive_sink
 from midstage.adapters.automation_store import CampaignRuns, Touches
 from midstage.adapters.config_store import ConfigStore
-from midstage.adapters.messaging_store import TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
+from midstage.adapters.timer_store import TimerStore
 from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import CampaignSettings

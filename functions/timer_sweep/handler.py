@@ -9,8 +9,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage.adapters.bus import EventPublisher
-from midstage.adapters.messaging_store import TimerStore
 from midstage.adapters.queues import MessageQueue
+from midstage.adapters.timer_store import TimerStore
 from midstage.clock import Clock, from_environment
 from midstage.config import TimerSettings
 from midstage.logic.timefmt import parse_iso

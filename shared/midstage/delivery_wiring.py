@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from midstage.adapters.channels import ApprovedTemplates, ChannelSenders, ChannelSettings
 from midstage.adapters.config_store import ConfigStore
-from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore, TimerStore
+from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.providers import PushSender, WebhookSender
 from midstage.adapters.sending_state import CampaignStates, ChannelPauses, SendRateBucket, SesSendRate
+from midstage.adapters.timer_store import TimerStore
 from midstage.clock import Clock
 from midstage.config import DeliverySettings
 from midstage.logic.delivery import Policy, parse_quiet_hours

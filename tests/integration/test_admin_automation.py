@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from botocore.exceptions import ClientError
 
-from midstage.adapters.automation_store import Counters, JourneyInstances
+from midstage.adapters.automation_store import JourneyInstances
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.counters import Counters
 from midstage.adapters.scheduler import CampaignSchedules
 from midstage.admin.wiring import SCHEDULE_PREFIX
 from midstage.logic.campaigns import first_fire_for_local_time

@@ -23,11 +23,13 @@ from pydantic import BaseModel
 
 from infra.localcloud.template import load_model
 from midstage import keys
-from midstage.adapters.automation_store import CampaignRuns, Counters, OnceMarkers, Touches
+from midstage.adapters.automation_store import CampaignRuns, Touches
 from midstage.adapters.config_store import ConfigStore
-from midstage.adapters.messaging_store import CapStore, MessageLedger, SuppressionStore, TimerStore
+from midstage.adapters.counters import Counters, OnceMarkers
+from midstage.adapters.messaging_store import CapStore, MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
+from midstage.adapters.timer_store import TimerStore
 from midstage.config import FrequencyCap
 from midstage.logic.campaigns import first_fire_for_local_time, plan_recipient, run_id_for, stats_view, variant_for
 from midstage.logic.delivery import DUPLICATE, SENT, Policy

@@ -12,9 +12,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
 from midstage.adapters.config_store import ConfigStore
-from midstage.adapters.messaging_store import MessageLedger, TimerStore
+from midstage.adapters.messaging_store import MessageLedger
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
+from midstage.adapters.timer_store import TimerStore
 from midstage.logic.timefmt import iso
 from midstage.models.messaging import MessageRequest, Origin, Template
 from midstage.models.profile import Profile, WritePlan

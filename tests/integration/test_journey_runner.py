@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from midstage import keys
-from midstage.adapters.automation_store import Counters, EntryCaps, JourneyInstances, shard_of
+from midstage.adapters.automation_store import EntryCaps, JourneyInstances
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.counters import Counters, shard_of
 from midstage.adapters.handoff import SqsHandoff
-from midstage.adapters.messaging_store import TimerStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
+from midstage.adapters.timer_store import TimerStore
 from midstage.logic.timefmt import iso, minute_of
 from midstage.models.journeys import Journey
 from midstage.models.messages import DomainEvent

@@ -12,13 +12,8 @@ import pytest
 
 from infra.localcloud.fidelity import make_dynamodb_atomic
 from midstage import keys
-from midstage.adapters.messaging_store import (
-    CapStore,
-    FireRecords,
-    MessageLedger,
-    SuppressionStore,
-    TimerStore,
-)
+from midstage.adapters.messaging_store import CapStore, FireRecords, MessageLedger, SuppressionStore
+from midstage.adapters.timer_store import TimerStore
 from midstage.config import FrequencyCap
 from midstage.logic.delivery import DEFERRED, DUPLICATE, IN_FLIGHT, NOT_DUE, SENT, Policy
 from midstage.logic.rules import FireRecord

@@ -16,9 +16,10 @@ from infra.localcloud.fidelity import set_ses_send_rate
 from midstage import keys
 from midstage.adapters import aws
 from midstage.adapters.config_store import ConfigStore
-from midstage.adapters.messaging_store import CapStore, MessageLedger, SuppressionStore, TimerStore
+from midstage.adapters.messaging_store import CapStore, MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.sending_state import SendRateBucket, SesSendRate
+from midstage.adapters.timer_store import TimerStore
 from midstage.logic import delivery as delivery_logic
 from midstage.logic.delivery import PACED, SENT, Policy
 from midstage.logic.timefmt import iso, parse_iso

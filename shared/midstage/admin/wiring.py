@@ -7,8 +7,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from midstage.adapters.archive_stream import FirehoseArchive
-from midstage.adapters.automation_store import CampaignRuns, Counters, JourneyInstances, RefreshJobs
+from midstage.adapters.automation_store import CampaignRuns, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.counters import Counters
 from midstage.adapters.dead_letters import BusRedrive, DeadLetterQueue, FailureLog
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger, SuppressionStore
