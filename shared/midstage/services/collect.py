@@ -101,7 +101,8 @@ def handle(
             intake_store,
             settings,
             source,
-            request,
+            request.endpoint,
+            request.received_at,
             [
                 collect.Rejection(
                     None,
@@ -130,6 +131,25 @@ def handle(
         new_id=new_message_id,
     )
     result = collect.intake(document, meta, identity, limits)
+    admit(result, source, request.endpoint, request.received_at, settings, intake_store, handoff)
+    if request.endpoint != "batch" and result.rejected:
+        rejection = result.rejected[0]
+        raise InvalidInput(rejection.message, code=rejection.code)
+    return CollectAnswer(accepted=len(result.accepted), rejected=result.rejected)
+
+
+def admit(
+    result: collect.Intake,
+    source: Source,
+    endpoint: str,
+    received_at: datetime,
+    settings: CollectSettings,
+    intake_store: Intake,
+    handoff: Handoff,
+) -> None:
+    """The intake's second half, one for every way in (the tracking API, the webhooks): charge
+    the source's rate limit, quarantine what was rejected, hand off what was accepted. It
+    returns only when all of it is durable; otherwise it raises, and the sender retries."""
     if source.rate_limit and len(result.accepted) > source.rate_limit:
         raise PayloadTooLarge(
             f"the request carries {len(result.accepted)} events, more than this source may send in a second "
@@ -137,7 +157,7 @@ def handle(
             code="over_rate_limit",
         )
     if source.rate_limit and result.accepted:
-        second = int(request.received_at.timestamp())
+        second = int(received_at.timestamp())
         try:
             within = intake_store.take_rate(source.id, second, len(result.accepted), source.rate_limit)
         except Exception as error:
@@ -145,32 +165,29 @@ def handle(
         if not within:
             raise RateLimited(f"source '{source.id}' is over its limit of {source.rate_limit} events per second")
     if result.rejected:
-        _quarantine(intake_store, settings, source, request, result.rejected)
+        _quarantine(intake_store, settings, source, endpoint, received_at, result.rejected)
     if result.accepted:
         try:
             handoff.send(collect.group_by_person(result.accepted))
         except Exception as error:
             raise Unavailable("events could not be stored durably; retry the request") from error
-    if request.endpoint != "batch" and result.rejected:
-        rejection = result.rejected[0]
-        raise InvalidInput(rejection.message, code=rejection.code)
-    return CollectAnswer(accepted=len(result.accepted), rejected=result.rejected)
 
 
 def _quarantine(
     store: Intake,
     settings: CollectSettings,
     source: Source,
-    request: CollectRequest,
+    endpoint: str,
+    received_at: datetime,
     rejections: list[collect.Rejection],
 ) -> None:
-    received = iso(request.received_at)
+    received = iso(received_at)
     entries = [
         {
             "id": uuid.uuid4().hex[:12],
             "source_id": source.id,
             "received_at": received,
-            "endpoint": request.endpoint,
+            "endpoint": endpoint,
             "index": r.index,
             "code": r.code,
             "message": printable(r.message),
@@ -178,7 +195,7 @@ def _quarantine(
         }
         for r in rejections
     ]
-    expires = request.received_at + timedelta(days=settings.quarantine_retention_days)
+    expires = received_at + timedelta(days=settings.quarantine_retention_days)
     try:
         store.quarantine(entries, int(expires.timestamp()))
     except Exception as error:
