@@ -14,7 +14,7 @@ from midstage.clock import fixed
 from tests.integration.conftest import Context, Stack
 from tests.integration.test_admin_messaging import Answer, Api
 from tests.integration.test_handlers import drain
-from tests.support.webhooks import SHOPIFY_SECRET, body_of, fixture, shopify_headers
+from tests.support.webhooks import SHOPIFY_SECRET, STRIPE_SECRET, body_of, fixture, shopify_headers, stripe_headers
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -145,3 +145,28 @@ def test_a_shopify_refund_and_a_customer_find_the_person_of_the_order(stack: Sta
     ignored = post(collect, source_id, other, shopify_headers(other, "products/update", "wh-3"))
     assert ignored.status == 200 and ignored.body["ignored"] is True
     assert drain(stack) == []
+
+
+def test_a_stripe_payment_counts_once_and_a_stale_signature_changes_nothing(stack: Stack) -> None:
+    # Given a Stripe source, and the function's clock at NOW
+    api, webhooks = setup(stack)
+    created = api.call("POST", "/v1/sources", {"name": "pay", "kind": "stripe", "signing_secret": STRIPE_SECRET})
+    source_id = created.body["id"]
+    raw = body_of(fixture("stripe", "invoice_paid"))
+    now = int(NOW.timestamp())
+    # When the event comes signed an hour ago (a captured delivery replayed)
+    replayed = post(webhooks, source_id, raw, stripe_headers(raw, now - 3600))
+    # Then it is refused with its code, and nothing is queued
+    assert (replayed.status, replayed.body["code"]) == (401, "stale_signature")
+    assert drain(stack) == []
+    # When it comes signed now, and Stripe redelivers it (the same event id, signed anew)
+    first = post(webhooks, source_id, raw, stripe_headers(raw, now - 2))
+    again = post(webhooks, source_id, raw, stripe_headers(raw, now))
+    assert first.body == {"success": True, "topic": "invoice.paid", "accepted": 1}
+    assert again.status == 200
+    assert apply(stack) == 2
+    # Then the person has one order of 3,000 yen (JPY has no minor unit)
+    person = profile(api, "email:jenny.rosen@example.com")
+    assert person["computed"]["orders"] == 1
+    assert person["computed"]["revenue_by_currency"] == {"JPY": 3000.0}
+    assert person["identities"]["x:stripe_customer_id"] == ["cus_NffrFeUfNV2Hib"]
