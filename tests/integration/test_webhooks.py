@@ -4,6 +4,7 @@ queued events through the profile updater, and the person is read back over the 
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime
 from types import ModuleType
@@ -14,7 +15,19 @@ from midstage.clock import fixed
 from tests.integration.conftest import Context, Stack
 from tests.integration.test_admin_messaging import Answer, Api
 from tests.integration.test_handlers import drain
-from tests.support.webhooks import SHOPIFY_SECRET, STRIPE_SECRET, body_of, fixture, shopify_headers, stripe_headers
+from tests.support.webhooks import (
+    CONTACT_MAPPING,
+    DEAL_MAPPING,
+    SHOPIFY_SECRET,
+    STRIPE_SECRET,
+    TICKET_MAPPING,
+    body_of,
+    fixture,
+    hmac_base64,
+    hmac_hex,
+    shopify_headers,
+    stripe_headers,
+)
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -170,3 +183,46 @@ def test_a_stripe_payment_counts_once_and_a_stale_signature_changes_nothing(stac
     assert person["computed"]["orders"] == 1
     assert person["computed"]["revenue_by_currency"] == {"JPY": 3000.0}
     assert person["identities"]["x:stripe_customer_id"] == ["cus_NffrFeUfNV2Hib"]
+
+
+def test_generic_sources_map_a_crm_and_a_help_desk_onto_one_person(stack: Stack) -> None:
+    # Given the admin API
+    api, webhooks = setup(stack)
+    # When a generic source is saved with an expression that does not compile
+    bad = copy.deepcopy(CONTACT_MAPPING)
+    bad["calls"][0]["traits"]["email"] = "properties.[email"
+    refused = api.call("POST", "/v1/sources", {"name": "crm", "kind": "generic", "mapping": bad})
+    # Then it is a 400 that says where
+    assert refused.status == 400, refused.body
+    assert "calls" in refused.body["message"] and "email" in refused.body["message"], refused.body
+    # When the CRM's contact and deal sources and the help desk's are made (secrets drawn, shown once)
+    made = {
+        name: api.call("POST", "/v1/sources", {"name": name, "kind": "generic", "mapping": mapping}).body
+        for name, mapping in (("contacts", CONTACT_MAPPING), ("deals", DEAL_MAPPING), ("tickets", TICKET_MAPPING))
+    }
+    assert all(m["signing_secret"].startswith("whsec_") for m in made.values()), made
+    contacts, deals, tickets = (made[n] for n in ("contacts", "deals", "tickets"))
+    # And each sends its documented payload, authenticated its way
+    contact = body_of(fixture("generic", "crm_contact"))
+    deal = body_of(fixture("generic", "crm_deal"))
+    ticket = body_of(fixture("generic", "ticket"))
+    answers = [
+        post(
+            webhooks, contacts["id"], contact, {"x-signature": hmac_hex(contact, contacts["signing_secret"], "sha256=")}
+        ),
+        post(webhooks, deals["id"], deal, {"x-crm-signature": hmac_base64(deal, deals["signing_secret"])}),
+        post(webhooks, tickets["id"], ticket, {"authorization": f"Bearer {tickets['signing_secret']}"}),
+    ]
+    forged = post(webhooks, tickets["id"], ticket, {"authorization": f"Bearer {contacts['signing_secret']}"})
+    # Then the forged one is refused and the others accepted
+    assert (forged.status, forged.body["code"]) == (401, "invalid_signature")
+    assert [a.body["accepted"] for a in answers] == [3, 1, 2], [a.body for a in answers]
+    apply(stack)
+    # And the CRM contact, its won deal and its stage change are one person found by email
+    maria = profile(api, "email:maria@example.com")
+    assert maria["computed"]["event_counts"]["Deal Won"]["total"] == 1
+    assert maria["computed"]["event_counts"]["Lifecycle Stage Changed"]["total"] == 1
+    assert maria["traits"]["firstName"] == "Maria"
+    # And the ticket is on its requester, found by the requester's email
+    jon = profile(api, "email:jon@example.com")
+    assert jon["computed"]["event_counts"]["Ticket Created"]["total"] == 1
