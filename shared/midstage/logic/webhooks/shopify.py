@@ -14,6 +14,7 @@ Checkout Started on the checkout (checkouts/update repeats it on every change of
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -239,7 +240,8 @@ def _customer(body: dict[str, Any], webhook_id: str) -> list[dict[str, Any]]:
         }
     )
     timestamp = body.get("updated_at") or body.get("created_at")
-    made = [
+    # Each call its own context: nothing downstream may see one call's change in another.
+    made: list[dict[str, Any]] = [
         {"type": "identify", "messageId": f"shopify:{webhook_id}", "timestamp": timestamp, **person, "traits": traits}
     ]
     for channel, consent in consents.items():
@@ -254,6 +256,7 @@ def _customer(body: dict[str, Any], webhook_id: str) -> list[dict[str, Any]]:
                 "messageId": f"shopify:{webhook_id}:consent:{channel}",
                 "timestamp": consent.get("consent_updated_at") or timestamp,
                 **person,
+                "context": copy.deepcopy(person["context"]),
                 "properties": present(
                     {
                         "channel": channel,
