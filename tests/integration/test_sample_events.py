@@ -55,6 +55,7 @@ TESTED = {
     ("start_campaign", "scheduled"),
     ("send_campaign", "campaign-part"),
     ("measure_conversions", "order-completed"),
+    ("webhooks", "shopify-order"),
 }
 
 
@@ -336,6 +337,28 @@ def test_the_admin_list_sources_sample_lists_the_sources(world: World) -> None:
 
     assert answer["statusCode"] == 200, answer
     assert [source["id"] for source in json.loads(answer["body"])["sources"]] == ["src_localdemo"]
+
+
+def test_the_webhooks_sample_puts_ann_s_shopify_order_on_the_ingest_queue(world: World) -> None:
+    # Given the Shopify source the sample is signed for
+    world.config.create_source(
+        Source(
+            id="src_sampleshop",
+            name="Sample shop",
+            write_key="wk_sample_shop",
+            kind="shopify",
+            signing_secret="shpss_sample_secret_for_events",
+            created_at=stamp(SAMPLES_SENT_AT),
+        )
+    )
+    # When Shopify's delivery arrives
+    answer = world.run("WebhooksFunction", sample("webhooks", "shopify-order"), clock=AT_SEND)
+    # Then it is acknowledged and Ann's order is queued for the profile updater
+    assert (answer["statusCode"], json.loads(answer["body"])["accepted"]) == (200, 1), answer
+    (message,) = world.queue("IngestQueue")
+    (event,) = json.loads(message["Body"])["events"]
+    assert (event["event"], event["properties"]["order_id"]) == ("Order Completed", "5550001")
+    assert event["context"]["traits"]["email"] == "ann@example.com"
 
 
 def _records(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

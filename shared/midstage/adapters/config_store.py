@@ -98,6 +98,15 @@ class ConfigStore:
 
         return self._cached(f"wk:{keys.secret_digest(write_key)}", load)
 
+    def source_by_id(self, source_id: str) -> Source | None:
+        """A source by its id, cached as write keys are (the webhook route names the source)."""
+
+        def load() -> Source | None:
+            doc = self._get(keys.source_key(source_id))
+            return Source.model_validate(doc) if doc else None
+
+        return self._cached(f"src:{source_id}", load)
+
     def create_source(self, source: Source) -> Source:
         self._put(keys.write_key_key(source.write_key), {"source_id": source.id}, new=True)
         self._put(keys.source_key(source.id), source.model_dump(mode="json"), new=True)

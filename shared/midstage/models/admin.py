@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from midstage.models.webhooks import WEBHOOK_KINDS, SourceKind, WebhookMapping
 
 Role = Literal["viewer", "marketer", "data_operator", "admin"]
 
@@ -37,8 +39,28 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
+_SECRET = Field(default=None, min_length=8, max_length=512)
+
+
+def _webhook_fields(kind: str, secret: str | None, mapping: WebhookMapping | None, *, drawn: bool) -> None:
+    """What a kind needs: a Shopify or Stripe source the secret its provider signs with, a generic
+    source a secret (`drawn` for it when not given) and its mapping; a segment source neither."""
+    if kind in ("shopify", "stripe") and not secret:
+        raise ValueError(f"a {kind} source needs the `signing_secret` {kind.capitalize()} shows for the webhook")
+    if kind == "generic" and not (secret or drawn):
+        raise ValueError("a generic source needs a `signing_secret`")
+    if kind == "generic" and mapping is None:
+        raise ValueError("a generic source needs a `mapping`")
+    if kind != "generic" and mapping is not None:
+        raise ValueError("only a generic source has a `mapping`")
+    if kind == "segment" and secret:
+        raise ValueError("a segment source authenticates by its write key and has no `signing_secret`")
+
+
 class Source(BaseModel):
-    """Where tracking events come from; its write key authenticates the senders."""
+    """Where tracking events come from; its write key authenticates the senders. A webhook source
+    (`kind` shopify, stripe or generic) is posted to at /v1/webhooks/{id} and authenticated by
+    its signing secret, which the API shows only when the source is created."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -49,6 +71,27 @@ class Source(BaseModel):
     allowed_origins: list[str] = Field(default_factory=list, max_length=100)
     enabled: bool = True
     created_at: str
+    kind: SourceKind = "segment"
+    signing_secret: str | None = _SECRET
+    mapping: WebhookMapping | None = None
+
+    @model_validator(mode="after")
+    def _kind_complete(self) -> Source:
+        _webhook_fields(self.kind, self.signing_secret, self.mapping, drawn=False)
+        return self
+
+    @property
+    def webhook(self) -> bool:
+        return self.kind in WEBHOOK_KINDS
+
+    def public(self) -> dict[str, object]:
+        """The source as the admin API shows it after creation: the signing secret never."""
+        shown = self.model_dump(mode="json", exclude={"signing_secret"}, exclude_none=False)
+        if self.webhook:
+            shown["signing_secret_set"] = self.signing_secret is not None
+        else:
+            shown.pop("mapping", None)
+        return shown
 
 
 class SourceCreate(BaseModel):
@@ -57,6 +100,15 @@ class SourceCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     rate_limit: int | None = Field(default=None, ge=1, le=1_000_000)
     allowed_origins: list[HttpUrl | Literal["*"]] = Field(default_factory=list, max_length=100)
+    kind: SourceKind = "segment"
+    # Shopify and Stripe show the secret they sign with; a generic source's is drawn when not given.
+    signing_secret: str | None = _SECRET
+    mapping: WebhookMapping | None = None
+
+    @model_validator(mode="after")
+    def _kind_complete(self) -> SourceCreate:
+        _webhook_fields(self.kind, self.signing_secret, self.mapping, drawn=True)
+        return self
 
 
 class SourceUpdate(BaseModel):
@@ -66,6 +118,10 @@ class SourceUpdate(BaseModel):
     rate_limit: int | None = Field(default=None, ge=1, le=1_000_000)
     allowed_origins: list[HttpUrl | Literal["*"]] | None = Field(default=None, max_length=100)
     enabled: bool | None = None
+    # The kind stays what it was created as; the secret and the mapping may change (a provider's
+    # secret is rotated, a mapping corrected). A new secret is written, never shown back.
+    signing_secret: str | None = _SECRET
+    mapping: WebhookMapping | None = None
 
 
 class ApiKey(BaseModel):
@@ -93,6 +149,11 @@ class SecretRotation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     keepOldKeyDays: int | None = Field(default=None, ge=0, le=3650)
+
+
+def new_signing_secret() -> str:
+    """A generic source's signing secret when its sender does not choose one."""
+    return "whsec_" + secrets.token_urlsafe(32)
 
 
 def new_write_key() -> str:

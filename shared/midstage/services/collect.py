@@ -103,7 +103,8 @@ def handle(
             intake_store,
             settings,
             source,
-            request,
+            request.endpoint,
+            request.received_at,
             [
                 collect.Rejection(
                     None,
@@ -131,27 +132,7 @@ def handle(
         user_agent=request.headers.get("user-agent"),
     )
     result = collect.intake(document, meta, identity, limits)
-    if source.rate_limit and len(result.accepted) > source.rate_limit:
-        raise PayloadTooLarge(
-            f"the request carries {len(result.accepted)} events, more than this source may send in a second "
-            f"({source.rate_limit}); send smaller batches",
-            code="over_rate_limit",
-        )
-    if source.rate_limit and result.accepted:
-        second = int(request.received_at.timestamp())
-        try:
-            within = intake_store.take_rate(source.id, second, len(result.accepted), source.rate_limit)
-        except Exception as error:
-            raise Unavailable("the rate limit could not be checked; retry the request") from error
-        if not within:
-            raise RateLimited(f"source '{source.id}' is over its limit of {source.rate_limit} events per second")
-    if result.rejected:
-        _quarantine(intake_store, settings, source, request, result.rejected)
-    if result.accepted:
-        try:
-            handoff.send(collect.group_by_person(result.accepted))
-        except Exception as error:
-            raise Unavailable("events could not be stored durably; retry the request") from error
+    admit(result, source, request.endpoint, request.received_at, settings, intake_store, handoff)
     if request.endpoint != "batch" and result.rejected:
         rejection = result.rejected[0]
         raise InvalidInput(rejection.message, code=rejection.code)
@@ -160,20 +141,56 @@ def handle(
     )
 
 
+def admit(
+    result: collect.Intake,
+    source: Source,
+    endpoint: str,
+    received_at: datetime,
+    settings: CollectSettings,
+    intake_store: Intake,
+    handoff: Handoff,
+) -> None:
+    """The intake's second half, one for every way in (the tracking API, the webhooks): charge
+    the source's rate limit, quarantine what was rejected, hand off what was accepted. It
+    returns only when all of it is durable; otherwise it raises, and the sender retries."""
+    if source.rate_limit and len(result.accepted) > source.rate_limit:
+        raise PayloadTooLarge(
+            f"the request carries {len(result.accepted)} events, more than this source may send in a second "
+            f"({source.rate_limit}); send smaller batches",
+            code="over_rate_limit",
+        )
+    if source.rate_limit and result.accepted:
+        second = int(received_at.timestamp())
+        try:
+            within = intake_store.take_rate(source.id, second, len(result.accepted), source.rate_limit)
+        except Exception as error:
+            raise Unavailable("the rate limit could not be checked; retry the request") from error
+        if not within:
+            raise RateLimited(f"source '{source.id}' is over its limit of {source.rate_limit} events per second")
+    if result.rejected:
+        _quarantine(intake_store, settings, source, endpoint, received_at, result.rejected)
+    if result.accepted:
+        try:
+            handoff.send(collect.group_by_person(result.accepted))
+        except Exception as error:
+            raise Unavailable("events could not be stored durably; retry the request") from error
+
+
 def _quarantine(
     store: Intake,
     settings: CollectSettings,
     source: Source,
-    request: CollectRequest,
+    endpoint: str,
+    received_at: datetime,
     rejections: list[collect.Rejection],
 ) -> None:
-    received = iso(request.received_at)
+    received = iso(received_at)
     entries = [
         {
             "id": uuid.uuid4().hex[:12],
             "source_id": source.id,
             "received_at": received,
-            "endpoint": request.endpoint,
+            "endpoint": endpoint,
             "index": r.index,
             "code": r.code,
             "message": printable(r.message),
@@ -181,7 +198,7 @@ def _quarantine(
         }
         for r in rejections
     ]
-    expires = request.received_at + timedelta(days=settings.quarantine_retention_days)
+    expires = received_at + timedelta(days=settings.quarantine_retention_days)
     try:
         store.quarantine(entries, int(expires.timestamp()))
     except Exception as error:

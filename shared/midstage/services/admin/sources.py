@@ -9,7 +9,15 @@ from pydantic import ValidationError
 
 from midstage.clock import Clock
 from midstage.errors import InvalidInput, describe
-from midstage.models.admin import ApiKeyCreate, Source, SourceCreate, SourceUpdate, new_write_key, stamp
+from midstage.models.admin import (
+    ApiKeyCreate,
+    Source,
+    SourceCreate,
+    SourceUpdate,
+    new_signing_secret,
+    new_write_key,
+    stamp,
+)
 from midstage.services.admin.ports import ApiKeys, ProfileReader, SourceStore
 
 
@@ -20,20 +28,28 @@ class SourceAdmin:
         self.clock = clock
 
     def list_sources(self) -> dict[str, Any]:
-        return {"sources": [s.model_dump() for s in self.config.list_sources()]}
+        return {"sources": [s.public() for s in self.config.list_sources()]}
 
     def create_source(self, request: SourceCreate) -> dict[str, Any]:
+        secret = request.signing_secret
+        if request.kind == "generic" and secret is None:
+            secret = new_signing_secret()
         source = Source(
             name=request.name,
             write_key=new_write_key(),
             rate_limit=request.rate_limit,
             allowed_origins=[str(o).rstrip("/") for o in request.allowed_origins],
             created_at=stamp(self.clock()),
+            kind=request.kind,
+            signing_secret=secret,
+            mapping=request.mapping,
         )
-        return self.config.create_source(source).model_dump()
+        created = self.config.create_source(source)
+        # Shown once, as an admin API key's secret is: the sender has to be given it.
+        return {**created.public(), "signing_secret": secret} if created.webhook else created.public()
 
     def get_source(self, source_id: str) -> dict[str, Any]:
-        return self.config.get_source(source_id).model_dump()
+        return self.config.get_source(source_id).public()
 
     def update_source(self, source_id: str, request: SourceUpdate) -> dict[str, Any]:
         changes = request.model_dump(exclude_unset=True)
@@ -44,13 +60,13 @@ class SourceAdmin:
             updated = Source.model_validate({**current, **changes})
         except ValidationError as error:
             raise InvalidInput(describe(error, "body"), code="invalid_body") from error
-        return self.config.save_source(updated).model_dump()
+        return self.config.save_source(updated).public()
 
     def delete_source(self, source_id: str) -> None:
         self.config.delete_source(source_id)
 
     def rotate_write_key(self, source_id: str) -> dict[str, Any]:
-        return self.config.rotate_write_key(self.config.get_source(source_id)).model_dump()
+        return self.config.rotate_write_key(self.config.get_source(source_id)).public()
 
     def quarantine(self, source_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
         self.config.get_source(source_id)
