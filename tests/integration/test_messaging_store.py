@@ -649,7 +649,7 @@ def test_given_a_message_deferred_by_quiet_hours_when_the_sweep_releases_it_then
 def test_given_feedback_on_campaign_messages_when_recorded_then_each_status_counts_once_per_message(
     stack: Stack,
 ) -> None:
-    from midstage.adapters.automation_store import Counters, OnceMarkers
+    from midstage.adapters.counters import Counters, OnceMarkers
     from midstage.services.campaigns import StatusCounter
 
     client = stack.clients.dynamodb()
@@ -690,7 +690,7 @@ def test_given_counts_on_many_shards_and_from_before_sharding_when_totalled_then
 ) -> None:
     from decimal import Decimal
 
-    from midstage.adapters.automation_store import Counters
+    from midstage.adapters.counters import Counters
 
     client = stack.clients.dynamodb()
     counters = Counters(table(stack), client=client)
