@@ -142,6 +142,8 @@ class CollectSettings(StoreSettings):
     max_event_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
     max_batch_events: int = 2500
+    # An event time further than this past its receipt is replaced by the receipt (docs/api.md).
+    future_tolerance_seconds: int = Field(default=300, ge=0, le=366 * 86_400)
 
 
 class ProfileSettings(StoreSettings):

@@ -96,11 +96,13 @@ def test_batch_with_bad_events_keeps_the_good_ones_and_quarantines_the_rest(plat
         "/v1/batch",
         {
             "batch": [
-                {"type": "track", "userId": user, "event": "Good"},
+                # Two calls of one event, each with its own messageId as SDKs send (without one,
+                # the same undated body in one 10-minute window would be taken for a retry).
+                {"type": "track", "userId": user, "event": "Good", "messageId": f"{user}-good-1"},
                 {"type": "track", "userId": user},
                 {"type": "track", "userId": user, "event": "Big", "properties": {"b": "x" * 40_000}},
                 {"type": "identify", "userId": "null"},
-                {"type": "track", "userId": user, "event": "Good"},
+                {"type": "track", "userId": user, "event": "Good", "messageId": f"{user}-good-2"},
             ]
         },
     )

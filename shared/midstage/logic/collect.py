@@ -46,6 +46,7 @@ class Limits:
     max_event_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
     max_batch_events: int = 2500
+    future_tolerance: timedelta = FUTURE_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -429,7 +430,7 @@ def enrich(
             timestamp = received - (sent_at - original)
         else:
             timestamp = original or received
-        in_future = timestamp - received > FUTURE_TOLERANCE
+        in_future = timestamp - received > limits.future_tolerance
         stamped = meta.received_iso if in_future else iso(timestamp)
     except (OverflowError, ValueError):
         return Rejection(index, "invalid_timestamp", "sentAt and the event time are too far apart", _excerpt(item))

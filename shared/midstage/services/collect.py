@@ -73,7 +73,12 @@ def handle(
     intake_store: Intake,
     handoff: Handoff,
 ) -> CollectAnswer:
-    limits = collect.Limits(settings.max_event_bytes, settings.max_batch_bytes, settings.max_batch_events)
+    limits = collect.Limits(
+        settings.max_event_bytes,
+        settings.max_batch_bytes,
+        settings.max_batch_events,
+        timedelta(seconds=settings.future_tolerance_seconds),
+    )
     size_limit = limits.max_batch_bytes if request.endpoint == "batch" else limits.max_event_bytes
     header_key = collect.write_key_from_authorization(request.headers.get("authorization")) or request.write_key
     sources = _Guarded(sources)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from midstage.config import CollectSettings, IdentitySettings
@@ -68,7 +68,12 @@ def handle(
     source = _source(request.source_id, sources)
     if not source.enabled:
         raise Forbidden("this source is disabled", code="source_disabled")
-    limits = collect.Limits(settings.max_event_bytes, settings.max_batch_bytes, settings.max_batch_events)
+    limits = collect.Limits(
+        settings.max_event_bytes,
+        settings.max_batch_bytes,
+        settings.max_batch_events,
+        timedelta(seconds=settings.future_tolerance_seconds),
+    )
     # A delivery is one document, however many calls it makes: it is bounded as a batch is.
     raw = collect.decode_body(
         request.body,
