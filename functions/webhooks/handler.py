@@ -63,6 +63,12 @@ def webhook(source_id: str) -> Response[str]:
     return routing.response(answer(200, result.to_body()))
 
 
+@app.not_found
+def _not_found(_: Exception) -> Response[str]:
+    # A source id the route pattern does not match (odd characters) is answered as the others are.
+    return routing.response(answer(404, {"success": False, "code": "not_found", "message": "no such route"}))
+
+
 @app.exception_handler(MidstageError)
 def _refused(error: MidstageError) -> Response[str]:
     logger.info("webhook refused", extra={"code": error.code, "path": app.current_event.path})
