@@ -80,15 +80,22 @@ def seed_two_people(store: ProfileStore, bus: Bus) -> None:
     bus.sent.clear()
 
 
+def crashed_merge(store: ProfileStore, *, after_put_events: bool = False) -> Bus:
+    """Two people's profiles, then the merging write, with the function dying before (or just
+    after) PutEvents; the bus that saw it."""
+    bus = Bus()
+    seed_two_people(store, bus)
+    bus.crash_after_next, bus.crash_next = after_put_events, not after_put_events
+    with pytest.raises(Crash):
+        apply(merging_identify(), store, bus)
+    return bus
+
+
 def test_given_a_crash_after_the_write_when_the_unit_is_redelivered_then_every_event_it_told_is_published(
     store: ProfileStore,
 ) -> None:
     # Given a person's write that merges two profiles and enters a segment, and a crash before PutEvents
-    bus = Bus()
-    seed_two_people(store, bus)
-    bus.crash_next = True
-    with pytest.raises(Crash):
-        apply(merging_identify(), store, bus)
+    bus = crashed_merge(store)
     assert bus.sent == []
 
     # When the queue redelivers the unit
@@ -103,11 +110,7 @@ def test_given_a_crash_after_the_write_when_another_unit_of_the_person_comes_fir
     store: ProfileStore,
 ) -> None:
     # Given a crash after the merging write, whose unit is not redelivered yet
-    bus = Bus()
-    seed_two_people(store, bus)
-    bus.crash_next = True
-    with pytest.raises(Crash):
-        apply(merging_identify(), store, bus)
+    bus = crashed_merge(store)
 
     # When another unit of the same person is applied
     apply([event("track", "m-later", userId="u1", event="Viewed")], store, bus)
@@ -120,11 +123,7 @@ def test_given_a_republished_event_then_it_keeps_its_id_and_leaves_the_outbox_on
     store: ProfileStore,
 ) -> None:
     # Given a merging write whose events were published just before a crash, and its redelivery
-    bus = Bus()
-    seed_two_people(store, bus)
-    bus.crash_after_next = True
-    with pytest.raises(Crash):
-        apply(merging_identify(), store, bus)
+    bus = crashed_merge(store, after_put_events=True)
     apply(merging_identify(), store, bus)
 
     # Then the merge went out twice, the second copy the same event under the same id
