@@ -21,6 +21,7 @@ from midstage.clock import Clock, from_environment
 from midstage.config import CollectSettings, identity_settings
 from midstage.errors import MidstageError
 from midstage.http import answer, error_answer
+from midstage.intake_wiring import intake_wiring
 from midstage.observability import correlate_http, logger, metrics, tracer
 from midstage.services import webhooks
 
@@ -35,13 +36,7 @@ def _clock() -> Clock:
 
 @cache
 def _wiring() -> tuple[CollectSettings, ConfigStore, ProfileStore, SqsHandoff]:
-    settings = CollectSettings.from_env()
-    return (
-        settings,
-        ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds),
-        ProfileStore(settings.data_table),
-        SqsHandoff(settings.ingest_queue_url),
-    )
+    return intake_wiring()
 
 
 @app.post("/v1/webhooks/<source_id>")
