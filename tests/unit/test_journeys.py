@@ -1202,6 +1202,28 @@ def test_given_a_goal_event_before_the_instance_started_when_it_arrives_then_it_
     assert progress.messages == []
 
 
+def test_given_events_received_before_the_run_began_when_they_arrive_after_the_entry_then_none_ends_it() -> None:
+    """Given a person let in at NOW by the write of an imported history (an old order among its
+    events), when that order reaches the runner after the entry, then it is no goal and ends no
+    wait; the same order received after the entry is."""
+    flow = compiled(
+        start="hold",
+        steps={"hold": wait_for("Order Completed", "1d", "thanks", "done"), "thanks": send("t", "done"), "done": EXIT},
+        exit_when=[{"event": "Order Completed"}],
+    )
+    waiting = run(flow).instance
+    old = tracked(
+        "Order Completed", timestamp=iso(NOW - timedelta(days=40)), receivedAt=iso(NOW - timedelta(seconds=1))
+    )
+    late = advance(flow, waiting, person(), Wake.on_event(old), NOW + timedelta(seconds=2))
+    assert (late.changed, late.outcome) == (False, "ignored: 'Order Completed' was received before the run began")
+
+    fresh = tracked("Order Completed", "m2", receivedAt=iso(NOW))  # the same moment as the entry counts
+    assert advance(flow, waiting, person(), Wake.on_event(fresh), NOW).instance.exit_reason == "goal: Order Completed"
+    unstamped = tracked("Order Completed", "m3")  # no receipt time (a platform event): judged as before
+    assert advance(flow, waiting, person(), Wake.on_event(unstamped), NOW).instance.status == "exited"
+
+
 def test_given_an_ended_instance_when_woken_in_any_way_then_it_ignores_the_wake() -> None:
     flow = compiled(exit_when=[{"event": "Order Completed"}])
     done = run(flow).instance

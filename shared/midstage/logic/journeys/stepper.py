@@ -101,6 +101,10 @@ def advance(
     event = slim_event(wake.event) if wake.kind == "event" and wake.event is not None else None
     stepper = _Stepper(compiled, instance, profile, clock, default_timezone)
 
+    if event is not None and _received_before_entry(instance, event):
+        # The write that let the person in may carry older events (an imported history, a batch
+        # sent at once) that reach the runner after the entry: none of them answers this run.
+        return _ignored(instance, f"ignored: {event_name(event)!r} was received before the run began")
     if event is not None:
         goal = _goal_reached(compiled, profile, event, clock)
         if goal is not None:
@@ -170,6 +174,18 @@ def _caused_by_run(step: Step | None, instance: Instance, event: Mapping[str, An
     properties = event.get("properties")
     message_id = properties.get("messageId") if isinstance(properties, Mapping) else None
     return isinstance(message_id, str) and message_id in instance.sent
+
+
+def _received_before_entry(instance: Instance, event: Mapping[str, Any]) -> bool:
+    """Whether the platform received `event` before this run began (by its own receipt time, not
+    the sender's clock; an event without one, such as a platform event, is never before)."""
+    received = event.get("receivedAt")
+    if not isinstance(received, str) or not instance.entered_at:
+        return False
+    try:
+        return parse_iso(received) < parse_iso(instance.entered_at)
+    except ValueError:
+        return False
 
 
 def _goal_reached(
