@@ -363,7 +363,8 @@ def test_given_a_no_order_in_30_days_segment_when_only_time_passes_then_the_swee
     assert (early.scanned, late.scanned, late.changed, again.changed) == (1, 1, 1, 0)
     assert now_in is not None and now_in.segments == {"lapsed": iso(day_31)}
     assert now_in.computed["days_since_last_order"] == 31
-    assert [(k, d) for k, d, _ in recorder.segment_events()] == [
+    assert all(d["eventId"] for _, d, _ in recorder.segment_events())  # named, as consumers dedupe on it
+    assert [(k, {n: v for n, v in d.items() if n != "eventId"}) for k, d, _ in recorder.segment_events()] == [
         (
             "segment.entered",
             {
@@ -384,6 +385,58 @@ def test_given_a_no_order_in_30_days_segment_when_only_time_passes_then_the_swee
     back = store.profile(ann)
     assert back is not None and back.segments == {}
     assert [k for k, _, _ in recorder.segment_events()] == ["segment.entered", "segment.exited"]
+
+
+class DiesPublishing:
+    """The sweep's publisher, killed on its first publish: after the page's writes, before the bus."""
+
+    def __init__(self, real: Recorder) -> None:
+        self.real, self.died = real, False
+
+    def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        if not self.died:
+            self.died = True
+            raise ConnectionError("the sweep's worker died before its events left")
+        self.real.publish(events)
+
+
+def test_given_a_sweep_killed_between_its_writes_and_its_publish_when_the_part_runs_again_then_each_event_goes_once(
+    stack: Stack,
+) -> None:
+    """Given two people whose last order turns 31 days old, when the sweep part that moves them
+    into `lapsed` dies after writing their profiles and before publishing, then the part's
+    redelivery (which finds nothing left to change) publishes both `segment.entered` events,
+    under the ids the first attempt gave them; a later sweep publishes nothing, and drops the
+    confirmed entries from the profile's outbox when it next writes it."""
+    store, recorder, segments = profile_store(stack), Recorder(), SegmentSet([LAPSED])
+    for user in ("dee", "eve"):
+        process_unit(
+            [order(user, f"o-{user}", NOW)], store, recorder, SETTINGS, NOW, conflict=ConcurrentWrite, segments=segments
+        )
+    recorder.published.clear()
+    day_31 = NOW + timedelta(days=31)
+
+    with pytest.raises(ConnectionError):
+        refresh_part(store, DiesPublishing(recorder), segments, TRAITS, 0, 1, day_31)
+    assert recorder.published == []
+    assert all(set(p.segments) == {"lapsed"} for p in live_profiles(store))  # written, not told
+
+    again = refresh_part(store, recorder, segments, TRAITS, 0, 1, day_31 + timedelta(minutes=5))
+
+    assert again.changed == 0
+    entered = sorted((d["profileId"], d["segmentId"]) for _, d, _ in recorder.segment_events())
+    assert entered == sorted((p.id, "lapsed") for p in live_profiles(store))
+    assert all(len(d["eventId"]) == 32 for _, d, _ in recorder.segment_events())
+    raw = [(k, d) for k, d, _ in recorder.published]
+    refresh_part(store, recorder, segments, TRAITS, 0, 1, day_31 + timedelta(hours=1))
+    assert [(k, d) for k, d, _ in recorder.published] == raw  # confirmed: nothing republished
+
+    # The next change the sweep writes carries the confirmed entries no more.
+    day_95 = NOW + timedelta(days=95)
+    refresh_part(store, recorder, segments, TRAITS, 0, 1, day_95)
+    for profile in live_profiles(store):
+        swept = [e["markers"] for e in profile.outbox.values() if e["markers"][0].startswith("$sweep|")]
+        assert swept and all(m == [f"$sweep|{profile.id}:{profile.version}"] for m in swept), profile.outbox
 
 
 class EventWriteDuringTheSweep(ProfileStore):

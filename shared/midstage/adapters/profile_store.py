@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -174,8 +174,12 @@ class ProfileStore(ddb.Table):
                     raise
 
     def put_markers(self, marker_ids: Iterable[str], profile_id: str, expires_at: int) -> None:
+        self.put_marker_owners(dict.fromkeys(marker_ids, profile_id), expires_at)
+
+    def put_marker_owners(self, owners: Mapping[str, str], expires_at: int) -> None:
+        """Markers of several people's writes at once (marker id -> profile id): the sweep's."""
         items = []
-        for marker in marker_ids:
+        for marker, profile_id in owners.items():
             source, message_id = marker.split("|", 1)
             items.append(
                 {

@@ -9,6 +9,7 @@ concurrent event write, which re-evaluates the same person anyway.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -35,9 +36,12 @@ ESTIMATE_PARTS = 64
 
 
 class RefreshableProfiles(ProfilePages, Protocol):
-    """Pages of profiles, each written back only if nothing changed it meanwhile."""
+    """Pages of profiles, each written back only if nothing changed it meanwhile, and the markers
+    that confirm a write's domain events went out."""
 
     def put_profile_if_unchanged(self, profile: Profile) -> bool: ...
+    def existing_markers(self, marker_ids: Iterable[str]) -> dict[str, int]: ...
+    def put_marker_owners(self, owners: Mapping[str, str], expires_at: int) -> None: ...
 
 
 class SegmentCatalog:
@@ -93,7 +97,7 @@ def refresh(profile: Profile, segments: SegmentSet, now: datetime, traits: Compu
             )
         )
     events.extend(segment_events(profile.id, before_segments, memberships, stamp, profile.version + 1))
-    return Refreshed(True, events)
+    return Refreshed(True, stage_sweep_outbox(profile, events, now))
 
 
 @dataclass
@@ -125,17 +129,23 @@ def refresh_part(
     while True:
         profiles, next_cursor = store.scan_page(part, total, result.cursor)
         page = PartResult()
-        published: list[tuple[str, dict[str, Any]]] = []
+        # A write's events are published after it, then confirmed by a marker: a crash between
+        # the two leaves them in the profile's outbox, and this scan (or the person's next event
+        # write) publishes them again, under the same ids.
+        published, confirm = _unconfirmed(store, profiles)
         for profile in profiles:
             page.scanned += 1
             outcome = refresh(profile, segments, now, traits)
             if outcome.changed and store.put_profile_if_unchanged(profile):
                 page.changed += 1
                 published.extend(outcome.events)
+                confirm.update({m: profile.id for m in sweep_markers(profile) if m not in confirm})
             if on_profile is not None:
                 published.extend(on_profile(profile))
         if published:
             publisher.publish(published)
+        if confirm:
+            store.put_marker_owners(confirm, int(now.timestamp()) + SWEEP_MARKER_KEEP_S)
         result.scanned += page.scanned
         result.changed += page.changed
         result.cursor = next_cursor
@@ -145,6 +155,60 @@ def refresh_part(
             on_page(page)
         if result.finished or (deadline is not None and time.monotonic() > deadline):
             return result
+
+
+SWEEP_SOURCE = "$sweep"  # the marker namespace of the sweep's writes ("$" is no source id's)
+SWEEP_MARKER_KEEP_S = 7 * 86_400
+
+
+def stage_sweep_outbox(
+    profile: Profile, events: list[tuple[str, dict[str, Any]]], now: datetime
+) -> list[tuple[str, dict[str, Any]]]:
+    """Name the events of the sweep's write of `profile` and keep them in its outbox under one
+    pending marker, as the profile updater keeps its own (logic/ingest.stage_outbox): the entries
+    leave once the marker exists, which is written only after they were published. Entries of
+    earlier sweep writes already confirmed are dropped (`_unconfirmed` found them)."""
+    if not events:
+        return []
+    version = profile.version + 1
+    marker = f"{SWEEP_SOURCE}|{profile.id}:{version}"
+    named: list[tuple[str, dict[str, Any]]] = []
+    for index, (kind, detail) in enumerate(events):
+        event_id = hashlib.sha256(f"sweep|{profile.id}|{version}|{index}".encode()).hexdigest()[:32]
+        entry = {**detail, "eventId": event_id}
+        profile.outbox[event_id] = {"kind": kind, "detail": entry, "markers": [marker]}
+        named.append((kind, entry))
+    profile.pending[marker] = int(now.timestamp())
+    return named
+
+
+def sweep_markers(profile: Profile) -> list[str]:
+    return [m for m in profile.pending if m.startswith(SWEEP_SOURCE + "|")]
+
+
+def _unconfirmed(
+    store: RefreshableProfiles, profiles: list[Profile]
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, str]]:
+    """The events of earlier sweep writes on this page that were never confirmed (to publish
+    again, and confirm), after dropping from each profile those that were (so a write of it now
+    carries them no more). One batch read, only for pages with such profiles."""
+    owners = {m: p.id for p in profiles for m in sweep_markers(p)}
+    if not owners:
+        return [], {}
+    confirmed = set(store.existing_markers(sorted(owners)))
+    again: list[tuple[str, dict[str, Any]]] = []
+    for profile in profiles:
+        for event_id, entry in list(profile.outbox.items()):
+            markers = [m for m in entry.get("markers", []) if m.startswith(SWEEP_SOURCE + "|")]
+            if not markers:
+                continue
+            if all(m in confirmed for m in markers):
+                del profile.outbox[event_id]
+            else:
+                again.append((entry["kind"], entry["detail"]))
+        for marker in confirmed & set(sweep_markers(profile)):
+            del profile.pending[marker]
+    return again, {m: owner for m, owner in owners.items() if m not in confirmed}
 
 
 # ------------------------------------------------------------------------------ refresh jobs
