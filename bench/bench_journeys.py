@@ -251,7 +251,10 @@ def pure_moves(scenario: Scenario, profile: Profile, *, follow_timers: bool = Fa
             wake, now = Wake.timer(timer.timer_id, iso(timer.at)), timer.at
         else:
             now = now + timedelta(minutes=10)
-            wake = Wake.on_event(track(profile, wanted, now - timedelta(seconds=5)))
+            # An event a message causes names it: the run's own last message (an open of it).
+            sent = progress.instance.sent or []
+            about = {"messageId": sent[-1]} if sent and wanted.startswith("Email ") else {}
+            wake = Wake.on_event(track(profile, wanted, now - timedelta(seconds=5), **about))
         moves.append(Move(progress.instance, wake, now))
         progress = advance(compiled, progress.instance, profile, wake, now)
     if progress.instance.status not in ("completed", "exited"):
@@ -331,10 +334,7 @@ class StoredProfiles:
 
 class MemoryInstances:
     """JourneyInstances on a dict: documents packed as the store packs them, written only over
-    the revision read (Stale otherwise)."""
-
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], tuple[bytes, int]] = {}
+    the revision read (Stale otherwise), with the move's counts."""
 
     def get(self, profile_id: str, journey_id: str) -> dict[str, Any] | None:
         found = self.items.get((profile_id, journey_id))
@@ -347,7 +347,11 @@ class MemoryInstances:
             if person_id == profile_id
         ]
 
-    def save(self, doc: Mapping[str, Any], expected_rev: int | None) -> int:
+    def __init__(self, counters: MemoryCounters) -> None:
+        self.items: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self.counters = counters
+
+    def save(self, doc: Mapping[str, Any], expected_rev: int | None, counts: Mapping[str, int] | None = None) -> int:
         key = (str(doc["profile_id"]), str(doc["journey_id"]))
         current = self.items.get(key)
         if (expected_rev is None and current is not None) or (
@@ -356,6 +360,8 @@ class MemoryInstances:
             raise Stale(f"journey instance {key} moved on")
         rev = (expected_rev or 0) + 1
         self.items[key] = (pack({**doc, "rev": rev}), rev)
+        if counts:
+            self.counters.add("journey", key[1], "all", key[0], counts)
         return rev
 
 
@@ -432,8 +438,9 @@ def wire(
 
 
 def in_memory(journeys: Sequence[Journey], people: Sequence[Profile]) -> Wired:
+    counters = MemoryCounters()
     return wire(
-        journeys, StoredProfiles(people), MemoryInstances(), MemoryTimers(), MemoryEntryCaps(), MemoryCounters()
+        journeys, StoredProfiles(people), MemoryInstances(counters), MemoryTimers(), MemoryEntryCaps(), counters
     )
 
 
@@ -469,7 +476,11 @@ def play(
             else:
                 now = now_of[profile.id] + timedelta(minutes=10)
                 name = str(scenario.wakes[stage - 1])
-                detail_type, detail = "event.tracked", {"profileId": profile.id, "event": track(profile, name, now)}
+                doc = wired.instances.get(profile.id, journey_id) or {}
+                sent = doc.get("sent") or []
+                about = {"messageId": sent[-1]} if sent and name.startswith("Email ") else {}
+                event = track(profile, name, now, **about)
+                detail_type, detail = "event.tracked", {"profileId": profile.id, "event": event}
             now_of[profile.id] = now
             started = cpu_time()
             summary = runner.handle(detail_type, detail, now)
@@ -579,6 +590,26 @@ class MeteredClient:
     def update_item(self, **kwargs: Any) -> Any:
         return self._write("UpdateItem", self.client.update_item, **kwargs)
 
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        """Each item of a transaction billed twice its size, as DynamoDB bills transactional writes."""
+        self.metered.calls["TransactWriteItems"] += 1
+        targets = []
+        for action in kwargs["TransactItems"]:
+            ((_, spec),) = action.items()
+            key = spec.get("Key") or {"pk": spec["Item"]["pk"], "sk": spec["Item"]["sk"]}
+            targets.append((spec["TableName"], key, self._item(spec["TableName"], key)))
+        try:
+            answer = self.client.transact_write_items(**kwargs)
+        except ClientError:
+            for _, key, before in targets:
+                self.metered.writes.append(Write("refused (" + kind_of(key, before, None) + ")", 2, 0, 0))
+            raise
+        for table, key, before in targets:
+            after = self._item(table, key)
+            sizes = (item_size(before) if before else 0, item_size(after) if after else 0)
+            self.metered.writes.append(Write(kind_of(key, before, after), 2 * _units(max(sizes), 1024), *sizes))
+        return answer
+
     def get_item(self, **kwargs: Any) -> Any:
         self.metered.calls["GetItem"] += 1
         answer = self.client.get_item(**kwargs)
@@ -624,13 +655,14 @@ def moto_wiring(dynamodb: Any, journeys: Sequence[Journey], people: Sequence[Pro
         dynamodb.batch_write_item(
             RequestItems={table: [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]}
         )
+    counters = Counters(table, client=client)
     return wire(
         journeys,
         ProfileStore(table, client=client),
-        JourneyInstances(table, client=client),
+        JourneyInstances(table, client=client, counters=counters),
         TimerStore(table, client=client),
         EntryCaps(table, client=client),
-        Counters(table, client=client),
+        counters,
     )
 
 

@@ -23,7 +23,7 @@ from midstage.delivery_wiring import delivery_wiring
 from midstage.logic.delivery import IN_FLIGHT, Policy, RetryLater
 from midstage.models.messages import Delivery
 from midstage.observability import logger, metrics, tracer
-from midstage.services.campaigns import delivery_counts
+from midstage.services.campaigns import count_outcome
 from midstage.services.delivery import Ports, archive_outcome, deliver_paced
 
 
@@ -82,14 +82,8 @@ def record_handler(record: SQSRecord) -> None:
         raise
     if outcome.status == IN_FLIGHT:
         raise NotYet(request.message_id)
-    counted = delivery_counts(request, outcome.status, outcome.reason)
-    if counted is not None:
-        # Once per message: a redelivered request finds the ledger's final state (a duplicate).
-        kind, run, counts = counted
-        counters, touches, _ = _outcomes()
-        counters.add(kind, request.origin.id, run, request.message_id, counts)
-        if kind == "campaign" and outcome.status == "sent":
-            touches.add(request.profile_id, _clock()(), kind, request.origin.id, run, "sent")
+    counters, touches, _ = _outcomes()
+    count_outcome(request, outcome, counters, touches, now)
     metrics.add_metric(name=f"Messages_{outcome.status}", unit=MetricUnit.Count, value=1)
     archive_outcome(request, outcome, _outcomes()[2], now)
     logger.info("delivery outcome", status=outcome.status, reason=outcome.reason, channel=outcome.channel)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage import routing
 from midstage.adapters.archive_stream import archive_sink
 from midstage.adapters.config_store import ConfigStore
-from midstage.adapters.counters import Counters, OnceMarkers
+from midstage.adapters.counters import Counters
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
@@ -39,9 +39,7 @@ def _engagement() -> Engagement:
     table = settings.data_table
     return Engagement(
         config,
-        MessageLedger(
-            table, on_status=StatusCounter(Counters(table, shards=settings.stats_shards), OnceMarkers(table))
-        ),
+        MessageLedger(table, on_status=StatusCounter(Counters(table, shards=settings.stats_shards))),
         ProfileStore(table),
         SuppressionStore(table),
         SqsHandoff(settings.ingest_queue_url),

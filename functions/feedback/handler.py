@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from midstage.adapters.archive_stream import Archive, archive_sink
-from midstage.adapters.counters import Counters, OnceMarkers
+from midstage.adapters.counters import Counters
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
@@ -43,9 +43,7 @@ def _clock() -> Clock:
 def _wiring() -> tuple[MessageLedger, SuppressionStore, ProfileStore, SqsHandoff, Archive]:
     settings = FeedbackSettings.from_env()
     table = settings.data_table
-    ledger = MessageLedger(
-        table, on_status=StatusCounter(Counters(table, shards=settings.stats_shards), OnceMarkers(table))
-    )
+    ledger = MessageLedger(table, on_status=StatusCounter(Counters(table, shards=settings.stats_shards)))
     handoff, archive = SqsHandoff(settings.ingest_queue_url), archive_sink(settings.archive_stream)
     return ledger, SuppressionStore(table), ProfileStore(table), handoff, archive
 

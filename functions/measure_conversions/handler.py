@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage import keys
 from midstage.adapters.automation_store import Touches
 from midstage.adapters.config_store import ConfigStore
-from midstage.adapters.counters import Counters, OnceMarkers
+from midstage.adapters.counters import Counters
 from midstage.clock import Clock, from_environment
 from midstage.config import StoreSettings
 from midstage.models.campaigns import Campaign
@@ -35,7 +35,6 @@ def _tracker() -> ConversionTracker:
         lambda: config.documents(keys.CAMPAIGN_PK, Campaign),
         Touches(table),
         Counters(table, shards=settings.stats_shards),
-        OnceMarkers(table),
     )
 
 

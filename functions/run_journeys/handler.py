@@ -35,15 +35,16 @@ def _runner() -> JourneyRunner:
     settings = JourneySettings.from_env()
     table = settings.data_table
     config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
+    counters = Counters(table, shards=settings.stats_shards)
     return JourneyRunner(
         JourneyCatalog(config, max_window_days=max(computed_trait_settings().count_windows_days)),
         ProfileStore(table),
-        JourneyInstances(table),
+        JourneyInstances(table, counters=counters),
         MessageQueue(settings.delivery_queue_url),
         SqsHandoff(settings.ingest_queue_url),
         TimerStore(table),
         EntryCaps(table),
-        Counters(table, shards=settings.stats_shards),
+        counters,
         default_timezone=settings.default_timezone,
         archive=archive_sink(settings.archive_stream),
     )

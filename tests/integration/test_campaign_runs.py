@@ -25,7 +25,7 @@ from infra.localcloud.template import load_model
 from midstage import keys
 from midstage.adapters.automation_store import CampaignRuns, Touches
 from midstage.adapters.config_store import ConfigStore
-from midstage.adapters.counters import Counters, OnceMarkers
+from midstage.adapters.counters import Counters
 from midstage.adapters.messaging_store import CapStore, MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
@@ -39,12 +39,13 @@ from midstage.models.messages import CampaignPart, Delivery, parse_body
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile, WritePlan
 from midstage.services import campaigns as service
-from midstage.services.campaigns import CampaignRunner, CampaignWorker, ConversionTracker, PartOutcome, delivery_counts
+from midstage.services.campaigns import CampaignRunner, CampaignWorker, ConversionTracker, PartOutcome, count_outcome
 from midstage.services.delivery import Ports, deliver
 from midstage.services.timers import sweep
 from tests.integration import conftest
 from tests.integration.conftest import Context, Stack
 from tests.support.concurrency import race
+from tests.support.dying import DiesAtWrite, WorkerDied
 from tests.support.fakes import ApprovedEmail, MemoryArchive, RecordingProvider
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # the occurrence the schedule fires for
@@ -173,7 +174,6 @@ class Rig:
     timers: TimerStore
     touches: Touches
     counters: Counters
-    once: OnceMarkers
     ledger: MessageLedger
 
     def define(self, target: Campaign) -> Campaign:
@@ -304,7 +304,6 @@ def rig(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Rig:
         timers=TimerStore(table, client=dynamodb),
         touches=Touches(table, client=dynamodb),
         counters=Counters(table, client=dynamodb),
-        once=OnceMarkers(table, client=dynamodb),
         ledger=MessageLedger(table, client=dynamodb),
     )
 
@@ -977,10 +976,62 @@ def test_given_a_run_delivered_by_the_deliver_function_when_outcomes_are_counted
     assert rig.touched("sent") == {"sent-0", "sent-1", "sent-2"}  # for attributing conversions
 
 
+def test_given_a_deliverer_killed_around_counting_an_outcome_when_the_request_is_redelivered_then_it_counts_once(
+    rig: Rig,
+) -> None:
+    """Given campaign messages sent, when the deliverer dies after the ledger recorded the send
+    (before counting it, or just after the count's write) and the queue redelivers the request,
+    then `sent` says exactly how many were sent: the redelivery finds the ledger's outcome and
+    counts it unless the first attempt did."""
+    rig.define(campaign(variants=None, holdout_percent=0))
+    people = [
+        Profile(
+            id=f"p{n}",
+            created_at=ENTERED,
+            traits={"email": f"p{n}@example.org"},
+            consent=CONSENT,
+            timezone=zone_at(12),
+            segments={"vip": ENTERED},
+        )
+        for n in range(3)
+    ]
+    rig.store(people)
+    dynamodb, table = rig.stack.clients.dynamodb(), rig.profiles.table
+    ports = Ports(
+        ledger=rig.ledger,
+        profiles=rig.profiles,
+        suppressions=SuppressionStore(table, client=dynamodb),
+        caps=CapStore(table, client=dynamodb),
+        templates=ApprovedEmail("Winter", "<p>Winter</p>"),
+        timers=rig.timers,
+        channels=RecordingProvider(),
+    )
+    policy = Policy(caps=(), quiet_hours=None)
+    requests = [plan_recipient(rig.campaign("winter-sale"), p, RUN, NOW).request for p in people]
+    for request, dies in zip(requests, ("before counting", "after counting", "not at all"), strict=True):
+        assert request is not None
+        outcome = deliver(request, ports, policy, NOW)
+        assert outcome.status == SENT
+        if dies == "after counting":
+            dying = DiesAtWrite(dynamodb, 1, after=True)
+            with pytest.raises(WorkerDied):
+                count_outcome(request, outcome, Counters(table, client=dying), rig.touches, NOW)  # type: ignore[arg-type]
+        elif dies == "not at all":
+            assert count_outcome(request, outcome, rig.counters, rig.touches, NOW)
+        # The queue delivers the request again: a duplicate, carrying the ledger's outcome.
+        again = deliver(request, ports, policy, NOW + timedelta(seconds=30))
+        assert (again.status, again.recorded) == ("duplicate", (SENT, "sent by email"))
+        counted_now = count_outcome(request, again, rig.counters, rig.touches, NOW + timedelta(seconds=30))
+        assert counted_now is (dies == "before counting")
+
+    totals = rig.counters.totals("campaign", "winter-sale", RUN)[RUN]
+    assert {name: int(amount) for name, amount in totals.items()} == {"sent": 3}
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="the deferred gauge only goes up: delivery_counts adds 1 when a message is deferred, and nothing "
+    reason="the deferred gauge only goes up: count_outcome adds 1 when a message is deferred, and nothing "
     "takes it down when the released message ends, since deliver()'s outcome does not say the message had "
     "been deferred (a local-time campaign's released messages carry released_at too, so that cannot tell)",
 )
@@ -1016,10 +1067,7 @@ def test_given_a_message_deferred_by_quiet_hours_when_it_is_released_and_sent_th
     def delivered_and_counted(message: MessageRequest, at: datetime) -> str:
         """What functions/deliver does with one request: deliver it, then count its outcome."""
         outcome = deliver(message, ports, policy, at)
-        counted = delivery_counts(message, outcome.status, outcome.reason)
-        if counted is not None:
-            kind, run, counts = counted
-            rig.counters.add(kind, message.origin.id, run, message.message_id, counts)
+        count_outcome(message, outcome, rig.counters, rig.touches, at)
         return outcome.status
 
     assert delivered_and_counted(request, night) == "deferred"
@@ -1063,7 +1111,7 @@ def test_given_people_messaged_and_held_out_when_they_order_then_each_converts_o
         rig.touches.add(profile_id, sent_at, "campaign", "winter-sale", RUN, "sent")
     held = sorted(plan(running, people).held_out)
     assert len(sent) >= 3 and len(held) >= 3
-    tracker = ConversionTracker(lambda: [running], rig.touches, rig.counters, rig.once)
+    tracker = ConversionTracker(lambda: [running], rig.touches, rig.counters)
 
     def track(event: dict[str, Any]) -> int:
         return tracker.handle(event["userId"], event, parse_iso(event["timestamp"]) + timedelta(seconds=30))

@@ -32,6 +32,7 @@ from midstage.services.journeys import JourneyCatalog, JourneyRunner, Summary, d
 from midstage.services.timers import sweep
 from tests.integration.conftest import Stack
 from tests.support.concurrency import race
+from tests.support.dying import DiesAtWrite, WorkerDied
 from tests.support.fakes import MemoryArchive
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -135,6 +136,20 @@ class Rig:
             archive=archive,
         )
 
+    def dying_runner(self, client: DiesAtWrite) -> JourneyRunner:
+        """A runner whose DataTable writes go through `client` (a container that dies mid-move)."""
+        table, counters = self.instances.table, Counters(self.instances.table, client=client)  # type: ignore[arg-type]
+        return JourneyRunner(
+            JourneyCatalog(self.config),
+            self.profiles,
+            JourneyInstances(table, client=client, counters=counters),  # type: ignore[arg-type]
+            self.queue,
+            self.handoff,
+            TimerStore(table, client=client),  # type: ignore[arg-type]
+            EntryCaps(table, client=client),  # type: ignore[arg-type]
+            counters,
+        )
+
     def define(self, body: dict[str, Any], **changes: Any) -> Journey:
         current = self.config.find_document(keys.JOURNEY_PK, body["id"], Journey)
         version = current.version + 1 if current else 1
@@ -203,7 +218,7 @@ def rig(stack: Stack) -> Rig:
         stack=stack,
         config=ConfigStore(stack.output("ConfigTableName"), cache_seconds=0, client=dynamodb),
         profiles=ProfileStore(table, client=dynamodb),
-        instances=JourneyInstances(table, client=dynamodb),
+        instances=JourneyInstances(table, client=dynamodb, counters=Counters(table, client=dynamodb)),
         caps=EntryCaps(table, client=dynamodb),
         counters=Counters(table, client=dynamodb),
         timers=TimerStore(table, client=dynamodb),
@@ -666,6 +681,57 @@ def test_given_a_crash_after_the_state_write_when_the_entry_is_redelivered_then_
         "step:done": 1,
         "completed": 1,
     }
+
+
+def test_given_a_container_killed_at_each_write_of_a_move_when_retried_then_every_counter_counts_it_once(
+    rig: Rig,
+) -> None:
+    """Given the cart journey, when the container running a move (the entry, then the timer's
+    wake) is killed before or after each of its DataTable writes and the bus redelivers the
+    event, then the journey's counters equal a recount of the people's paths: the move's counts
+    commit with the move, so no crash loses them and no retry adds them twice."""
+    rig.define(CART)
+    people = 0
+    for phase in ("enter", "wake"):
+        for at in range(1, 10):
+            for after in (False, True):
+                person = rig.person(f"{phase}-{at}-{int(after)}")
+                entry = tracked(person, "Cart Abandoned", f"m-{person}")
+                # Each person's wait ends after the last sweep's minute: that sweep releases it.
+                woken = AFTER_THE_HOUR + timedelta(minutes=people)
+                dying = DiesAtWrite(rig.stack.clients.dynamodb(), at, after=after)
+                if phase == "enter":
+                    try:
+                        rig.dying_runner(dying).handle("event.tracked", entry, NOW)
+                    except WorkerDied:
+                        rig.runner().handle("event.tracked", entry, NOW + timedelta(seconds=20))  # redelivered
+                else:
+                    rig.runner().handle("event.tracked", entry, NOW)
+                [wake] = rig.sweep(woken)
+                if phase == "wake":
+                    try:
+                        rig.dying_runner(dying).handle("journey.wake", wake, woken)
+                    except WorkerDied:
+                        rig.runner().handle("journey.wake", wake, woken + timedelta(seconds=20))
+                else:
+                    rig.runner().handle("journey.wake", wake, woken)
+                assert rig.instance(person, "cart")["status"] == "completed", (phase, at, after)
+                people += 1
+            if not dying.died:
+                break  # past the move's last write: every write has been a crash point
+        assert at > 2, f"the {phase} move made only {at - 1} writes"  # the walk covered something
+
+    assert rig.totals("cart") == {
+        "entered": people,
+        "step:remind": people,
+        "step:wait": people,
+        "step:nudge": people,
+        "step:mark": people,
+        "step:done": people,
+        "completed": people,
+    }
+    delivered = keys_of(rig.delivered())
+    assert len(set(delivered)) == 2 * people  # each message queued (the ledger sends a repeat once)
 
 
 def test_given_a_crash_and_no_redelivery_when_the_person_comes_back_after_the_wait_then_its_timer_still_fires(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from midstage.services.delivery import Ports, deliver
 from midstage.services.timers import sweep
 from tests.integration.conftest import Stack
 from tests.support.concurrency import race
+from tests.support.dying import DiesAtWrite, WorkerDied
 from tests.support.fakes import ApprovedEmail, MemoryProfiles, RecordingProvider
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -649,14 +651,12 @@ def test_given_a_message_deferred_by_quiet_hours_when_the_sweep_releases_it_then
 def test_given_feedback_on_campaign_messages_when_recorded_then_each_status_counts_once_per_message(
     stack: Stack,
 ) -> None:
-    from midstage.adapters.counters import Counters, OnceMarkers
+    from midstage.adapters.counters import Counters
     from midstage.services.campaigns import StatusCounter
 
     client = stack.clients.dynamodb()
     counters = Counters(table(stack), client=client)
-    ledger = MessageLedger(
-        table(stack), client=client, on_status=StatusCounter(counters, OnceMarkers(table(stack), client=client))
-    )
+    ledger = MessageLedger(table(stack), client=client, on_status=StatusCounter(counters))
     campaign = request("campaign:spring:r20261122T1200Z:p1").model_copy(
         update={"origin": Origin(kind="campaign", id="spring", step="main")}
     )
@@ -682,6 +682,43 @@ def test_given_feedback_on_campaign_messages_when_recorded_then_each_status_coun
         "bounced": 1,
     }
     assert counters.totals("rule", "r1") == {}
+
+
+def test_given_a_worker_killed_at_each_write_of_recording_feedback_when_redelivered_then_it_counts_once(
+    stack: Stack,
+) -> None:
+    """Given a campaign message sent, when the worker recording its `delivered` notice is killed
+    before or after each DynamoDB write and the notice is redelivered, then the counter says 1:
+    the once-marker and the addition commit together."""
+    from midstage.adapters.counters import Counters
+    from midstage.services.campaigns import StatusCounter
+
+    client, name = stack.clients.dynamodb(), table(stack)
+    counters = Counters(name, client=client)
+    healthy = MessageLedger(name, client=client, on_status=StatusCounter(counters))
+    cases = 0
+    for at in range(1, 10):
+        for after in (False, True):
+            sent = request(f"campaign:spring:r{at}{int(after)}:p1").model_copy(
+                update={"origin": Origin(kind="campaign", id="spring", step="main")}
+            )
+            healthy.claim(sent, NOW, 60)
+            healthy.finish(sent.message_id, "sent", "sent by email", NOW, channel="email")
+            dying = DiesAtWrite(client, at, after=after)
+            worker = MessageLedger(name, client=dying, on_status=StatusCounter(Counters(name, client=dying)))  # type: ignore[arg-type]
+            try:
+                worker.update_status(sent.message_id, "delivered", "delivery notice", NOW, final_only=True)
+            except WorkerDied:
+                healthy.update_status(
+                    sent.message_id, "delivered", "delivery notice (redelivered)", NOW, final_only=True
+                )
+            cases += 1
+            assert counters.totals("campaign", "spring", f"r{at}{int(after)}") == {
+                f"r{at}{int(after)}": {"delivered": Decimal(1)}
+            }, (at, after)
+        if not dying.died:
+            break
+    assert cases > 4  # at least the ledger's write and the counter's were crash points
 
 
 # ============================================================================== sharded counters

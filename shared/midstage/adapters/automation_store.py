@@ -1,5 +1,5 @@
 """DataTable access for automation: journey instances and entry caps, campaign runs and their
-parts, attribution touches and segment refresh jobs (counters and once-markers: counters.py).
+parts, attribution touches and segment refresh jobs (counters: counters.py).
 
 Every write that decides something is conditional: an instance moves only from the revision
 it was read at, and a campaign part is held by one worker at a time (a lease).
@@ -22,10 +22,13 @@ from midstage.errors import Stale
 from midstage.logic.timefmt import iso
 
 if TYPE_CHECKING:
-    pass
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from midstage.adapters.counters import Counters
 
 TOUCH_RETENTION = timedelta(days=35)  # longer than the longest attribution window (30 days)
 RUN_RETENTION = timedelta(days=400)
+_TRANSACT_ATTEMPTS = 8  # a transaction that conflicted with another on a shared counter shard
 
 
 # ------------------------------------------------------------------------------ journeys
@@ -33,6 +36,11 @@ class JourneyInstances(ddb.Table):
     """A person's instance of each journey, one item each, revised by optimistic writes."""
 
     last_item_bytes = 0  # size of the last instance written, for write-unit accounting
+
+    def __init__(self, table: str, client: DynamoDBClient | None = None, *, counters: Counters | None = None) -> None:
+        super().__init__(table, client)
+        # The journeys' counters, written in one transaction with the move they count.
+        self.counters = counters
 
     def get(self, profile_id: str, journey_id: str) -> dict[str, Any] | None:
         item = self._get(keys.journey_instance_key(profile_id, journey_id))
@@ -57,29 +65,55 @@ class JourneyInstances(ddb.Table):
                 return found
             kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
-    def save(self, doc: Mapping[str, Any], expected_rev: int | None) -> int:
-        """Write `doc` (its `rev` is set here) over revision `expected_rev` (None: a first entry).
+    def save(self, doc: Mapping[str, Any], expected_rev: int | None, counts: Mapping[str, int] | None = None) -> int:
+        """Write `doc` (its `rev` is set here) over revision `expected_rev` (None: a first entry),
+        with the journey's `counts` for the move in the same transaction: a crash after the write
+        cannot lose them, and a retry that finds the revision moved on cannot add them twice.
         Returns the new revision; raises Stale when someone else wrote first."""
         rev = (expected_rev or 0) + 1
         body = {**doc, "rev": rev}
-        condition = "attribute_not_exists(pk)" if expected_rev is None else "rev = :expected"
-        kwargs: dict[str, Any] = {"ConditionExpression": condition}
-        if expected_rev is not None:
-            kwargs["ExpressionAttributeValues"] = {":expected": ddb.n(expected_rev)}
-        item = {
-            **ddb.key(keys.journey_instance_key(str(doc["profile_id"]), str(doc["journey_id"]))),
-            "doc": {"B": pack(body)},
-            "rev": ddb.n(rev),
-            "status": ddb.s(str(doc.get("status", ""))),
+        put: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": {
+                **ddb.key(keys.journey_instance_key(str(doc["profile_id"]), str(doc["journey_id"]))),
+                "doc": {"B": pack(body)},
+                "rev": ddb.n(rev),
+                "status": ddb.s(str(doc.get("status", ""))),
+            },
+            "ConditionExpression": "attribute_not_exists(pk)" if expected_rev is None else "rev = :expected",
         }
-        try:
-            self.client.put_item(TableName=self.table, Item=item, **kwargs)
-        except ClientError as error:
-            if ddb.condition_failed(error):
-                raise Stale(f"journey instance {doc['journey_id']}/{doc['profile_id']} moved on") from error
-            raise
-        self.last_item_bytes = ddb.item_size(item)
+        if expected_rev is not None:
+            put["ExpressionAttributeValues"] = {":expected": ddb.n(expected_rev)}
+        counted = self._counted(str(doc["journey_id"]), str(doc["profile_id"]), counts)
+        self._write(put, "Put", counted, f"journey instance {doc['journey_id']}/{doc['profile_id']} moved on")
+        self.last_item_bytes = ddb.item_size(put["Item"])
         return rev
+
+    def _counted(self, journey_id: str, profile_id: str, counts: Mapping[str, int] | None) -> dict[str, Any] | None:
+        if not counts:
+            return None
+        if self.counters is None:
+            raise ValueError("journey counts given to an instance store made without counters")
+        return self.counters.addition("journey", journey_id, "all", profile_id, counts)
+
+    def _write(self, action: dict[str, Any], kind: str, counted: dict[str, Any] | None, stale: str) -> None:
+        """One conditional write, alone or in a transaction with the counter addition it carries.
+        A transaction that only conflicted with another on the counter shard is tried again."""
+        for attempt in range(_TRANSACT_ATTEMPTS):
+            try:
+                if counted is None:
+                    call = self.client.put_item if kind == "Put" else self.client.delete_item
+                    call(**action)
+                else:
+                    actions: list[Any] = [{kind: action}, counted]
+                    self.client.transact_write_items(TransactItems=actions)
+                return
+            except ClientError as error:
+                if ddb.condition_failed(error) or ddb.transaction_condition_failed(error):
+                    raise Stale(stale) from error
+                if counted is None or not ddb.transaction_lost(error) or attempt == _TRANSACT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.01 * 2**attempt)
 
     def move(self, doc: Mapping[str, Any], from_profile: str, from_rev: int, replaces_rev: int | None) -> int:
         """Move an instance to the profile `doc` names (a merge's survivor), in one transaction:
@@ -116,20 +150,19 @@ class JourneyInstances(ddb.Table):
             raise
         return rev
 
-    def drop(self, profile_id: str, journey_id: str, expected_rev: int) -> None:
+    def drop(
+        self, profile_id: str, journey_id: str, expected_rev: int, counts: Mapping[str, int] | None = None
+    ) -> None:
         """Remove an instance at `expected_rev` (a merged-away profile's, which the survivor's own
-        replaces); raises Stale when it moved on."""
-        try:
-            self.client.delete_item(
-                TableName=self.table,
-                Key=ddb.key(keys.journey_instance_key(profile_id, journey_id)),
-                ConditionExpression="rev = :expected",
-                ExpressionAttributeValues={":expected": ddb.n(expected_rev)},
-            )
-        except ClientError as error:
-            if ddb.condition_failed(error):
-                raise Stale(f"journey instance {journey_id}/{profile_id} moved on") from error
-            raise
+        replaces), with `counts` in the same transaction; raises Stale when it moved on."""
+        delete: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": ddb.key(keys.journey_instance_key(profile_id, journey_id)),
+            "ConditionExpression": "rev = :expected",
+            "ExpressionAttributeValues": {":expected": ddb.n(expected_rev)},
+        }
+        counted = self._counted(journey_id, profile_id, counts)
+        self._write(delete, "Delete", counted, f"journey instance {journey_id}/{profile_id} moved on")
 
 
 class EntryCaps(ddb.Table):

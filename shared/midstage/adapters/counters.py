@@ -1,7 +1,9 @@
 """DataTable access for sharded counters (campaign runs, journeys) and once-markers.
 
-A counter shard is added to with ADD (commutative, so retries and races never lose an addition;
-a repeated one is kept out by a once-marker, a conditional put). Shards spread one campaign's
+A counter shard is added to with ADD (commutative, so retries and races never lose an addition).
+An addition that must count once is committed in one transaction with what makes it happen: a
+once-marker (`add_once`: feedback, conversions) or the write it counts (`addition`: a journey
+move), so a crash between the two can neither lose it nor let a retry add it twice. Shards spread one campaign's
 additions over partition keys (logic/sharding.py), and totals add every shard up.
 """
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 DEFAULT_STATS_SHARDS = sharding.counter_shards_for(20_000)  # as config.StoreSettings.stats_shards
 _TOTALS_THREADS = 8
 _BATCH_GET_KEYS = 100  # BatchGetItem's limit
+_TRANSACT_ATTEMPTS = 8
 
 
 def shard_of(subject: str, shards: int = DEFAULT_STATS_SHARDS) -> int:
@@ -45,18 +48,68 @@ class Counters(ddb.Table):
 
     def add(self, kind: str, origin_id: str, run: str, subject: str, counts: Mapping[str, int | Decimal]) -> None:
         """Add `counts` (name -> amount) on the shard `subject` (a message or person id) falls in."""
+        action = self.addition(kind, origin_id, run, subject, counts)
+        if action is not None:
+            self.client.update_item(**action["Update"])
+
+    def addition(
+        self, kind: str, origin_id: str, run: str, subject: str, counts: Mapping[str, int | Decimal]
+    ) -> dict[str, Any] | None:
+        """The ADD of `counts` as a TransactWriteItems action, for a writer that commits it with
+        its own write (a journey move with its counts): both land, or neither does."""
         wanted = {name: amount for name, amount in counts.items() if amount}
         if not wanted:
-            return
-        names = {f"#c{i}": name for i, name in enumerate(wanted)}
-        values = {f":c{i}": ddb.n(amount) for i, amount in enumerate(wanted.values())}  # type: ignore[arg-type]
-        self.client.update_item(
-            TableName=self.table,
-            Key=ddb.key(keys.stats_shard_key(kind, origin_id, run, sharding.shard_of(subject, self.shards))),
-            UpdateExpression="ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(wanted))),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+            return None
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": ddb.key(keys.stats_shard_key(kind, origin_id, run, sharding.shard_of(subject, self.shards))),
+                "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(wanted))),
+                "ExpressionAttributeNames": {f"#c{i}": name for i, name in enumerate(wanted)},
+                "ExpressionAttributeValues": {
+                    f":c{i}": ddb.n(amount)  # type: ignore[arg-type]
+                    for i, amount in enumerate(wanted.values())
+                },
+            }
+        }
+
+    def add_once(
+        self,
+        kind: str,
+        origin_id: str,
+        run: str,
+        subject: str,
+        counts: Mapping[str, int | Decimal],
+        *,
+        once: tuple[str, str],
+        now: datetime,
+        keep: timedelta,
+    ) -> bool:
+        """Add `counts` the first time the marker `once` (scope, subject) is set, in one
+        transaction with it: a crash can lose neither half alone, and a repeat adds nothing.
+        True when this call added."""
+        addition = self.addition(kind, origin_id, run, subject, counts)
+        marker = {
+            "Put": {
+                "TableName": self.table,
+                "Item": {**ddb.key(keys.once_key(*once)), "expiresAt": ddb.n(int((now + keep).timestamp()))},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        actions: list[Any] = [marker, *([addition] if addition else [])]
+        for attempt in range(_TRANSACT_ATTEMPTS):
+            try:
+                self.client.transact_write_items(TransactItems=actions)
+                return True
+            except ClientError as error:
+                if not ddb.transaction_lost(error):
+                    raise
+                # Cancelled: the marker is there already (a repeat), or a concurrent write on the
+                # shard conflicted; only a marker that exists means "counted".
+                if self._get(keys.once_key(*once)) is not None:
+                    return False
+                time.sleep(0.01 * 2**attempt)
+        raise RuntimeError(f"counting {kind} {origin_id} once under {once[0]} kept conflicting")
 
     def totals(self, kind: str, origin_id: str, run: str | None = None) -> dict[str, dict[str, Decimal]]:
         """Counter totals by run (every run of the origin, or one). One run is two calls (the
@@ -120,19 +173,3 @@ class Counters(ddb.Table):
             if "LastEvaluatedKey" not in answer:
                 return runs
             kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-
-
-class OnceMarkers(ddb.Table):
-    def mark(self, scope: str, subject: str, now: datetime, keep: timedelta) -> bool:
-        """True the first time (scope, subject) is marked; False ever after (until it expires)."""
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={**ddb.key(keys.once_key(scope, subject)), "expiresAt": ddb.n(int((now + keep).timestamp()))},
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as error:
-            if ddb.condition_failed(error):
-                return False
-            raise
-        return True

@@ -49,6 +49,15 @@ def transaction_lost(error: ClientError) -> bool:
     return error_code(error) in TRANSACTION_LOST
 
 
+def transaction_condition_failed(error: ClientError) -> bool:
+    """A transaction cancelled because one of its conditions did not hold (not a mere conflict
+    with another transaction on one of its items, which a retry gets past)."""
+    if error_code(error) != "TransactionCanceledException":
+        return False
+    reasons = error.response.get("CancellationReasons") or []
+    return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)
+
+
 def item_size(item: Mapping[str, Any]) -> int:
     """Bytes DynamoDB bills for an item in low-level form (names plus values)."""
     size = 0

@@ -40,6 +40,9 @@ class Outcome:
     channel: str | None = None
     provider_id: str | None = None
     deferred_until: str | None = None
+    # For a duplicate: the (status, reason) the ledger holds, which the first attempt counted
+    # unless it died first (its count is then made by this one, once: services/campaigns).
+    recorded: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from midstage import keys
 from midstage.errors import Conflict
 from midstage.logic.archive import records
 from midstage.logic.campaigns import attribute, blocked_counter, pace, plan_recipient, run_id_for, share_of_rate
-from midstage.logic.delivery import is_hold
+from midstage.logic.delivery import Outcome, is_hold
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.archive import ArchiveRecord
 from midstage.models.campaigns import Campaign
@@ -32,7 +32,7 @@ from midstage.models.messages import CampaignPart
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 from midstage.observability import logger
-from midstage.services.ports import ArchiveSink, Counters, MessageSink, PartQueue, ProfilePages, Stale, Timers
+from midstage.services.ports import ArchiveSink, MessageSink, PartQueue, ProfilePages, Stale, Timers
 
 PAGE_ITEMS = 500  # items read per scan page (profiles and everything else in the table)
 LEASE_S = 300
@@ -80,8 +80,21 @@ class Touches(Protocol):
     def since(self, profile_id: str, since: datetime) -> list[dict[str, str]]: ...
 
 
-class Once(Protocol):
-    def mark(self, scope: str, subject: str, now: datetime, keep: timedelta) -> bool: ...
+class CountsOnce(Protocol):
+    """Counters that can add once per marker, the marker and the addition in one write."""
+
+    def add_once(
+        self,
+        kind: str,
+        origin_id: str,
+        run: str,
+        subject: str,
+        counts: Mapping[str, int | Decimal],
+        *,
+        once: tuple[str, str],
+        now: datetime,
+        keep: timedelta,
+    ) -> bool: ...
 
 
 def part_message(campaign_id: str, run_id: str, part: int, total: int) -> str:
@@ -390,6 +403,41 @@ def run_of(request: MessageRequest) -> str:
     return "all"
 
 
+OUTCOME_MARKER_KEEP = timedelta(days=15)  # longer than a request can be redelivered (SQS keeps 14 days)
+
+
+class SentTouches(Protocol):
+    def add(self, profile_id: str, at: datetime, kind: str, origin_id: str, run: str, touch: str) -> None: ...
+
+
+def count_outcome(
+    request: MessageRequest, outcome: Outcome, counters: CountsOnce, touches: SentTouches, now: datetime
+) -> bool:
+    """Count a delivery's outcome once per message and outcome, the marker and the addition in
+    one write. A redelivered request finds the ledger's outcome (a duplicate) and counts it,
+    unless the attempt that decided it did: a crash between the ledger and the counter loses
+    nothing. A campaign's send is noted as a touch (for conversions) by whichever attempt counts
+    it. True when this call counted."""
+    status, reason = outcome.recorded or (outcome.status, outcome.reason)
+    counted = delivery_counts(request, status, reason)
+    if counted is None:
+        return False
+    kind, run, counts = counted
+    added = counters.add_once(
+        kind,
+        request.origin.id,
+        run,
+        request.message_id,
+        counts,
+        once=(f"outcome:{request.message_id}", next(iter(counts))),
+        now=now,
+        keep=OUTCOME_MARKER_KEEP,
+    )
+    if added and kind == "campaign" and status == "sent":
+        touches.add(request.profile_id, now, kind, request.origin.id, run, "sent")
+    return added
+
+
 FEEDBACK_COUNTERS = frozenset({"delivered", "opened", "clicked", "bounced", "complained", "unsubscribed"})
 
 
@@ -398,9 +446,8 @@ class StatusCounter:
     their counters once per message and status: a second open, or a redelivered notification,
     adds nothing. Given to the ledger as its `on_status` hook."""
 
-    def __init__(self, counters: Counters, once: Once) -> None:
+    def __init__(self, counters: CountsOnce) -> None:
         self.counters = counters
-        self.once = once
 
     def __call__(self, record: Mapping[str, Any], status: str, now: datetime) -> None:
         kind, _, origin_id = str(record.get("origin", "")).partition("#")
@@ -411,18 +458,25 @@ class StatusCounter:
         except ValueError:
             return
         message_id = request.message_id
-        if self.once.mark(f"status:{message_id}", status, now, timedelta(days=400)):
-            self.counters.add(kind, origin_id, run_of(request), message_id, {status: 1})
+        self.counters.add_once(
+            kind,
+            origin_id,
+            run_of(request),
+            message_id,
+            {status: 1},
+            once=(f"status:{message_id}", status),
+            now=now,
+            keep=timedelta(days=400),
+        )
 
 
 class ConversionTracker:
     """Conversions and revenue attributed to the campaigns that touched a person (sent or held out)."""
 
-    def __init__(self, campaigns: Callable[[], Sequence[Campaign]], touches: Touches, counters: Counters, once: Once):
+    def __init__(self, campaigns: Callable[[], Sequence[Campaign]], touches: Touches, counters: CountsOnce):
         self.campaigns = campaigns
         self.touches = touches
         self.counters = counters
-        self.once = once
 
     def handle(self, profile_id: str, event: Mapping[str, Any], now: datetime) -> int:
         campaigns = [c for c in self.campaigns() if c.conversion is not None]
@@ -438,12 +492,27 @@ class ConversionTracker:
         counted = 0
         keep = timedelta(days=400)
         for found in attribute(event, touches, {c.id: c for c in relevant}):
-            counts: dict[str, int | Decimal] = {}
-            if self.once.mark(f"conv:{found.campaign_id}:{found.run_id}", profile_id, now, keep):
-                counts[found.converted_counter] = 1
-            if found.revenue and self.once.mark(f"rev:{found.campaign_id}:{found.run_id}", found.key, now, keep):
-                counts[found.revenue_counter] = found.revenue
-            if counts:
-                self.counters.add("campaign", found.campaign_id, found.run_id, profile_id, counts)
-                counted += 1
+            run = f"{found.campaign_id}:{found.run_id}"
+            # Each marker commits with its own addition: a crash between them loses neither.
+            converted = self.counters.add_once(
+                "campaign",
+                found.campaign_id,
+                found.run_id,
+                profile_id,
+                {found.converted_counter: 1},
+                once=(f"conv:{run}", profile_id),
+                now=now,
+                keep=keep,
+            )
+            earned = bool(found.revenue) and self.counters.add_once(
+                "campaign",
+                found.campaign_id,
+                found.run_id,
+                profile_id,
+                {found.revenue_counter: found.revenue},
+                once=(f"rev:{run}", found.key),
+                now=now,
+                keep=keep,
+            )
+            counted += int(converted or earned)
         return counted

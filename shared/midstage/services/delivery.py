@@ -33,6 +33,7 @@ from midstage.logic.delivery import (
     BLOCKED,
     CANCELLED,
     DEFERRED,
+    DUPLICATE,
     FAILED,
     PACED,
     SENT,
@@ -160,7 +161,8 @@ def deliver(
     message_id = request.message_id
     claim = ports.ledger.claim(request, now, policy.lease_seconds)
     if claim.state != "claimed":
-        return Outcome(claim.state, str(claim.record.get("status", "")))
+        recorded = (str(claim.record.get("status", "")), str(claim.record.get("reason", "")))
+        return Outcome(claim.state, recorded[0], recorded=recorded if claim.state == DUPLICATE else None)
 
     if ports.origins is not None and request.origin.kind == "campaign":
         # After the claim, so the decision is the ledger's and a redelivery cannot race it.

@@ -58,9 +58,13 @@ MAX_RETRIES = 6
 class Instances(Protocol):
     def get(self, profile_id: str, journey_id: str) -> dict[str, Any] | None: ...
     def of_person(self, profile_id: str) -> list[dict[str, Any]]: ...
-    def save(self, doc: Mapping[str, Any], expected_rev: int | None) -> int: ...
+    def save(self, doc: Mapping[str, Any], expected_rev: int | None, counts: Mapping[str, int] | None = None) -> int:
+        """Write the instance over `expected_rev`, with the move's `counts` in the same write."""
+
     def move(self, doc: Mapping[str, Any], from_profile: str, from_rev: int, replaces_rev: int | None) -> int: ...
-    def drop(self, profile_id: str, journey_id: str, expected_rev: int) -> None: ...
+    def drop(
+        self, profile_id: str, journey_id: str, expected_rev: int, counts: Mapping[str, int] | None = None
+    ) -> None: ...
 
 
 class EntryCaps(Protocol):
@@ -302,8 +306,7 @@ class JourneyRunner:
         ended.update(status="exited", exit_reason="journey disabled", ended_at=stamp, updated_at=stamp, wait=None)
         ended["path"] = [*list(doc.get("path") or []), [doc.get("step"), stamp, "exited: journey disabled"]][-50:]
         with suppress(Stale):
-            self.instances.save(ended, doc["rev"])
-            self.counters.add("journey", journey_id, "all", profile_id, {"exited": 1, "disabled": 1})
+            self.instances.save(ended, doc["rev"], counts={"exited": 1, "disabled": 1})
             summary.moved.append(journey_id)
 
     def _move(self, compiled: CompiledJourney, profile: Profile, wake: Wake, now: datetime, summary: Summary) -> None:
@@ -346,10 +349,9 @@ class JourneyRunner:
             kept = adopted(theirs, mine, profile.id, now)
             try:
                 if kept is None:
-                    self.instances.drop(merged_id, journey_id, theirs.rev)
-                    if theirs.in_progress:
-                        # The survivor's own run goes on; this one ends here, counted like any exit.
-                        self.counters.add("journey", journey_id, "all", merged_id, {"exited": 1, "merged": 1})
+                    # The survivor's own run goes on; this one ends here, counted like any exit.
+                    ended = {"exited": 1, "merged": 1} if theirs.in_progress else None
+                    self.instances.drop(merged_id, journey_id, theirs.rev, counts=ended)
                 else:
                     state = {k: v for k, v in kept.to_doc().items() if k not in ("rev", "outbox")}
                     self.instances.move(state, merged_id, theirs.rev, mine.rev if mine is not None else None)
@@ -383,10 +385,11 @@ class JourneyRunner:
         }
         state = {k: v for k, v in progress.instance.to_doc().items() if k not in ("rev", "outbox")}
         has_effects = bool(progress.messages or progress.events or progress.timers)
-        rev = self.instances.save({**state, "outbox": outbox} if has_effects else state, expected_rev)
-        # Counted as soon as the move is committed: a crash while sending leaves the outbox to the
-        # next touch, which sends it but does not run (or count) the move again.
-        self._count(progress, summary, entered=entered)
+        # Counted in the write that commits the move: a crash while sending leaves the outbox to
+        # the next touch, which sends it but does not run (or count) the move again.
+        counts = _move_counts(progress, entered=entered)
+        rev = self.instances.save({**state, "outbox": outbox} if has_effects else state, expected_rev, counts=counts)
+        self._tally(progress, summary)
         self._archive(progress, entered=entered)
         if has_effects:
             self._send(outbox)
@@ -420,19 +423,8 @@ class JourneyRunner:
             count(ArchiveFailures=1)
         count(Unarchived=len(batch.refused))
 
-    def _count(self, progress: Progress, summary: Summary, *, entered: bool) -> None:
-        journey_id = progress.instance.journey_id
-        counts: dict[str, int] = {f"step:{step}": 1 for step in _steps_run(progress)}
-        if entered:
-            counts["entered"] = 1
-        if progress.instance.status == "completed":
-            counts["completed"] = 1
-        elif progress.instance.status == "exited":
-            counts["exited"] = 1
-            reason = progress.instance.exit_reason or ""
-            if reason.startswith("goal"):
-                counts["goal"] = 1
-        self.counters.add("journey", journey_id, "all", progress.instance.profile_id, counts)
+    @staticmethod
+    def _tally(progress: Progress, summary: Summary) -> None:
         summary.messages += len(progress.messages)
         summary.events += len(progress.events)
         summary.timers += len(progress.timers)
@@ -460,6 +452,20 @@ def _moment(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _move_counts(progress: Progress, *, entered: bool) -> dict[str, int]:
+    """A move's journey counters: the steps it ran, and whether it entered, completed or exited."""
+    counts: dict[str, int] = {f"step:{step}": 1 for step in _steps_run(progress)}
+    if entered:
+        counts["entered"] = 1
+    if progress.instance.status == "completed":
+        counts["completed"] = 1
+    elif progress.instance.status == "exited":
+        counts["exited"] = 1
+        if (progress.instance.exit_reason or "").startswith("goal"):
+            counts["goal"] = 1
+    return counts
 
 
 def _steps_run(progress: Progress) -> list[str]:
