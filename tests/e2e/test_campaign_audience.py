@@ -641,15 +641,6 @@ def test_deferred_messages_go_out_once_when_the_clock_passes_the_quiet_window(
         assert record["status"] == "sent", record
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "logic/campaigns.py documents `deferred` as a gauge (+1 when a message is deferred, -1 when a "
-        "deferred one ends), but nothing decrements it: functions/deliver/handler.py counts the released "
-        "send as `sent` only (services/campaigns.delivery_counts), so a run's stats keep every message "
-        "ever deferred under `deferred` after it was sent"
-    ),
-)
 def test_the_deferred_gauge_falls_to_zero_once_the_deferred_messages_are_sent(released: Release) -> None:
     assert released.before["totals"]["deferred"] > 0
     assert released.after["totals"]["deferred"] == 0

@@ -43,6 +43,8 @@ class Outcome:
     # For a duplicate: the (status, reason) the ledger holds, which the first attempt counted
     # unless it died first (its count is then made by this one, once: services/campaigns).
     recorded: tuple[str, str] | None = None
+    # An end (sent, blocked, failed, cancelled) of a message the ledger shows deferred before.
+    was_deferred: bool = False
 
 
 @dataclass(frozen=True)

@@ -423,13 +423,16 @@ def count_outcome(
     if counted is None:
         return False
     kind, run, counts = counted
+    name = next(iter(counts))
+    if outcome.was_deferred and status != "deferred":
+        counts = {**counts, "deferred": -1}  # `deferred` is a gauge: this message is no longer waiting
     added = counters.add_once(
         kind,
         request.origin.id,
         run,
         request.message_id,
         counts,
-        once=(f"outcome:{request.message_id}", next(iter(counts))),
+        once=(f"outcome:{request.message_id}", name),
         now=now,
         keep=OUTCOME_MARKER_KEEP,
     )

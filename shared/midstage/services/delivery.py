@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ from midstage.logic.delivery import (
     cap_refusal,
     channel_paused_reason,
     held_until,
+    is_hold,
     may_be_quieted,
     ordered_channels,
     origin_stop,
@@ -158,12 +159,30 @@ def deliver(
     if request.released_at:
         # Released by the timer sweep: the scheduler's clock says the deferral is over.
         now = max(now, parse_iso(request.released_at))
-    message_id = request.message_id
     claim = ports.ledger.claim(request, now, policy.lease_seconds)
     if claim.state != "claimed":
         recorded = (str(claim.record.get("status", "")), str(claim.record.get("reason", "")))
-        return Outcome(claim.state, recorded[0], recorded=recorded if claim.state == DUPLICATE else None)
+        duplicate = claim.state == DUPLICATE
+        return Outcome(
+            claim.state,
+            recorded[0],
+            recorded=recorded if duplicate else None,
+            was_deferred=duplicate and was_deferred(claim.record),
+        )
+    outcome = _claimed(request, ports, policy, now, wait, claim)
+    # An end (not another deferral) of a message deferred before: its counter leaves `deferred`.
+    return replace(outcome, was_deferred=True) if outcome.status in ENDS and was_deferred(claim.record) else outcome
 
+
+def _claimed(
+    request: MessageRequest,
+    ports: Ports,
+    policy: Policy,
+    now: datetime,
+    wait: Callable[[datetime], datetime] | None,
+    claim: Claim,
+) -> Outcome:
+    message_id = request.message_id
     if ports.origins is not None and request.origin.kind == "campaign":
         # After the claim, so the decision is the ledger's and a redelivery cannot race it.
         status = ports.origins.campaign_status(request.origin.id)
@@ -289,6 +308,18 @@ def deliver_paced(
         delay = math.ceil((parse_iso(outcome.deferred_until) - clock()).total_seconds())
         queue.send([request], delay_seconds=min(900, max(1, delay)))
     return outcome
+
+
+ENDS = frozenset({SENT, BLOCKED, FAILED, CANCELLED})
+
+
+def was_deferred(record: Mapping[str, Any]) -> bool:
+    """Whether the ledger shows the message deferred (counted in `deferred`) before: quiet hours or
+    a local-time send, not the sender's holds (a paused campaign or channel), which are not counted."""
+    return any(
+        isinstance(entry, Mapping) and entry.get("status") == DEFERRED and not is_hold(str(entry.get("reason", "")))
+        for entry in record.get("history") or []
+    )
 
 
 def _defer(
