@@ -553,9 +553,12 @@ def test_given_a_sent_message_when_requested_again_then_it_is_a_duplicate_withou
 def test_given_a_blocked_or_failed_message_when_requested_again_then_it_stays_a_duplicate(final: str) -> None:
     rig = Rig().with_person(person(consent={})) if final == BLOCKED else Rig()
     message = request() if final == BLOCKED else request(template="draft")
-    assert rig.deliver(message).status == final
+    first = rig.deliver(message)
+    assert first.status == final
     rig.with_person(person())  # consent given meanwhile: the decision stands
-    assert rig.deliver(message, NOON + timedelta(minutes=5)) == Outcome(DUPLICATE, final)
+    again = rig.deliver(message, NOON + timedelta(minutes=5))
+    # The ledger's outcome travels with the duplicate: what the counters count if the first did not.
+    assert again == Outcome(DUPLICATE, final, recorded=(final, first.reason))
     assert rig.channels.calls == []
 
 
@@ -897,7 +900,9 @@ def test_given_a_cancelled_or_deleted_campaign_when_its_queued_message_is_delive
     assert (record["status"], record["reason"]) == (CANCELLED, reason)
     assert rig.channels.calls == [] and rig.timers.scheduled == []
     rig.origins.statuses["spring"] = "running"  # the decision is final, like a block
-    assert rig.deliver(message, NOON + timedelta(minutes=1)) == Outcome(DUPLICATE, CANCELLED)
+    assert rig.deliver(message, NOON + timedelta(minutes=1)) == Outcome(
+        DUPLICATE, CANCELLED, recorded=(CANCELLED, reason)
+    )
     assert rig.channels.calls == []
 
 
