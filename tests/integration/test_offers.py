@@ -19,7 +19,8 @@ from midstage.clock import fixed
 from midstage.models.offers import Offer
 from midstage.services.offers import OfferIssuer
 from tests.integration.conftest import Context, Stack, sample
-from tests.integration.test_admin_messaging import ROLES, Api
+from tests.integration.test_admin_messaging import ROLES, Answer, Api
+from tests.unit.test_openapi import schema_validator
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 POOL = [f"VIP20-{n:04d}" for n in range(40)]
@@ -163,11 +164,19 @@ def test_an_upload_leaves_out_codes_that_are_in_another_offer(stack: Stack) -> N
 
 
 # ------------------------------------------------------------------------------ admin API
+def documented(answer: Answer, schema: str) -> Any:
+    """The answer's body, checked against its schema in docs/openapi.yaml."""
+    errors = list(schema_validator({"$ref": f"#/components/schemas/{schema}"}).iter_errors(answer.body))
+    assert not errors, [e.message for e in errors[:3]]
+    return answer.body
+
+
 def test_the_admin_api_defines_fills_issues_lists_and_counts(api: Api) -> None:
     created = api.post(
         "/v1/offers", {"id": "vip-20", "name": "VIP", "kind": "percentage", "value": 20}, role="marketer"
     )
     assert created.status == 201, created.body
+    documented(created, "Offer")
     uploaded = api.call(
         "POST",
         "/v1/offers/vip-20/codes",
@@ -176,17 +185,21 @@ def test_the_admin_api_defines_fills_issues_lists_and_counts(api: Api) -> None:
         role="marketer",
     )
     assert uploaded.status == 200 and uploaded["added"] == 3, uploaded.body
+    documented(uploaded, "CodeUploadResult")
 
     issued = api.post("/v1/offers/vip-20/issue", {"profile": "user_id:ann", "cause": "manual-1"}, role="marketer")
     again = api.post("/v1/offers/vip-20/issue", {"profile": "user_id:ann", "cause": "manual-1"}, role="marketer")
 
     assert issued.status == 200 and issued["outcome"] == "issued" and issued["coupon"] == "VIP-A1"
     assert again["outcome"] == "same_cause" and again["coupon"] == "VIP-A1"
+    documented(issued, "IssueResult")
     listed = api.get("/v1/offers/vip-20/codes", query={"state": "issued"}, role="viewer")
-    assert [c["coupon"] for c in listed["codes"]] == ["VIP-A1"]
+    assert [c["coupon"] for c in documented(listed, "OfferCodeList")["codes"]] == ["VIP-A1"]
     stats = api.get("/v1/offers/vip-20/stats", role="viewer")
+    documented(stats, "OfferStats")
     assert stats["issued"] == 1 and stats["remaining"] == 2 and stats["poolSize"] == 3
-    assert [o["id"] for o in api.get("/v1/offers", role="viewer")["offers"]] == ["vip-20"]
+    listing = api.get("/v1/offers", role="viewer")
+    assert [o["id"] for o in documented(listing, "OfferList")["offers"]] == ["vip-20"]
 
 
 def test_the_admin_api_refuses_bad_input_with_codes(api: Api) -> None:
@@ -198,7 +211,7 @@ def test_the_admin_api_refuses_bad_input_with_codes(api: Api) -> None:
     api.post("/v1/offers", {"id": "pool", "name": "P", "kind": "free_shipping"})
     assert api.post("/v1/offers/pool/codes", {"codes": ["no spaces"]})["code"] == "invalid_codes"
     assert api.post("/v1/offers/pool/codes", {"nope": 1})["code"] == "invalid_codes"
-    assert api.get("/v1/offers/pool/codes", query={"state": "lost"})["code"] == "invalid_state"
+    assert api.get("/v1/offers/pool/codes", query={"state": "lost"})["code"] == "invalid_query"
     assert api.get("/v1/offers/missing").status == 404
     assert api.post("/v1/offers", {"id": "v", "name": "V", "kind": "gift"}, role="viewer").status == 403
     # And a deleted offer is gone from the API, its id not reused

@@ -90,7 +90,7 @@ class OfferAdmin:
         a filtered page may hold fewer than `limit`; follow `cursor` to the end)."""
         offer = self._offer(offer_id)
         if state is not None and state not in ("available", "issued", "redeemed", "expired"):
-            raise InvalidInput("state is available, issued, redeemed or expired", code="invalid_state")
+            raise InvalidInput("state is available, issued, redeemed or expired", code="invalid_query")
         if cursor is not None and not (cursor.isdigit() and len(cursor) <= 12):
             raise InvalidInput("'cursor' is not one this listing returned", code="invalid_cursor")
         now = self.clock()
@@ -148,7 +148,7 @@ class OfferAdmin:
 
 
 def present(offer: Offer, pool: Pool) -> dict[str, Any]:
-    shown = as_json(offer.model_dump(mode="json"))
+    shown = as_json(offer.model_dump())
     shown["issued"] = pool.next
     if offer.source == "pool":
         shown["poolSize"] = pool.size
