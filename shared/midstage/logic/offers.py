@@ -206,7 +206,7 @@ def classify_redemption(holder: str | None, state: str, redeemer: str, offer: Of
     offer ended; or a second use of a code already redeemed (by another order)."""
     if state == "redeemed":
         return "already_redeemed"
-    if holder is not None and holder != redeemer:
+    if holder != redeemer:  # a code never issued (holder None) was passed on by someone too
         return "redeemed_by_other"
     if offer.valid_until and at >= parse_iso(offer.valid_until):
         return "redeemed_after_expiry"
