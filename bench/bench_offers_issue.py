@@ -57,10 +57,12 @@ def _pool(store: OfferStore, offer_id: str, size: int) -> Offer:
 
 
 def _rate(issue: Any, people: range, threads: int) -> tuple[float, int]:
-    started = time.perf_counter()
+    """Codes issued per second of the process's CPU time (the machine is shared: wall time
+    follows its load, CPU time follows the work), and how many were issued."""
+    started = time.process_time()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         answers = list(pool.map(issue, people))
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     issued = sum(1 for a in answers if a.outcome == "issued")
     return issued / elapsed, issued
 
@@ -94,7 +96,7 @@ def main() -> None:
             rate, _ = _rate(lambda i, o=generated, s=issuer: s.issue(o, f"r{i}", "bench", [], NOW), range(POOL), 1)
             rows["generated"].append(rate)
 
-        print(f"moto in-process (NOT AWS); pool of {POOL} codes; median of {REPEATS} (min-max)")
+        print(f"moto in-process (NOT AWS); pool of {POOL} codes; per CPU second; median of {REPEATS} (min-max)")
         for name, rates in rows.items():
             print(f"  {name:>12}: {statistics.median(rates):8.0f} codes/s  ({min(rates):.0f}-{max(rates):.0f})")
         print(f"  {THREADS} callers: {statistics.median(per_code):.2f} transactions sent per code issued")

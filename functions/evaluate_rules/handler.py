@@ -39,6 +39,7 @@ def _engine() -> RuleEngine:
         SqsHandoff(settings.ingest_queue_url),
         max_depth=settings.max_rule_depth,
         max_window_days=max(computed_trait_settings().count_windows_days),
+        offers=_offers(),
     )
 
 

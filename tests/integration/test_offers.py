@@ -287,3 +287,39 @@ def test_a_code_used_after_its_offer_ended_is_recorded_as_late(stack: Stack) -> 
 
     assert store.use(offer.id, "src_localdemo|late")["outcome"] == "redeemed_after_expiry"  # type: ignore[index]
     assert store.stats(offer.id)["outcome_redeemed_after_expiry"] == 1
+
+
+# ------------------------------------------------------------------------------ the rule action
+def test_a_rule_issues_a_code_once_per_firing_and_its_send_carries_it(stack: Stack, api: Api) -> None:
+    from midstage.models.messages import Delivery, parse_body
+    from tests.integration.test_admin_messaging import email_template
+
+    # Given an offer with a pool, an email template, and a rule that issues a code then sends it
+    store = store_of(stack)
+    store.create(pooled_offer())
+    store.upload("vip-20", POOL[:3], NOW)
+    assert api.post("/v1/templates", email_template()).status == 201
+    rule = {
+        "id": "thank-buyers",
+        "name": "Thank buyers with a code",
+        "trigger": {"type": "event", "event": "Order Completed"},
+        "actions": [
+            {"type": "issue_offer", "offer": "vip-20"},
+            {"type": "send", "channels": ["email"], "template": "welcome-email"},
+        ],
+        "refire": {"mode": "every"},
+    }
+    assert api.post("/v1/rules", rule).status == 201, "the rule is accepted"
+    order = sample("evaluate_rules", "order-completed")
+    order["detail"]["profileId"] = api.ann_id()
+    evaluator = stack.load("EvaluateRulesFunction", clock=fixed(NOW))
+
+    # When the order's event reaches the rules twice (a redelivery)
+    evaluator.lambda_handler(copy.deepcopy(order), Context())
+    evaluator.lambda_handler(copy.deepcopy(order), Context())
+
+    # Then one code was taken, and both sends carry that same code
+    sends = [parse_body(Delivery, m["Body"]).request for m in api.queue("DeliveryQueue")]
+    assert [s.vars.get("coupon") for s in sends] == ["VIP20-0000", "VIP20-0000"]
+    assert store.pool("vip-20").next == 1
+    assert store.holding(api.ann_id(), "vip-20").count == 1

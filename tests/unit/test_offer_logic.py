@@ -191,3 +191,36 @@ def test_a_redemption_is_classed_by_who_used_the_code_and_when() -> None:
     assert offers.classify_redemption("ann", "issued", "ann", ending, later) == "redeemed_after_expiry"
     assert offers.classify_redemption("ann", "redeemed", "bob", ending, NOW) == "already_redeemed"
     assert offers.redemption_rate(40, 9) == 0.225 and offers.redemption_rate(0, 0) == 0.0
+
+
+# ------------------------------------------------------------------------------ the rule action
+def test_an_issue_offer_action_names_its_firing_as_the_cause_and_fills_only_later_sends() -> None:
+    from midstage.logic.rules import Trigger, plan_actions, with_offer_codes
+    from midstage.models.messaging import Rule
+    from tests.support.fakes import person
+
+    # Given a rule that sends, issues a code, then sends again
+    rule = Rule.model_validate(
+        {
+            "id": "thanks",
+            "name": "thanks",
+            "trigger": {"type": "event", "event": "Order Completed"},
+            "actions": [
+                {"type": "send", "channels": ["email"], "template": "before"},
+                {"type": "issue_offer", "offer": "vip-20", "var": "code"},
+                {"type": "send", "channels": ["email"], "template": "after"},
+            ],
+            "refire": {"mode": "every"},
+        }
+    )
+    trigger = Trigger("event", "Order Completed", "m1")
+    # When it is planned twice for one firing
+    first = plan_actions(rule, person(), None, trigger, NOW)
+    again = plan_actions(rule, person(), None, trigger, NOW)
+
+    # Then one claim, with the same cause both times; the code reaches only the send after it
+    assert [c.offer for c in first.offers] == ["vip-20"] and first.offers == again.offers
+    filled = with_offer_codes(first.messages, first.offers[0], "VIP-1", None)
+    assert [m.vars.get("code") for m in filled] == [None, "VIP-1"]
+    refused = with_offer_codes(first.messages, first.offers[0], None, "pool_exhausted")
+    assert [m.vars.get("code_refused") for m in refused] == [None, "pool_exhausted"]

@@ -97,6 +97,11 @@ class OfferIssuer:
         self.sleep = sleep
         self.draw = draw
 
+    def offer(self, offer_id: str) -> Offer | None:
+        """A live offer (deleted ones are no longer issued)."""
+        found = self.store.offer(offer_id)
+        return None if found is None or self.store.deleted(offer_id) else found
+
     def issue(self, offer: Offer, profile_id: str, cause: str, segments: Iterable[str], now: datetime) -> Issued:
         """One code of `offer` for the person and cause, or why not (recorded with its reason)."""
         member_of = list(segments)
