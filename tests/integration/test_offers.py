@@ -163,6 +163,31 @@ def test_an_upload_leaves_out_codes_that_are_in_another_offer(stack: Stack) -> N
     assert store.coupon("SHARED-1") == ("first", 0)
 
 
+def test_an_upload_cut_short_completes_when_sent_again(stack: Stack) -> None:
+    # Given an upload that named its first code for the offer and stopped before filling its slot
+    store = store_of(stack)
+    store.create(pooled_offer())
+    assert store._claim_name("VIP20-0000", "vip-20") is None
+
+    # When the same codes are sent again
+    done = store.upload("vip-20", POOL[:2], NOW)
+
+    # Then both are in the pool, in order, and the first is not taken for another offer's
+    assert done.added == 2 and done.duplicates == []
+    assert [s["coupon"] for s in store.slots("vip-20", 10, None)[0]] == POOL[:2]
+    assert store.coupon("VIP20-0000") is not None
+
+
+def test_a_paused_offer_refuses_with_its_reason(stack: Stack) -> None:
+    store = store_of(stack)
+    offer = pooled_offer(enabled=False)
+    store.create(offer)
+    store.upload(offer.id, POOL[:1], NOW)
+
+    assert OfferIssuer(store).issue(offer, "prof_a", "c", [], NOW).reason == "offer_disabled"
+    assert store.pool(offer.id).next == 0
+
+
 # ------------------------------------------------------------------------------ admin API
 def documented(answer: Answer, schema: str) -> Any:
     """The answer's body, checked against its schema in docs/openapi.yaml."""

@@ -75,6 +75,7 @@ def test_two_offers_with_one_pattern_hand_out_different_codes() -> None:
         ({"segments": ["vip"]}, ["newcomers"], Holding(), "segment_not_allowed"),
         ({"segments": ["vip"]}, ["vip"], Holding(), None),
         ({}, [], Holding(count=1), "per_person_limit"),
+        ({"enabled": False}, [], Holding(), "offer_disabled"),
         ({"budget": {"per_person": 2}}, [], Holding(count=1), None),
     ],
 )

@@ -171,10 +171,11 @@ class OfferStore(ddb.Table):
             reclaimed = [
                 code
                 for code, owner in zip(codes, owners, strict=True)
-                if owner is not None and owner[0] == offer_id and owner[1] is None
+                if owner is not None and owner[0] == offer_id and (owner[1] is None or owner[1] >= size)
             ]
-            fresh = [code for code, owner in zip(codes, owners, strict=True) if owner is None] + reclaimed
-            duplicates = [code for code in duplicates if code not in set(reclaimed)]
+            taken_again = set(reclaimed)
+            fresh = [code for code, owner in zip(codes, owners, strict=True) if owner is None or code in taken_again]
+            duplicates = [code for code in duplicates if code not in taken_again]
             slots = {code: size + index for index, code in enumerate(fresh)}
             with ThreadPoolExecutor(max_workers=_UPLOAD_THREADS) as threads:
                 list(threads.map(lambda code: self._fill_slot(offer_id, code, slots[code]), fresh))

@@ -23,8 +23,16 @@ _BASE = len(ALPHABET)
 # numbers map one to one onto codes, and neighbours do not look alike.
 _SPREAD = 0x9E3779B97F4A7C15 | 1
 
-Refusal = Literal["pool_exhausted", "budget_exhausted", "per_person_limit", "outside_validity", "segment_not_allowed"]
+Refusal = Literal[
+    "pool_exhausted",
+    "budget_exhausted",
+    "per_person_limit",
+    "outside_validity",
+    "segment_not_allowed",
+    "offer_disabled",
+]
 REFUSALS: tuple[Refusal, ...] = (
+    "offer_disabled",
     "pool_exhausted",
     "budget_exhausted",
     "per_person_limit",
@@ -112,6 +120,8 @@ def issue_limit(offer: Offer, pool_size: int) -> int:
 def refusal_before_claim(offer: Offer, now: datetime, segments: Iterable[str], held: Holding) -> Refusal | None:
     """Why the person cannot be given a new code of the offer, judged before a code is claimed
     (the pool and the budget are judged at the claim, atomically)."""
+    if not offer.enabled:
+        return "offer_disabled"
     if not within_validity(offer, now):
         return "outside_validity"
     if offer.segments is not None and not set(offer.segments) & set(segments):
