@@ -9,10 +9,8 @@ caller at most, and a person's cause gets one code however often it is asked. A 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -23,7 +21,7 @@ from botocore.exceptions import ClientError
 from midstage import keys
 from midstage.adapters import dynamo as ddb
 from midstage.errors import Conflict, Stale
-from midstage.logic.offers import Holding
+from midstage.logic.offers import Holding, Pool, Upload
 from midstage.logic.timefmt import iso
 from midstage.models.offers import Offer
 
@@ -43,21 +41,6 @@ def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def _low(values: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _serializer.serialize(value) for name, value in values.items() if value is not None}
-
-
-@dataclass(frozen=True)
-class Pool:
-    """The offer's cursor: codes issued so far (`next`) and slots filled (`size`)."""
-
-    next: int = 0
-    size: int = 0
-
-
-@dataclass(frozen=True)
-class Upload:
-    added: int
-    duplicates: list[str]
-    size: int
 
 
 class OfferStore(ddb.Table):
@@ -499,15 +482,3 @@ class OfferStore(ddb.Table):
     def unknown_coupons(self, limit: int) -> list[dict[str, Any]]:
         answer = self._query(keys.UNKNOWN_COUPON_PK, "", limit=limit, newest_first=False)
         return [_plain(item) for item in answer.get("Items", [])]
-
-
-def as_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Stored values as JSON-ready ones (DynamoDB numbers come back as Decimal)."""
-    shown: dict[str, Any] = json.loads(json.dumps(values, default=_number))
-    return shown
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")

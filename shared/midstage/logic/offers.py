@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -152,6 +153,21 @@ def holds_valid(held: Holding, state: str | None, offer: Offer, now: datetime) -
     return held.current is not None and state is not None and code_state(state, offer, now) == "issued"
 
 
+@dataclass(frozen=True)
+class Pool:
+    """The offer's cursor: codes issued so far (`next`) and slots filled (`size`)."""
+
+    next: int = 0
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class Upload:
+    added: int
+    duplicates: list[str]
+    size: int
+
+
 # ---------------------------------------------------------------------------- uploads
 def read_codes(body: Any, content_type: str) -> list[str]:
     """Codes from an upload: `{"codes": [...]}` as JSON, or CSV text whose first column holds the
@@ -225,3 +241,15 @@ def classify_redemption(holder: str | None, state: str, redeemer: str, offer: Of
 
 def redemption_rate(issued: int, redeemed: int) -> float:
     return round(redeemed / issued, 4) if issued else 0.0
+
+
+def as_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored values as JSON-ready ones (DynamoDB numbers come back as Decimal)."""
+    shown: dict[str, Any] = json.loads(json.dumps(values, default=_number))
+    return shown
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")

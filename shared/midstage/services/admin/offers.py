@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from midstage.adapters.offer_store import Pool, Upload, as_json
 from midstage.clock import Clock
 from midstage.config import IdentitySettings
 from midstage.errors import Conflict, InvalidInput, NotFound
 from midstage.logic import offers as rules
+from midstage.logic.offers import Pool, Upload, as_json
 from midstage.logic.timefmt import iso
 from midstage.models.offers import IssueRequest, Offer, OfferCreate, OfferPatch
 from midstage.services import profiles
