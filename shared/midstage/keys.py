@@ -257,3 +257,57 @@ def template_key(template_id: str) -> dict[str, str]:
 
 def secret_key(name: str) -> dict[str, str]:
     return {"pk": SECRET_PK, "sk": name}
+
+
+# Offers (DataTable): definitions, code pools, who holds what, redemptions ----------------
+OFFER_PK = "OFFER"
+OFFER_HOLDING_PREFIX = "OFFER#"
+UNKNOWN_COUPON_PK = "COUPONUNKNOWN"
+
+
+def offer_key(offer_id: str) -> dict[str, str]:
+    """An offer's definition; all offers under one key, so listing them is one query."""
+    return {"pk": OFFER_PK, "sk": offer_id}
+
+
+def offer_pool_key(offer_id: str) -> dict[str, str]:
+    """The offer's claim cursor: `next` (codes issued, the next slot to hand out) and `size`
+    (slots filled). Every claim moves `next` by one with a condition on its value."""
+    return {"pk": f"OFFERPOOL#{offer_id}", "sk": "POOL"}
+
+
+def offer_stats_key(offer_id: str) -> dict[str, str]:
+    """Redemption and refusal counters (kept off the pool item, which every claim writes)."""
+    return {"pk": f"OFFERPOOL#{offer_id}", "sk": "STATS"}
+
+
+def offer_slot_pk(offer_id: str) -> str:
+    return f"OFFERSLOT#{offer_id}"
+
+
+def offer_slot_key(offer_id: str, slot: int) -> dict[str, str]:
+    """One code of the offer, in upload (or issue) order, with its state and holder."""
+    return {"pk": offer_slot_pk(offer_id), "sk": f"{slot:09d}"}
+
+
+def coupon_key(code: str) -> dict[str, str]:
+    """A code -> its offer and slot: a code belongs to one offer, so redemption finds it by name."""
+    return {"pk": f"COUPON#{code}", "sk": "COUPON"}
+
+
+def offer_holding_key(profile_id: str, offer_id: str) -> dict[str, str]:
+    """What a person holds of an offer: the current code, how many, the code each cause got."""
+    return {"pk": profile_pk(profile_id), "sk": f"{OFFER_HOLDING_PREFIX}{offer_id}"}
+
+
+def offer_refusal_key(profile_id: str, offer_id: str, cause: str) -> dict[str, str]:
+    return {"pk": profile_pk(profile_id), "sk": f"OFFERREFUSAL#{offer_id}#{cause}"}
+
+
+def offer_use_key(offer_id: str, event_id: str) -> dict[str, str]:
+    """One redemption event applied to an offer's code (its message id: a redelivery is a no-op)."""
+    return {"pk": f"OFFERUSE#{offer_id}", "sk": event_id}
+
+
+def unknown_coupon_key(event_id: str) -> dict[str, str]:
+    return {"pk": UNKNOWN_COUPON_PK, "sk": event_id}

@@ -43,6 +43,7 @@ from midstage.models.experiments import AnalyzeRequest as ExperimentAnalyzeReque
 from midstage.models.experiments import PlanRequest as ExperimentPlanRequest
 from midstage.models.journeys import JourneyBody
 from midstage.models.messaging import RuleBody, TemplateBody
+from midstage.models.offers import CodeUpload, IssueRequest, OfferCreate, OfferPatch
 from midstage.models.requests import (
     CampaignCreate,
     ConsentUpdate,
@@ -117,6 +118,10 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "AnalyzeRequest": AnalyzeRequest,
     "ExperimentAnalyzeRequest": ExperimentAnalyzeRequest,
     "ExperimentPlanRequest": ExperimentPlanRequest,
+    "OfferCreate": OfferCreate,
+    "OfferPatch": OfferPatch,
+    "CodeUpload": CodeUpload,
+    "IssueRequest": IssueRequest,
 }
 # Functions whose routes are public: links inside sent messages, authenticated by a signed token;
 # inbound webhooks, authenticated by the provider's signature over the body.

@@ -17,6 +17,7 @@ from midstage.admin import (
     experiments,
     journeys,
     messages,
+    offers,
     profiles,
     reports,
     rules,
@@ -47,6 +48,7 @@ ROUTERS: tuple[tuple[str, Routes], ...] = (
     ("/v1/attribution", attribution.routes),
     ("/v1/experiments", experiments.routes),
     ("/v1/spend", spend.routes),
+    ("/v1/offers", offers.routes),
 )
 
 

@@ -13,6 +13,7 @@ from midstage.adapters.counters import Counters
 from midstage.adapters.dead_letters import BusRedrive, DeadLetterQueue, FailureLog
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger, SuppressionStore
+from midstage.adapters.offer_store import OfferStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.adapters.scheduler import CampaignSchedules
@@ -23,6 +24,7 @@ from midstage.errors import Unavailable
 from midstage.services.admin.campaigns import CampaignAdmin
 from midstage.services.admin.journeys import JourneyAdmin
 from midstage.services.admin.messages import MessageAdmin
+from midstage.services.admin.offers import OfferAdmin
 from midstage.services.admin.people import ConsentAdmin, InboxAdmin
 from midstage.services.admin.profiles import ProfileAdmin
 from midstage.services.admin.rules import RuleAdmin
@@ -180,6 +182,10 @@ class AdminWiring:
             max_window_days=self.max_window_days,
             clock=self.clock,
         )
+
+    @cached_property
+    def offers(self) -> OfferAdmin:
+        return OfferAdmin(OfferStore(self.settings.data_table), self.profiles, self.identity, clock=self.clock)
 
     @cached_property
     def dead_letters(self) -> DeadLetters:

@@ -19,6 +19,7 @@ from midstage.logic.conditions import Condition, ConditionError, Facts, Issue, c
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import (
     EmitEventAction,
+    IssueOfferAction,
     MessageRequest,
     Origin,
     Rule,
@@ -196,10 +197,23 @@ def refire_allows(rule: Rule, record: FireRecord | None, occurrence: str, now: d
     return True, "allowed"
 
 
+@dataclass(frozen=True)
+class OfferClaim:
+    """An `issue_offer` action to carry out: its cause is the action's key (the same for every
+    delivery of one firing), and the code goes into the vars of the rule's sends after it."""
+
+    offer: str
+    cause: str
+    var: str
+    rule: str
+    index: int
+
+
 @dataclass
 class Effects:
     messages: list[MessageRequest] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    offers: list[OfferClaim] = field(default_factory=list)
 
 
 def plan_actions(
@@ -223,7 +237,9 @@ def plan_actions(
     for index, action in enumerate(rule.actions):
         key = f"rule:{rule.id}:{index}:{occurrence}:{profile.id}"
         step = f"action-{index}"
-        if isinstance(action, SendAction):
+        if isinstance(action, IssueOfferAction):
+            effects.offers.append(OfferClaim(action.offer, key, action.var, rule.id, index))
+        elif isinstance(action, SendAction):
             effects.messages.append(
                 MessageRequest(
                     key=key,
@@ -279,6 +295,22 @@ def plan_actions(
                     )
                 )
     return effects
+
+
+def with_offer_codes(
+    messages: list[MessageRequest], claim: OfferClaim, code: str | None, reason: str | None
+) -> list[MessageRequest]:
+    """The messages with a claim's code (or its refusal, as `<var>_refused`) in the vars of its
+    rule's sends that come after it."""
+    given = {claim.var: code} if code is not None else {f"{claim.var}_refused": reason}
+    changed = []
+    for message in messages:
+        step = message.origin.step or ""
+        later = step.startswith("action-") and step[7:].isdigit() and int(step[7:]) > claim.index
+        if message.origin.kind == "rule" and message.origin.id == claim.rule and later:
+            message = message.model_copy(update={"vars": {**message.vars, **given}})
+        changed.append(message)
+    return changed
 
 
 def dry_run(

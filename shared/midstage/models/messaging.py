@@ -113,8 +113,18 @@ class EmitEventAction(_Strict):
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
+class IssueOfferAction(_Strict):
+    """Give the person a code of an offer (docs/offers.md); the rule's later `send` actions get it
+    as `vars.<var>`. Idempotent per person and firing: a redelivered event takes no second code."""
+
+    type: Literal["issue_offer"]
+    offer: str = Field(pattern=_ID)
+    var: str = Field(default="coupon", pattern=r"^[a-z][a-z0-9_]{0,39}$")
+
+
 Action = Annotated[
-    SendAction | TagAction | SetTraitAction | WebhookAction | EmitEventAction, Field(discriminator="type")
+    SendAction | TagAction | SetTraitAction | WebhookAction | EmitEventAction | IssueOfferAction,
+    Field(discriminator="type"),
 ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -13,6 +13,7 @@ from midstage.logic.rules import (
     CompiledRule,
     Effects,
     FireRecord,
+    OfferClaim,
     RuleSet,
     compile_rule,
     inherited_record,
@@ -20,11 +21,21 @@ from midstage.logic.rules import (
     plan_actions,
     refire_allows,
     triggers_of,
+    with_offer_codes,
 )
-from midstage.models.messaging import Rule
+from midstage.models.messaging import MessageRequest, Rule
+from midstage.models.offers import Offer
+from midstage.models.profile import Profile
 from midstage.observability import logger
 from midstage.services.compiled import CompiledCache
 from midstage.services.ports import EventSink, MessageSink, Profiles
+
+
+class OfferIssuing(Protocol):
+    """Offers as the `issue_offer` action uses them (services/offers.py)."""
+
+    def offer(self, offer_id: str) -> Offer | None: ...
+    def issue(self, offer: Offer, profile_id: str, cause: str, segments: Iterable[str], now: datetime) -> Any: ...
 
 
 class RuleSource(Protocol):
@@ -61,7 +72,9 @@ class RuleEngine:
         *,
         max_depth: int = 3,
         max_window_days: int = 90,
+        offers: OfferIssuing | None = None,
     ) -> None:
+        self.offers = offers
         self.source = source
         self.profiles = profiles
         self.fires = fires
@@ -121,6 +134,9 @@ class RuleEngine:
             planned = plan_actions(rule, profile, event, trigger, now, depth=depth)
             effects.messages.extend(planned.messages)
             effects.events.extend(planned.events)
+            effects.offers.extend(planned.offers)
+        for claim in effects.offers:
+            effects.messages = self._issue(claim, profile, effects.messages, now)
         if effects.messages:
             self.messages.send(effects.messages)
         if effects.events:
@@ -130,6 +146,18 @@ class RuleEngine:
             self.events.send(groups)
         summary.messages, summary.events = len(effects.messages), len(effects.events)
         return summary
+
+    def _issue(
+        self, claim: OfferClaim, profile: Profile, messages: list[MessageRequest], now: datetime
+    ) -> list[MessageRequest]:
+        """Carry out an `issue_offer` action before the sends that use its code."""
+        offer = self.offers.offer(claim.offer) if self.offers is not None else None
+        if self.offers is None or offer is None:
+            logger.warning("rules: offer not found", offer=claim.offer, rule=claim.rule)
+            return with_offer_codes(messages, claim, None, "offer_not_found")
+        member_of = [*profile.segments, *profile.static_segments]
+        given = self.offers.issue(offer, profile.id, claim.cause, member_of, now)
+        return with_offer_codes(messages, claim, given.code, given.reason)
 
 
 def _int(value: Any) -> int:

@@ -1,0 +1,227 @@
+"""Offers' pure decisions: generated codes and their check character, who may be given a code and
+why not, a code's state over time, reading an upload, and how a redemption is classed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from midstage.errors import InvalidInput
+from midstage.logic import offers
+from midstage.logic.offers import ALPHABET, Holding
+from midstage.models.offers import Offer, OfferCreate
+
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+def offer(**changes: Any) -> Offer:
+    document: dict[str, Any] = {"id": "vip-20", "name": "VIP", "kind": "percentage", "value": 20}
+    document.update(changes)
+    return Offer.model_validate(document)
+
+
+# ------------------------------------------------------------------------------ generated codes
+def test_every_sequence_number_gives_a_different_code_with_a_valid_check_character() -> None:
+    # Given a pattern with six places (32^6 codes) and the first 20,000 sequence numbers
+    codes = [offers.generated_code("VIP-XXXXXX", n, offers.salt_of("vip-20")) for n in range(20_000)]
+
+    # Then each code is different, keeps the pattern's fixed part, and checks
+    assert len(set(codes)) == 20_000
+    assert all(c.startswith("VIP-") and len(c) == 11 and offers.has_valid_check(c) for c in codes)
+
+
+def test_the_whole_space_of_a_small_pattern_maps_one_to_one() -> None:
+    # A bijection on the full space is what makes codes unique by construction, however many are issued.
+    pattern = "XXXXXX"
+    space = 32**6
+    seen = {offers.generated_code(pattern, n, 7)[:-1] for n in range(0, space, 997)}
+    assert len(seen) == len(range(0, space, 997))
+    with pytest.raises(ValueError, match="outside"):
+        offers.generated_code(pattern, space, 7)
+
+
+def test_the_check_character_catches_a_mistyped_character_and_a_swap() -> None:
+    code = offers.generated_code("XXXXXXXX", 12345, offers.salt_of("welcome"))
+    body = code[:-1]
+    for place in range(len(body)):
+        for other in ALPHABET:
+            if other != body[place]:
+                typo = body[:place] + other + body[place + 1 :] + code[-1]
+                assert not offers.has_valid_check(typo), typo
+    for place in range(len(body) - 1):
+        if body[place] != body[place + 1]:
+            swapped = body[:place] + body[place + 1] + body[place] + body[place + 2 :] + code[-1]
+            assert not offers.has_valid_check(swapped), swapped
+
+
+def test_two_offers_with_one_pattern_hand_out_different_codes() -> None:
+    first = {offers.generated_code("XXXXXX", n, offers.salt_of("a")) for n in range(100)}
+    second = {offers.generated_code("XXXXXX", n, offers.salt_of("b")) for n in range(100)}
+    assert first != second
+
+
+# ------------------------------------------------------------------------------ who may be given one
+@pytest.mark.parametrize(
+    ("changes", "segments", "held", "reason"),
+    [
+        ({}, [], Holding(), None),
+        ({"valid_from": "2026-12-01T00:00:00Z"}, [], Holding(), "outside_validity"),
+        ({"valid_until": "2026-11-22T10:00:00Z"}, [], Holding(), "outside_validity"),
+        ({"valid_until": "2026-11-22T10:00:01Z"}, [], Holding(), None),
+        ({"segments": ["vip"]}, ["newcomers"], Holding(), "segment_not_allowed"),
+        ({"segments": ["vip"]}, ["vip"], Holding(), None),
+        ({}, [], Holding(count=1), "per_person_limit"),
+        ({"enabled": False}, [], Holding(), "offer_disabled"),
+        ({"budget": {"per_person": 2}}, [], Holding(count=1), None),
+    ],
+)
+def test_a_refusal_before_the_claim_names_its_reason(
+    changes: dict[str, Any], segments: list[str], held: Holding, reason: str | None
+) -> None:
+    assert offers.refusal_before_claim(offer(**changes), NOW, segments, held) == reason
+
+
+def test_the_issue_limit_is_the_pool_or_the_budget_whichever_is_smaller() -> None:
+    assert offers.issue_limit(offer(), 40) == 40
+    assert offers.issue_limit(offer(budget={"total": 30}), 40) == 30
+    assert offers.issue_limit(offer(budget={"total": 50}), 40) == 40
+    assert offers.issue_limit(offer(source="generated", budget={"total": 5}), 0) == 5
+    assert offers.exhausted_reason(offer(budget={"total": 30}), 30) == "budget_exhausted"
+    assert offers.exhausted_reason(offer(budget={"total": 50}), 40) == "pool_exhausted"
+    assert offers.exhausted_reason(offer(), 40) == "pool_exhausted"
+
+
+def test_a_code_is_expired_from_the_offers_end_unless_it_was_redeemed() -> None:
+    ending = offer(valid_until="2026-11-30T00:00:00Z")
+    later = datetime(2026, 12, 1, tzinfo=UTC)
+    assert offers.code_state("issued", ending, NOW) == "issued"
+    assert offers.code_state("available", ending, NOW) == "available"
+    assert offers.code_state("issued", ending, later) == "expired"
+    assert offers.code_state("available", ending, later) == "expired"
+    assert offers.code_state("redeemed", ending, later) == "redeemed"
+
+
+# ------------------------------------------------------------------------------ definitions
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"kind": "percentage", "value": 0},
+        {"kind": "percentage", "value": 101},
+        {"kind": "amount_off", "value": 10},
+        {"kind": "gift", "valid_from": "2026-12-01T00:00:00Z", "valid_until": "2026-11-01T00:00:00Z"},
+        {"kind": "gift", "valid_until": "2026-12-01T00:00:00"},
+        {"kind": "gift", "source": "generated", "generated": {"pattern": "XXXXX"}},
+        {"kind": "gift", "generated": {"pattern": "XXXXXXXX"}},
+    ],
+)
+def test_an_inconsistent_offer_is_refused(document: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        OfferCreate.model_validate({"id": "x", "name": "X", **document})
+
+
+def test_a_generated_offer_without_a_pattern_gets_the_default_one() -> None:
+    created = OfferCreate.model_validate({"id": "x", "name": "X", "kind": "gift", "source": "generated"})
+    assert created.generated is not None and created.generated.pattern == "XXXXXXXX"
+
+
+# ------------------------------------------------------------------------------ uploads
+def test_a_csv_upload_reads_the_first_column_and_skips_the_header_and_blank_lines() -> None:
+    text = "code,batch\nVIP-1,a\n\n  VIP-2 ,b\nVIP-1,c\n"
+    assert offers.read_codes(text, "text/csv") == ["VIP-1", "VIP-2", "VIP-1"]
+    assert offers.check_codes(offers.read_codes(text, "text/csv"), 10) == ["VIP-1", "VIP-2"]
+
+
+def test_a_json_upload_and_its_refusals() -> None:
+    assert offers.read_codes({"codes": ["A-1", "B-2"]}, "application/json") == ["A-1", "B-2"]
+    with pytest.raises(InvalidInput) as shape:
+        offers.read_codes(["A-1"], "application/json")
+    with pytest.raises(InvalidInput) as bad:
+        offers.check_codes(["A-1", "has space"], 10)
+    with pytest.raises(InvalidInput) as many:
+        offers.check_codes(["A-1", "B-2", "C-3"], 2)
+    with pytest.raises(InvalidInput) as empty:
+        offers.check_codes([], 2)
+    assert (shape.value.code, bad.value.code, many.value.code, empty.value.code) == (
+        "invalid_codes",
+        "invalid_codes",
+        "too_many_codes",
+        "invalid_codes",
+    )
+
+
+# ------------------------------------------------------------------------------ redemption
+def test_only_redemption_events_with_a_coupon_name_one() -> None:
+    order = {"type": "track", "event": "Order Completed", "properties": {"coupon": " VIP-1 ", "revenue": 50}}
+    assert offers.coupon_of(order) == "VIP-1"
+    assert offers.coupon_of({**order, "event": "Coupon Applied"}) == "VIP-1"
+    assert offers.coupon_of({**order, "event": "Product Viewed"}) is None
+    assert offers.coupon_of({**order, "properties": {"coupon": ""}}) is None
+    assert offers.coupon_of({**order, "type": "identify"}) is None
+
+
+@pytest.mark.parametrize(
+    ("properties", "amounts"),
+    [
+        ({"revenue": 50, "discount": 10}, (Decimal(50), Decimal(10))),
+        ({"total": "42.5"}, (Decimal("42.5"), Decimal(0))),
+        ({"revenue": -3, "discount": True}, (Decimal(0), Decimal(0))),
+        ({"revenue": "lots"}, (Decimal(0), Decimal(0))),
+        ({"revenue": float("nan")}, (Decimal(0), Decimal(0))),
+    ],
+)
+def test_an_orders_amounts_are_read_and_bad_ones_are_zero(
+    properties: dict[str, Any], amounts: tuple[Decimal, Decimal]
+) -> None:
+    assert offers.order_amounts({"event": "Order Completed", "properties": properties}) == amounts
+
+
+def test_a_coupon_applied_carries_no_amounts() -> None:
+    assert offers.order_amounts({"event": "Coupon Applied", "properties": {"revenue": 5}}) == (Decimal(0), Decimal(0))
+
+
+def test_a_redemption_is_classed_by_who_used_the_code_and_when() -> None:
+    ending = offer(valid_until="2026-11-30T00:00:00Z")
+    later = datetime(2026, 12, 1, tzinfo=UTC)
+    assert offers.classify_redemption("ann", "issued", "ann", ending, NOW) == "redeemed"
+    assert offers.classify_redemption("ann", "issued", "bob", ending, NOW) == "redeemed_by_other"
+    assert offers.classify_redemption(None, "available", "bob", ending, NOW) == "redeemed_by_other"
+    assert offers.classify_redemption("ann", "issued", "ann", ending, later) == "redeemed_after_expiry"
+    assert offers.classify_redemption("ann", "redeemed", "bob", ending, NOW) == "already_redeemed"
+    assert offers.redemption_rate(40, 9) == 0.225 and offers.redemption_rate(0, 0) == 0.0
+
+
+# ------------------------------------------------------------------------------ the rule action
+def test_an_issue_offer_action_names_its_firing_as_the_cause_and_fills_only_later_sends() -> None:
+    from midstage.logic.rules import Trigger, plan_actions, with_offer_codes
+    from midstage.models.messaging import Rule
+    from tests.support.fakes import person
+
+    # Given a rule that sends, issues a code, then sends again
+    rule = Rule.model_validate(
+        {
+            "id": "thanks",
+            "name": "thanks",
+            "trigger": {"type": "event", "event": "Order Completed"},
+            "actions": [
+                {"type": "send", "channels": ["email"], "template": "before"},
+                {"type": "issue_offer", "offer": "vip-20", "var": "code"},
+                {"type": "send", "channels": ["email"], "template": "after"},
+            ],
+            "refire": {"mode": "every"},
+        }
+    )
+    trigger = Trigger("event", "Order Completed", "m1")
+    # When it is planned twice for one firing
+    first = plan_actions(rule, person(), None, trigger, NOW)
+    again = plan_actions(rule, person(), None, trigger, NOW)
+
+    # Then one claim, with the same cause both times; the code reaches only the send after it
+    assert [c.offer for c in first.offers] == ["vip-20"] and first.offers == again.offers
+    filled = with_offer_codes(first.messages, first.offers[0], "VIP-1", None)
+    assert [m.vars.get("code") for m in filled] == [None, "VIP-1"]
+    refused = with_offer_codes(first.messages, first.offers[0], None, "pool_exhausted")
+    assert [m.vars.get("code_refused") for m in refused] == [None, "pool_exhausted"]
