@@ -146,13 +146,19 @@ def _reporting_update(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _on_one_table(method: Callable[..., Any]) -> Callable[..., Any]:
+    # moto answers GetItem with the stored item itself, turned into JSON after this returns: a
+    # transaction changing it meanwhile would break that ("dictionary changed size"), so the
+    # answer is a copy taken under the lock.
+    snapshot = method.__name__ == "get_item"
+
     @functools.wraps(method)
     def run(self: DynamoDBBackend, table_name: Any, *args: Any, **kwargs: Any) -> Any:
         table = _named_table(self, table_name)
         if table is None:
             return method(self, table_name, *args, **kwargs)
         with _table_lock(table):
-            return method(self, table_name, *args, **kwargs)
+            answer = method(self, table_name, *args, **kwargs)
+            return copy.deepcopy(answer) if snapshot and answer is not None else answer
 
     return run
 
