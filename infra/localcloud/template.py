@@ -107,7 +107,7 @@ EMULATED_PROPERTIES: dict[str, frozenset[str]] = {
     ),
     "AWS::S3::Bucket": _names(
         "BucketName VersioningConfiguration LifecycleConfiguration CorsConfiguration "
-        "BucketEncryption PublicAccessBlockConfiguration OwnershipControls Tags"
+        "BucketEncryption PublicAccessBlockConfiguration OwnershipControls NotificationConfiguration Tags"
     ),
     # Encryption and tags change nothing locally; the destination is read by _delivery_stream.
     "AWS::KinesisFirehose::DeliveryStream": _names(
