@@ -18,7 +18,7 @@ _COLUMN = Field(default=None, min_length=1, max_length=200)
 _SOURCE_ID = r"^[A-Za-z0-9_-]{1,64}$"
 _S3_KEY = r"^imports/[A-Za-z0-9_-]{1,64}/.{1,900}$"
 # An inline body is for small files: up to what the admin function accepts in one request.
-MAX_INLINE_BYTES = 5 * 1024 * 1024
+MAX_INLINE_BYTES = 4 * 1024 * 1024
 
 
 class BulkMapping(BaseModel):
