@@ -309,6 +309,13 @@ def _create_bucket(s3: S3Client, name: str, properties: dict[str, Any], region: 
     tagging: dict[str, Any] = {"TagSet": _tags(properties)}
     if tagging["TagSet"]:
         s3.put_bucket_tagging(Bucket=name, Tagging=tagging)  # type: ignore[arg-type]
+    # EventBridge notifications: moto then puts an "Object Created" event for each new object
+    # on the buses, where the taps carry it to the template's rules (bulk imports start so).
+    notifications = properties.get("NotificationConfiguration") or {}
+    if _bool((notifications.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled")):
+        s3.put_bucket_notification_configuration(
+            Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
 
 
 def _install_tap(clients: AwsClients, model: CloudModel, bus_name: str) -> str:

@@ -107,7 +107,7 @@ EMULATED_PROPERTIES: dict[str, frozenset[str]] = {
     ),
     "AWS::S3::Bucket": _names(
         "BucketName VersioningConfiguration LifecycleConfiguration CorsConfiguration "
-        "BucketEncryption PublicAccessBlockConfiguration OwnershipControls Tags"
+        "BucketEncryption PublicAccessBlockConfiguration OwnershipControls NotificationConfiguration Tags"
     ),
     # Encryption and tags change nothing locally; the destination is read by _delivery_stream.
     "AWS::KinesisFirehose::DeliveryStream": _names(
@@ -767,6 +767,12 @@ class _ModelBuilder:
     def _check_properties(self, logical_id: str, kind: str) -> None:
         for name in sorted(set(self.properties[logical_id]) - EMULATED_PROPERTIES[kind]):
             self.problems.append(f"{logical_id}: property {name} of {kind}")
+        notifications = self.properties[logical_id].get("NotificationConfiguration")
+        if kind == "AWS::S3::Bucket" and isinstance(notifications, dict):
+            # Only EventBridge notifications are delivered here (deploy._create_bucket); a queue,
+            # topic or function configuration would be silently ignored.
+            for name in sorted(set(notifications) - {"EventBridgeConfiguration"}):
+                self.problems.append(f"{logical_id}: property NotificationConfiguration.{name} of {kind}")
 
     def _function(self, logical_id: str, props: dict[str, Any]) -> None:
         physical = self._physical_of(logical_id)

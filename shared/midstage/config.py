@@ -146,6 +146,15 @@ class CollectSettings(StoreSettings):
     future_tolerance_seconds: int = Field(default=300, ge=0, le=366 * 86_400)
 
 
+class ImportSettings(CollectSettings):
+    """The bulk import function (functions/run_imports): the intake's settings and its own."""
+
+    import_bucket: str
+    import_queue_url: str
+    # Bytes of (decompressed) file per part: one part is one invocation, well within its time.
+    import_part_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+
+
 class ProfileSettings(StoreSettings):
     event_bus_name: str
     # Where the events an invocation had no time for go back to, as a new message.
@@ -160,6 +169,7 @@ class AdminSettings(StoreSettings):
     delivery_queue_url: str = ""
     refresh_queue_url: str = ""
     campaign_queue_url: str = ""
+    import_queue_url: str = ""  # bulk imports (POST /v1/imports) are planned by functions/run_imports
     # EventBridge Scheduler: campaign schedules invoke the runner with this role.
     campaign_runner_arn: str = ""
     scheduler_role_arn: str = ""

@@ -191,6 +191,16 @@ def refresh_job_key(job_id: str) -> dict[str, str]:
     return {"pk": f"REFRESH#{job_id}", "sk": "JOB"}
 
 
+def bulk_import_key(import_id: str) -> dict[str, str]:
+    """A bulk import (logic/imports/bulk.py): its file, mapping, layout and counts."""
+    return {"pk": f"IMPORT#{import_id}", "sk": "JOB"}
+
+
+def bulk_import_part_key(import_id: str, part: int) -> dict[str, str]:
+    """A finished part of a bulk import, with its counts and first errors."""
+    return {"pk": f"IMPORT#{import_id}", "sk": f"PART#{part:05d}"}
+
+
 # ConfigTable ----------------------------------------------------------------------------
 SOURCE_PK = "SOURCE"
 WRITE_KEY_PK = "WRITEKEY"

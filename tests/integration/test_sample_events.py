@@ -56,6 +56,7 @@ TESTED = {
     ("send_campaign", "campaign-part"),
     ("measure_conversions", "order-completed"),
     ("webhooks", "shopify-order"),
+    ("run_imports", "object-created"),
 }
 
 
@@ -359,6 +360,27 @@ def test_the_webhooks_sample_puts_ann_s_shopify_order_on_the_ingest_queue(world:
     (event,) = json.loads(message["Body"])["events"]
     assert (event["event"], event["properties"]["order_id"]) == ("Order Completed", "5550001")
     assert event["context"]["traits"]["email"] == "ann@example.com"
+
+
+def test_the_run_imports_sample_starts_the_import_of_the_dropped_orders_file(world: World) -> None:
+    # Given a source whose orders mapping lies beside its files, and the file the sample names
+    world.config.create_source(
+        Source(
+            id="src_sample_import", name="Warehouse", write_key="wk_sample_import", created_at=stamp(SAMPLES_SENT_AT)
+        )
+    )
+    bucket, s3 = world.stack.output("ArchiveBucketName"), world.stack.clients.s3()
+    mapping = {"kind": "orders", "mapping": {"email": "email", "order_id": "order", "revenue": "total"}}
+    s3.put_object(Bucket=bucket, Key="imports/src_sample_import/_mapping.json", Body=json.dumps(mapping).encode())
+    s3.put_object(Bucket=bucket, Key="imports/src_sample_import/orders-2026-11.csv", Body=b"email,order,total\n")
+    # When S3's Object Created event for it arrives
+    world.run("RunImportsFunction", sample("run_imports", "object-created"), clock=AT_SEND)
+    # Then an import of that file is recorded and its plan queued
+    (message,) = world.queue("ImportQueue")
+    task = json.loads(message["Body"])
+    assert task["kind"] == "import.plan"
+    progress = world.api.get(f"/v1/imports/{task['importId']}").body
+    assert (progress["status"], progress["kind"], progress["origin"]) == ("planning", "orders", "s3")
 
 
 def _records(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

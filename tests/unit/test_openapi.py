@@ -38,6 +38,7 @@ from midstage.logic.analytics.reports import (
 from midstage.logic.tracking_routes import CALLS
 from midstage.models.admin import ApiKeyCreate, RoleRank, SecretRotation, Source, SourceCreate, SourceUpdate
 from midstage.models.attribution import AnalyzeRequest
+from midstage.models.bulk_imports import BulkImportRequest
 from midstage.models.campaigns import CampaignBody
 from midstage.models.experiments import AnalyzeRequest as ExperimentAnalyzeRequest
 from midstage.models.experiments import PlanRequest as ExperimentPlanRequest
@@ -100,6 +101,7 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "SegmentBody": SegmentBody,
     "EstimateRequest": EstimateRequest,
     "ImportRequest": ImportRequest,
+    "BulkImportRequest": BulkImportRequest,
     "CampaignCreate": CampaignCreate,
     "CampaignBody": CampaignBody,
     "JourneyCreate": JourneyCreate,

@@ -15,6 +15,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient as SchedulerClient
     from mypy_boto3_ses import SESClient
     from mypy_boto3_sesv2 import SESV2Client
@@ -62,6 +63,11 @@ def sns() -> SNSClient:
 
 def scheduler() -> SchedulerClient:
     client: SchedulerClient = _client("scheduler")
+    return client
+
+
+def s3() -> S3Client:
+    client: S3Client = _client("s3")
     return client
 
 

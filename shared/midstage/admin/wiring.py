@@ -12,6 +12,7 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.counters import Counters
 from midstage.adapters.dead_letters import BusRedrive, DeadLetterQueue, FailureLog
 from midstage.adapters.handoff import SqsHandoff
+from midstage.adapters.import_store import ImportFiles, ImportJobs
 from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger, SuppressionStore
 from midstage.adapters.offer_store import OfferStore
 from midstage.adapters.profile_store import ProfileStore
@@ -19,7 +20,7 @@ from midstage.adapters.queues import MessageQueue
 from midstage.adapters.scheduler import CampaignSchedules
 from midstage.adapters.sending_state import ChannelPauses
 from midstage.clock import Clock
-from midstage.config import AdminSettings, IdentitySettings, computed_trait_settings, identity_settings
+from midstage.config import AdminSettings, CollectSettings, IdentitySettings, computed_trait_settings, identity_settings
 from midstage.errors import Unavailable
 from midstage.services.admin.campaigns import CampaignAdmin
 from midstage.services.admin.journeys import JourneyAdmin
@@ -34,6 +35,7 @@ from midstage.services.admin.sources import ApiKeyAdmin, SourceAdmin
 from midstage.services.admin.spend import SpendAdmin
 from midstage.services.admin.suppressions import SuppressionAdmin
 from midstage.services.admin.templates import TemplateAdmin
+from midstage.services.bulk_import import BulkImports
 from midstage.services.dead_letters import DeadLetters, parse_specs
 
 if TYPE_CHECKING:
@@ -150,6 +152,30 @@ class AdminWiring:
             self.identity,
             refresh_parts=settings.refresh_parts,
             max_window_days=self.max_window_days,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def bulk_imports(self) -> BulkImports:
+        settings = self.settings
+        if not settings.archive_bucket or not settings.import_queue_url:
+            raise Unavailable("bulk imports are not configured here (ARCHIVE_BUCKET, IMPORT_QUEUE_URL)")
+        # The admin function starts imports and reads their progress; the parts' intake runs in
+        # functions/run_imports, with its own settings.
+        collect = CollectSettings(
+            data_table=settings.data_table,
+            config_table=settings.config_table,
+            ingest_queue_url=settings.ingest_queue_url,
+        )
+        return BulkImports(
+            ImportJobs(settings.data_table),
+            ImportFiles(settings.archive_bucket),
+            MessageQueue(settings.import_queue_url),
+            self.definitions,
+            self.profiles,
+            self.ingest,
+            collect,
+            self.identity,
             clock=self.clock,
         )
 

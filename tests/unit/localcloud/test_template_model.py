@@ -333,7 +333,9 @@ def test_unknown_properties_of_emulated_types_are_refused(tmp_path: Path) -> Non
         """,
     )
 
-    with pytest.raises(UnsupportedConstructsError, match="Uploads: property NotificationConfiguration"):
+    with pytest.raises(
+        UnsupportedConstructsError, match=r"Uploads: property NotificationConfiguration\.QueueConfigurations"
+    ):
         load_model(template)
 
 
