@@ -39,6 +39,7 @@ from midstage.logic.tracking_routes import CALLS
 from midstage.models.admin import ApiKeyCreate, RoleRank, SecretRotation, Source, SourceCreate, SourceUpdate
 from midstage.models.attribution import AnalyzeRequest
 from midstage.models.campaigns import CampaignBody
+from midstage.models.destinations import DestinationCreate, DestinationUpdate
 from midstage.models.experiments import AnalyzeRequest as ExperimentAnalyzeRequest
 from midstage.models.experiments import PlanRequest as ExperimentPlanRequest
 from midstage.models.journeys import JourneyBody
@@ -117,6 +118,8 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "AnalyzeRequest": AnalyzeRequest,
     "ExperimentAnalyzeRequest": ExperimentAnalyzeRequest,
     "ExperimentPlanRequest": ExperimentPlanRequest,
+    "DestinationCreate": DestinationCreate,
+    "DestinationUpdate": DestinationUpdate,
 }
 # Functions whose routes are public: links inside sent messages, authenticated by a signed token;
 # inbound webhooks, authenticated by the provider's signature over the body.

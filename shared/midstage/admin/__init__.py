@@ -14,6 +14,7 @@ from midstage.admin import (
     campaigns,
     channels,
     dead_letters,
+    destinations,
     experiments,
     journeys,
     messages,
@@ -47,6 +48,7 @@ ROUTERS: tuple[tuple[str, Routes], ...] = (
     ("/v1/attribution", attribution.routes),
     ("/v1/experiments", experiments.routes),
     ("/v1/spend", spend.routes),
+    ("/v1/destinations", destinations.routes),
 )
 
 
