@@ -45,6 +45,19 @@ class DestinationStore:
         return self._client
 
     # ------------------------------------------------------------------ the queue
+    def reserve(self, destination_id: str, count: int) -> int:
+        """The first of `count` order numbers taken from the destination's counter: entries are
+        numbered here, not by the feed, so their order is the order they were accepted in (SQS
+        FIFO sequence numbers order a group on AWS, but not in every emulator)."""
+        answer = self.client.update_item(
+            TableName=self.table,
+            Key=ddb.key(keys.destination_state_key(destination_id)),
+            UpdateExpression="ADD next_seq :n",
+            ExpressionAttributeValues={":n": ddb.n(count)},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(answer["Attributes"]["next_seq"]["N"]) - count + 1
+
     def append(self, destination_id: str, entries: Sequence[Entry]) -> None:
         """Durably queue `entries` (a repeat of the same seq overwrites: one entry, not two)."""
         if not entries:

@@ -30,7 +30,7 @@ from midstage.models.destinations import Destination
 
 SIGNATURE_HEADER = "Midstage-Signature"
 IDEMPOTENCY_HEADER = "Midstage-Idempotency-Key"
-SEQ_WIDTH = 40  # SQS FIFO sequence numbers are up to 128 bits: 39 decimal digits
+SEQ_WIDTH = 20  # order keys are zero-padded, so that text order is number order
 
 # Retries: the pause doubles from RETRY_BASE_S up to RETRY_CAP_S, with jitter in [50%, 100%],
 # so a destination that recovers is tried again within RETRY_CAP_S.
@@ -129,30 +129,26 @@ def shape(route: Route, event: Mapping[str, Any], now: datetime) -> Shaped:
     return Shaped(payload=projected)
 
 
-def seq_of(sequence_number: str, index: int) -> str:
-    """An entry's order key: the feed message's FIFO sequence number, then the event's place in it."""
-    return f"{sequence_number.zfill(SEQ_WIDTH)}#{index:04d}"
+def seq_of(number: int) -> str:
+    """An entry's order key in its destination's queue: a number the destination's counter gave."""
+    return f"{number:0{SEQ_WIDTH}d}"
 
 
 def entries_for(
-    route: Route, sequence_number: str, profile_id: str, events: Sequence[Mapping[str, Any]], now: datetime
-) -> tuple[list[Entry], list[tuple[Entry, str]], int]:
-    """One feed message's events for one destination: (entries, refused with why, filtered count)."""
+    kept: Sequence[tuple[str, Mapping[str, Any], Shaped]], first: int, now: datetime
+) -> tuple[list[Entry], list[tuple[Entry, str]]]:
+    """Entries for (profile id, event, shaped) triples not filtered out, numbered from `first` in
+    the order given: (entries to deliver, entries refused with why)."""
     stamp = iso(now)
     taken: list[Entry] = []
     refused: list[tuple[Entry, str]] = []
-    filtered = 0
-    for index, event in enumerate(events):
-        shaped = shape(route, event, now)
-        message_id = str(event.get("messageId", ""))
-        seq = seq_of(sequence_number, index)
+    for offset, (profile_id, event, shaped) in enumerate(kept):
+        seq, message_id = seq_of(first + offset), str(event.get("messageId", ""))
         if shaped.payload is not None:
             taken.append(Entry(seq, profile_id, message_id, shaped.payload, stamp))
-        elif shaped.refused is not None:
-            refused.append((Entry(seq, profile_id, message_id, dict(event), stamp), shaped.refused))
         else:
-            filtered += 1
-    return taken, refused, filtered
+            refused.append((Entry(seq, profile_id, message_id, dict(event), stamp), shaped.refused or "refused"))
+    return taken, refused
 
 
 def batches(entries: Sequence[Entry], size: int) -> Iterator[list[Entry]]:

@@ -43,6 +43,7 @@ class Catalog(Protocol):
 
 
 class DestinationQueue(Protocol):
+    def reserve(self, destination_id: str, count: int) -> int: ...
     def append(self, destination_id: str, entries: Sequence[Entry]) -> None: ...
     def waiting(self, destination_id: str, limit: int) -> list[Entry]: ...
     def delivered(self, destination_id: str, entries: Sequence[Entry], now: datetime) -> None: ...
@@ -92,8 +93,8 @@ class Forwarder:
                 self._routes[known] = None
         return self._routes[known]
 
-    def accept(self, messages: Sequence[tuple[str, AppliedEvents]]) -> list[Destination]:
-        """Queue `messages` ((FIFO sequence number, message) pairs) for every destination; returns
+    def accept(self, messages: Sequence[AppliedEvents]) -> list[Destination]:
+        """Queue the events of `messages` (in the order received) for every destination; returns
         the destinations that took an entry. A paused destination keeps taking them."""
         now = self.clock()
         touched: list[Destination] = []
@@ -101,19 +102,18 @@ class Forwarder:
             route = self.route(destination)
             if route is None:
                 continue
-            taken: list[Entry] = []
-            refused: list[tuple[Entry, str]] = []
-            filtered = 0
-            for sequence_number, message in messages:
-                entries, bad, skipped = logic.entries_for(
-                    route, sequence_number, message.profile_id, message.events, now
-                )
-                taken += entries
-                refused += bad
-                filtered += skipped
+            kept: list[tuple[str, Mapping[str, Any], logic.Shaped]] = []
+            for message in messages:
+                for event in message.events:
+                    shaped = logic.shape(route, event, now)
+                    if not shaped.filtered:
+                        kept.append((message.profile_id, event, shaped))
+            self.queue.count_filtered(destination.id, sum(len(m.events) for m in messages) - len(kept))
+            if not kept:
+                continue
+            taken, refused = logic.entries_for(kept, self.queue.reserve(destination.id, len(kept)), now)
             self.queue.append(destination.id, taken)
             self.queue.fail(destination.id, refused, now, queued=False)
-            self.queue.count_filtered(destination.id, filtered)
             count(DestinationEntries=len(taken), DestinationRefused=len(refused))
             if taken:
                 touched.append(destination)
@@ -202,15 +202,11 @@ def forward_records(
     the destinations that took something. A record that is not a feed message fails with every
     record after it (a FIFO batch may not skip ahead in a group); the ones before it are queued.
     Answers the partial-batch response."""
-    parsed: list[tuple[str, AppliedEvents]] = []
+    parsed: list[AppliedEvents] = []
     failed_from = len(records)
     for index, record in enumerate(records):
         try:
-            attributes = record.get("attributes") or {}
-            sequence = str(attributes.get("SequenceNumber") or "")
-            if not sequence.isdigit():
-                raise ValueError("a feed record has no FIFO sequence number (is the queue FIFO?)")
-            parsed.append((sequence, parse_body(AppliedEvents, str(record.get("body", "")))))
+            parsed.append(parse_body(AppliedEvents, str(record.get("body", ""))))
         except ValueError as error:
             logger.error("not a feed message", sqs_message_id=record.get("messageId"), error=str(error)[:300])
             failed_from = index
