@@ -124,7 +124,8 @@ def shape(route: Route, event: Mapping[str, Any], now: datetime) -> Shaped:
         return Shaped(refused=f"transform gave {type(projected).__name__}, not an object")
     if route.destination.kind == "segment":
         # What Segment needs to accept and dedupe a call survives any projection.
-        kept = {k: event[k] for k in ("type", "messageId", "userId", "anonymousId", "timestamp") if k in event}
+        needs = ("type", "messageId", "userId", "anonymousId", "timestamp")
+        kept = {k: event[k] for k in needs if event.get(k) is not None}
         return Shaped(payload={**projected, **kept})
     return Shaped(payload=projected)
 
