@@ -17,6 +17,7 @@ from midstage.adapters.destination_senders import DestinationSender
 from midstage.adapters.destination_store import DestinationStore
 from midstage.clock import Clock, from_environment
 from midstage.config import ForwarderSettings, computed_trait_settings
+from midstage.logic.timefmt import parse_iso
 from midstage.observability import correlate_schedule, logger, metrics, tracer
 from midstage.services.destinations import Forwarder, forward_records
 
@@ -50,6 +51,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if "Records" in event:
         return forward_records(_wiring(), event["Records"], remaining_s)
     correlate_schedule(event, context)
-    drained = _wiring().sweep(remaining_s)
+    scheduled = event.get("scheduledTime")
+    due_by = parse_iso(scheduled) if isinstance(scheduled, str) and scheduled[:1].isdigit() else None
+    drained = _wiring().sweep(remaining_s, due_by)
     logger.info("destinations swept", drained=drained)
     return {"drained": drained}

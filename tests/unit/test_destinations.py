@@ -463,3 +463,19 @@ def test_stats_report_the_lag_of_the_oldest_waiting_event() -> None:
     queue.append("dst_made0000test", [Entry(logic.seq_of(1), "p1", "m1", {}, "2026-12-07T08:58:30.000Z")])
     stats = service.stats("dst_made0000test")
     assert (stats["pending"], stats["lag_seconds"], stats["oldest_pending_at"]) == (1, 90.0, "2026-12-07T08:58:30.000Z")
+
+
+def test_a_scheduled_run_counts_a_retry_due_by_its_scheduled_time() -> None:
+    # Given a destination backing off after a failure
+    run, _, receiver, clock = forwarder(destination())
+    receiver.failing = "retryable"
+    run.accept([feed("p1", "m1")])
+    run.sweep(plenty)
+    receiver.failing = None
+    # When a run scheduled a minute later starts while this invocation's clock still reads earlier
+    drained = run.sweep(plenty, scheduled=clock.now + timedelta(minutes=1))
+    # Then the retry is due, and the event goes
+    assert drained == {"dst_unit0000test": "emptied"}
+    assert receiver.received == [("dst_unit0000test", "m1")]
+    # And without the scheduled time it would still be backing off (the same clock)
+    assert clock.now == NOW

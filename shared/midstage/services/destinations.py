@@ -120,11 +120,16 @@ class Forwarder:
         return touched
 
     # ------------------------------------------------------------------ drain
-    def sweep(self, remaining_s: Callable[[], float]) -> dict[str, Drained]:
-        """Drain every enabled destination whose retry is due (the scheduled run)."""
-        return {d.id: self.drain(d, remaining_s) for d in self.destinations() if remaining_s() > RESERVE_S}
+    def sweep(self, remaining_s: Callable[[], float], scheduled: datetime | None = None) -> dict[str, Drained]:
+        """Drain every enabled destination whose retry is due (the scheduled run). A retry due by
+        the firing's `scheduled` time counts as due, even if this invocation's clock reads earlier."""
+        return {
+            d.id: self.drain(d, remaining_s, due_by=scheduled) for d in self.destinations() if remaining_s() > RESERVE_S
+        }
 
-    def drain(self, destination: Destination, remaining_s: Callable[[], float]) -> Drained:
+    def drain(
+        self, destination: Destination, remaining_s: Callable[[], float], *, due_by: datetime | None = None
+    ) -> Drained:
         """Deliver the destination's queue while time allows, unless it is paused, backing off, or
         another drain holds it. After giving the lease back, look once more: an entry queued
         while the lease was held, by a forwarder that then found it taken, is not left behind."""
@@ -134,7 +139,7 @@ class Forwarder:
         for _ in range(3):
             now = self.clock()
             state = self.queue.state(destination.id)
-            if state.next_attempt_at and parse_iso(state.next_attempt_at) > now:
+            if state.next_attempt_at and parse_iso(state.next_attempt_at) > max(now, due_by or now):
                 return "backing_off"
             token = self.new_token()
             if not self.queue.acquire(destination.id, token, now, LEASE):
