@@ -7,8 +7,10 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -478,3 +480,21 @@ def test_a_scheduled_run_counts_a_retry_due_by_its_scheduled_time() -> None:
     # Then the retry is due, and the event goes
     assert drained == {"dst_unit0000test": "emptied"}
     assert receiver.received == [("dst_unit0000test", "m1")]
+
+
+def test_the_documented_verification_recipe_accepts_a_real_signature_and_nothing_else() -> None:
+    # Given the recipe docs/integrations.md gives receivers, as written
+    text = (Path(__file__).resolve().parents[2] / "docs" / "integrations.md").read_text()
+    section = text.split("## Verifying a webhook destination's signature", 1)[1]
+    recipe = section.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(compile(recipe, "integrations.md", "exec"), scope)  # noqa: S102 - the documentation's own code
+    verified = scope["verified"]
+    # When a body is signed as the forwarder signs it, now (the recipe reads the receiver's clock)
+    body = logic.webhook_body([entry(1, "m1")], "dst_x", NOW)
+    header = logic.sign(SECRET, body, int(time.time()))
+    # Then the recipe accepts it, and refuses a changed body, another secret and an old signature
+    assert verified(header, body, SECRET)
+    assert not verified(header, body.replace(b"m1", b"m2"), SECRET)
+    assert not verified(header, body, SECRET + "x")
+    assert not verified(logic.sign(SECRET, body, int(time.time()) - 600), body, SECRET)
