@@ -109,13 +109,11 @@ class DestinationSender:
             error.close()
             raise status_error(error.code) from error
         except urllib.error.URLError as error:
-            if isinstance(error.reason, ProviderError):  # the address guard's refusal
-                raise error.reason from error
             code = "timeout" if isinstance(error.reason, TimeoutError) else "network"
             raise ProviderError(
                 RETRYABLE, f"destination unreachable: {brief(str(error.reason)) or code}", code
             ) from error
-        except ProviderError:
+        except ProviderError:  # the address guard's refusal, raised while connecting
             raise
         except (TimeoutError, OSError, http.client.HTTPException) as error:
             code = "timeout" if isinstance(error, TimeoutError) else "network"
