@@ -6,6 +6,7 @@ batch at the tracking API's limit never runs into the timeout (which would repea
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage.adapters.archive_stream import Archive, archive_sink
 from midstage.adapters.bus import EventPublisher
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.destination_feed import Feed, destination_feed
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
 from midstage.batch import RecordingBatchProcessor, failure_log, receive
@@ -55,7 +57,9 @@ processor = RecordingBatchProcessor(
 
 
 @cache
-def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher, SegmentCatalog, CostModel, SqsHandoff, Archive]:
+def _wiring() -> tuple[
+    IngestSettings, ProfileStore, EventPublisher, SegmentCatalog, CostModel, SqsHandoff, Archive, Feed
+]:
     settings = ProfileSettings.from_env()
     ingest = IngestSettings(
         identity=identity_settings(),
@@ -66,20 +70,20 @@ def _wiring() -> tuple[IngestSettings, ProfileStore, EventPublisher, SegmentCata
     config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
     store, publisher = ProfileStore(settings.data_table), EventPublisher(settings.event_bus_name)
     handoff, archive = SqsHandoff(settings.ingest_queue_url), archive_sink(settings.archive_stream)
-    return ingest, store, publisher, SegmentCatalog(config), CostModel(), handoff, archive
+    feed = destination_feed(settings.destinations_queue_url)
+    return ingest, store, publisher, SegmentCatalog(config), CostModel(), handoff, archive, feed
 
 
 def record_handler(
     record: SQSRecord, budget: WorkBudget, remaining_s: Callable[[], float], timer: Callable[[], float]
 ) -> None:
-    settings, store, publisher, segments, _, _, archive = _wiring()
+    settings, store, publisher, segments, _, _, archive, feed = _wiring()
     events = receive(record, ProfileEvents).events
+    unit = functools.partial(process_unit, conflict=ConcurrentWrite, archive=archive, feed=feed)
 
     def apply(piece: list[dict[str, Any]]) -> UnitOutcome:
         now, current = _clock()(), segments.current()
-        return process_unit(
-            piece, store, publisher, settings, now, conflict=ConcurrentWrite, segments=current, archive=archive
-        )
+        return unit(piece, store, publisher, settings, now, segments=current)
 
     left = apply_within_budget(events, budget, remaining_s, timer, apply, applied=count_applied)
     if left:

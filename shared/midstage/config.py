@@ -162,6 +162,16 @@ class ProfileSettings(StoreSettings):
     default_timezone: str = "UTC"
     dedupe_window_hours: int = Field(default=24, ge=1, le=168)
     timeline_retention_days: int = Field(default=90, ge=1, le=3650)
+    # The destinations feed (adapters/destination_feed.py); empty: no destinations.
+    destinations_queue_url: str = ""
+
+
+class ForwarderSettings(StoreSettings):
+    """The destinations forwarder (services/destinations.py)."""
+
+    webhook_allow_local: bool = False
+    # How long an event may wait for a failing destination before it joins the failed records.
+    destination_retry_hours: float = Field(default=72, gt=0, le=14 * 24)
 
 
 class AdminSettings(StoreSettings):
@@ -189,6 +199,8 @@ class AdminSettings(StoreSettings):
     analytics_cache_dir: str = "/tmp/midstage-archive"  # noqa: S108 -- Lambda's only writable place
     # How long a report's answer is reused (the function's memory); 0 turns the cache off.
     analytics_cache_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    # Destinations: plain http to localhost is accepted only in local development.
+    webhook_allow_local: bool = False
 
 
 class FrequencyCap(BaseModel):

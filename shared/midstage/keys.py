@@ -201,6 +201,21 @@ def bulk_import_part_key(import_id: str, part: int) -> dict[str, str]:
     return {"pk": f"IMPORT#{import_id}", "sk": f"PART#{part:05d}"}
 
 
+def destination_queue_pk(destination_id: str) -> str:
+    """Events waiting for a destination, one item each, sorted by their feed order (seq)."""
+    return f"DQ#{destination_id}"
+
+
+def destination_failed_pk(destination_id: str) -> str:
+    """Events a destination refused or that outlived its retries, kept for a redrive (TTL)."""
+    return f"DF#{destination_id}"
+
+
+def destination_state_key(destination_id: str) -> dict[str, str]:
+    """A destination's delivery state: its figures, its retry clock and its drain lease."""
+    return {"pk": f"DS#{destination_id}", "sk": "STATE"}
+
+
 # ConfigTable ----------------------------------------------------------------------------
 SOURCE_PK = "SOURCE"
 WRITE_KEY_PK = "WRITEKEY"

@@ -17,17 +17,20 @@ import pytest
 from midstage import keys
 from midstage.adapters.automation_store import CampaignRuns, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.destination_store import DestinationStore
 from midstage.adapters.documents import pack
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.clock import fixed
 from midstage.logic.timefmt import parse_iso
 from midstage.models.admin import Source, stamp
+from midstage.models.destinations import DESTINATION_KIND, Destination
 from midstage.models.messages import Delivery, parse_body
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile, WritePlan
 from tests.integration.conftest import ROOT, SAMPLES_SENT_AT, Context, Stack, sample
 from tests.integration.test_admin_messaging import Api, approved_template, welcome_rule
+from tests.support.http_sink import Sink
 
 ANN = "prof_sample_ann"
 VIP = {"path": "traits.plan", "op": "eq", "value": "pro"}
@@ -57,6 +60,8 @@ TESTED = {
     ("measure_conversions", "order-completed"),
     ("webhooks", "shopify-order"),
     ("run_imports", "object-created"),
+    ("forward_destinations", "feed"),
+    ("forward_destinations", "scheduled"),
 }
 
 
@@ -397,3 +402,40 @@ def _records(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for m in messages
     ]
+
+
+def test_the_destination_samples_queue_anns_events_and_the_scheduled_run_delivers_them(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_ALLOW_LOCAL", "true")
+    with Sink(status=503) as sink:
+        # Given a webhook destination whose receiver is down
+        world.config.save_document(
+            DESTINATION_KIND,
+            Destination(
+                id="dst_sample000000",
+                name="sample",
+                kind="webhook",
+                url=sink.url + "/hook",
+                secret="dsec_sample-secret-0123456789",
+                created_at="2026-11-22T09:00:00.000Z",
+                updated_at="2026-11-22T09:00:00.000Z",
+            ),
+        )
+        # When the feed sample (Ann's identify and order, as the profile updater fed them) arrives
+        answer = world.run("ForwardDestinationsFunction", sample("forward_destinations", "feed"), clock=AT_SEND)
+        # Then it is acknowledged, tried once, and both events wait
+        assert answer == {"batchItemFailures": []}
+        state = DestinationStore(world.table, client=world.stack.clients.dynamodb())
+        assert (len(sink.received), state.stats("dst_sample000000").pending) == (1, 2)
+        # When the receiver is back and the scheduled sample runs a minute later
+        sink.status = 200
+        swept = world.run("ForwardDestinationsFunction", sample("forward_destinations", "scheduled"), clock=AT_SEND)
+        # Then both arrive in the order applied
+        assert swept == {"drained": {"dst_sample000000": "emptied"}}
+        (delivered,) = sink.accepted()
+        batch = json.loads(delivered.body)["batch"]
+        assert [(i["messageId"], i["profileId"]) for i in batch] == [
+            ("sample-identify-0001", "prof_sample_ann"),
+            ("sample-track-0001", "prof_sample_ann"),
+        ]

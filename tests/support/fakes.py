@@ -174,3 +174,119 @@ class MemoryArchive:
 
     def kinds(self) -> list[str]:
         return [record.kind for record in self.records]
+
+
+class MemoryDestinationQueue:
+    """DestinationStore's semantics in memory: each destination's queue in seq order, its failed
+    records, its counters, retry clock and lease."""
+
+    def __init__(self) -> None:
+        from midstage.logic.destinations import Entry
+
+        self.queued: dict[str, dict[str, Entry]] = {}
+        self.failed: dict[str, dict[str, tuple[Entry, str]]] = {}
+        self.states: dict[str, dict[str, Any]] = {}
+        self.leases: dict[str, tuple[str, datetime]] = {}
+
+    def _state(self, destination_id: str) -> dict[str, Any]:
+        return self.states.setdefault(destination_id, {"delivered": 0, "failed": 0, "retried": 0, "filtered": 0})
+
+    def reserve(self, destination_id: str, count: int) -> int:
+        state = self._state(destination_id)
+        state["next_seq"] = state.get("next_seq", 0) + count
+        return int(state["next_seq"]) - count + 1
+
+    def append(self, destination_id: str, entries: Sequence[Any]) -> None:
+        self.queued.setdefault(destination_id, {}).update({e.seq: e for e in entries})
+
+    def waiting(self, destination_id: str, limit: int) -> list[Any]:
+        queue = self.queued.get(destination_id, {})
+        return [queue[seq] for seq in sorted(queue)[:limit]]
+
+    def delivered(self, destination_id: str, entries: Sequence[Any], now: datetime) -> None:
+        for entry in entries:
+            self.queued[destination_id].pop(entry.seq, None)
+        state = self._state(destination_id)
+        state["delivered"] += len(entries)
+        state.update(last_delivered_at=iso(now), attempts=0)
+        state.pop("next_attempt_at", None)
+
+    def retry_later(
+        self, destination_id: str, tried: int, error: str, attempts: int, at: datetime, now: datetime
+    ) -> None:
+        state = self._state(destination_id)
+        state["retried"] += tried
+        state.update(attempts=attempts, next_attempt_at=iso(at), last_error=error, last_error_at=iso(now))
+
+    def fail(self, destination_id: str, failures: Sequence[tuple[Any, str]], now: datetime, *, queued: bool) -> None:
+        for entry, reason in failures:
+            self.failed.setdefault(destination_id, {})[entry.seq] = (entry, reason)
+            if queued:
+                self.queued[destination_id].pop(entry.seq, None)
+        if failures:
+            state = self._state(destination_id)
+            state["failed"] += len(failures)
+            state.update(last_error=failures[-1][1], last_error_at=iso(now))
+
+    def count_filtered(self, destination_id: str, filtered: int) -> None:
+        self._state(destination_id)["filtered"] += filtered
+
+    def state(self, destination_id: str) -> Any:
+        from midstage.models.destinations import DestinationStats
+
+        known = DestinationStats.model_fields
+        return DestinationStats.model_validate({k: v for k, v in self._state(destination_id).items() if k in known})
+
+    def stats(self, destination_id: str) -> Any:
+        figures = self.state(destination_id)
+        pending, failed = len(self.queued.get(destination_id, {})), len(self.failed.get(destination_id, {}))
+        return figures.model_copy(update={"pending": pending, "failed_records": failed})
+
+    def acquire(self, destination_id: str, token: str, now: datetime, lease: Any) -> bool:
+        held = self.leases.get(destination_id)
+        if held is not None and held[1] >= now:
+            return False
+        self.leases[destination_id] = (token, now + lease)
+        return True
+
+    def release(self, destination_id: str, token: str) -> None:
+        if self.leases.get(destination_id, ("", None))[0] == token:
+            del self.leases[destination_id]
+
+    def redrive(self, destination_id: str, limit: int, now: datetime) -> int:
+        from midstage.logic.destinations import Entry
+
+        records = self.failed.get(destination_id, {})
+        moved = sorted(records)[:limit]
+        for seq in moved:
+            entry, _ = records.pop(seq)
+            fresh = Entry(entry.seq, entry.profile_id, entry.message_id, entry.payload, iso(now))
+            self.queued.setdefault(destination_id, {})[seq] = fresh
+        return len(moved)
+
+    def forget(self, destination_id: str) -> None:
+        for store in (self.queued, self.failed, self.states):
+            store.pop(destination_id, None)
+
+
+class MemoryDefinitions:
+    """ConfigStore's versioned documents for one kind at a time, in memory."""
+
+    def __init__(self) -> None:
+        self.docs: dict[tuple[str, str], Any] = {}
+
+    def documents(self, kind: str, model: Any) -> list[Any]:
+        return [doc for (k, _), doc in self.docs.items() if k == kind]
+
+    def find_document(self, kind: str, doc_id: str, model: Any) -> Any:
+        return self.docs.get((kind, doc_id))
+
+    def save_document(self, kind: str, document: Any) -> Any:
+        current = self.docs.get((kind, document.id))
+        if (current.version if current else 0) != document.version - 1:
+            raise AssertionError("saved over another version")
+        self.docs[(kind, document.id)] = document
+        return document
+
+    def delete_document(self, kind: str, doc_id: str) -> None:
+        del self.docs[(kind, doc_id)]

@@ -40,6 +40,7 @@ from midstage.models.admin import ApiKeyCreate, RoleRank, SecretRotation, Source
 from midstage.models.attribution import AnalyzeRequest
 from midstage.models.bulk_imports import BulkImportRequest
 from midstage.models.campaigns import CampaignBody
+from midstage.models.destinations import DestinationCreate, DestinationUpdate
 from midstage.models.experiments import AnalyzeRequest as ExperimentAnalyzeRequest
 from midstage.models.experiments import PlanRequest as ExperimentPlanRequest
 from midstage.models.journeys import JourneyBody
@@ -124,6 +125,8 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "OfferPatch": OfferPatch,
     "CodeUpload": CodeUpload,
     "IssueRequest": IssueRequest,
+    "DestinationCreate": DestinationCreate,
+    "DestinationUpdate": DestinationUpdate,
 }
 # Functions whose routes are public: links inside sent messages, authenticated by a signed token;
 # inbound webhooks, authenticated by the provider's signature over the body.

@@ -14,6 +14,7 @@ from midstage.admin import (
     campaigns,
     channels,
     dead_letters,
+    destinations,
     experiments,
     imports,
     journeys,
@@ -51,6 +52,7 @@ ROUTERS: tuple[tuple[str, Routes], ...] = (
     ("/v1/experiments", experiments.routes),
     ("/v1/spend", spend.routes),
     ("/v1/offers", offers.routes),
+    ("/v1/destinations", destinations.routes),
 )
 
 

@@ -11,6 +11,8 @@ from midstage.adapters.automation_store import CampaignRuns, JourneyInstances, R
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.counters import Counters
 from midstage.adapters.dead_letters import BusRedrive, DeadLetterQueue, FailureLog
+from midstage.adapters.destination_senders import DestinationSender
+from midstage.adapters.destination_store import DestinationStore
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.import_store import ImportFiles, ImportJobs
 from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger, SuppressionStore
@@ -23,6 +25,7 @@ from midstage.clock import Clock
 from midstage.config import AdminSettings, CollectSettings, IdentitySettings, computed_trait_settings, identity_settings
 from midstage.errors import Unavailable
 from midstage.services.admin.campaigns import CampaignAdmin
+from midstage.services.admin.destinations import DestinationAdmin
 from midstage.services.admin.journeys import JourneyAdmin
 from midstage.services.admin.messages import MessageAdmin
 from midstage.services.admin.offers import OfferAdmin
@@ -225,6 +228,17 @@ class AdminWiring:
             queue,
             FailureLog(self.settings.data_table),
             BusRedrive(self.settings.event_bus_name),
+        )
+
+    @cached_property
+    def destinations(self) -> DestinationAdmin:
+        vetting = DestinationSender(allow_local=self.settings.webhook_allow_local)
+        return DestinationAdmin(
+            self.definitions,
+            DestinationStore(self.settings.data_table),
+            vetting.check_url,
+            max_window_days=self.max_window_days,
+            clock=self.clock,
         )
 
     # -------------------------------------------------------------- analytics

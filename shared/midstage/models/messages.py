@@ -63,6 +63,17 @@ def profile_events_body(events: list[dict[str, Any]]) -> str:
     return json.dumps({"version": VERSION, "kind": "profile.events", "events": events}, separators=(",", ":"))
 
 
+class AppliedEvents(_Message):
+    """The destinations feed (a FIFO queue grouped by profile id): one person's events as the
+    profile updater applied them, in the order it applied them."""
+
+    kinds: ClassVar[tuple[str, ...]] = ("destination.events",)
+    what: ClassVar[str] = "destinations feed message"
+    kind: Literal["destination.events"] = "destination.events"
+    profile_id: str = Field(alias="profileId", min_length=1)
+    events: list[dict[str, Any]] = Field(min_length=1)
+
+
 class ProfileEvents(_Message):
     """The ingest queue: one person's tracked events, applied in order by the profile updater."""
 

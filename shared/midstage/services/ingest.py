@@ -31,6 +31,7 @@ from midstage.logic.ingest import (
     unique_events,
     unit_identifiers,
 )
+from midstage.logic.profile import stamp_of
 from midstage.models.profile import Profile, WritePlan
 from midstage.observability import count, logger
 from midstage.services.ports import ArchiveSink, Publisher
@@ -47,6 +48,12 @@ class Store(Protocol):
     def put_merge_record(self, record: dict[str, Any]) -> None: ...
 
 
+class AppliedFeed(Protocol):
+    """The destinations feed: one person's applied events, in the order applied (at least once)."""
+
+    def put(self, profile_id: str, events: Sequence[dict[str, Any]]) -> None: ...
+
+
 def random_id() -> str:
     return uuid.uuid4().hex
 
@@ -61,13 +68,15 @@ def process_unit(
     conflict: type[Exception],
     segments: Segments | None = None,
     archive: ArchiveSink | None = None,
+    feed: AppliedFeed | None = None,
     new_id: IdFactory = random_id,
     sleep: Callable[[float], None] = time.sleep,
     draw: Callable[[], float] = random.random,
 ) -> UnitOutcome:
     """Apply one unit of events exactly once. `conflict` is the store's retryable error.
     With `segments`, every write also brings the person's segment memberships up to date; with
-    `archive`, the events applied, merges and segment transitions are archived after the commit."""
+    `archive`, the events applied, merges and segment transitions are archived after the commit;
+    with `feed`, the events applied go to the destinations feed, as the bus gets them (at least once)."""
     unique = unique_events(events)
     outcome = UnitOutcome(duplicates=len(events) - len(unique))
     fresh = not_yet_seen(unique, store.existing_markers(list(unique)), now)
@@ -79,7 +88,7 @@ def process_unit(
         outcome.attempts = attempt
         try:
             return _attempt(
-                fresh, identifiers, lookups, store, publisher, settings, now, outcome, segments, archive, new_id
+                fresh, identifiers, lookups, store, publisher, settings, now, outcome, segments, archive, feed, new_id
             )
         except conflict:
             # Back off with jitter so two writers on one person stop colliding.
@@ -98,6 +107,7 @@ def _attempt(
     outcome: UnitOutcome,
     segments: Segments | None,
     archive: ArchiveSink | None,
+    feed: AppliedFeed | None,
     new_id: IdFactory,
 ) -> UnitOutcome:
     owners = store.identity_owners(identifiers + [i for i in lookups if i not in identifiers])
@@ -123,6 +133,9 @@ def _attempt(
         batch = archived_unit(merge.survivor.id, write.applied + write.recovered, write.publish, now)
         archive.put(batch.records)
         outcome.unarchived = batch.refused
+    if feed is not None:
+        # Before the markers, as the bus: a crash before them recovers the events and feeds them again.
+        feed.put(merge.survivor.id, sorted(write.applied + write.recovered, key=stamp_of))
     store.put_timeline_page(merge.survivor.id, write.timeline, write.timeline_expires)
     store.put_markers(sorted(merge.survivor.pending), merge.survivor.id, write.markers_expire)
 
