@@ -53,6 +53,7 @@ class Scenario:
         self.user = f"user-{self.tag}"
         self.email = f"{self.tag}@example.org"
         self.phone = "+1415555" + str(int(self.tag, 16) % 10_000).zfill(4)
+        self.rules: list[str] = []  # removed when the test ends: the cloud is shared by every test
 
     def template(self, template_id: str, channel: str, content: dict[str, str], **extra: Any) -> None:
         body = {"id": template_id, "name": template_id, "channel": channel, "locales": {"en": content}, **extra}
@@ -65,6 +66,7 @@ class Scenario:
         body = {"id": rule_id, "name": rule_id, "trigger": {"type": "event", "event": event}, "actions": actions}
         created = self.platform.admin("POST", "/v1/rules", {**body, **extra})
         assert created.status == 201, created.body
+        self.rules.append(rule_id)
 
     def identify(self, timezone: str, *, consent: bool = True, **traits: Any) -> None:
         traits = {"email": self.email, "phone": self.phone, "first_name": "Ann", **traits}
@@ -100,8 +102,14 @@ class Scenario:
 
 
 @pytest.fixture
-def scenario(platform: Platform) -> Scenario:
-    return Scenario(platform)
+def scenario(platform: Platform) -> Iterator[Scenario]:
+    scene = Scenario(platform)
+    yield scene
+    # A rule left enabled would act on the next tests' people too (a "Signed Up" rule emails
+    # everyone who signs up): each test's rules go with it.
+    for rule_id in scene.rules:
+        gone = platform.admin("DELETE", f"/v1/rules/{rule_id}")
+        assert gone.status in (204, 404), gone.body
 
 
 def test_a_tracked_event_sends_the_rendered_email_with_unsubscribe_headers_and_the_sms(scenario: Scenario) -> None:
