@@ -976,6 +976,20 @@ def test_given_a_run_delivered_by_the_deliver_function_when_outcomes_are_counted
     assert rig.touched("sent") == {"sent-0", "sent-1", "sent-2"}  # for attributing conversions
 
 
+def delivery_ports(rig: Rig) -> Ports:
+    """What the deliver function works with, on the rig's stores, sending through a recorder."""
+    dynamodb, table = rig.stack.clients.dynamodb(), rig.profiles.table
+    return Ports(
+        ledger=rig.ledger,
+        profiles=rig.profiles,
+        suppressions=SuppressionStore(table, client=dynamodb),
+        caps=CapStore(table, client=dynamodb),
+        templates=ApprovedEmail("Winter", "<p>Winter</p>"),
+        timers=rig.timers,
+        channels=RecordingProvider(),
+    )
+
+
 def test_given_a_deliverer_killed_around_counting_an_outcome_when_the_request_is_redelivered_then_it_counts_once(
     rig: Rig,
 ) -> None:
@@ -996,16 +1010,7 @@ def test_given_a_deliverer_killed_around_counting_an_outcome_when_the_request_is
         for n in range(3)
     ]
     rig.store(people)
-    dynamodb, table = rig.stack.clients.dynamodb(), rig.profiles.table
-    ports = Ports(
-        ledger=rig.ledger,
-        profiles=rig.profiles,
-        suppressions=SuppressionStore(table, client=dynamodb),
-        caps=CapStore(table, client=dynamodb),
-        templates=ApprovedEmail("Winter", "<p>Winter</p>"),
-        timers=rig.timers,
-        channels=RecordingProvider(),
-    )
+    ports = delivery_ports(rig)
     policy = Policy(caps=(), quiet_hours=None)
     requests = [plan_recipient(rig.campaign("winter-sale"), p, RUN, NOW).request for p in people]
     for request, dies in zip(requests, ("before counting", "after counting", "not at all"), strict=True):
@@ -1013,9 +1018,10 @@ def test_given_a_deliverer_killed_around_counting_an_outcome_when_the_request_is
         outcome = deliver(request, ports, policy, NOW)
         assert outcome.status == SENT
         if dies == "after counting":
-            dying = DiesAtWrite(dynamodb, 1, after=True)
+            dying = DiesAtWrite(rig.stack.clients.dynamodb(), 1, after=True)
+            dying_counters = Counters(rig.profiles.table, client=dying)  # type: ignore[arg-type]
             with pytest.raises(WorkerDied):
-                count_outcome(request, outcome, Counters(table, client=dying), rig.touches, NOW)  # type: ignore[arg-type]
+                count_outcome(request, outcome, dying_counters, rig.touches, NOW)
         elif dies == "not at all":
             assert count_outcome(request, outcome, rig.counters, rig.touches, NOW)
         # The queue delivers the request again: a duplicate, carrying the ledger's outcome.
@@ -1043,16 +1049,7 @@ def test_given_a_message_deferred_by_quiet_hours_when_it_is_released_and_sent_th
     rig.store([ann])
     request = plan_recipient(rig.campaign("winter-sale"), ann, RUN, NOW).request
     assert request is not None
-    dynamodb, table = rig.stack.clients.dynamodb(), rig.profiles.table
-    ports = Ports(
-        ledger=rig.ledger,
-        profiles=rig.profiles,
-        suppressions=SuppressionStore(table, client=dynamodb),
-        caps=CapStore(table, client=dynamodb),
-        templates=ApprovedEmail("Winter", "<p>Winter</p>"),
-        timers=rig.timers,
-        channels=RecordingProvider(),
-    )
+    ports = delivery_ports(rig)
     policy = Policy(caps=(), quiet_hours=(time(21), time(8)))
     night, morning = datetime(2026, 12, 1, 22, 30, tzinfo=UTC), datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
     rig.timers.advance(minute_of(morning - timedelta(minutes=3)))

@@ -19,31 +19,20 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from midstage import keys
-from midstage.adapters import aws
 from midstage.adapters import dynamo as ddb
 from midstage.logic.destinations import Entry
 from midstage.logic.timefmt import iso
 from midstage.models.destinations import DestinationStats
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+    pass
 
 FAILED_RETENTION = timedelta(days=14)  # as long as SQS keeps a dead letter
 _BATCH_WRITE = 25
 _COUNTERS = ("delivered", "failed", "retried", "filtered")
 
 
-class DestinationStore:
-    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class DestinationStore(ddb.Table):
     # ------------------------------------------------------------------ the queue
     def reserve(self, destination_id: str, count: int) -> int:
         """The first of `count` order numbers taken from the destination's counter: entries are
@@ -156,11 +145,8 @@ class DestinationStore:
 
     def state(self, destination_id: str) -> DestinationStats:
         """The state item's figures and retry clock (one read; `pending` and `failed_records` are 0)."""
-        answer = self.client.get_item(
-            TableName=self.table, Key=ddb.key(keys.destination_state_key(destination_id)), ConsistentRead=True
-        )
         values: dict[str, Any] = {}
-        for name, value in (answer.get("Item") or {}).items():
+        for name, value in (self._get(keys.destination_state_key(destination_id)) or {}).items():
             if name in _COUNTERS or name == "attempts":
                 values[name] = int(value["N"])
             elif name in ("last_error", "last_error_at", "last_delivered_at", "next_attempt_at"):
