@@ -135,6 +135,13 @@ def test_a_csv_upload_reads_the_first_column_and_skips_the_header_and_blank_line
     assert offers.check_codes(offers.read_codes(text, "text/csv"), 10) == ["VIP-1", "VIP-2"]
 
 
+def test_a_csv_upload_with_carriage_returns_reads_and_an_unreadable_line_is_refused_by_number() -> None:
+    assert offers.read_codes("code\r\nVIP-1\rVIP-2\r\n", "text/csv") == ["VIP-1", "VIP-2"]
+    with pytest.raises(InvalidInput) as refused:
+        offers.read_codes("code\nVIP-1\n" + '"' + "x" * 200_000 + '"\n', "text/csv")
+    assert refused.value.code == "invalid_codes" and str(refused.value).startswith("line 3:")
+
+
 def test_a_json_upload_and_its_refusals() -> None:
     assert offers.read_codes({"codes": ["A-1", "B-2"]}, "application/json") == ["A-1", "B-2"]
     with pytest.raises(InvalidInput) as shape:

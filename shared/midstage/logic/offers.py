@@ -4,8 +4,6 @@ a redemption is classed. The store (adapters/offer_store.py) makes the claims at
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from midstage.errors import InvalidInput
+from midstage.logic.csvtext import csv_records
 from midstage.logic.timefmt import parse_iso
 from midstage.models.offers import POOL_CODE, Offer
 
@@ -175,7 +174,11 @@ def read_codes(body: Any, content_type: str) -> list[str]:
     if "csv" in content_type or "text/plain" in content_type:
         if not isinstance(body, str):
             raise InvalidInput("a CSV upload is text", code="invalid_codes")
-        rows = [row[0].strip() for row in csv.reader(io.StringIO(body)) if row and row[0].strip()]
+        records = list(csv_records(body))
+        unreadable = next((r for r in records if r.problem), None)
+        if unreadable is not None:
+            raise InvalidInput(f"line {unreadable.line}: {unreadable.problem}", code="invalid_codes")
+        rows = [r.cells[0].strip() for r in records if r.cells and r.cells[0].strip()]
         if rows and rows[0].lower() in ("code", "codes", "coupon"):
             rows = rows[1:]
         return rows

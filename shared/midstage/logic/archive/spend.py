@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -14,6 +12,7 @@ from pydantic import ValidationError
 
 from midstage.errors import describe
 from midstage.logic.archive.records import record_id
+from midstage.logic.csvtext import csv_dicts
 from midstage.models.archive import SpendRecord
 
 SPEND_COLUMNS = ("date", "channel", "campaign", "amount", "currency")
@@ -29,11 +28,19 @@ class SpendProblem:
 def parse_spend_csv(
     text: str, *, archived_at: datetime, source_id: str
 ) -> tuple[list[SpendRecord], list[SpendProblem]]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in SPEND_COLUMNS if c not in (reader.fieldnames or []) and c != "campaign"]
+    names, rows = csv_dicts(text)
+    missing = [c for c in SPEND_COLUMNS if c not in names and c != "campaign"]
     if missing:
         return [], [SpendProblem(1, f"the header needs the columns {', '.join(SPEND_COLUMNS)}; missing {missing}")]
-    return spend_rows(((reader.line_num, row) for row in reader), archived_at=archived_at, source_id=source_id)
+    problems: list[SpendProblem] = []
+    readable: list[tuple[int, dict[str, str | None]]] = []
+    for line, row, problem in rows:
+        if problem:
+            problems.append(SpendProblem(line, problem))
+        else:
+            readable.append((line, row))
+    records, more = spend_rows(readable, archived_at=archived_at, source_id=source_id)
+    return records, sorted(problems + more, key=lambda p: p.line)
 
 
 def spend_rows(

@@ -10,6 +10,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from midstage.errors import InvalidInput, describe
+from midstage.logic.csvtext import csv_dicts
 from midstage.models.experiments import (
     AnalyzeRequest,
     ArmMetricStatistics,
@@ -84,34 +85,40 @@ def analyze_requests_from_csv(
 ) -> dict[str, AnalyzeRequest]:
     """An analyze request per metric from an exported CSV (the rows in their order, control first)."""
     rows_by_metric: dict[str, list[dict[str, str]]] = {}
-    reader = csv.DictReader(io.StringIO(text))
-    missing = set(CSV_COLUMNS) - set(reader.fieldnames or [])
+    names, records = csv_dicts(text)
+    missing = set(CSV_COLUMNS) - set(names)
     if missing:
         raise InvalidInput(f"the CSV lacks columns {', '.join(sorted(missing))}")
-    for row in reader:
-        rows_by_metric.setdefault(row["metric_id"], []).append(row)
+    for line, row, problem in records:
+        if problem or None in row.values():
+            raise InvalidInput(f"line {line}: {problem or f'fewer cells than the {len(names)} columns'}")
+        rows_by_metric.setdefault(str(row["metric_id"]), []).append({k: v or "" for k, v in row.items()})
     requests: dict[str, AnalyzeRequest] = {}
     for metric_id, rows in rows_by_metric.items():
-        first = rows[0]
-        body: dict[str, Any] = {
-            "metric_type": first["metric_type"],
-            "engine": engine,
-            "difference": difference,
-            "alpha": alpha,
-            "cuped": first["cuped"] == "true",
-            "inverse": first["inverse"] == "true",
-            "weights": [float(row["weight"]) for row in rows],
-            "variants": [
-                {
-                    "id": row["arm_id"],
-                    "n": int(row["n"]),
-                    **{column: float(row[column]) for column in _SUM_COLUMNS if row[column] != ""},
-                }
-                for row in rows
-            ],
-        }
         try:
-            requests[metric_id] = AnalyzeRequest.model_validate(body)
-        except ValidationError as error:
-            raise InvalidInput(f"metric {metric_id}: {describe(error, 'csv')}") from None
+            requests[metric_id] = AnalyzeRequest.model_validate(_analyze_body(rows, engine, difference, alpha))
+        except ValueError as error:  # pydantic's ValidationError is a ValueError, as is float("x")
+            why = describe(error, "csv") if isinstance(error, ValidationError) else str(error)
+            raise InvalidInput(f"metric {metric_id}: {why}") from None
     return requests
+
+
+def _analyze_body(rows: list[dict[str, str]], engine: Engine, difference: str, alpha: float) -> dict[str, Any]:
+    first = rows[0]
+    return {
+        "metric_type": first["metric_type"],
+        "engine": engine,
+        "difference": difference,
+        "alpha": alpha,
+        "cuped": first["cuped"] == "true",
+        "inverse": first["inverse"] == "true",
+        "weights": [float(row["weight"]) for row in rows],
+        "variants": [
+            {
+                "id": row["arm_id"],
+                "n": int(row["n"]),
+                **{column: float(row[column]) for column in _SUM_COLUMNS if row[column] != ""},
+            }
+            for row in rows
+        ],
+    }
