@@ -70,7 +70,7 @@ def _wiring() -> tuple[
     config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
     store, publisher = ProfileStore(settings.data_table), EventPublisher(settings.event_bus_name)
     handoff, archive = SqsHandoff(settings.ingest_queue_url), archive_sink(settings.archive_stream)
-    feed = destination_feed(settings.destinations_queue_url)
+    feed = destination_feed(settings.destinations_queue_url, catalog=config)
     return ingest, store, publisher, SegmentCatalog(config), CostModel(), handoff, archive, feed
 
 

@@ -19,8 +19,8 @@ from tests.e2e.conftest import Platform
 PEOPLE = 50
 EVENTS_PER_PERSON = 50
 # The queues the admin API watches (the template's DEAD_LETTER_QUEUES): ingest, delivery, feedback,
-# campaign, refresh, import, and the bus and invocation failures of four functions.
-DEAD_LETTER_QUEUES = 12
+# campaign, refresh, import, destinations, and the bus and invocation failures of four functions.
+DEAD_LETTER_QUEUES = 13
 # The wait below allows a loaded machine half an hour; pytest's default (300 s) would cut it short.
 pytestmark = pytest.mark.timeout(2400)
 

@@ -131,3 +131,24 @@ def test_a_failure_is_recorded_at_the_time_of_the_functions_clock(stack: Stack) 
         [messages[0]["MessageId"]]
     )
     assert recorded[messages[0]["MessageId"]]["at"] == "2031-03-04T05:06:07+00:00"
+
+
+def test_a_destinations_dead_letter_goes_back_into_its_persons_fifo_group(stack: Stack) -> None:
+    http = Http(stack)
+    sqs = stack.clients.sqs()
+    url = queue_url(stack, "DestinationsQueue")
+    body = json.dumps({"version": 1, "kind": "destination.events", "profileId": "p-1", "events": []})
+    # Given a feed message the forwarder never took (five receives, then SQS moves it aside)
+    sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="p-1", MessageDeduplicationId="d-1")
+    for _ in range(MAX_RECEIVES + 1):
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    # When an operator lists the destinations dead letters and redrives them
+    status, listed = http.call("GET", "/v1/dead-letters/destinations", role="data_operator")
+    assert status == 200, listed
+    assert [m["body"] for m in listed["messages"]] == [json.loads(body)]
+    status, redriven = http.call("POST", "/v1/dead-letters/destinations/redrive", "{}", role="admin")
+    assert (status, redriven["redriven"]) == (200, 1), redriven
+    # Then it is back on the feed in the same person's group, though its first deduplication id is recent
+    back = sqs.receive_message(QueueUrl=url, AttributeNames=["All"]).get("Messages", [])
+    assert [(m["Body"], m["Attributes"]["MessageGroupId"]) for m in back] == [(body, "p-1")]
+    assert http.call("GET", "/v1/dead-letters/destinations", role="data_operator")[1]["messages"] == []

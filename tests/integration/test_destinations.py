@@ -108,6 +108,27 @@ def by_person(items: list[dict[str, Any]]) -> dict[str, list[str]]:
     return {p: [i["messageId"] for i in items if i["event"]["userId"] == p] for p in PEOPLE}
 
 
+def test_without_a_destination_the_updater_feeds_nothing_and_the_first_one_is_fed(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform = Platform(stack, monkeypatch)
+    updater = stack.load("ProfileUpdaterFunction", platform.clock)  # type: ignore[arg-type]
+    post(stack, "/v1/track", {"type": "track", "event": "Product Viewed", "userId": "ann", "messageId": "m-1"}, T0)
+    # Given no destination, when the updater applies an event
+    assert updater.lambda_handler({"Records": drain(stack)}, Context()) == {"batchItemFailures": []}
+    # Then the feed costs nothing: no message on the destinations queue
+    assert drain(stack, "DestinationsQueue") == []
+    # When a destination is made and the next event is applied
+    with Sink() as sink:
+        platform.admin.create_destination(DestinationCreate(name="wh", kind="webhook", url=sink.url + "/hook"))
+        post(stack, "/v1/track", {"type": "track", "event": "Product Viewed", "userId": "ann", "messageId": "m-2"}, T0)
+        updater = stack.load("ProfileUpdaterFunction", platform.clock)  # type: ignore[arg-type]  # its catalog, read now
+        assert updater.lambda_handler({"Records": drain(stack)}, Context()) == {"batchItemFailures": []}
+        # Then it is fed and forwarded
+        platform.forward()
+        assert [i["messageId"] for i in delivered(sink.accepted())] == ["m-2"]
+
+
 def test_a_webhook_that_fails_for_an_hour_receives_every_event_once_in_order_per_person_after(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -112,14 +112,22 @@ class DeadLetterQueue:
         self.client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def send_to(self, queue_url: str, message: dict[str, Any]) -> None:
-        """The message as it was, onto `queue_url` (its attributes kept)."""
+        """The message as it was, onto `queue_url` (its attributes kept). A FIFO message goes
+        back into its message group, with a deduplication id of its own: the original's may still
+        be inside SQS's five-minute window, and a redrive repeated after a crash is dropped."""
         attributes: dict[str, Any] = {
             name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
             for name, value in (message.get("MessageAttributes") or {}).items()
         }
+        fifo: dict[str, Any] = {}
+        group = (message.get("Attributes") or {}).get("MessageGroupId")
+        if queue_url.endswith(".fifo") and group:
+            fifo = {"MessageGroupId": group, "MessageDeduplicationId": f"redrive-{message['MessageId']}"[:128]}
         for attempt in range(5):
             try:
-                self.client.send_message(QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes)
+                self.client.send_message(
+                    QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes, **fifo
+                )
                 return
             except Exception:
                 if attempt == 4:

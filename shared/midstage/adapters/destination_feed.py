@@ -5,30 +5,41 @@ they were applied while different people go in parallel.
 Messages of one call are sent one after another (a batch call could accept a later message of
 the group after refusing an earlier one). The deduplication id is derived from the events'
 messageIds, so a unit the updater applies again within SQS's five-minute window is one message;
-past the window the events arrive again and carry the same messageId, their idempotency key."""
+past the window the events arrive again and carry the same messageId, their idempotency key.
+
+With no destination at all nothing is sent: `wanted` (the destination catalog, cached as the
+forwarder's own is) is asked first, so a deployment without destinations pays no SQS request per
+unit. A destination saved in the last `CONFIG_CACHE_SECONDS` may miss the events applied in that
+time, as it would miss them in the forwarder's own cached catalog."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from midstage.adapters import aws
+from midstage.models.destinations import DESTINATION_KIND, Destination
 from midstage.observability import tracer
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+
+    from midstage.adapters.config_store import ConfigStore
 
 MAX_MESSAGE_BYTES = 256 * 1024
 _ATTEMPTS = 5
 
 
 class DestinationFeed:
-    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+    def __init__(
+        self, queue_url: str, client: SQSClient | None = None, *, wanted: Callable[[], bool] | None = None
+    ) -> None:
         self.queue_url = queue_url
         self._client = client
+        self.wanted = wanted
         self.sent = 0
 
     @property
@@ -40,7 +51,7 @@ class DestinationFeed:
     @tracer.capture_method
     def put(self, profile_id: str, events: Sequence[dict[str, Any]]) -> None:
         """Queue one person's applied events, in the order given; raises if the queue refuses."""
-        if not events:
+        if not events or (self.wanted is not None and not self.wanted()):
             return
         for body, ids in _bodies(profile_id, list(events)):
             dedupe = hashlib.sha256(f"{profile_id}\n{ids}".encode()).hexdigest()
@@ -70,8 +81,12 @@ class NoFeed:
 Feed = DestinationFeed | NoFeed
 
 
-def destination_feed(queue_url: str, client: SQSClient | None = None) -> Feed:
-    return DestinationFeed(queue_url, client) if queue_url else NoFeed()
+def destination_feed(queue_url: str, client: SQSClient | None = None, *, catalog: ConfigStore | None = None) -> Feed:
+    """The feed to `queue_url` (none without one); with `catalog`, only while it holds a destination."""
+    if not queue_url:
+        return NoFeed()
+    wanted = None if catalog is None else (lambda: bool(catalog.documents(DESTINATION_KIND, Destination)))
+    return DestinationFeed(queue_url, client, wanted=wanted)
 
 
 def _bodies(profile_id: str, events: list[dict[str, Any]]) -> list[tuple[str, str]]:
