@@ -337,7 +337,13 @@ class ItemScan:
         self.count = count
 
     def scan_page(
-        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, limit: int = 500
+        self,
+        segment: int,
+        total_segments: int,
+        cursor: dict[str, Any] | None,
+        limit: int = 500,
+        *,
+        started: datetime | None = None,
     ) -> tuple[list[Profile], dict[str, Any] | None]:
         start = cursor["next"] if cursor else segment * self.count // total_segments
         stop = (segment + 1) * self.count // total_segments

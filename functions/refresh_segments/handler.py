@@ -25,7 +25,7 @@ from midstage.logic.timefmt import parse_iso
 from midstage.models.messages import VERSION, RefreshPart
 from midstage.observability import logger, tracer
 from midstage.services.journeys import JourneyCatalog, date_entries
-from midstage.services.segments import PartResult, SegmentCatalog, refresh_part
+from midstage.services.segments import PartResult, SegmentCatalog, record_progress, refresh_part
 
 
 @cache
@@ -80,7 +80,7 @@ def record_handler(record: SQSRecord, time_left: float) -> None:
         return date_entries(dated, profile, now, wiring.default_timezone)
 
     def progress(page: PartResult) -> None:
-        jobs.progress(job_id, part=part, scanned=page.scanned, changed=page.changed, part_done=page.finished, now=now)
+        record_progress(jobs, store, job_id, part, page, now, found_at=_clock()())
 
     result = refresh_part(
         store,
@@ -94,6 +94,7 @@ def record_handler(record: SQSRecord, time_left: float) -> None:
         deadline=time.monotonic() + time_left - _RESERVE_S,
         on_page=progress,
         on_profile=on_profile if dated else None,
+        started=parse_iso(message.started_at) if message.started_at else None,
     )
     if not result.finished:
         queue.send_bodies([message.model_copy(update={"cursor": result.cursor, "version": VERSION}).body()])

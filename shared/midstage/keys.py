@@ -11,6 +11,14 @@ MARKER_SK = "MSG"
 RATE_SK = "RATE"
 
 
+# The sparse index of live profiles (template.yaml, DataTable `LiveProfiles`, keys only): its key
+# attribute is on a profile's item while it is live (not merged away), and on no other item.
+LIVE_PROFILES_INDEX = "LiveProfiles"
+LIVE_ATTRIBUTE = "live"
+# Written once, when every live profile carries the attribute (adapters/profile_store.py).
+PROFILE_INDEX_READY_KEY = {"pk": "META#profile-index", "sk": "READY"}
+
+
 def profile_pk(profile_id: str) -> str:
     return f"P#{profile_id}"
 

@@ -572,9 +572,15 @@ class AfterPages:
         self.served = 0
 
     def scan_page(
-        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, limit: int = 500
+        self,
+        segment: int,
+        total_segments: int,
+        cursor: dict[str, Any] | None,
+        limit: int = 500,
+        *,
+        started: datetime | None = None,
     ) -> tuple[list[Profile], dict[str, Any] | None]:
-        found = self.real.scan_page(segment, total_segments, cursor, limit)
+        found = self.real.scan_page(segment, total_segments, cursor, limit, started=started)
         self.served += 1
         if self.served == self.pages:
             self.then()

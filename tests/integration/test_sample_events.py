@@ -328,6 +328,7 @@ def test_the_lifecycle_sweep_sample_starts_one_sweep_per_occurrence(world: World
             "part": n,
             "total": 4,
             "asOf": "2026-11-22T11:00:00.000Z",
+            "startedAt": "2026-11-22T10:00:01.000Z",  # the function's clock: every part reads profiles alike
         }
         for n in range(4)
     ]

@@ -448,9 +448,15 @@ class EventWriteDuringTheSweep(ProfileStore):
         self.done = False
 
     def scan_page(
-        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, limit: int = 500
+        self,
+        segment: int,
+        total_segments: int,
+        cursor: dict[str, Any] | None,
+        limit: int = 500,
+        *,
+        started: datetime | None = None,
     ) -> tuple[list[Profile], dict[str, Any] | None]:
-        page = super().scan_page(segment, total_segments, cursor, limit)
+        page = super().scan_page(segment, total_segments, cursor, limit, started=started)
         if not self.done:
             self.done = True
             writer = RecordingStore(ProfileStore(self.table, client=self.client), self.recorder)

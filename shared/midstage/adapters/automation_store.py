@@ -501,14 +501,20 @@ class RefreshJobs(ddb.Table):
         return True
 
     def progress(
-        self, job_id: str, *, part: int, scanned: int, changed: int, part_done: bool, now: datetime
+        self, job_id: str, *, part: int, scanned: int, changed: int, part_done: bool, now: datetime, tagged: int = 0
     ) -> dict[str, Any]:
         """Add a page's figures. Finished parts are a set, so a redelivered part cannot finish the
-        job early; `scanned` and `changed` are progress figures and may count a redone page twice."""
-        update = "ADD scanned :scanned, changed :changed SET updatedAt = :now"
-        values: dict[str, Any] = {":scanned": ddb.n(scanned), ":changed": ddb.n(changed), ":now": ddb.s(iso(now))}
+        job early; `scanned` and `changed` are progress figures and may count a redone page twice
+        (`tagged` only ever too high, never too low: a redone page finds its profiles tagged)."""
+        values: dict[str, Any] = {
+            ":scanned": ddb.n(scanned),
+            ":changed": ddb.n(changed),
+            ":tagged": ddb.n(tagged),
+            ":now": ddb.s(iso(now)),
+        }
+        update = "ADD scanned :scanned, changed :changed, tagged :tagged SET updatedAt = :now"
         if part_done:
-            update = "ADD scanned :scanned, changed :changed, doneParts :part SET updatedAt = :now"
+            update = "ADD scanned :scanned, changed :changed, tagged :tagged, doneParts :part SET updatedAt = :now"
             values[":part"] = {"SS": [str(part)]}
         answer = self.client.update_item(
             TableName=self.table,
@@ -532,6 +538,7 @@ def _job(item: Mapping[str, Any]) -> dict[str, Any]:
         "parts_done": done,
         "scanned": int(item["scanned"]["N"]),
         "changed": int(item["changed"]["N"]),
+        "tagged": int(item.get("tagged", {"N": "0"})["N"]),
         "state": "done" if done >= parts else "running",
         "created_at": item["createdAt"]["S"],
         "updated_at": item.get("updatedAt", item["createdAt"])["S"],

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _BATCH_WRITE = 25
+_READY_RECHECK_S = 300.0
+INDEX_READY_MARGIN = timedelta(hours=1)
 
 
 class ConcurrentWrite(Exception):
@@ -48,6 +51,9 @@ class ProfileStore(ddb.Table):
     def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
         super().__init__(table, client)
         self.usage = Usage()
+        self.tagged = 0  # profiles this store put into the index of live profiles (see scan_page)
+        self._ready_since: datetime | None = None
+        self._ready_asked_at = float("-inf")
 
     # ------------------------------------------------------------------ reads
     def identity_owners(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
@@ -278,28 +284,63 @@ class ProfileStore(ddb.Table):
             kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def scan_profiles(self, segment: int, total_segments: int) -> Iterator[Profile]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "Segment": segment,
-            "TotalSegments": total_segments,
-            "FilterExpression": "sk = :sk",
-            "ExpressionAttributeValues": {":sk": {"S": keys.PROFILE_SK}},
-        }
+        cursor: dict[str, Any] | None = None
         while True:
-            answer = self.client.scan(**kwargs)
-            for item in answer.get("Items", []):
-                profile = _profile_from_item(item)
-                if not profile.merged_into:
-                    yield profile
-            if "LastEvaluatedKey" not in answer:
+            profiles, cursor = self.scan_page(segment, total_segments, cursor)
+            yield from profiles
+            if cursor is None:
                 return
-            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def scan_page(
-        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, limit: int = 500
+        self,
+        segment: int,
+        total_segments: int,
+        cursor: dict[str, Any] | None,
+        limit: int = 500,
+        *,
+        started: datetime | None = None,
     ) -> tuple[list[Profile], dict[str, Any] | None]:
         """One page of a parallel scan's slice of live profiles, and where the next page starts
-        (None at the end). `limit` counts items read, before the filter to profiles."""
+        (None at the end). `limit` counts the items read: profiles on the index, every item on the table.
+
+        Two ways to read, one per scan: the sparse index of live profiles (keys only, then the
+        profiles by key: only profiles are read) once it is complete, else the whole table, which
+        also tags each profile written before the index existed. A scan keeps the way it began with
+        (the cursor tells); its parts begin with the same one when they pass the time their job
+        `started` (readiness is dated an hour ahead of when it was found, so that holds)."""
+        if cursor is not None:
+            by_index = keys.LIVE_ATTRIBUTE in cursor
+        else:
+            ready = self.index_ready_since()
+            by_index = ready is not None and (started is None or ready <= started)
+        return (
+            self._index_page(segment, total_segments, cursor, limit)
+            if by_index
+            else self._table_page(segment, total_segments, cursor, limit)
+        )
+
+    def _index_page(
+        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, limit: int
+    ) -> tuple[list[Profile], dict[str, Any] | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": keys.LIVE_PROFILES_INDEX,
+            "Segment": segment,
+            "TotalSegments": total_segments,
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = cursor
+        answer = self.client.scan(**kwargs)
+        wanted = [{"pk": item["pk"]["S"], "sk": item["sk"]["S"]} for item in answer.get("Items", [])]
+        # Eventually consistent, as the index itself: half the read units of a strong read.
+        found = {item["pk"]["S"]: item for item in self._batch_get(wanted, consistent=False)}
+        profiles = [_profile_from_item(found[k["pk"]]) for k in wanted if k["pk"] in found]
+        return [p for p in profiles if not p.merged_into], answer.get("LastEvaluatedKey")
+
+    def _table_page(
+        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, limit: int
+    ) -> tuple[list[Profile], dict[str, Any] | None]:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "Segment": segment,
@@ -311,8 +352,63 @@ class ProfileStore(ddb.Table):
         if cursor:
             kwargs["ExclusiveStartKey"] = cursor
         answer = self.client.scan(**kwargs)
-        profiles = [p for p in map(_profile_from_item, answer.get("Items", [])) if not p.merged_into]
+        profiles: list[Profile] = []
+        for item in answer.get("Items", []):
+            profile = _profile_from_item(item)
+            if profile.merged_into:
+                continue
+            if keys.LIVE_ATTRIBUTE not in item:
+                self._tag_live(profile)
+            profiles.append(profile)
         return profiles, answer.get("LastEvaluatedKey")
+
+    def _tag_live(self, profile: Profile) -> None:
+        """Put a profile written before the index existed into it, unless it changed meanwhile
+        (the newer write carries the attribute itself)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=ddb.key(keys.profile_key(profile.id)),
+                UpdateExpression="SET #live = :id",
+                ConditionExpression="version = :v",
+                ExpressionAttributeNames={"#live": keys.LIVE_ATTRIBUTE},
+                ExpressionAttributeValues={":id": {"S": profile.id}, ":v": {"N": str(profile.version)}},
+            )
+        except ClientError as error:
+            if not ddb.condition_failed(error):
+                raise
+            return
+        self.tagged += 1
+
+    def index_ready_since(self) -> datetime | None:
+        """When scans may read the index: None until every live profile is in it (a fresh
+        deployment's first sweep, or an upgraded one's second, finds none to tag). Cached once
+        known; asked again every few minutes until then."""
+        if self._ready_since is None and time.monotonic() >= self._ready_asked_at + _READY_RECHECK_S:
+            self._ready_asked_at = time.monotonic()
+            item = self._get(keys.PROFILE_INDEX_READY_KEY)
+            if item is not None:
+                self._ready_since = datetime.fromisoformat(item["readySince"]["S"])
+        return self._ready_since
+
+    def mark_index_ready(self, found_at: datetime) -> datetime:
+        """Record that every live profile is in the index, from an hour after `found_at`: a scan
+        part that began before the record was written cannot belong to a job started after that
+        time. The first record stands; answers the time in force."""
+        since = found_at + INDEX_READY_MARGIN
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={**ddb.key(keys.PROFILE_INDEX_READY_KEY), "readySince": {"S": since.isoformat()}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if not ddb.condition_failed(error):
+                raise
+            self._ready_asked_at = float("-inf")
+            return self.index_ready_since() or since
+        self._ready_since = since
+        return since
 
     def put_profile_if_unchanged(self, profile: Profile) -> bool:
         """A sweep's write: lose quietly to any concurrent event write (it recomputes anyway)."""
@@ -375,13 +471,17 @@ class ProfileStore(ddb.Table):
 
 
 def _profile_item(profile: Profile) -> dict[str, Any]:
+    """A live profile carries the index attribute; a merged-away one (a tombstone) leaves the index."""
     doc = profile.to_doc()
     doc["version"] = profile.version + 1
-    return {
+    item = {
         **ddb.key(keys.profile_key(profile.id)),
         "version": {"N": str(profile.version + 1)},
         "doc": {"B": pack(doc)},
     }
+    if not profile.merged_into:
+        item[keys.LIVE_ATTRIBUTE] = {"S": profile.id}
+    return item
 
 
 def _version_condition(profile: Profile) -> dict[str, Any]:

@@ -127,6 +127,8 @@ class RefreshPart(_Message):
     total: int = Field(ge=1)
     # The time the part judges by (a sweep's schedule time); without it, the part's own clock.
     as_of: str | None = Field(default=None, alias="asOf")
+    # When the job began: every part reads the profiles the same way (adapters/profile_store.py).
+    started_at: str | None = Field(default=None, alias="startedAt")
     cursor: Any = None
 
     @classmethod

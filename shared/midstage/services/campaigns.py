@@ -249,7 +249,7 @@ class CampaignWorker:
             # deadline check between pages ends the invocation before its timeout cuts a page short
             # (a page is counted only at its checkpoint: cut short, every retry would start it over).
             page_items = max(1, min(PAGE_ITEMS, int(rate * RESERVE_S)))
-            profiles, next_cursor = self.profiles.scan_page(part, total, cursor, page_items)
+            profiles, next_cursor = self.profiles.scan_page(part, total, cursor, page_items, started=fired_at)
             page = self._page(campaign, run_id, profiles, fired_at, now(), part=part, granted=counts.get("queued", 0))
             for chunk_start in range(0, len(page.now), 10):
                 chunk = page.now[chunk_start : chunk_start + 10]

@@ -27,10 +27,17 @@ class Profiles(Protocol):
 
 
 class ProfilePages(Protocol):
-    """Every profile, a page at a time, in one of `total_segments` parallel parts."""
+    """Every profile, a page at a time, in one of `total_segments` parallel parts; `started`: when
+    the job the parts belong to began (its parts then read the same way: adapters/profile_store.py)."""
 
     def scan_page(
-        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, limit: int = 500
+        self,
+        segment: int,
+        total_segments: int,
+        cursor: dict[str, Any] | None,
+        limit: int = 500,
+        *,
+        started: datetime | None = None,
     ) -> tuple[list[Profile], dict[str, Any] | None]: ...
 
 

@@ -37,11 +37,16 @@ ESTIMATE_PARTS = 64
 
 class RefreshableProfiles(ProfilePages, Protocol):
     """Pages of profiles, each written back only if nothing changed it meanwhile, and the markers
-    that confirm a write's domain events went out."""
+    that confirm a write's domain events went out. `tagged` counts the profiles a scan of the
+    whole table put into the index of live profiles; once a sweep finds none, scans read the index."""
+
+    tagged: int
 
     def put_profile_if_unchanged(self, profile: Profile) -> bool: ...
     def existing_markers(self, marker_ids: Iterable[str]) -> dict[str, int]: ...
     def put_marker_owners(self, owners: Mapping[str, str], expires_at: int) -> None: ...
+    def index_ready_since(self) -> datetime | None: ...
+    def mark_index_ready(self, found_at: datetime) -> datetime: ...
 
 
 class SegmentCatalog:
@@ -104,6 +109,7 @@ def refresh(profile: Profile, segments: SegmentSet, now: datetime, traits: Compu
 class PartResult:
     scanned: int = 0
     changed: int = 0
+    tagged: int = 0  # profiles put into the index of live profiles (a scan of the whole table)
     cursor: dict[str, Any] | None = None
     finished: bool = False
 
@@ -121,14 +127,16 @@ def refresh_part(
     deadline: float | None = None,
     on_profile: Callable[[Profile], Iterable[tuple[str, dict[str, Any]]]] | None = None,
     on_page: Callable[[PartResult], None] | None = None,
+    started: datetime | None = None,
 ) -> PartResult:
     """Refresh one slice of a parallel scan, page by page, until done or `deadline` (monotonic
     seconds) passes; the result's cursor resumes it. `on_profile` adds domain events per person
     (journeys' date entries); `on_page` reports progress after each page."""
     result = PartResult(cursor=cursor)
     while True:
-        profiles, next_cursor = store.scan_page(part, total, result.cursor)
-        page = PartResult()
+        tagged_before = store.tagged
+        profiles, next_cursor = store.scan_page(part, total, result.cursor, started=started)
+        page = PartResult(tagged=store.tagged - tagged_before)
         # A write's events are published after it, then confirmed by a marker: a crash between
         # the two leaves them in the profile's outbox, and this scan (or the person's next event
         # write) publishes them again, under the same ids.
@@ -148,6 +156,7 @@ def refresh_part(
             store.put_marker_owners(confirm, int(now.timestamp()) + SWEEP_MARKER_KEEP_S)
         result.scanned += page.scanned
         result.changed += page.changed
+        result.tagged += page.tagged
         result.cursor = next_cursor
         result.finished = next_cursor is None
         if on_page is not None:
@@ -155,6 +164,43 @@ def refresh_part(
             on_page(page)
         if result.finished or (deadline is not None and time.monotonic() > deadline):
             return result
+
+
+class JobProgress(Protocol):
+    def progress(
+        self, job_id: str, *, part: int, scanned: int, changed: int, part_done: bool, now: datetime, tagged: int = 0
+    ) -> dict[str, Any]:
+        """Add a page's figures; answers the job as it now stands."""
+        ...
+
+
+def record_progress(
+    jobs: JobProgress,
+    store: RefreshableProfiles,
+    job_id: str,
+    part: int,
+    page: PartResult,
+    now: datetime,
+    *,
+    found_at: datetime,
+) -> dict[str, Any]:
+    """Add a page's figures to its job. After a sweep's last part: a sweep that read the whole
+    table and had no profile to tag proves every live profile is in the index (a fresh
+    deployment's first sweep; an upgraded one's second, the first having tagged what was written
+    before), so scans read the index from an hour after `found_at` on."""
+    job = jobs.progress(
+        job_id,
+        part=part,
+        scanned=page.scanned,
+        changed=page.changed,
+        tagged=page.tagged,
+        part_done=page.finished,
+        now=now,
+    )
+    swept_clean = job.get("kind") == "sweep" and job.get("state") == "done" and job.get("tagged", 0) == 0
+    if swept_clean and store.index_ready_since() is None:
+        store.mark_index_ready(found_at)
+    return job
 
 
 SWEEP_SOURCE = "$sweep"  # the marker namespace of the sweep's writes ("$" is no source id's)
@@ -238,7 +284,10 @@ def start_refresh(
     kind: RefreshKind = "refresh.sweep" if doc.get("kind") == "sweep" else "refresh.segment"
     at = iso(as_of) if as_of is not None else None
     queue.send_bodies(
-        [RefreshPart(kind=kind, job_id=job_id, part=p, total=parts, as_of=at).body() for p in range(parts)]
+        [
+            RefreshPart(kind=kind, job_id=job_id, part=p, total=parts, as_of=at, started_at=iso(now)).body()
+            for p in range(parts)
+        ]
     )
     return True
 
@@ -265,7 +314,7 @@ def estimate_condition(
     for part in order:
         cursor: dict[str, Any] | None = None
         while True:
-            profiles, cursor = store.scan_page(part, ESTIMATE_PARTS, cursor, limit=1000)
+            profiles, cursor = store.scan_page(part, ESTIMATE_PARTS, cursor, limit=1000, started=now)
             for profile in profiles:
                 scanned += 1
                 if compiled.test(Facts(profile=profile, event=None, now=now)):
