@@ -68,11 +68,11 @@ def governing(
     """The record that decides `purpose` on `channel` (its key and itself), or None when there is none."""
     own_key, every_key = key_of(channel, purpose), key_of(EVERY_CHANNEL, purpose)
     own, every = consent.get(own_key), consent.get(every_key)
-    if own is not None and (own["granted"] is not True or every is None or every["granted"] is True):
-        return own_key, own
-    if own is None or (every is not None and rank(every) > rank(own)):
+    if own is None:
         return (every_key, every) if every is not None else None
-    return own_key, own
+    if own["granted"] is not True or every is None or every["granted"] is True:
+        return own_key, own  # the channel's own refusal, or a grant nothing refuses
+    return (every_key, every) if rank(every) > rank(own) else (own_key, own)
 
 
 def view(consent: Mapping[str, Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
