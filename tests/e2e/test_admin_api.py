@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from tests.e2e.conftest import Platform
@@ -101,3 +102,74 @@ def test_profiles_can_be_found_by_external_id(platform: Platform) -> None:
     )
     platform.settle()
     assert platform.profile(f"x:crm_id:C-{run}")["identities"]["user_id"] == [f"ext-{run}"]
+
+
+def test_consent_keeps_the_newest_choice_from_any_road_and_is_read_with_its_provenance(platform: Platform) -> None:
+    run = uuid.uuid4().hex[:8]
+    user, segment = f"pp-{run}", f"pinpoint_{run}"
+    # Given a person who opted out of email in Pinpoint (effective 2025-06-10), imported over HTTP
+    assert (
+        platform.admin("POST", "/v1/segments", {"id": segment, "name": "From Pinpoint", "kind": "static"}).status == 201
+    )
+    endpoint = {
+        "Id": f"ep-{run}",
+        "ChannelType": "EMAIL",
+        "Address": f"pp.{run}@example.com",
+        "EndpointStatus": "ACTIVE",
+        "OptOut": "ALL",
+        "EffectiveDate": "2025-06-10T08:00:00.000Z",
+        "User": {"UserId": user},
+    }
+    imported = platform.admin(
+        "POST", f"/v1/segments/{segment}/import", {"format": "pinpoint-json", "data": json.dumps(endpoint)}
+    )
+    assert imported.status == 202, imported.body
+    platform.settle()
+    # When older grants arrive afterwards by the admin API and from the app, and a blanket grant now
+    older = {
+        "channel": "email",
+        "purpose": "marketing",
+        "granted": True,
+        "source": "crm",
+        "timestamp": "2024-03-01T09:00:00Z",
+    }
+    assert platform.admin("PUT", f"/v1/profiles/user_id:{user}/consent", older).status == 202
+    from_app = {"channel": "email", "purpose": "marketing", "granted": True, "source": "app-settings"}
+    tracked = {"userId": user, "event": "Consent Updated", "properties": from_app, "timestamp": "2025-01-01T00:00:00Z"}
+    assert platform.track("/v1/track", tracked).status == 200
+    blanket = platform.admin(
+        "PUT", f"/v1/profiles/user_id:{user}/consent", {"channel": "*", "purpose": "marketing", "granted": True}
+    )
+    assert blanket.status == 202
+    platform.settle()
+    # Then the imported opt-out stands for email, with its time and the import that brought it
+    read = platform.admin("GET", f"/v1/profiles/user_id:{user}/consent")
+    assert read.status == 200, read.body
+    records = {c["channel"]: (c["state"], c["at"], c["source"]) for c in read.body["consents"]}
+    assert records == {
+        "email": ("refused", "2025-06-10T08:00:00.000Z", f"import:{imported.body['import_id']}"),
+        "*": ("granted", blanket.body["timestamp"], "admin-api"),
+    }
+    decided = {e["channel"]: e["state"] for e in read.body["effective"] if e["purpose"] == "marketing"}
+    assert decided == {"email": "refused", "sms": "granted", "push": "granted", "inbox": "granted"}
+
+    # And a visitor's SMS refusal is read through the visitor's id once the visitor is merged into the person
+    anon = f"visitor-{run}"
+    stop = {"channel": "sms", "purpose": "marketing", "granted": False, "source": "sms_stop"}
+    platform.track("/v1/track", {"anonymousId": anon, "event": "Consent Updated", "properties": stop})
+    platform.settle()
+    visitor_id = platform.profile(f"anonymous_id:{anon}")["id"]
+    platform.track("/v1/identify", {"userId": user, "anonymousId": anon})
+    platform.settle()
+    survivor = platform.profile(f"user_id:{user}")["id"]
+    merged_away = visitor_id if visitor_id != survivor else platform.profile(survivor)["mergedFrom"][0]
+    through_loser = platform.admin("GET", f"/v1/profiles/{merged_away}/consent")
+    assert through_loser.status == 200, through_loser.body
+    assert through_loser.body["profileId"] == survivor
+    assert {c["channel"]: (c["state"], c["source"]) for c in through_loser.body["consents"]} == {
+        "email": ("refused", f"import:{imported.body['import_id']}"),
+        "sms": ("refused", "sms_stop"),
+        "*": ("granted", "admin-api"),
+    }
+    viewer = platform.admin("POST", "/v1/api-keys", {"name": f"v-{run}", "role": "viewer"}).body["secret"]
+    assert platform.admin("GET", f"/v1/profiles/user_id:{user}/consent", key=viewer).status == 403

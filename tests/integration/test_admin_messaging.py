@@ -187,6 +187,7 @@ def test_every_route_needs_a_valid_key(api: Api) -> None:
         ("POST", "/v1/templates/welcome-email/approve", {"version": 1}, "data_operator"),
         ("POST", "/v1/messages", {}, "marketer"),
         ("PUT", f"/v1/profiles/{ANN}/consent", {}, "data_operator"),
+        ("GET", f"/v1/profiles/{ANN}/consent", None, "data_operator"),
         ("POST", f"/v1/profiles/{ANN}/inbox/read", {"all": True}, "marketer"),
         ("PUT", "/v1/suppressions/email/ann%40example.com", {}, "data_operator"),
         ("DELETE", "/v1/suppressions/email/ann%40example.com", None, "data_operator"),
@@ -710,6 +711,142 @@ def test_consent_goes_through_the_event_plane(api: Api) -> None:
         assert (refused.status, refused["code"]) == (400, "invalid_body")
     nobody = api.put("/v1/profiles/user_id:nobody/consent", change)
     assert (nobody.status, nobody["code"]) == (404, "not_found")
+    assert api.queue("IngestQueue") == []
+
+
+def apply_ingest_queue(api: Api) -> int:
+    """Hand everything on the ingest queue to the profile updater, as its event source would."""
+    messages = [message["Body"] for message in api.queue("IngestQueue")]
+    update(api, *messages)
+    return len(messages)
+
+
+def update(api: Api, *bodies: str) -> None:
+    records = [
+        {
+            "messageId": f"ingest-{n}",
+            "receiptHandle": "r",
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+            "awsRegion": "us-east-1",
+        }
+        for n, body in enumerate(bodies)
+    ]
+    updater = api.stack.load("ProfileUpdaterFunction")
+    assert updater.lambda_handler({"Records": records}, Context()) == {"batchItemFailures": []}
+
+
+def shown(consents: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    return [(c["channel"], c["state"], c["at"], c["source"]) for c in consents]
+
+
+def test_an_imported_opt_out_outlives_older_and_blanket_grants_and_is_read_with_its_provenance(api: Api) -> None:
+    # Given Ann opted out of email in Pinpoint (effective 2025-06-10), imported through the API
+    assert api.post("/v1/segments", {"id": "migrated", "name": "From Pinpoint", "kind": "static"}).status == 201
+    endpoint = {
+        "Id": "ep-ann-email",
+        "ChannelType": "EMAIL",
+        "Address": "ann@example.com",
+        "EndpointStatus": "ACTIVE",
+        "OptOut": "ALL",
+        "EffectiveDate": "2025-06-10T08:00:00.000Z",
+        "User": {"UserId": "ann"},
+    }
+    imported = api.post("/v1/segments/migrated/import", {"format": "pinpoint-json", "data": json.dumps(endpoint)})
+    assert imported.status == 202, imported.body
+    apply_ingest_queue(api)
+    # When the team records the grant it holds from 2024 (the guide's advice), then a blanket grant now
+    dated = {
+        "channel": "email",
+        "purpose": "marketing",
+        "granted": True,
+        "source": "crm",
+        "timestamp": "2024-03-01T10:00:00+01:00",
+    }
+    accepted = api.put(f"/v1/profiles/{ANN}/consent", dated, role="data_operator")
+    assert (accepted.status, accepted["timestamp"], accepted["source"]) == (202, "2024-03-01T09:00:00.000Z", "crm")
+    blanket = api.put(f"/v1/profiles/{ANN}/consent", {"channel": "*", "purpose": "marketing", "granted": True})
+    assert blanket.status == 202 and blanket["source"] == "admin-api"
+    assert apply_ingest_queue(api) == 2
+    # Then the opt-out stands for email, with where and when it was made; other channels have the grant
+    read = api.get(f"/v1/profiles/{ANN}/consent", role="data_operator")
+    assert read.status == 200, read.body
+    assert read["profileId"] == api.ann_id()
+    assert shown(read["consents"]) == [
+        ("*", "granted", blanket["timestamp"], "admin-api"),
+        ("email", "refused", "2025-06-10T08:00:00.000Z", f"import:{imported['import_id']}"),
+    ]
+    assert [(e["channel"], e["state"], e["decidedBy"]) for e in read["effective"]] == [
+        ("email", "refused", "email:marketing"),
+        ("sms", "granted", "*:marketing"),
+        ("push", "granted", "*:marketing"),
+        ("inbox", "granted", "*:marketing"),
+    ]
+    # And only Ann choosing email again, after her opt-out, lifts it; replaying the old grant changes nothing
+    again = {**dated, "source": "preference_center", "timestamp": "2026-01-15T12:00:00Z"}
+    assert api.put(f"/v1/profiles/{ANN}/consent", again).status == 202
+    assert api.put(f"/v1/profiles/{ANN}/consent", dated).status == 202
+    apply_ingest_queue(api)
+    email = next(c for c in api.get(f"/v1/profiles/{ANN}/consent")["consents"] if c["channel"] == "email")
+    assert (email["state"], email["at"], email["source"]) == (
+        "granted",
+        "2026-01-15T12:00:00.000Z",
+        "preference_center",
+    )
+
+
+def test_consent_is_read_by_data_operators_through_any_reference_to_the_person(api: Api) -> None:
+    # Given an anonymous visitor who refused SMS, and who then turns out to be Ann (a merge)
+    visitor = {"anonymousId": "anon-merged", "sourceId": "src_localdemo", "receivedAt": "2026-11-22T10:00:01.000Z"}
+    refusal = {
+        **visitor,
+        "type": "track",
+        "event": "Consent Updated",
+        "messageId": "visitor-consent",
+        "timestamp": "2026-11-22T10:00:00.000Z",
+        "properties": {"channel": "sms", "purpose": "marketing", "granted": False, "source": "sms_stop"},
+    }
+    body = {"version": 1, "kind": "profile.events", "events": [refusal]}
+    update(api, json.dumps(body))
+    owners = api.profiles().identity_owners([("anonymous_id", "anon-merged")])
+    visitor_id = owners[("anonymous_id", "anon-merged")]
+    merge = {
+        **visitor,
+        "type": "identify",
+        "userId": "ann",
+        "messageId": "visitor-is-ann",
+        "timestamp": "2026-11-22T10:00:02.000Z",
+    }
+    update(api, json.dumps({**body, "events": [merge]}))
+    survivor = api.ann_id()
+    merged_away = visitor_id if visitor_id != survivor else api.profiles().profile(survivor).merged_from[0]  # type: ignore[union-attr]
+    assert merged_away != survivor
+    # When the consent is read by the merged-away id, by an identifier, or by the survivor's id
+    answers = [api.get(f"/v1/profiles/{ref}/consent") for ref in (merged_away, "anonymous_id:anon-merged", survivor)]
+    # Then each answers for the surviving person, with the visitor's refusal on it
+    for answer in answers:
+        assert answer.status == 200, answer.body
+        assert answer["profileId"] == survivor
+        assert shown(answer["consents"]) == [("sms", "refused", "2026-11-22T10:00:00.000Z", "sms_stop")]
+    # And below data_operator it is forbidden; an unknown person is 404
+    for role in ("viewer", "marketer"):
+        forbidden = api.get(f"/v1/profiles/{ANN}/consent", role=role)
+        assert (forbidden.status, forbidden["code"]) == (403, "forbidden")
+    nobody = api.get("/v1/profiles/user_id:nobody/consent")
+    assert (nobody.status, nobody["code"]) == (404, "not_found")
+
+
+def test_a_consent_dated_in_the_future_or_without_a_zone_is_refused_and_queues_nothing(api: Api) -> None:
+    change = {"channel": "email", "purpose": "marketing", "granted": True}
+    for timestamp in ("2099-01-01T00:00:00Z", "2026-11-22T10:00:00", "0001-01-01T00:00:00+05:00", "yesterday", 1e12):
+        refused = api.put(f"/v1/profiles/{ANN}/consent", {**change, "timestamp": timestamp})
+        assert (refused.status, refused["code"]) == (400, "invalid_body"), (timestamp, refused.body)
+        assert refused["issues"][0]["location"] == "/timestamp"
+    unpaired = api.put(f"/v1/profiles/{ANN}/consent", {**change, "timestamp": "\udcff"})
+    assert (unpaired.status, unpaired["code"]) == (400, "invalid_text")
     assert api.queue("IngestQueue") == []
 
 

@@ -174,8 +174,8 @@ TEMPLATES = (
 PER_CHANNEL = {"email": "promo", "sms": "promo-sms", "push": "promo-push", "inbox": "promo-inbox"}
 
 
-def grant(granted: bool = True) -> dict[str, Any]:
-    return {"granted": granted, "stamp": STAMP, "source": "src_shop"}
+def grant(granted: bool = True, at: str = STAMP[:24]) -> dict[str, Any]:
+    return {"granted": granted, "stamp": at + STAMP[24:], "source": "src_shop"}
 
 
 def person(profile_id: str = "p1", **fields: Any) -> Profile:
@@ -324,9 +324,29 @@ def test_given_an_explicit_refusal_when_delivered_then_it_is_blocked_with_when_i
     assert_blocked(rig, message, rig.deliver(message), f"{reason}{STAMP[:24]} [email]")
 
 
-def test_given_a_channel_grant_and_a_refusal_for_all_channels_when_delivered_then_the_channel_grant_wins() -> None:
-    rig = Rig().with_person(person(consent={"*:marketing": grant(False), "email:marketing": grant(True)}))
+def test_given_a_refusal_for_all_channels_then_a_newer_channel_grant_when_delivered_then_the_grant_wins() -> None:
+    consent = {"*:marketing": grant(False, "2026-10-01T10:00:00.000Z"), "email:marketing": grant(True)}
+    rig = Rig().with_person(person(consent=consent))
     assert rig.deliver(request()).status == SENT
+
+
+def test_given_a_channel_grant_then_a_newer_refusal_for_all_channels_when_delivered_then_it_is_blocked() -> None:
+    consent = {"*:marketing": grant(False, "2026-11-02T10:00:00.000Z"), "email:marketing": grant(True)}
+    rig = Rig().with_person(person(consent=consent))
+    message = request()
+    reason = "no_consent: marketing on email was refused at 2026-11-02T10:00:00.000Z [email]"
+    assert_blocked(rig, message, rig.deliver(message), reason)
+
+
+def test_given_a_channel_refusal_then_a_newer_grant_for_all_channels_when_delivered_then_the_refusal_stands() -> None:
+    # A blanket grant is not a choice about this channel: only a grant of the channel lifts its refusal
+    consent = {"email:marketing": grant(False), "*:marketing": grant(True, "2026-11-20T10:00:00.000Z")}
+    rig = Rig().with_person(person(consent=consent))
+    email = request("by-email")
+    assert_blocked(
+        rig, email, rig.deliver(email), f"no_consent: marketing on email was refused at {STAMP[:24]} [email]"
+    )
+    assert rig.deliver(request("by-sms", channels=["sms"])).status == SENT  # other channels have the grant
 
 
 def test_given_opt_out_mode_when_delivered_then_silence_allows_marketing_but_a_refusal_still_blocks() -> None:

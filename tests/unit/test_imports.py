@@ -298,10 +298,16 @@ def test_opt_out_refuses_marketing_on_that_channel_and_inactive_addresses_are_no
     people = by_person(pinpoint())
     ann = applied(people["u:user-ann"])
     assert ann.consent["push:marketing"]["granted"] is False
+    assert ann.consent["push:marketing"]["source"] == "import:imp_42"  # where the refusal came from
     assert "email:marketing" not in ann.consent  # OptOut NONE is not a grant
     cy = people["u:user-cy"]
     assert "email" not in cy[0]["traits"]  # the INACTIVE address is skipped, the person is kept
-    assert cy[1]["properties"] == {"channel": "email", "purpose": "marketing", "granted": False}
+    assert cy[1]["properties"] == {
+        "channel": "email",
+        "purpose": "marketing",
+        "granted": False,
+        "source": "import:imp_42",
+    }
     assert cy[1]["timestamp"] == "2026-01-05T00:00:00.000Z"
 
 

@@ -136,6 +136,7 @@ def test_a_customer_is_an_identify_with_consent_as_given() -> None:
         "channel": "email",
         "purpose": "marketing",
         "granted": True,
+        "source": "webhook:shopify",
         "opt_in_level": "confirmed_opt_in",
     }
     assert consent["timestamp"] == "2021-12-31T18:55:00-05:00"

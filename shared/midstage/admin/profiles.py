@@ -35,6 +35,11 @@ def list_profile_messages(profile_ref: str) -> Response[Any]:
     return json_answer(200, messages.profile_messages(profile_ref, routes.limit(), routes.cursor(), routes.caller))
 
 
+@routes.get("/<profile_ref>/consent", role=RoleRank.data_operator)
+def get_profile_consent(profile_ref: str) -> Response[Any]:
+    return json_answer(200, routes.services.consent.consents(profile_ref))
+
+
 @routes.put("/<profile_ref>/consent", role=RoleRank.data_operator)
 def put_profile_consent(profile_ref: str) -> Response[Any]:
     return json_answer(202, routes.services.consent.update_consent(profile_ref, routes.body(ConsentUpdate)))

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from midstage.config import FrequencyCap
+from midstage.logic import consent
 from midstage.logic.timefmt import iso
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
@@ -267,12 +268,14 @@ def consent_refusal(profile: Profile, channel: str, category: str, marketing_con
     """Empty when the person's consent allows this channel and purpose, else why not."""
     if channel == "webhook":
         return ""  # not a message to the person
-    for key in (f"{channel}:{category}", f"*:{category}"):
-        grant = profile.consent.get(key)
-        if grant is not None:
-            return (
-                "" if grant["granted"] else f"no_consent: {category} on {channel} was refused at {grant['stamp'][:24]}"
-            )
+    found = consent.governing(profile.consent, channel, category)
+    if found is not None:
+        grant = found[1]
+        return (
+            ""
+            if grant["granted"] is True
+            else f"no_consent: {category} on {channel} was refused at {consent.at_of(grant)}"
+        )
     if category == "transactional" or marketing_consent == "opt_out":
         return ""
     return f"no_consent: no {category} consent recorded for {channel}"

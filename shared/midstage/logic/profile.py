@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from midstage.config import ComputedTraitSettings
+from midstage.logic import consent
 from midstage.logic.timefmt import day_of, iso, parse_iso
 from midstage.models.profile import Profile
 from midstage.models.segments import SEGMENT_ID
@@ -32,8 +33,6 @@ SEGMENT_REMOVED = "Segment Removed"
 MAX_TAGS = 200
 MAX_STATIC_SEGMENTS = 500
 PLATFORM_SOURCE = "midstage"  # the sourceId of events the platform emits (logic/internal_events.py)
-_CONSENT_CHANNELS = frozenset({"email", "sms", "push", "inbox", "webhook", "*"})
-_PURPOSES = frozenset({"marketing", "transactional"})
 _SEGMENT_ID = re.compile(SEGMENT_ID).match
 _UTM_FIELDS = ("source", "medium", "name", "term", "content")
 _DEVICE_FIELDS = ("id", "token", "type", "manufacturer", "model", "name", "advertisingId")
@@ -146,11 +145,10 @@ def _apply_reserved(
         channel = str(properties.get("channel", "email"))
         purpose = str(properties.get("purpose", "marketing"))
         granted = properties.get("granted") is True if name == CONSENT_UPDATED else False
-        if channel in _CONSENT_CHANNELS and purpose in _PURPOSES:
-            key = f"{channel}:{purpose}"
-            known = profile.consent.get(key)
-            if known is None or known["stamp"] < stamp:
-                profile.consent[key] = {"granted": granted, "stamp": stamp, "source": event.get("sourceId", "")}
+        if channel in consent.CHANNELS and purpose in consent.PURPOSES:
+            fallback = consent.UNSUBSCRIBE_SOURCE if name == UNSUBSCRIBED else str(event.get("sourceId", ""))
+            written = consent.entry(granted, stamp, consent.source_of(properties, fallback))
+            consent.record(profile.consent, consent.key_of(channel, purpose), written)
     elif name in (SEGMENT_ADDED, SEGMENT_REMOVED) and event.get("sourceId") == PLATFORM_SOURCE:
         segment = properties.get("segment")
         if isinstance(segment, str) and _SEGMENT_ID(segment):
@@ -284,9 +282,7 @@ def merge_into(survivor: Profile, loser: Profile) -> None:
     for segment_id, (segment_stamp, on) in loser.static_segments.items():
         set_static_segment(survivor, segment_id, on, segment_stamp)
     for key, grant in loser.consent.items():
-        mine_grant = survivor.consent.get(key)
-        if mine_grant is None or mine_grant["stamp"] < grant["stamp"]:
-            survivor.consent[key] = grant
+        consent.record(survivor.consent, key, grant)
     for field_name, key in (("timezone", "$timezone"), ("locale", "$locale")):
         if loser.trait_stamps.get(key, "") > survivor.trait_stamps.get(key, ""):
             setattr(survivor, field_name, getattr(loser, field_name))
@@ -407,11 +403,11 @@ def changes(before: Profile | None, after: Profile) -> dict[str, Any]:
     if old_tags - set(after.tags):
         changed["tags_removed"] = sorted(old_tags - set(after.tags))
     old_consent = before.consent if before else {}
-    consent = {
+    flipped = {
         k: v["granted"] for k, v in after.consent.items() if old_consent.get(k, {}).get("granted") != v["granted"]
     }
-    if consent:
-        changed["consent"] = consent
+    if flipped:
+        changed["consent"] = flipped
     added = sorted(after.identifier_set() - old_ids)
     if added:
         changed["identities_added"] = [f"{t}:{v}" for t, v in added]

@@ -21,6 +21,7 @@ _ID = SEGMENT_ID
 # Dead letters: how many one redrive may move, how many one listing shows.
 MAX_LISTED = 100
 MAX_REDRIVEN = 1000
+EARLIEST_CONSENT = "1970-01-01T00:00:00.000Z"
 
 
 # ------------------------------------------------------------------------------ messaging
@@ -129,6 +130,25 @@ class ConsentUpdate(_Body):
     purpose: Literal["marketing", "transactional"]
     granted: StrictBool
     source: str = Field(default="admin-api", min_length=1, max_length=200, description="where consent was given")
+    timestamp: str | None = Field(
+        default=None, max_length=64, description="when the person made the choice (ISO 8601 with a zone); default now"
+    )
+
+    @field_validator("timestamp")
+    @classmethod
+    def _choice_time(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            moment = parse_iso(value)
+            if moment.tzinfo is None:
+                raise ValueError("needs a time zone, e.g. 2026-11-22T10:00:00Z")
+            stamped = iso(moment)
+        except (ValueError, OverflowError) as error:
+            raise ValueError(f"not an ISO 8601 timestamp with a zone: {value[:64]!r}") from error
+        if stamped < EARLIEST_CONSENT:
+            raise ValueError(f"before {EARLIEST_CONSENT}: not a time consent was given")
+        return stamped
 
 
 class InboxRead(_Body):

@@ -164,7 +164,7 @@ def _events_of(job: Job, person: Person) -> list[dict[str, Any]]:
         events.append(
             track(
                 CONSENT_UPDATED,
-                {"channel": channel, "purpose": "marketing", "granted": False},
+                {"channel": channel, "purpose": "marketing", "granted": False, "source": f"import:{job.import_id}"},
                 job.message_id(person.line, f"consent:{channel}"),
                 at,
             )

@@ -262,6 +262,7 @@ def _customer(body: dict[str, Any], webhook_id: str) -> list[dict[str, Any]]:
                         "channel": channel,
                         "purpose": "marketing",
                         "granted": granted,
+                        "source": "webhook:shopify",
                         "opt_in_level": consent.get("opt_in_level"),
                     }
                 ),

@@ -9,10 +9,11 @@ from typing import Any
 from midstage import keys
 from midstage.clock import Clock
 from midstage.config import IdentitySettings
-from midstage.errors import Conflict, HandoffFailed, Unavailable
-from midstage.logic import internal_events
+from midstage.errors import Conflict, HandoffFailed, IssuesError, Unavailable
+from midstage.logic import consent, internal_events
+from midstage.logic.collect import FUTURE_TOLERANCE
 from midstage.logic.profile import CONSENT_UPDATED
-from midstage.logic.timefmt import iso
+from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.admin import Caller
 from midstage.models.profile import Profile
 from midstage.models.requests import ConsentUpdate, InboxRead
@@ -35,19 +36,38 @@ class ConsentAdmin:
         return profiles.resolve(ref, self.profiles, self.identity)
 
     def update_consent(self, ref: str, body: ConsentUpdate) -> dict[str, Any]:
+        """Queue the choice at the time the person made it (`timestamp`, else now): the profile
+        keeps the newest choice per channel and purpose, so an older grant changes nothing."""
+        received = self.clock()
+        if body.timestamp is not None and parse_iso(body.timestamp) > received + FUTURE_TOLERANCE:
+            issue = {"location": "/timestamp", "message": "is in the future: consent is recorded when it was given"}
+            raise IssuesError(f"timestamp: {issue['message']}", [issue], code="invalid_body")
         profile = self.profile(ref)
         person = internal_events.addressed_to(profile)
         if person is None:
             raise Conflict(f"profile '{profile.id}' has no userId or anonymousId to address an event to")
-        now = iso(self.clock())
+        now = iso(received)
+        at = body.timestamp or now
         message_id = internal_events.internal_id("consent", profile.id, now, secrets.token_hex(8))
         properties = {"channel": body.channel, "purpose": body.purpose, "granted": body.granted, "source": body.source}
-        event = internal_events.track(person, CONSENT_UPDATED, properties, message_id=message_id, timestamp=now)
+        event = internal_events.track(person, CONSENT_UPDATED, properties, message_id=message_id, timestamp=at)
         try:
             self.ingest.send({internal_events.person_key(event): [event]})
         except HandoffFailed as error:
             raise Unavailable("the consent change could not be queued; retry") from error
-        return {"profileId": profile.id, "messageId": message_id, "event": CONSENT_UPDATED, **properties}
+        return {
+            "profileId": profile.id,
+            "messageId": message_id,
+            "event": CONSENT_UPDATED,
+            **properties,
+            "timestamp": at,
+        }
+
+    def consents(self, ref: str) -> dict[str, Any]:
+        """The person's recorded choices with where and when each was made, and what decides
+        delivery per channel (a merged-away reference answers for the surviving profile)."""
+        profile = self.profile(ref)
+        return {"profileId": profile.id, **consent.view(profile.consent)}
 
 
 class InboxAdmin:
