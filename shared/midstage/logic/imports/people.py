@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +31,9 @@ class Person:
     context: dict[str, str] = field(default_factory=dict)
     devices: list[tuple[int, dict[str, str], str, str]] = field(default_factory=list)  # line, device, at, id
     refusals: dict[str, str] = field(default_factory=dict)  # consent channel -> when
+    # Pinpoint people: the newest EffectiveDate of their endpoints. Their events are then dated
+    # by it and their message ids derive from what they say, not from the import (see _event_ids).
+    effective: str | None = None
 
     def absorb(self, later: Person) -> None:
         """A later row for the same person: its non-empty values win."""
@@ -139,11 +143,14 @@ def _events_of(job: Job, person: Person) -> list[dict[str, Any]]:
         who["anonymousId"] = f"import-{kind}-{hashlib.sha256(str(value).encode()).hexdigest()[:32]}"
     contact = {k: v for k, v in (("email", person.email), ("phone", person.phone)) if v}
     traits = {**person.traits, **contact}
-    identify = internal_events.identify(
-        who, traits, message_id=job.message_id(person.line, "identify"), timestamp=job.timestamp
-    )
-    identify["context"].update(person.context)
-    events = [identify]
+    ids = _event_ids(job, person, traits)
+    events: list[dict[str, Any]] = []
+    if traits or person.context or person.effective is None:
+        identify = internal_events.identify(
+            who, traits, message_id=ids("identify"), timestamp=person.effective or job.timestamp
+        )
+        identify["context"].update(person.context)
+        events.append(identify)
 
     def track(name: str, properties: dict[str, Any], message_id: str, at: str) -> dict[str, Any]:
         event = internal_events.track(who, name, properties, message_id=message_id, timestamp=at)
@@ -155,7 +162,7 @@ def _events_of(job: Job, person: Person) -> list[dict[str, Any]]:
         event = track(
             DEVICE_REGISTERED,
             {"platform": device["type"], "source": "pinpoint", "endpoint": endpoint_id},
-            job.message_id(line, "device"),
+            ids("device", line, endpoint_id, at, device["token"]),
             at,
         )
         event["context"]["device"] = device
@@ -165,11 +172,30 @@ def _events_of(job: Job, person: Person) -> list[dict[str, Any]]:
             track(
                 CONSENT_UPDATED,
                 {"channel": channel, "purpose": "marketing", "granted": False},
-                job.message_id(person.line, f"consent:{channel}"),
+                ids(f"consent:{channel}", person.line, at),
                 at,
             )
         )
     events.append(
-        track(SEGMENT_ADDED, {"segment": job.segment_id}, job.message_id(person.line, "segment"), job.timestamp)
+        track(SEGMENT_ADDED, {"segment": job.segment_id}, ids("segment", person.line, job.segment_id), job.timestamp)
     )
     return events
+
+
+def _event_ids(job: Job, person: Person, traits: Mapping[str, Any]) -> Callable[..., str]:
+    """How a person's events are named. A CSV row's derive from (import, line, kind): the same
+    file sent again makes the same events. A Pinpoint person's derive from who they are and
+    what the event says (the identify's traits, a device's endpoint id, EffectiveDate and
+    token, a refusal's channel and date): a second export job, its files cut or ordered
+    differently, makes the same events for the endpoints that did not change, which the
+    profile updater's dedupe absorbs, and new ones only for what changed."""
+    if person.effective is None:
+        return lambda kind, line=person.line, *_: job.message_id(line, kind)
+    said = json.dumps({"traits": traits, "context": person.context}, sort_keys=True, default=str)
+    content = hashlib.sha256(said.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def named(kind: str, _line: int = 0, *parts: str) -> str:
+        what = (content,) if kind == "identify" else parts
+        return internal_events.internal_id("pinpoint", *person.key, kind, *what)
+
+    return named

@@ -11,15 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from midstage.config import IdentitySettings
-from midstage.logic.identity import normalise_email, normalise_phone
+from midstage.logic.identity import normalise_email
 from midstage.logic.imports.model import (
-    DIGITS_ONLY,
     MAX_CELL_BYTES,
     MAX_COLUMNS,
     MAX_IDENTIFIER_BYTES,
     MAX_ROWS,
     NOT_TRAIT_CHARACTER,
-    PHONE_NOISE,
     PUSH_TOKEN,
     TRAIT,
     ImportRefused,
@@ -29,6 +27,7 @@ from midstage.logic.imports.model import (
     new_job,
 )
 from midstage.logic.imports.people import Person, clean_identifier, emit, locale_context
+from midstage.logic.imports.phones import international_phone
 from midstage.logic.imports.text import check_shape, counted, prepare, read_header, read_records
 from midstage.logic.text import problem as text_problem
 from midstage.logic.timefmt import iso
@@ -110,17 +109,22 @@ def parse_pinpoint_csv(
             if name.startswith(_PINPOINT_IGNORED) or name in _PINPOINT_IGNORED_COLUMNS:
                 continue
             raise ImportRefused(f"column {index + 1} ({name[:80]!r}) is not a Pinpoint endpoint field")
-        if where in columns.values():
+        if where in columns.values() and not _is_attribute(where):
             raise ImportRefused(f"column {name!r} appears twice")
-        columns[index] = where
+        columns[index] = where  # a repeated attribute column holds one more of its values
     if not any(c in (("Address",), ("Id",), ("User", "UserId")) for c in columns.values()):
         raise ImportRefused("no identifier column: the header needs Address, Id or User.UserId")
+    # Pinpoint's user-ID file: a `User.UserId` header alone, and ids separated by spaces.
+    user_ids_only = list(columns.values()) == [("User", "UserId")]
 
     report = ImportReport()
     endpoints: list[_Endpoint] = []
     for line, cells, problem in counted(records):
         if problem:
             report.reject(line, problem)
+            continue
+        if user_ids_only:
+            _user_ids(job, line, cells, header, next(iter(columns)), report, endpoints)
             continue
         try:
             check_shape(cells, header)
@@ -135,13 +139,35 @@ def parse_pinpoint_csv(
                 target = document
                 for key in where[:-1]:
                     target = target.setdefault(key, {})
-                attribute = where[0] == "Attributes" or where[:2] == ("User", "UserAttributes")
-                target[where[-1]] = [value] if attribute else value
+                if _is_attribute(where):
+                    target.setdefault(where[-1], []).append(value)
+                else:
+                    target[where[-1]] = value
             endpoints.append(_endpoint(job, line, document))
         except RowProblem as why:
             report.reject(line, str(why))
     _emit_endpoints(job, report, endpoints)
     return report
+
+
+def _user_ids(
+    job: Job, line: int, cells: list[str], header: list[str], column: int, report: ImportReport, found: list[_Endpoint]
+) -> None:
+    """A row of a user-ID file: ids separated by spaces, each a person of its own."""
+    try:
+        check_shape(cells, header)
+    except RowProblem as why:
+        report.reject(line, str(why))
+        return
+    for user_id in cells[column].split():
+        try:
+            found.append(_endpoint(job, line, {"User": {"UserId": user_id}}))
+        except RowProblem as why:
+            report.reject(line, str(why))
+
+
+def _is_attribute(where: tuple[str, ...]) -> bool:
+    return where[0] == "Attributes" or where[:2] == ("User", "UserAttributes")
 
 
 def _pinpoint_column(name: str) -> tuple[str, ...] | None:
@@ -244,7 +270,7 @@ def _endpoint(job: Job, line: int, document: Mapping[str, Any]) -> _Endpoint:
     location = {str(k): text for k, v in _section(document, "Location").items() if (text := _text(v, f"Location.{k}"))}
     usable = None
     if status == "ACTIVE" and channel is not None and channel not in _NO_ADDRESS_CHANNELS:
-        usable = _address(channel, address)
+        usable = _address(channel, address, location.get("Country"))
     return _Endpoint(
         line=line,
         id=endpoint_id,
@@ -260,7 +286,7 @@ def _endpoint(job: Job, line: int, document: Mapping[str, Any]) -> _Endpoint:
     )
 
 
-def _address(channel: str, address: str | None) -> str:
+def _address(channel: str, address: str | None, country: str | None) -> str:
     if not address:
         raise RowProblem(f"an ACTIVE {channel} endpoint has no Address")
     if channel == _EMAIL_CHANNEL:
@@ -269,11 +295,7 @@ def _address(channel: str, address: str | None) -> str:
             raise RowProblem(f"EMAIL address {address[:80]!r} is not a valid email address")
         return email
     if channel in _PHONE_CHANNELS:
-        phone = normalise_phone(address)
-        digits = PHONE_NOISE.sub("", address)
-        if phone is None and DIGITS_ONLY.fullmatch(digits) and not digits.startswith("0"):
-            # Pinpoint addresses are international; some exports drop the leading +.
-            phone = normalise_phone("+" + digits)
+        phone = international_phone(address, country)
         if phone is None:
             raise RowProblem(f"{channel} address {address[:80]!r} is not an international phone number (E.164)")
         return phone
@@ -342,4 +364,5 @@ def _pinpoint_person(key: tuple[str, str], group: list[_Endpoint]) -> Person:
         if endpoint.opted_out and channel is not None:
             person.refusals[channel] = endpoint.at
     person.devices.sort(key=lambda entry: entry[0])
+    person.effective = by_time[-1].at
     return person
