@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +17,16 @@ from midstage.logic.profile import CONSENT_UPDATED, SEGMENT_ADDED
 
 
 # ------------------------------------------------------------------------------------- people
+@dataclass(frozen=True)
+class Update:
+    """One Pinpoint endpoint's traits and context, for an identify of its own."""
+
+    endpoint_id: str
+    at: str
+    traits: dict[str, Any]
+    context: dict[str, str]
+
+
 @dataclass
 class Person:
     """One person to import: identifiers, traits, and (Pinpoint) devices and refusals."""
@@ -29,11 +39,11 @@ class Person:
     phone: str | None = None
     traits: dict[str, Any] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)
+    # Pinpoint people only: what each endpoint says, its devices and refusals. Their events are
+    # one per endpoint, dated by its EffectiveDate and named by what they say (see _pinpoint_id).
+    updates: list[Update] | None = None
     devices: list[tuple[int, dict[str, str], str, str]] = field(default_factory=list)  # line, device, at, id
-    refusals: dict[str, str] = field(default_factory=dict)  # consent channel -> when
-    # Pinpoint people: the newest EffectiveDate of their endpoints. Their events are then dated
-    # by it and their message ids derive from what they say, not from the import (see _event_ids).
-    effective: str | None = None
+    refusals: list[tuple[str, str, str]] = field(default_factory=list)  # consent channel, at, endpoint id
 
     def absorb(self, later: Person) -> None:
         """A later row for the same person: its non-empty values win."""
@@ -142,15 +152,23 @@ def _events_of(job: Job, person: Person) -> list[dict[str, Any]]:
         kind, value = ("email", person.email) if person.email else ("phone", person.phone)
         who["anonymousId"] = f"import-{kind}-{hashlib.sha256(str(value).encode()).hexdigest()[:32]}"
     contact = {k: v for k, v in (("email", person.email), ("phone", person.phone)) if v}
-    traits = {**person.traits, **contact}
-    ids = _event_ids(job, person, traits)
+    pinpoint = person.updates is not None
     events: list[dict[str, Any]] = []
-    if traits or person.context or person.effective is None:
+    if person.updates is None:
+        traits = {**person.traits, **contact}
         identify = internal_events.identify(
-            who, traits, message_id=ids("identify"), timestamp=person.effective or job.timestamp
+            who, traits, message_id=job.message_id(person.line, "identify"), timestamp=job.timestamp
         )
         identify["context"].update(person.context)
         events.append(identify)
+    for update in person.updates or ():
+        if update.traits or update.context:
+            said = json.dumps([update.traits, update.context], sort_keys=True, default=str)
+            digest = hashlib.sha256(said.encode("utf-8", "surrogatepass")).hexdigest()
+            message_id = _pinpoint_id(person, "identify", update.endpoint_id, update.at, digest)
+            identify = internal_events.identify(who, update.traits, message_id=message_id, timestamp=update.at)
+            identify["context"].update(update.context)
+            events.append(identify)
 
     def track(name: str, properties: dict[str, Any], message_id: str, at: str) -> dict[str, Any]:
         event = internal_events.track(who, name, properties, message_id=message_id, timestamp=at)
@@ -158,44 +176,34 @@ def _events_of(job: Job, person: Person) -> list[dict[str, Any]]:
             event["context"]["traits"] = dict(contact)
         return event
 
-    for line, device, at, endpoint_id in person.devices:
+    for _, device, at, endpoint_id in person.devices:
         event = track(
             DEVICE_REGISTERED,
             {"platform": device["type"], "source": "pinpoint", "endpoint": endpoint_id},
-            ids("device", line, endpoint_id, at, device["token"]),
+            _pinpoint_id(person, "device", endpoint_id, at, device["token"]),
             at,
         )
         event["context"]["device"] = device
         events.append(event)
-    for channel, at in sorted(person.refusals.items()):
+    for channel, at, endpoint_id in person.refusals:
         events.append(
             track(
                 CONSENT_UPDATED,
                 {"channel": channel, "purpose": "marketing", "granted": False},
-                ids(f"consent:{channel}", person.line, at),
+                _pinpoint_id(person, "consent", channel, endpoint_id, at),
                 at,
             )
         )
-    events.append(
-        track(SEGMENT_ADDED, {"segment": job.segment_id}, ids("segment", person.line, job.segment_id), job.timestamp)
-    )
+    segment_id = _pinpoint_id(person, "segment", job.segment_id) if pinpoint else job.message_id(person.line, "segment")
+    events.append(track(SEGMENT_ADDED, {"segment": job.segment_id}, segment_id, job.timestamp))
     return events
 
 
-def _event_ids(job: Job, person: Person, traits: Mapping[str, Any]) -> Callable[..., str]:
-    """How a person's events are named. A CSV row's derive from (import, line, kind): the same
-    file sent again makes the same events. A Pinpoint person's derive from who they are and
-    what the event says (the identify's traits, a device's endpoint id, EffectiveDate and
-    token, a refusal's channel and date): a second export job, its files cut or ordered
-    differently, makes the same events for the endpoints that did not change, which the
-    profile updater's dedupe absorbs, and new ones only for what changed."""
-    if person.effective is None:
-        return lambda kind, line=person.line, *_: job.message_id(line, kind)
-    said = json.dumps({"traits": traits, "context": person.context}, sort_keys=True, default=str)
-    content = hashlib.sha256(said.encode("utf-8", "surrogatepass")).hexdigest()
-
-    def named(kind: str, _line: int = 0, *parts: str) -> str:
-        what = (content,) if kind == "identify" else parts
-        return internal_events.internal_id("pinpoint", *person.key, kind, *what)
-
-    return named
+def _pinpoint_id(person: Person, kind: str, *parts: str) -> str:
+    """A Pinpoint person's events are named by who they are and what the event says (an
+    endpoint's id, EffectiveDate and content), never by the import that carried them: a second
+    export job, cut into other files in another order, makes the same events for the endpoints
+    that did not change, which the profile updater's dedupe absorbs, and new ones only for
+    what changed. (A CSV row's derive from the import, its line and kind: the same file sent
+    again makes the same events.)"""
+    return internal_events.internal_id("pinpoint", *person.key, kind, *parts)

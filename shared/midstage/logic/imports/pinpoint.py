@@ -26,7 +26,7 @@ from midstage.logic.imports.model import (
     RowProblem,
     new_job,
 )
-from midstage.logic.imports.people import Person, clean_identifier, emit, locale_context
+from midstage.logic.imports.people import Person, Update, clean_identifier, emit, locale_context
 from midstage.logic.imports.phones import international_phone
 from midstage.logic.imports.text import check_shape, counted, prepare, read_header, read_records
 from midstage.logic.text import problem as text_problem
@@ -329,40 +329,42 @@ def _emit_endpoints(job: Job, report: ImportReport, endpoints: list[_Endpoint]) 
 
 
 def _pinpoint_person(key: tuple[str, str], group: list[_Endpoint]) -> Person:
-    by_time = sorted(group, key=lambda e: (e.at, e.line))  # later entries win below
-    person = Person(key=key, line=min(e.line for e in group))
+    """Each endpoint says what it knows in an identify of its own, dated by its EffectiveDate, so
+    the profile keeps the most recently effective value of each trait, whichever file or import
+    brought it. The person's email and phone (for their other events to find them by) are the
+    most recently effective active ones; an SMS number is preferred to a VOICE one."""
+    by_time = sorted(group, key=lambda e: (e.at, e.line))
+    person = Person(key=key, line=min(e.line for e in group), updates=[])
     if key[0] == "userId":
         person.user_id = key[1]
     else:
         person.anonymous_id = key[1]
-    for endpoint in by_time:
-        person.traits.update(endpoint.attributes)
-    for endpoint in by_time:
-        person.traits.update(endpoint.user_attributes)
+    has_sms = any(e.channel == "SMS" and e.address for e in group)
     phones: dict[str, str] = {}
     for endpoint in by_time:
         location = endpoint.location
-        person.traits.update({trait: location[k] for k, trait in _LOCATION_TRAITS.items() if k in location})
         context = locale_context(endpoint.demographic.get("Timezone"), endpoint.demographic.get("Locale"))
-        person.context.update(context)
-        person.traits.update(context)
-        if endpoint.address is None or endpoint.channel is None:
-            continue
-        if endpoint.channel == _EMAIL_CHANNEL:
-            person.email = endpoint.address
-        elif endpoint.channel in _PHONE_CHANNELS:
-            phones[endpoint.channel] = endpoint.address
-        elif endpoint.channel in _PUSH_PLATFORMS:
-            device = {"token": endpoint.address, "type": _PUSH_PLATFORMS[endpoint.channel]}
+        traits: dict[str, Any] = {**endpoint.attributes, **endpoint.user_attributes}  # the user's win
+        traits.update({trait: location[k] for k, trait in _LOCATION_TRAITS.items() if k in location})
+        traits.update(context)
+        channel, address = endpoint.channel, endpoint.address
+        if address is not None and channel == _EMAIL_CHANNEL:
+            traits["email"] = person.email = address
+        elif address is not None and channel in _PHONE_CHANNELS:
+            phones[channel] = address
+            if channel == "SMS" or not has_sms:
+                traits["phone"] = address
+        elif address is not None and channel in _PUSH_PLATFORMS:
+            device = {"token": address, "type": _PUSH_PLATFORMS[channel]}
             for field_name, device_field in (("Make", "manufacturer"), ("Model", "model")):
                 if endpoint.demographic.get(field_name):
                     device[device_field] = endpoint.demographic[field_name]
             person.devices.append((endpoint.line, device, endpoint.at, endpoint.id or ""))
+        assert person.updates is not None
+        person.updates.append(Update(endpoint.id or "", endpoint.at, traits, context))
+        consent_channel = _CONSENT_CHANNEL.get(channel or "")
+        if endpoint.opted_out and consent_channel is not None:
+            person.refusals.append((consent_channel, endpoint.at, endpoint.id or ""))
     person.phone = phones.get("SMS") or phones.get("VOICE")
-    for endpoint in by_time:
-        channel = _CONSENT_CHANNEL.get(endpoint.channel or "")
-        if endpoint.opted_out and channel is not None:
-            person.refusals[channel] = endpoint.at
     person.devices.sort(key=lambda entry: entry[0])
-    person.effective = by_time[-1].at
     return person
