@@ -419,6 +419,55 @@ def test_a_gzipped_pinpoint_export_is_imported_from_base64(api: Api) -> None:
     assert set(by_person(api)) == {"u:user-ann", "a:pinpoint:ep-anon-gcm", "u:user-cy", "u:user-eve"}
 
 
+def pinpoint_export(endpoints: list[dict[str, Any]], files: int) -> list[str]:
+    """An export job's files: JSON lines, each file ending without a newline, as Pinpoint writes them."""
+    return ["\n".join(json.dumps(e) for e in endpoints[n::files]) for n in range(files)]
+
+
+def test_a_second_pinpoint_export_job_adds_nothing_and_a_later_one_only_what_changed(api: Api) -> None:
+    assert api.post("/v1/segments", {"id": "migrated", "name": "From Pinpoint", "kind": "static"}).status == 201
+    # The developer guide's import example (a national Canadian number, alpha-3 countries), with
+    # the Id and EffectiveDate an export job writes, and a GetEndpoint-shaped push endpoint.
+    endpoints: list[dict[str, Any]] = [
+        {"Id": "ep-1", "ChannelType": "SMS", "Address": "2065550182", "Location": {"Country": "CAN"}},
+        {"Id": "ep-2", "ChannelType": "APNS", "Address": "1a2b3c4d5e6f7a8b9c0d1a2b3c4d5e6f", "OptOut": "ALL"},
+        {"Id": "ep-3", "ChannelType": "EMAIL", "Address": "john.stiles@example.com", "Location": {"Country": "USA"}},
+        {"Id": "ep-4", "ChannelType": "EMAIL", "Address": "wang.xiulan@example.com", "Location": {"Country": "CHN"}},
+    ]
+    users = ["example-user-id-1", "example-user-id-2", "example-user-id-2", "example-user-id-3"]
+    for endpoint, user in zip(endpoints, users, strict=True):
+        endpoint.update(
+            EffectiveDate="2026-10-01T09:00:00.000Z", User={"UserId": user, "UserAttributes": {"plan": ["pro"]}}
+        )
+    updater = api.stack.load("ProfileUpdaterFunction")
+
+    def import_export(files: list[str]) -> list[dict[str, Any]]:
+        answers = [api.post("/v1/segments/migrated/import", {"format": "pinpoint-json", "data": f}) for f in files]
+        assert [(a.status, a["rejected_total"]) for a in answers] == [(202, 0)] * len(files), answers[0].body
+        assert updater.lambda_handler(sqs_event(api.queue("IngestQueue")), Context()) == {"batchItemFailures": []}
+        return [api.get(f"/v1/profiles/user_id:{user}").body for user in sorted(set(users))]
+
+    first = import_export(pinpoint_export(endpoints, 2))
+    assert first[0]["traits"]["phone"] == "+12065550182"  # not +2065550182
+    assert first[1]["traits"]["email"] == "john.stiles@example.com"
+    refused = api.profiles().profile(first[1]["id"])
+    assert refused is not None and refused.consent["push:marketing"]["granted"] is False
+
+    # A second export job: the same endpoints, in another order, in three files.
+    again = import_export(pinpoint_export(endpoints[::-1], 3))
+    assert [p["computed"]["event_counts"] for p in again] == [p["computed"]["event_counts"] for p in first]
+    assert [p["traits"] for p in again] == [p["traits"] for p in first]
+
+    # A later export: one endpoint changed; only its person gains an event.
+    endpoints[3].update(EffectiveDate="2026-11-20T09:00:00.000Z", Address="xiulan@example.com")
+    later = import_export(pinpoint_export(endpoints, 2))
+    counts = [p["computed"]["event_counts"] for p in later]
+    assert counts[:2] == [p["computed"]["event_counts"] for p in first[:2]]
+    assert counts[2]["$identify"]["total"] == first[2]["computed"]["event_counts"]["$identify"]["total"] + 1
+    assert counts[2]["Segment Added"]["total"] == 1
+    assert later[2]["traits"]["email"] == "xiulan@example.com"
+
+
 def test_imports_are_refused_for_dynamic_segments_and_bad_files(api: Api) -> None:
     assert api.post("/v1/segments", segment()).status == 201
     dynamic = api.post("/v1/segments/vip/import", {"data": "email\nann@example.com\n"})

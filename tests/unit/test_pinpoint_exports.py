@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from midstage.logic import profile as profile_logic
 from midstage.logic.imports import (
     DEVICE_REGISTERED,
     ImportRefused,
@@ -28,6 +29,7 @@ from midstage.logic.imports import (
 )
 from midstage.logic.imports.phones import international_phone, region_of
 from midstage.logic.internal_events import person_key
+from midstage.models.profile import Profile
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 JOB: dict[str, Any] = {"segment_id": "from_pinpoint", "import_id": "imp_1", "now": NOW}
@@ -330,3 +332,19 @@ def test_two_files_without_trailing_newlines_import_completely_each_on_its_own()
     # Joined as the old guide's script joined them, the two lines at the seam become one bad line.
     joined = parse_pinpoint_endpoints(files[0] + files[1], **JOB)
     assert joined.accepted == len(endpoints) - 2 and joined.rejected[0]["line"] == 5
+
+
+def test_a_later_exports_newer_address_wins_on_the_profile() -> None:
+    old = {"Id": "em-1", "ChannelType": "EMAIL", "Address": "wang.xiulan@example.com", "User": {"UserId": "u3"}}
+    new = {**old, "Address": "xiulan@example.com"}
+    first = parse_pinpoint_endpoints(jsonl([old | {"EffectiveDate": "2026-10-01T09:00:00Z"}]), **JOB)
+    later = parse_pinpoint_endpoints(
+        jsonl([new | {"EffectiveDate": "2026-11-20T09:00:00Z"}]),
+        segment_id="from_pinpoint",
+        import_id="imp_2",
+        now=datetime(2026, 12, 20, tzinfo=UTC),
+    )
+    profile = Profile(id="p1", created_at="2026-10-01T00:00:00.000Z")
+    for event in [*first.events, *later.events]:  # the first import's Segment Added is dated later
+        profile_logic.apply_event(profile, event)
+    assert profile.traits["email"] == "xiulan@example.com"

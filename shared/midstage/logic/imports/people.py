@@ -172,7 +172,10 @@ def _events_of(job: Job, person: Person) -> list[dict[str, Any]]:
 
     def track(name: str, properties: dict[str, Any], message_id: str, at: str) -> dict[str, Any]:
         event = internal_events.track(who, name, properties, message_id=message_id, timestamp=at)
-        if contact:  # each event finds the person by itself, whichever the updater sees first
+        # Each event finds the person by itself, whichever the updater sees first. A Pinpoint
+        # person is found by their userId or endpoint id, and their addresses are stamped by
+        # each endpoint's EffectiveDate alone (a later export's newer address must win).
+        if contact and not pinpoint:
             event["context"]["traits"] = dict(contact)
         return event
 
