@@ -207,6 +207,7 @@ def _pinpoint_id(person: Person, kind: str, *parts: str) -> str:
     endpoint's id, EffectiveDate and content), never by the import that carried them: a second
     export job, cut into other files in another order, makes the same events for the endpoints
     that did not change, which the profile updater's dedupe absorbs, and new ones only for
-    what changed. (A CSV row's derive from the import, its line and kind: the same file sent
-    again makes the same events.)"""
-    return internal_events.internal_id("pinpoint", *person.key, kind, *parts)
+    what changed, however long after (their markers are kept IMPORT_MARKER_DAYS). (A CSV
+    row's derive from the import, its line and kind: the same file sent again makes the same
+    events.)"""
+    return internal_events.imported_id("pinpoint", *person.key, kind, *parts)
