@@ -348,3 +348,10 @@ def test_a_later_exports_newer_address_wins_on_the_profile() -> None:
     for event in [*first.events, *later.events]:  # the first import's Segment Added is dated later
         profile_logic.apply_event(profile, event)
     assert profile.traits["email"] == "xiulan@example.com"
+
+
+def test_a_user_id_file_holds_its_ids_on_one_line_however_many_up_to_the_limit() -> None:
+    report = parse_pinpoint_csv("User.UserId\n" + " ".join(f"user-{n}" for n in range(5_000)) + "\n", **JOB)
+    assert (report.people, report.rejected) == (5_000, [])
+    with pytest.raises(ImportRefused, match="more than 100,000 user ids"):
+        parse_pinpoint_csv("User.UserId\n" + " ".join(f"u{n}" for n in range(100_001)) + "\n", **JOB)

@@ -153,13 +153,14 @@ def parse_pinpoint_csv(
 def _user_ids(
     job: Job, line: int, cells: list[str], header: list[str], column: int, report: ImportReport, found: list[_Endpoint]
 ) -> None:
-    """A row of a user-ID file: ids separated by spaces, each a person of its own."""
-    try:
-        check_shape(cells, header)
-    except RowProblem as why:
-        report.reject(line, str(why))
+    """A row of a user-ID file: ids separated by spaces, each a person of its own. AWS puts them
+    all on one line, so the line may be as long as the file (each id is checked on its own)."""
+    if len(cells) != len(header):
+        report.reject(line, f"{len(cells):,} fields where the header has {len(header)}")
         return
     for user_id in cells[column].split():
+        if len(found) >= MAX_ROWS:
+            raise ImportRefused(f"more than {MAX_ROWS:,} user ids; split the file")
         try:
             found.append(_endpoint(job, line, {"User": {"UserId": user_id}}))
         except RowProblem as why:
