@@ -6,7 +6,7 @@
     python -m midstage.cli apply library  --url <api base> --key <admin key> [--dry-run]
     python -m midstage.cli apply ./my-rules --url <api base> --key <admin key>
     python -m midstage.cli dead-letters [<queue>] [--redrive] --url <api base> --key <admin key>
-    python -m midstage.cli pinpoint-import <segment id> <export files or folders> --url <api base> --key <key>
+    python -m midstage.cli pinpoint-import <segment id> <files, folders, s3://bucket/prefix> --url <api> --key <key>
     python -m midstage.cli predict fit --transactions orders.csv --calibration-end 2026-06-30 --unit week
     python -m midstage.cli predict propensity --events events.csv --goal "Order Completed" --window-days 30
     python -m midstage.cli replay events --archive <dir | s3://bucket/prefix> --from 2026-03-01 --to 2026-03-31

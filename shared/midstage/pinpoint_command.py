@@ -1,10 +1,11 @@
 """`python -m midstage.cli pinpoint-import`: Amazon Pinpoint export files into a static segment.
 
-    python -m midstage.cli pinpoint-import <segment id> <file or folder>... --url <api base> --key <key> \
-        [--format auto | pinpoint-json | pinpoint-csv | csv] [--lines 500]
+    python -m midstage.cli pinpoint-import <segment id> <file | folder | s3://bucket/prefix>... \
+        --url <api base> --key <key> [--format auto | pinpoint-json | pinpoint-csv | csv] [--lines 500]
 
 An export job writes several `.gz` files, each ending without a newline. Each file is read on
-its own (gzip'd or plain, a folder for every file under it), cut into imports of at most
+its own (gzip'd or plain; a folder or an S3 prefix for every file under it, read with the AWS
+credentials of the environment), cut into imports of at most
 `--lines` lines at record boundaries of that file (a CSV's header goes with each), and each
 import is sent gzip'd to `POST /v1/segments/{id}/import`. No import holds lines of two files, so
 the last endpoint of one file and the first of the next never become one line, and every
@@ -22,13 +23,18 @@ from __future__ import annotations
 import argparse
 import base64
 import gzip
+import itertools
 import os
 import sys
 import urllib.parse
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from midstage.errors import MidstageError
+from midstage.logic.imports import bulk
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_LINES = 500
@@ -72,7 +78,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "pinpoint-import", help="import Amazon Pinpoint export files (each on its own) into a static segment"
     )
     command.add_argument("segment", help="the static segment's id")
-    command.add_argument("paths", nargs="+", help="export files (.gz or plain) or folders of them")
+    command.add_argument("paths", nargs="+", help="export files (.gz or plain), folders of them, or s3://bucket/prefix")
     command.add_argument("--url", required=True, help="the API's base URL (the stack's ApiUrl output)")
     command.add_argument(
         "--key", default=os.environ.get("MIDSTAGE_API_KEY"), help="a marketer's API key; default: $MIDSTAGE_API_KEY"
@@ -103,17 +109,40 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{len(files)} file(s), {totals.imports} import(s): {totals.accepted} endpoints accepted, "
         f"{totals.people} people, {totals.events} events, {totals.rejected} lines rejected, "
-        f"{len(totals.refused)} import(s) refused"
+        f"{len(totals.refused)} import(s) or file(s) refused"
     )
     return 0
 
 
-def export_files(paths: Iterable[str]) -> list[Path]:
-    """The files named, and every file under a folder named (hidden ones left out), in name order."""
-    found: list[Path] = []
+@dataclass(frozen=True)
+class S3File:
+    """An export file in a bucket, read as a stream of chunks."""
+
+    bucket: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+ExportFile = Path | S3File
+
+
+def export_files(paths: Iterable[str], bucket_keys: Callable[[str, str], list[str]] | None = None) -> list[ExportFile]:
+    """The files named, every file under a folder named (hidden ones left out) and every object
+    under an S3 prefix named, each folder's and prefix's in name order."""
+    found: list[ExportFile] = []
     for name in paths:
         path = Path(name)
-        if path.is_dir():
+        if name.startswith("s3://"):
+            bucket, _, prefix = name.removeprefix("s3://").partition("/")
+            if not bucket:
+                raise ValueError(f"{name!r}: no bucket (s3://bucket/prefix)")
+            listed = (bucket_keys or _bucket_keys)(bucket, prefix)
+            if not listed:
+                raise ValueError(f"no objects under {name!r}")
+            found += [S3File(bucket, key) for key in listed if not key.endswith("/")]
+        elif path.is_dir():
             found += sorted(
                 p
                 for p in path.rglob("*")
@@ -128,32 +157,47 @@ def export_files(paths: Iterable[str]) -> list[Path]:
     return found
 
 
+def _bucket_keys(bucket: str, prefix: str) -> list[str]:
+    from midstage.adapters.import_store import export_keys
+
+    return export_keys(bucket, prefix)
+
+
 def import_files(
-    files: Iterable[Path], segment: str, api: Api, *, fmt: str, lines: int, echo: Callable[[str], None]
+    files: Iterable[ExportFile], segment: str, api: Api, *, fmt: str, lines: int, echo: Callable[[str], None]
 ) -> Totals:
     totals = Totals()
     path = f"/v1/segments/{urllib.parse.quote(segment, safe='')}/import"
     for file in files:
-        for chunk in chunks(file, fmt, lines):
-            answer = _send(api, path, chunk, fmt, totals)
-            if answer is None:
-                continue
-            totals.imports += 1
-            totals.accepted += answer["accepted"]
-            totals.people += answer["people"]
-            totals.events += answer["events"]
-            totals.rejected += answer["rejected_total"]
-            last = chunk.first_line + chunk.lines - 1
-            echo(
-                f"{chunk.file} lines {chunk.first_line}-{last}: {answer['accepted']} accepted, "
-                f"{answer['rejected_total']} rejected"
-            )
-            for rejection in answer["rejected"]:
-                echo(f"  {chunk.file}:{chunk.file_line(rejection['line'])}: {rejection['reason']}")
-            unlisted = answer["rejected_total"] - len(answer["rejected"])
-            if unlisted > 0:
-                echo(f"  ... and {unlisted} more in these lines (lower --lines to see each)")
+        try:
+            for chunk in chunks(file, fmt, lines):
+                _import(api, path, chunk, fmt, totals, echo)
+        except (OSError, EOFError, zlib.error, MidstageError) as error:  # a damaged or unreadable file
+            totals.refused.append(str(file))
+            reason = getattr(error, "message", None) or str(error)
+            print(f"{file}: could not be read ({reason}); the files after it go on", file=sys.stderr)
     return totals
+
+
+def _import(api: Api, path: str, chunk: Chunk, fmt: str, totals: Totals, echo: Callable[[str], None]) -> None:
+    answer = _send(api, path, chunk, fmt, totals)
+    if answer is None:
+        return
+    totals.imports += 1
+    totals.accepted += answer["accepted"]
+    totals.people += answer["people"]
+    totals.events += answer["events"]
+    totals.rejected += answer["rejected_total"]
+    last = chunk.first_line + chunk.lines - 1
+    echo(
+        f"{chunk.file} lines {chunk.first_line}-{last}: {answer['accepted']} accepted, "
+        f"{answer['rejected_total']} rejected"
+    )
+    for rejection in answer["rejected"]:
+        echo(f"  {chunk.file}:{chunk.file_line(rejection['line'])}: {rejection['reason']}")
+    unlisted = answer["rejected_total"] - len(answer["rejected"])
+    if unlisted > 0:
+        echo(f"  ... and {unlisted} more in these lines (lower --lines to see each)")
 
 
 def _send(api: Api, path: str, chunk: Chunk, fmt: str, totals: Totals) -> dict[str, Any] | None:
@@ -172,13 +216,32 @@ def _send(api: Api, path: str, chunk: Chunk, fmt: str, totals: Totals) -> dict[s
         raise
 
 
-def chunks(file: Path, fmt: str, lines: int) -> Iterator[Chunk]:
+def chunks(file: ExportFile, fmt: str, lines: int) -> Iterator[Chunk]:
     """A file's imports: at most `lines` lines and MAX_IMPORT_BYTES each, cut between records."""
+    if isinstance(file, S3File):
+        from midstage.adapters.import_store import export_chunks
+
+        pieces = export_chunks(file.bucket, file.key)
+        first = next(pieces, b"")
+        stream = itertools.chain([first], pieces)
+        decoded = bulk.gunzipped(stream) if bulk.is_gzip(first) else stream
+        yield from _cut(str(file), _lines(_split(decoded)), fmt, lines)
+        return
     with file.open("rb") as raw:
         gzipped = raw.read(2) == GZIP_MAGIC
     opener: Any = gzip.open if gzipped else open
-    with opener(file, "rb") as stream:
-        yield from _cut(str(file), _lines(stream), fmt, lines)
+    with opener(file, "rb") as opened:
+        yield from _cut(str(file), _lines(opened), fmt, lines)
+
+
+def _split(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """Chunks of bytes as lines (the last one as it ends)."""
+    rest = b""
+    for piece in pieces:
+        *complete, rest = (rest + piece).split(b"\n")
+        yield from (line + b"\n" for line in complete)
+    if rest:
+        yield rest
 
 
 def _lines(stream: Iterable[bytes]) -> Iterator[bytes]:

@@ -22,8 +22,10 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.counters import Counters
 from midstage.adapters.scheduler import CampaignSchedules
 from midstage.admin.wiring import SCHEDULE_PREFIX
+from midstage.cli import ApiError
 from midstage.logic.campaigns import first_fire_for_local_time
 from midstage.logic.timefmt import iso, parse_iso
+from midstage.pinpoint_command import export_files, import_files
 from midstage.services.campaigns import Started
 from tests.integration.conftest import Context, Stack, sample
 from tests.integration.test_admin_messaging import ANN, ROLES, Api, approved_template
@@ -466,6 +468,45 @@ def test_a_second_pinpoint_export_job_adds_nothing_and_a_later_one_only_what_cha
     assert counts[2]["$identify"]["total"] == first[2]["computed"]["event_counts"]["$identify"]["total"] + 1
     assert counts[2]["Segment Added"]["total"] == 1
     assert later[2]["traits"]["email"] == "xiulan@example.com"
+
+
+class AdminApiOverApi:
+    """The CLI's view of the admin API (midstage.cli.AdminApi), answered by the admin function."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def send(self, method: str, path: str, body: Any, *, if_match: int | None = None) -> dict[str, Any]:
+        answer = self.api.post(path, body)
+        if not 200 <= answer.status < 300:
+            raise ApiError(method, path, answer.status, answer.body)
+        return dict(answer.body)
+
+
+def test_pinpoint_import_reads_an_export_prefix_in_s3_file_by_file(api: Api) -> None:
+    assert api.post("/v1/segments", {"id": "migrated", "name": "From Pinpoint", "kind": "static"}).status == 201
+    s3 = api.stack.clients.s3()
+    s3.create_bucket(Bucket="pinpoint-exports")
+    endpoints = [
+        {"Id": f"ep-{n}", "ChannelType": "EMAIL", "Address": f"person{n}@example.com", "User": {"UserId": f"u{n}"}}
+        for n in range(7)
+    ]
+    endpoints[5]["Address"] = "not-an-email"
+    for n, text in enumerate(pinpoint_export(endpoints, 2)):  # gzip'd, no trailing newline
+        s3.put_object(Bucket="pinpoint-exports", Key=f"pinpoint/all/job-1/{n}.gz", Body=gzip.compress(text.encode()))
+    said: list[str] = []
+
+    files = export_files(["s3://pinpoint-exports/pinpoint/all/"])
+    totals = import_files(files, "migrated", AdminApiOverApi(api), fmt="auto", lines=2, echo=said.append)
+
+    assert [str(f) for f in files] == [f"s3://pinpoint-exports/pinpoint/all/job-1/{n}.gz" for n in (0, 1)]
+    assert (totals.accepted, totals.rejected, totals.refused) == (6, 1, [])
+    # ep-5 is the third line of the second file (ep-1, ep-3, ep-5)
+    assert (
+        "  s3://pinpoint-exports/pinpoint/all/job-1/1.gz:3: EMAIL address 'not-an-email' is not a valid email address"
+        in said
+    )
+    assert set(by_person(api)) == {f"u:u{n}" for n in range(7) if n != 5}
 
 
 def test_imports_are_refused_for_dynamic_segments_and_bad_files(api: Api) -> None:

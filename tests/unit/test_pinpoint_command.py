@@ -119,3 +119,15 @@ def test_bad_arguments_are_refused_before_anything_is_sent(tmp_path: Path, capsy
     assert "no export files" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*base, "--format", "xml", str(tmp_path)])
+
+
+def test_a_damaged_export_file_is_reported_and_the_files_after_it_go_on(tmp_path: Path, capsys: Any) -> None:
+    whole = gzip.compress("\n".join(endpoint(n) for n in range(50)).encode())
+    cut = tmp_path / "a.gz"
+    cut.write_bytes(whole[: len(whole) // 2])  # a download that stopped half way
+    good = export_file(tmp_path / "b.gz", [endpoint(1)])
+
+    totals = import_files([cut, good], "migrated", ParsingApi(), fmt="auto", lines=500, echo=lambda _: None)
+
+    assert (totals.accepted, totals.refused) == (1, [str(cut)])
+    assert f"{cut}: could not be read" in capsys.readouterr().err
