@@ -355,3 +355,24 @@ def test_a_user_id_file_holds_its_ids_on_one_line_however_many_up_to_the_limit()
     assert (report.people, report.rejected) == (5_000, [])
     with pytest.raises(ImportRefused, match="more than 100,000 user ids"):
         parse_pinpoint_csv("User.UserId\n" + " ".join(f"u{n}" for n in range(100_001)) + "\n", **JOB)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_hostile_user_id_and_multi_value_files_answer_a_report_or_a_refusal(seed: int) -> None:
+    """Whatever the rows hold, the parser answers a report or refuses the file: never a crash."""
+    chaos = random.Random(seed)
+    alphabet = ['"', ",", " ", "\r", "\n", "\t", "null", "é", "\x01", "+1 206", "0", "a" * 600, "User.UserId"]
+    headers = [
+        "User.UserId",
+        "User.UserId,Metrics.m",
+        "Id,Attributes.x,Attributes.x,ChannelType,Address,Location.Country",
+    ]
+    for _ in range(40):
+        body = "".join(chaos.choice(alphabet) for _ in range(chaos.randint(0, 60)))
+        text = chaos.choice(headers) + "\n" + body
+        try:
+            report = parse_import(text, **JOB)
+        except ImportRefused:
+            continue
+        assert report.people <= report.accepted  # endpoints (or ids) make people, never the reverse
+        assert all(2 <= r["line"] <= text.count("\n") + 1 for r in report.rejected)
