@@ -377,3 +377,14 @@ def test_hostile_user_id_and_multi_value_files_answer_a_report_or_a_refusal(seed
         assert report.people <= report.accepted  # endpoints (or ids) make people, never the reverse
         lines = text.replace("\r\n", "\n").replace("\r", "\n").count("\n") + 1  # \r ends a line too
         assert all(2 <= r["line"] <= lines for r in report.rejected)
+
+
+def test_a_segment_file_without_effective_dates_imported_again_another_day_makes_the_same_events() -> None:
+    # The user guide's files carry neither Id nor EffectiveDate: their events are dated by the
+    # import, and named without it.
+    first = parse_import(DEVELOPER_GUIDE_CSV, **JOB)
+    later = parse_import(
+        DEVELOPER_GUIDE_CSV, segment_id="from_pinpoint", import_id="imp_2", now=datetime(2027, 2, 1, tzinfo=UTC)
+    )
+    assert message_ids(later) == message_ids(first)
+    assert {e["timestamp"] for e in later.events} == {"2027-02-01T00:00:00.000Z"}

@@ -22,7 +22,8 @@ class Update:
     """One Pinpoint endpoint's traits and context, for an identify of its own."""
 
     endpoint_id: str
-    at: str
+    at: str  # its time
+    stated: str  # the EffectiveDate that names its event ("" when there was none to trust)
     traits: dict[str, Any]
     context: dict[str, str]
 
@@ -42,8 +43,9 @@ class Person:
     # Pinpoint people only: what each endpoint says, its devices and refusals. Their events are
     # one per endpoint, dated by its EffectiveDate and named by what they say (see _pinpoint_id).
     updates: list[Update] | None = None
-    devices: list[tuple[int, dict[str, str], str, str]] = field(default_factory=list)  # line, device, at, id
-    refusals: list[tuple[str, str, str]] = field(default_factory=list)  # consent channel, at, endpoint id
+    # (line, device, at, endpoint id, stated EffectiveDate), (consent channel, at, endpoint id, stated)
+    devices: list[tuple[int, dict[str, str], str, str, str]] = field(default_factory=list)
+    refusals: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def absorb(self, later: Person) -> None:
         """A later row for the same person: its non-empty values win."""
@@ -165,7 +167,7 @@ def _events_of(job: Job, person: Person) -> list[dict[str, Any]]:
         if update.traits or update.context:
             said = json.dumps([update.traits, update.context], sort_keys=True, default=str)
             digest = hashlib.sha256(said.encode("utf-8", "surrogatepass")).hexdigest()
-            message_id = _pinpoint_id(person, "identify", update.endpoint_id, update.at, digest)
+            message_id = _pinpoint_id(person, "identify", update.endpoint_id, update.stated, digest)
             identify = internal_events.identify(who, update.traits, message_id=message_id, timestamp=update.at)
             identify["context"].update(update.context)
             events.append(identify)
@@ -179,21 +181,21 @@ def _events_of(job: Job, person: Person) -> list[dict[str, Any]]:
             event["context"]["traits"] = dict(contact)
         return event
 
-    for _, device, at, endpoint_id in person.devices:
+    for _, device, at, endpoint_id, stated in person.devices:
         event = track(
             DEVICE_REGISTERED,
             {"platform": device["type"], "source": "pinpoint", "endpoint": endpoint_id},
-            _pinpoint_id(person, "device", endpoint_id, at, device["token"]),
+            _pinpoint_id(person, "device", endpoint_id, stated, device["token"]),
             at,
         )
         event["context"]["device"] = device
         events.append(event)
-    for channel, at, endpoint_id in person.refusals:
+    for channel, at, endpoint_id, stated in person.refusals:
         events.append(
             track(
                 CONSENT_UPDATED,
                 {"channel": channel, "purpose": "marketing", "granted": False},
-                _pinpoint_id(person, "consent", channel, endpoint_id, at),
+                _pinpoint_id(person, "consent", channel, endpoint_id, stated),
                 at,
             )
         )

@@ -194,6 +194,9 @@ class _Endpoint:
     address: str | None  # normalised; None when unused (INACTIVE, no address channel)
     opted_out: bool
     at: str  # EffectiveDate as iso(), never after the import's time
+    # The EffectiveDate that names the endpoint's events: "" when absent, unreadable or future
+    # (then `at` is the import's time, which must not make a second import's events new).
+    stated: str
     user_attributes: dict[str, Any]
     attributes: dict[str, Any]
     demographic: dict[str, str]
@@ -279,7 +282,8 @@ def _endpoint(job: Job, line: int, document: Mapping[str, Any]) -> _Endpoint:
         channel=channel,
         address=usable,
         opted_out=opt_out == "ALL",
-        at=_effective(document.get("EffectiveDate"), job.now),
+        at=(at := _effective(document.get("EffectiveDate"), job.now)) or job.timestamp,
+        stated=at,
         user_attributes=_attributes(user_attributes, "User.UserAttributes"),
         attributes=_attributes(attributes, "Attributes"),
         demographic=demographic,
@@ -306,8 +310,8 @@ def _address(channel: str, address: str | None, country: str | None) -> str:
 
 
 def _effective(value: Any, now: datetime) -> str:
-    """An endpoint's EffectiveDate as a platform timestamp; the import's time when absent,
-    unreadable or in the future (a refusal or device is never dated after its import)."""
+    """An endpoint's EffectiveDate as a platform timestamp; "" when absent, unreadable or in the
+    future (then the import's time dates it: a refusal or device is never after its import)."""
     if isinstance(value, str) and 10 <= len(value) <= 40:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -317,7 +321,7 @@ def _effective(value: Any, now: datetime) -> str:
             moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
             if moment <= now:
                 return iso(moment)
-    return iso(now)
+    return ""
 
 
 def _emit_endpoints(job: Job, report: ImportReport, endpoints: list[_Endpoint]) -> None:
@@ -360,12 +364,12 @@ def _pinpoint_person(key: tuple[str, str], group: list[_Endpoint]) -> Person:
             for field_name, device_field in (("Make", "manufacturer"), ("Model", "model")):
                 if endpoint.demographic.get(field_name):
                     device[device_field] = endpoint.demographic[field_name]
-            person.devices.append((endpoint.line, device, endpoint.at, endpoint.id or ""))
+            person.devices.append((endpoint.line, device, endpoint.at, endpoint.id or "", endpoint.stated))
         assert person.updates is not None
-        person.updates.append(Update(endpoint.id or "", endpoint.at, traits, context))
+        person.updates.append(Update(endpoint.id or "", endpoint.at, endpoint.stated, traits, context))
         consent_channel = _CONSENT_CHANNEL.get(channel or "")
         if endpoint.opted_out and consent_channel is not None:
-            person.refusals.append((consent_channel, endpoint.at, endpoint.id or ""))
+            person.refusals.append((consent_channel, endpoint.at, endpoint.id or "", endpoint.stated))
     person.phone = phones.get("SMS") or phones.get("VOICE")
     person.devices.sort(key=lambda entry: entry[0])
     return person
