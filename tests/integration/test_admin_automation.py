@@ -22,8 +22,10 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.counters import Counters
 from midstage.adapters.scheduler import CampaignSchedules
 from midstage.admin.wiring import SCHEDULE_PREFIX
+from midstage.cli import ApiError
 from midstage.logic.campaigns import first_fire_for_local_time
 from midstage.logic.timefmt import iso, parse_iso
+from midstage.pinpoint_command import export_files, import_files
 from midstage.services.campaigns import Started
 from tests.integration.conftest import Context, Stack, sample
 from tests.integration.test_admin_messaging import ANN, ROLES, Api, approved_template
@@ -419,6 +421,94 @@ def test_a_gzipped_pinpoint_export_is_imported_from_base64(api: Api) -> None:
     assert (imported["people"], imported["rejected_total"]) == (4, 4)
     assert [r["line"] for r in imported["rejected"]] == [7, 8, 10, 11]
     assert set(by_person(api)) == {"u:user-ann", "a:pinpoint:ep-anon-gcm", "u:user-cy", "u:user-eve"}
+
+
+def pinpoint_export(endpoints: list[dict[str, Any]], files: int) -> list[str]:
+    """An export job's files: JSON lines, each file ending without a newline, as Pinpoint writes them."""
+    return ["\n".join(json.dumps(e) for e in endpoints[n::files]) for n in range(files)]
+
+
+def test_a_second_pinpoint_export_job_adds_nothing_and_a_later_one_only_what_changed(api: Api) -> None:
+    assert api.post("/v1/segments", {"id": "migrated", "name": "From Pinpoint", "kind": "static"}).status == 201
+    # The developer guide's import example (a national Canadian number, alpha-3 countries), with
+    # the Id and EffectiveDate an export job writes, and a GetEndpoint-shaped push endpoint.
+    endpoints: list[dict[str, Any]] = [
+        {"Id": "ep-1", "ChannelType": "SMS", "Address": "2065550182", "Location": {"Country": "CAN"}},
+        {"Id": "ep-2", "ChannelType": "APNS", "Address": "1a2b3c4d5e6f7a8b9c0d1a2b3c4d5e6f", "OptOut": "ALL"},
+        {"Id": "ep-3", "ChannelType": "EMAIL", "Address": "john.stiles@example.com", "Location": {"Country": "USA"}},
+        {"Id": "ep-4", "ChannelType": "EMAIL", "Address": "wang.xiulan@example.com", "Location": {"Country": "CHN"}},
+    ]
+    users = ["example-user-id-1", "example-user-id-2", "example-user-id-2", "example-user-id-3"]
+    for endpoint, user in zip(endpoints, users, strict=True):
+        endpoint.update(
+            EffectiveDate="2026-10-01T09:00:00.000Z", User={"UserId": user, "UserAttributes": {"plan": ["pro"]}}
+        )
+    updater = api.stack.load("ProfileUpdaterFunction")
+
+    def import_export(files: list[str]) -> list[dict[str, Any]]:
+        answers = [api.post("/v1/segments/migrated/import", {"format": "pinpoint-json", "data": f}) for f in files]
+        assert [(a.status, a["rejected_total"]) for a in answers] == [(202, 0)] * len(files), answers[0].body
+        assert updater.lambda_handler(sqs_event(api.queue("IngestQueue")), Context()) == {"batchItemFailures": []}
+        return [api.get(f"/v1/profiles/user_id:{user}").body for user in sorted(set(users))]
+
+    first = import_export(pinpoint_export(endpoints, 2))
+    assert first[0]["traits"]["phone"] == "+12065550182"  # not +2065550182
+    assert first[1]["traits"]["email"] == "john.stiles@example.com"
+    refused = api.profiles().profile(first[1]["id"])
+    assert refused is not None and refused.consent["push:marketing"]["granted"] is False
+
+    # A second export job: the same endpoints, in another order, in three files.
+    again = import_export(pinpoint_export(endpoints[::-1], 3))
+    assert [p["computed"]["event_counts"] for p in again] == [p["computed"]["event_counts"] for p in first]
+    assert [p["traits"] for p in again] == [p["traits"] for p in first]
+
+    # A later export: one endpoint changed; only its person gains an event.
+    endpoints[3].update(EffectiveDate="2026-11-20T09:00:00.000Z", Address="xiulan@example.com")
+    later = import_export(pinpoint_export(endpoints, 2))
+    counts = [p["computed"]["event_counts"] for p in later]
+    assert counts[:2] == [p["computed"]["event_counts"] for p in first[:2]]
+    assert counts[2]["$identify"]["total"] == first[2]["computed"]["event_counts"]["$identify"]["total"] + 1
+    assert counts[2]["Segment Added"]["total"] == 1
+    assert later[2]["traits"]["email"] == "xiulan@example.com"
+
+
+class AdminApiOverApi:
+    """The CLI's view of the admin API (midstage.cli.AdminApi), answered by the admin function."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def send(self, method: str, path: str, body: Any, *, if_match: int | None = None) -> dict[str, Any]:
+        answer = self.api.post(path, body)
+        if not 200 <= answer.status < 300:
+            raise ApiError(method, path, answer.status, answer.body)
+        return dict(answer.body)
+
+
+def test_pinpoint_import_reads_an_export_prefix_in_s3_file_by_file(api: Api) -> None:
+    assert api.post("/v1/segments", {"id": "migrated", "name": "From Pinpoint", "kind": "static"}).status == 201
+    s3 = api.stack.clients.s3()
+    s3.create_bucket(Bucket="pinpoint-exports")
+    endpoints = [
+        {"Id": f"ep-{n}", "ChannelType": "EMAIL", "Address": f"person{n}@example.com", "User": {"UserId": f"u{n}"}}
+        for n in range(7)
+    ]
+    endpoints[5]["Address"] = "not-an-email"
+    for n, text in enumerate(pinpoint_export(endpoints, 2)):  # gzip'd, no trailing newline
+        s3.put_object(Bucket="pinpoint-exports", Key=f"pinpoint/all/job-1/{n}.gz", Body=gzip.compress(text.encode()))
+    said: list[str] = []
+
+    files = export_files(["s3://pinpoint-exports/pinpoint/all/"])
+    totals = import_files(files, "migrated", AdminApiOverApi(api), fmt="auto", lines=2, echo=said.append)
+
+    assert [str(f) for f in files] == [f"s3://pinpoint-exports/pinpoint/all/job-1/{n}.gz" for n in (0, 1)]
+    assert (totals.accepted, totals.rejected, totals.refused) == (6, 1, [])
+    # ep-5 is the third line of the second file (ep-1, ep-3, ep-5)
+    assert (
+        "  s3://pinpoint-exports/pinpoint/all/job-1/1.gz:3: EMAIL address 'not-an-email' is not a valid email address"
+        in said
+    )
+    assert set(by_person(api)) == {f"u:u{n}" for n in range(7) if n != 5}
 
 
 def test_imports_are_refused_for_dynamic_segments_and_bad_files(api: Api) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,15 +14,18 @@ import pytest
 from midstage.config import ComputedTraitSettings, IdentitySettings
 from midstage.logic.identity import Identifier
 from midstage.logic.ingest import (
+    IMPORT_MARKER_DAYS,
     MAX_ATTEMPTS,
     IngestSettings,
     backoff_seconds,
     domain_events,
+    marker_id,
     merge_group,
     pending_markers,
     plan_write,
     unit_identifiers,
 )
+from midstage.logic.internal_events import SOURCE_ID, imported_id
 from midstage.models.profile import Profile, WritePlan
 from midstage.services.ingest import process_unit
 
@@ -75,6 +78,7 @@ class MemoryStore:
             self.conflicts -= 1
             raise Conflict
         self.saved.append(plan)
+        self.profiles[plan.survivor.id] = plan.survivor
         for ident in plan.new_identities:
             self.owners[ident] = plan.survivor.id
 
@@ -169,3 +173,22 @@ def test_a_person_who_always_conflicts_is_given_up_after_the_attempt_limit() -> 
             [track("m1")], store, Bus(), SETTINGS, NOW, conflict=Conflict, sleep=slept.append, draw=lambda: 0.0
         )
     assert len(slept) == MAX_ATTEMPTS and store.saved == []
+
+
+def test_an_imported_records_marker_outlives_the_dedupe_window() -> None:
+    # Given an event standing for a migrated record, and an ordinary one, both applied
+    imported = {**track(imported_id("pinpoint", "userId", "ann", "device", "ep-1")), "sourceId": SOURCE_ID}
+    ordinary = track("m1")
+    store = MemoryStore()
+    for event in (imported, ordinary):
+        process_unit([event], store, Bus(), SETTINGS, NOW, conflict=Conflict, new_id=ids("p"))
+    # When both come again a month later (a second export job, a replayed call)
+    later = NOW + timedelta(days=30)
+    again = [
+        process_unit([event], store, Bus(), SETTINGS, later, conflict=Conflict, new_id=ids("q"))
+        for event in (imported, ordinary)
+    ]
+    # Then the imported record is still known, while the ordinary event's window has passed
+    assert (again[0].applied, again[0].duplicates) == (0, 1)
+    assert again[1].applied == 1
+    assert store.markers[marker_id(imported)] == int((NOW + timedelta(days=IMPORT_MARKER_DAYS)).timestamp())

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from midstage import keys
 from midstage.adapters import aws
@@ -223,3 +223,26 @@ class ImportFiles:
 
     def put(self, key: str, body: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every object's key under a prefix (and its "subfolders"), in key order."""
+        found: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            found += [item["Key"] for item in page.get("Contents", [])]
+        return sorted(found)
+
+
+def export_keys(bucket: str, prefix: str) -> list[str]:
+    """The objects under an S3 prefix (an export job's files); OSError when it cannot be read."""
+    try:
+        return ImportFiles(bucket).keys(prefix)
+    except (ClientError, BotoCoreError) as error:
+        raise OSError(f"s3://{bucket}/{prefix}: {error}") from error
+
+
+def export_chunks(bucket: str, key: str) -> Iterator[bytes]:
+    """An S3 object's bytes in chunks; OSError when it cannot be read."""
+    try:
+        yield from ImportFiles(bucket).chunks(key)
+    except (ClientError, BotoCoreError) as error:
+        raise OSError(f"s3://{bucket}/{key}: {error}") from error

@@ -32,6 +32,10 @@ from midstage.logic.timefmt import iso
 from midstage.models.profile import Profile, WritePlan
 
 MAX_ATTEMPTS = 12
+# How long an imported record's dedupe marker is kept (internal_events.imported_id): a migration
+# exports and imports its records again weeks or months apart, and what was imported already
+# must not count twice.
+IMPORT_MARKER_DAYS = 400
 # DynamoDB allows 100 items in a transaction; keep room for the survivor and the records.
 MAX_TRANSACTION_ITEMS = 90
 
@@ -66,6 +70,11 @@ class UnitOutcome:
 
 def marker_id(event: Mapping[str, Any]) -> str:
     return f"{event['sourceId']}|{event['messageId']}"
+
+
+def kept_long(marker: str) -> bool:
+    """Whether a marker is an imported record's, kept IMPORT_MARKER_DAYS rather than the window."""
+    return marker.startswith(f"{internal_events.SOURCE_ID}|{internal_events.IMPORTED_PREFIX}")
 
 
 def unique_events(events: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -253,6 +262,7 @@ class UnitWrite:
     timeline: list[dict[str, Any]]
     timeline_expires: int
     markers_expire: int
+    imported_markers_expire: int  # the markers kept_long says are an imported record's
     publish: list[DomainEvent] = field(default_factory=list)  # set by stage_outbox
 
 
@@ -319,6 +329,7 @@ def plan_write(
         timeline=[profile_logic.slim_event(e) for e in to_apply + recovered],
         timeline_expires=int((now + settings.timeline_retention).timestamp()),
         markers_expire=int((now + settings.dedupe_window).timestamp()),
+        imported_markers_expire=int((now + timedelta(days=IMPORT_MARKER_DAYS)).timestamp()),
     )
     write.publish = stage_outbox(survivor, domain_events(merge, write, now), write.version_after, fresh)
     return write

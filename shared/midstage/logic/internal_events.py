@@ -17,8 +17,18 @@ from midstage.models.profile import Profile
 SOURCE_ID = PLATFORM_SOURCE  # never a real source's id: those start with "src_"
 
 
+# Migrated records (a Pinpoint endpoint export) are imported again weeks apart; the profile
+# updater keeps their dedupe markers for IMPORT_MARKER_DAYS (logic/ingest.py), not a day.
+IMPORTED_PREFIX = "ms-imp-"
+
+
 def internal_id(*parts: str) -> str:
     return "ms-int-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def imported_id(*parts: str) -> str:
+    """The id of an event that stands for a migrated record, named by what the record says."""
+    return IMPORTED_PREFIX + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
 def addressed_to(profile: Profile) -> dict[str, str] | None:

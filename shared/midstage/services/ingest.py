@@ -22,6 +22,7 @@ from midstage.logic.ingest import (
     UnitOutcome,
     WorkBudget,
     backoff_seconds,
+    kept_long,
     merge_group,
     not_yet_seen,
     pending_markers,
@@ -137,7 +138,11 @@ def _attempt(
         # Before the markers, as the bus: a crash before them recovers the events and feeds them again.
         feed.put(merge.survivor.id, sorted(write.applied + write.recovered, key=stamp_of))
     store.put_timeline_page(merge.survivor.id, write.timeline, write.timeline_expires)
-    store.put_markers(sorted(merge.survivor.pending), merge.survivor.id, write.markers_expire)
+    written = sorted(merge.survivor.pending)
+    store.put_markers([m for m in written if not kept_long(m)], merge.survivor.id, write.markers_expire)
+    imported = [m for m in written if kept_long(m)]
+    if imported:
+        store.put_markers(imported, merge.survivor.id, write.imported_markers_expire)
 
     outcome.profile_id = merge.survivor.id
     outcome.applied = len(write.applied)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,17 @@ from midstage.logic.profile import CONSENT_UPDATED, SEGMENT_ADDED
 
 
 # ------------------------------------------------------------------------------------- people
+@dataclass(frozen=True)
+class Update:
+    """One Pinpoint endpoint's traits and context, for an identify of its own."""
+
+    endpoint_id: str
+    at: str  # its time
+    stated: str  # the EffectiveDate that names its event ("" when there was none to trust)
+    traits: dict[str, Any]
+    context: dict[str, str]
+
+
 @dataclass
 class Person:
     """One person to import: identifiers, traits, and (Pinpoint) devices and refusals."""
@@ -28,8 +40,12 @@ class Person:
     phone: str | None = None
     traits: dict[str, Any] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)
-    devices: list[tuple[int, dict[str, str], str, str]] = field(default_factory=list)  # line, device, at, id
-    refusals: dict[str, str] = field(default_factory=dict)  # consent channel -> when
+    # Pinpoint people only: what each endpoint says, its devices and refusals. Their events are
+    # one per endpoint, dated by its EffectiveDate and named by what they say (see _pinpoint_id).
+    updates: list[Update] | None = None
+    # (line, device, at, endpoint id, stated EffectiveDate), (consent channel, at, endpoint id, stated)
+    devices: list[tuple[int, dict[str, str], str, str, str]] = field(default_factory=list)
+    refusals: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def absorb(self, later: Person) -> None:
         """A later row for the same person: its non-empty values win."""
@@ -138,38 +154,62 @@ def _events_of(job: Job, person: Person) -> list[dict[str, Any]]:
         kind, value = ("email", person.email) if person.email else ("phone", person.phone)
         who["anonymousId"] = f"import-{kind}-{hashlib.sha256(str(value).encode()).hexdigest()[:32]}"
     contact = {k: v for k, v in (("email", person.email), ("phone", person.phone)) if v}
-    traits = {**person.traits, **contact}
-    identify = internal_events.identify(
-        who, traits, message_id=job.message_id(person.line, "identify"), timestamp=job.timestamp
-    )
-    identify["context"].update(person.context)
-    events = [identify]
+    pinpoint = person.updates is not None
+    events: list[dict[str, Any]] = []
+    if person.updates is None:
+        traits = {**person.traits, **contact}
+        identify = internal_events.identify(
+            who, traits, message_id=job.message_id(person.line, "identify"), timestamp=job.timestamp
+        )
+        identify["context"].update(person.context)
+        events.append(identify)
+    for update in person.updates or ():
+        if update.traits or update.context:
+            said = json.dumps([update.traits, update.context], sort_keys=True, default=str)
+            digest = hashlib.sha256(said.encode("utf-8", "surrogatepass")).hexdigest()
+            message_id = _pinpoint_id(person, "identify", update.endpoint_id, update.stated, digest)
+            identify = internal_events.identify(who, update.traits, message_id=message_id, timestamp=update.at)
+            identify["context"].update(update.context)
+            events.append(identify)
 
     def track(name: str, properties: dict[str, Any], message_id: str, at: str) -> dict[str, Any]:
         event = internal_events.track(who, name, properties, message_id=message_id, timestamp=at)
-        if contact:  # each event finds the person by itself, whichever the updater sees first
+        # Each event finds the person by itself, whichever the updater sees first. A Pinpoint
+        # person is found by their userId or endpoint id, and their addresses are stamped by
+        # each endpoint's EffectiveDate alone (a later export's newer address must win).
+        if contact and not pinpoint:
             event["context"]["traits"] = dict(contact)
         return event
 
-    for line, device, at, endpoint_id in person.devices:
+    for _, device, at, endpoint_id, stated in person.devices:
         event = track(
             DEVICE_REGISTERED,
             {"platform": device["type"], "source": "pinpoint", "endpoint": endpoint_id},
-            job.message_id(line, "device"),
+            _pinpoint_id(person, "device", endpoint_id, stated, device["token"]),
             at,
         )
         event["context"]["device"] = device
         events.append(event)
-    for channel, at in sorted(person.refusals.items()):
+    for channel, at, endpoint_id, stated in person.refusals:
         events.append(
             track(
                 CONSENT_UPDATED,
                 {"channel": channel, "purpose": "marketing", "granted": False, "source": f"import:{job.import_id}"},
-                job.message_id(person.line, f"consent:{channel}"),
+                _pinpoint_id(person, "consent", channel, endpoint_id, stated),
                 at,
             )
         )
-    events.append(
-        track(SEGMENT_ADDED, {"segment": job.segment_id}, job.message_id(person.line, "segment"), job.timestamp)
-    )
+    segment_id = _pinpoint_id(person, "segment", job.segment_id) if pinpoint else job.message_id(person.line, "segment")
+    events.append(track(SEGMENT_ADDED, {"segment": job.segment_id}, segment_id, job.timestamp))
     return events
+
+
+def _pinpoint_id(person: Person, kind: str, *parts: str) -> str:
+    """A Pinpoint person's events are named by who they are and what the event says (an
+    endpoint's id, EffectiveDate and content), never by the import that carried them: a second
+    export job, cut into other files in another order, makes the same events for the endpoints
+    that did not change, which the profile updater's dedupe absorbs, and new ones only for
+    what changed, however long after (their markers are kept IMPORT_MARKER_DAYS). (A CSV
+    row's derive from the import, its line and kind: the same file sent again makes the same
+    events.)"""
+    return internal_events.imported_id("pinpoint", *person.key, kind, *parts)

@@ -11,15 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from midstage.config import IdentitySettings
-from midstage.logic.identity import normalise_email, normalise_phone
+from midstage.logic.identity import normalise_email
 from midstage.logic.imports.model import (
-    DIGITS_ONLY,
     MAX_CELL_BYTES,
     MAX_COLUMNS,
     MAX_IDENTIFIER_BYTES,
     MAX_ROWS,
     NOT_TRAIT_CHARACTER,
-    PHONE_NOISE,
     PUSH_TOKEN,
     TRAIT,
     ImportRefused,
@@ -28,7 +26,8 @@ from midstage.logic.imports.model import (
     RowProblem,
     new_job,
 )
-from midstage.logic.imports.people import Person, clean_identifier, emit, locale_context
+from midstage.logic.imports.people import Person, Update, clean_identifier, emit, locale_context
+from midstage.logic.imports.phones import international_phone
 from midstage.logic.imports.text import check_shape, counted, prepare, read_header, read_records
 from midstage.logic.text import problem as text_problem
 from midstage.logic.timefmt import iso
@@ -110,17 +109,22 @@ def parse_pinpoint_csv(
             if name.startswith(_PINPOINT_IGNORED) or name in _PINPOINT_IGNORED_COLUMNS:
                 continue
             raise ImportRefused(f"column {index + 1} ({name[:80]!r}) is not a Pinpoint endpoint field")
-        if where in columns.values():
+        if where in columns.values() and not _is_attribute(where):
             raise ImportRefused(f"column {name!r} appears twice")
-        columns[index] = where
+        columns[index] = where  # a repeated attribute column holds one more of its values
     if not any(c in (("Address",), ("Id",), ("User", "UserId")) for c in columns.values()):
         raise ImportRefused("no identifier column: the header needs Address, Id or User.UserId")
+    # Pinpoint's user-ID file: a `User.UserId` header alone, and ids separated by spaces.
+    user_ids_only = list(columns.values()) == [("User", "UserId")]
 
     report = ImportReport()
     endpoints: list[_Endpoint] = []
     for line, cells, problem in counted(records):
         if problem:
             report.reject(line, problem)
+            continue
+        if user_ids_only:
+            _user_ids(job, line, cells, header, next(iter(columns)), report, endpoints)
             continue
         try:
             check_shape(cells, header)
@@ -135,13 +139,36 @@ def parse_pinpoint_csv(
                 target = document
                 for key in where[:-1]:
                     target = target.setdefault(key, {})
-                attribute = where[0] == "Attributes" or where[:2] == ("User", "UserAttributes")
-                target[where[-1]] = [value] if attribute else value
+                if _is_attribute(where):
+                    target.setdefault(where[-1], []).append(value)
+                else:
+                    target[where[-1]] = value
             endpoints.append(_endpoint(job, line, document))
         except RowProblem as why:
             report.reject(line, str(why))
     _emit_endpoints(job, report, endpoints)
     return report
+
+
+def _user_ids(
+    job: Job, line: int, cells: list[str], header: list[str], column: int, report: ImportReport, found: list[_Endpoint]
+) -> None:
+    """A row of a user-ID file: ids separated by spaces, each a person of its own. AWS puts them
+    all on one line, so the line may be as long as the file (each id is checked on its own)."""
+    if len(cells) != len(header):
+        report.reject(line, f"{len(cells):,} fields where the header has {len(header)}")
+        return
+    for user_id in cells[column].split():
+        if len(found) >= MAX_ROWS:
+            raise ImportRefused(f"more than {MAX_ROWS:,} user ids; split the file")
+        try:
+            found.append(_endpoint(job, line, {"User": {"UserId": user_id}}))
+        except RowProblem as why:
+            report.reject(line, str(why))
+
+
+def _is_attribute(where: tuple[str, ...]) -> bool:
+    return where[0] == "Attributes" or where[:2] == ("User", "UserAttributes")
 
 
 def _pinpoint_column(name: str) -> tuple[str, ...] | None:
@@ -167,6 +194,9 @@ class _Endpoint:
     address: str | None  # normalised; None when unused (INACTIVE, no address channel)
     opted_out: bool
     at: str  # EffectiveDate as iso(), never after the import's time
+    # The EffectiveDate that names the endpoint's events: "" when absent, unreadable or future
+    # (then `at` is the import's time, which must not make a second import's events new).
+    stated: str
     user_attributes: dict[str, Any]
     attributes: dict[str, Any]
     demographic: dict[str, str]
@@ -244,7 +274,7 @@ def _endpoint(job: Job, line: int, document: Mapping[str, Any]) -> _Endpoint:
     location = {str(k): text for k, v in _section(document, "Location").items() if (text := _text(v, f"Location.{k}"))}
     usable = None
     if status == "ACTIVE" and channel is not None and channel not in _NO_ADDRESS_CHANNELS:
-        usable = _address(channel, address)
+        usable = _address(channel, address, location.get("Country"))
     return _Endpoint(
         line=line,
         id=endpoint_id,
@@ -252,7 +282,8 @@ def _endpoint(job: Job, line: int, document: Mapping[str, Any]) -> _Endpoint:
         channel=channel,
         address=usable,
         opted_out=opt_out == "ALL",
-        at=_effective(document.get("EffectiveDate"), job.now),
+        at=(at := _effective(document.get("EffectiveDate"), job.now)) or job.timestamp,
+        stated=at,
         user_attributes=_attributes(user_attributes, "User.UserAttributes"),
         attributes=_attributes(attributes, "Attributes"),
         demographic=demographic,
@@ -260,7 +291,7 @@ def _endpoint(job: Job, line: int, document: Mapping[str, Any]) -> _Endpoint:
     )
 
 
-def _address(channel: str, address: str | None) -> str:
+def _address(channel: str, address: str | None, country: str | None) -> str:
     if not address:
         raise RowProblem(f"an ACTIVE {channel} endpoint has no Address")
     if channel == _EMAIL_CHANNEL:
@@ -269,11 +300,7 @@ def _address(channel: str, address: str | None) -> str:
             raise RowProblem(f"EMAIL address {address[:80]!r} is not a valid email address")
         return email
     if channel in _PHONE_CHANNELS:
-        phone = normalise_phone(address)
-        digits = PHONE_NOISE.sub("", address)
-        if phone is None and DIGITS_ONLY.fullmatch(digits) and not digits.startswith("0"):
-            # Pinpoint addresses are international; some exports drop the leading +.
-            phone = normalise_phone("+" + digits)
+        phone = international_phone(address, country)
         if phone is None:
             raise RowProblem(f"{channel} address {address[:80]!r} is not an international phone number (E.164)")
         return phone
@@ -283,8 +310,8 @@ def _address(channel: str, address: str | None) -> str:
 
 
 def _effective(value: Any, now: datetime) -> str:
-    """An endpoint's EffectiveDate as a platform timestamp; the import's time when absent,
-    unreadable or in the future (a refusal or device is never dated after its import)."""
+    """An endpoint's EffectiveDate as a platform timestamp; "" when absent, unreadable or in the
+    future (then the import's time dates it: a refusal or device is never after its import)."""
     if isinstance(value, str) and 10 <= len(value) <= 40:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -294,7 +321,7 @@ def _effective(value: Any, now: datetime) -> str:
             moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
             if moment <= now:
                 return iso(moment)
-    return iso(now)
+    return ""
 
 
 def _emit_endpoints(job: Job, report: ImportReport, endpoints: list[_Endpoint]) -> None:
@@ -307,39 +334,42 @@ def _emit_endpoints(job: Job, report: ImportReport, endpoints: list[_Endpoint]) 
 
 
 def _pinpoint_person(key: tuple[str, str], group: list[_Endpoint]) -> Person:
-    by_time = sorted(group, key=lambda e: (e.at, e.line))  # later entries win below
-    person = Person(key=key, line=min(e.line for e in group))
+    """Each endpoint says what it knows in an identify of its own, dated by its EffectiveDate, so
+    the profile keeps the most recently effective value of each trait, whichever file or import
+    brought it. The person's email and phone (for their other events to find them by) are the
+    most recently effective active ones; an SMS number is preferred to a VOICE one."""
+    by_time = sorted(group, key=lambda e: (e.at, e.line))
+    person = Person(key=key, line=min(e.line for e in group), updates=[])
     if key[0] == "userId":
         person.user_id = key[1]
     else:
         person.anonymous_id = key[1]
-    for endpoint in by_time:
-        person.traits.update(endpoint.attributes)
-    for endpoint in by_time:
-        person.traits.update(endpoint.user_attributes)
+    has_sms = any(e.channel == "SMS" and e.address for e in group)
     phones: dict[str, str] = {}
     for endpoint in by_time:
         location = endpoint.location
-        person.traits.update({trait: location[k] for k, trait in _LOCATION_TRAITS.items() if k in location})
         context = locale_context(endpoint.demographic.get("Timezone"), endpoint.demographic.get("Locale"))
-        person.context.update(context)
-        person.traits.update(context)
-        if endpoint.address is None or endpoint.channel is None:
-            continue
-        if endpoint.channel == _EMAIL_CHANNEL:
-            person.email = endpoint.address
-        elif endpoint.channel in _PHONE_CHANNELS:
-            phones[endpoint.channel] = endpoint.address
-        elif endpoint.channel in _PUSH_PLATFORMS:
-            device = {"token": endpoint.address, "type": _PUSH_PLATFORMS[endpoint.channel]}
+        traits: dict[str, Any] = {**endpoint.attributes, **endpoint.user_attributes}  # the user's win
+        traits.update({trait: location[k] for k, trait in _LOCATION_TRAITS.items() if k in location})
+        traits.update(context)
+        channel, address = endpoint.channel, endpoint.address
+        if address is not None and channel == _EMAIL_CHANNEL:
+            traits["email"] = person.email = address
+        elif address is not None and channel in _PHONE_CHANNELS:
+            phones[channel] = address
+            if channel == "SMS" or not has_sms:
+                traits["phone"] = address
+        elif address is not None and channel in _PUSH_PLATFORMS:
+            device = {"token": address, "type": _PUSH_PLATFORMS[channel]}
             for field_name, device_field in (("Make", "manufacturer"), ("Model", "model")):
                 if endpoint.demographic.get(field_name):
                     device[device_field] = endpoint.demographic[field_name]
-            person.devices.append((endpoint.line, device, endpoint.at, endpoint.id or ""))
+            person.devices.append((endpoint.line, device, endpoint.at, endpoint.id or "", endpoint.stated))
+        assert person.updates is not None
+        person.updates.append(Update(endpoint.id or "", endpoint.at, endpoint.stated, traits, context))
+        consent_channel = _CONSENT_CHANNEL.get(channel or "")
+        if endpoint.opted_out and consent_channel is not None:
+            person.refusals.append((consent_channel, endpoint.at, endpoint.id or "", endpoint.stated))
     person.phone = phones.get("SMS") or phones.get("VOICE")
-    for endpoint in by_time:
-        channel = _CONSENT_CHANNEL.get(endpoint.channel or "")
-        if endpoint.opted_out and channel is not None:
-            person.refusals[channel] = endpoint.at
     person.devices.sort(key=lambda entry: entry[0])
     return person
