@@ -20,7 +20,10 @@ from typing import Any, Protocol
 from midstage.errors import Stale, Unavailable
 from midstage.logic import offers as rules
 from midstage.logic.timefmt import iso, parse_iso
+from midstage.models.messaging import OfferRef
 from midstage.models.offers import Offer
+from midstage.models.profile import Profile
+from midstage.observability import logger
 
 # Claims on one pool queue behind its cursor; a caller keeps trying while others win, with a
 # pause that grows and is spread (so the losers of one round do not all collide again).
@@ -62,6 +65,13 @@ class OfferStorePort(Protocol):
         first: bool,
     ) -> None: ...
     def record_unknown(self, code: str, profile_id: str, event_id: str, event: str, now: datetime) -> bool: ...
+
+
+class OfferIssuing(Protocol):
+    """Offers as rules, the deliverer and campaigns use them (OfferIssuer below)."""
+
+    def offer(self, offer_id: str) -> Offer | None: ...
+    def issue(self, offer: Offer, profile_id: str, cause: str, segments: Iterable[str], now: datetime) -> Issued: ...
 
 
 @dataclass(frozen=True)
@@ -213,6 +223,38 @@ class OfferIssuer:
                 continue
             return outcome
         raise Unavailable(f"offer '{offer_id}': too many concurrent redemptions", code="offer_contended")
+
+
+def message_codes(
+    issuer: OfferIssuing,
+    profile: Profile,
+    refs: Mapping[str, OfferRef],
+    named: Iterable[str],
+    message_id: str,
+    now: datetime,
+) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """The codes one message shows, issued (or re-read) just before it renders: the vars its
+    offer references fill (`<var>`, or `<var>_refused` with the reason), each for its own cause;
+    and the code of each offer its template names with `offer('<id>')` (None when refused), for
+    the cause `message:<id>` (or the answer its reference got, for an offer it carries), so a
+    redelivered message shows the same code."""
+    member_of = [*profile.segments, *profile.static_segments]
+
+    def issued(offer_id: str, cause: str) -> Issued:
+        offer = issuer.offer(offer_id)
+        if offer is None:
+            logger.warning("offers: offer not found", offer=offer_id, cause=cause)
+            return Issued(offer_id, "refused", reason="offer_not_found")
+        return issuer.issue(offer, profile.id, cause, member_of, now)
+
+    variables: dict[str, Any] = {}
+    answers: dict[str, Issued] = {}
+    for var, ref in refs.items():
+        given = answers.setdefault(ref.offer, issued(ref.offer, ref.cause))
+        variables.update({var: given.code} if given.code is not None else {f"{var}_refused": given.reason})
+    # An offer the message already carries is shown as that answer, not asked for a second cause.
+    codes = {offer_id: (answers.get(offer_id) or issued(offer_id, f"message:{message_id}")).code for offer_id in named}
+    return variables, codes
 
 
 def _event_time(event: Mapping[str, Any], now: datetime) -> datetime:

@@ -29,6 +29,7 @@ from midstage.logic.templates.model import (
 from midstage.logic.templates.sandbox import ENVIRONMENTS, kind_of
 from midstage.models.messaging import VariableSpec
 
+OFFER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VARIABLE_PATH = re.compile(r"^[A-Za-z$][\w$-]*(\.[A-Za-z0-9$-][\w$-]*)*$")
 
 
@@ -117,6 +118,9 @@ def _refusals(tree: nodes.Template) -> list[tuple[int, str]]:
             arguments = [*node.args, *(kw.value for kw in node.kwargs)]
             if any(isinstance(a, nodes.Const) and private(a.value) for a in arguments):
                 found.append((line, _PRIVATE))
+        elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "offer":
+            if _offer_named(node) is None:
+                found.append((line, "offer() takes one offer id in quotes, like offer('vip-20')"))
         elif isinstance(node, nodes.Name) and node.name == "self":
             found.append((line, "`self` is not available"))
         if isinstance(node, nodes.For):
@@ -138,6 +142,35 @@ def _refusals(tree: nodes.Template) -> list[tuple[int, str]]:
 
     walk(tree, 0)
     return sorted(found, key=lambda item: item[0])
+
+
+def _offer_named(call: nodes.Call) -> str | None:
+    """The offer id of an `offer('<id>')` call, or None when it is not one literal id."""
+    if call.kwargs or call.dyn_args or call.dyn_kwargs or len(call.args) != 1:
+        return None
+    argument = call.args[0]
+    if isinstance(argument, nodes.Const) and isinstance(argument.value, str) and OFFER_ID.match(argument.value):
+        return argument.value
+    return None
+
+
+def offers_named(channel: str, content: Mapping[str, str]) -> list[str]:
+    """The offers one locale's content names with `offer('<id>')`, in order, each once: they are
+    issued before it renders (a template that does not parse names none; its render fails)."""
+    named: list[str] = []
+    for name, source in content.items():
+        if not isinstance(source, str) or "offer" not in source or name not in CHANNEL_FIELDS.get(channel, ()):
+            continue
+        try:
+            tree = ENVIRONMENTS[kind_of(channel, name)].parse(source)
+        except (TemplateSyntaxError, RecursionError):
+            continue
+        for call in tree.find_all(nodes.Call):
+            if isinstance(call.node, nodes.Name) and call.node.name == "offer":
+                offer_id = _offer_named(call)
+                if offer_id is not None and offer_id not in named:
+                    named.append(offer_id)
+    return named
 
 
 def _guard_loops(tree: nodes.Template) -> None:
