@@ -19,6 +19,7 @@ are switched off here, as the journeys' descriptions ask.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ from midstage.cli import apply
 from midstage.definitions import LIBRARY
 from midstage.logic.timefmt import iso, parse_iso
 from tests.e2e.conftest import Platform
-from tests.e2e.test_rules_delivery import Scenario, zone_at_local_hour
+from tests.e2e.test_rules_delivery import Scenario, wait_for, zone_at_local_hour
 
 # Advancing the clock a day takes a few minutes of sweeps; the suite's 300 s default is too short.
 pytestmark = pytest.mark.timeout(900)
@@ -402,13 +403,18 @@ def test_abandoned_cart_sends_the_coupon_an_hour_on_unless_an_order_reached_the_
     [coupon] = cart_a.emails()
     assert coupon.text is not None
     assert "You left your cart ($59.90) before checking out." in coupon.text
-    assert "Your code: CART10" in coupon.text
+    # their own code of the library's cart-10 offer, issued to them for this run's step
+    [code] = re.findall(r"Your code: (CART-[0-9A-Z]{7})\n", coupon.text)
     assert "Back to your cart: https://shop.example.com/cart/cart_a" in coupon.text
+    [issued] = timeline.platform.admin("GET", "/v1/offers/cart-10/codes?state=issued").body["codes"]
+    assert (issued["coupon"], issued["profileId"]) == (code, cart_a.profile_id())
+    assert issued["cause"].startswith(f"journey:abandoned-cart:{cart_a.profile_id()}:1:issue-coupon:")
     instance = cart_a.instance("abandoned-cart")
     entered = parse_iso(instance["entered_at"])
     assert steps(instance)[1:] == [
         ("wait-1h", "timer fired"),
         ("not-ordered", "yes"),
+        ("issue-coupon", "offer cart-10 named as vars.coupon_code"),
         ("send-coupon", "message requested"),
         ("wait-1d", f"waiting until {iso(entered + timedelta(hours=1, days=1))}"),
     ]
@@ -484,6 +490,11 @@ def test_abandoned_cart_reminds_once_a_day_after_the_coupon_then_completes(timel
     assert cart_a.sent() == Counter({"abandoned-cart-email": 1, "abandoned-cart-reminder-email": 1})
     reminder = cart_a.the_email("abandoned-cart-reminder-email")
     assert reminder.text is not None and "Finish your order: https://shop.example.com/cart/cart_a" in reminder.text
+    # the same code as the first email: one per run and step, however many sends show it
+    [code] = re.findall(r"Your code: (CART-[0-9A-Z]{7})\n", cart_a.the_email("abandoned-cart-email").text or "")
+    assert f"code {code} still takes 10% off" in reminder.text
+    offer = timeline.platform.admin("GET", "/v1/offers/cart-10/stats").body
+    assert (offer["issued"], offer["redeemed"]) == (1, 0)
     instance = cart_a.instance("abandoned-cart")
     assert instance["status"] == "completed" and instance["exit_reason"] == "exit: done"
     assert steps(instance)[-3:] == [
@@ -504,6 +515,7 @@ def test_abandoned_cart_reminds_once_a_day_after_the_coupon_then_completes(timel
     assert stats["steps"] == {
         "wait-1h": 2,
         "not-ordered": 1,
+        "issue-coupon": 1,
         "send-coupon": 1,
         "wait-1d": 1,
         "last-reminder": 1,
@@ -657,3 +669,24 @@ def test_post_purchase_survey_asks_three_days_on_and_an_answer_ends_it_without_a
         "in_progress": 2,
     }
     assert stats["steps"] == {"wait-3d": 4, "ask": 4, "wait-for-answer": 4, "remind": 1, "done": 2}
+
+
+# ---------------------------------------------------------------------------- last: an order with the code
+def test_an_order_with_the_abandoned_cart_code_redeems_it_with_its_revenue(timeline: Timeline) -> None:
+    # Last in the file: the order starts cart_a's post-purchase survey, which no test above counts.
+    cart_a = timeline.people["cart_a"]
+    [code] = re.findall(r"Your code: (CART-[0-9A-Z]{7})\n", cart_a.the_email("abandoned-cart-email").text or "")
+
+    # When cart_a orders with the code the journey gave them
+    cart_a.track("Order Completed", order_id="ca-1", coupon=code, revenue=59.9, discount=6)
+
+    # Then the code is theirs and redeemed with the order's revenue, and the offer's figures say so
+    def redeemed() -> dict[str, Any] | None:
+        stats: dict[str, Any] = timeline.platform.admin("GET", "/v1/offers/cart-10/stats").body
+        return stats if stats["redeemed"] == 1 else None
+
+    stats = wait_for(redeemed, "the redemption")
+    assert (stats["issued"], stats["redeemed"], stats["redemptions"]) == (1, 1, {"redeemed": 1})
+    assert (stats["revenue"], stats["discountCost"], stats["redemptionRate"]) == (59.9, 6, 1.0)
+    [used] = timeline.platform.admin("GET", "/v1/offers/cart-10/codes?state=redeemed").body["codes"]
+    assert (used["coupon"], used["redeemedBy"], used["outcome"]) == (code, cart_a.profile_id(), "redeemed")

@@ -47,7 +47,8 @@ from midstage.logic.rules import compile_rule, judge
 from midstage.logic.segments import SegmentSet, validate_segment
 from midstage.logic.timefmt import iso
 from midstage.models.journeys import Journey, JourneyBody
-from midstage.models.messaging import MessageRequest, Rule, Template, TemplateBody
+from midstage.models.messaging import MessageRequest, OfferRef, Rule, Template, TemplateBody
+from midstage.models.offers import Offer
 from midstage.models.profile import Profile
 from midstage.models.segments import Segment, SegmentBody
 
@@ -55,6 +56,7 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 RULES = {"welcome", "order-satisfaction", "vip-winback", "churn-risk-survey"}
 SEGMENTS = {"silent-customers", "high-value", "new-customers", "cart-abandoners", "vip-at-risk"}
 JOURNEYS = {"welcome-series", "abandoned-cart", "birthday", "reactivation", "post-purchase-survey"}
+OFFERS = {"cart-10"}
 TEMPLATES = {
     "welcome-email",
     "welcome-sms",
@@ -70,7 +72,13 @@ TEMPLATES = {
     "post-purchase-survey-email",
     "post-purchase-survey-reminder-email",
 }
-COUNTS = {"template": len(TEMPLATES), "segment": len(SEGMENTS), "rule": len(RULES), "journey": len(JOURNEYS)}
+COUNTS = {
+    "template": len(TEMPLATES),
+    "segment": len(SEGMENTS),
+    "offer": len(OFFERS),
+    "rule": len(RULES),
+    "journey": len(JOURNEYS),
+}
 ALL_VARS = {
     "survey_url": "https://survey.example.com/x",
     "coupon_code": "C1",
@@ -94,6 +102,7 @@ def test_every_library_file_is_a_valid_document_named_after_its_id(library: list
     assert set(by_id(library, "template")) == TEMPLATES
     assert set(by_id(library, "segment")) == SEGMENTS
     assert set(by_id(library, "journey")) == JOURNEYS
+    assert set(by_id(library, "offer")) == OFFERS
     for document in library:
         assert Path(document.file).stem == document.id
         assert document.file.startswith(f"{cli.FOLDERS[document.kind]}/")
@@ -307,13 +316,15 @@ def journey_vars(library: list[Document], journey_id: str, step: str) -> dict[st
 
 def test_the_cart_email_links_the_cart_only_when_it_points_into_the_shop(library: list[Document]) -> None:
     shipped = by_id(library, "template")
-    coupon = journey_vars(library, "abandoned-cart", "send-coupon")
+    # the code is the person's own, filled in at delivery from the journey's issue_offer step
+    coupon = {**journey_vars(library, "abandoned-cart", "send-coupon"), "coupon_code": "CART-7K2M9QX"}
     own = {"properties": {"cart_url": "https://shop.example.com/cart/c-7?x=1&y=2", "total": 80, "currency": "EUR"}}
     for template_id in ("abandoned-cart-email", "abandoned-cart-reminder-email"):
         fields = render(shipped[template_id], person={"first_name": "Ann"}, event=own, vars=coupon)
         assert "https://shop.example.com/cart/c-7?x=1&y=2" in fields["text"]
         assert 'href="https://shop.example.com/cart/c-7?x=1&amp;y=2"' in fields["html"]
-        assert "CART10" in fields["text"] and "10% off" in fields["text"]
+        assert "CART-7K2M9QX" in fields["text"] and "10% off" in fields["text"]
+        assert "CART-7K2M9QX" in fields["html"] and "10% off" in fields["subject"]
         # a link elsewhere (or no link, or not text) falls back to the shop itself
         for properties in ({"cart_url": "https://shop.example.com.evil.example/"}, {"cart_url": 7}, {}):
             fields = render(shipped[template_id], person={}, event={"properties": properties}, vars=coupon)
@@ -321,6 +332,40 @@ def test_the_cart_email_links_the_cart_only_when_it_points_into_the_shop(library
             assert 'href="https://shop.example.com/"' in fields["html"]
     fields = render(shipped["abandoned-cart-email"], person={}, event=own, vars=coupon)
     assert "You left your cart (€80.00) before checking out." in fields["text"]
+
+
+def test_the_cart_emails_bring_the_cart_back_without_a_discount_when_no_code_was_given(
+    library: list[Document],
+) -> None:
+    shipped = by_id(library, "template")
+    refused = {**journey_vars(library, "abandoned-cart", "send-coupon"), "coupon_code_refused": "per_person_limit"}
+    own = {"properties": {"cart_url": "https://shop.example.com/cart/c-7", "total": 80, "currency": "EUR"}}
+    first = render(shipped["abandoned-cart-email"], person={"first_name": "Ann"}, event=own, vars=refused)
+    assert first["subject"] == "You left something behind"
+    assert "off" not in first["text"] and "code" not in first["text"].lower()
+    assert "We have kept it for you.\n\nBack to your cart: https://shop.example.com/cart/c-7" in first["text"]
+    last = render(shipped["abandoned-cart-reminder-email"], person={}, event=own, vars=refused)
+    assert last["subject"] == "Your cart is still here"
+    assert "off" not in last["text"] and "code" not in last["html"]
+
+
+def test_the_cart_offer_is_a_generated_ten_percent_code_a_person_is_given_again_while_unused(
+    library: list[Document],
+) -> None:
+    offer = Offer(**by_id(library, "offer")["cart-10"].body, id="cart-10")
+    assert (offer.kind, offer.value, offer.source) == ("percentage", 10, "generated")
+    assert offer.generated is not None and offer.generated.pattern.startswith("CART-")
+    assert offer.budget.per_person > 1  # a person may come back for another cart after a week
+    # the journey names it in a step before both emails, so both carry the same code
+    steps = by_id(library, "journey")["abandoned-cart"].body["steps"]
+    assert steps["not-ordered"]["yes"] == "issue-coupon"
+    assert steps["issue-coupon"] == {
+        "type": "issue_offer",
+        "offer": "cart-10",
+        "var": "coupon_code",
+        "next": "send-coupon",
+    }
+    assert all("coupon_code" not in steps[s]["vars"] for s in ("send-coupon", "last-reminder"))
 
 
 # ------------------------------------------------------------------------------ segments
@@ -500,16 +545,22 @@ def test_abandoned_cart_sends_the_coupon_after_an_hour_and_one_last_reminder_a_d
         "wait-1h",
         "wait-1h",
         "not-ordered",
+        "issue-coupon",
         "send-coupon",
         "wait-1d",
         "wait-1d",
         "last-reminder",
         "done",
     ]
-    # both emails carry the cart event, so they link the cart
+    # both emails carry the cart event, so they link the cart, and the same offer reference: the
+    # deliverer issues one code of cart-10 for this run's step and shows it in both
+    cause = f"journey:abandoned-cart:p1:1:issue-coupon:{coupon.instance.seq - 2}"
     for message in coupon.messages + reminder.messages:
         assert message.event == cart
-        assert "https://shop.example.com/cart/c-7" in message_fields(library, message, ann)["text"]
+        assert message.offers == {"coupon_code": OfferRef(offer="cart-10", cause=cause)}
+        issued = message.model_copy(update={"vars": {**message.vars, "coupon_code": "CART-7K2M9QX"}})
+        text = message_fields(library, issued, ann)["text"]
+        assert "https://shop.example.com/cart/c-7" in text and "CART-7K2M9QX" in text
     # at most once a week
     assert may_enter(cart_flow, reminder.instance, "event:m-2", NOW + timedelta(days=3))[0] is False
     assert may_enter(cart_flow, reminder.instance, "event:m-2", NOW + timedelta(days=7, hours=1))[0] is True
@@ -797,7 +848,9 @@ def test_approve_must_be_a_boolean_and_unknown_keys_are_refused(tmp_path: Path) 
 
 
 def test_a_folder_without_any_of_the_folders_is_refused(tmp_path: Path) -> None:
-    assert problems(tmp_path) == [f"{tmp_path}: has none of the folders templates/, segments/, rules/, journeys/"]
+    assert problems(tmp_path) == [
+        f"{tmp_path}: has none of the folders templates/, segments/, offers/, rules/, journeys/"
+    ]
 
 
 # ------------------------------------------------------------------------------ planning
@@ -810,6 +863,7 @@ class FakeApi:
         self.templates: dict[str, dict[str, Any]] = {}
         self.segments: dict[str, dict[str, Any]] = {}
         self.journeys: dict[str, dict[str, Any]] = {}
+        self.offers: dict[str, dict[str, Any]] = {}
         self.writes: list[tuple[str, str, Any, int | None]] = []
         self.reads: list[str] = []
 
@@ -818,6 +872,8 @@ class FakeApi:
         _, _, kind, name = path.split("/")
         if kind in ("rules", "segments", "journeys"):
             return self.versioned(kind).get(name)
+        if kind == "offers":
+            return self.offers.get(name)
         entry = self.templates.get(name)
         return None if entry is None else {"id": name, **entry}
 
@@ -828,6 +884,10 @@ class FakeApi:
         self.writes.append((method, path, body, if_match))
         parts = path.split("/")
         kind, name = parts[2], parts[3] if len(parts) > 3 else body["id"]
+        if kind == "offers":  # created once: there is no PUT
+            assert method == "POST" and name not in self.offers
+            self.offers[name] = Offer(**{k: v for k, v in body.items() if k != "id"}, id=name).model_dump(mode="json")
+            return self.offers[name]
         if kind in ("rules", "segments", "journeys"):
             stored = self.versioned(kind)
             assert (method == "POST") == (name not in stored)
@@ -884,6 +944,9 @@ def test_a_fresh_api_gets_everything_created_in_dependency_order_and_templates_a
     assert set(api.rules) == RULES and all(r["enabled"] for r in api.rules.values())
     assert set(api.segments) == SEGMENTS
     assert set(api.journeys) == JOURNEYS and not any(j["enabled"] for j in api.journeys.values())
+    assert set(api.offers) == OFFERS and any(
+        line.split()[:3] == ["offer", "cart-10", "created"] for line in report.done
+    )
     assert "welcome-email" in report.done[10] and "created v1, approved" in report.done[10]
 
 
@@ -895,7 +958,8 @@ def test_applying_the_same_documents_again_writes_nothing(library: list[Document
     assert {s.action for s in report.steps} == {"unchanged"}
     assert api.writes == []
     assert report.summary() == (
-        "4 rule(s), 13 template(s), 5 segment(s), 5 journey(s): 0 created, 0 updated, 0 approved, 27 unchanged"
+        "4 rule(s), 13 template(s), 5 segment(s), 1 offer(s), 5 journey(s): "
+        "0 created, 0 updated, 0 approved, 28 unchanged"
     )
 
 
