@@ -17,13 +17,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from midstage.errors import Stale, Unavailable
 from midstage.logic import offers as rules
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import OfferRef
 from midstage.models.offers import Offer
 from midstage.models.profile import Profile
-from midstage.observability import logger
+from midstage.observability import logger, metrics
 
 # Claims on one pool queue behind its cursor; a caller keeps trying while others win, with a
 # pause that grows and is spread (so the losers of one round do not all collide again).
@@ -95,6 +97,13 @@ class Issued:
         return shown
 
 
+def report_pool_low(offer: Offer, remaining: int) -> None:
+    """The low-pool alert: a warning in the log and the `OfferPoolLow` metric, which the stack's
+    OfferPoolLowAlarm watches (docs/offers.md)."""
+    logger.warning("offer pool low", offer=offer.id, remaining=remaining, pool_low_at=offer.pool_low_at)
+    metrics.add_metric(name="OfferPoolLow", unit=MetricUnit.Count, value=1)
+
+
 class OfferIssuer:
     def __init__(
         self,
@@ -102,10 +111,12 @@ class OfferIssuer:
         *,
         sleep: Callable[[float], None] = time.sleep,
         draw: Callable[[], float] = random.random,
+        pool_low: Callable[[Offer, int], None] = report_pool_low,
     ) -> None:
         self.store = store
         self.sleep = sleep
         self.draw = draw
+        self.pool_low = pool_low
 
     def offer(self, offer_id: str) -> Offer | None:
         """A live offer (deleted ones are no longer issued)."""
@@ -144,6 +155,9 @@ class OfferIssuer:
             except Stale:
                 self._pause(attempt)
                 continue
+            low = rules.leaves_pool_low(offer, pool.size, pool.next)
+            if low is not None:
+                self.pool_low(offer, low)
             return self._given(offer, "issued", code)
         raise Unavailable(f"offer '{offer.id}': too many concurrent claims; try again", code="offer_contended")
 
