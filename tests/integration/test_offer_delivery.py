@@ -74,8 +74,12 @@ def offers(world: Rig) -> OfferStore:
 def html_of(sent: Any) -> str:
     """The HTML part of a raw message SES accepted, decoded."""
     parsed = email.message_from_string(str(sent.raw_data))
-    parts = [p for p in parsed.walk() if p.get_content_type() == "text/html"]
-    return "".join(str(p.get_payload(decode=True).decode()) for p in parts)
+    html = ""
+    for part in parsed.walk():
+        payload = part.get_payload(decode=True) if part.get_content_type() == "text/html" else None
+        if isinstance(payload, bytes):
+            html += payload.decode()
+    return html
 
 
 def emails() -> dict[str, str]:

@@ -4,7 +4,7 @@ and integration tests that fake only what they do not exercise)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -156,7 +156,13 @@ class RecordingProvider:
         self.calls: list[str] = []
 
     def send(
-        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
+        self,
+        channel: str,
+        request: MessageRequest,
+        profile: Profile,
+        address: Address,
+        template: Template | None,
+        offers: Mapping[str, str | None] | None = None,
     ) -> str:
         self.calls.append(request.message_id)
         return f"ses-{len(self.calls)}"

@@ -4,6 +4,7 @@ compile (cached by content) that every render goes through.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -161,16 +162,20 @@ def offers_named(channel: str, content: Mapping[str, str]) -> list[str]:
     for name, source in content.items():
         if not isinstance(source, str) or "offer" not in source or name not in CHANNEL_FIELDS.get(channel, ()):
             continue
-        try:
-            tree = ENVIRONMENTS[kind_of(channel, name)].parse(source)
-        except (TemplateSyntaxError, RecursionError):
-            continue
-        for call in tree.find_all(nodes.Call):
-            if isinstance(call.node, nodes.Name) and call.node.name == "offer":
-                offer_id = _offer_named(call)
-                if offer_id is not None and offer_id not in named:
-                    named.append(offer_id)
+        named.extend(offer_id for offer_id in _offers_in(kind_of(channel, name), source) if offer_id not in named)
     return named
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _offers_in(kind: str, source: str) -> tuple[str, ...]:
+    """The offer ids one field names, parsed once per content and container (every delivery of
+    a template asks)."""
+    try:
+        tree = ENVIRONMENTS[kind].parse(source)
+    except (TemplateSyntaxError, RecursionError):
+        return ()
+    calls = [c for c in tree.find_all(nodes.Call) if isinstance(c.node, nodes.Name) and c.node.name == "offer"]
+    return tuple(dict.fromkeys(offer_id for call in calls if (offer_id := _offer_named(call)) is not None))
 
 
 def _guard_loops(tree: nodes.Template) -> None:
