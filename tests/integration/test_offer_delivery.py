@@ -1,12 +1,14 @@
 """Offer codes handed out by the deliver function on moto: a campaign naming an offer, its
 template showing the code both as the campaign's variable and with `offer('<id>')`, and a
-journey's message carrying its step's reference; redelivered, they take no second code.
-The rig and builders are the campaign-run tests' own."""
+journey's message carrying its step's reference; redelivered, they take no second code. And 50
+journey, campaign and template messages drawing at once on a pool of 40 codes. The rig and
+builders are the campaign-run tests' own."""
 
 from __future__ import annotations
 
 import email
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +21,7 @@ from midstage.logic.timefmt import iso
 from midstage.models.messaging import MessageRequest, OfferRef, Origin, Template
 from midstage.models.offers import Offer
 from midstage.models.profile import Profile
+from midstage.services.offers import OfferIssuer, message_codes
 from tests.integration.conftest import Context
 from tests.integration.test_campaign_runs import (  # noqa: F401 - the fixtures are used by name
     CONSENT,
@@ -156,3 +159,53 @@ def test_given_a_journey_message_with_its_steps_reference_when_redelivered_then_
     assert shown == [[CODES[0]], [CODES[0]]]  # the email and its reminder, one code
     held = offers(world).holding("p00", "winter-10")
     assert held.count == 1 and held.causes is not None and held.causes[cause] == CODES[0]
+
+
+def test_given_fifty_journey_campaign_and_template_messages_at_once_when_forty_codes_are_left_then_each_goes_once(
+    world: Rig,
+) -> None:
+    # Given a pool of 40 codes, and 50 people's messages of three kinds naming its offer: a
+    # journey's send after its issue_offer step, a campaign's message, a template's offer()
+    store = offers(world)
+    store.create(Offer(id="spring-40", name="Spring", kind="percentage", value=15))
+    pool = [f"SPRING-{n:03d}" for n in range(40)]
+    store.upload("spring-40", pool, NOW)
+    issuer = OfferIssuer(store)
+    people = [Profile(id=f"q{n:02d}", created_at=ENTERED) for n in range(50)]
+
+    def deliver(n: int) -> str | None:
+        """What the deliverer does just before rendering person n's message: its code, or None."""
+        person = people[n]
+        if n % 3 == 0:
+            refs = {"coupon": OfferRef(offer="spring-40", cause=f"journey:spring:{person.id}:1:give:2")}
+        elif n % 3 == 1:
+            refs = {"coupon": OfferRef(offer="spring-40", cause=f"campaign:spring:{person.id}")}
+        else:
+            refs = {}
+        named = [] if refs else ["spring-40"]
+        variables, codes = message_codes(issuer, person, refs, named, f"msg_{person.id}", NOW)
+        return variables.get("coupon") if refs else codes["spring-40"]
+
+    # When all 50 are delivered at once, and then all again (the queue redelivers)
+    with ThreadPoolExecutor(max_workers=50) as threads:
+        first = list(threads.map(deliver, range(50)))
+    with ThreadPoolExecutor(max_workers=50) as threads:
+        again = list(threads.map(deliver, range(50)))
+
+    # Then 40 people have a code each, every code of the pool once, 10 were refused with the
+    # reason kept and counted once each, and the redelivery changed nothing
+    given = [code for code in first if code is not None]
+    assert sorted(given) == pool
+    assert again == first
+    assert store.pool("spring-40").next == 40
+    assert store.stats("spring-40")["refused_pool_exhausted"] == 10
+    refused = [n for n, code in enumerate(first) if code is None]
+    assert len(refused) == 10
+    causes = {
+        0: lambda p: f"journey:spring:{p}:1:give:2",
+        1: lambda p: f"campaign:spring:{p}",
+        2: lambda p: f"message:msg_{p}",
+    }
+    for n in refused:
+        kept = store.refusal(people[n].id, "spring-40", causes[n % 3](people[n].id))
+        assert kept is not None and kept["reason"] == "pool_exhausted", n
