@@ -460,17 +460,20 @@ def test_birthday_sends_the_coupon_at_ten_in_the_persons_zone_and_completes(time
 
     assert person.sent() == Counter({"birthday-email": 1})
     [email] = person.emails()
-    assert email.text is not None and "Your code: BIRTHDAY15" in email.text
+    assert email.text is not None
+    found = re.findall(r"Your code: (BDAY-[0-9A-Z]{7})\s", email.text)  # their own birthday-15 code
+    assert len(found) == 1, email.text
     instance = person.instance("birthday")
     assert instance["status"] == "completed"
     assert steps(instance) == [
         ("at-10am", f"waiting until {iso(until)}"),
         ("at-10am", "timer fired"),
+        ("give-coupon", "offer birthday-15 named as vars.coupon_code"),
         ("send-coupon", "message requested"),
         ("done", "completed"),
     ]
     # The send was asked for at 10:00:00 in the person's zone, by the clock
-    sent_at = stamps(instance)[2].astimezone(ZoneInfo(timeline.zone))
+    sent_at = stamps(instance)[3].astimezone(ZoneInfo(timeline.zone))
     assert (sent_at.date(), sent_at.time()) == (until.astimezone(ZoneInfo(timeline.zone)).date(), time(10, 0))
     assert person.ledger() == [("journey#birthday", "email", "sent")]
     stats = timeline.stats("birthday")
@@ -480,7 +483,7 @@ def test_birthday_sends_the_coupon_at_ten_in_the_persons_zone_and_completes(time
         "exited": 0,
         "in_progress": 0,
     }
-    assert stats["steps"] == {"at-10am": 1, "send-coupon": 1, "done": 1}
+    assert stats["steps"] == {"at-10am": 1, "give-coupon": 1, "send-coupon": 1, "done": 1}
 
 
 # ---------------------------------------------------------------------------- a day on
@@ -588,7 +591,9 @@ def test_reactivation_offers_15_off_to_whoever_is_still_silent_three_days_on(tim
     offer_sent = Counter({"reactivation-email": 1, "reactivation-offer-email": 1})
     assert reactivation_a.sent() == offer_sent, reactivation_a.instance("reactivation")  # its path says why not
     offer = reactivation_a.the_email("reactivation-offer-email")
-    assert offer.text is not None and "Your code: COMEBACK15" in offer.text
+    assert offer.text is not None
+    found = re.findall(r"Your code: (BACK-[0-9A-Z]{7})\s", offer.text)  # their own comeback-15 code
+    assert len(found) == 1, offer.text
     instance = reactivation_a.instance("reactivation")
     entered = parse_iso(instance["entered_at"])
     assert instance["status"] == "completed"
@@ -597,6 +602,7 @@ def test_reactivation_offers_15_off_to_whoever_is_still_silent_three_days_on(tim
         ("wait-3d", f"waiting until {iso(entered + timedelta(days=3))}"),
         ("wait-3d", "timer fired"),
         ("still-silent", "yes"),
+        ("give-offer", "offer comeback-15 named as vars.coupon_code"),
         ("send-offer", "message requested"),
         ("done", "completed"),
     ]
@@ -611,7 +617,14 @@ def test_reactivation_offers_15_off_to_whoever_is_still_silent_three_days_on(tim
         "goal": 1,
         "in_progress": 0,
     }
-    assert stats["steps"] == {"miss-you": 2, "wait-3d": 2, "still-silent": 1, "send-offer": 1, "done": 1}
+    assert stats["steps"] == {
+        "miss-you": 2,
+        "wait-3d": 2,
+        "still-silent": 1,
+        "give-offer": 1,
+        "send-offer": 1,
+        "done": 1,
+    }
 
 
 def test_post_purchase_survey_asks_three_days_on_and_an_answer_ends_it_without_a_reminder(

@@ -56,7 +56,7 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 RULES = {"welcome", "order-satisfaction", "vip-winback", "churn-risk-survey"}
 SEGMENTS = {"silent-customers", "high-value", "new-customers", "cart-abandoners", "vip-at-risk"}
 JOURNEYS = {"welcome-series", "abandoned-cart", "birthday", "reactivation", "post-purchase-survey"}
-OFFERS = {"cart-10"}
+OFFERS = {"cart-10", "birthday-15", "comeback-15", "vip-back-20"}
 TEMPLATES = {
     "welcome-email",
     "welcome-sms",
@@ -158,9 +158,17 @@ def sends(document: Document) -> list[tuple[str, dict[str, Any]]]:
     return [(f"step {s}", step) for s, step in document.body["steps"].items() if step["type"] == "send"]
 
 
+def offer_vars(document: Document) -> dict[str, str]:
+    """The vars a rule's issue_offer actions or a journey's issue_offer steps give its sends, by offer."""
+    found = document.body["actions"] if document.kind == "rule" else document.body["steps"].values()
+    return {item["var"]: item["offer"] for item in found if item["type"] == "issue_offer"}
+
+
 def test_each_send_gives_its_templates_every_required_variable_and_is_marketing(library: list[Document]) -> None:
     shipped = by_id(library, "template")
     for document in [*by_id(library, "rule").values(), *by_id(library, "journey").values()]:
+        # an issue_offer action or step names an offer of the library, and its code is a variable of the sends
+        assert set(offer_vars(document).values()) <= OFFERS, document.id
         for where, action in sends(document):
             assert action["category"] == "marketing", (document.id, where)
             names = [action["template"]] if isinstance(action["template"], str) else action["template"].values()
@@ -168,7 +176,8 @@ def test_each_send_gives_its_templates_every_required_variable_and_is_marketing(
                 required = [p for p, s in shipped[name].body["variables"].items() if s.get("required")]
                 for path in required:
                     assert path.startswith("vars."), path
-                    assert path.removeprefix("vars.") in action["vars"], (document.id, where, path)
+                    given = {*action["vars"], *offer_vars(document)}
+                    assert path.removeprefix("vars.") in given, (document.id, where, path)
 
 
 def render(document: Document, **context: Any) -> dict[str, str]:
@@ -185,7 +194,9 @@ def render(document: Document, **context: Any) -> dict[str, str]:
 
 
 def vars_for(library: list[Document], rule_id: str) -> dict[str, Any]:
-    vars_: dict[str, Any] = by_id(library, "rule")[rule_id].body["actions"][0]["vars"]
+    """The vars of the rule's first send action."""
+    [send, *_] = [a for a in by_id(library, "rule")[rule_id].body["actions"] if a["type"] == "send"]
+    vars_: dict[str, Any] = send["vars"]
     return vars_
 
 
@@ -219,10 +230,15 @@ def test_the_satisfaction_survey_shows_the_order_total_as_money_and_links_the_su
     assert "Thank you for your order. Did" in fields["text"] and "Unsubscribe" not in fields["text"]
 
 
-def test_the_vip_email_carries_the_coupon_from_the_rule(library: list[Document]) -> None:
-    fields = render(by_id(library, "template")["vip-winback-email"], person={}, vars=vars_for(library, "vip-winback"))
+def test_the_vip_email_carries_the_persons_own_code_from_the_rule(library: list[Document]) -> None:
+    # the rule gives a code of vip-back-20 first, and its send gets it as vars.coupon_code
+    actions = by_id(library, "rule")["vip-winback"].body["actions"]
+    assert [a["type"] for a in actions] == ["issue_offer", "send"]
+    assert (actions[0]["offer"], actions[0]["var"]) == ("vip-back-20", "coupon_code")
+    coded = {**vars_for(library, "vip-winback"), "coupon_code": "VIP-3K7QW2M"}
+    fields = render(by_id(library, "template")["vip-winback-email"], person={}, vars=coded)
     assert fields["subject"] == "A thank-you for you: 20% off your next order"
-    assert "VIPBACK20" in fields["text"] and "VIPBACK20" in fields["html"]
+    assert "VIP-3K7QW2M" in fields["text"] and "VIP-3K7QW2M" in fields["html"]
 
 
 def person(*events: tuple[str, timedelta, dict[str, Any]]) -> Profile:
@@ -465,11 +481,14 @@ def steps_taken(instance: Instance) -> list[str]:
 
 
 def message_fields(library: list[Document], message: MessageRequest, profile: Profile) -> dict[str, str]:
-    """What the person reads: the template rendered as delivery renders it for this message."""
+    """What the person reads: the template rendered as delivery renders it for this message (each
+    offer it carries given as `<OFFER>-CODE`, where delivery issues the person's code)."""
     assert isinstance(message.template, str)
     event = templates.event_context(message.event) if message.event else {}
     person_fields = templates.person_context(profile)
-    return render(by_id(library, "template")[message.template], person=person_fields, event=event, vars=message.vars)
+    issued = {var: f"{ref.offer.upper()}-CODE" for var, ref in message.offers.items()}
+    shown = {**message.vars, **issued}
+    return render(by_id(library, "template")[message.template], person=person_fields, event=event, vars=shown)
 
 
 def test_shipped_journeys_are_disabled_until_an_operator_enables_one(library: list[Document]) -> None:
@@ -558,9 +577,8 @@ def test_abandoned_cart_sends_the_coupon_after_an_hour_and_one_last_reminder_a_d
     for message in coupon.messages + reminder.messages:
         assert message.event == cart
         assert message.offers == {"coupon_code": OfferRef(offer="cart-10", cause=cause)}
-        issued = message.model_copy(update={"vars": {**message.vars, "coupon_code": "CART-7K2M9QX"}})
-        text = message_fields(library, issued, ann)["text"]
-        assert "https://shop.example.com/cart/c-7" in text and "CART-7K2M9QX" in text
+        text = message_fields(library, message, ann)["text"]
+        assert "https://shop.example.com/cart/c-7" in text and "CART-10-CODE" in text
     # at most once a week
     assert may_enter(cart_flow, reminder.instance, "event:m-2", NOW + timedelta(days=3))[0] is False
     assert may_enter(cart_flow, reminder.instance, "event:m-2", NOW + timedelta(days=7, hours=1))[0] is True
@@ -622,7 +640,9 @@ def test_birthday_sends_the_coupon_three_days_early_at_ten_in_the_persons_zone(l
     assert sent(done) == [("send-coupon", "birthday-email")]
     assert done.instance.status == "completed"
     fields = message_fields(library, done.messages[0], ann)
-    assert fields["subject"] == "An early birthday present: 15% off" and "BIRTHDAY15" in fields["text"]
+    assert fields["subject"] == "An early birthday present: 15% off" and "BIRTHDAY-15-CODE" in fields["text"]
+    cause = f"journey:birthday:p1:1:give-coupon:{done.instance.seq - 2}"
+    assert done.messages[0].offers == {"coupon_code": OfferRef(offer="birthday-15", cause=cause)}
     # next year's day lets them in again; the same day does not
     assert may_enter(birthday, done.instance, key, just_after_midnight)[0] is False
     assert may_enter(birthday, done.instance, "date:2027-05-14", datetime(2027, 5, 14, tzinfo=NEW_YORK))[0] is True
@@ -658,7 +678,9 @@ def test_reactivation_makes_a_stronger_offer_to_whoever_is_still_silent_three_da
     still = as_of(library, ann, NOW + timedelta(days=3))
     offer = fire(reactivation, first, still)
     assert sent(offer) == [("send-offer", "reactivation-offer-email")]
-    assert offer.messages[0].vars["coupon_code"] == "COMEBACK15"
+    cause = f"journey:reactivation:p1:1:give-offer:{offer.instance.seq - 2}"
+    assert offer.messages[0].offers == {"coupon_code": OfferRef(offer="comeback-15", cause=cause)}
+    assert "COMEBACK-15-CODE" in message_fields(library, offer.messages[0], still)["text"]
     assert offer.instance.status == "completed"
 
 
@@ -958,8 +980,8 @@ def test_applying_the_same_documents_again_writes_nothing(library: list[Document
     assert {s.action for s in report.steps} == {"unchanged"}
     assert api.writes == []
     assert report.summary() == (
-        "4 rule(s), 13 template(s), 5 segment(s), 1 offer(s), 5 journey(s): "
-        "0 created, 0 updated, 0 approved, 28 unchanged"
+        "4 rule(s), 13 template(s), 5 segment(s), 4 offer(s), 5 journey(s): "
+        "0 created, 0 updated, 0 approved, 31 unchanged"
     )
 
 
