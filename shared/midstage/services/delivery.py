@@ -13,7 +13,9 @@ then the approved template is rendered and the provider called, unless the chann
 (an account-level provider error paused it: the message is deferred to the next probe, and one
 message at a time probes the provider after a backoff; its success clears the pause), and once
 it holds a send token (the provider's account rate, shared by every deliverer: a message that
-finds none this second waits for the next, briefly, else goes back to the queue as `queued`). Channels are tried in the
+finds none this second waits for the next, briefly, else goes back to the queue as `queued`).
+Just before rendering, the offer codes the message shows are issued or re-read (its offer
+references and its template's `offer('<id>')`, services/offers.py): nothing earlier takes one. Channels are tried in the
 request's fallback order (the person's preferred channel first); a channel is skipped when the
 person has no address there, no consent, or the address is suppressed. The decisions are
 logic/delivery.py's; this module holds the order and the ports.

@@ -1,4 +1,5 @@
-"""Issuing and redeeming offer codes, for the admin API, rules, journeys and the profile updater.
+"""Issuing and redeeming offer codes, for the admin API, rules, the deliverer (journeys',
+campaigns' and templates' codes) and the rule evaluator's redemptions.
 
 `issue` gives a person one code of an offer for a cause, or the reason not: the same cause always
 gets the same answer, a person holding a valid code is given that one again, and a code goes to
