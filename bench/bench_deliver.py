@@ -154,14 +154,20 @@ class StubbedEmail:
         self.html_bytes = 0
 
     def send(
-        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
+        self,
+        channel: str,
+        request: MessageRequest,
+        profile: Profile,
+        address: Address,
+        template: Template | None,
+        offers: Mapping[str, str | None] | None = None,
     ) -> str:
         assert template is not None
         assert channel == "email"
         unsubscribe = f"{BASE_URL}/u/" + links.sign(
             links.unsubscribe_payload(request.message_id, profile.id, address.value, channel), SECRET
         )
-        context = render_context(request, profile, zone_of(profile, "UTC").key, unsubscribe)
+        context = render_context(request, profile, zone_of(profile, "UTC").key, unsubscribe, offers)
         rendered = template_logic.render(
             template.channel,
             template.locales,

@@ -14,7 +14,7 @@
 
 The first admin key has to come from here: the admin API itself needs a key.
 
-`apply` reads `templates/`, `segments/`, `rules/` and `journeys/` (`*.yaml`) under a folder
+`apply` reads `templates/`, `segments/`, `offers/`, `rules/` and `journeys/` (`*.yaml`) under a folder
 ("library": the examples shipped in midstage.library), one document with an `id` per file,
 checks every file locally (the same checks as the admin API: a file with a problem is reported
 with its line and nothing is sent), then brings the API in line with them in that order, since
@@ -60,6 +60,7 @@ from midstage.definitions import (
     LibraryInvalid,
     dump,
     load_documents,
+    referenced_offers,
     referenced_segments,
     referenced_templates,
 )
@@ -194,7 +195,9 @@ class Report:
         verbs = {"create": "created", "update": "updated", "approve": "approved", "unchanged": "unchanged"}
         kinds = [s.document.kind for s in self.steps]
         # Rules and templates are always counted (a folder of them is the common case); the others when present.
-        shown = [k for k in ("rule", "template", "segment", "journey") if k in ("rule", "template") or k in kinds]
+        shown = [
+            k for k in ("rule", "template", "segment", "offer", "journey") if k in ("rule", "template") or k in kinds
+        ]
         head = ", ".join(f"{kinds.count(k)} {k}(s)" for k in shown) + ": "
         done = ", ".join(f"{counts[action]} {verb}" for action, verb in verbs.items())
         return head + done + (" (dry run: nothing was sent)" if self.dry_run else "")
@@ -223,6 +226,10 @@ def plan(documents: Sequence[Document], api: AdminApi) -> list[Step]:
             steps.append(_plan_versioned(document, RuleBody, current))
         elif document.kind == "segment":
             steps.append(_plan_versioned(document, SegmentBody, current))
+        elif document.kind == "offer":
+            # An offer is created from its file once; after that its window, budget and pause are
+            # the operator's (PATCH), and its kind and codes are fixed, so apply leaves it alone.
+            steps.append(Step(document, "create" if current is None else "unchanged"))
         else:
             steps.append(_plan_journey(document, current))
     missing = _unresolved(ordered, api)
@@ -256,7 +263,7 @@ def _dependencies_first(segments: list[Document]) -> list[Document]:
 
 
 def _unresolved(ordered: Sequence[Document], api: AdminApi) -> list[Issue]:
-    """Templates and segments named but not in the folder, looked up on the server (once each)."""
+    """Templates, segments and offers named but not in the folder, looked up on the server (once each)."""
     local = {(d.kind, d.id): d for d in ordered}
     fetched: dict[tuple[str, str], dict[str, Any] | None] = {}
 
@@ -283,6 +290,10 @@ def _unresolved(ordered: Sequence[Document], api: AdminApi) -> list[Issue]:
             if ("segment", segment_id) in local or server("segment", segment_id) is not None:
                 continue
             issues.append(Issue(document.file, location, f"no segment '{segment_id}' in this folder or on the server"))
+        for offer_id, location in referenced_offers(document):
+            if ("offer", offer_id) in local or server("offer", offer_id) is not None:
+                continue
+            issues.append(Issue(document.file, location, f"no offer '{offer_id}' in this folder or on the server"))
     return issues
 
 
@@ -325,8 +336,11 @@ def execute(steps: Iterable[Step], api: AdminApi, echo: Callable[[str], None] | 
         document = step.document
         base = f"/v1/{FOLDERS[document.kind]}"
         version = step.version
-        outcome = f"unchanged (v{version})"
-        if step.action == "create":
+        outcome = f"unchanged (v{version})" if version is not None else "unchanged"
+        if step.action == "create" and document.kind == "offer":
+            api.send("POST", base, {"id": document.id, **document.body})
+            outcome = "created"
+        elif step.action == "create":
             version = _version_of(api.send("POST", base, {"id": document.id, **document.body}))
             outcome = f"created v{version}"
         elif step.action == "update":

@@ -1,5 +1,5 @@
 """Definition files read and checked locally, as `python -m midstage.cli apply` does before it
-sends anything: `templates/`, `segments/`, `rules/` and `journeys/` (`*.yaml`) under a folder
+sends anything: `templates/`, `segments/`, `offers/`, `rules/` and `journeys/` (`*.yaml`) under a folder
 ("library": the examples shipped in midstage.library), one document with an `id` per file, each
 checked as the admin API checks it and reported with its line; then checked across files (what
 a document names must be there or on the API).
@@ -24,8 +24,9 @@ from midstage.logic import templates
 from midstage.logic.conditions import ConditionError
 from midstage.logic.journeys import validate_journey
 from midstage.logic.rules import compile_rule
-from midstage.models.journeys import JourneyBody, SendStep
-from midstage.models.messaging import Rule, RuleBody, SendAction, TemplateBody
+from midstage.models.journeys import IssueOfferStep, JourneyBody, SendStep
+from midstage.models.messaging import IssueOfferAction, Rule, RuleBody, SendAction, TemplateBody
+from midstage.models.offers import OfferBody, OfferCreate
 from midstage.models.requests import JourneyCreate, RuleCreate, SegmentCreate, TemplateCreate
 from midstage.models.segments import Segment, SegmentBody
 from midstage.services.admin.templates import template_issue
@@ -36,9 +37,15 @@ except ImportError:  # an operator's dependency (the dev extra has it); the func
     yaml = None  # type: ignore[assignment]
 
 LIBRARY = "library"  # `apply library`: the documents shipped in the midstage.library package
-Kind = Literal["template", "segment", "rule", "journey"]
-# In the order they are applied: rules and journeys name templates and segments.
-FOLDERS: dict[Kind, str] = {"template": "templates", "segment": "segments", "rule": "rules", "journey": "journeys"}
+Kind = Literal["template", "segment", "offer", "rule", "journey"]
+# In the order they are applied: rules and journeys name templates, segments and offers.
+FOLDERS: dict[Kind, str] = {
+    "template": "templates",
+    "segment": "segments",
+    "offer": "offers",
+    "rule": "rules",
+    "journey": "journeys",
+}
 SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 256 * 1024  # the admin API's body limit
 
@@ -148,6 +155,7 @@ def read_document(kind: Kind, name: str, text: str) -> tuple[Document | None, li
         "rule": _rule_document,
         "template": _template_document,
         "segment": _segment_document,
+        "offer": _offer_document,
         "journey": _journey_document,
     }
     return readers[kind](name, data, issue)
@@ -219,6 +227,16 @@ def _segment_document(
     return Document("segment", created.id, name, dump(body)), []
 
 
+def _offer_document(
+    name: str, data: dict[str, Any], issue: Callable[..., Issue]
+) -> tuple[Document | None, list[Issue]]:
+    try:
+        created = OfferCreate.model_validate(data)
+    except ValidationError as error:
+        return None, [issue(i["location"], i["message"]) for i in validation_issues(error, data)]
+    return Document("offer", created.id, name, dump(OfferBody.model_validate(created.model_dump(exclude={"id"})))), []
+
+
 def _opaque(segment_id: str) -> Segment:
     """A stand-in for a segment known only by its id: static, so it depends on nothing."""
     return Segment(id=segment_id, name=segment_id, kind="static")
@@ -281,6 +299,18 @@ def referenced_templates(document: Document) -> list[tuple[str, str, str]]:
             else:
                 found.append((channel, action.template[channel], f"{where}/template/{channel}"))
     return found
+
+
+def referenced_offers(document: Document) -> list[tuple[str, str]]:
+    """(offer id, JSON pointer) for every offer a rule's issue_offer actions or a journey's
+    issue_offer steps name."""
+    if document.kind == "rule":
+        rule = RuleBody.model_validate(document.body)
+        return [(a.offer, f"/actions/{i}/offer") for i, a in enumerate(rule.actions) if isinstance(a, IssueOfferAction)]
+    if document.kind == "journey":
+        journey = JourneyBody.model_validate(document.body)
+        return [(s.offer, f"/steps/{i}/offer") for i, s in journey.steps.items() if isinstance(s, IssueOfferStep)]
+    return []
 
 
 def referenced_segments(document: Document) -> list[tuple[str, str]]:

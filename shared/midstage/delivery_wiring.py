@@ -6,6 +6,7 @@ from __future__ import annotations
 from midstage.adapters.channels import ApprovedTemplates, ChannelSenders, ChannelSettings
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore
+from midstage.adapters.offer_store import OfferStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.providers import PushSender, WebhookSender
 from midstage.adapters.sending_state import CampaignStates, ChannelPauses, SendRateBucket, SesSendRate
@@ -14,6 +15,7 @@ from midstage.clock import Clock
 from midstage.config import DeliverySettings
 from midstage.logic.delivery import Policy, parse_quiet_hours
 from midstage.services.delivery import Ports
+from midstage.services.offers import OfferIssuer
 
 
 def delivery_wiring(settings: DeliverySettings, clock: Clock) -> tuple[Ports, Policy]:
@@ -43,6 +45,7 @@ def delivery_wiring(settings: DeliverySettings, clock: Clock) -> tuple[Ports, Po
         origins=CampaignStates(config, monotonic=seconds),
         pauses=ChannelPauses(table, monotonic=seconds),
         pacer=SendRateBucket(table, {"email": SesSendRate(monotonic=seconds).rate}),
+        offers=OfferIssuer(OfferStore(table)),
     )
     policy = Policy(
         marketing_consent=settings.marketing_consent,

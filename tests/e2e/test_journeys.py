@@ -19,6 +19,7 @@ are switched off here, as the journeys' descriptions ask.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ from midstage.cli import apply
 from midstage.definitions import LIBRARY
 from midstage.logic.timefmt import iso, parse_iso
 from tests.e2e.conftest import Platform
-from tests.e2e.test_rules_delivery import Scenario, zone_at_local_hour
+from tests.e2e.test_rules_delivery import Scenario, wait_for, zone_at_local_hour
 
 # Advancing the clock a day takes a few minutes of sweeps; the suite's 300 s default is too short.
 pytestmark = pytest.mark.timeout(900)
@@ -402,13 +403,20 @@ def test_abandoned_cart_sends_the_coupon_an_hour_on_unless_an_order_reached_the_
     [coupon] = cart_a.emails()
     assert coupon.text is not None
     assert "You left your cart ($59.90) before checking out." in coupon.text
-    assert "Your code: CART10" in coupon.text
+    # their own code of the library's cart-10 offer, issued to them for this run's step
+    found = re.findall(r"Your code: (CART-[0-9A-Z]{7})\s", coupon.text)
+    assert len(found) == 1, coupon.text
+    [code] = found
     assert "Back to your cart: https://shop.example.com/cart/cart_a" in coupon.text
+    [issued] = timeline.platform.admin("GET", "/v1/offers/cart-10/codes?state=issued").body["codes"]
+    assert (issued["coupon"], issued["profileId"]) == (code, cart_a.profile_id())
+    assert issued["cause"].startswith(f"journey:abandoned-cart:{cart_a.profile_id()}:1:issue-coupon:")
     instance = cart_a.instance("abandoned-cart")
     entered = parse_iso(instance["entered_at"])
     assert steps(instance)[1:] == [
         ("wait-1h", "timer fired"),
         ("not-ordered", "yes"),
+        ("issue-coupon", "offer cart-10 named as vars.coupon_code"),
         ("send-coupon", "message requested"),
         ("wait-1d", f"waiting until {iso(entered + timedelta(hours=1, days=1))}"),
     ]
@@ -452,17 +460,20 @@ def test_birthday_sends_the_coupon_at_ten_in_the_persons_zone_and_completes(time
 
     assert person.sent() == Counter({"birthday-email": 1})
     [email] = person.emails()
-    assert email.text is not None and "Your code: BIRTHDAY15" in email.text
+    assert email.text is not None
+    found = re.findall(r"Your code: (BDAY-[0-9A-Z]{7})\s", email.text)  # their own birthday-15 code
+    assert len(found) == 1, email.text
     instance = person.instance("birthday")
     assert instance["status"] == "completed"
     assert steps(instance) == [
         ("at-10am", f"waiting until {iso(until)}"),
         ("at-10am", "timer fired"),
+        ("give-coupon", "offer birthday-15 named as vars.coupon_code"),
         ("send-coupon", "message requested"),
         ("done", "completed"),
     ]
     # The send was asked for at 10:00:00 in the person's zone, by the clock
-    sent_at = stamps(instance)[2].astimezone(ZoneInfo(timeline.zone))
+    sent_at = stamps(instance)[3].astimezone(ZoneInfo(timeline.zone))
     assert (sent_at.date(), sent_at.time()) == (until.astimezone(ZoneInfo(timeline.zone)).date(), time(10, 0))
     assert person.ledger() == [("journey#birthday", "email", "sent")]
     stats = timeline.stats("birthday")
@@ -472,7 +483,7 @@ def test_birthday_sends_the_coupon_at_ten_in_the_persons_zone_and_completes(time
         "exited": 0,
         "in_progress": 0,
     }
-    assert stats["steps"] == {"at-10am": 1, "send-coupon": 1, "done": 1}
+    assert stats["steps"] == {"at-10am": 1, "give-coupon": 1, "send-coupon": 1, "done": 1}
 
 
 # ---------------------------------------------------------------------------- a day on
@@ -484,6 +495,11 @@ def test_abandoned_cart_reminds_once_a_day_after_the_coupon_then_completes(timel
     assert cart_a.sent() == Counter({"abandoned-cart-email": 1, "abandoned-cart-reminder-email": 1})
     reminder = cart_a.the_email("abandoned-cart-reminder-email")
     assert reminder.text is not None and "Finish your order: https://shop.example.com/cart/cart_a" in reminder.text
+    # the same code as the first email: one per run and step, however many sends show it
+    [code] = re.findall(r"Your code: (CART-[0-9A-Z]{7})\s", cart_a.the_email("abandoned-cart-email").text or "")
+    assert f"code {code} still takes 10% off" in reminder.text
+    offer = timeline.platform.admin("GET", "/v1/offers/cart-10/stats").body
+    assert (offer["issued"], offer["redeemed"]) == (1, 0)
     instance = cart_a.instance("abandoned-cart")
     assert instance["status"] == "completed" and instance["exit_reason"] == "exit: done"
     assert steps(instance)[-3:] == [
@@ -504,6 +520,7 @@ def test_abandoned_cart_reminds_once_a_day_after_the_coupon_then_completes(timel
     assert stats["steps"] == {
         "wait-1h": 2,
         "not-ordered": 1,
+        "issue-coupon": 1,
         "send-coupon": 1,
         "wait-1d": 1,
         "last-reminder": 1,
@@ -574,7 +591,9 @@ def test_reactivation_offers_15_off_to_whoever_is_still_silent_three_days_on(tim
     offer_sent = Counter({"reactivation-email": 1, "reactivation-offer-email": 1})
     assert reactivation_a.sent() == offer_sent, reactivation_a.instance("reactivation")  # its path says why not
     offer = reactivation_a.the_email("reactivation-offer-email")
-    assert offer.text is not None and "Your code: COMEBACK15" in offer.text
+    assert offer.text is not None
+    found = re.findall(r"Your code: (BACK-[0-9A-Z]{7})\s", offer.text)  # their own comeback-15 code
+    assert len(found) == 1, offer.text
     instance = reactivation_a.instance("reactivation")
     entered = parse_iso(instance["entered_at"])
     assert instance["status"] == "completed"
@@ -583,6 +602,7 @@ def test_reactivation_offers_15_off_to_whoever_is_still_silent_three_days_on(tim
         ("wait-3d", f"waiting until {iso(entered + timedelta(days=3))}"),
         ("wait-3d", "timer fired"),
         ("still-silent", "yes"),
+        ("give-offer", "offer comeback-15 named as vars.coupon_code"),
         ("send-offer", "message requested"),
         ("done", "completed"),
     ]
@@ -597,7 +617,14 @@ def test_reactivation_offers_15_off_to_whoever_is_still_silent_three_days_on(tim
         "goal": 1,
         "in_progress": 0,
     }
-    assert stats["steps"] == {"miss-you": 2, "wait-3d": 2, "still-silent": 1, "send-offer": 1, "done": 1}
+    assert stats["steps"] == {
+        "miss-you": 2,
+        "wait-3d": 2,
+        "still-silent": 1,
+        "give-offer": 1,
+        "send-offer": 1,
+        "done": 1,
+    }
 
 
 def test_post_purchase_survey_asks_three_days_on_and_an_answer_ends_it_without_a_reminder(
@@ -657,3 +684,30 @@ def test_post_purchase_survey_asks_three_days_on_and_an_answer_ends_it_without_a
         "in_progress": 2,
     }
     assert stats["steps"] == {"wait-3d": 4, "ask": 4, "wait-for-answer": 4, "remind": 1, "done": 2}
+
+
+# ---------------------------------------------------------------------------- last: an order with the code
+def test_an_order_with_the_abandoned_cart_code_redeems_it_with_its_revenue(timeline: Timeline) -> None:
+    # Last in the file: the order starts cart_a's post-purchase survey, which no test above counts.
+    cart_a = timeline.people["cart_a"]
+    [code] = re.findall(r"Your code: (CART-[0-9A-Z]{7})\s", cart_a.the_email("abandoned-cart-email").text or "")
+
+    # When cart_a orders with the code the journey gave them
+    cart_a.track("Order Completed", order_id="ca-1", coupon=code, revenue=59.9, discount=6)
+
+    # Then the code is theirs and redeemed with the order's revenue, and the offer's figures say so
+    def redeemed() -> dict[str, Any] | None:
+        stats: dict[str, Any] = timeline.platform.admin("GET", "/v1/offers/cart-10/stats").body
+        return stats if stats["redeemed"] == 1 else None
+
+    stats = wait_for(redeemed, "the redemption")
+    assert (stats["issued"], stats["redeemed"]) == (1, 1)
+    assert stats["redemptions"] == {
+        "redeemed": 1,
+        "redeemed_by_other": 0,
+        "redeemed_after_expiry": 0,
+        "already_redeemed": 0,
+    }
+    assert (stats["revenue"], stats["discountCost"], stats["redemptionRate"]) == (59.9, 6, 1.0)
+    [used] = timeline.platform.admin("GET", "/v1/offers/cart-10/codes?state=redeemed").body["codes"]
+    assert (used["coupon"], used["redeemedBy"], used["outcome"]) == (code, cart_a.profile_id(), "redeemed")

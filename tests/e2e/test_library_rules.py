@@ -8,6 +8,7 @@ are applied for this module only and disabled when it ends.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,7 +49,7 @@ def post_at(platform: Platform, event: dict[str, Any], ago: timedelta) -> None:
 
 def test_the_library_is_applied_once_and_applying_it_again_changes_nothing(platform: Platform, library: Report) -> None:
     # (whatever the cloud held before, the module's first apply left every document as its file says)
-    assert {s.document.kind for s in library.steps} == {"rule", "template", "segment", "journey"}
+    assert {s.document.kind for s in library.steps} == {"rule", "template", "segment", "offer", "journey"}
     again = seed_library(platform.cloud, platform.admin_key, echo=False)  # what `make run` calls
     assert {s.action for s in again.steps} == {"unchanged"}, [s.describe(dry_run=True) for s in again.steps]
     listed = platform.admin("GET", "/v1/templates").body["templates"]
@@ -172,6 +173,13 @@ def test_vip_winback_sends_the_coupon_when_the_sweep_finds_a_big_spender_gone_qu
     # Then the win-back email with the VIP coupon is sent
     [email] = wait_for(person.emails, "the VIP win-back email")
     assert email.subject == "A thank-you for you: 20% off your next order"
-    assert email.text is not None and "Hi Ann," in email.text and "Your code: VIPBACK20" in email.text
+    assert email.text is not None and "Hi Ann," in email.text
+    # their own code of the library's vip-back-20 offer, issued to them for this firing
+    found = re.findall(r"Your code: (VIP-[0-9A-Z]{7})\s", email.text)
+    assert len(found) == 1, email.text
+    profile_id = platform.profile(f"user_id:{person.user}")["id"]
+    held = platform.admin("GET", "/v1/offers/vip-back-20/codes?state=issued").body["codes"]
+    [theirs] = [c for c in held if c["profileId"] == profile_id]
+    assert theirs["coupon"] == found[0] and theirs["cause"].startswith("rule:vip-winback:0:")
     assert [m["origin"] for m in person.messages()] == ["rule#vip-winback"]
     assert platform.profile(f"user_id:{person.user}")["computed"]["lifecycle_stage"] == "silent"

@@ -103,6 +103,37 @@ def test_fifty_concurrent_claims_on_forty_codes_issue_each_code_once_and_refuse_
     assert store.stats(offer.id)["refused_pool_exhausted"] == 10
 
 
+def test_a_pool_running_low_raises_its_alarm_once_however_many_claim_at_once(stack: Stack) -> None:
+    # Given a pool of 12 codes, low at 4 left, and the alarm recorded
+    store = store_of(stack)
+    offer = pooled_offer(pool_low_at=4)
+    store.create(offer)
+    store.upload(offer.id, POOL[:12], NOW)
+    alarms: list[tuple[str, int]] = []
+    issuer = OfferIssuer(store, pool_low=lambda low, remaining: alarms.append((low.id, remaining)))
+    start = threading.Barrier(12)
+
+    def claim(person: int) -> Any:
+        start.wait()
+        return issuer.issue(offer, f"prof_{person:02d}", "campaign:spring", [], NOW)
+
+    # When 12 people claim at once, and their causes are asked again
+    with ThreadPoolExecutor(max_workers=12) as threads:
+        assert {a.outcome for a in threads.map(claim, range(12))} == {"issued"}
+    for person in range(12):
+        issuer.issue(offer, f"prof_{person:02d}", "campaign:spring", [], NOW)
+
+    # Then the alarm was raised once, when 4 were left
+    assert alarms == [("vip-20", 4)]
+    assert store.pool(offer.id).next == 12
+
+    # When the pool is refilled and runs down again, it is raised again
+    store.upload(offer.id, POOL[12:20], NOW)
+    for person in range(12, 20):
+        issuer.issue(offer, f"prof_{person:02d}", "campaign:spring", [], NOW)
+    assert alarms == [("vip-20", 4), ("vip-20", 4)]
+
+
 def test_a_person_holding_a_valid_code_gets_it_again_for_another_cause(stack: Stack) -> None:
     store = store_of(stack)
     offer = pooled_offer(budget={"per_person": 2})

@@ -4,15 +4,18 @@ and integration tests that fake only what they do not exercise)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from midstage.config import FrequencyCap
 from midstage.logic.delivery import DUPLICATE, IN_FLIGHT, NOT_DUE, Address, Claim, cap_breached, prune_sends
 from midstage.logic.timefmt import iso
 from midstage.models.messaging import FINAL_STATUSES, MessageRequest, Template
+from midstage.models.offers import Offer
 from midstage.models.profile import Profile
+from midstage.services.offers import Issued
 
 
 def person(profile_id: str = "p1", **fields: Any) -> Profile:
@@ -153,7 +156,13 @@ class RecordingProvider:
         self.calls: list[str] = []
 
     def send(
-        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
+        self,
+        channel: str,
+        request: MessageRequest,
+        profile: Profile,
+        address: Address,
+        template: Template | None,
+        offers: Mapping[str, str | None] | None = None,
     ) -> str:
         self.calls.append(request.message_id)
         return f"ses-{len(self.calls)}"
@@ -290,3 +299,38 @@ class MemoryDefinitions:
 
     def delete_document(self, kind: str, doc_id: str) -> None:
         del self.docs[(kind, doc_id)]
+
+
+class MemoryOffers:
+    """Offers port of rules and delivery: codes handed out in order from `codes` per offer, the
+    same code for a cause already answered, the code a person holds for a new cause (the
+    issuer's contract; tests/integration/test_offers.py holds the real one to it on moto), and a
+    refusal with `pool_exhausted` when an offer's codes run out. `calls` is every (offer, person,
+    cause) asked."""
+
+    def __init__(self, **codes: Sequence[str]) -> None:
+        self.codes = {offer_id: list(pool) for offer_id, pool in codes.items()}
+        self.given: dict[tuple[str, str, str], Issued] = {}
+        self.held: dict[tuple[str, str], str] = {}
+        self.calls: list[tuple[str, str, str]] = []
+
+    def offer(self, offer_id: str) -> Offer | None:
+        if offer_id not in self.codes:
+            return None
+        return Offer(id=offer_id, name=offer_id, kind="percentage", value=Decimal(10))
+
+    def issue(self, offer: Offer, profile_id: str, cause: str, segments: Iterable[str], now: datetime) -> Issued:
+        self.calls.append((offer.id, profile_id, cause))
+        known = self.given.get((offer.id, profile_id, cause))
+        if known is not None:
+            return Issued(offer.id, "same_cause", code=known.code, reason=known.reason)
+        held = self.held.get((offer.id, profile_id))
+        if held is not None:
+            given = Issued(offer.id, "already_held", code=held)
+        elif self.codes[offer.id]:
+            given = Issued(offer.id, "issued", code=self.codes[offer.id].pop(0))
+            self.held[(offer.id, profile_id)] = str(given.code)
+        else:
+            given = Issued(offer.id, "refused", reason="pool_exhausted")
+        self.given[(offer.id, profile_id, cause)] = given
+        return given

@@ -46,7 +46,7 @@ from midstage.models.messaging import MessageRequest, Origin, Template
 from midstage.models.profile import Profile
 from midstage.services.campaigns import delivery_counts
 from midstage.services.delivery import Ports, deliver
-from tests.support.fakes import MemoryCaps, MemoryLedger, MemoryProfiles
+from tests.support.fakes import MemoryCaps, MemoryLedger, MemoryOffers, MemoryProfiles
 
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # daytime in UTC, outside the default quiet hours
 STAMP = "2026-11-01T10:00:00.000Z|m-consent|src_shop"
@@ -88,11 +88,20 @@ class FakeChannels:
 
     calls: list[tuple[str, str, str]] = field(default_factory=list)  # (channel, message id, address)
     failures: list[Exception] = field(default_factory=list)
+    # What each call would render with: the request's vars and the codes `offer('<id>')` shows.
+    rendered_with: list[tuple[dict[str, Any], dict[str, str | None]]] = field(default_factory=list)
 
     def send(
-        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
+        self,
+        channel: str,
+        request: MessageRequest,
+        profile: Profile,
+        address: Address,
+        template: Template | None,
+        offers: Mapping[str, str | None] | None = None,
     ) -> str:
         self.calls.append((channel, request.message_id, address.value))
+        self.rendered_with.append((dict(request.vars), dict(offers or {})))
         if self.failures:
             raise self.failures.pop(0)
         return f"provider-{len(self.calls)}"
@@ -217,6 +226,7 @@ class Rig:
     origins: FakeOrigins = field(default_factory=FakeOrigins)
     pauses: MemoryPauses | None = None
     pacer: MemoryBucket | None = None
+    offers: MemoryOffers | None = None
 
     @property
     def ports(self) -> Ports:
@@ -231,6 +241,7 @@ class Rig:
             self.origins,
             self.pauses,
             self.pacer,
+            offers=self.offers,
         )
 
     def deliver(self, message: MessageRequest, now: datetime = NOON) -> Outcome:

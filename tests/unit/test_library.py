@@ -47,7 +47,8 @@ from midstage.logic.rules import compile_rule, judge
 from midstage.logic.segments import SegmentSet, validate_segment
 from midstage.logic.timefmt import iso
 from midstage.models.journeys import Journey, JourneyBody
-from midstage.models.messaging import MessageRequest, Rule, Template, TemplateBody
+from midstage.models.messaging import MessageRequest, OfferRef, Rule, Template, TemplateBody
+from midstage.models.offers import Offer
 from midstage.models.profile import Profile
 from midstage.models.segments import Segment, SegmentBody
 
@@ -55,6 +56,7 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 RULES = {"welcome", "order-satisfaction", "vip-winback", "churn-risk-survey"}
 SEGMENTS = {"silent-customers", "high-value", "new-customers", "cart-abandoners", "vip-at-risk"}
 JOURNEYS = {"welcome-series", "abandoned-cart", "birthday", "reactivation", "post-purchase-survey"}
+OFFERS = {"cart-10", "birthday-15", "comeback-15", "vip-back-20"}
 TEMPLATES = {
     "welcome-email",
     "welcome-sms",
@@ -70,7 +72,13 @@ TEMPLATES = {
     "post-purchase-survey-email",
     "post-purchase-survey-reminder-email",
 }
-COUNTS = {"template": len(TEMPLATES), "segment": len(SEGMENTS), "rule": len(RULES), "journey": len(JOURNEYS)}
+COUNTS = {
+    "template": len(TEMPLATES),
+    "segment": len(SEGMENTS),
+    "offer": len(OFFERS),
+    "rule": len(RULES),
+    "journey": len(JOURNEYS),
+}
 ALL_VARS = {
     "survey_url": "https://survey.example.com/x",
     "coupon_code": "C1",
@@ -94,6 +102,7 @@ def test_every_library_file_is_a_valid_document_named_after_its_id(library: list
     assert set(by_id(library, "template")) == TEMPLATES
     assert set(by_id(library, "segment")) == SEGMENTS
     assert set(by_id(library, "journey")) == JOURNEYS
+    assert set(by_id(library, "offer")) == OFFERS
     for document in library:
         assert Path(document.file).stem == document.id
         assert document.file.startswith(f"{cli.FOLDERS[document.kind]}/")
@@ -149,9 +158,17 @@ def sends(document: Document) -> list[tuple[str, dict[str, Any]]]:
     return [(f"step {s}", step) for s, step in document.body["steps"].items() if step["type"] == "send"]
 
 
+def offer_vars(document: Document) -> dict[str, str]:
+    """The vars a rule's issue_offer actions or a journey's issue_offer steps give its sends, by offer."""
+    found = document.body["actions"] if document.kind == "rule" else document.body["steps"].values()
+    return {item["var"]: item["offer"] for item in found if item["type"] == "issue_offer"}
+
+
 def test_each_send_gives_its_templates_every_required_variable_and_is_marketing(library: list[Document]) -> None:
     shipped = by_id(library, "template")
     for document in [*by_id(library, "rule").values(), *by_id(library, "journey").values()]:
+        # an issue_offer action or step names an offer of the library, and its code is a variable of the sends
+        assert set(offer_vars(document).values()) <= OFFERS, document.id
         for where, action in sends(document):
             assert action["category"] == "marketing", (document.id, where)
             names = [action["template"]] if isinstance(action["template"], str) else action["template"].values()
@@ -159,7 +176,8 @@ def test_each_send_gives_its_templates_every_required_variable_and_is_marketing(
                 required = [p for p, s in shipped[name].body["variables"].items() if s.get("required")]
                 for path in required:
                     assert path.startswith("vars."), path
-                    assert path.removeprefix("vars.") in action["vars"], (document.id, where, path)
+                    given = {*action["vars"], *offer_vars(document)}
+                    assert path.removeprefix("vars.") in given, (document.id, where, path)
 
 
 def render(document: Document, **context: Any) -> dict[str, str]:
@@ -176,7 +194,9 @@ def render(document: Document, **context: Any) -> dict[str, str]:
 
 
 def vars_for(library: list[Document], rule_id: str) -> dict[str, Any]:
-    vars_: dict[str, Any] = by_id(library, "rule")[rule_id].body["actions"][0]["vars"]
+    """The vars of the rule's first send action."""
+    [send, *_] = [a for a in by_id(library, "rule")[rule_id].body["actions"] if a["type"] == "send"]
+    vars_: dict[str, Any] = send["vars"]
     return vars_
 
 
@@ -210,10 +230,15 @@ def test_the_satisfaction_survey_shows_the_order_total_as_money_and_links_the_su
     assert "Thank you for your order. Did" in fields["text"] and "Unsubscribe" not in fields["text"]
 
 
-def test_the_vip_email_carries_the_coupon_from_the_rule(library: list[Document]) -> None:
-    fields = render(by_id(library, "template")["vip-winback-email"], person={}, vars=vars_for(library, "vip-winback"))
+def test_the_vip_email_carries_the_persons_own_code_from_the_rule(library: list[Document]) -> None:
+    # the rule gives a code of vip-back-20 first, and its send gets it as vars.coupon_code
+    actions = by_id(library, "rule")["vip-winback"].body["actions"]
+    assert [a["type"] for a in actions] == ["issue_offer", "send"]
+    assert (actions[0]["offer"], actions[0]["var"]) == ("vip-back-20", "coupon_code")
+    coded = {**vars_for(library, "vip-winback"), "coupon_code": "VIP-3K7QW2M"}
+    fields = render(by_id(library, "template")["vip-winback-email"], person={}, vars=coded)
     assert fields["subject"] == "A thank-you for you: 20% off your next order"
-    assert "VIPBACK20" in fields["text"] and "VIPBACK20" in fields["html"]
+    assert "VIP-3K7QW2M" in fields["text"] and "VIP-3K7QW2M" in fields["html"]
 
 
 def person(*events: tuple[str, timedelta, dict[str, Any]]) -> Profile:
@@ -307,13 +332,15 @@ def journey_vars(library: list[Document], journey_id: str, step: str) -> dict[st
 
 def test_the_cart_email_links_the_cart_only_when_it_points_into_the_shop(library: list[Document]) -> None:
     shipped = by_id(library, "template")
-    coupon = journey_vars(library, "abandoned-cart", "send-coupon")
+    # the code is the person's own, filled in at delivery from the journey's issue_offer step
+    coupon = {**journey_vars(library, "abandoned-cart", "send-coupon"), "coupon_code": "CART-7K2M9QX"}
     own = {"properties": {"cart_url": "https://shop.example.com/cart/c-7?x=1&y=2", "total": 80, "currency": "EUR"}}
     for template_id in ("abandoned-cart-email", "abandoned-cart-reminder-email"):
         fields = render(shipped[template_id], person={"first_name": "Ann"}, event=own, vars=coupon)
         assert "https://shop.example.com/cart/c-7?x=1&y=2" in fields["text"]
         assert 'href="https://shop.example.com/cart/c-7?x=1&amp;y=2"' in fields["html"]
-        assert "CART10" in fields["text"] and "10% off" in fields["text"]
+        assert "CART-7K2M9QX" in fields["text"] and "10% off" in fields["text"]
+        assert "CART-7K2M9QX" in fields["html"] and "10% off" in fields["subject"]
         # a link elsewhere (or no link, or not text) falls back to the shop itself
         for properties in ({"cart_url": "https://shop.example.com.evil.example/"}, {"cart_url": 7}, {}):
             fields = render(shipped[template_id], person={}, event={"properties": properties}, vars=coupon)
@@ -321,6 +348,40 @@ def test_the_cart_email_links_the_cart_only_when_it_points_into_the_shop(library
             assert 'href="https://shop.example.com/"' in fields["html"]
     fields = render(shipped["abandoned-cart-email"], person={}, event=own, vars=coupon)
     assert "You left your cart (€80.00) before checking out." in fields["text"]
+
+
+def test_the_cart_emails_bring_the_cart_back_without_a_discount_when_no_code_was_given(
+    library: list[Document],
+) -> None:
+    shipped = by_id(library, "template")
+    refused = {**journey_vars(library, "abandoned-cart", "send-coupon"), "coupon_code_refused": "per_person_limit"}
+    own = {"properties": {"cart_url": "https://shop.example.com/cart/c-7", "total": 80, "currency": "EUR"}}
+    first = render(shipped["abandoned-cart-email"], person={"first_name": "Ann"}, event=own, vars=refused)
+    assert first["subject"] == "You left something behind"
+    assert "off" not in first["text"] and "code" not in first["text"].lower()
+    assert "We have kept it for you.\n\nBack to your cart: https://shop.example.com/cart/c-7" in first["text"]
+    last = render(shipped["abandoned-cart-reminder-email"], person={}, event=own, vars=refused)
+    assert last["subject"] == "Your cart is still here"
+    assert "off" not in last["text"] and "code" not in last["html"]
+
+
+def test_the_cart_offer_is_a_generated_ten_percent_code_a_person_is_given_again_while_unused(
+    library: list[Document],
+) -> None:
+    offer = Offer(**by_id(library, "offer")["cart-10"].body, id="cart-10")
+    assert (offer.kind, offer.value, offer.source) == ("percentage", 10, "generated")
+    assert offer.generated is not None and offer.generated.pattern.startswith("CART-")
+    assert offer.budget.per_person > 1  # a person may come back for another cart after a week
+    # the journey names it in a step before both emails, so both carry the same code
+    steps = by_id(library, "journey")["abandoned-cart"].body["steps"]
+    assert steps["not-ordered"]["yes"] == "issue-coupon"
+    assert steps["issue-coupon"] == {
+        "type": "issue_offer",
+        "offer": "cart-10",
+        "var": "coupon_code",
+        "next": "send-coupon",
+    }
+    assert all("coupon_code" not in steps[s]["vars"] for s in ("send-coupon", "last-reminder"))
 
 
 # ------------------------------------------------------------------------------ segments
@@ -420,11 +481,14 @@ def steps_taken(instance: Instance) -> list[str]:
 
 
 def message_fields(library: list[Document], message: MessageRequest, profile: Profile) -> dict[str, str]:
-    """What the person reads: the template rendered as delivery renders it for this message."""
+    """What the person reads: the template rendered as delivery renders it for this message (each
+    offer it carries given as `<OFFER>-CODE`, where delivery issues the person's code)."""
     assert isinstance(message.template, str)
     event = templates.event_context(message.event) if message.event else {}
     person_fields = templates.person_context(profile)
-    return render(by_id(library, "template")[message.template], person=person_fields, event=event, vars=message.vars)
+    issued = {var: f"{ref.offer.upper()}-CODE" for var, ref in message.offers.items()}
+    shown = {**message.vars, **issued}
+    return render(by_id(library, "template")[message.template], person=person_fields, event=event, vars=shown)
 
 
 def test_shipped_journeys_are_disabled_until_an_operator_enables_one(library: list[Document]) -> None:
@@ -500,16 +564,21 @@ def test_abandoned_cart_sends_the_coupon_after_an_hour_and_one_last_reminder_a_d
         "wait-1h",
         "wait-1h",
         "not-ordered",
+        "issue-coupon",
         "send-coupon",
         "wait-1d",
         "wait-1d",
         "last-reminder",
         "done",
     ]
-    # both emails carry the cart event, so they link the cart
+    # both emails carry the cart event, so they link the cart, and the same offer reference: the
+    # deliverer issues one code of cart-10 for this run's step and shows it in both
+    cause = f"journey:abandoned-cart:p1:1:issue-coupon:{coupon.instance.seq - 2}"
     for message in coupon.messages + reminder.messages:
         assert message.event == cart
-        assert "https://shop.example.com/cart/c-7" in message_fields(library, message, ann)["text"]
+        assert message.offers == {"coupon_code": OfferRef(offer="cart-10", cause=cause)}
+        text = message_fields(library, message, ann)["text"]
+        assert "https://shop.example.com/cart/c-7" in text and "CART-10-CODE" in text
     # at most once a week
     assert may_enter(cart_flow, reminder.instance, "event:m-2", NOW + timedelta(days=3))[0] is False
     assert may_enter(cart_flow, reminder.instance, "event:m-2", NOW + timedelta(days=7, hours=1))[0] is True
@@ -571,7 +640,9 @@ def test_birthday_sends_the_coupon_three_days_early_at_ten_in_the_persons_zone(l
     assert sent(done) == [("send-coupon", "birthday-email")]
     assert done.instance.status == "completed"
     fields = message_fields(library, done.messages[0], ann)
-    assert fields["subject"] == "An early birthday present: 15% off" and "BIRTHDAY15" in fields["text"]
+    assert fields["subject"] == "An early birthday present: 15% off" and "BIRTHDAY-15-CODE" in fields["text"]
+    cause = f"journey:birthday:p1:1:give-coupon:{done.instance.seq - 2}"
+    assert done.messages[0].offers == {"coupon_code": OfferRef(offer="birthday-15", cause=cause)}
     # next year's day lets them in again; the same day does not
     assert may_enter(birthday, done.instance, key, just_after_midnight)[0] is False
     assert may_enter(birthday, done.instance, "date:2027-05-14", datetime(2027, 5, 14, tzinfo=NEW_YORK))[0] is True
@@ -607,7 +678,9 @@ def test_reactivation_makes_a_stronger_offer_to_whoever_is_still_silent_three_da
     still = as_of(library, ann, NOW + timedelta(days=3))
     offer = fire(reactivation, first, still)
     assert sent(offer) == [("send-offer", "reactivation-offer-email")]
-    assert offer.messages[0].vars["coupon_code"] == "COMEBACK15"
+    cause = f"journey:reactivation:p1:1:give-offer:{offer.instance.seq - 2}"
+    assert offer.messages[0].offers == {"coupon_code": OfferRef(offer="comeback-15", cause=cause)}
+    assert "COMEBACK-15-CODE" in message_fields(library, offer.messages[0], still)["text"]
     assert offer.instance.status == "completed"
 
 
@@ -797,7 +870,9 @@ def test_approve_must_be_a_boolean_and_unknown_keys_are_refused(tmp_path: Path) 
 
 
 def test_a_folder_without_any_of_the_folders_is_refused(tmp_path: Path) -> None:
-    assert problems(tmp_path) == [f"{tmp_path}: has none of the folders templates/, segments/, rules/, journeys/"]
+    assert problems(tmp_path) == [
+        f"{tmp_path}: has none of the folders templates/, segments/, offers/, rules/, journeys/"
+    ]
 
 
 # ------------------------------------------------------------------------------ planning
@@ -810,6 +885,7 @@ class FakeApi:
         self.templates: dict[str, dict[str, Any]] = {}
         self.segments: dict[str, dict[str, Any]] = {}
         self.journeys: dict[str, dict[str, Any]] = {}
+        self.offers: dict[str, dict[str, Any]] = {}
         self.writes: list[tuple[str, str, Any, int | None]] = []
         self.reads: list[str] = []
 
@@ -818,6 +894,8 @@ class FakeApi:
         _, _, kind, name = path.split("/")
         if kind in ("rules", "segments", "journeys"):
             return self.versioned(kind).get(name)
+        if kind == "offers":
+            return self.offers.get(name)
         entry = self.templates.get(name)
         return None if entry is None else {"id": name, **entry}
 
@@ -828,6 +906,10 @@ class FakeApi:
         self.writes.append((method, path, body, if_match))
         parts = path.split("/")
         kind, name = parts[2], parts[3] if len(parts) > 3 else body["id"]
+        if kind == "offers":  # created once: there is no PUT
+            assert method == "POST" and name not in self.offers
+            self.offers[name] = Offer(**{k: v for k, v in body.items() if k != "id"}, id=name).model_dump(mode="json")
+            return self.offers[name]
         if kind in ("rules", "segments", "journeys"):
             stored = self.versioned(kind)
             assert (method == "POST") == (name not in stored)
@@ -884,6 +966,9 @@ def test_a_fresh_api_gets_everything_created_in_dependency_order_and_templates_a
     assert set(api.rules) == RULES and all(r["enabled"] for r in api.rules.values())
     assert set(api.segments) == SEGMENTS
     assert set(api.journeys) == JOURNEYS and not any(j["enabled"] for j in api.journeys.values())
+    assert set(api.offers) == OFFERS and any(
+        line.split()[:3] == ["offer", "cart-10", "created"] for line in report.done
+    )
     assert "welcome-email" in report.done[10] and "created v1, approved" in report.done[10]
 
 
@@ -895,7 +980,8 @@ def test_applying_the_same_documents_again_writes_nothing(library: list[Document
     assert {s.action for s in report.steps} == {"unchanged"}
     assert api.writes == []
     assert report.summary() == (
-        "4 rule(s), 13 template(s), 5 segment(s), 5 journey(s): 0 created, 0 updated, 0 approved, 27 unchanged"
+        "4 rule(s), 13 template(s), 5 segment(s), 4 offer(s), 5 journey(s): "
+        "0 created, 0 updated, 0 approved, 31 unchanged"
     )
 
 

@@ -232,3 +232,18 @@ def test_an_issue_offer_action_names_its_firing_as_the_cause_and_fills_only_late
     assert [m.vars.get("code") for m in filled] == [None, "VIP-1"]
     refused = with_offer_codes(first.messages, first.offers[0], None, "pool_exhausted")
     assert [m.vars.get("code_refused") for m in refused] == [None, "pool_exhausted"]
+
+
+# ------------------------------------------------------------------------------ the low-pool mark
+def test_only_the_claim_that_brings_a_pool_down_to_its_low_mark_raises_the_alarm() -> None:
+    # Given a pool of 10 codes that is low at 3 left
+    low = offer(pool_low_at=3)
+    # Then of the ten claims (slots 0..9) only the seventh leaves 3, and says so
+    assert [offers.leaves_pool_low(low, 10, slot) for slot in range(10)] == [None] * 6 + [3] + [None] * 3
+    # a budget smaller than the pool is what runs low
+    capped = offer(pool_low_at=1, budget={"total": 4})
+    assert [offers.leaves_pool_low(capped, 10, slot) for slot in range(4)] == [None, None, 1, None]
+    # the default mark (0) is the last code
+    assert [offers.leaves_pool_low(offer(), 3, slot) for slot in range(3)] == [None, None, 0]
+    # generated codes do not run low
+    assert offers.leaves_pool_low(offer(source="generated", pool_low_at=5), 0, 0) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +61,11 @@ class ApprovedTemplates:
 
 
 def render_context(
-    request: MessageRequest, profile: Profile, tz: str, unsubscribe_url: str | None
+    request: MessageRequest,
+    profile: Profile,
+    tz: str,
+    unsubscribe_url: str | None,
+    offers: Mapping[str, str | None] | None = None,
 ) -> template_logic.RenderContext:
     # The same variables as the admin API's preview, so a preview shows what will be sent.
     return template_logic.RenderContext(
@@ -71,6 +75,7 @@ def render_context(
         vars=dict(request.vars),
         tz=tz,
         links={"unsubscribe": unsubscribe_url} if unsubscribe_url else {},
+        offers=dict(offers or {}),
     )
 
 
@@ -100,15 +105,27 @@ class ChannelSenders:
 
     @tracer.capture_method
     def send(
-        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
+        self,
+        channel: str,
+        request: MessageRequest,
+        profile: Profile,
+        address: Address,
+        template: Template | None,
+        offers: Mapping[str, str | None] | None = None,
     ) -> str:
-        provider_id = self._send(channel, request, profile, address, template)
+        provider_id = self._send(channel, request, profile, address, template, offers)
         # The last line of a request's trace: what the provider took, under the request's id.
         logger.info("provider accepted", channel=channel, message_id=request.message_id, provider_id=provider_id)
         return provider_id
 
     def _send(
-        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
+        self,
+        channel: str,
+        request: MessageRequest,
+        profile: Profile,
+        address: Address,
+        template: Template | None,
+        offers: Mapping[str, str | None] | None,
     ) -> str:
         try:
             if channel == "webhook":
@@ -116,7 +133,7 @@ class ChannelSenders:
             assert template is not None
             unsubscribe = self._unsubscribe_url(request, profile, channel, address)
             tz = zone_of(profile, self.settings.default_timezone).key
-            context = render_context(request, profile, tz, unsubscribe)
+            context = render_context(request, profile, tz, unsubscribe, offers)
             try:
                 rendered = template_logic.render(
                     template.channel,

@@ -80,7 +80,7 @@ from midstage.models.campaigns import (
     RecurringSchedule,
     Variant,
 )
-from midstage.models.messaging import Channel, MessageRequest, Origin
+from midstage.models.messaging import Channel, MessageRequest, OfferRef, Origin
 from midstage.models.profile import Profile
 
 # ------------------------------------------------------------------------------ other constants
@@ -346,9 +346,19 @@ def plan_recipient(
         category=message.category,
         template=template,
         vars=variables,
+        offers=offer_refs(campaign, profile.id),
         requested_at=iso(now or fired_at),
     )
     return Recipient(profile.id, "send", variant, request, when if isinstance(when, datetime) else None)
+
+
+def offer_refs(campaign: Campaign, profile_id: str) -> dict[str, OfferRef]:
+    """The code a campaign's message carries: one per campaign and person (every run and every
+    redelivery re-reads the same), issued when the message is delivered."""
+    offer = campaign.message.offer
+    if offer is None:
+        return {}
+    return {offer.var: OfferRef(offer=offer.id, cause=f"campaign:{campaign.id}:{profile_id}")}
 
 
 # ------------------------------------------------------------------------------ pacing

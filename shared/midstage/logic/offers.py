@@ -131,6 +131,17 @@ def refusal_before_claim(offer: Offer, now: datetime, segments: Iterable[str], h
     return None
 
 
+def leaves_pool_low(offer: Offer, pool_size: int, claimed_slot: int) -> int | None:
+    """The codes left when claiming `claimed_slot` brings an uploaded pool down to its low mark
+    (`pool_low_at`; 0: the last code), else None. Slots are claimed one at a time in order, so
+    exactly one claim crosses the mark: the alarm is raised once (again only after an upload
+    refills the pool and it runs down again)."""
+    if offer.source != "pool":
+        return None
+    remaining = issue_limit(offer, pool_size) - (claimed_slot + 1)
+    return remaining if remaining == offer.pool_low_at else None
+
+
 def exhausted_reason(offer: Offer, issued: int) -> Refusal:
     """Which of the two limits a claim that found no code ran into."""
     if offer.budget.total is not None and issued >= offer.budget.total:

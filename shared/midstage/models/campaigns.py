@@ -157,6 +157,13 @@ class Audience(_Strict):
         return self
 
 
+class CampaignOffer(_Strict):
+    """A code of an offer for each recipient, as `vars.<var>` (docs/offers.md)."""
+
+    id: str = Field(pattern=_ID)
+    var: str = Field(default="coupon", pattern=r"^[a-z][a-z0-9_]{0,39}$")
+
+
 class CampaignMessage(_Strict):
     """What is sent: channels in fallback order, a template (one, or one per channel), vars."""
 
@@ -164,6 +171,7 @@ class CampaignMessage(_Strict):
     category: Category = "marketing"
     template: TemplateRef = Field(description="a template id, or one per channel")
     vars: Vars = Field(default_factory=dict)
+    offer: CampaignOffer | None = Field(default=None, description="a code of this offer for each recipient")
 
     @field_validator("channels")
     @classmethod

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from midstage.models.messaging import _ID, _TAG, _TRAIT, SendAction, WebhookAction
+from midstage.models.messaging import _ID, _TAG, _TRAIT, IssueOfferAction, SendAction, WebhookAction
 
 __all__ = [
     "MAX_CONDITION_CHARS",
@@ -269,6 +269,14 @@ class WebhookStep(WebhookAction):
     next: StepId
 
 
+class IssueOfferStep(IssueOfferAction):
+    """Give the person a code of an offer (docs/offers.md): the following send steps of the run
+    carry it as `vars.<var>`. The cause is the run and this step, so a redelivered step, and every
+    send after it, gets the same code; it is issued when the first of those sends is delivered."""
+
+    next: StepId
+
+
 class ExitStep(_Strict):
     """End the instance: it is completed."""
 
@@ -276,7 +284,7 @@ class ExitStep(_Strict):
 
 
 Step = Annotated[
-    SendStep | WaitStep | ConditionStep | RandomStep | UpdateProfileStep | WebhookStep | ExitStep,
+    SendStep | WaitStep | ConditionStep | RandomStep | UpdateProfileStep | WebhookStep | IssueOfferStep | ExitStep,
     Field(discriminator="type"),
 ]
 

@@ -208,6 +208,15 @@ class Origin(_Strict):
     step: str = ""
 
 
+class OfferRef(_Strict):
+    """A code a message carries as a variable: the deliverer issues (or re-reads) the person's code
+    of `offer` for `cause` just before rendering, so every delivery of the message, and every
+    message naming the same cause, shows the same code (docs/offers.md)."""
+
+    offer: str = Field(pattern=_ID)
+    cause: str = Field(min_length=1, max_length=512)
+
+
 class MessageRequest(_Strict):
     """One intended send, queued for the deliver function. Its `key` names it for the ledger:
     the same (origin, step, person) is sent at most once however often it is requested."""
@@ -219,6 +228,8 @@ class MessageRequest(_Strict):
     category: Category = "marketing"
     template: str | dict[Channel, str] | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
+    # `vars.<name>` filled with the code of an offer (or `<name>_refused` with the reason) at delivery.
+    offers: dict[str, OfferRef] = Field(default_factory=dict, max_length=10)
     event: dict[str, Any] | None = None
     webhook_url: str | None = None
     webhook_include: list[str] = Field(default_factory=list)

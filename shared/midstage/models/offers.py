@@ -67,7 +67,9 @@ class OfferBody(_Body):
     segments: list[str] | None = Field(default=None, max_length=50, description="only members of one of these")
     source: CodeSource = "pool"
     generated: Generated | None = None
-    pool_low_at: int = Field(default=0, ge=0, description="pool size at which stats report `pool_low`")
+    pool_low_at: int = Field(
+        default=0, ge=0, description="codes left at which stats report `poolLow` and the OfferPoolLow alarm is raised"
+    )
 
     @field_validator("valid_from", "valid_until")
     @classmethod

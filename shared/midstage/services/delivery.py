@@ -13,7 +13,9 @@ then the approved template is rendered and the provider called, unless the chann
 (an account-level provider error paused it: the message is deferred to the next probe, and one
 message at a time probes the provider after a backoff; its success clears the pause), and once
 it holds a send token (the provider's account rate, shared by every deliverer: a message that
-finds none this second waits for the next, briefly, else goes back to the queue as `queued`). Channels are tried in the
+finds none this second waits for the next, briefly, else goes back to the queue as `queued`).
+Just before rendering, the offer codes the message shows are issued or re-read (its offer
+references and its template's `offer('<id>')`, services/offers.py): nothing earlier takes one. Channels are tried in the
 request's fallback order (the person's preferred channel first); a channel is skipped when the
 person has no address there, no consent, or the address is suppressed. The decisions are
 logic/delivery.py's; this module holds the order and the ports.
@@ -64,10 +66,12 @@ from midstage.logic.delivery import (
     template_refusal,
     zone_of,
 )
+from midstage.logic.templates import choose_locale, offers_named
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
 from midstage.observability import count, logger
+from midstage.services.offers import OfferIssuing, message_codes
 from midstage.services.ports import ArchiveSink, MessageSink, Profiles, Timers
 
 
@@ -105,7 +109,13 @@ class Channels(Protocol):
     """Renders and sends on one channel; raises ProviderFailure or RenderFailure."""
 
     def send(
-        self, channel: str, request: MessageRequest, profile: Profile, address: Address, template: Template | None
+        self,
+        channel: str,
+        request: MessageRequest,
+        profile: Profile,
+        address: Address,
+        template: Template | None,
+        offers: Mapping[str, str | None] | None = None,
     ) -> str: ...
 
 
@@ -145,6 +155,7 @@ class Ports:
     origins: OriginStates | None = None  # None: origins are not consulted (every origin may send)
     pauses: ChannelPauses | None = None  # None: an account-level error fails the message
     pacer: Pacer | None = None  # None: no channel is paced
+    offers: OfferIssuing | None = None  # None: messages carry no offer codes
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -253,8 +264,10 @@ def _claimed(
         probing = ports.pauses.take_probe(channel, now, now + timedelta(seconds=policy.lease_seconds))
         if not probing:
             return _held_by_pause(ports, request, pause, now)
+    # Issued after every guard, so a message blocked or deferred takes no code.
+    request, codes = _offer_codes(request, profile, template, ports, now)
     try:
-        provider_id = ports.channels.send(channel, request, profile, address, template)
+        provider_id = ports.channels.send(channel, request, profile, address, template, codes)
     except RenderFailure as error:
         return _finish(ports, message_id, Outcome(FAILED, f"render: {error}", channel), now)
     except ProviderFailure as error:
@@ -285,6 +298,23 @@ def _claimed(
         templateVersion=template.version if template else None,
     )
     return outcome
+
+
+def _offer_codes(
+    request: MessageRequest, profile: Profile, template: Template | None, ports: Ports, now: datetime
+) -> tuple[MessageRequest, dict[str, str | None]]:
+    """The request with its offer references filled into its vars, and the codes of the offers
+    its template names with `offer('<id>')`."""
+    named: list[str] = []
+    if template is not None:
+        locale = choose_locale(template.locales, profile.locale, template.default_locale)
+        named = offers_named(template.channel, template.locales[locale])
+    if ports.offers is None or not (named or request.offers):
+        return request, {}
+    variables, codes = message_codes(ports.offers, profile, request.offers, named, request.message_id, now)
+    if variables:
+        request = request.model_copy(update={"vars": {**request.vars, **variables}})
+    return request, codes
 
 
 def deliver_paced(

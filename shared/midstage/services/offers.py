@@ -1,4 +1,5 @@
-"""Issuing and redeeming offer codes, for the admin API, rules, journeys and the profile updater.
+"""Issuing and redeeming offer codes, for the admin API, rules, the deliverer (journeys',
+campaigns' and templates' codes) and the rule evaluator's redemptions.
 
 `issue` gives a person one code of an offer for a cause, or the reason not: the same cause always
 gets the same answer, a person holding a valid code is given that one again, and a code goes to
@@ -17,10 +18,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from midstage.errors import Stale, Unavailable
 from midstage.logic import offers as rules
 from midstage.logic.timefmt import iso, parse_iso
+from midstage.models.messaging import OfferRef
 from midstage.models.offers import Offer
+from midstage.models.profile import Profile
+from midstage.observability import logger, metrics
 
 # Claims on one pool queue behind its cursor; a caller keeps trying while others win, with a
 # pause that grows and is spread (so the losers of one round do not all collide again).
@@ -64,6 +70,13 @@ class OfferStorePort(Protocol):
     def record_unknown(self, code: str, profile_id: str, event_id: str, event: str, now: datetime) -> bool: ...
 
 
+class OfferIssuing(Protocol):
+    """Offers as rules, the deliverer and campaigns use them (OfferIssuer below)."""
+
+    def offer(self, offer_id: str) -> Offer | None: ...
+    def issue(self, offer: Offer, profile_id: str, cause: str, segments: Iterable[str], now: datetime) -> Issued: ...
+
+
 @dataclass(frozen=True)
 class Issued:
     """What a person was given for a cause: a code (`outcome` says whether it is new, the one the
@@ -85,6 +98,13 @@ class Issued:
         return shown
 
 
+def report_pool_low(offer: Offer, remaining: int) -> None:
+    """The low-pool alert: a warning in the log and the `OfferPoolLow` metric, which the stack's
+    OfferPoolLowAlarm watches (docs/offers.md)."""
+    logger.warning("offer pool low", offer=offer.id, remaining=remaining, pool_low_at=offer.pool_low_at)
+    metrics.add_metric(name="OfferPoolLow", unit=MetricUnit.Count, value=1)
+
+
 class OfferIssuer:
     def __init__(
         self,
@@ -92,10 +112,12 @@ class OfferIssuer:
         *,
         sleep: Callable[[float], None] = time.sleep,
         draw: Callable[[], float] = random.random,
+        pool_low: Callable[[Offer, int], None] = report_pool_low,
     ) -> None:
         self.store = store
         self.sleep = sleep
         self.draw = draw
+        self.pool_low = pool_low
 
     def offer(self, offer_id: str) -> Offer | None:
         """A live offer (deleted ones are no longer issued)."""
@@ -134,6 +156,9 @@ class OfferIssuer:
             except Stale:
                 self._pause(attempt)
                 continue
+            low = rules.leaves_pool_low(offer, pool.size, pool.next)
+            if low is not None:
+                self.pool_low(offer, low)
             return self._given(offer, "issued", code)
         raise Unavailable(f"offer '{offer.id}': too many concurrent claims; try again", code="offer_contended")
 
@@ -213,6 +238,38 @@ class OfferIssuer:
                 continue
             return outcome
         raise Unavailable(f"offer '{offer_id}': too many concurrent redemptions", code="offer_contended")
+
+
+def message_codes(
+    issuer: OfferIssuing,
+    profile: Profile,
+    refs: Mapping[str, OfferRef],
+    named: Iterable[str],
+    message_id: str,
+    now: datetime,
+) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """The codes one message shows, issued (or re-read) just before it renders: the vars its
+    offer references fill (`<var>`, or `<var>_refused` with the reason), each for its own cause;
+    and the code of each offer its template names with `offer('<id>')` (None when refused), for
+    the cause `message:<id>` (or the answer its reference got, for an offer it carries), so a
+    redelivered message shows the same code."""
+    member_of = [*profile.segments, *profile.static_segments]
+
+    def issued(offer_id: str, cause: str) -> Issued:
+        offer = issuer.offer(offer_id)
+        if offer is None:
+            logger.warning("offers: offer not found", offer=offer_id, cause=cause)
+            return Issued(offer_id, "refused", reason="offer_not_found")
+        return issuer.issue(offer, profile.id, cause, member_of, now)
+
+    variables: dict[str, Any] = {}
+    answers: dict[str, Issued] = {}
+    for var, ref in refs.items():
+        given = answers.setdefault(ref.offer, issued(ref.offer, ref.cause))
+        variables.update({var: given.code} if given.code is not None else {f"{var}_refused": given.reason})
+    # An offer the message already carries is shown as that answer, not asked for a second cause.
+    codes = {offer_id: (answers.get(offer_id) or issued(offer_id, f"message:{message_id}")).code for offer_id in named}
+    return variables, codes
 
 
 def _event_time(event: Mapping[str, Any], now: datetime) -> datetime:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -24,18 +24,11 @@ from midstage.logic.rules import (
     with_offer_codes,
 )
 from midstage.models.messaging import MessageRequest, Rule
-from midstage.models.offers import Offer
 from midstage.models.profile import Profile
 from midstage.observability import logger
 from midstage.services.compiled import CompiledCache
+from midstage.services.offers import OfferIssuing
 from midstage.services.ports import EventSink, MessageSink, Profiles
-
-
-class OfferIssuing(Protocol):
-    """Offers as the `issue_offer` action uses them (services/offers.py)."""
-
-    def offer(self, offer_id: str) -> Offer | None: ...
-    def issue(self, offer: Offer, profile_id: str, cause: str, segments: Iterable[str], now: datetime) -> Any: ...
 
 
 class RuleSource(Protocol):

@@ -69,6 +69,9 @@ class Instance:
     # A run brought over by a merge in place of the survivor's own ended run: the survivor's
     # run number, so the survivor's next run is numbered (and its messages keyed) after both.
     run_floor: int = 0
+    # The offers an issue_offer step of this run named, by variable: {"offer", "cause"}; the
+    # send steps after it carry them, and the deliverer turns each into the person's code.
+    offers: dict[str, dict[str, str]] = field(default_factory=dict)
     rev: int = 0
 
     @property
@@ -91,6 +94,9 @@ class Instance:
             fields["sent"] = [str(message_id) for message_id in fields["sent"]]
         if fields.get("wait") is not None:
             fields["wait"] = dict(fields["wait"])
+        fields["offers"] = {
+            str(var): {k: str(v) for k, v in ref.items()} for var, ref in (fields.get("offers") or {}).items()
+        }
         for number in ("journey_version", "run", "seq", "run_floor", "rev"):  # DynamoDB reads numbers as Decimal
             if number in fields:
                 fields[number] = int(fields[number])

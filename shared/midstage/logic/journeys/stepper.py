@@ -19,6 +19,7 @@ from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.journeys import (
     ConditionStep,
     ExitStep,
+    IssueOfferStep,
     RandomStep,
     SendStep,
     Step,
@@ -26,7 +27,7 @@ from midstage.models.journeys import (
     WaitStep,
     WebhookStep,
 )
-from midstage.models.messaging import MESSAGE_EVENTS, MessageRequest, Origin, message_id_for
+from midstage.models.messaging import MESSAGE_EVENTS, MessageRequest, OfferRef, Origin, message_id_for
 from midstage.models.profile import Profile
 
 
@@ -225,6 +226,7 @@ class _Stepper:
         self.exit_reason: str | None = None
         self.last_event = instance.last_event
         self.sent = list(instance.sent) if instance.sent is not None else None
+        self.offers = {var: dict(ref) for var, ref in instance.offers.items()}
         self.messages: list[MessageRequest] = []
         self.events: list[dict[str, Any]] = []
         self.timers: list[Timer] = []
@@ -252,6 +254,7 @@ class _Stepper:
             path=self.path[-MAX_PATH:],
             last_event=self.last_event,
             sent=self.sent,
+            offers=self.offers,
         )
         return Progress(instance, self.messages, self.events, self.timers, self.steps_run, outcome)
 
@@ -290,6 +293,11 @@ class _Stepper:
             index = _branch(self.instance.instance_id, step_id, [b.percent for b in step.branches])
             return step.branches[index].next, f"branch {index}"
         key = self.key(step_id)
+        if isinstance(step, IssueOfferStep):
+            # Named here, issued at delivery: the cause is this run's step, so however often the
+            # step or a send after it is redelivered, the person is given one code for it.
+            self.offers = {**self.offers, step.var: {"offer": step.offer, "cause": key}}
+            return step.next, f"offer {step.offer} named as vars.{step.var}"
         if isinstance(step, (SendStep, WebhookStep)) and self.sent is not None:
             self.sent = [*self.sent, message_id_for(key)][-MAX_SENT:]
         if isinstance(step, SendStep):
@@ -302,6 +310,7 @@ class _Stepper:
                     category=step.category,
                     template=step.template,
                     vars=step.vars,
+                    offers={var: OfferRef.model_validate(ref) for var, ref in self.offers.items()},
                     event=self.last_event,
                     requested_at=self.stamp,
                 )

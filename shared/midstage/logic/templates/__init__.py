@@ -26,7 +26,7 @@ The package, by concern (each module imports only those above it):
 Import from the package; the modules are its private layout.
 """
 
-from midstage.logic.templates.checks import check_template
+from midstage.logic.templates.checks import check_template, offers_named
 from midstage.logic.templates.formatting import (
     choose_locale,
     format_date,
@@ -87,6 +87,7 @@ __all__ = [
     "format_datetime",
     "format_money",
     "normalize_locale",
+    "offers_named",
     "person_context",
     "preview",
     "render",

@@ -4,6 +4,7 @@ compile (cached by content) that every render goes through.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -29,6 +30,7 @@ from midstage.logic.templates.model import (
 from midstage.logic.templates.sandbox import ENVIRONMENTS, kind_of
 from midstage.models.messaging import VariableSpec
 
+OFFER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VARIABLE_PATH = re.compile(r"^[A-Za-z$][\w$-]*(\.[A-Za-z0-9$-][\w$-]*)*$")
 
 
@@ -117,6 +119,9 @@ def _refusals(tree: nodes.Template) -> list[tuple[int, str]]:
             arguments = [*node.args, *(kw.value for kw in node.kwargs)]
             if any(isinstance(a, nodes.Const) and private(a.value) for a in arguments):
                 found.append((line, _PRIVATE))
+        elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "offer":
+            if _offer_named(node) is None:
+                found.append((line, "offer() takes one offer id in quotes, like offer('vip-20')"))
         elif isinstance(node, nodes.Name) and node.name == "self":
             found.append((line, "`self` is not available"))
         if isinstance(node, nodes.For):
@@ -138,6 +143,39 @@ def _refusals(tree: nodes.Template) -> list[tuple[int, str]]:
 
     walk(tree, 0)
     return sorted(found, key=lambda item: item[0])
+
+
+def _offer_named(call: nodes.Call) -> str | None:
+    """The offer id of an `offer('<id>')` call, or None when it is not one literal id."""
+    if call.kwargs or call.dyn_args or call.dyn_kwargs or len(call.args) != 1:
+        return None
+    argument = call.args[0]
+    if isinstance(argument, nodes.Const) and isinstance(argument.value, str) and OFFER_ID.match(argument.value):
+        return argument.value
+    return None
+
+
+def offers_named(channel: str, content: Mapping[str, str]) -> list[str]:
+    """The offers one locale's content names with `offer('<id>')`, in order, each once: they are
+    issued before it renders (a template that does not parse names none; its render fails)."""
+    named: list[str] = []
+    for name, source in content.items():
+        if not isinstance(source, str) or "offer" not in source or name not in CHANNEL_FIELDS.get(channel, ()):
+            continue
+        named.extend(offer_id for offer_id in _offers_in(kind_of(channel, name), source) if offer_id not in named)
+    return named
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _offers_in(kind: str, source: str) -> tuple[str, ...]:
+    """The offer ids one field names, parsed once per content and container (every delivery of
+    a template asks)."""
+    try:
+        tree = ENVIRONMENTS[kind].parse(source)
+    except (TemplateSyntaxError, RecursionError):
+        return ()
+    calls = [c for c in tree.find_all(nodes.Call) if isinstance(c.node, nodes.Name) and c.node.name == "offer"]
+    return tuple(dict.fromkeys(offer_id for call in calls if (offer_id := _offer_named(call)) is not None))
 
 
 def _guard_loops(tree: nodes.Template) -> None:

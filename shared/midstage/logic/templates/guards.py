@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from functools import wraps
 from itertools import islice
@@ -48,6 +48,8 @@ class RenderState:
     seconds: float
     iterations_left: int = MAX_LOOP_ITERATIONS
     deadline: float = 0.0
+    # `offer('<id>')`'s answers: the person's code of each offer the field names, None if refused.
+    offers: Mapping[str, str | None] = field(default_factory=dict)
 
     def start(self) -> None:
         self.deadline = self.timer() + self.seconds
@@ -55,6 +57,20 @@ class RenderState:
     def tick(self) -> None:
         if self.timer() > self.deadline:
             raise RenderError(f"rendering took longer than {self.seconds:g} s")
+
+
+def offer_code(offer_id: Any) -> str:
+    """`offer('vip-20')` in a template: the person's code of that offer, issued before rendering
+    (services/offers.py), or "" when none could be given (so `{% if offer('vip-20') %}` can
+    branch). A preview shows a placeholder, since nothing is issued for it."""
+    state = current_state()
+    if not isinstance(offer_id, str):
+        raise RenderError("offer() takes an offer id in quotes, like offer('vip-20')")
+    if offer_id in state.offers:
+        return state.offers[offer_id] or ""
+    if state.preview:
+        return f"[{offer_id} code]"
+    raise RenderError(f"offer({offer_id!r}): no code was issued for this message")
 
 
 RENDER_STATE: ContextVar[RenderState | None] = ContextVar("midstage_template_state", default=None)

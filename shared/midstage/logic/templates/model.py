@@ -66,6 +66,8 @@ class RenderContext:
     unsubscribe_url: str | None = None  # shorthand for links["unsubscribe"]
     click_url: Callable[[str], str] | None = None  # original URL -> tracked URL, for HTML links
     open_pixel_url: str | None = None
+    # What `offer('<id>')` answers: the codes issued for this send (None: refused).
+    offers: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass

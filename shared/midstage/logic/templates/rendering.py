@@ -134,7 +134,9 @@ def _render(
     rendered: dict[str, str] = {}
     links: list[str] = []
     for name in present:
-        state = RenderState(formatting, tz, preview, missing, timer=timer, seconds=MAX_RENDER_SECONDS)
+        state = RenderState(
+            formatting, tz, preview, missing, timer=timer, seconds=MAX_RENDER_SECONDS, offers=context.offers
+        )
         text = _run(compile_template(kind_of(channel, name), content[name]), data, state, name, chosen)
         if (channel, name) in SINGLE_LINE_FIELDS:
             text = re.sub(r"\s*[\r\n]+\s*", " ", text).strip()

@@ -41,6 +41,7 @@ from midstage.logic.templates.guards import (
     current_state,
     join_filter,
     loop_guard,
+    offer_code,
     safe_range,
     too_large,
 )
@@ -235,6 +236,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             "cycler": Cycler,
             "joiner": Joiner,
             "namespace": GuardedNamespace,
+            "offer": offer_code,
         }
         filters: dict[str, Callable[..., Any]] = {}
         for name in FILTERS:
