@@ -387,10 +387,29 @@ class MemoryEntryCaps:
 class MemoryCounters:
     def __init__(self) -> None:
         self.shards: dict[tuple[str, str, str, int], Counter[str]] = {}
+        self.markers: set[tuple[str, str]] = set()
 
     def add(self, kind: str, origin_id: str, run: str, subject: str, counts: Mapping[str, Any]) -> None:
         shard = self.shards.setdefault((kind, origin_id, run, shard_of(subject)), Counter())
         shard.update({name: amount for name, amount in counts.items() if amount})
+
+    def add_once(
+        self,
+        kind: str,
+        origin_id: str,
+        run: str,
+        subject: str,
+        counts: Mapping[str, Any],
+        *,
+        once: tuple[str, str],
+        now: datetime,
+        keep: timedelta,
+    ) -> bool:
+        if once in self.markers:
+            return False
+        self.markers.add(once)
+        self.add(kind, origin_id, run, subject, counts)
+        return True
 
 
 class TimerLog:
@@ -420,7 +439,7 @@ def wire(
     instances: service.Instances,
     timers: service.Timers,
     caps: service.EntryCaps,
-    counters: service.Counters,
+    counters: service.CountsOnce,
 ) -> Wired:
     sqs = DroppedBatches()
     log = TimerLog(timers)

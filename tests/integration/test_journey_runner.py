@@ -505,6 +505,11 @@ def test_given_a_daily_cap_of_3_when_12_people_enter_at_once_then_exactly_3_ente
     assert sorted(p for p in people if rig.instances.get(p, "cart") is not None) == sorted(entered)
     totals = rig.totals("cart")
     assert (totals["entered"], totals["capped"], totals["step:remind"]) == (3, 9, 3)
+    # A refused trigger delivered again is refused again, and not counted again
+    for person in refused:
+        again = rig.runner().handle("event.tracked", tracked(person, "Cart Abandoned", "m"), NOW)
+        assert again.refused == {"cart": "daily cap of 3 entries reached"}
+    assert rig.totals("cart")["capped"] == 9
     # The next day has a cap of its own.
     tomorrow = rig.runner().handle(
         "event.tracked", tracked(refused[0], "Cart Abandoned", "m2"), NOW + timedelta(days=1)

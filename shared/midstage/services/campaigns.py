@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, Protocol
 
 from midstage import keys
@@ -32,7 +31,7 @@ from midstage.models.messages import CampaignPart
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 from midstage.observability import logger
-from midstage.services.ports import ArchiveSink, MessageSink, PartQueue, ProfilePages, Stale, Timers
+from midstage.services.ports import ArchiveSink, CountsOnce, MessageSink, PartQueue, ProfilePages, Stale, Timers
 
 PAGE_ITEMS = 500  # items read per scan page (profiles and everything else in the table)
 LEASE_S = 300
@@ -78,23 +77,6 @@ class Runs(Protocol):
 class Touches(Protocol):
     def add_many(self, touches: Sequence[tuple[str, datetime, str, str, str, str]]) -> None: ...
     def since(self, profile_id: str, since: datetime) -> list[dict[str, str]]: ...
-
-
-class CountsOnce(Protocol):
-    """Counters that can add once per marker, the marker and the addition in one write."""
-
-    def add_once(
-        self,
-        kind: str,
-        origin_id: str,
-        run: str,
-        subject: str,
-        counts: Mapping[str, int | Decimal],
-        *,
-        once: tuple[str, str],
-        now: datetime,
-        keep: timedelta,
-    ) -> bool: ...
 
 
 def part_message(campaign_id: str, run_id: str, part: int, total: int) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from midstage import keys
@@ -43,7 +43,7 @@ from midstage.observability import count, logger
 from midstage.services.compiled import CompiledCache
 from midstage.services.ports import (
     ArchiveSink,
-    Counters,
+    CountsOnce,
     Documents,
     EventSink,
     MessageSink,
@@ -53,6 +53,8 @@ from midstage.services.ports import (
 )
 
 MAX_RETRIES = 6
+# How long a refused entry's `capped` count remembers it: beyond the cap's day and any redelivery.
+CAPPED_KEEP = timedelta(days=2)
 
 
 class Instances(Protocol):
@@ -162,7 +164,7 @@ class JourneyRunner:
         events: EventSink,
         timers: Timers,
         caps: EntryCaps,
-        counters: Counters,
+        counters: CountsOnce,
         *,
         default_timezone: str = "UTC",
         archive: ArchiveSink | None = None,
@@ -257,7 +259,11 @@ class JourneyRunner:
             journey.id, now.strftime("%Y%m%d"), journey.daily_cap, now
         ):
             summary.refused[journey.id] = f"daily cap of {journey.daily_cap} entries reached"
-            self.counters.add("journey", journey.id, "all", profile.id, {"capped": 1})
+            # Once per refused entry (the entry's key): a redelivered trigger is not counted again.
+            once = (f"journey-capped#{journey.id}", f"{profile.id}#{entry_key}")
+            self.counters.add_once(
+                "journey", journey.id, "all", profile.id, {"capped": 1}, once=once, now=now, keep=CAPPED_KEEP
+            )
             return
         instance = start_instance(journey, profile.id, previous, entry_key, event, now)
         progress = advance(compiled, instance, profile, Wake(kind="enter"), now, default_timezone=self.default_timezone)

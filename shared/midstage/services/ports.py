@@ -5,7 +5,8 @@ Ports that a single service needs stay beside that service."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -86,10 +87,21 @@ class Timers(Protocol):
     def schedule(self, at: datetime, timer_id: str, payload: Mapping[str, Any], kind: str = "deliver") -> None: ...
 
 
-class Counters(Protocol):
-    """Sharded counters per campaign run or journey, added to and never set."""
+class CountsOnce(Protocol):
+    """Counters that can add once per marker, the marker and the addition in one write."""
 
-    def add(self, kind: str, origin_id: str, run: str, subject: str, counts: Mapping[str, Any]) -> None: ...
+    def add_once(
+        self,
+        kind: str,
+        origin_id: str,
+        run: str,
+        subject: str,
+        counts: Mapping[str, int | Decimal],
+        *,
+        once: tuple[str, str],
+        now: datetime,
+        keep: timedelta,
+    ) -> bool: ...
 
 
 # ------------------------------------------------------------------------------ messages sent
