@@ -1224,6 +1224,41 @@ def test_given_events_received_before_the_run_began_when_they_arrive_after_the_e
     assert advance(flow, waiting, person(), Wake.on_event(unstamped), NOW).instance.status == "exited"
 
 
+def test_given_a_run_an_event_began_when_its_own_batch_holds_the_goal_then_what_happened_after_it_counts() -> None:
+    """Given a cart abandoned and an order sent in one batch (one receipt time), the order that
+    happened after the abandonment ends the run and one that happened before it does not; an
+    event received before the trigger never counts, one received after it always does, even
+    before the runner entered the person."""
+    flow = compiled(
+        start="hold",
+        steps={"hold": wait_for("Order Completed", "1d", "thanks", "done"), "thanks": send("t", "done"), "done": EXIT},
+        exit_when=[{"event": "Order Completed"}],
+    )
+    received, happened = NOW - timedelta(seconds=3), NOW - timedelta(seconds=10)
+    trigger = tracked("Cart Abandoned", "c1", timestamp=iso(happened), receivedAt=iso(received))
+    waiting = run(flow, event=trigger).instance
+    assert (waiting.entry_received_at, waiting.entry_timestamp) == (iso(received), iso(happened))
+
+    def order(message_id: str, at: datetime, came: datetime) -> dict[str, Any]:
+        return tracked("Order Completed", message_id, timestamp=iso(at), receivedAt=iso(came))
+
+    cases = {
+        "same batch, after the cart": order("o1", happened + timedelta(seconds=1), received),
+        "same batch, before the cart": order("o2", happened - timedelta(seconds=1), received),
+        "received before the cart": order("o3", happened + timedelta(seconds=1), received - timedelta(seconds=1)),
+        "received after, before the entry": order("o4", happened + timedelta(seconds=1), NOW - timedelta(seconds=1)),
+    }
+    ended = {
+        name: advance(flow, waiting, person(), Wake.on_event(e), NOW).instance.exit_reason for name, e in cases.items()
+    }
+    assert ended == {
+        "same batch, after the cart": "goal: Order Completed",
+        "same batch, before the cart": None,
+        "received before the cart": None,
+        "received after, before the entry": "goal: Order Completed",
+    }
+
+
 def test_given_an_ended_instance_when_woken_in_any_way_then_it_ignores_the_wake() -> None:
     flow = compiled(exit_when=[{"event": "Order Completed"}])
     done = run(flow).instance

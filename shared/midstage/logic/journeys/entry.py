@@ -72,6 +72,11 @@ class Instance:
     # The offers an issue_offer step of this run named, by variable: {"offer", "cause"}; the
     # send steps after it carry them, and the deliverer turns each into the person's code.
     offers: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The event that let the person in, when one did: when the platform received it and when it
+    # happened. An event received with it (the same request) answers the run if it happened no
+    # earlier; one received before it never does (stepper._before_entry).
+    entry_received_at: str = ""
+    entry_timestamp: str = ""
     rev: int = 0
 
     @property
@@ -250,6 +255,8 @@ def start_instance(
         entry_key=entry_key,
         last_event=slim_event(event) if event else None,
         sent=[],
+        entry_received_at=str(event.get("receivedAt") or "") if event else "",
+        entry_timestamp=str(event.get("timestamp") or "") if event else "",
     )
 
 

@@ -178,13 +178,27 @@ def _caused_by_run(step: Step | None, instance: Instance, event: Mapping[str, An
 
 
 def _received_before_entry(instance: Instance, event: Mapping[str, Any]) -> bool:
-    """Whether the platform received `event` before this run began (by its own receipt time, not
-    the sender's clock; an event without one, such as a platform event, is never before)."""
+    """Whether `event` came before this run began, by the platform's own receipt time (not the
+    sender's clock; an event without one, such as a platform event, is never before).
+
+    A run an event let in begins with that event: what the platform received before it is
+    before; what came in the same request (the same receipt time) is before only if it happened
+    earlier (an abandoned cart and its order sent in one batch: the order ends the run). A run a
+    segment or a date let in begins when it was entered: the write that let the person in may
+    carry older events (an imported history) that reach the runner later, and none of them is
+    about this run."""
     received = event.get("receivedAt")
-    if not isinstance(received, str) or not instance.entered_at:
+    if not isinstance(received, str):
         return False
     try:
-        return parse_iso(received) < parse_iso(instance.entered_at)
+        at = parse_iso(received)
+        if instance.entry_received_at:
+            trigger = parse_iso(instance.entry_received_at)
+            if at != trigger:
+                return at < trigger
+            happened, began = event.get("timestamp"), instance.entry_timestamp
+            return isinstance(happened, str) and bool(began) and parse_iso(happened) < parse_iso(began)
+        return bool(instance.entered_at) and at < parse_iso(instance.entered_at)
     except ValueError:
         return False
 
