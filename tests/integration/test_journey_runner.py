@@ -491,6 +491,24 @@ def test_given_reentry_after_exit_when_the_person_triggers_while_in_it_then_refu
     assert keys_of(rig.delivered()) == [cart_key(fay, "remind", 1, run=1), cart_key(fay, "remind", 1, run=2)]
 
 
+def test_given_a_cart_and_its_order_sent_in_one_batch_when_both_reach_the_runner_then_the_order_ends_the_run(
+    rig: Rig,
+) -> None:
+    rig.define(CART)
+    gus, batch_received = rig.person("gus"), iso(NOW - timedelta(seconds=2))
+    cart, order = (
+        tracked(gus, "Cart Abandoned", "c1", NOW - timedelta(minutes=3)),
+        tracked(gus, "Order Completed", "o1"),
+    )
+    for detail in (cart, order):
+        detail["event"]["receivedAt"] = batch_received  # one request: one receipt time
+    runner = rig.runner()
+    assert runner.handle("event.tracked", cart, NOW).entered == ["cart"]
+    runner.handle("event.tracked", order, NOW + timedelta(seconds=1))
+    doc = rig.instance(gus, "cart")
+    assert (doc["status"], doc["exit_reason"]) == ("exited", "goal: Order Completed")
+
+
 def test_given_a_daily_cap_of_3_when_12_people_enter_at_once_then_exactly_3_enter(rig: Rig) -> None:
     rig.define(CART, daily_cap=3)
     people = [rig.person(f"cap{n:02d}") for n in range(12)]
