@@ -109,7 +109,7 @@ def test_tracked_events_land_on_a_kinesis_stream_in_order_per_person(platform: P
         iterator = kinesis.get_shard_iterator(
             StreamARN=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
-        for record in kinesis.get_records(ShardIterator=iterator, Limit=100)["Records"]:
+        for record in kinesis.get_records(ShardIterator=iterator, Limit=100, StreamARN=arn)["Records"]:
             assert record["Data"].endswith(b"\n")
             item = json.loads(record["Data"])
             assert record["PartitionKey"] == item["profileId"]
