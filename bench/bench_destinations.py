@@ -12,6 +12,10 @@ core, a feed message of 10 events of one person at a time, as the FIFO queue han
    in-process Python): read it as the store's share, not as an AWS figure.
 
 Figures are events per second (median of three runs) for webhook batches of 1, 20 and 100.
+
+3. to a Kinesis Data Stream on moto in-process (PutRecords, batch 500, queue in memory): a feed
+   message at a time (10 events of one person: ten calls, since a call holds one record per
+   person), and a backlog of the same events from 50 people drained at once (calls of 50).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from tests.support.http_sink import Sink
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 EVENTS = 2000
 MOTO_EVENTS = 200  # moto's DynamoDB costs milliseconds a call in Python: fewer events, same shape
+KINESIS_EVENTS = 1000
 PER_MESSAGE = 10
 RUNS = 3
 
@@ -127,6 +132,58 @@ def moto_queue() -> tuple[Any, Callable[[], DestinationQueue]]:
     return mocked, fresh
 
 
+def kinesis_destination(stream_arn: str) -> Destination:
+    return Destination(
+        id="dst_bench0000kinesis",
+        name="bench",
+        kind="kinesis",
+        stream_arn=stream_arn,
+        batch_size=500,
+        filter={"path": "event.name", "op": "eq", "value": "Order Completed"},
+        created_at=iso(NOW),
+        updated_at=iso(NOW),
+    )
+
+
+def backlog(target: Destination, feed: list[AppliedEvents]) -> float:
+    """Seconds to accept all of `feed`, then drain it in one go (a destination back from an outage)."""
+    definitions = MemoryDefinitions()
+    definitions.save_document("DESTINATION", target)
+    forwarder = Forwarder(definitions, MemoryDestinationQueue(), DestinationSender(), lambda: NOW)
+    started = time.perf_counter()
+    for message in feed:
+        forwarder.accept([message])
+        metrics.clear_metrics()
+    assert forwarder.drain(target, lambda: 600.0) == "emptied"
+    metrics.clear_metrics()
+    return time.perf_counter() - started
+
+
+def kinesis_figures(feed: list[AppliedEvents]) -> None:
+    """Kinesis on moto in-process, the queue in memory: what the forwarder's Kinesis path costs."""
+    from midstage.adapters import aws
+
+    mocked, _ = moto_queue()
+    try:
+        streams = iter(range(100))
+
+        def stream() -> str:
+            name = f"bench-{next(streams)}"
+            aws.kinesis("us-east-1").create_stream(StreamName=name, ShardCount=4)
+            summary = aws.kinesis("us-east-1").describe_stream_summary(StreamName=name)
+            return str(summary["StreamDescriptionSummary"]["StreamARN"])
+
+        few = feed[: KINESIS_EVENTS // PER_MESSAGE]
+        events = len(few) * PER_MESSAGE
+        one_by_one = rate(lambda: forward(MemoryDestinationQueue(), kinesis_destination(stream()), few), events)
+        at_once = rate(lambda: backlog(kinesis_destination(stream()), few), events)
+        print(f"{KINESIS_EVENTS} events to a Kinesis stream on moto in-process, queue in memory, batch 500 (events/s)")
+        print(f"  a feed message at a time: {one_by_one[0]:>8,.0f}  (spread {one_by_one[1]:,.0f})")
+        print(f"  a backlog drained at once: {at_once[0]:>7,.0f}  (spread {at_once[1]:,.0f})")
+    finally:
+        mocked.stop()
+
+
 def main() -> None:
     feed = messages(EVENTS)
     with Sink(keep_bodies=False) as sink:
@@ -145,6 +202,7 @@ def main() -> None:
             mocked.stop()
         requests = len(sink.received)
     print(f"  requests answered by the sink: {requests:,}")
+    kinesis_figures(feed)
 
 
 if __name__ == "__main__":

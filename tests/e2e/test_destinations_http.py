@@ -74,3 +74,47 @@ def test_tracked_events_reach_a_webhook_destination_signed_after_it_recovers(pla
         # When the destination is deleted, it is gone
         assert platform.admin("DELETE", f"/v1/destinations/{destination_id}").status == 204
         assert platform.admin("GET", f"/v1/destinations/{destination_id}").status == 404
+
+
+def test_tracked_events_land_on_a_kinesis_stream_in_order_per_person(platform: Platform) -> None:
+    run = uuid.uuid4().hex[:8]
+    # Given a stream in the local cloud and a Kinesis destination on it, for this run's events only
+    kinesis = platform.cloud.client("kinesis")
+    kinesis.create_stream(StreamName=f"clicks-{run}", ShardCount=2)
+    arn = kinesis.describe_stream_summary(StreamName=f"clicks-{run}")["StreamDescriptionSummary"]["StreamARN"]
+    created = platform.admin(
+        "POST",
+        "/v1/destinations",
+        {
+            "name": f"clicks-{run}",
+            "kind": "kinesis",
+            "stream_arn": arn,
+            "filter": {"path": "event.properties.run", "op": "eq", "value": run},
+            "batch_size": 500,
+        },
+    )
+    assert created.status == 201, created.body
+    # When two people are tracked over HTTP
+    batch = [
+        {"type": "track", "event": f"Step {i}", "userId": f"{person}-{run}", "messageId": f"{person}-{run}-{i}"}
+        | {"properties": {"run": run}, "timestamp": f"2026-11-22T09:0{i}:00Z"}
+        for person in ("ann", "bob")
+        for i in range(3)
+    ]
+    assert platform.track("/v1/batch", {"batch": batch}).status == 200
+    platform.settle()
+    # Then each event is one JSON line on the stream, once, each person's in order on one shard
+    found: dict[str, list[str]] = {}
+    for shard in kinesis.list_shards(StreamARN=arn)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamARN=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        for record in kinesis.get_records(ShardIterator=iterator, Limit=100, StreamARN=arn)["Records"]:
+            assert record["Data"].endswith(b"\n")
+            item = json.loads(record["Data"])
+            assert record["PartitionKey"] == item["profileId"]
+            found.setdefault(item["event"]["userId"], []).append(item["messageId"])
+    assert found == {f"{p}-{run}": [f"{p}-{run}-{i}" for i in range(3)] for p in ("ann", "bob")}
+    stats = platform.admin("GET", f"/v1/destinations/{created.body['id']}/stats").body
+    assert (stats["delivered"], stats["pending"], stats["failed"]) == (6, 0, 0)
+    assert platform.admin("DELETE", f"/v1/destinations/{created.body['id']}").status == 204

@@ -15,6 +15,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_kinesis import KinesisClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient as SchedulerClient
     from mypy_boto3_ses import SESClient
@@ -26,8 +27,8 @@ _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeou
 
 
 @cache
-def _client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+def _client(service: str, region: str | None = None) -> Any:
+    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:
@@ -42,6 +43,12 @@ def sqs() -> SQSClient:
 
 def events() -> EventBridgeClient:
     client: EventBridgeClient = _client("events")
+    return client
+
+
+def kinesis(region: str) -> KinesisClient:
+    """A client of `region`: a stream is written to through its own region's endpoint."""
+    client: KinesisClient = _client("kinesis", region)
     return client
 
 

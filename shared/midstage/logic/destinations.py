@@ -5,6 +5,9 @@ and the jitter's draw come from the caller.
 An event is forwarded as it was applied to the profile (the full Segment call), after the
 destination's filter (the condition language, over the event alone: `event.*` paths) and its
 projection (JMESPath). Every delivery carries the event's messageId as its idempotency key.
+
+Kinesis batches differ from the others: one record per person per PutRecords call (see
+`kinesis_batches`), since a call goes on past a record it fails to write.
 """
 
 from __future__ import annotations
@@ -37,16 +40,26 @@ SEQ_WIDTH = 20  # order keys are zero-padded, so that text order is number order
 RETRY_BASE_S = 30.0
 RETRY_CAP_S = 600.0
 
+# A queued event is one DynamoDB item (400 KB at most, keys and bookkeeping included): a shaped
+# event past this size is refused when queued, with why, rather than failing the feed message.
+QUEUED_PAYLOAD_MAX = 350_000
+# Kinesis PutRecords: a record (data and partition key) at most 1 MiB, a call at most 5 MiB.
+KINESIS_RECORD_MAX = 1024 * 1024
+KINESIS_CALL_MAX = 5 * 1024 * 1024
+KINESIS_KEY_MAX = 256  # characters of a partition key
+
 
 class DeliveryFailed(Exception):
     """A delivery did not happen. `kind`: "retryable" (the destination is unwell: keep the events
     queued and try later), "configuration" (the destination refuses us: likewise, until fixed)
-    or "permanent" (it refuses these events: they go to the failed records)."""
+    or "permanent" (it refuses these events: they go to the failed records). `delivered`: the
+    batch's entries the destination took all the same (a Kinesis call that partly failed)."""
 
-    def __init__(self, kind: str, reason: str) -> None:
+    def __init__(self, kind: str, reason: str, delivered: Sequence[Entry] = ()) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
+        self.delivered = tuple(delivered)
 
     @property
     def permanent(self) -> bool:
@@ -136,25 +149,85 @@ def seq_of(number: int) -> str:
 
 
 def entries_for(
-    kept: Sequence[tuple[str, Mapping[str, Any], Shaped]], first: int, now: datetime
+    kept: Sequence[tuple[str, Mapping[str, Any], Shaped]],
+    first: int,
+    now: datetime,
+    destination: Destination | None = None,
 ) -> tuple[list[Entry], list[tuple[Entry, str]]]:
     """Entries for (profile id, event, shaped) triples not filtered out, numbered from `first` in
-    the order given: (entries to deliver, entries refused with why)."""
+    the order given: (entries to deliver, entries refused with why). An entry too big for the
+    queue or for `destination` is refused; its failed record keeps the event as it came."""
     stamp = iso(now)
     taken: list[Entry] = []
     refused: list[tuple[Entry, str]] = []
     for offset, (profile_id, event, shaped) in enumerate(kept):
         seq, message_id = seq_of(first + offset), str(event.get("messageId", ""))
+        why = shaped.refused or "refused"
         if shaped.payload is not None:
-            taken.append(Entry(seq, profile_id, message_id, shaped.payload, stamp))
-        else:
-            refused.append((Entry(seq, profile_id, message_id, dict(event), stamp), shaped.refused or "refused"))
+            entry = Entry(seq, profile_id, message_id, shaped.payload, stamp)
+            too_big = oversize(destination, entry) if destination is not None else None
+            if too_big is None:
+                taken.append(entry)
+                continue
+            why = too_big
+        refused.append((Entry(seq, profile_id, message_id, dict(event), stamp), why))
     return taken, refused
+
+
+def oversize(destination: Destination, entry: Entry) -> str | None:
+    """Why `entry` can never be delivered to `destination` for its size, or None."""
+    if destination.kind == "kinesis":
+        size = record_size(kinesis_record(entry, destination.id))
+        if size > KINESIS_RECORD_MAX:
+            return f"the Kinesis record is {size:,} bytes; Kinesis takes at most 1 MiB ({KINESIS_RECORD_MAX:,} bytes)"
+    queued = len(json.dumps(entry.payload, separators=(",", ":"), default=str))  # as the queue stores it
+    if queued > QUEUED_PAYLOAD_MAX:
+        return f"the shaped event is {queued:,} bytes; a destination's queue holds at most {QUEUED_PAYLOAD_MAX:,}"
+    return None
 
 
 def batches(entries: Sequence[Entry], size: int) -> Iterator[list[Entry]]:
     for start in range(0, len(entries), size):
         yield list(entries[start : start + size])
+
+
+def batches_for(destination: Destination, entries: Sequence[Entry]) -> Iterator[list[Entry]]:
+    """The calls `entries` (oldest first) go in to `destination`."""
+    if destination.kind == "kinesis":
+        return kinesis_batches(entries, destination.id, destination.batch_size)
+    return batches(entries, destination.batch_size)
+
+
+def kinesis_batches(
+    entries: Sequence[Entry], destination_id: str, size: int, max_bytes: int = KINESIS_CALL_MAX
+) -> Iterator[list[Entry]]:
+    """PutRecords calls for `entries`: each at most `size` records and `max_bytes`, and at most one
+    record per person, a person's records in their order from call to call.
+
+    Why one per person: PutRecords goes on past a record it fails to write, so a person's later
+    record in the same call could be written before the failed one is tried again. With one
+    each, a call that partly fails leaves each of its people at most one record behind, and the
+    drain stops there: nothing later of theirs is sent before it."""
+    sizes = {e.seq: record_size(kinesis_record(e, destination_id)) for e in entries}
+    rest = list(entries)
+    while rest:
+        batch: list[Entry] = []
+        left: list[Entry] = []
+        seen: set[str] = set()  # people in this call, or with a record held back from it
+        total = 0
+        for index, entry in enumerate(rest):
+            if len(batch) >= size:
+                left.extend(rest[index:])
+                break
+            if entry.profile_id in seen or (batch and total + sizes[entry.seq] > max_bytes):
+                seen.add(entry.profile_id)
+                left.append(entry)
+                continue
+            seen.add(entry.profile_id)
+            batch.append(entry)
+            total += sizes[entry.seq]
+        yield batch
+        rest = left
 
 
 def idempotency_key(entries: Sequence[Entry]) -> str:
@@ -228,6 +301,25 @@ def eventbridge_entries(entries: Sequence[Entry], destination: Destination) -> l
         }
         for e in entries
     ]
+
+
+def partition_key(profile_id: str) -> str:
+    """A person's records share a partition key, so a shard (which Kinesis keeps in order): the
+    profile id, or its digest past Kinesis's 256 characters."""
+    if 1 <= len(profile_id) <= KINESIS_KEY_MAX:
+        return profile_id
+    return hashlib.sha256(profile_id.encode()).hexdigest()
+
+
+def kinesis_record(entry: Entry, destination_id: str) -> dict[str, Any]:
+    """One PutRecords record: the webhook's batch item as one JSON line (newline-terminated, so
+    that records a consumer or Firehose concatenates stay one JSON object a line)."""
+    return {"Data": _json(envelope(entry, destination_id)) + b"\n", "PartitionKey": partition_key(entry.profile_id)}
+
+
+def record_size(record: Mapping[str, Any]) -> int:
+    """What Kinesis counts against its limits: the data and the partition key."""
+    return len(record["Data"]) + len(str(record["PartitionKey"]).encode())
 
 
 def retry_delay(attempts: int, draw: float) -> float:

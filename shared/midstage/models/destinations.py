@@ -13,13 +13,27 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 DESTINATION_KIND = "DESTINATION"
-DestinationKind = Literal["webhook", "segment", "eventbridge"]
-DESTINATION_KINDS: tuple[str, ...] = ("webhook", "segment", "eventbridge")
+DestinationKind = Literal["webhook", "segment", "eventbridge", "kinesis"]
+DESTINATION_KINDS: tuple[str, ...] = ("webhook", "segment", "eventbridge", "kinesis")
 
-MAX_BATCH = {"webhook": 100, "segment": 100, "eventbridge": 10}  # what one call carries at most
+# What one call carries at most: PutEvents takes 10 entries, PutRecords 500 records (and 5 MiB,
+# which logic/destinations.py's batching keeps to).
+MAX_BATCH = {"webhook": 100, "segment": 100, "eventbridge": 10, "kinesis": 500}
+MAX_BATCH_SIZE = max(MAX_BATCH.values())
+NEEDS = {"webhook": ("url",), "segment": ("url", "write_key"), "eventbridge": ("bus_arn",), "kinesis": ("stream_arn",)}
 DESTINATION_ID = r"^dst_[A-Za-z0-9_-]{8,40}$"
 _BUS_ARN = r"^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/[A-Za-z0-9._/-]{1,256}$"
+# A Kinesis Data Stream: its region (the forwarder writes through a client of that region) and
+# its name (1-128 of [a-zA-Z0-9_.-], as CreateStream allows).
+STREAM_ARN = r"^arn:aws(-cn|-us-gov)?:kinesis:[a-z]{2}(-[a-z]+)+-\d{1,2}:\d{12}:stream/[A-Za-z0-9_.-]{1,128}$"
+_PARTITION_REGIONS = {"aws-cn": "cn-", "aws-us-gov": "us-gov-"}
 _SECRET_KEYS = {"secret", "write_key"}
+
+
+def stream_region(stream_arn: str) -> tuple[str, str]:
+    """A stream ARN's (partition, region)."""
+    parts = stream_arn.split(":")
+    return parts[1], parts[3]
 
 
 def new_destination_id() -> str:
@@ -42,19 +56,25 @@ class DestinationSettings(_Body):
     enabled: StrictBool = True
     filter: dict[str, Any] | None = Field(default=None, description="a condition; absent: every event")
     transform: str | None = Field(default=None, min_length=1, max_length=2000, description="a JMESPath projection")
-    batch_size: StrictInt = Field(default=20, ge=1, le=100)
+    batch_size: StrictInt = Field(default=20, ge=1, le=MAX_BATCH_SIZE)
     url: str | None = Field(default=None, max_length=2000, description="webhook: the endpoint; segment: the API base")
     secret: str | None = Field(default=None, min_length=16, max_length=512, description="webhook signing secret")
     write_key: str | None = Field(default=None, min_length=1, max_length=512, description="segment write key")
     bus_arn: str | None = Field(default=None, pattern=_BUS_ARN, description="eventbridge: the target bus")
+    stream_arn: str | None = Field(default=None, pattern=STREAM_ARN, description="kinesis: the target data stream")
     source: str = Field(default="midstage.destinations", min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._-]+$")
 
     @model_validator(mode="after")
     def _target(self) -> DestinationSettings:
-        needs = {"webhook": ("url",), "segment": ("url", "write_key"), "eventbridge": ("bus_arn",)}[self.kind]
-        missing = [name for name in needs if getattr(self, name) is None]
+        missing = [name for name in NEEDS[self.kind] if getattr(self, name) is None]
         if missing:
             raise ValueError(f"a {self.kind} destination needs {' and '.join(missing)}")
+        if self.stream_arn is not None:
+            partition, region = stream_region(self.stream_arn)
+            prefix = _PARTITION_REGIONS.get(partition)
+            others = tuple(_PARTITION_REGIONS.values())
+            if not (region.startswith(prefix) if prefix else not region.startswith(others)):
+                raise ValueError(f"stream_arn: region {region} is not in partition {partition}")
         if self.batch_size > MAX_BATCH[self.kind]:
             raise ValueError(f"a {self.kind} destination's batch_size is at most {MAX_BATCH[self.kind]}")
         return self
@@ -71,11 +91,12 @@ class DestinationUpdate(_Body):
     enabled: StrictBool | None = None
     filter: dict[str, Any] | None = None
     transform: str | None = Field(default=None, min_length=1, max_length=2000)
-    batch_size: StrictInt | None = Field(default=None, ge=1, le=100)
+    batch_size: StrictInt | None = Field(default=None, ge=1, le=MAX_BATCH_SIZE)
     url: str | None = Field(default=None, max_length=2000)
     secret: str | None = Field(default=None, min_length=16, max_length=512)
     write_key: str | None = Field(default=None, min_length=1, max_length=512)
     bus_arn: str | None = Field(default=None, pattern=_BUS_ARN)
+    stream_arn: str | None = Field(default=None, pattern=STREAM_ARN)
     source: str | None = Field(default=None, min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._-]+$")
 
 

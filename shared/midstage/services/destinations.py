@@ -9,6 +9,8 @@ Two steps, both in the forwarder function:
   time. A batch that fails with a retryable error stops the drain: nothing behind it is sent
   (a person's later event cannot overtake an earlier one) and the destination waits out a
   backoff. A permanent refusal moves the batch to the failed records, which a redrive puts back.
+  A Kinesis call can partly fail: what it wrote leaves the queue, the rest stays at its head
+  (its batches hold one record per person, so nothing of theirs written after it is skipped).
 
 A failing destination therefore keeps a durable backlog of everything sent to it meanwhile and,
 once it answers again, receives it in order; a delivery repeated after a crash carries the same
@@ -111,7 +113,8 @@ class Forwarder:
             self.queue.count_filtered(destination.id, sum(len(m.events) for m in messages) - len(kept))
             if not kept:
                 continue
-            taken, refused = logic.entries_for(kept, self.queue.reserve(destination.id, len(kept)), now)
+            first = self.queue.reserve(destination.id, len(kept))
+            taken, refused = logic.entries_for(kept, first, now, destination)
             self.queue.append(destination.id, taken)
             self.queue.fail(destination.id, refused, now, queued=False)
             count(DestinationEntries=len(taken), DestinationRefused=len(refused))
@@ -165,12 +168,17 @@ class Forwarder:
                 reason = f"not delivered within {max_age_s / 3600:g} h of retries"
                 self.queue.fail(destination.id, [(e, reason) for e in stale], now, queued=True)
                 waiting = [e for e in waiting if not logic.expired(e, now, max_age_s)]
-            for batch in logic.batches(waiting, size):
+            for batch in logic.batches_for(destination, waiting):
                 if remaining_s() <= RESERVE_S:
                     return "out_of_time"
                 try:
                     self.sender.deliver(destination, batch, now)
                 except DeliveryFailed as error:
+                    if error.delivered:  # a call that partly failed: what it wrote is done
+                        self.queue.delivered(destination.id, error.delivered, now)
+                        count(DestinationDelivered=len(error.delivered))
+                        done = {e.seq for e in error.delivered}
+                        batch = [e for e in batch if e.seq not in done]
                     if error.permanent:
                         self.queue.fail(destination.id, [(e, error.reason) for e in batch], now, queued=True)
                         count(DestinationFailed=len(batch))

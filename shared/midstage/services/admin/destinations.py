@@ -87,7 +87,7 @@ class DestinationAdmin:
     def update_destination(self, destination_id: str, body: DestinationUpdate) -> dict[str, Any]:
         current = self._get(destination_id)
         changes = body.model_dump(exclude_unset=True)
-        for name in ("name", "enabled", "batch_size", "url", "secret", "write_key", "bus_arn", "source"):
+        for name in ("name", "enabled", "batch_size", "url", "secret", "write_key", "bus_arn", "stream_arn", "source"):
             if name in changes and changes[name] is None:
                 raise InvalidInput(f"`{name}` cannot be cleared; give a value", code="invalid_body")
         merged = {
