@@ -160,6 +160,30 @@ def test_a_shopify_refund_and_a_customer_find_the_person_of_the_order(stack: Sta
     assert drain(stack) == []
 
 
+def test_a_shopify_checkout_and_its_updates_are_one_checkout_started(stack: Stack) -> None:
+    # Given a Shopify source and a checkout started (checkouts/create)
+    api, collect = setup(stack)
+    source_id = api.call(
+        "POST", "/v1/sources", {"name": "shop", "kind": "shopify", "signing_secret": SHOPIFY_SECRET}
+    ).body["id"]
+    checkout = fixture("shopify", "checkouts_create")
+    raw = body_of(checkout)
+    assert post(collect, source_id, raw, shopify_headers(raw, "checkouts/create", "wh-1")).status == 200
+    # When the shopper changes the cart twice: Shopify sends checkouts/update each time
+    for n, quantity in enumerate((3, 1), start=2):
+        checkout["line_items"][0]["quantity"] = quantity
+        changed = body_of(checkout)
+        answer = post(collect, source_id, changed, shopify_headers(changed, "checkouts/update", f"wh-{n}"))
+        assert answer.body == {"success": True, "topic": "checkouts/update", "accepted": 1}
+    assert apply(stack) == 3
+    # Then the person has started one checkout (what the abandoned-checkout journey enters on), as first sent
+    person = profile(api, "email:example@email.com")
+    assert person["computed"]["event_counts"]["Checkout Started"]["total"] == 1
+    timeline = api.get("/v1/profiles/email:example@email.com/timeline").body["events"]
+    [started] = [e for e in timeline if e.get("event") == "Checkout Started"]
+    assert started["properties"]["products"][0]["quantity"] == 2
+
+
 def test_a_stripe_payment_counts_once_and_a_stale_signature_changes_nothing(stack: Stack) -> None:
     # Given a Stripe source, and the function's clock at NOW
     api, webhooks = setup(stack)

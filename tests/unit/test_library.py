@@ -46,16 +46,25 @@ from midstage.logic.journeys import (
 from midstage.logic.rules import compile_rule, judge
 from midstage.logic.segments import SegmentSet, validate_segment
 from midstage.logic.timefmt import iso
+from midstage.logic.webhooks import shopify
 from midstage.models.journeys import Journey, JourneyBody
 from midstage.models.messaging import MessageRequest, OfferRef, Rule, Template, TemplateBody
 from midstage.models.offers import Offer
 from midstage.models.profile import Profile
 from midstage.models.segments import Segment, SegmentBody
+from tests.support.webhooks import fixture
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 RULES = {"welcome", "order-satisfaction", "vip-winback", "churn-risk-survey"}
 SEGMENTS = {"silent-customers", "high-value", "new-customers", "cart-abandoners", "vip-at-risk"}
-JOURNEYS = {"welcome-series", "abandoned-cart", "birthday", "reactivation", "post-purchase-survey"}
+JOURNEYS = {
+    "welcome-series",
+    "abandoned-cart",
+    "abandoned-checkout",
+    "birthday",
+    "reactivation",
+    "post-purchase-survey",
+}
 OFFERS = {"cart-10", "birthday-15", "comeback-15", "vip-back-20"}
 TEMPLATES = {
     "welcome-email",
@@ -622,6 +631,135 @@ def test_abandoned_cart_lets_in_only_recent_carts_of_people_we_can_email(library
     assert entry_key_for(cart_flow, "event.tracked", {"event": fresh}, anonymous, now=NOW) is None
 
 
+def shopify_call(topic: str, body: dict[str, Any], webhook_id: str) -> dict[str, Any]:
+    """The track call Midstage makes of a Shopify webhook, as the profile updater receives it."""
+    [call] = shopify.calls(topic, webhook_id, body).calls
+    return {**call, "sourceId": "shop"}
+
+
+def shopify_checkout(checkout: str = "c-7", **changes: Any) -> dict[str, Any]:
+    """Shopify's example checkouts/create body, started a moment ago in a shop at shop.example.com."""
+    body = fixture("shopify", "checkouts_create")
+    url = body["abandoned_checkout_url"].replace("https://checkout.local/", "https://shop.example.com/")
+    url = url.replace(f"/checkouts/{body['token']}/", f"/checkouts/{checkout}/")
+    body.update({"token": checkout, "created_at": iso(NOW - timedelta(seconds=5)), "abandoned_checkout_url": url})
+    return {**body, **changes}
+
+
+def test_abandoned_checkout_brings_a_shopify_checkout_back_with_the_code_and_then_one_reminder(
+    library: list[Document],
+) -> None:
+    checkout_flow = flow(library, "abandoned-checkout")
+    ann = reachable(traits={"first_name": "Ann"})
+    started = shopify_call("checkouts/create", shopify_checkout(), "wh-1")
+    assert started["event"] == "Checkout Started"
+    key = entry_key_for(checkout_flow, "event.tracked", {"event": started}, ann, now=NOW)
+    assert key == "event:shopify-checkout-started:c-7"
+
+    waiting = enter(checkout_flow, ann, key, started, NOW)
+    assert waiting.messages == [] and [t.at for t in waiting.timers] == [NOW + timedelta(hours=1)]
+    coupon = fire(checkout_flow, waiting, ann)
+    assert sent(coupon) == [("send-coupon", "abandoned-cart-email")]
+    reminder = fire(checkout_flow, coupon, ann)
+    assert sent(reminder) == [("last-reminder", "abandoned-cart-reminder-email")]
+    assert reminder.instance.status == "completed"
+    assert steps_taken(reminder.instance) == steps_taken(
+        fire_all(flow(library, "abandoned-cart"), ann, track("Cart Abandoned"))
+    )
+    # both emails carry the person's code of cart-10 and link Shopify's recovery URL of the checkout
+    recover = "https://shop.example.com/548380009/checkouts/c-7/recover?key=example-secret-token"
+    cause = f"journey:abandoned-checkout:p1:1:issue-coupon:{coupon.instance.seq - 2}"
+    for message in coupon.messages + reminder.messages:
+        assert message.offers == {"coupon_code": OfferRef(offer="cart-10", cause=cause)}
+        fields = message_fields(library, message, ann)
+        assert recover in fields["text"] and "CART-10-CODE" in fields["text"]
+        assert f'href="{recover}"' in fields["html"]
+    first = message_fields(library, coupon.messages[0], ann)
+    assert "You left your cart ($39.98) before checking out." in first["text"]
+
+
+def fire_all(compiled: CompiledJourney, profile: Profile, event: dict[str, Any]) -> Instance:
+    """A run of `compiled` entered on `event` now and taken through every timer."""
+    progress = enter(compiled, profile, f"event:{event['messageId']}", event, NOW)
+    while progress.timers:
+        progress = fire(compiled, progress, profile)
+    return progress.instance
+
+
+def test_abandoned_checkout_links_the_shop_when_shopifys_url_points_elsewhere(library: list[Document]) -> None:
+    checkout_flow = flow(library, "abandoned-checkout")
+    ann = reachable()
+    # Shopify's example as it is: its recovery URL is on checkout.local, not the shop the journey names
+    foreign = shopify_call("checkouts/create", {**fixture("shopify", "checkouts_create"), "created_at": iso(NOW)}, "w")
+    coupon = fire(checkout_flow, enter(checkout_flow, ann, "event:x", foreign, NOW), ann)
+    fields = message_fields(library, coupon.messages[0], ann)
+    assert "checkout.local" not in fields["text"] + fields["html"]
+    assert fields["text"].endswith("Back to your cart: https://shop.example.com/\n")
+
+
+def test_abandoned_checkout_starts_one_run_however_often_shopify_updates_the_checkout(
+    library: list[Document],
+) -> None:
+    checkout_flow = flow(library, "abandoned-checkout")
+    ann = reachable()
+    started = shopify_call("checkouts/create", shopify_checkout(), "wh-1")
+    run = enter(checkout_flow, ann, "event:shopify-checkout-started:c-7", started, NOW)
+    # Given the shopper changes the cart: checkouts/update, another webhook id, the same checkout
+    changed = shopify_checkout(total_price="59.97", updated_at=iso(NOW + timedelta(minutes=10)))
+    updated = shopify_call("checkouts/update", changed, "wh-2")
+    # Then it is the same event (the updater counts it once), which lets nobody in again
+    assert updated["messageId"] == started["messageId"]
+    again = entry_key_for(checkout_flow, "event.tracked", {"event": updated}, ann, now=NOW + timedelta(minutes=10))
+    assert again == "event:shopify-checkout-started:c-7"
+    later = NOW + timedelta(minutes=10)
+    assert may_enter(checkout_flow, run.instance, again, later) == (False, "already entered for this trigger")
+    # and even past the updater's dedupe window, Shopify's time is the checkout's start: too old to enter
+    assert entry_key_for(checkout_flow, "event.tracked", {"event": updated}, ann, now=NOW + timedelta(days=2)) is None
+    # Another checkout starts nothing while the run is under way, nor for 7 days from its entry
+    other = entry_key_for(
+        checkout_flow,
+        "event.tracked",
+        {"event": shopify_call("checkouts/create", shopify_checkout("c-8"), "w3")},
+        ann,
+        now=NOW,
+    )
+    assert other == "event:shopify-checkout-started:c-8"
+    assert may_enter(checkout_flow, run.instance, other, later)[1].startswith("still in the journey")
+    done = fire_all(checkout_flow, ann, started)
+    assert may_enter(checkout_flow, done, other, NOW + timedelta(days=6))[0] is False
+    assert may_enter(checkout_flow, done, other, NOW + timedelta(days=7, minutes=1))[0] is True
+
+
+def test_abandoned_checkout_ends_at_the_goal_on_the_checkouts_shopify_order(library: list[Document]) -> None:
+    checkout_flow = flow(library, "abandoned-checkout")
+    ann = reachable()
+    started = shopify_call("checkouts/create", shopify_checkout(), "wh-1")
+    waiting = enter(checkout_flow, ann, "event:s", started, NOW)
+    body = {**fixture("shopify", "orders_create"), "checkout_token": "c-7", "processed_at": iso(NOW)}
+    order = shopify_call("orders/create", body, "wh-9")
+    assert (order["event"], order["properties"]["checkout_id"]) == ("Order Completed", "c-7")
+    bought = advance(checkout_flow, waiting.instance, ann, Wake.on_event(order), NOW + timedelta(minutes=30))
+    assert (bought.instance.status, bought.instance.exit_reason) == ("exited", "goal: Order Completed")
+    # the hour's timer finds the journey over: no email
+    [timer] = waiting.timers
+    late = advance(checkout_flow, bought.instance, ann, Wake.timer(timer.timer_id, iso(timer.at)), timer.at)
+    assert (late.changed, late.messages) == (False, [])
+    # an order the goal did not see (it reached the profile first) also means no email
+    ordered = reachable(last_order_at=iso(NOW - timedelta(minutes=1)), orders=1)
+    checked = fire(checkout_flow, enter(checkout_flow, ordered, "event:s", started, NOW), ordered)
+    assert checked.messages == [] and checked.instance.status == "completed"
+
+
+def test_abandoned_checkout_lets_in_only_recent_checkouts_of_people_we_can_email(library: list[Document]) -> None:
+    checkout_flow = flow(library, "abandoned-checkout")
+    fresh = shopify_call("checkouts/create", shopify_checkout(), "wh-1")
+    stale = shopify_call("checkouts/create", shopify_checkout(created_at=iso(NOW - timedelta(days=2))), "wh-2")
+    assert entry_key_for(checkout_flow, "event.tracked", {"event": fresh}, reachable(), now=NOW) is not None
+    assert entry_key_for(checkout_flow, "event.tracked", {"event": stale}, reachable(), now=NOW) is None
+    anonymous = reachable(identities={"anonymous_id": ["shopify-checkout:c-7"]})
+    assert entry_key_for(checkout_flow, "event.tracked", {"event": fresh}, anonymous, now=NOW) is None
+
+
 NEW_YORK = ZoneInfo("America/New_York")
 
 
@@ -753,6 +891,7 @@ def test_reentry_policies_and_caps(library: list[Document]) -> None:
     assert shipped == {
         "welcome-series": ({"mode": "never", "days": None}, None),
         "abandoned-cart": ({"mode": "cooldown", "days": 7}, 10000),
+        "abandoned-checkout": ({"mode": "cooldown", "days": 7}, 10000),
         "birthday": ({"mode": "after_exit", "days": None}, None),
         "reactivation": ({"mode": "cooldown", "days": 90}, None),
         "post-purchase-survey": ({"mode": "cooldown", "days": 30}, None),
@@ -980,8 +1119,8 @@ def test_applying_the_same_documents_again_writes_nothing(library: list[Document
     assert {s.action for s in report.steps} == {"unchanged"}
     assert api.writes == []
     assert report.summary() == (
-        "4 rule(s), 13 template(s), 5 segment(s), 4 offer(s), 5 journey(s): "
-        "0 created, 0 updated, 0 approved, 31 unchanged"
+        "4 rule(s), 13 template(s), 5 segment(s), 4 offer(s), 6 journey(s): "
+        "0 created, 0 updated, 0 approved, 32 unchanged"
     )
 
 

@@ -221,6 +221,15 @@ def test_given_a_profile_when_building_person_then_traits_come_with_id_email_and
     assert person["tags"] == ["vip"] and person["timezone"] == "Europe/Paris"
 
 
+def test_given_segments_firstname_and_lastname_traits_when_building_person_then_they_are_first_and_last_name() -> None:
+    # As Segment's spec and the Shopify mapping name them; a first_name given as such wins
+    shopper = Profile(id="p1", created_at="2026-01-01T00:00:00.000Z", traits={"firstName": "Ann", "lastName": "Lee"})
+    person = templates.person_context(shopper)
+    assert (person["first_name"], person["last_name"], person["firstName"]) == ("Ann", "Lee", "Ann")
+    both = Profile(id="p2", created_at="2026-01-01T00:00:00.000Z", traits={"firstName": "Ann", "first_name": "Annie"})
+    assert templates.person_context(both)["first_name"] == "Annie"
+
+
 def test_given_a_slim_track_event_when_building_event_then_it_has_name_properties_and_timestamp() -> None:
     slim = {
         "type": "track",

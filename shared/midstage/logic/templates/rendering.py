@@ -73,6 +73,11 @@ def person_context(profile: Profile) -> dict[str, Any]:
         # The trait as the person typed it, else the normalised identifier.
         if not person.get(kind) and profile.identities.get(kind):
             person[kind] = profile.identities[kind][0]
+    # Segment's spec names them firstName and lastName (the Shopify and Stripe mappings too);
+    # templates say first_name and last_name.
+    for spec_name, name in (("firstName", "first_name"), ("lastName", "last_name")):
+        if person.get(name) is None and person.get(spec_name) is not None:
+            person[name] = person[spec_name]
     for name, value in (("locale", profile.locale), ("timezone", profile.timezone)):
         if person.get(name) is None and value is not None:
             person[name] = value
