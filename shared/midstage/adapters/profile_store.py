@@ -51,7 +51,7 @@ class ProfileStore(ddb.Table):
     def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
         super().__init__(table, client)
         self.usage = Usage()
-        self.tagged = 0  # profiles this store put into the index of live profiles (see scan_page)
+        self.tagged = 0  # profiles found outside the index of live profiles, and put in (see scan_page)
         self._ready_since: datetime | None = None
         self._ready_asked_at = float("-inf")
 
@@ -364,7 +364,9 @@ class ProfileStore(ddb.Table):
 
     def _tag_live(self, profile: Profile) -> None:
         """Put a profile written before the index existed into it, unless it changed meanwhile
-        (the newer write carries the attribute itself)."""
+        (the newer write carries the attribute itself). Counted either way: a sweep that met one
+        has not shown that every profile was already in the index."""
+        self.tagged += 1
         try:
             self.client.update_item(
                 TableName=self.table,
@@ -377,8 +379,6 @@ class ProfileStore(ddb.Table):
         except ClientError as error:
             if not ddb.condition_failed(error):
                 raise
-            return
-        self.tagged += 1
 
     def index_ready_since(self) -> datetime | None:
         """When scans may read the index: None until every live profile is in it (a fresh
