@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -498,3 +498,27 @@ def test_the_documented_verification_recipe_accepts_a_real_signature_and_nothing
     assert not verified(header, body.replace(b"m1", b"m2"), SECRET)
     assert not verified(header, body, SECRET + "x")
     assert not verified(logic.sign(SECRET, body, int(time.time()) - 600), body, SECRET)
+
+
+class _Catalog:
+    def __init__(self, answer: list[Any] | Exception) -> None:
+        self.answer = answer
+
+    def documents(self, kind: str, model: type[Any]) -> list[Any]:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_the_feed_sends_nothing_without_a_destination_and_feeds_when_the_catalog_cannot_be_read() -> None:
+    from midstage.adapters.destination_feed import DestinationFeed, destination_feed
+
+    def feed(answer: list[Any] | Exception) -> DestinationFeed:
+        made = destination_feed("https://sqs.example/q.fifo", catalog=cast(Any, _Catalog(answer)))
+        assert isinstance(made, DestinationFeed) and made.wanted is not None
+        return made
+
+    assert feed([]).wanted() is False  # type: ignore[misc]
+    assert feed([object()]).wanted() is True  # type: ignore[misc]
+    # A document this version cannot parse must not fail the profile updater's units: feed
+    assert feed(ValueError("destination doc does not validate")).wanted() is True  # type: ignore[misc]

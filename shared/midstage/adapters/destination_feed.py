@@ -14,6 +14,7 @@ time, as it would miss them in the forwarder's own cached catalog."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from midstage.adapters import aws
 from midstage.models.destinations import DESTINATION_KIND, Destination
-from midstage.observability import tracer
+from midstage.observability import logger, tracer
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -85,8 +86,18 @@ def destination_feed(queue_url: str, client: SQSClient | None = None, *, catalog
     """The feed to `queue_url` (none without one); with `catalog`, only while it holds a destination."""
     if not queue_url:
         return NoFeed()
-    wanted = None if catalog is None else (lambda: bool(catalog.documents(DESTINATION_KIND, Destination)))
-    return DestinationFeed(queue_url, client, wanted=wanted)
+    return DestinationFeed(queue_url, client, wanted=None if catalog is None else functools.partial(_any, catalog))
+
+
+def _any(catalog: ConfigStore) -> bool:
+    """Whether a destination exists. A catalog that cannot be read (a document this version cannot
+    parse, a throttled read) counts as holding one: feeding is the gate's side to err on, never the
+    profile updater's units failing over a destination."""
+    try:
+        return bool(catalog.documents(DESTINATION_KIND, Destination))
+    except Exception as error:
+        logger.warning("destination catalog unreadable; feeding", error=str(error)[:300])
+        return True
 
 
 def _bodies(profile_id: str, events: list[dict[str, Any]]) -> list[tuple[str, str]]:
