@@ -19,6 +19,7 @@ from midstage.logic.timefmt import iso
 from midstage.models.messages import Delivery, parse_body
 from midstage.models.messaging import MessageRequest, Origin
 from tests.integration.conftest import Context, Stack, sample
+from tests.integration.test_campaign_runs import sqs_event
 
 ROLES = ("viewer", "marketer", "data_operator", "admin")
 ANN = "user_id:ann"
@@ -722,21 +723,8 @@ def apply_ingest_queue(api: Api) -> int:
 
 
 def update(api: Api, *bodies: str) -> None:
-    records = [
-        {
-            "messageId": f"ingest-{n}",
-            "receiptHandle": "r",
-            "body": body,
-            "attributes": {"ApproximateReceiveCount": "1"},
-            "messageAttributes": {},
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-            "awsRegion": "us-east-1",
-        }
-        for n, body in enumerate(bodies)
-    ]
     updater = api.stack.load("ProfileUpdaterFunction")
-    assert updater.lambda_handler({"Records": records}, Context()) == {"batchItemFailures": []}
+    assert updater.lambda_handler(sqs_event(bodies), Context()) == {"batchItemFailures": []}
 
 
 def shown(consents: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
