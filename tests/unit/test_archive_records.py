@@ -213,18 +213,20 @@ def test_a_spend_file_without_the_needed_columns_is_refused_at_its_header() -> N
     assert "date" in problems[0].message and "amount" in problems[0].message
 
 
-def test_windows_and_old_mac_line_ends_read_and_an_oversized_field_is_one_problem() -> None:
-    """A carriage return ends a line, as in files saved on Windows or old Macs (the csv module
-    raises on it unless read in newline="" mode); a field over its limit sinks only its line."""
+def test_windows_and_old_mac_line_ends_read_and_a_malformed_or_oversized_line_is_one_problem() -> None:
+    """A carriage return ends a line, as in files saved on Windows or old Macs; a malformed
+    record or an oversized field sinks only its own line."""
     text = (
         "date,channel,campaign,amount,currency\r\n"
         "2026-03-02,google,spring,60,USD\r"
         f'"{"x" * 200_000}",google,spring,1,USD\n'
+        '"2026-03-04"x,google,spring,5,USD\n'
         "2026-03-03,google,spring,70,USD\n"
     )
     lines, problems = parse_spend_csv(text, archived_at=ARCHIVED, source_id="a")
     assert [r.amount for r in lines] == [60.0, 70.0]
-    assert len(problems) == 1 and "field larger than field limit" in problems[0].message
+    assert [p.line for p in problems] == [3, 4]
+    assert "is not YYYY-MM-DD" in problems[0].message and "closing quote" in problems[1].message
 
 
 def test_spend_text_from_the_fuzzer_is_refused_by_line_not_raised() -> None:

@@ -11,8 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from midstage.errors import InvalidInput
-from midstage.logic.csvtext import csv_records
+from midstage.errors import ImportRefused, InvalidInput
+from midstage.logic.csvfile import prepare, read_records
 from midstage.logic.timefmt import parse_iso
 from midstage.models.offers import POOL_CODE, Offer
 
@@ -185,11 +185,14 @@ def read_codes(body: Any, content_type: str) -> list[str]:
     if "csv" in content_type or "text/plain" in content_type:
         if not isinstance(body, str):
             raise InvalidInput("a CSV upload is text", code="invalid_codes")
-        records = list(csv_records(body))
-        unreadable = next((r for r in records if r.problem), None)
+        try:
+            records = list(read_records(prepare(body)))  # RFC 4180, any line ends
+        except ImportRefused as refused:
+            raise InvalidInput(str(refused), code="invalid_codes") from None
+        unreadable = next(((line, problem) for line, _, problem in records if problem), None)
         if unreadable is not None:
-            raise InvalidInput(f"line {unreadable.line}: {unreadable.problem}", code="invalid_codes")
-        rows = [r.cells[0].strip() for r in records if r.cells and r.cells[0].strip()]
+            raise InvalidInput(f"line {unreadable[0]}: {unreadable[1]}", code="invalid_codes")
+        rows = [cells[0].strip() for _, cells, _ in records if cells and cells[0].strip()]
         if rows and rows[0].lower() in ("code", "codes", "coupon"):
             rows = rows[1:]
         return rows

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from midstage.errors import describe
+from midstage.errors import ImportRefused, describe
 from midstage.logic.archive.records import record_id
-from midstage.logic.csvtext import csv_dicts
+from midstage.logic.csvfile import prepare, read_records
 from midstage.models.archive import SpendRecord
 
 SPEND_COLUMNS = ("date", "channel", "campaign", "amount", "currency")
@@ -28,17 +28,22 @@ class SpendProblem:
 def parse_spend_csv(
     text: str, *, archived_at: datetime, source_id: str
 ) -> tuple[list[SpendRecord], list[SpendProblem]]:
-    names, rows = csv_dicts(text)
+    try:
+        records_read = read_records(prepare(text))  # RFC 4180, any line ends
+    except ImportRefused as refused:  # not text, empty, too large
+        return [], [SpendProblem(1, str(refused))]
+    header = next(records_read, None)
+    names = [cell.strip() for cell in header[1]] if header is not None and not header[2] else []
     missing = [c for c in SPEND_COLUMNS if c not in names and c != "campaign"]
     if missing:
         return [], [SpendProblem(1, f"the header needs the columns {', '.join(SPEND_COLUMNS)}; missing {missing}")]
     problems: list[SpendProblem] = []
-    readable: list[tuple[int, dict[str, str | None]]] = []
-    for line, row, problem in rows:
+    readable: list[tuple[int, dict[str, str]]] = []
+    for line, cells, problem in records_read:
         if problem:
             problems.append(SpendProblem(line, problem))
         else:
-            readable.append((line, row))
+            readable.append((line, dict(zip(names, cells, strict=False))))
     records, more = spend_rows(readable, archived_at=archived_at, source_id=source_id)
     return records, sorted(problems + more, key=lambda p: p.line)
 

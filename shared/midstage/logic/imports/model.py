@@ -12,13 +12,17 @@ from typing import Any, Literal
 from midstage.config import IdentitySettings
 from midstage.errors import ImportRefused as ImportRefused
 from midstage.logic import internal_events
+from midstage.logic.csvfile import BARE as BARE
+from midstage.logic.csvfile import CONTROL as CONTROL
+from midstage.logic.csvfile import MAX_TEXT_BYTES as MAX_TEXT_BYTES
+from midstage.logic.csvfile import QUOTED as QUOTED
+from midstage.logic.csvfile import SNIFF_CHARACTERS as SNIFF_CHARACTERS
 from midstage.logic.timefmt import iso
 from midstage.models.segments import SEGMENT_ID
 
 ImportFormat = Literal["csv", "pinpoint-json", "pinpoint-csv"]
 
 MAX_ROWS = 100_000
-MAX_TEXT_BYTES = 20 * 1024 * 1024
 MAX_COLUMNS = 64
 MAX_CELL_BYTES = 4 * 1024
 MAX_LISTED_REJECTIONS = 100
@@ -36,11 +40,7 @@ IDENTIFIER_COLUMNS = {
     "anonymous_id": "anonymousId",
     "anonymousid": "anonymousId",
 }
-QUOTED = re.compile(r'"([^"]*(?:""[^"]*)*)"')
-BARE = re.compile(r"[^,\n]*")
-SNIFF_CHARACTERS = 64 * 1024
 LEADING_SPACE = re.compile(r"\s*")
-CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 PUSH_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 DIGITS_ONLY = re.compile(r"[0-9]{7,15}")
 PHONE_NOISE = re.compile(r"[\s().\-/]")

@@ -10,7 +10,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from midstage.errors import InvalidInput, describe
-from midstage.logic.csvtext import csv_dicts
+from midstage.logic.csvfile import prepare, read_records
 from midstage.models.experiments import (
     AnalyzeRequest,
     ArmMetricStatistics,
@@ -85,14 +85,17 @@ def analyze_requests_from_csv(
 ) -> dict[str, AnalyzeRequest]:
     """An analyze request per metric from an exported CSV (the rows in their order, control first)."""
     rows_by_metric: dict[str, list[dict[str, str]]] = {}
-    names, records = csv_dicts(text)
+    records = read_records(prepare(text))  # ImportRefused is an InvalidInput
+    header = next(records, None)
+    names = header[1] if header is not None and not header[2] else []
     missing = set(CSV_COLUMNS) - set(names)
     if missing:
         raise InvalidInput(f"the CSV lacks columns {', '.join(sorted(missing))}")
-    for line, row, problem in records:
-        if problem or None in row.values():
+    for line, cells, problem in records:
+        if problem or len(cells) < len(names):
             raise InvalidInput(f"line {line}: {problem or f'fewer cells than the {len(names)} columns'}")
-        rows_by_metric.setdefault(str(row["metric_id"]), []).append({k: v or "" for k, v in row.items()})
+        row = dict(zip(names, cells, strict=False))
+        rows_by_metric.setdefault(row["metric_id"], []).append(row)
     requests: dict[str, AnalyzeRequest] = {}
     for metric_id, rows in rows_by_metric.items():
         try:
