@@ -1,6 +1,7 @@
 """Bulk imports (services/bulk_import.py): a file dropped under `imports/{sourceId}/` in the
 bucket (S3's "Object Created" event, through EventBridge) starts one; the import queue's tasks
-plan an import and run its parts, one task per message, each in an invocation of its own."""
+plan an import and run its parts, one task per message, each in an invocation of its own. The
+queue also carries privacy requests to work (services/privacy.py), one per message."""
 
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import ImportSettings, identity_settings
 from midstage.models.bulk_imports import ImportTask
+from midstage.models.messages import RegulationTask
 from midstage.observability import logger, tracer
+from midstage.privacy_wiring import privacy_requests
 from midstage.services.bulk_import import BulkImports
+from midstage.services.privacy import PrivacyRequests
 
 
 @cache
@@ -51,7 +55,20 @@ def _imports() -> BulkImports:
     )
 
 
+@cache
+def _privacy() -> PrivacyRequests:
+    settings = ImportSettings.from_env()
+    tasks = MessageQueue(settings.import_queue_url)
+    return privacy_requests(
+        settings.data_table, settings.config_table, settings.import_bucket, tasks, clock=_clock(), create_salt=False
+    )
+
+
 def record_handler(record: SQSRecord) -> None:
+    if '"regulation.run"' in record.body:  # privacy requests share the queue (services/privacy.py)
+        regulate_id = receive(record, RegulationTask).regulate_id
+        logger.info("privacy request", regulate_id=regulate_id, status=_privacy().run(regulate_id))
+        return
     task = receive(record, ImportTask)
     imports = _imports()
     if task.kind == "import.plan":

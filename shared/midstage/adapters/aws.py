@@ -78,5 +78,12 @@ def s3() -> S3Client:
     return client
 
 
+def s3_signer() -> S3Client:
+    """An S3 client for presigned URLs, always Signature Version 4 (an expiry in the URL, at most
+    7 days, and accepted in every region); made by its user, which keeps it."""
+    client: S3Client = boto3.session.Session().client("s3", config=_CONFIG.merge(Config(signature_version="s3v4")))
+    return client
+
+
 def firehose() -> Any:
     return _client("firehose")

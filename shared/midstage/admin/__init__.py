@@ -21,6 +21,7 @@ from midstage.admin import (
     messages,
     offers,
     profiles,
+    regulations,
     reports,
     rules,
     segments,
@@ -53,6 +54,7 @@ ROUTERS: tuple[tuple[str, Routes], ...] = (
     ("/v1/spend", spend.routes),
     ("/v1/offers", offers.routes),
     ("/v1/destinations", destinations.routes),
+    ("/v1/regulations", regulations.routes),
 )
 
 
