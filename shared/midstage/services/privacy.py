@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from midstage.errors import InvalidInput, NotFound, NotSupportedYet
+from midstage.errors import InvalidInput, NotFound, NotSupportedYet, Unavailable
 from midstage.logic import privacy
 from midstage.logic.identity import Identifier
 from midstage.logic.timefmt import iso
@@ -86,7 +86,7 @@ class PrivacyRequests:
                 code="regulation_type_not_supported",
             )
         if body.regulationType == "EXPORT" and self.exporter is None:
-            raise InvalidInput("exports need the archive bucket (ARCHIVE_BUCKET)", code="regulation_type_not_supported")
+            raise Unavailable("exports need the archive bucket: set ARCHIVE_BUCKET on the admin function")
         subjects = privacy.normalise_subjects(body.subjectType, body.subjectIds)
         if subjects.invalid:
             first = subjects.invalid[0]

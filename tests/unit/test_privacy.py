@@ -1,0 +1,137 @@
+"""Privacy requests' pure parts (logic/privacy.py): subjects normalised as OneID keeps them, the
+salted hash, what makes two requests the same, due dates by jurisdiction, the export manifest."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from midstage.logic import privacy
+from midstage.logic.privacy import (
+    csv_file,
+    due_date,
+    identifier_hash,
+    is_overdue,
+    json_file,
+    manifest,
+    normalise_subjects,
+    person_identifiers,
+    request_digest,
+    subject_identifier,
+)
+
+SALT = b"s" * 32
+
+
+# ------------------------------------------------------------------------------ subjects
+@pytest.mark.parametrize(
+    ("subject_type", "raw", "expected"),
+    [
+        ("EMAIL", "  Ann@Example.COM ", ("email", "ann@example.com")),
+        ("PHONE", "+1 (415) 555-0100", ("phone", "+14155550100")),
+        ("PHONE", "0044 20 7946 0958", ("phone", "+442079460958")),
+        ("USER_ID", " ann ", ("user_id", "ann")),
+        ("ANONYMOUS_ID", "5b6c0c1e", ("anonymous_id", "5b6c0c1e")),
+        ("PROFILE_ID", "4fdf423a", ("profile_id", "4fdf423a")),
+        ("EMAIL", "not-an-email", None),
+        ("PHONE", "4155550100", None),  # no country code: it cannot be linked safely
+        ("USER_ID", "   ", None),
+        ("USER_ID", "a\x00b", None),
+        ("USER_ID", "x" * 513, None),
+    ],
+)
+def test_a_subject_is_normalised_as_oneid_keeps_it_or_refused(
+    subject_type: str, raw: str, expected: tuple[str, str] | None
+) -> None:
+    assert subject_identifier(subject_type, raw) == expected
+
+
+def test_subjects_are_deduplicated_sorted_and_the_invalid_ones_located() -> None:
+    subjects = normalise_subjects("EMAIL", ["b@example.com", "A@example.com", "a@example.com ", "nope"])
+    assert subjects.identifiers == (("email", "a@example.com"), ("email", "b@example.com"))
+    assert subjects.invalid == (3,)
+
+
+def test_a_person_is_known_by_their_profiles_and_every_identity() -> None:
+    found = person_identifiers("p1", ["p0"], {"email": ["ann@example.com"], "user_id": ["ann"]})
+    assert found == [("email", "ann@example.com"), ("profile_id", "p0"), ("profile_id", "p1"), ("user_id", "ann")]
+
+
+# ------------------------------------------------------------------------------ hashes
+def test_the_hash_is_stable_per_salt_and_type_and_keeps_no_identifier() -> None:
+    email = ("email", "ann@example.com")
+    digest = identifier_hash(SALT, email)
+    assert digest == identifier_hash(SALT, email)
+    assert len(digest) == 64 and "ann" not in digest
+    assert digest != identifier_hash(b"t" * 32, email)  # another deployment's hash does not match
+    assert digest != identifier_hash(SALT, ("user_id", "ann@example.com"))  # the type is part of it
+    assert digest != hashlib.sha256(b"ann@example.com").hexdigest()  # not an unsalted hash
+
+
+def test_the_digest_ignores_order_and_duplicates_but_not_type_or_jurisdiction() -> None:
+    one = normalise_subjects("EMAIL", ["a@example.com", "B@example.com"]).identifiers
+    other = normalise_subjects("EMAIL", ["b@example.com", "a@example.com", "A@EXAMPLE.com"]).identifiers
+    base = request_digest("SUPPRESS_ONLY", "EMAIL", one, "GDPR")
+    assert base == request_digest("SUPPRESS_ONLY", "EMAIL", other, "GDPR")
+    assert base != request_digest("UNSUPPRESS", "EMAIL", one, "GDPR")
+    assert base != request_digest("SUPPRESS_ONLY", "EMAIL", one, "CCPA")
+    assert base != request_digest("SUPPRESS_ONLY", "EMAIL", one[:1], "GDPR")
+
+
+# ------------------------------------------------------------------------------ due dates
+@pytest.mark.parametrize(
+    ("received", "jurisdiction", "due"),
+    [
+        (datetime(2026, 11, 22, 10, tzinfo=UTC), "GDPR", datetime(2026, 12, 22, 10, tzinfo=UTC)),
+        (datetime(2026, 1, 31, 10, tzinfo=UTC), "GDPR", datetime(2026, 2, 28, 10, tzinfo=UTC)),
+        (datetime(2028, 1, 31, 10, tzinfo=UTC), "GDPR", datetime(2028, 2, 29, 10, tzinfo=UTC)),
+        (datetime(2026, 12, 15, 10, tzinfo=UTC), "GDPR", datetime(2027, 1, 15, 10, tzinfo=UTC)),
+        (datetime(2026, 11, 22, 10, tzinfo=UTC), "CCPA", datetime(2027, 1, 6, 10, tzinfo=UTC)),
+        # Sunday 22 Nov 2026: 15 working days are three weeks of Monday to Friday
+        (datetime(2026, 11, 22, 10, tzinfo=UTC), "PIPL", datetime(2026, 12, 11, 10, tzinfo=UTC)),
+        # Wednesday 2 Dec 2026: Thu, Fri, then two full weeks and Mon-Wed
+        (datetime(2026, 12, 2, 10, tzinfo=UTC), "PIPL", datetime(2026, 12, 23, 10, tzinfo=UTC)),
+    ],
+)
+def test_each_jurisdiction_has_its_due_date(received: datetime, jurisdiction: str, due: datetime) -> None:
+    assert due_date(received, jurisdiction) == due
+
+
+def test_a_request_is_overdue_only_past_its_date_and_not_ended() -> None:
+    assert is_overdue({"status": "RUNNING", "dueAt": "2026-12-22T10:00:00.000Z"}, "2026-12-23T00:00:00.000Z")
+    assert not is_overdue({"status": "RUNNING", "dueAt": "2026-12-22T10:00:00.000Z"}, "2026-12-21T00:00:00.000Z")
+    assert not is_overdue({"status": "FINISHED", "dueAt": "2026-12-22T10:00:00.000Z"}, "2026-12-23T00:00:00.000Z")
+
+
+# ------------------------------------------------------------------------------ bundles
+def test_the_manifest_lists_each_file_with_its_hash_and_size() -> None:
+    files = [json_file("profile.json", {"traits": {"name": "Ann"}}), csv_file("traits.csv", [{"field": "name"}])]
+    listed = json.loads(manifest(files, {"regulateId": "reg_1"}).content)
+    assert listed["regulateId"] == "reg_1"
+    for entry, file in zip(listed["files"], files, strict=True):
+        assert entry["name"] == file.name
+        assert entry["sha256"] == hashlib.sha256(file.content).hexdigest()
+        assert entry["bytes"] == len(file.content)
+
+
+def test_csv_files_quote_what_needs_it_and_keep_nested_values_as_json() -> None:
+    rows = [{"field": "note", "value": 'a "quoted", multi\r\nline'}, {"field": "tags", "value": ["a", "b"]}]
+    content = csv_file("x.csv", rows).content.decode()
+    assert list(csv.reader(io.StringIO(content, newline=""))) == [
+        ["field", "value"],
+        ["note", 'a "quoted", multi\r\nline'],
+        ["tags", '["a", "b"]'],
+    ]
+
+
+def test_flatten_gives_dotted_paths_to_every_leaf() -> None:
+    assert privacy.flatten({"a": {"b": 1, "c": {}}, "d": [1]}) == [
+        {"field": "a.b", "value": 1},
+        {"field": "a.c", "value": {}},
+        {"field": "d", "value": [1]},
+    ]
