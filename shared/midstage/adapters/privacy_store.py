@@ -17,6 +17,7 @@ from midstage import keys
 from midstage.adapters import aws
 from midstage.adapters import dynamo as ddb
 from midstage.adapters.documents import unpack
+from midstage.errors import Conflict
 from midstage.logic import keyring
 from midstage.logic.identity import Identifier
 from midstage.logic.privacy import identifier_hash
@@ -171,11 +172,14 @@ class Regulations(ddb.Table):
             )
             return regulate_id, True
         except ClientError as error:
+            if ddb.transaction_lost(error) and not ddb.transaction_condition_failed(error):
+                # Another request on the same subjects was being stored at that instant.
+                raise Conflict("another request on these subjects is being stored; send it again") from error
             if not ddb.transaction_condition_failed(error):
                 raise
         found = self._get(keys.regulation_subjects_key(subjects_digest))
-        if found is None:  # the other request's pointer moved on meanwhile: a rare race, retried
-            raise RuntimeError("the request on these subjects changed while it was being stored")
+        if found is None:  # the pointer went between the write and this read: cannot happen today
+            raise Conflict("the request on these subjects changed while it was being stored; send it again")
         return found["regulateId"]["S"], False
 
     def get(self, regulate_id: str) -> dict[str, Any] | None:
