@@ -17,9 +17,20 @@ from moto.ses.models import ses_backends
 
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.privacy_store import SALT_SECRET
+from midstage.models.messaging import Template
+from midstage.models.profile import Profile
 from tests.integration.conftest import Context, Stack, sample
 from tests.integration.test_admin_messaging import ANN, ROLES, Api, email_template
-from tests.integration.test_campaign_runs import sqs_event
+from tests.integration.test_campaign_runs import (  # noqa: F401 - the fixture is used by name
+    CONSENT,
+    ENTERED,
+    NOW,
+    Rig,
+    campaign,
+    rig,
+    sqs_event,
+    zone_at,
+)
 
 SUPPRESS_ANN = {"regulationType": "SUPPRESS_ONLY", "subjectType": "EMAIL", "subjectIds": ["Ann@Example.com"]}
 
@@ -162,6 +173,57 @@ def test_unsuppress_lifts_the_suppression_and_sending_resumes(api: Api) -> None:
     updater.lambda_handler(updater_event("after-lift-1", userId="ann"), Context())
     profile = api.profiles().profile(api.ann_id())
     assert profile is not None and profile.event_counts.get("Page Viewed") == 1
+
+
+def test_people_suppressed_a_moment_before_a_campaign_starts_get_none_of_its_sends(
+    rig: Rig,  # noqa: F811 - the campaign-run tests' rig
+) -> None:
+    # Given three people in a campaign's audience, consenting, at noon where they are
+    rig.stack.clients.sesv2().create_email_identity(EmailIdentity="example.com")
+    winter = Template(
+        id="winter",
+        name="Winter",
+        channel="email",
+        locales={"en": {"subject": "Winter sale", "html": "<p>Ten percent off</p>"}},
+        status="approved",
+    )
+    rig.config.save_template(winter, winter)
+    rig.define(campaign(variants=None, holdout_percent=0))
+    rig.store(
+        Profile(
+            id=f"p{n}",
+            created_at=ENTERED,
+            identities={"email": [f"p{n}@example.org"]},
+            traits={"email": f"p{n}@example.org"},
+            consent=CONSENT,
+            timezone=zone_at(12),
+            segments={"vip": ENTERED},
+        )
+        for n in range(3)
+    )
+    rig.config.create_api_key("operator", "data_operator", "msk_data_operator", now=datetime.now(UTC))
+    api = Api(rig.stack, rig.stack.load("AdminFunction"))
+
+    # When p1 is suppressed by email and p2 by profile id, and the campaign starts right after
+    by_email = {"regulationType": "SUPPRESS_ONLY", "subjectType": "EMAIL", "subjectIds": ["P1@example.org"]}
+    by_profile = {"regulationType": "SUPPRESS_ONLY", "subjectType": "PROFILE_ID", "subjectIds": ["p2"]}
+    assert api.post("/v1/regulations", by_email, role="data_operator").status == 202
+    assert api.post("/v1/regulations", by_profile, role="data_operator").status == 202
+    rig.runner(parts=1).start("winter-sale", NOW, NOW)
+    [part] = rig.part_messages()
+    rig.work(part)
+    deliverer = rig.stack.load("DeliverFunction")
+    assert deliverer.lambda_handler(sqs_event(rig.drain(rig.deliveries.queue_url)), Context()) == {
+        "batchItemFailures": []
+    }
+
+    # Then only p0 is sent to: the two others' messages are blocked by their requests
+    assert (sent_to("p0@example.org"), sent_to("p1@example.org"), sent_to("p2@example.org")) == (1, 0, 0)
+    counted = rig.counters.totals("campaign", "winter-sale")
+    assert {name: int(amount) for name, amount in next(iter(counted.values())).items()} == {
+        "sent": 1,
+        "blocked:suppressed": 2,
+    }
 
 
 # ====================================================================================== export
