@@ -175,6 +175,24 @@ def test_unsuppress_lifts_the_suppression_and_sending_resumes(api: Api) -> None:
     assert profile is not None and profile.event_counts.get("Page Viewed") == 1
 
 
+def test_the_latest_request_wins_whatever_order_the_queue_hands_them_over_in(api: Api) -> None:
+    approved_template(api)
+    ann = {"subjectType": "USER_ID", "subjectIds": ["ann"]}
+    suppressed = api.post("/v1/regulations", {"regulationType": "SUPPRESS_ONLY", **ann})["regulateId"]
+    lifted = api.post("/v1/regulations", {"regulationType": "UNSUPPRESS", **ann})["regulateId"]
+    tasks = {json.loads(m["Body"])["regulateId"]: m["Body"] for m in api.queue("ImportQueue")}
+    worker = api.stack.load("RunImportsFunction")
+
+    # When the queue hands the UNSUPPRESS over first, and the older SUPPRESS_ONLY after it
+    worker.lambda_handler(sqs_event([tasks[lifted]]), Context())
+    worker.lambda_handler(sqs_event([tasks[suppressed]]), Context())
+
+    # Then the suppression's worker left every identifier as the later request decided
+    report = {e["store"]: e for e in api.get(f"/v1/regulations/{suppressed}")["report"]}["suppressions"]
+    assert report["identifiersSuppressed"] == 0 and report["laterRequestKept"] >= 5
+    assert send_and_deliver(api, "after-both")["status"] == "sent"
+
+
 def test_people_suppressed_a_moment_before_a_campaign_starts_get_none_of_its_sends(
     rig: Rig,  # noqa: F811 - the campaign-run tests' rig
 ) -> None:

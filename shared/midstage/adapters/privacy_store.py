@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 SALT_SECRET = "privacy"  # noqa: S105 -- the name of the secret, not a secret
 _BATCH_WRITE = 25
+_SETTLE_THREADS = 8
+# A lift's marker outlives the oldest request that may still be on the queue (its retention, 14 days).
+LIFT_MARKER_DAYS = 30
 
 
 # --------------------------------------------------------------------------- the salt
@@ -90,31 +94,53 @@ class PersonSuppressions(ddb.Table):
         return {identifier_hash(salt, ident): ident for ident in identifiers}
 
     def matching(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
-        """Those of `identifiers` a request suppressed, each with the request's id. Read strongly
-        consistent: a suppression answered a moment ago holds for the very next send."""
+        """Those of `identifiers` a request suppressed (and no later one lifted), each with the
+        request's id. Read strongly consistent: a suppression answered a moment ago holds for the
+        very next send."""
         hashed = self.hashes(identifiers)
         if not hashed:
             return {}
         items = self._batch_get([keys.privacy_suppression_key(h) for h in hashed], consistent=True)
-        return {hashed[item["pk"]["S"].split("#", 1)[1]]: item["regulateId"]["S"] for item in items}
+        return {
+            hashed[item["pk"]["S"].split("#", 1)[1]]: item["regulateId"]["S"] for item in items if "lifted" not in item
+        }
 
     def suppress(self, identifiers: Iterable[Identifier], regulate_id: str, now: datetime) -> int:
+        """Suppress at once, unconditionally: for the request being made, the newest there is."""
         hashed = self.hashes(identifiers)
-        items = [
-            {
-                **ddb.key(keys.privacy_suppression_key(h)),
-                "regulateId": ddb.s(regulate_id),
-                "at": ddb.s(iso(now)),
-            }
-            for h in sorted(hashed)
-        ]
+        items = [_suppression_item(h, regulate_id, now) for h in sorted(hashed)]
         self._write([{"PutRequest": {"Item": item}} for item in items])
         return len(items)
 
-    def lift(self, identifiers: Iterable[Identifier]) -> int:
+    def settle(self, identifiers: Iterable[Identifier], regulate_id: str, now: datetime, *, lift: bool) -> int:
+        """Suppress or lift, each identifier unless a later request already decided it: the queue
+        does not keep order, so an UNSUPPRESS worked before an older SUPPRESS still wins. A lift
+        leaves a marker (the hash and the request, no identifier) for as long as an older request
+        may still be waiting on the queue. Returns how many identifiers this request decided."""
         hashed = sorted(self.hashes(identifiers))
-        self._write([{"DeleteRequest": {"Key": ddb.key(keys.privacy_suppression_key(h))}} for h in hashed])
-        return len(hashed)
+        expires = int(now.timestamp()) + LIFT_MARKER_DAYS * 86_400
+
+        def put(digest: str) -> bool:
+            item = _suppression_item(digest, regulate_id, now)
+            if lift:
+                item.update({"lifted": ddb.s(iso(now)), "expiresAt": ddb.n(expires)})
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(pk) OR regulateId <= :id",
+                    ExpressionAttributeValues={":id": ddb.s(regulate_id)},
+                )
+            except ClientError as error:
+                if not ddb.condition_failed(error):
+                    raise
+                return False
+            return True
+
+        if not hashed:
+            return 0
+        with ThreadPoolExecutor(max_workers=min(_SETTLE_THREADS, len(hashed))) as pool:
+            return sum(pool.map(put, hashed))
 
     def count_dropped(self, regulate_id: str, events: int) -> None:
         """Events dropped for identifiers the request suppressed: counted on the request, not kept."""
@@ -141,6 +167,14 @@ class PersonSuppressions(ddb.Table):
                 time.sleep(0.02 * 2**attempt)
             else:
                 raise RuntimeError("DynamoDB left suppression writes unprocessed")
+
+
+def _suppression_item(digest: str, regulate_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        **ddb.key(keys.privacy_suppression_key(digest)),
+        "regulateId": ddb.s(regulate_id),
+        "at": ddb.s(iso(now)),
+    }
 
 
 # --------------------------------------------------------------------------- the requests

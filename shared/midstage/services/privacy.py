@@ -43,7 +43,7 @@ class RegulationStore(Protocol):
 
 class Suppressor(Protocol):
     def suppress(self, identifiers: Iterable[Identifier], regulate_id: str, now: datetime) -> int: ...
-    def lift(self, identifiers: Iterable[Identifier]) -> int: ...
+    def settle(self, identifiers: Iterable[Identifier], regulate_id: str, now: datetime, *, lift: bool) -> int: ...
 
 
 class People(Protocol):
@@ -187,12 +187,14 @@ class PrivacyRequests:
             )
         )
         answer: dict[str, Any] = {}
-        if kind == "SUPPRESS_ONLY":
-            written = self.suppressions.suppress(everything, str(record["regulateId"]), now)
-            report.append({"store": "suppressions", "state": "FINISHED", "identifiersSuppressed": written})
-        elif kind == "UNSUPPRESS":
-            lifted = self.suppressions.lift(everything)
-            report.append({"store": "suppressions", "state": "FINISHED", "identifiersLifted": lifted})
+        if kind in ("SUPPRESS_ONLY", "UNSUPPRESS"):
+            lift = kind == "UNSUPPRESS"
+            decided = self.suppressions.settle(everything, str(record["regulateId"]), now, lift=lift)
+            figures = {"identifiersLifted" if lift else "identifiersSuppressed": decided}
+            # Identifiers a later request already decided are left to it.
+            report.append(
+                {"store": "suppressions", "state": "FINISHED", **figures, "laterRequestKept": len(everything) - decided}
+            )
         elif kind == "EXPORT":
             assert self.exporter is not None
             bundle = self.exporter.export(str(record["regulateId"]), people.profiles, now)
