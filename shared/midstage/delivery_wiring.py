@@ -47,7 +47,7 @@ def delivery_wiring(settings: DeliverySettings, clock: Clock) -> tuple[Ports, Po
         pauses=ChannelPauses(table, monotonic=seconds),
         pacer=SendRateBucket(table, {"email": SesSendRate(monotonic=seconds).rate}),
         offers=OfferIssuer(OfferStore(table)),
-        privacy=PersonSuppressions(table, Salt(settings.config_table)),
+        privacy=PersonSuppressions(table, Salt(settings.config_table, create=True)),
     )
     policy = Policy(
         marketing_consent=settings.marketing_consent,

@@ -41,5 +41,5 @@ def updater_wiring(settings: ProfileSettings) -> UpdaterWiring:
     handoff, archive = SqsHandoff(settings.ingest_queue_url), archive_sink(settings.archive_stream)
     feed = destination_feed(settings.destinations_queue_url, catalog=config)
     # Privacy requests' suppressions: events naming a suppressed person are dropped and counted.
-    privacy = PersonSuppressions(settings.data_table, Salt(settings.config_table))
+    privacy = PersonSuppressions(settings.data_table, Salt(settings.config_table, create=True))
     return ingest, store, publisher, SegmentCatalog(config), CostModel(), handoff, archive, feed, privacy

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -32,6 +33,8 @@ from tests.integration.test_campaign_runs import (  # noqa: F401 - the fixture i
     zone_at,
 )
 
+# 5,000 ids of 505 random characters: far over what a request's item holds once compressed.
+LONG_IDS = [f"{n:05d}" + secrets.token_hex(250) for n in range(5000)]
 SUPPRESS_ANN = {"regulationType": "SUPPRESS_ONLY", "subjectType": "EMAIL", "subjectIds": ["Ann@Example.com"]}
 
 
@@ -323,6 +326,20 @@ def test_the_same_body_twice_is_the_same_request_and_another_type_is_a_new_one(a
         ({**SUPPRESS_ANN, "subjectIds": ["not-an-email"]}, 400, "invalid_subject"),
         ({**SUPPRESS_ANN, "subjectType": "PHONE", "subjectIds": ["4155550100"]}, 400, "invalid_subject"),
         ({**SUPPRESS_ANN, "jurisdiction": "LGPD"}, 400, "invalid_body"),
+        (
+            {**SUPPRESS_ANN, "regulationType": "EXPORT", "subjectIds": [f"u{n}@example.com" for n in range(101)]},
+            400,
+            "too_many_subjects",
+        ),
+        (
+            {
+                **SUPPRESS_ANN,
+                "subjectType": "USER_ID",
+                "subjectIds": [f"{n:05d}" + secrets.token_hex(250) for n in range(5000)],
+            },
+            400,
+            "subjects_too_large",
+        ),
         ({**SUPPRESS_ANN, "regulationType": "DELETE_ONLY"}, 422, "regulation_type_not_supported"),
         ({**SUPPRESS_ANN, "regulationType": "SUPPRESS_WITH_DELETE"}, 422, "regulation_type_not_supported"),
     ],
@@ -332,6 +349,21 @@ def test_bad_requests_are_refused_and_nothing_is_stored(api: Api, body: Any, sta
     assert (answer.status, answer["code"]) == (status, code), answer.body
     assert api.queue("ImportQueue") == []
     assert api.get("/v1/regulations")["regulations"] == []
+
+
+def test_an_export_of_nobody_finishes_with_an_empty_bundle(api: Api) -> None:
+    body = {"regulationType": "EXPORT", "subjectType": "EMAIL", "subjectIds": ["nobody@example.com"]}
+    created = api.post("/v1/regulations", body)
+    work_requests(api)
+    shown = api.get(f"/v1/regulations/{created['regulateId']}")
+    assert shown["status"] == "FINISHED"
+    assert {e["store"]: e for e in shown["report"]}["profiles"] == {
+        "store": "profiles",
+        "state": "FINISHED",
+        "people": 0,
+        "unmatchedSubjects": 1,
+    }
+    assert shown["export"]["files"] == []
 
 
 def test_5000_subjects_are_accepted(api: Api) -> None:
@@ -353,10 +385,12 @@ def test_malformed_bodies_ids_and_roles_are_refused(api: Api) -> None:
     assert api.get("/v1/regulations", query={"overdue": "maybe"}).status == 400
 
 
-def test_the_salt_is_a_stack_secret_made_on_first_request(api: Api) -> None:
-    config = api.stack.output("ConfigTableName")
-    items = api.stack.clients.dynamodb().scan(TableName=config)["Items"]
-    assert not [i for i in items if i.get("sk", {}).get("S") == SALT_SECRET]
-    api.post("/v1/regulations", SUPPRESS_ANN)
-    items = api.stack.clients.dynamodb().scan(TableName=config)["Items"]
-    assert [i for i in items if i.get("sk", {}).get("S") == SALT_SECRET]
+def test_the_salt_is_one_stack_secret_made_by_the_first_function_that_needs_it(api: Api) -> None:
+    def salts() -> list[Any]:
+        items = api.stack.clients.dynamodb().scan(TableName=api.stack.output("ConfigTableName"))["Items"]
+        return [i["doc"] for i in items if i.get("sk", {}).get("S") == SALT_SECRET]
+
+    made = salts()  # the profile updater made it, applying the fixture's events
+    assert len(made) == 1
+    assert api.post("/v1/regulations", SUPPRESS_ANN).status == 202
+    assert salts() == made  # the admin function read the same one

@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 from midstage import keys
 from midstage.adapters import aws
 from midstage.adapters import dynamo as ddb
-from midstage.adapters.documents import unpack
-from midstage.errors import Conflict
+from midstage.adapters.documents import pack, unpack
+from midstage.errors import Conflict, InvalidInput
 from midstage.logic import keyring
 from midstage.logic.identity import Identifier
 from midstage.logic.privacy import identifier_hash
@@ -33,14 +33,16 @@ _BATCH_WRITE = 25
 _SETTLE_THREADS = 8
 # A lift's marker outlives the oldest request that may still be on the queue (its retention, 14 days).
 LIFT_MARKER_DAYS = 30
+# A request's subjects, compressed, within its item (DynamoDB's 400 KB), with room for its report.
+MAX_SUBJECT_BYTES = 300 * 1024
 
 
 # --------------------------------------------------------------------------- the salt
 class Salt:
-    """The deployment's privacy salt. `create` (the admin function, which may write ConfigTable)
-    makes it on first use; the hot paths (deliverer, profile updater) only read it: while it does
-    not exist no request was ever made, so nothing is suppressed, and it is read again next time
-    (once found it is kept: it never changes)."""
+    """The deployment's privacy salt, read once per container and kept (it never changes). With
+    `create`, the first reader makes it (a conditional put: every function converges on one);
+    without, a missing salt means no request was ever made, so nothing is suppressed, and it is
+    looked for again at the next use (the privacy worker: a request's POST made it already)."""
 
     def __init__(self, config_table: str, client: DynamoDBClient | None = None, *, create: bool = False) -> None:
         self.table = ddb.Table(config_table, client)
@@ -65,8 +67,6 @@ class Salt:
 
     def _make(self) -> None:
         import secrets
-
-        from midstage.adapters.documents import pack
 
         try:
             self.table.client.put_item(
@@ -239,13 +239,22 @@ class Regulations(ddb.Table):
 
 
 def _doc(record: Mapping[str, Any]) -> str:
-    return json.dumps({k: v for k, v in record.items() if k not in ("status", "droppedEvents")}, sort_keys=True)
+    kept_apart = ("status", "droppedEvents", "subjects")
+    return json.dumps({k: v for k, v in record.items() if k not in kept_apart}, sort_keys=True)
 
 
 def _item(record: Mapping[str, Any]) -> dict[str, Any]:
+    subjects = pack(record["subjects"])
+    if len(subjects) > MAX_SUBJECT_BYTES:
+        raise InvalidInput(
+            f"the subjects take {len(subjects):,} bytes once compressed, over the {MAX_SUBJECT_BYTES:,} a request "
+            "may hold: send them in smaller requests",
+            code="subjects_too_large",
+        )
     return {
         **ddb.key(keys.regulation_key(str(record["regulateId"]))),
         "doc": ddb.s(_doc(record)),
+        "subjects": {"B": subjects},
         "status": ddb.s(str(record["status"])),
         "droppedEvents": ddb.n(0),
     }
@@ -253,6 +262,7 @@ def _item(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _record(item: Mapping[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = json.loads(item["doc"]["S"])
+    record["subjects"] = unpack(item["subjects"]["B"]) if "subjects" in item else []
     record["status"] = item["status"]["S"]
     record["droppedEvents"] = int(item.get("droppedEvents", {}).get("N", "0"))
     return record

@@ -26,12 +26,14 @@ from midstage.models.profile import Profile
 from midstage.models.requests import RegulationCreate
 from midstage.observability import logger
 from midstage.services.bulk_import import Tasks
+from midstage.services.privacy_export import bundle_files
 
 # A repeat of a request within this window, with no other request on its subjects in between,
 # is the same request (the same regulateId, nothing done twice).
 REPLAY_WINDOW = timedelta(hours=24)
 REGULATE_ID = re.compile(r"reg_[0-9]{20}[0-9a-f]{12}")
 SIGNED_URL_SECONDS = 900
+MAX_EXPORT_SUBJECTS = 100
 
 
 class RegulationStore(Protocol):
@@ -87,6 +89,11 @@ class PrivacyRequests:
             )
         if body.regulationType == "EXPORT" and self.exporter is None:
             raise Unavailable("exports need the archive bucket: set ARCHIVE_BUCKET on the admin function")
+        if body.regulationType == "EXPORT" and len(body.subjectIds) > MAX_EXPORT_SUBJECTS:
+            raise InvalidInput(
+                f"an EXPORT names at most {MAX_EXPORT_SUBJECTS} subjects (a bundle per person); split it",
+                code="too_many_subjects",
+            )
         subjects = privacy.normalise_subjects(body.subjectType, body.subjectIds)
         if subjects.invalid:
             first = subjects.invalid[0]
@@ -145,8 +152,7 @@ class PrivacyRequests:
                 "url": self.exporter.signed_url(str(bundle["manifest"]), SIGNED_URL_SECONDS),
                 "expiresAt": iso(self.clock() + timedelta(seconds=SIGNED_URL_SECONDS)),
                 "files": [
-                    {**f, "url": self.exporter.signed_url(str(f["key"]), SIGNED_URL_SECONDS)}
-                    for f in bundle.get("files", [])
+                    {**f, "url": self.exporter.signed_url(f["key"], SIGNED_URL_SECONDS)} for f in bundle_files(bundle)
                 ],
             }
         return shown
@@ -199,7 +205,7 @@ class PrivacyRequests:
             assert self.exporter is not None
             bundle = self.exporter.export(str(record["regulateId"]), people.profiles, now)
             answer["bundle"] = bundle
-            report.append({"store": "exports", "state": "FINISHED", "files": len(bundle["files"]) + 1})
+            report.append({"store": "exports", "state": "FINISHED", "files": len(bundle_files(bundle)) + 1})
         else:  # refused at the API; a record of another type was not written by this release
             raise ValueError(f"{kind} is not worked by this release")
         answer["report"] = report

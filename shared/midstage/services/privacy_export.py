@@ -85,10 +85,9 @@ class BundleExporter:
         for f in bundle:
             self.files.put(prefix + f.name, f.content, f.content_type)
         self.files.put(prefix + manifest.name, manifest.content, manifest.content_type)
-        return {
-            "manifest": prefix + manifest.name,
-            "files": [{"name": f.name, "key": prefix + f.name} for f in bundle],
-        }
+        # Kept compact (every person has the same files): the request's item stays small.
+        names = [f.name.split("/", 1)[1] for f in bundle[: len(bundle) // len(people)]] if people else []
+        return {"manifest": prefix + manifest.name, "prefix": prefix, "people": len(people), "names": names}
 
     def person_files(self, profile: Profile) -> list[BundleFile]:
         stored = {k: v for k, v in dataclasses.asdict(profile).items() if k not in _INTERNAL}
@@ -170,3 +169,10 @@ def _event_row(event: Mapping[str, Any]) -> dict[str, Any]:
     row["traits"] = event.get("traits")
     row["context"] = event.get("context")
     return row
+
+
+def bundle_files(bundle: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Each file of a bundle as `export` recorded it: its name in the bundle and its key."""
+    people = range(1, int(bundle.get("people", 0)) + 1)
+    names = [f"person-{n}/{name}" for n in people for name in bundle.get("names", [])]
+    return [{"name": name, "key": f"{bundle['prefix']}{name}"} for name in names]
