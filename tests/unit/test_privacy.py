@@ -23,6 +23,7 @@ from midstage.logic.privacy import (
     person_identifiers,
     request_digest,
     subject_identifier,
+    subjects_digest,
 )
 
 SALT = b"s" * 32
@@ -81,6 +82,14 @@ def test_the_digest_ignores_order_and_duplicates_but_not_type_or_jurisdiction() 
     assert base != request_digest("UNSUPPRESS", "EMAIL", one, "GDPR")
     assert base != request_digest("SUPPRESS_ONLY", "EMAIL", one, "CCPA")
     assert base != request_digest("SUPPRESS_ONLY", "EMAIL", one[:1], "GDPR")
+
+
+def test_the_subjects_digest_names_the_set_of_subjects_whatever_is_asked() -> None:
+    one = normalise_subjects("EMAIL", ["a@example.com", "B@example.com"]).identifiers
+    same = normalise_subjects("EMAIL", ["b@example.com", " a@example.com"]).identifiers
+    assert subjects_digest("EMAIL", one) == subjects_digest("EMAIL", same)
+    assert subjects_digest("EMAIL", one) != subjects_digest("EMAIL", one[:1])
+    assert subjects_digest("EMAIL", one) != subjects_digest("USER_ID", one)
 
 
 # ------------------------------------------------------------------------------ due dates

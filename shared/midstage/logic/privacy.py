@@ -97,6 +97,12 @@ def request_digest(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def subjects_digest(subject_type: str, identifiers: Iterable[Identifier]) -> str:
+    """One set of subjects, whatever is asked about them: the key of the latest request on them
+    (a repeat of it is the same request; another request on them is a new one)."""
+    return request_digest("", subject_type, identifiers, "")
+
+
 def person_identifiers(
     profile_id: str, merged_from: Iterable[str], identities: Mapping[str, Iterable[str]]
 ) -> list[Identifier]:

@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from midstage.errors import InvalidInput, NotFound, NotSupportedYet, Unavailable
+from midstage.errors import InvalidInput, NotFound, NotSupportedYet, QueueRefused, Unavailable
 from midstage.logic import privacy
 from midstage.logic.identity import Identifier
 from midstage.logic.timefmt import iso
+from midstage.models.messages import RegulationTask
 from midstage.models.profile import Profile
 from midstage.models.requests import RegulationCreate
 from midstage.observability import logger
@@ -116,16 +117,24 @@ class PrivacyRequests:
             "status": "INITIALIZED",
             "report": [],
         }
-        digest = privacy.request_digest("", body.subjectType, subjects.identifiers, "")
+        digest = privacy.subjects_digest(body.subjectType, subjects.identifiers)
         kept_id, created = self.regulations.create(record, digest, iso(now - REPLAY_WINDOW))
-        if created:
-            if body.regulationType == "SUPPRESS_ONLY":
-                # Before the answer: from the 202 on, no send to these identifiers goes out.
-                self.suppressions.suppress(subjects.identifiers, regulate_id, now)
-            from midstage.models.messages import RegulationTask
-
-            self.tasks.send_bodies([RegulationTask(regulate_id=regulate_id).body()])
+        kept = record if created else self.regulations.get(kept_id)
+        if kept is not None and kept["status"] == "INITIALIZED":
+            # A repeat of a request not yet worked does its start again: the first may have
+            # stopped between storing it and queueing it (the work is safe to do twice).
+            self._start(kept, now)
         return created, {"regulateId": kept_id}
+
+    def _start(self, record: Mapping[str, Any], now: datetime) -> None:
+        regulate_id = str(record["regulateId"])
+        if record["regulationType"] == "SUPPRESS_ONLY":
+            # Before the answer: from the 202 on, no send to these identifiers goes out.
+            self.suppressions.suppress([(str(t), str(v)) for t, v in record["subjects"]], regulate_id, now)
+        try:
+            self.tasks.send_bodies([RegulationTask(regulate_id=regulate_id).body()])
+        except QueueRefused as error:
+            raise Unavailable(f"the request is stored but could not be queued; send it again ({error})") from error
 
     def get(self, regulate_id: str) -> dict[str, Any]:
         record = self.regulations.get(regulate_id) if REGULATE_ID.fullmatch(regulate_id) else None
