@@ -4,14 +4,18 @@ import queue's worker runs them, over the same stores."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
-from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
+from midstage.adapters.automation_store import JourneyInstances, Touches
+from midstage.adapters.messaging_store import InboxStore, MessageLedger, SuppressionStore
+from midstage.adapters.offer_store import OfferStore
 from midstage.adapters.privacy_store import ExportFiles, PersonSuppressions, Regulations, Salt
 from midstage.adapters.profile_store import ProfileStore
 from midstage.services.bulk_import import Tasks
 from midstage.services.privacy import PrivacyRequests
 from midstage.services.privacy_export import BundleExporter
+
+EVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def privacy_requests(
@@ -27,7 +31,13 @@ def privacy_requests(
     profiles = ProfileStore(data_table)
     exporter = None
     if bucket:
-        exporter = BundleExporter(
-            ExportFiles(bucket), profiles, MessageLedger(data_table), SuppressionStore(data_table), suppressions
-        )
+        inbox, touches = InboxStore(data_table), Touches(data_table)
+        more = {
+            "journeys": JourneyInstances(data_table).of_person,
+            "offer_codes": OfferStore(data_table).holdings,
+            "inbox": lambda profile_id: inbox.list(profile_id, 1000, None)[0],
+            "campaign_touches": lambda profile_id: list(touches.since(profile_id, EVER)),
+        }
+        ledger, addresses = MessageLedger(data_table), SuppressionStore(data_table)
+        exporter = BundleExporter(ExportFiles(bucket), profiles, ledger, addresses, suppressions, more)
     return PrivacyRequests(Regulations(data_table), suppressions, profiles, tasks, exporter, clock=clock)

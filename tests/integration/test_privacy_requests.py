@@ -294,6 +294,9 @@ def test_export_writes_a_bundle_whose_manifest_hashes_match_its_files(api: Api) 
     events = json.loads(read(files["person-1/events.json"]["url"]))
     assert {e["messageId"] for e in events} == {"sample-identify-0001", "sample-track-0001"}
     assert "ann@example.com" in read(files["person-1/identities.csv"]["url"]).decode()
+    extra = ("journeys", "offer_codes", "inbox", "campaign_touches")
+    assert {f"person-1/{name}.json" for name in extra} <= set(files)
+    assert len(files) == 16 and shown["report"][-1]["files"] == 17  # and the manifest
 
 
 # ====================================================================================== the API

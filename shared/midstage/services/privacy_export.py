@@ -4,13 +4,14 @@ with a `manifest.json` listing each file's sha256, written under
 
 Per person (`person-<n>/`): the profile as stored (traits, computed traits, consent with its
 provenance, segments, devices, counts), its identities, merge records, timeline events,
-messages from the send ledger, and the suppressions that hold for their addresses or for them.
+messages from the send ledger, the suppressions that hold for their addresses or for them, and
+the other records kept per profile the wiring names (journeys, offer codes, inbox, touches).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -58,7 +59,11 @@ class BundleExporter:
         ledger: SentMessages,
         addresses: AddressSuppressions,
         people: PersonSuppressionLookup,
+        more: Mapping[str, Callable[[str], list[dict[str, Any]]]] | None = None,
     ) -> None:
+        """`more`: other records kept per profile (journey instances, offer codes, the inbox,
+        campaign touches), each written as `<name>.json` from every profile of the person."""
+        self.more = dict(more or {})
         self.files = files
         self.history = history
         self.ledger = ledger
@@ -119,6 +124,10 @@ class BundleExporter:
             json_file("messages.json", messages),
             csv_file("messages.csv", [{k: v for k, v in m.items() if k != "request"} for m in messages]),
             csv_file("suppressions.csv", suppressions),
+            *(
+                json_file(f"{name}.json", [row for p in ids for row in read(p)])
+                for name, read in sorted(self.more.items())
+            ),
         ]
 
     def _timeline(self, profile_ids: list[str]) -> list[dict[str, Any]]:
