@@ -7,11 +7,14 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import pytest
 
+from midstage.config import ComputedTraitSettings, IdentitySettings
 from midstage.logic import privacy
+from midstage.logic.ingest import IngestSettings, UnitOutcome
 from midstage.logic.privacy import (
     csv_file,
     due_date,
@@ -25,8 +28,10 @@ from midstage.logic.privacy import (
     subject_identifier,
     subjects_digest,
 )
+from midstage.services.ingest import drop_suppressed
 
 SALT = b"s" * 32
+SETTINGS = IngestSettings(IdentitySettings(), ComputedTraitSettings())
 
 
 # ------------------------------------------------------------------------------ subjects
@@ -144,3 +149,47 @@ def test_flatten_gives_dotted_paths_to_every_leaf() -> None:
         {"field": "a.c", "value": {}},
         {"field": "d", "value": [1]},
     ]
+
+
+# ------------------------------------------------------------------------------ the updater's drop
+class HeldIdentifiers:
+    """Privacy suppressions in memory: identifier -> the request that suppressed it."""
+
+    def __init__(self, held: dict[tuple[str, str], str]) -> None:
+        self.held = held
+        self.asked: list[set[tuple[str, str]]] = []
+        self.counted: list[tuple[str, int]] = []
+
+    def matching(self, identifiers: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        wanted = set(identifiers)
+        self.asked.append(wanted)
+        return {i: r for i, r in self.held.items() if i in wanted}
+
+    def count_dropped(self, regulate_id: str, events: int) -> None:
+        self.counted.append((regulate_id, events))
+
+
+def test_events_naming_a_suppressed_identifier_are_dropped_and_counted_per_request() -> None:
+    events = {
+        "s|1": {"type": "track", "event": "A", "userId": "ann", "messageId": "1", "sourceId": "s"},
+        "s|2": {"type": "identify", "anonymousId": "anon-1", "traits": {"email": "Ann@Example.com"}, "messageId": "2"},
+        "s|3": {"type": "track", "event": "B", "userId": "bob", "messageId": "3", "sourceId": "s"},
+        "s|4": {"type": "alias", "userId": "new", "previousId": "ann", "messageId": "4", "sourceId": "s"},
+    }
+    held = HeldIdentifiers({("user_id", "ann"): "reg_b", ("email", "ann@example.com"): "reg_a"})
+    outcome = UnitOutcome()
+
+    kept = drop_suppressed(events, held, SETTINGS, outcome)
+
+    assert list(kept) == ["s|3"]
+    assert outcome.suppressed == 3
+    assert held.counted == [("reg_a", 1), ("reg_b", 2)]  # the alias names ann only as its previousId
+    assert ("user_id", "bob") in held.asked[0]
+
+
+def test_a_unit_without_suppressed_identifiers_is_kept_whole_and_nothing_is_counted() -> None:
+    events = {"s|1": {"type": "track", "event": "A", "userId": "bob", "messageId": "1", "sourceId": "s"}}
+    held = HeldIdentifiers({("user_id", "ann"): "reg_a"})
+    outcome = UnitOutcome()
+    assert drop_suppressed(events, held, SETTINGS, outcome) is events
+    assert (outcome.suppressed, held.counted) == (0, [])
