@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -18,6 +18,7 @@ from moto.ses.models import ses_backends
 
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.privacy_store import SALT_SECRET
+from midstage.logic.timefmt import parse_iso
 from midstage.models.messaging import Template
 from midstage.models.profile import Profile
 from tests.integration.conftest import Context, Stack, sample
@@ -300,6 +301,20 @@ def test_export_writes_a_bundle_whose_manifest_hashes_match_its_files(api: Api) 
 
 
 # ====================================================================================== the API
+def test_the_hourly_sweep_counts_the_requests_past_their_due_date(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    pipl = api.post("/v1/regulations", {**SUPPRESS_ANN, "jurisdiction": "PIPL"})["regulateId"]
+    api.post("/v1/regulations", {**SUPPRESS_ANN, "subjectIds": ["bob@example.com"]})  # GDPR: a month
+    due = {r["regulateId"]: parse_iso(r["dueAt"]) for r in api.get("/v1/regulations")["regulations"]}
+    # A day after the PIPL request's due date, before the GDPR one's
+    later = due[pipl] + timedelta(days=1)
+    assert later < max(due.values())
+    sweep = api.stack.load("LifecycleSweepFunction", lambda: later)
+    capsys.readouterr()
+    sweep.lambda_handler(sample("lifecycle_sweep", "scheduled"), Context())
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"PrivacyRequestsOverdue"' in line]
+    assert [line["PrivacyRequestsOverdue"] for line in emitted] == [[1.0]]
+
+
 def test_the_same_body_twice_is_the_same_request_and_another_type_is_a_new_one(api: Api) -> None:
     first = api.post("/v1/regulations", SUPPRESS_ANN)
     again = api.post("/v1/regulations", {**SUPPRESS_ANN, "subjectIds": ["  ann@example.com", "ANN@example.com"]})

@@ -116,6 +116,16 @@ def test_each_jurisdiction_has_its_due_date(received: datetime, jurisdiction: st
     assert due_date(received, jurisdiction) == due
 
 
+def test_overdue_requests_are_listed_oldest_due_first() -> None:
+    records = [
+        {"regulateId": "b", "status": "RUNNING", "dueAt": "2026-12-20T00:00:00.000Z"},
+        {"regulateId": "a", "status": "INITIALIZED", "dueAt": "2026-12-10T00:00:00.000Z"},
+        {"regulateId": "c", "status": "INITIALIZED", "dueAt": "2027-01-10T00:00:00.000Z"},
+        {"regulateId": "d", "status": "FAILED", "dueAt": "2026-12-01T00:00:00.000Z"},
+    ]
+    assert privacy.overdue(records, "2026-12-25T00:00:00.000Z") == ["a", "b"]
+
+
 def test_a_request_is_overdue_only_past_its_date_and_not_ended() -> None:
     assert is_overdue({"status": "RUNNING", "dueAt": "2026-12-22T10:00:00.000Z"}, "2026-12-23T00:00:00.000Z")
     assert not is_overdue({"status": "RUNNING", "dueAt": "2026-12-22T10:00:00.000Z"}, "2026-12-21T00:00:00.000Z")

@@ -231,6 +231,28 @@ class Regulations(ddb.Table):
             ExpressionAttributeValues={":doc": ddb.s(_doc(record)), ":status": ddb.s(str(record["status"]))},
         )
 
+    def not_ended(self) -> list[dict[str, Any]]:
+        """Every request still INITIALIZED or RUNNING (one partition, read through, the ended
+        ones filtered out by DynamoDB: they still cost their read units)."""
+        found: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "FilterExpression": "#status IN (:initialized, :running)",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":pk": ddb.s(keys.REGULATIONS_PK),
+                ":initialized": ddb.s("INITIALIZED"),
+                ":running": ddb.s("RUNNING"),
+            },
+        }
+        while True:
+            answer = self.client.query(**kwargs)
+            found.extend(_record(item) for item in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer:
+                return found
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
     def page(self, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         answer = self._query(keys.REGULATIONS_PK, "", limit=limit, newest_first=True, start=cursor)
         records = [_record(item) for item in answer.get("Items", [])]

@@ -145,6 +145,12 @@ def is_overdue(record: Mapping[str, Any], now_iso: str) -> bool:
     return record.get("status") not in ("FINISHED", "FAILED") and str(record.get("dueAt", "")) < now_iso
 
 
+def overdue(records: Iterable[Mapping[str, Any]], now_iso: str) -> list[str]:
+    """The ids of the requests past their due date and not ended, oldest due first."""
+    late = [r for r in records if is_overdue(r, now_iso)]
+    return [str(r["regulateId"]) for r in sorted(late, key=lambda r: str(r["dueAt"]))]
+
+
 # --------------------------------------------------------------------------- export bundles
 @dataclass(frozen=True)
 class BundleFile:
