@@ -604,6 +604,80 @@ def test_given_another_deliverer_holds_the_lease_when_delivered_then_it_is_in_fl
     assert rig.record(message)["attempts"] == 2
 
 
+class DiedInTheCall(BaseException):
+    """The worker was killed while the provider call was in flight (after the provider took it)."""
+
+
+def test_given_a_worker_killed_in_the_provider_call_when_marketing_is_redelivered_then_it_is_not_sent_again() -> None:
+    rig = Rig(policy=Policy(lease_seconds=120))
+    rig.channels.failures.append(DiedInTheCall())  # type: ignore[arg-type]
+    message = request()
+    with pytest.raises(DiedInTheCall):
+        rig.deliver(message)
+    assert rig.record(message)["providerCallAt"] == iso(NOON)
+    assert rig.deliver(message, NOON + timedelta(seconds=60)).status == IN_FLIGHT  # the dead attempt's lease
+    # Whether the provider took it or not, the ledger cannot know: the call is not made again.
+    redelivered = rig.deliver(message, NOON + timedelta(seconds=121))
+    assert (redelivered.status, redelivered.channel) == (FAILED, "email")
+    assert redelivered.reason.startswith("outcome_unknown: the email call made at 2026-11-22T12:00:00")
+    assert len(rig.channels.calls) == 1
+    record = rig.record(message)
+    assert record["status"] == FAILED and "providerCallAt" not in record and "leaseUntil" not in record
+    assert rig.deliver(message, NOON + timedelta(seconds=300)).status == DUPLICATE
+    assert len(rig.channels.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("channels", "category"), [(["email"], "transactional"), (["inbox"], "marketing")], ids=["transactional", "inbox"]
+)
+def test_given_a_worker_killed_during_the_provider_call_when_a_resendable_message_is_redelivered_then_it_is_sent(
+    channels: list[str], category: str
+) -> None:
+    rig = Rig(policy=Policy(lease_seconds=120))
+    rig.channels.failures.append(DiedInTheCall())  # type: ignore[arg-type]
+    message = request(channels=channels, category=category)
+    with pytest.raises(DiedInTheCall):
+        rig.deliver(message)
+    redelivered = rig.deliver(message, NOON + timedelta(seconds=121))
+    assert redelivered.status == SENT
+    assert len(rig.channels.calls) == 2
+    assert "providerCallAt" not in rig.record(message)
+
+
+@pytest.mark.parametrize(("category", "ends"), [("marketing", FAILED), ("transactional", "queued")])
+def test_given_a_provider_answer_lost_when_delivered_then_marketing_ends_unknown_and_transactional_is_retried(
+    category: str, ends: str
+) -> None:
+    rig = Rig()
+    rig.channels.failures.append(ProviderFailure("retryable", "SES did not answer", ambiguous=True))
+    message = request(category=category)
+    if category == "transactional":
+        with pytest.raises(RetryLater):
+            rig.deliver(message)
+        assert rig.deliver(message, NOON + timedelta(seconds=30)).status == SENT
+        assert len(rig.channels.calls) == 2
+    else:
+        outcome = rig.deliver(message)
+        assert (outcome.status, outcome.reason[:16]) == (FAILED, "outcome_unknown:")
+        assert rig.deliver(message, NOON + timedelta(seconds=30)).status == DUPLICATE
+        assert len(rig.channels.calls) == 1
+    assert ends in [entry["status"] for entry in rig.record(message)["history"]]
+
+
+def test_given_a_provider_answer_when_the_message_is_released_deferred_or_finished_then_no_call_is_left_awaiting() -> (
+    None
+):
+    # A retryable error is an answer: the retry is not mistaken for an attempt that died mid-call.
+    rig = Rig()
+    rig.channels.failures.append(ProviderFailure("retryable", "throttled"))
+    message = request()
+    with pytest.raises(RetryLater):
+        rig.deliver(message)
+    assert "providerCallAt" not in rig.record(message)
+    assert rig.deliver(message, NOON + timedelta(seconds=30)).status == SENT
+    assert len(rig.channels.calls) == 2
+
+
 # ============================================================================== provider and template errors
 def test_given_a_retryable_provider_error_when_delivered_then_retry_later_and_a_later_attempt_sends_once() -> None:
     rig = Rig(policy=Policy(caps=(FrequencyCap(channel="email", category="marketing", limit=1, days=7),)))

@@ -65,13 +65,15 @@ class RenderFailure(Exception):
 
 class ProviderFailure(Exception):
     """`kind`: retryable | permanent | configuration; `account`: the provider refused the account
-    (not this message), so every message on the channel would be refused the same way."""
+    (not this message), so every message on the channel would be refused the same way;
+    `ambiguous`: the provider may have received the message (its answer was lost)."""
 
-    def __init__(self, kind: str, reason: str, *, account: bool = False) -> None:
+    def __init__(self, kind: str, reason: str, *, account: bool = False, ambiguous: bool = False) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
         self.account = account
+        self.ambiguous = ambiguous
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,28 @@ def may_be_quieted(category: str, channel: str, policy: Policy) -> bool:
 
 def quiet_reason(until: datetime, zone: ZoneInfo, window: tuple[time, time]) -> str:
     return f"quiet_hours: deferred to {iso(until)} ({zone.key} {window[1].strftime('%H:%M')})"
+
+
+# Channels whose "provider" is our own table, written by message id: a second write is the same
+# item, so an attempt that died mid-call can simply be made again.
+RESEND_SAFE_CHANNELS = frozenset({"inbox"})
+
+
+def unknown_outcome_refusal(record: Mapping[str, Any], category: str) -> str:
+    """Why a message is not sent again when its last attempt called the provider and ended
+    before the answer was recorded (a killed worker, a timeout): the provider may have sent it,
+    and SES, SNS and a webhook take no idempotency key, so a second call may be a second email.
+    Marketing is then sent at most once: it ends `failed` with this reason, and the provider's
+    own feedback (a delivery, a bounce) still lands on the record. Transactional messages (a
+    receipt, a password reset) and resend-safe channels are sent again: '' means send."""
+    called = record.get("providerCallAt")
+    channel = str(record.get("providerChannel") or "")
+    if not called or category == "transactional" or channel in RESEND_SAFE_CHANNELS:
+        return ""
+    return (
+        f"outcome_unknown: the {channel or 'provider'} call made at {called} ended before its answer was"
+        " recorded; not made again, so that nobody gets the message twice"
+    )
 
 
 def template_refusal(channel: str, template_id: str | None, template: Template | None) -> str:

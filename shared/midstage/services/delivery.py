@@ -64,6 +64,7 @@ from midstage.logic.delivery import (
     reach_refusal,
     suppression_refusal,
     template_refusal,
+    unknown_outcome_refusal,
     zone_of,
 )
 from midstage.logic.templates import choose_locale, offers_named
@@ -180,7 +181,15 @@ def deliver(
             recorded=recorded if duplicate else None,
             was_deferred=duplicate and was_deferred(claim.record),
         )
-    outcome = _claimed(request, ports, policy, now, wait, claim)
+    unknown = unknown_outcome_refusal(claim.record, request.category)
+    if unknown:
+        count(OutcomeUnknown=1)
+        channel = str(claim.record.get("providerChannel") or "") or None
+        outcome = _finish(ports, request.message_id, Outcome(FAILED, unknown, channel), now)
+    else:
+        if claim.record.get("providerCallAt"):
+            logger.warning("sending again after an attempt that ended mid-call", category=request.category)
+        outcome = _claimed(request, ports, policy, now, wait, claim)
     # An end (not another deferral) of a message deferred before: its counter leaves `deferred`.
     return replace(outcome, was_deferred=True) if outcome.status in ENDS and was_deferred(claim.record) else outcome
 
@@ -266,12 +275,23 @@ def _claimed(
             return _held_by_pause(ports, request, pause, now)
     # Issued after every guard, so a message blocked or deferred takes no code.
     request, codes = _offer_codes(request, profile, template, ports, now)
+    # Until the answer is recorded (every finish removes the mark), a redelivery after this
+    # attempt's lease knows the provider may already have the message.
+    ports.ledger.note(message_id, now, providerCallAt=iso(now), providerChannel=channel)
     try:
         provider_id = ports.channels.send(channel, request, profile, address, template, codes)
     except RenderFailure as error:
         return _finish(ports, message_id, Outcome(FAILED, f"render: {error}", channel), now)
     except ProviderFailure as error:
         if error.kind == "retryable":
+            if error.ambiguous:
+                # The answer was lost: the same rule as an attempt that died mid-call.
+                unknown = unknown_outcome_refusal(
+                    {"providerCallAt": iso(now), "providerChannel": channel}, request.category
+                )
+                if unknown:
+                    count(OutcomeUnknown=1)
+                    return _finish(ports, message_id, Outcome(FAILED, unknown, channel), now)
             ports.ledger.release(message_id, f"retrying: {error.reason}", now)
             raise RetryLater(error.reason) from error
         if error.account and ports.pauses is not None:

@@ -77,7 +77,14 @@ def handle(
             handled.unknown_messages += 1  # mail not sent by us, or sent without our tags
             continue
         status, final = _STATUS.get(notice.kind, (notice.kind, False))
-        if ledger.update_status(notice.message_id, status, notice.reason or notice.kind, at, final_only=final):
+        if ledger.update_status(
+            notice.message_id,
+            status,
+            notice.reason or notice.kind,
+            at,
+            final_only=final,
+            provider_id=notice.provider_message_id,
+        ):
             handled.statuses += 1
         else:
             handled.unknown_messages += 1
