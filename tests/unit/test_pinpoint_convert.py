@@ -547,6 +547,13 @@ def test_the_command_writes_the_files_and_prints_the_report(tmp_path: Path, caps
     assert cli.main(["pinpoint-convert", str(FIXTURES), "--out", str(tmp_path), "--apply"]) == 2
 
 
+def test_a_page_with_a_next_token_says_the_next_pages_are_missing() -> None:
+    page = {"SegmentsResponse": {"Item": [segment({"Location": {"Country": {"Values": ["US"]}}})], "NextToken": "abc"}}
+    items, refused = items_of("segments.json", page)
+    assert len(items) == 1
+    assert refused[0].notes[0].path == "/SegmentsResponse/NextToken" and "--token abc" in refused[0].notes[0].message
+
+
 def test_a_file_that_is_not_a_cli_answer_is_reported(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "bad.json").write_text("{not json")

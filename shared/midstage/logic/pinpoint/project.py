@@ -55,13 +55,13 @@ def items_of(file: str, document: Any) -> tuple[list[Item], list[Refused]]:
         return [], [Refused(file, [Note("", "not an answer of the AWS CLI's pinpoint commands (one top-level key)")])]
     ((key, value),) = document.items()
     if key in LISTS and isinstance(value, dict) and isinstance(value.get("Item"), list):
-        return [Item(LISTS[key], file, v) for v in value["Item"] if isinstance(v, dict)], []
+        return [Item(LISTS[key], file, v) for v in value["Item"] if isinstance(v, dict)], _more_pages(file, key, value)
     if key in SINGLES and isinstance(value, dict):
         return [Item(SINGLES[key], file, value)], []
     if key in TEMPLATES and isinstance(value, dict):
         return [Item("template", file, value, TEMPLATES[key])], []
     if key == "TemplatesResponse" and isinstance(value, dict) and isinstance(value.get("Item"), list):
-        return [Item("listed", file, v) for v in value["Item"] if isinstance(v, dict)], []
+        return [Item("listed", file, v) for v in value["Item"] if isinstance(v, dict)], _more_pages(file, key, value)
     if key in NO_COUNTERPART:
         name = value.get("TemplateName", "?") if isinstance(value, dict) else "?"
         return [], [
@@ -75,6 +75,15 @@ def items_of(file: str, document: Any) -> tuple[list[Item], list[Refused]]:
             file, [Note(f"/{key}", "not an answer of get-segments, get-campaigns, list-journeys or get-*-template")]
         )
     ]
+
+
+def _more_pages(file: str, key: str, value: Mapping[str, Any]) -> list[Refused]:
+    """An answer with a NextToken is one page: the items of the next ones are not in it."""
+    token = value.get("NextToken")
+    if not token:
+        return []
+    why = f"one page of several: run the command again with --token {token} and add its output"
+    return [Refused(f"{file}: the pages after this one", [Note(f"/{key}/NextToken", why)])]
 
 
 def template_id_for(name: str, channel: str) -> str:
