@@ -135,6 +135,7 @@ def read_items(files: Iterable[Path]) -> tuple[list[Item], list[Refused]]:
 
 def convert_files(files: Iterable[Path], out: Path, *, now: datetime, approve: bool = False) -> Outcome:
     """Read, convert, check and write; the report goes to the folder too."""
+    _clear(out)
     items, refused = read_items(files)
     conversion = convert_project(items, now)
     outcome = check(conversion, now)
@@ -148,6 +149,21 @@ def convert_files(files: Iterable[Path], out: Path, *, now: datetime, approve: b
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT).write_text(report(outcome) + "\n", encoding="utf-8")
     return outcome
+
+
+WRITTEN = ("templates", "segments", "rules", "journeys", CAMPAIGNS)
+
+
+def _clear(out: Path) -> None:
+    """A new folder, or one this command wrote before: its definitions go, so one no longer
+    converted (a campaign whose run is now past) is not applied from a previous run."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not (out / REPORT).is_file():
+        raise ValueError(f"{out} holds files pinpoint-convert did not write: give a new or empty folder")
+    for folder in WRITTEN:
+        for stale in (out / folder).glob("*.yaml"):
+            stale.unlink()
 
 
 def document_text(converted: Converted, *, approve: bool = False) -> str:

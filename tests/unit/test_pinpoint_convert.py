@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from midstage.logic.pinpoint.dimensions import event_dimensions, person_dimensio
 from midstage.models.messaging import TemplateBody
 from midstage.models.profile import Profile
 from midstage.models.requests import CampaignCreate
-from midstage.pinpoint_convert_command import convert_files, input_files
+from midstage.pinpoint_convert_command import check, convert_files, document_text, input_files
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "pinpoint"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -552,6 +553,72 @@ def test_a_page_with_a_next_token_says_the_next_pages_are_missing() -> None:
     items, refused = items_of("segments.json", page)
     assert len(items) == 1
     assert refused[0].notes[0].path == "/SegmentsResponse/NextToken" and "--token abc" in refused[0].notes[0].message
+
+
+def test_a_second_run_replaces_the_first_and_a_foreign_folder_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    convert_files(input_files([str(FIXTURES)]), out, now=NOW)
+    assert (out / "campaigns" / "weekly-newsletter.yaml").is_file()
+    # Later, the campaign's last run is past: it is no longer converted, and its old file goes.
+    convert_files(input_files([str(FIXTURES)]), out, now=datetime(2032, 1, 1, tzinfo=UTC))
+    assert not (out / "campaigns" / "weekly-newsletter.yaml").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="did not write"):
+        convert_files(input_files([str(FIXTURES)]), tmp_path / "mine", now=NOW)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_jinja_delimiters_in_pinpoint_text_are_printed_as_they_are() -> None:
+    item = {"TemplateName": "Braces", "Body": "50{%} off {#1 pick} {{ unclosed"}
+    converted = one("template", convert(Item("template", "f", item, "sms")))
+    assert render(converted.body, {}) == {"body": "50{%} off {#1 pick} {{ unclosed"}
+
+
+def test_fields_of_another_type_than_documented_are_reported_not_raised() -> None:
+    bad = [
+        Item("segment", "f", segment({"Demographic": ["EMAIL"]})),
+        Item("segment", "f", {**segment(), "Id": "s2", "SegmentGroups": {"Groups": "all"}}),
+        Item("campaign", "f", campaign(Schedule="daily")),
+        Item("journey", "f", journey({"A": {"Wait": {"WaitTime": ["P1D"]}}}, "A")),
+        Item(
+            "template",
+            "f",
+            {"TemplateName": "T", "Subject": "s", "HtmlPart": 5, "DefaultSubstitutions": "[1]"},
+            "email",
+        ),
+    ]
+    result = convert(*bad)
+    assert len(result.converted) + len(result.refused) >= len(bad)
+    assert all(r.notes for r in result.refused)
+
+
+def _mutated(document: Any, rng: random.Random) -> Any:
+    """The document with one node, picked at random, replaced by a value of another type."""
+    paths: list[tuple[Any, Any]] = []
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        keys = list(node) if isinstance(node, dict) else range(len(node)) if isinstance(node, list) else []
+        for key in keys:
+            paths.append((node, key))
+            stack.append(node[key])
+    parent, key = rng.choice(paths)
+    parent[key] = rng.choice([None, 0, -1, 1.5, True, "", "x", "PT", [], {}, [None], {"Values": None}, "IMMEDIATE"])
+    return document
+
+
+def test_any_one_field_of_any_type_is_converted_or_reported_never_raised(tmp_path: Path) -> None:
+    rng = random.Random(20)
+    originals = {p.name: json.loads(p.read_text()) for p in FIXTURES.glob("*.json")}
+    for _ in range(300):
+        name = rng.choice(sorted(originals))
+        document = _mutated(json.loads(json.dumps(originals[name])), rng)
+        items, refused = items_of(name, document)
+        outcome = check(convert_project(items, NOW), NOW)  # the admin API's checks, as the command runs them
+        for converted in outcome.written:
+            assert document_text(converted)
+        assert all(r.notes for r in [*refused, *outcome.refused])
 
 
 def test_a_file_that_is_not_a_cli_answer_is_reported(tmp_path: Path) -> None:

@@ -137,39 +137,36 @@ def convert_project(items: Sequence[Item], now: datetime) -> Conversion:
 
         return segment_of, template_of
 
-    for item in by_kind.get("segment", []):
-        notes: list[Note] = []
-        segment_of, template_of = lookups(notes)
-        try:
-            segment_id = segment_ids.assign(str(item.data.get("Id")), "")
-            made = [convert_segment(item.data, segment_id, item.source, segment_of)]
-            _keep(result, made, notes)
-        except Unconvertible as error:
-            result.refused.append(Refused(item.source, [*notes, *error.notes]))
-    for item in by_kind.get("template", []):
-        template_id = template_ids.assign((str(item.data.get("TemplateName")), item.channel), "")
-        try:
-            _keep(result, [convert_template(item.data, item.channel, template_id, item.source)], [])
-        except Unconvertible as error:
-            result.refused.append(Refused(item.source, error.notes))
     for item in by_kind.get("listed", []):
         result.refused.extend(_listed(item, templates_given))
-    for item in by_kind.get("campaign", []):
-        notes = []
-        segment_of, template_of = lookups(notes)
-        campaign_id = campaign_ids.assign(str(item.data.get("Id")), slug(str(item.data.get("Name") or ""), "campaign"))
-        try:
-            _keep(result, convert_campaign(item.data, campaign_id, item.source, segment_of, template_of, now), notes)
-        except Unconvertible as error:
-            result.refused.append(Refused(item.source, [*notes, *error.notes]))
-    for item in by_kind.get("journey", []):
-        notes = []
-        segment_of, template_of = lookups(notes)
-        journey_id = journey_ids.assign(str(item.data.get("Id")), slug(str(item.data.get("Name") or ""), "journey"))
-        try:
-            _keep(result, [convert_journey(item.data, journey_id, item.source, segment_of, template_of)], notes)
-        except Unconvertible as error:
-            result.refused.append(Refused(item.source, [*notes, *error.notes]))
+    for kind in ("segment", "template", "campaign", "journey"):
+        for item in by_kind.get(kind, []):
+            notes: list[Note] = []
+            segment_of, template_of = lookups(notes)
+            data = item.data
+            try:
+                if kind == "segment":
+                    segment_id = segment_ids.assign(str(data.get("Id")), "")
+                    made = [convert_segment(data, segment_id, item.source, segment_of)]
+                elif kind == "template":
+                    template_id = template_ids.assign((str(data.get("TemplateName")), item.channel), "")
+                    made = [convert_template(data, item.channel, template_id, item.source)]
+                elif kind == "campaign":
+                    campaign_id = campaign_ids.assign(
+                        str(data.get("Id")), slug(str(data.get("Name") or ""), "campaign")
+                    )
+                    made = convert_campaign(data, campaign_id, item.source, segment_of, template_of, now)
+                else:
+                    journey_id = journey_ids.assign(str(data.get("Id")), slug(str(data.get("Name") or ""), "journey"))
+                    made = [convert_journey(data, journey_id, item.source, segment_of, template_of)]
+            except Unconvertible as error:
+                result.refused.append(Refused(item.source, [*notes, *error.notes]))
+            except (AttributeError, TypeError, ValueError, KeyError, IndexError) as error:
+                # A field of another type than Pinpoint documents (a list where an object goes...).
+                why = f"not in the shape Pinpoint documents ({type(error).__name__}: {error})"
+                result.refused.append(Refused(item.source, [*notes, Note("", why)]))
+            else:
+                _keep(result, made, notes)
     return result
 
 

@@ -22,6 +22,7 @@ from midstage.logic.imports.pinpoint import _trait_name
 from midstage.logic.pinpoint.common import Converted, Note, Unconvertible
 
 _TAG = re.compile(r"\{\{\{(.*?)\}\}\}|\{\{(.*?)\}\}", re.DOTALL)
+_JINJA_OPENING = re.compile(r"\{[{%#]")
 _PATH = re.compile(r"[A-Za-z_$][\w$-]*(\.[\w$-]+)*")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENDPOINT_TRAITS = {
@@ -50,13 +51,13 @@ class Translation:
         at = 0
         blocks: list[str] = []
         for match in _TAG.finditer(source):
-            out.append(source[at : match.start()])
+            out.append(_literal(source[at : match.start()]))
             at = match.end()
             triple, inner = match.group(1), match.group(2)
             tag = (triple if triple is not None else inner).strip()
             line = source.count("\n", 0, match.start()) + 1
             out.append(self._tag(tag, triple is not None, blocks, f"{where} line {line}", match.group(0)))
-        out.append(source[at:])
+        out.append(_literal(source[at:]))
         for block in blocks:
             self.notes.append(Note(where, f"{{{{#{block}}}}} is never closed"))
         return "".join(out)
@@ -111,6 +112,11 @@ class Translation:
         else:
             self.variables[f"person.{trait}"] = {"default": default}
         return f"person.{trait}" if _IDENTIFIER.fullmatch(trait) else f"person[{json.dumps(trait)}]"
+
+
+def _literal(text: str) -> str:
+    """Text Handlebars printed as it is: Jinja's own delimiters in it are printed, not read."""
+    return _JINJA_OPENING.sub(lambda m: "{{ " + json.dumps(m.group()) + " }}", text)
 
 
 def defaults_of(item: Mapping[str, Any], notes: list[Note]) -> dict[str, Any]:
