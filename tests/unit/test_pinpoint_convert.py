@@ -417,6 +417,20 @@ def test_an_event_campaign_becomes_a_rule_on_that_event() -> None:
     }
 
 
+def test_a_campaign_on_an_older_version_of_its_segment_says_so() -> None:
+    item = campaign(SegmentVersion=1)
+    result = convert(
+        Item("segment", "f", segment({"Location": {"Country": {"Values": ["US"]}}}, Version=3)),
+        Item("campaign", "f", item),
+    )
+    assert "/SegmentVersion" in [n.path for n in one("campaign", result).notes]
+    same = convert(
+        Item("segment", "f", segment({"Location": {"Country": {"Values": ["US"]}}}, Version=1)),
+        Item("campaign", "f", item),
+    )
+    assert "/SegmentVersion" not in [n.path for n in one("campaign", same).notes]
+
+
 def test_quiet_time_and_limits_are_reported_with_their_stack_wide_counterparts() -> None:
     item = campaign(
         Limits={"Daily": 1, "Total": 3, "MessagesPerSecond": 20},

@@ -116,7 +116,7 @@ def _convert(
     if not channels:
         raise Unconvertible("/MessageConfiguration", "no email, SMS or push message or template to send")
     segment = segment_of(str(item.get("SegmentId")), "/SegmentId")
-    _limits_and_extras(item, work)
+    _limits_and_extras(item, work, list(channels))
     if schedule.get("Frequency") in ("EVENT", "IN_APP_EVENT"):
         if schedule.get("Frequency") == "IN_APP_EVENT":
             raise Unconvertible("/Schedule/Frequency", "in-app messages have no counterpart")
@@ -161,23 +161,33 @@ def _template(channels: dict[str, str]) -> str | dict[str, str]:
     return next(iter(ids)) if len(ids) == 1 else dict(channels)
 
 
-def _limits_and_extras(item: Mapping[str, Any], work: _Campaign) -> None:
+def _limits_and_extras(item: Mapping[str, Any], work: _Campaign, channels: list[str]) -> None:
     limits = item.get("Limits") or {}
+    daily = limits.get("Daily")
+    if daily:
+        caps = ", ".join(f'{{"channel":"{c}","category":"marketing","limit":{daily},"days":1}}' for c in channels)
+        work.notes.append(
+            Note(
+                "/Limits/Daily",
+                f"{daily} message(s) per endpoint per day: caps are the stack's FrequencyCaps, per person and "
+                f"channel across every sender (the nearest: {caps}); not converted",
+            )
+        )
     for key, why in (
-        ("Daily", "messages per endpoint per day: Midstage's FrequencyCaps (per person and channel, stack-wide)"),
-        ("Total", "messages per endpoint over the campaign: Midstage's FrequencyCaps (stack-wide)"),
+        ("Total", "messages per endpoint over the campaign: only the stack's FrequencyCaps (per days) exist"),
         ("Session", "messages per session (in-app): no counterpart"),
-        ("MaximumDuration", "the longest a run may last: no counterpart (a run ends when its audience is queued)"),
+        ("MaximumDuration", "seconds a run may last: no counterpart (a run ends when its audience is queued)"),
     ):
         if limits.get(key):
-            work.notes.append(Note(f"/Limits/{key}", f"{key} {limits[key]}, {why}; not converted"))
+            work.notes.append(Note(f"/Limits/{key}", f"{limits[key]} {why}; not converted"))
     quiet = (item.get("Schedule") or {}).get("QuietTime") or {}
     if quiet.get("Start") or quiet.get("End"):
+        window = f"{quiet.get('Start')}-{quiet.get('End')}"
         work.notes.append(
             Note(
                 "/Schedule/QuietTime",
-                f"{quiet.get('Start')}-{quiet.get('End')}: quiet hours are one window "
-                "for the stack (the QuietHours parameter), in each person's zone; not converted",
+                f"{window}: quiet hours are one window for the stack, in each person's zone (the QuietHours "
+                f"parameter: QuietHours={window} defers every marketing message in it); not converted",
             )
         )
     hook = item.get("Hook") or {}

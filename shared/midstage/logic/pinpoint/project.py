@@ -101,6 +101,7 @@ def convert_project(items: Sequence[Item], now: datetime) -> Conversion:
         by_kind.setdefault(item.kind, []).append(item)
     for item in by_kind.get("segment", []):
         segment_ids.assign(str(item.data.get("Id")), slug(str(item.data.get("Name") or ""), "segment"))
+    segment_versions = {str(i.data.get("Id")): i.data.get("Version") for i in by_kind.get("segment", [])}
     templates_given = {(str(i.data.get("TemplateName")), i.channel) for i in by_kind.get("template", [])}
     for name, channel in sorted(templates_given):
         template_ids.assign((name, channel), template_id_for(name, channel))
@@ -166,8 +167,19 @@ def convert_project(items: Sequence[Item], now: datetime) -> Conversion:
                 why = f"not in the shape Pinpoint documents ({type(error).__name__}: {error})"
                 result.refused.append(Refused(item.source, [*notes, Note("", why)]))
             else:
+                if kind == "campaign":
+                    notes += _pinned_segment(data, segment_versions)
                 _keep(result, made, notes)
     return result
+
+
+def _pinned_segment(campaign: Mapping[str, Any], versions: Mapping[str, Any]) -> list[Note]:
+    """A campaign runs on the segment version it names; Midstage reads the current definition."""
+    pinned, current = campaign.get("SegmentVersion"), versions.get(str(campaign.get("SegmentId")))
+    if pinned is None or current is None or pinned == current:
+        return []
+    why = f"Pinpoint sends to version {pinned} of the segment; the converted segment is version {current}"
+    return [Note("/SegmentVersion", why)]
 
 
 def _keep(result: Conversion, converted: list[Converted], notes: list[Note]) -> None:
