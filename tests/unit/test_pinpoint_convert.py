@@ -330,6 +330,18 @@ def test_untranslatable_template_parts_are_reported_and_left_as_comments() -> No
     assert render(converted.body, {}) == {"body": "Top:  "}
 
 
+def test_a_block_helper_with_no_translation_keeps_its_content_and_pairs_its_tags() -> None:
+    item = {
+        "TemplateName": "Tiers",
+        "Body": "{{#if (eq Attributes.tier 'gold')}}Gold{{else}}{{#if Attributes.tier}}Tier{{/if}}{{/if}}!",
+    }
+    converted = one("template", convert(Item("template", "f", item, "sms")))
+    body = converted.body["locales"]["en"]["body"]
+    assert body.count("{# pinpoint:") == 3 and "{% if person.tier %}Tier{% endif %}" in body
+    assert render(converted.body, {"tier": "silver"}) == {"body": "GoldTier!"}
+    assert len(converted.notes) == 3
+
+
 def test_a_push_template_keeps_title_and_body_and_reports_the_rest() -> None:
     data = json.loads((FIXTURES / "get-push-template.json").read_text())
     items, _ = items_of("p.json", data)

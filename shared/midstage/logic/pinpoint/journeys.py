@@ -229,6 +229,14 @@ class _Journey:
                     "this run of the journey sent, not only the named activity's",
                 )
             )
+        else:
+            self.notes.append(
+                Note(
+                    f"{where}/EventCondition",
+                    f"a wait for {name}: only an event from the moment the person reaches this step counts, "
+                    "until the evaluation time ends",
+                )
+            )
         until: dict[str, Any] = {"event": name}
         joined = combine("ALL", where_conditions)
         if joined is not None:

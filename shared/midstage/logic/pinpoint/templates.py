@@ -59,33 +59,40 @@ class Translation:
             out.append(self._tag(tag, triple is not None, blocks, f"{where} line {line}", match.group(0)))
         out.append(_literal(source[at:]))
         for block in blocks:
-            self.notes.append(Note(where, f"{{{{#{block}}}}} is never closed"))
+            self.notes.append(Note(where, f"{{{{#{block.lstrip('?')}}}}} is never closed"))
         return "".join(out)
 
     def _tag(self, tag: str, triple: bool, blocks: list[str], where: str, original: str) -> str:
         if tag.startswith("!"):
             return ""  # a Handlebars comment renders as nothing
-        if tag.startswith(("#if ", "#unless ")):
+        if tag.startswith("#"):
             helper, _, argument = tag[1:].partition(" ")
-            variable = self.variable(argument.strip(), where)
+            variable = self.variable(argument.strip(), where) if helper in ("if", "unless") else None
             if variable is None:
-                return self._untranslated(original, where, "its condition is not a value Midstage has")
+                # Kept as a block so its else and closing tag pair up; its content stays in the text.
+                blocks.append(f"?{helper}")
+                why = "a block with no translation; what it holds is kept as it is, whatever the condition"
+                return self._untranslated(original, where, why)
             blocks.append(helper)
             return f"{{% if {'not ' if helper == 'unless' else ''}{variable} %}}"
         if tag == "else" and blocks:
+            if blocks[-1].startswith("?"):
+                return self._untranslated(original, where, "the else of a block with no translation")
             return "{% else %}"
-        if tag in ("/if", "/unless") and blocks and blocks[-1] == tag[1:]:
-            blocks.pop()
+        if tag.startswith("/") and blocks and blocks[-1].lstrip("?") == tag[1:]:
+            if blocks.pop().startswith("?"):
+                return self._untranslated(original, where, "the end of a block with no translation")
             return "{% endif %}"
-        variable = self.variable(tag, where) if _PATH.fullmatch(tag) else None
-        if variable is None:
-            why = "a helper, block or partial with no translation" if not _PATH.fullmatch(tag) else None
-            return self._untranslated(original, where, why or "not a value Midstage keeps")
+        if not _PATH.fullmatch(tag):
+            return self._untranslated(original, where, "a helper, block or partial with no translation")
+        value = self.variable(tag, where)
+        if value is None:
+            return self._untranslated(original, where, "not a value Midstage keeps")
         if triple:
             self.notes.append(
                 Note(where, f"{original} was inserted unescaped by Pinpoint; Midstage escapes it in HTML")
             )
-        return f"{{{{ {variable} }}}}"
+        return f"{{{{ {value} }}}}"
 
     def _untranslated(self, original: str, where: str, why: str) -> str:
         self.notes.append(Note(where, f"{original}: {why}; left in the text as a comment, write it by hand"))
