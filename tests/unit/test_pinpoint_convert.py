@@ -443,6 +443,13 @@ def test_a_campaign_on_an_older_version_of_its_segment_says_so() -> None:
     assert "/SegmentVersion" not in [n.path for n in one("campaign", same).notes]
 
 
+def test_inline_content_beside_a_template_is_reported() -> None:
+    item = campaign(MessageConfiguration={"EmailMessage": {"Title": "Hi", "HtmlBody": "<p>Hi</p>"}})
+    converted = one("campaign", convert(Item("campaign", "f", item)))
+    assert converted.body["message"]["template"] == "welcome-email"
+    assert "/MessageConfiguration/EmailMessage" in [n.path for n in converted.notes]
+
+
 def test_quiet_time_and_limits_are_reported_with_their_stack_wide_counterparts() -> None:
     item = campaign(
         Limits={"Daily": 1, "Total": 3, "MessagesPerSecond": 20},

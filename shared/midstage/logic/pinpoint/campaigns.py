@@ -59,6 +59,8 @@ class _Campaign:
             channel = INLINE_CHANNELS.get(key)
             if channel is not None and channel not in found and message:
                 self._inline(message, channel, where, label, found)
+            elif channel is not None and message and any(message.get(k) for k in ("Title", "HtmlBody", "Body")):
+                self.notes.append(Note(where, "the campaign's template is sent; this inline content is not kept"))
             elif key in PUSH_MESSAGES and message and "push" not in found:
                 self.notes.append(Note(where, "an inline push message: make a push template and name it here"))
             elif key in ("CustomMessage", "InAppMessage") and message:
