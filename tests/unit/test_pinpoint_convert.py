@@ -159,6 +159,10 @@ def test_country_inclusive_and_exclusive_read_the_country_trait() -> None:
     outside, _ = conditions_of({"Location": {"Country": {"DimensionType": "EXCLUSIVE", "Values": ["US"]}}})
     canadian = profile(traits={"country": "CA"})
     assert matches(inside, canadian) and matches(outside, canadian)
+    # The developer guide's own import example writes countries in alpha-3: CAN is Canada too.
+    assert matches(inside, profile(traits={"country": "CAN"})) and not matches(
+        outside, profile(traits={"country": "USA"})
+    )
     assert not matches(outside, profile(traits={"country": "US"}))
 
 

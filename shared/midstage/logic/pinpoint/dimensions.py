@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
+from midstage.logic.imports.phones import ALPHA3_TO_ALPHA2
 from midstage.logic.pinpoint.common import Note, trait_path
 
 Condition = dict[str, Any]
@@ -68,7 +69,7 @@ def person_dimensions(dimensions: Mapping[str, Any], at: str, notes: list[Note])
     location = dimensions.get("Location") or {}
     if "Country" in location:
         country = location["Country"]
-        values = [str(v) for v in country.get("Values") or []]
+        values = country_forms([str(v) for v in country.get("Values") or []])
         if values:
             test = {"path": "traits.country", "op": "in", "value": values}
             conditions.append(_negated(test, country.get("DimensionType")))
@@ -89,6 +90,20 @@ def person_dimensions(dimensions: Mapping[str, Any], at: str, notes: list[Note])
         where = f"{at}/Metrics/{name}"
         notes.append(Note(where, f"endpoint metric {name}: {NOT_KEPT}; {WIDER}"))
     return conditions
+
+
+_ALPHA2_TO_ALPHA3 = {two: three for three, two in ALPHA3_TO_ALPHA2.items()}
+
+
+def country_forms(values: list[str]) -> list[str]:
+    """Each country as given and in both ISO 3166-1 forms: the import keeps an endpoint's
+    `Location.Country` as the endpoint wrote it, alpha-2 (`CA`) or alpha-3 (`CAN`)."""
+    forms: list[str] = []
+    for value in values:
+        code = value.strip().upper()
+        other = ALPHA3_TO_ALPHA2.get(code) if len(code) == 3 else _ALPHA2_TO_ALPHA3.get(code)
+        forms += [f for f in (value, code, other) if f and f not in forms]
+    return forms
 
 
 def _channel(dimension: Mapping[str, Any], where: str, notes: list[Note]) -> Condition | None:
