@@ -171,10 +171,10 @@ def document_text(converted: Converted, *, approve: bool = False) -> str:
     body = dict(converted.body)
     if converted.kind == "template" and approve and not converted.notes:
         body["approve"] = True
-    header = f"# {converted.source}\n"
+    header = "".join(f"# {line}\n" for line in converted.source.splitlines())
     if converted.notes:
         header += "# Not carried over exactly (see conversion-report.txt):\n"
-        header += "".join(f"#   {note}\n".replace("\n#", "\n#") for note in converted.notes)
+        header += "".join(f"#   {line}\n" for note in converted.notes for line in str(note).splitlines())
     text: str = yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=120)
     return header + text
 

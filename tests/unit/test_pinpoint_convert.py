@@ -658,6 +658,13 @@ def test_any_one_field_of_any_type_is_converted_or_reported_never_raised(tmp_pat
         assert all(r.notes for r in [*refused, *outcome.refused])
 
 
+def test_names_with_line_breaks_stay_in_the_files_comments() -> None:
+    item = {"TemplateName": "Two\nlines", "Body": "{{Id}}\nid: not-a-key"}
+    converted = one("template", convert(Item("template", "in\nput.json", item, "sms")))
+    text = document_text(converted)
+    assert yaml.safe_load(text)["id"] == converted.id == "two-lines-sms"
+
+
 def test_a_file_that_is_not_a_cli_answer_is_reported(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "bad.json").write_text("{not json")
