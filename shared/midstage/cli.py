@@ -8,6 +8,7 @@
     python -m midstage.cli dead-letters [<queue>] [--redrive] --url <api base> --key <admin key>
     python -m midstage.cli pinpoint-import <segment id> <files, folders, s3://bucket/prefix> --url <api> --key <key>
     python -m midstage.cli pinpoint-convert <aws pinpoint JSON files or folders> --out <folder> [--apply --url --key]
+    python -m midstage.cli pinpoint-channels <aws pinpoint get-*-channel JSON files or folders>
     python -m midstage.cli predict fit --transactions orders.csv --calibration-end 2026-06-30 --unit week
     python -m midstage.cli predict propensity --events events.csv --goal "Order Completed" --window-days 30
     python -m midstage.cli replay events --archive <dir | s3://bucket/prefix> --from 2026-03-01 --to 2026-03-31
@@ -49,7 +50,13 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from midstage import pinpoint_command, pinpoint_convert_command, predict_command, replay_command
+from midstage import (
+    pinpoint_channels_command,
+    pinpoint_command,
+    pinpoint_convert_command,
+    predict_command,
+    replay_command,
+)
 from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.clock import system_clock
 from midstage.definitions import (
@@ -448,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     replay_command.add_commands(commands)
     pinpoint_command.add_commands(commands)
     pinpoint_convert_command.add_commands(commands)
+    pinpoint_channels_command.add_commands(commands)
     args = parser.parse_args(argv)
 
     if args.command == "predict":
@@ -456,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         return pinpoint_command.run(args)
     if args.command == "pinpoint-convert":
         return pinpoint_convert_command.run(args)
+    if args.command == "pinpoint-channels":
+        return pinpoint_channels_command.run(args)
     if args.command in ("replay", "report"):
         return replay_command.run(args)
     if args.command == "apply":

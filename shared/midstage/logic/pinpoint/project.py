@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from midstage.logic.pinpoint.campaigns import convert_campaign
+from midstage.logic.pinpoint.channels import RESPONSES
 from midstage.logic.pinpoint.common import Converted, Ids, Note, Refused, Unconvertible, slug
 from midstage.logic.pinpoint.journeys import convert_journey
 from midstage.logic.pinpoint.segments import convert_segment
@@ -49,6 +50,10 @@ class Conversion:
     refused: list[Refused] = field(default_factory=list)
 
 
+# get-*-channel and get-channels answers (logic/pinpoint/channels.py reads them).
+CHANNEL_ANSWERS = frozenset({*RESPONSES, "ChannelsResponse"})
+
+
 def items_of(file: str, document: Any) -> tuple[list[Item], list[Refused]]:
     """The definitions in one CLI answer, or why it is not one."""
     if not isinstance(document, dict) or len(document) != 1:
@@ -70,6 +75,9 @@ def items_of(file: str, document: Any) -> tuple[list[Item], list[Refused]]:
                 [Note("", f"Midstage has no {NO_COUNTERPART[key]} channel")],
             )
         ]
+    if key in CHANNEL_ANSWERS:
+        why = "a channel's settings: `pinpoint-channels` reads them (what to set up on the AWS side)"
+        return [], [Refused(file, [Note(f"/{key}", why)])]
     return [], [
         Refused(
             file, [Note(f"/{key}", "not an answer of get-segments, get-campaigns, list-journeys or get-*-template")]
