@@ -48,7 +48,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from midstage import pinpoint_command, predict_command, replay_command
+from midstage import audit_command, pinpoint_command, predict_command, replay_command
 from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.clock import system_clock
 from midstage.definitions import (
@@ -444,10 +444,13 @@ def main(argv: list[str] | None = None) -> int:
     dead.add_argument("--id", action="append", dest="ids", help="redrive only this message (repeatable)")
     dead.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     predict_command.add_commands(commands)
+    audit_command.add_commands(commands)
     replay_command.add_commands(commands)
     pinpoint_command.add_commands(commands)
     args = parser.parse_args(argv)
 
+    if args.command == "audit":
+        return audit_command.run(args)
     if args.command == "predict":
         return predict_command.run(args)
     if args.command == "pinpoint-import":
