@@ -4,7 +4,7 @@
 An append is one transaction: the new entry, on condition that its number is free, and the
 head moved from the seq it was read at to the new one. Two writers that read the same head
 cannot both win; the loser reads the new head and chains after it. So the chain has one order
-and no gaps, whatever the concurrency, at the cost of one partition's write rate (about 500
+and no gaps, whatever the concurrency, at the cost of one partition's write rate (about 250
 appends a second: docs/privacy.md)."""
 
 from __future__ import annotations
