@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     expected: tuple[int, str] | None = None
     if args.expect_head:
         seq, _, digest = str(args.expect_head).partition(":")
-        if not seq.isdigit() or len(digest) != 64:
+        if not seq.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", digest):
             print("--expect-head is <seq>:<64 hex digits>, as a verdict's head prints it", file=sys.stderr)
             return 2
         expected = (int(seq), digest)

@@ -313,3 +313,11 @@ def test_since_and_until_bound_the_listing() -> None:
     wanted = parse_filter({"since": "2026-12-07T10:00:02Z", "until": "2026-12-07T10:00:04Z"})
 
     assert [e["seq"] for e in admin.entries(wanted, 50, None)["entries"]] == [3, 2]
+
+
+@pytest.mark.parametrize("head", ["42", "x:" + "a" * 64, "42:abc", "42:" + "z" * 64])
+def test_the_verify_command_refuses_a_head_it_cannot_read(head: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from midstage import cli
+
+    assert cli.main(["audit", "verify", "--table", "t", "--expect-head", head]) == 2
+    assert "--expect-head is <seq>:<64 hex digits>" in capsys.readouterr().err
