@@ -1,5 +1,6 @@
-"""`midstage audit verify --table <AuditTableName>`: the audit log's chain checked straight from
-its table with the operator's own credentials, without the API (docs/privacy.md, "Audit log").
+"""`python -m midstage.cli audit verify --table <AuditTableName>`: the audit log's chain checked
+straight from its table with the operator's own credentials, without the API (docs/privacy.md,
+"Audit log").
 
 It walks every entry from the first to the head as read when it starts, and prints the verdict
 as JSON: `valid`, entries checked, the head, and the first broken link (its number and why).

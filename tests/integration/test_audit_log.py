@@ -1,7 +1,7 @@
 """The audit log through the real admin handler on moto: what an admin write and a read of a
 person's data leave in it, the listing and its filters, one unbroken chain under concurrent
 appends, tampering with a stored item found by `GET /v1/audit/verify` and by
-`midstage audit verify`, and the failure policy (a personal read fails closed, a write stands)."""
+`python -m midstage.cli audit verify`, and the failure policy (a personal read fails closed, a write stands)."""
 
 from __future__ import annotations
 
