@@ -51,6 +51,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ValidationError
 
 from midstage import (
+    audit_command,
     pinpoint_channels_command,
     pinpoint_command,
     pinpoint_convert_command,
@@ -452,12 +453,15 @@ def main(argv: list[str] | None = None) -> int:
     dead.add_argument("--id", action="append", dest="ids", help="redrive only this message (repeatable)")
     dead.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     predict_command.add_commands(commands)
+    audit_command.add_commands(commands)
     replay_command.add_commands(commands)
     pinpoint_command.add_commands(commands)
     pinpoint_convert_command.add_commands(commands)
     pinpoint_channels_command.add_commands(commands)
     args = parser.parse_args(argv)
 
+    if args.command == "audit":
+        return audit_command.run(args)
     if args.command == "predict":
         return predict_command.run(args)
     if args.command == "pinpoint-import":

@@ -175,6 +175,7 @@ class ForwarderSettings(StoreSettings):
 
 
 class AdminSettings(StoreSettings):
+    audit_table: str  # the audit log (docs/privacy.md): required, an admin API without it is refused
     ingest_queue_url: str = ""
     delivery_queue_url: str = ""
     refresh_queue_url: str = ""

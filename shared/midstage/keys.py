@@ -344,3 +344,14 @@ def offer_use_key(offer_id: str, event_id: str) -> dict[str, str]:
 
 def unknown_coupon_key(event_id: str) -> dict[str, str]:
     return {"pk": UNKNOWN_COUPON_PK, "sk": event_id}
+
+
+# AuditTable ----------------------------------------------------------------------------
+# One partition: the chain is one sequence, appended under a condition on its head.
+AUDIT_PK = "AUDIT"
+AUDIT_HEAD_KEY = {"pk": AUDIT_PK, "sk": "HEAD"}
+AUDIT_ENTRY_PREFIX = "E#"
+
+
+def audit_entry_sk(seq: int) -> str:
+    return f"{AUDIT_ENTRY_PREFIX}{seq:012d}"

@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from midstage.adapters.archive_stream import FirehoseArchive
+from midstage.adapters.audit_store import AuditStore
 from midstage.adapters.automation_store import CampaignRuns, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.counters import Counters
@@ -24,6 +25,7 @@ from midstage.adapters.sending_state import ChannelPauses
 from midstage.clock import Clock
 from midstage.config import AdminSettings, CollectSettings, IdentitySettings, computed_trait_settings, identity_settings
 from midstage.errors import Unavailable
+from midstage.services.admin.audit import AuditAdmin
 from midstage.services.admin.campaigns import CampaignAdmin
 from midstage.services.admin.destinations import DestinationAdmin
 from midstage.services.admin.journeys import JourneyAdmin
@@ -85,6 +87,10 @@ class AdminWiring:
         return max(computed_trait_settings().count_windows_days)
 
     # -------------------------------------------------------------- services
+    @cached_property
+    def audit(self) -> AuditAdmin:
+        return AuditAdmin(AuditStore(self.settings.audit_table), clock=self.clock)
+
     @cached_property
     def sources(self) -> SourceAdmin:
         return SourceAdmin(self.config, self.profiles, clock=self.clock)
