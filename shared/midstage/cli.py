@@ -7,6 +7,7 @@
     python -m midstage.cli apply ./my-rules --url <api base> --key <admin key>
     python -m midstage.cli dead-letters [<queue>] [--redrive] --url <api base> --key <admin key>
     python -m midstage.cli pinpoint-import <segment id> <files, folders, s3://bucket/prefix> --url <api> --key <key>
+    python -m midstage.cli pinpoint-history <files, folders, s3://bucket/prefix> --queue-url <queue> --table <table>
     python -m midstage.cli predict fit --transactions orders.csv --calibration-end 2026-06-30 --unit week
     python -m midstage.cli predict propensity --events events.csv --goal "Order Completed" --window-days 30
     python -m midstage.cli replay events --archive <dir | s3://bucket/prefix> --from 2026-03-01 --to 2026-03-31
@@ -48,7 +49,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from midstage import pinpoint_command, predict_command, replay_command
+from midstage import pinpoint_command, pinpoint_history_command, predict_command, replay_command
 from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.clock import system_clock
 from midstage.definitions import (
@@ -446,12 +447,15 @@ def main(argv: list[str] | None = None) -> int:
     predict_command.add_commands(commands)
     replay_command.add_commands(commands)
     pinpoint_command.add_commands(commands)
+    pinpoint_history_command.add_commands(commands)
     args = parser.parse_args(argv)
 
     if args.command == "predict":
         return predict_command.run(args)
     if args.command == "pinpoint-import":
         return pinpoint_command.run(args)
+    if args.command == "pinpoint-history":
+        return pinpoint_history_command.run(args)
     if args.command in ("replay", "report"):
         return replay_command.run(args)
     if args.command == "apply":

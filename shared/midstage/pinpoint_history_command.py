@@ -1,0 +1,177 @@
+"""`python -m midstage.cli pinpoint-history`: a Pinpoint event stream (Firehose's S3 output) replayed.
+
+    python -m midstage.cli pinpoint-history <file | folder | s3://bucket/prefix>... \
+        [--queue-url <IngestQueueUrl>] [--table <DataTableName>] [--dry-run]
+
+Each file (gzip'd or plain; every file under a folder or an S3 prefix, read with the AWS
+credentials of the environment) is read on its own: its records, one per line or joined without
+a delimiter as Firehose writes them, become tracked events handed to the ingest queue
+(`--queue-url`, default $INGEST_QUEUE_URL) for the profile updater, and suppressions written to
+the data table (`--table`, default $DATA_TABLE). What each event type becomes:
+logic/imports/pinpoint_events.py and docs/pinpoint-migration.md ("History").
+
+It prints each file's counts, each record it could not use as `<file>:<line>: <reason>`, and
+the totals per kind of record. Running it again is safe: every event is named by the record's
+event_id, so the profile updater absorbs a second replay. Exit codes: 0 done (rejected records
+included), 1 stopped (the queue or the table refused a write), 2 bad input (no file, no queue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from midstage.errors import HandoffFailed
+from midstage.logic.imports.pinpoint_events import Plan, plan_stream
+from midstage.pinpoint_command import GZIP_MAGIC, ExportFile, S3File, export_files
+from midstage.services import pinpoint_history
+
+if TYPE_CHECKING:
+    from midstage.services.ports import EventSink, Suppressions
+
+# Firehose buffers at most 128 MiB into one object; a file inflating past this is not its output.
+MAX_FILE_BYTES = 512 * 1024 * 1024
+_READ_BYTES = 1024 * 1024
+
+
+class Unreadable(ValueError):
+    """A file that cannot be read at all (a damaged gzip header, over the size limit)."""
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    command = commands.add_parser(
+        "pinpoint-history", help="replay a Pinpoint event stream (Firehose's S3 output) into Midstage"
+    )
+    command.add_argument("paths", nargs="+", help="stream files (.gz or plain), folders of them, or s3://bucket/prefix")
+    command.add_argument(
+        "--queue-url",
+        default=os.environ.get("INGEST_QUEUE_URL"),
+        help="the ingest queue (the stack's IngestQueueUrl output); default: $INGEST_QUEUE_URL",
+    )
+    command.add_argument(
+        "--table",
+        default=os.environ.get("DATA_TABLE"),
+        help="the data table, for suppressions (the stack's DataTableName output); default: $DATA_TABLE",
+    )
+    command.add_argument("--dry-run", action="store_true", help="read and count; write nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.dry_run and not (args.queue_url and args.table):
+        print("pinpoint-history needs --queue-url and --table (or --dry-run to count only)", file=sys.stderr)
+        return 2
+    try:
+        files = export_files(args.paths)
+    except (OSError, ValueError) as error:
+        print(f"pinpoint-history: {error}", file=sys.stderr)
+        return 2
+    events: EventSink | None = None
+    suppressions: Suppressions | None = None
+    if not args.dry_run:
+        from midstage.adapters.handoff import SqsHandoff
+        from midstage.adapters.messaging_store import SuppressionStore
+
+        events, suppressions = SqsHandoff(args.queue_url), SuppressionStore(args.table)
+    try:
+        totals, unread = replay_files(files, events, suppressions, echo=print)
+    except HandoffFailed as error:
+        print(f"stopped: the ingest queue refused events ({error}); running the command again is safe", file=sys.stderr)
+        return 1
+    print(summary(len(files), unread, totals, dry_run=args.dry_run))
+    return 0
+
+
+def replay_files(
+    files: Iterable[ExportFile],
+    events: EventSink | None,
+    suppressions: Suppressions | None,
+    *,
+    echo: Callable[[str], None],
+) -> tuple[Plan, int]:
+    """Each file read and replayed on its own; the totals, and how many files could not be read."""
+    totals, unread = Plan(), 0
+    for file in files:
+        try:
+            text, damage = read_text(file)
+        except (OSError, Unreadable) as error:
+            unread += 1
+            print(f"{file}: could not be read ({error}); the files after it go on", file=sys.stderr)
+            continue
+        plan = plan_stream(text)
+        if damage:
+            plan.problems.append((text.count("\n") + 1, damage))
+        pinpoint_history.replay(plan, events, suppressions)
+        echo(
+            f"{file}: {sum(plan.kinds.values())} records, {len(plan.events)} events, "
+            f"{len(plan.suppressions)} suppressions, {len(plan.problems)} problems"
+        )
+        for line, why in plan.problems:
+            echo(f"  {file}:{line}: {why}")
+        plan.events, plan.suppressions = plan.events[:0], plan.suppressions[:0]
+        totals.kinds.update(plan.kinds)
+        totals.problems += plan.problems
+    return totals, unread
+
+
+def summary(files: int, unread: int, totals: Plan, *, dry_run: bool) -> str:
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(totals.kinds.items()))
+    done = "read (dry run, nothing written)" if dry_run else "replayed"
+    return f"{files} file(s), {unread} unreadable, {done}: {kinds or 'no records'}; {len(totals.problems)} problem(s)"
+
+
+def read_text(file: ExportFile) -> tuple[str, str]:
+    """A file's text (inflated when gzip'd) and what damage was found ("" when none): a truncated
+    or damaged gzip keeps what inflated before the damage, so those records are not lost."""
+    pieces = _pieces(file)
+    first = next(pieces, b"")
+    if not first.startswith(GZIP_MAGIC):
+        raw = first + b"".join(_bounded(pieces, len(first)))
+        return raw.decode("utf-8", errors="replace"), ""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    out: list[bytes] = []
+    size, damage = 0, ""
+    for piece in [first, *pieces]:
+        try:
+            inflated = inflater.decompress(piece, MAX_FILE_BYTES + 1 - size)
+        except zlib.error as error:
+            damage = f"the gzip data is damaged ({error}); the records before it were read"
+            break
+        out.append(inflated)
+        size += len(inflated)
+        if size > MAX_FILE_BYTES or inflater.unconsumed_tail:
+            raise Unreadable(f"it inflates to over {MAX_FILE_BYTES:,} bytes")
+        if inflater.eof:
+            break  # one gzip member, as Firehose writes
+    if not damage and not inflater.eof:
+        damage = "the gzip data is truncated; the records before it were read"
+    if size == 0 and damage:
+        raise Unreadable(damage)
+    return b"".join(out).decode("utf-8", errors="replace"), damage
+
+
+def _pieces(file: ExportFile) -> Iterator[bytes]:
+    if isinstance(file, S3File):
+        from midstage.adapters.import_store import export_chunks
+
+        return iter(export_chunks(file.bucket, file.key))
+    return _local_pieces(file)
+
+
+def _local_pieces(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as opened:
+        while piece := opened.read(_READ_BYTES):
+            yield piece
+
+
+def _bounded(pieces: Iterable[bytes], already: int) -> Iterable[bytes]:
+    size = already
+    for piece in pieces:
+        size += len(piece)
+        if size > MAX_FILE_BYTES:
+            raise Unreadable(f"it is over {MAX_FILE_BYTES:,} bytes")
+        yield piece
