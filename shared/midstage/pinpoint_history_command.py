@@ -21,26 +21,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from midstage.errors import HandoffFailed
-from midstage.logic.imports.pinpoint_events import Plan, plan_stream
-from midstage.pinpoint_command import GZIP_MAGIC, ExportFile, S3File, export_files
+from midstage.logic.imports.pinpoint_events import Unreadable, file_text
+from midstage.pinpoint_command import ExportFile, S3File, export_files
 from midstage.services import pinpoint_history
+from midstage.services.pinpoint_history import Replayed
 
 if TYPE_CHECKING:
     from midstage.services.ports import EventSink, Suppressions
 
-# Firehose buffers at most 128 MiB into one object; a file inflating past this is not its output.
-MAX_FILE_BYTES = 512 * 1024 * 1024
 _READ_BYTES = 1024 * 1024
-
-
-class Unreadable(ValueError):
-    """A file that cannot be read at all (a damaged gzip header, over the size limit)."""
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,66 +86,31 @@ def replay_files(
     suppressions: Suppressions | None,
     *,
     echo: Callable[[str], None],
-) -> tuple[Plan, int]:
+) -> tuple[Replayed, int]:
     """Each file read and replayed on its own; the totals, and how many files could not be read."""
-    totals, unread = Plan(), 0
+    totals, unread = Replayed(), 0
     for file in files:
         try:
-            text, damage = read_text(file)
+            text, damage = file_text(_pieces(file))
         except (OSError, Unreadable) as error:
             unread += 1
             print(f"{file}: could not be read ({error}); the files after it go on", file=sys.stderr)
             continue
-        plan = plan_stream(text)
-        if damage:
-            plan.problems.append((text.count("\n") + 1, damage))
-        pinpoint_history.replay(plan, events, suppressions)
+        replayed = pinpoint_history.replay_text(text, damage, events, suppressions)
         echo(
-            f"{file}: {sum(plan.kinds.values())} records, {len(plan.events)} events, "
-            f"{len(plan.suppressions)} suppressions, {len(plan.problems)} problems"
+            f"{file}: {replayed.records} records, {replayed.events} events, "
+            f"{replayed.suppressions} suppressions, {len(replayed.problems)} problems"
         )
-        for line, why in plan.problems:
+        for line, why in replayed.problems:
             echo(f"  {file}:{line}: {why}")
-        plan.events, plan.suppressions = plan.events[:0], plan.suppressions[:0]
-        totals.kinds.update(plan.kinds)
-        totals.problems += plan.problems
+        totals.add(replayed)
     return totals, unread
 
 
-def summary(files: int, unread: int, totals: Plan, *, dry_run: bool) -> str:
+def summary(files: int, unread: int, totals: Replayed, *, dry_run: bool) -> str:
     kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(totals.kinds.items()))
     done = "read (dry run, nothing written)" if dry_run else "replayed"
     return f"{files} file(s), {unread} unreadable, {done}: {kinds or 'no records'}; {len(totals.problems)} problem(s)"
-
-
-def read_text(file: ExportFile) -> tuple[str, str]:
-    """A file's text (inflated when gzip'd) and what damage was found ("" when none): a truncated
-    or damaged gzip keeps what inflated before the damage, so those records are not lost."""
-    pieces = _pieces(file)
-    first = next(pieces, b"")
-    if not first.startswith(GZIP_MAGIC):
-        raw = first + b"".join(_bounded(pieces, len(first)))
-        return raw.decode("utf-8", errors="replace"), ""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    out: list[bytes] = []
-    size, damage = 0, ""
-    for piece in [first, *pieces]:
-        try:
-            inflated = inflater.decompress(piece, MAX_FILE_BYTES + 1 - size)
-        except zlib.error as error:
-            damage = f"the gzip data is damaged ({error}); the records before it were read"
-            break
-        out.append(inflated)
-        size += len(inflated)
-        if size > MAX_FILE_BYTES or inflater.unconsumed_tail:
-            raise Unreadable(f"it inflates to over {MAX_FILE_BYTES:,} bytes")
-        if inflater.eof:
-            break  # one gzip member, as Firehose writes
-    if not damage and not inflater.eof:
-        damage = "the gzip data is truncated; the records before it were read"
-    if size == 0 and damage:
-        raise Unreadable(damage)
-    return b"".join(out).decode("utf-8", errors="replace"), damage
 
 
 def _pieces(file: ExportFile) -> Iterator[bytes]:
@@ -166,12 +125,3 @@ def _local_pieces(path: Path) -> Iterator[bytes]:
     with path.open("rb") as opened:
         while piece := opened.read(_READ_BYTES):
             yield piece
-
-
-def _bounded(pieces: Iterable[bytes], already: int) -> Iterable[bytes]:
-    size = already
-    for piece in pieces:
-        size += len(piece)
-        if size > MAX_FILE_BYTES:
-            raise Unreadable(f"it is over {MAX_FILE_BYTES:,} bytes")
-        yield piece

@@ -21,7 +21,7 @@ from midstage.clock import fixed
 from midstage.logic import internal_events
 from midstage.models.profile import Profile
 from tests import pinpoint_stream_fixture as fx
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Context, Stack, sample
 from tests.integration.test_replay_command import _apply_queue
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -130,3 +130,42 @@ def test_a_stream_replayed_lands_as_its_records_say_and_a_second_replay_doubles_
         n: (p.version, p.event_counts, p.consent) for n, p in people.items()
     }
     assert len(_archived_events(stack)) == len(archived)
+
+
+def _object_created(bucket: str, key: str) -> dict[str, Any]:
+    event = sample("run_imports", "object-created")
+    event["detail"]["bucket"]["name"] = bucket
+    event["detail"]["object"]["key"] = key
+    return event
+
+
+def test_an_object_dropped_under_imports_pinpoint_history_is_replayed_by_the_import_function(stack: Stack) -> None:
+    # Given the stream's objects dropped in the stack's bucket under imports/pinpoint-history/,
+    # beside one that is not gzip inside
+    bucket = stack.output("ArchiveBucketName")
+    s3 = stack.clients.client("s3")
+    keys = []
+    for name, body in fx.firehose_files().items():
+        keys.append(f"imports/pinpoint-history/{name}")
+        s3.put_object(Bucket=bucket, Key=keys[-1], Body=body)
+    s3.put_object(Bucket=bucket, Key="imports/pinpoint-history/damaged.gz", Body=b"\x1f\x8b" + b"\x00" * 40)
+    function = stack.load("RunImportsFunction", clock=fixed(NOW))
+    updater = stack.load("ProfileUpdaterFunction", clock=fixed(NOW))
+
+    # When S3's Object Created events reach the import function, the damaged object's too
+    for key in [*keys, "imports/pinpoint-history/damaged.gz"]:
+        assert function.lambda_handler(_object_created(bucket, key), Context()) == {}
+    _apply_queue(stack, updater)
+
+    # Then the records land as the command lands them: suppressions, consent, events
+    suppressions = SuppressionStore(stack.output("DataTableName"), client=stack.clients.dynamodb())
+    assert (suppressions.suppression("email", fx.BOUNCED) or {}).get("reason") == "hard_bounce"
+    people = _people(stack)
+    assert people["recipient"].consent["email:marketing"]["granted"] is False
+    assert people["sms"].consent["sms:marketing"]["source"] == "pinpoint"
+    assert people["listener"].event_counts == {"PlayedTrack": 1, "Campaign Message Sent": 1}
+    # And the same event delivered again (S3 to EventBridge is at least once) changes nothing
+    before = {n: (p.version, p.event_counts) for n, p in people.items()}
+    assert function.lambda_handler(_object_created(bucket, keys[0]), Context()) == {}
+    _apply_queue(stack, updater)
+    assert {n: (p.version, p.event_counts) for n, p in _people(stack).items()} == before

@@ -17,10 +17,18 @@ import pytest
 
 from midstage.cli import main
 from midstage.logic.imports import parse_pinpoint_endpoints
-from midstage.logic.imports.pinpoint_events import MAX_RECORD_BYTES, Plan, plan_record, plan_stream, read_stream
+from midstage.logic.imports.pinpoint_events import (
+    MAX_RECORD_BYTES,
+    Plan,
+    file_text,
+    plan_batches,
+    plan_record,
+    plan_stream,
+    read_stream,
+)
 from midstage.logic.internal_events import IMPORTED_PREFIX, SOURCE_ID, person_key
 from midstage.pinpoint_command import S3File
-from midstage.pinpoint_history_command import read_text, replay_files
+from midstage.pinpoint_history_command import _local_pieces, replay_files
 from tests import pinpoint_stream_fixture as fx
 
 
@@ -230,7 +238,7 @@ def test_a_truncated_gzip_keeps_the_records_before_the_damage(tmp_path: Path) ->
     whole = gzip.compress(fx.json_lines(fx.EMAIL_RECORDS * 40))
     path = tmp_path / "cut.gz"
     path.write_bytes(whole[: len(whole) // 2])
-    text, damage = read_text(path)
+    text, damage = file_text(_local_pieces(path))
     assert "truncated" in damage and 0 < text.count("event_type") < len(fx.EMAIL_RECORDS) * 40
     sink, echoed = Sink(), []
     _, unread = replay_files([path], sink, None, echo=echoed.append)
@@ -277,3 +285,23 @@ def test_the_command_without_a_queue_or_files_says_so_with_exit_code_2(
 
 def test_s3_files_are_named_by_their_address() -> None:
     assert str(S3File("bucket", "2019/08/01/00/x.gz")) == "s3://bucket/2019/08/01/00/x.gz"
+
+
+def test_a_file_is_planned_in_parts_that_add_up_to_the_whole() -> None:
+    text = (fx.json_lines(fx.EMAIL_RECORDS) + b"\n{bad\n" + fx.joined(fx.OTHER_RECORDS)).decode()
+    parts = list(plan_batches(text, 4))
+    whole = plan_stream(text)
+    assert [sum(p.kinds.values()) for p in parts] == [4, 4, 4, 3]
+    assert [e for p in parts for e in p.events] == whole.events
+    assert [x for p in parts for x in p.problems] == whole.problems == [(9, whole.problems[0][1])]
+
+
+def test_a_file_past_the_size_limit_is_unreadable_gzip_d_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    from midstage.logic.imports import pinpoint_events
+
+    monkeypatch.setattr(pinpoint_events, "MAX_FILE_BYTES", 1000)
+    data = fx.json_lines(fx.EMAIL_RECORDS)
+    for pieces in ([data[:500], data[500:]], [gzip.compress(data)]):
+        with pytest.raises(pinpoint_events.Unreadable, match="over 1,000 bytes"):
+            file_text(pieces)
+    assert file_text([data[:900]]) == (data[:900].decode(), "")

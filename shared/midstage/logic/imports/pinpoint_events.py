@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,9 @@ from midstage.logic.text import problem as text_problem
 from midstage.logic.timefmt import iso
 
 MAX_RECORD_BYTES = 1024 * 1024  # Pinpoint's records are a few KB; a bigger one is not one of them
+# Firehose buffers at most 128 MiB into one object; a file inflating past this is not its output.
+MAX_FILE_BYTES = 512 * 1024 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
 MAX_NAME_CHARS = 200
 MAX_PROPERTIES = 200
 CONSENT_SOURCE = "pinpoint"
@@ -126,6 +130,47 @@ class RecordProblem(ValueError):
     """A record that cannot be replayed, and why."""
 
 
+class Unreadable(ValueError):
+    """A file that cannot be read at all (a damaged gzip header, over the size limit)."""
+
+
+# ------------------------------------------------------------------------------- the file
+def file_text(pieces: Iterable[bytes]) -> tuple[str, str]:
+    """A file's text from its bytes (inflated when gzip'd, told by its first bytes) and the
+    damage found ("" when none): a truncated or damaged gzip keeps what inflated before the
+    damage, so those records are not lost. Bytes that are not UTF-8 become U+FFFD."""
+    chunks = iter(pieces)
+    first = next(chunks, b"")
+    if not first.startswith(GZIP_MAGIC):
+        raw, size = [first], len(first)
+        for piece in chunks:
+            size += len(piece)
+            if size > MAX_FILE_BYTES:
+                raise Unreadable(f"it is over {MAX_FILE_BYTES:,} bytes")
+            raw.append(piece)
+        return b"".join(raw).decode("utf-8", errors="replace"), ""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    out: list[bytes] = []
+    size, damage = 0, ""
+    for piece in (first, *chunks):
+        try:
+            inflated = inflater.decompress(piece, MAX_FILE_BYTES + 1 - size)
+        except zlib.error as error:
+            damage = f"the gzip data is damaged ({error}); the records before it were read"
+            break
+        out.append(inflated)
+        size += len(inflated)
+        if size > MAX_FILE_BYTES or inflater.unconsumed_tail:
+            raise Unreadable(f"it inflates to over {MAX_FILE_BYTES:,} bytes")
+        if inflater.eof:
+            break  # one gzip member, as Firehose writes
+    if not damage and not inflater.eof:
+        damage = "the gzip data is truncated; the records before it were read"
+    if size == 0 and damage:
+        raise Unreadable(damage)
+    return b"".join(out).decode("utf-8", errors="replace"), damage
+
+
 # ------------------------------------------------------------------------------- the stream
 def read_stream(text: str) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
     """Every JSON object in a Firehose file's text: (line it starts on, object or None, problem).
@@ -172,7 +217,20 @@ def _resume_after(text: str, position: int) -> int:
 def plan_stream(text: str) -> Plan:
     """A whole file's records, each planned on its own; a bad one is a problem, not the end."""
     plan = Plan()
+    for batch in plan_batches(text):
+        plan.add(batch)
+    return plan
+
+
+def plan_batches(text: str, records: int = 2000) -> Iterator[Plan]:
+    """The file's plan in parts of at most `records` records, so a large file is replayed
+    without holding every event of it at once."""
+    plan, count = Plan(), 0
     for line, record, problem in read_stream(text):
+        if count >= records:
+            yield plan
+            plan, count = Plan(), 0
+        count += 1
         if record is None:
             plan.kinds["rejected"] += 1
             plan.problems.append((line, problem))
@@ -182,7 +240,8 @@ def plan_stream(text: str) -> Plan:
         except RecordProblem as why:
             plan.kinds["rejected"] += 1
             plan.problems.append((line, str(why)))
-    return plan
+    if count:
+        yield plan
 
 
 # ------------------------------------------------------------------------------- one record
