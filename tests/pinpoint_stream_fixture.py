@@ -13,7 +13,11 @@ The shapes come from the Amazon Pinpoint developer guide:
 - "App event data stream from Amazon Pinpoint"
   (https://docs.aws.amazon.com/pinpoint/latest/developerguide/event-streams-data-app.html):
   the `_session.stop` example as printed, a custom event with an `endpoint` naming its user,
-  a `_monetization.purchase` (not replayed: counted) and a `_campaign.send`.
+  a `_monetization.purchase` (not replayed: counted);
+- "Campaign event data stream from Amazon Pinpoint"
+  (https://docs.aws.amazon.com/pinpoint/latest/developerguide/event-streams-data-campaign.html):
+  the `_campaign.send` example as printed (its endpoint a JSON string in `client_context`), and
+  an `_campaign.opened_notification` (a push notification tapped) like it, naming a user.
 
 Firehose joins the records it buffered without a delimiter (`firehose_file` writes two files:
 JSON lines, and the same kind of records joined `}{` on one line).
@@ -180,18 +184,44 @@ PLAYED_TRACK: dict[str, Any] = {
     "metrics": {"PlayTime": 60.5},
 }
 PURCHASE = {**copy.deepcopy(PLAYED_TRACK), "event_type": "_monetization.purchase", "event_id": "ev-purchase-1"}
+# The developer guide's campaign event example, as printed: the endpoint is a JSON string.
+CAMPAIGN_ENDPOINT = "d8dcf7c5-e81a-48ae-8313-f540cexample"
 CAMPAIGN_SEND: dict[str, Any] = {
-    **copy.deepcopy(PLAYED_TRACK),
     "event_type": "_campaign.send",
-    "event_id": "ev-campaign-1",
+    "event_timestamp": 1562109497426,
+    "arrival_timestamp": 1562109497494,
+    "event_version": "3.1",
+    "application": {"app_id": APP, "sdk": {}},
+    "client": {"client_id": CAMPAIGN_ENDPOINT},
+    "device": {"platform": {}},
+    "session": {},
     "attributes": {
-        "campaign_id": "52dc44b35c4742c98c5935269example",
         "treatment_id": "0",
-        "campaign_activity_id": "cbcfc3c5e3bd48a8ae2b9cb41example",
+        "campaign_activity_id": "5473285727f04865bc673e527example",
+        "delivery_type": "GCM",
+        "campaign_id": "4f8d6097c2e8400fa3081d875example",
         "campaign_send_status": "SUCCESS",
     },
-    "metrics": {},
+    "client_context": {
+        "custom": {
+            "endpoint": '{"ChannelType":"GCM","EndpointStatus":"ACTIVE","OptOut":"NONE",'
+            '"RequestId":"ec229696-9d1e-11e9-8bf1-85d0aexample","EffectiveDate":"2019-07-02T23:12:54.836Z","User":{}}'
+        }
+    },
+    "awsAccountId": ACCOUNT,
 }
+# A push notification tapped, from the same page's event types, on the listener's endpoint.
+PUSH_OPENED: dict[str, Any] = {
+    **copy.deepcopy(CAMPAIGN_SEND),
+    "event_type": "_campaign.opened_notification",
+    "event_id": "ev-push-open-1",
+    "event_timestamp": 1562109597426,
+    "arrival_timestamp": 1562109597494,
+    "client": {"client_id": "endpoint-of-listener"},
+}
+PUSH_OPENED["client_context"]["custom"]["endpoint"] = json.dumps(
+    {"ChannelType": "GCM", "EndpointStatus": "ACTIVE", "OptOut": "NONE", "User": {"UserId": LISTENER}}
+)
 
 EMAIL_RECORDS = [
     EMAIL_SEND,
@@ -203,7 +233,7 @@ EMAIL_RECORDS = [
     EMAIL_SOFTBOUNCE,
     EMAIL_COMPLAINT,
 ]
-OTHER_RECORDS = [SMS_SUCCESS, SMS_OPTOUT, SESSION_STOP, PLAYED_TRACK, PURCHASE, CAMPAIGN_SEND]
+OTHER_RECORDS = [SMS_SUCCESS, SMS_OPTOUT, SESSION_STOP, PLAYED_TRACK, PURCHASE, CAMPAIGN_SEND, PUSH_OPENED]
 
 
 def json_lines(records: list[dict[str, Any]]) -> bytes:

@@ -35,6 +35,7 @@ def _people(stack: Stack) -> dict[str, Profile]:
         "sms": ("phone", fx.SMS_PHONE),
         "listener": ("user_id", fx.LISTENER),
         "app": ("anonymous_id", f"pinpoint:{fx.APP_ENDPOINT}"),
+        "campaign": ("anonymous_id", f"pinpoint:{fx.CAMPAIGN_ENDPOINT}"),
     }
     owners = store.identity_owners(list(wanted.values()))
     found = {name: store.profile(owners[ident]) for name, ident in wanted.items() if ident in owners}
@@ -84,7 +85,8 @@ def test_a_stream_replayed_lands_as_its_records_say_and_a_second_replay_doubles_
 
     # Then each record kind is counted and nothing was rejected
     assert out.strip().splitlines()[-1] == (
-        "2 file(s), 0 unreadable, replayed: _SMS.OPTOUT 1, _SMS.SUCCESS 1, _campaign.send 1, _email.click 1, "
+        "2 file(s), 0 unreadable, replayed: _SMS.OPTOUT 1, _SMS.SUCCESS 1, _campaign.opened_notification 1, "
+        "_campaign.send 1, _email.click 1, "
         "_email.complaint 1, _email.delivered 1, _email.hardbounce 1, _email.open 1, _email.send 1, "
         "_email.softbounce 1, _email.unsubscribe 1, _session.stop 1, custom 1, unknown 1; 0 problem(s)"
     )
@@ -98,7 +100,7 @@ def test_a_stream_replayed_lands_as_its_records_say_and_a_second_replay_doubles_
     assert suppressions.suppression("email", "soft@example.com") is None
     # And the recipient's unsubscribe outranks the older grant; the SMS grant, newer than STOP, stands
     people = _people(stack)
-    assert sorted(people) == ["app", "listener", "recipient", "sms"]
+    assert sorted(people) == ["app", "campaign", "listener", "recipient", "sms"]
     email = people["recipient"].consent["email:marketing"]
     assert (email["granted"], email["source"], email["stamp"][:24]) == (False, "pinpoint", "2019-08-01T00:40:00.000Z")
     sms = people["sms"].consent["sms:marketing"]
@@ -112,11 +114,12 @@ def test_a_stream_replayed_lands_as_its_records_say_and_a_second_replay_doubles_
         "Email Link Clicked": 1,
     }
     assert people["sms"].event_counts == {"Consent Updated": 2, "SMS Delivered": 1}
-    assert people["listener"].event_counts == {"PlayedTrack": 1, "Campaign Message Sent": 1}
+    assert people["listener"].event_counts == {"PlayedTrack": 1, "Push Notification Tapped": 1}
     assert people["app"].event_counts == {"Session Ended": 1}
+    assert people["campaign"].event_counts == {"Campaign Message Sent": 1}
     archived = _archived_events(stack)
     replayed = [r for r in archived if r.get("message_id", "").startswith(internal_events.IMPORTED_PREFIX)]
-    assert len(replayed) == 13
+    assert len(replayed) == 14
 
     # When the same stream is replayed again, a day later
     later = stack.load("ProfileUpdaterFunction", clock=fixed(NOW + timedelta(days=1)))
@@ -163,7 +166,7 @@ def test_an_object_dropped_under_imports_pinpoint_history_is_replayed_by_the_imp
     people = _people(stack)
     assert people["recipient"].consent["email:marketing"]["granted"] is False
     assert people["sms"].consent["sms:marketing"]["source"] == "pinpoint"
-    assert people["listener"].event_counts == {"PlayedTrack": 1, "Campaign Message Sent": 1}
+    assert people["listener"].event_counts == {"PlayedTrack": 1, "Push Notification Tapped": 1}
     # And the same event delivered again (S3 to EventBridge is at least once) changes nothing
     before = {n: (p.version, p.event_counts) for n, p in people.items()}
     assert function.lambda_handler(_object_created(bucket, keys[0]), Context()) == {}

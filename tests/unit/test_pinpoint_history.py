@@ -127,9 +127,21 @@ def test_a_custom_event_keeps_its_name_attributes_and_metrics_under_its_user() -
     assert plan.kinds == {"custom": 1}
 
 
-def test_a_campaign_send_is_recorded_and_an_undocumented_reserved_event_only_counted() -> None:
+def test_the_documented_campaign_send_is_recorded_for_its_endpoint() -> None:
     event, _ = _one(fx.CAMPAIGN_SEND)
-    assert (event["event"], event["properties"]["campaign_send_status"]) == ("Campaign Message Sent", "SUCCESS")
+    assert (event["event"], event["anonymousId"]) == ("Campaign Message Sent", f"pinpoint:{fx.CAMPAIGN_ENDPOINT}")
+    assert (event["properties"]["campaign_send_status"], event["properties"]["delivery_type"]) == ("SUCCESS", "GCM")
+
+
+def test_a_push_tapped_is_push_notification_tapped_of_the_user_its_endpoint_string_names() -> None:
+    event, plan = _one(fx.PUSH_OPENED)
+    assert (event["event"], event["userId"]) == ("Push Notification Tapped", fx.LISTENER)
+    assert plan.kinds == {"_campaign.opened_notification": 1}
+    broken = {**fx.PUSH_OPENED, "client_context": {"custom": {"endpoint": "{not json"}}}
+    assert _one(broken)[0]["anonymousId"] == "pinpoint:endpoint-of-listener"
+
+
+def test_an_undocumented_reserved_event_is_only_counted() -> None:
     purchase = plan_record(fx.PURCHASE)
     assert purchase.events == [] and purchase.kinds == {"unknown": 1}
 
@@ -268,7 +280,8 @@ def test_the_command_counts_per_kind_and_reports_problems_by_file_and_line(
     assert f"{tmp_path / 'bad.json'}:2: not valid JSON" in out
     assert out.strip().splitlines()[-1] == (
         "3 file(s), 0 unreadable, read (dry run, nothing written): _SMS.OPTOUT 1, _SMS.SUCCESS 1, "
-        "_campaign.send 1, _email.click 1, _email.complaint 1, _email.delivered 1, _email.hardbounce 1, "
+        "_campaign.opened_notification 1, _campaign.send 1, _email.click 1, _email.complaint 1, "
+        "_email.delivered 1, _email.hardbounce 1, "
         "_email.open 1, _email.send 2, _email.softbounce 1, _email.unsubscribe 1, _session.stop 1, custom 1, "
         "rejected 1, unknown 1; 1 problem(s)"
     )
@@ -291,7 +304,7 @@ def test_a_file_is_planned_in_parts_that_add_up_to_the_whole() -> None:
     text = (fx.json_lines(fx.EMAIL_RECORDS) + b"\n{bad\n" + fx.joined(fx.OTHER_RECORDS)).decode()
     parts = list(plan_batches(text, 4))
     whole = plan_stream(text)
-    assert [sum(p.kinds.values()) for p in parts] == [4, 4, 4, 3]
+    assert [sum(p.kinds.values()) for p in parts] == [4, 4, 4, 4]
     assert [e for p in parts for e in p.events] == whole.events
     assert [x for p in parts for x in p.problems] == whole.problems == [(9, whole.problems[0][1])]
 

@@ -85,6 +85,14 @@ _SMS_EVENTS = {
     "_SMS.FAILURE": "SMS Failed",
     "_SMS.OPTOUT": CONSENT_UPDATED,
 }
+# Campaign and journey events ("Campaign event data stream"): push outcomes are reported here.
+_CAMPAIGN_EVENTS = {
+    "_campaign.send": "Campaign Message Sent",
+    "_journey.send": "Journey Message Sent",
+    "_campaign.opened_notification": "Push Notification Tapped",  # the name propensity scores read
+    "_campaign.received_foreground": "Push Notification Received",
+    "_campaign.received_background": "Push Notification Received",
+}
 # Attributes worth keeping on an outcome's event (the campaign or journey that sent it).
 _MESSAGE_ATTRIBUTES = (
     "campaign_id",
@@ -98,6 +106,8 @@ _MESSAGE_ATTRIBUTES = (
     "iso_country_code",
     "origination_phone_number",
     "from_address",
+    "campaign_send_status",
+    "delivery_type",
 )
 
 
@@ -248,10 +258,8 @@ def plan_batches(text: str, records: int = 2000) -> Iterator[Plan]:
 def kind_of(event_type: str) -> str:
     """How a record is counted: its own type when Midstage knows it, `custom` for an app's own
     events, `unknown` for Pinpoint's other reserved ones (`_monetization.purchase`, `_push.*`...)."""
-    if event_type in _APP_EVENTS or event_type in _EMAIL_EVENTS or event_type in _SMS_EVENTS:
+    if any(event_type in known for known in (_APP_EVENTS, _EMAIL_EVENTS, _SMS_EVENTS, _CAMPAIGN_EVENTS)):
         return event_type
-    if event_type.startswith("_campaign.") or event_type.startswith("_journey."):
-        return event_type if event_type in ("_campaign.send", "_journey.send") else "unknown"
     return "unknown" if event_type.startswith("_") else "custom"
 
 
@@ -295,9 +303,9 @@ def plan_record(record: Mapping[str, Any]) -> Plan:
         address = ("phone", phone) if phone else None
         name = _SMS_EVENTS[event_type]
         properties.update(_kept(attributes, _MESSAGE_ATTRIBUTES))
-    elif event_type in ("_campaign.send", "_journey.send"):
-        name = "Campaign Message Sent" if event_type == "_campaign.send" else "Journey Message Sent"
-        properties.update(_kept(attributes, (*_MESSAGE_ATTRIBUTES, "campaign_send_status", "channel_type")))
+    elif event_type in _CAMPAIGN_EVENTS:
+        name = _CAMPAIGN_EVENTS[event_type]
+        properties.update(_kept(attributes, _MESSAGE_ATTRIBUTES))
     else:
         name = _APP_EVENTS.get(event_type) or _custom_name(event_type)
         properties.update(_app_properties(record, attributes))
@@ -314,7 +322,7 @@ def plan_record(record: Mapping[str, Any]) -> Plan:
 
 
 def _who(record: Mapping[str, Any], address: tuple[str, str] | None) -> dict[str, str]:
-    endpoint = _object(record, "endpoint")
+    endpoint = _endpoint(record)
     user_id = _object(endpoint, "User").get("UserId")
     if isinstance(user_id, str) and user_id.strip():
         return {"userId": user_id.strip()[:512]}
@@ -331,6 +339,21 @@ def _who(record: Mapping[str, Any], address: tuple[str, str] | None) -> dict[str
         kind, value = address
         return {"anonymousId": f"import-{kind}-{hashlib.sha256(value.encode()).hexdigest()[:32]}"}
     raise RecordProblem("nothing names the person: no endpoint, client_id or address")
+
+
+def _endpoint(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The endpoint a record carries: `endpoint`, else `client_context.custom.endpoint`, which
+    campaign records hold as a JSON string (the campaign event example)."""
+    endpoint = _object(record, "endpoint")
+    if endpoint:
+        return endpoint
+    custom = _object(_object(record, "client_context"), "custom").get("endpoint")
+    if isinstance(custom, str) and len(custom) <= 100_000:
+        try:
+            custom = json.loads(custom)
+        except (ValueError, RecursionError):
+            return {}
+    return custom if isinstance(custom, dict) and text_problem(custom) is None else {}
 
 
 def _timestamp(record: Mapping[str, Any]) -> str:
