@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     except HandoffFailed as error:
         print(f"stopped: the ingest queue refused events ({error}); running the command again is safe", file=sys.stderr)
         return 1
+    except Exception as error:  # the table or the queue could not be reached (a wrong name, no access)
+        print(f"stopped: {type(error).__name__}: {error}; running the command again is safe", file=sys.stderr)
+        return 1
     print(summary(len(files), unread, totals, dry_run=args.dry_run))
     return 0
 

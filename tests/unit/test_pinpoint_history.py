@@ -318,3 +318,28 @@ def test_a_file_past_the_size_limit_is_unreadable_gzip_d_or_not(monkeypatch: pyt
         with pytest.raises(pinpoint_events.Unreadable, match="over 1,000 bytes"):
             file_text(pieces)
     assert file_text([data[:900]]) == (data[:900].decode(), "")
+
+
+def test_a_table_that_cannot_be_written_stops_the_command_with_exit_code_1_and_no_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from midstage.adapters import aws
+
+    environment = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    (tmp_path / "1.json").write_text(json.dumps(fx.EMAIL_HARDBOUNCE), encoding="utf-8")
+    with mock_aws():
+        aws._client.cache_clear()
+        queue = boto3.client("sqs").create_queue(QueueName="ingest")["QueueUrl"]
+        # Given a queue, and a table name that names no table
+        code = main(["pinpoint-history", str(tmp_path), "--queue-url", queue, "--table", "wrong"])
+        aws._client.cache_clear()
+    # Then the command stops, says why, and says running it again is safe
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "stopped: ResourceNotFoundException" in err and "again is safe" in err and "Traceback" not in err
