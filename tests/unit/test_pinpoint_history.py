@@ -141,6 +141,13 @@ def test_a_push_tapped_is_push_notification_tapped_of_the_user_its_endpoint_stri
     assert _one(broken)[0]["anonymousId"] == "pinpoint:endpoint-of-listener"
 
 
+def test_a_custom_event_named_like_a_static_segment_change_is_refused() -> None:
+    # Replayed as the platform's own, it would put the person in a static segment
+    forged = {**fx.PLAYED_TRACK, "event_type": "Segment Added", "attributes": {"segment": "vip"}}
+    plan = plan_stream(json.dumps(forged))
+    assert plan.events == [] and "reserves" in plan.problems[0][1]
+
+
 def test_an_undocumented_reserved_event_is_only_counted() -> None:
     purchase = plan_record(fx.PURCHASE)
     assert purchase.events == [] and purchase.kinds == {"unknown": 1}

@@ -41,7 +41,7 @@ from typing import Any
 
 from midstage.logic import internal_events
 from midstage.logic.identity import normalise_email, normalise_phone
-from midstage.logic.profile import CONSENT_UPDATED
+from midstage.logic.profile import CONSENT_UPDATED, SEGMENT_ADDED, SEGMENT_REMOVED
 from midstage.logic.text import problem as text_problem
 from midstage.logic.timefmt import iso
 
@@ -308,6 +308,9 @@ def plan_record(record: Mapping[str, Any]) -> Plan:
         properties.update(_kept(attributes, _MESSAGE_ATTRIBUTES))
     else:
         name = _APP_EVENTS.get(event_type) or _custom_name(event_type)
+        if name in (SEGMENT_ADDED, SEGMENT_REMOVED):
+            # Replayed as the platform's own, it would change static segments: only imports may.
+            raise RecordProblem(f"a custom event named {name!r} is not replayed (a name Midstage reserves)")
         properties.update(_app_properties(record, attributes))
     who = _who(record, address)
     if name == CONSENT_UPDATED:
