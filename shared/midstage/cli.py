@@ -7,6 +7,8 @@
     python -m midstage.cli apply ./my-rules --url <api base> --key <admin key>
     python -m midstage.cli dead-letters [<queue>] [--redrive] --url <api base> --key <admin key>
     python -m midstage.cli pinpoint-import <segment id> <files, folders, s3://bucket/prefix> --url <api> --key <key>
+    python -m midstage.cli pinpoint-convert <aws pinpoint JSON files or folders> --out <folder> [--apply --url --key]
+    python -m midstage.cli pinpoint-channels <aws pinpoint get-*-channel JSON files or folders>
     python -m midstage.cli pinpoint-history <files, folders, s3://bucket/prefix> --queue-url <queue> --table <table>
     python -m midstage.cli predict fit --transactions orders.csv --calibration-end 2026-06-30 --unit week
     python -m midstage.cli predict propensity --events events.csv --goal "Order Completed" --window-days 30
@@ -49,7 +51,14 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from midstage import pinpoint_command, pinpoint_history_command, predict_command, replay_command
+from midstage import (
+    pinpoint_channels_command,
+    pinpoint_command,
+    pinpoint_convert_command,
+    pinpoint_history_command,
+    predict_command,
+    replay_command,
+)
 from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.clock import system_clock
 from midstage.definitions import (
@@ -447,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     predict_command.add_commands(commands)
     replay_command.add_commands(commands)
     pinpoint_command.add_commands(commands)
+    pinpoint_convert_command.add_commands(commands)
+    pinpoint_channels_command.add_commands(commands)
     pinpoint_history_command.add_commands(commands)
     args = parser.parse_args(argv)
 
@@ -454,6 +465,10 @@ def main(argv: list[str] | None = None) -> int:
         return predict_command.run(args)
     if args.command == "pinpoint-import":
         return pinpoint_command.run(args)
+    if args.command == "pinpoint-convert":
+        return pinpoint_convert_command.run(args)
+    if args.command == "pinpoint-channels":
+        return pinpoint_channels_command.run(args)
     if args.command == "pinpoint-history":
         return pinpoint_history_command.run(args)
     if args.command in ("replay", "report"):

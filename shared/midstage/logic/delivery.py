@@ -231,6 +231,20 @@ def unknown_outcome_refusal(record: Mapping[str, Any], category: str) -> str:
     )
 
 
+def offer_refusal(variables: Mapping[str, Any], template: Template | None, refused: Mapping[str, str]) -> str:
+    """Why a message whose template needs an offer's code is not sent when the offer gave none
+    (its budget is spent, the person is not in its segments...): blocked, with the offer's
+    reason, rather than failing to render. `refused` is {var: reason} of the vars left without a
+    code; a template that can do without the code (no `required`) is sent."""
+    if template is None:
+        return ""
+    for var, reason in refused.items():
+        spec = template.variables.get(f"vars.{var}")
+        if spec is not None and spec.required and variables.get(var) is None:
+            return f"offer_refused: {reason} (the template needs vars.{var})"
+    return ""
+
+
 def template_refusal(channel: str, template_id: str | None, template: Template | None) -> str:
     """Why the approved template cannot be used on this channel (empty: it can)."""
     if template is None:

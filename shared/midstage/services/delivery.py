@@ -55,6 +55,7 @@ from midstage.logic.delivery import (
     held_until,
     is_hold,
     may_be_quieted,
+    offer_refusal,
     ordered_channels,
     origin_stop,
     paced_reason,
@@ -275,6 +276,9 @@ def _claimed(
             return _held_by_pause(ports, request, pause, now)
     # Issued after every guard, so a message blocked or deferred takes no code.
     request, codes = _offer_codes(request, profile, template, ports, now)
+    refused = {var[: -len("_refused")]: str(why) for var, why in request.vars.items() if var.endswith("_refused")}
+    if refused and (refusal := offer_refusal(request.vars, template, refused)):
+        return _finish(ports, message_id, Outcome(BLOCKED, refusal, channel), now)
     # Until the answer is recorded (every finish removes the mark), a redelivery after this
     # attempt's lease knows the provider may already have the message.
     ports.ledger.note(message_id, now, providerCallAt=iso(now), providerChannel=channel)
