@@ -21,8 +21,7 @@ from midstage.clock import fixed
 from midstage.logic import internal_events
 from midstage.models.profile import Profile
 from tests import pinpoint_stream_fixture as fx
-from tests.integration.conftest import Context, Stack, sample
-from tests.integration.test_replay_command import _apply_queue
+from tests.integration.conftest import Context, Stack, apply_ingest_queue, sample
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 BUCKET = "pinpoint-stream"
@@ -75,13 +74,13 @@ def test_a_stream_replayed_lands_as_its_records_say_and_a_second_replay_doubles_
     grants = [_grant("email", recipient, "2019-07-01T00:00:00.000Z"), _grant("sms", texter, "2020-01-01T00:00:00.000Z")]
     grants[1]["context"]["traits"] = {"phone": fx.SMS_PHONE}
     handoff.send({internal_events.person_key(g): [g] for g in grants})
-    _apply_queue(stack, updater)
+    apply_ingest_queue(stack, updater)
     argv = ["pinpoint-history", f"s3://{BUCKET}/2019/", "--queue-url", queue, "--table", table]
 
     # When the stream is replayed and the profile updater applies what arrives
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
-    assert _apply_queue(stack, updater) > 0
+    assert apply_ingest_queue(stack, updater) > 0
 
     # Then each record kind is counted and nothing was rejected
     assert out.strip().splitlines()[-1] == (
@@ -126,7 +125,7 @@ def test_a_stream_replayed_lands_as_its_records_say_and_a_second_replay_doubles_
     later = stack.load("ProfileUpdaterFunction", clock=fixed(NOW + timedelta(days=30)))
     assert cli.main(argv) == 0
     capsys.readouterr()
-    _apply_queue(stack, later)
+    apply_ingest_queue(stack, later)
 
     # Then nothing moved: no profile, no archive row
     again = _people(stack)
@@ -159,7 +158,7 @@ def test_an_object_dropped_under_imports_pinpoint_history_is_replayed_by_the_imp
     # When S3's Object Created events reach the import function, the damaged object's too
     for key in [*keys, "imports/pinpoint-history/damaged.gz"]:
         assert function.lambda_handler(_object_created(bucket, key), Context()) == {}
-    _apply_queue(stack, updater)
+    apply_ingest_queue(stack, updater)
 
     # Then the records land as the command lands them: suppressions, consent, events
     suppressions = SuppressionStore(stack.output("DataTableName"), client=stack.clients.dynamodb())
@@ -171,5 +170,5 @@ def test_an_object_dropped_under_imports_pinpoint_history_is_replayed_by_the_imp
     # And the same event delivered again (S3 to EventBridge is at least once) changes nothing
     before = {n: (p.version, p.event_counts) for n, p in people.items()}
     assert function.lambda_handler(_object_created(bucket, keys[0]), Context()) == {}
-    _apply_queue(stack, updater)
+    apply_ingest_queue(stack, updater)
     assert {n: (p.version, p.event_counts) for n, p in _people(stack).items()} == before
