@@ -106,13 +106,14 @@ def test_a_stream_replayed_lands_as_its_records_say_and_a_second_replay_doubles_
     assert (sms["granted"], sms["source"]) == (True, "crm:signup")
     # And the outcomes and app events are each person's tracked events
     assert people["recipient"].event_counts == {
-        "Consent Updated": 2,
+        "Consent Updated": 1,
+        "Unsubscribed": 1,
         "Email Sent": 1,
         "Email Delivered": 1,
         "Email Opened": 1,
         "Email Link Clicked": 1,
     }
-    assert people["sms"].event_counts == {"Consent Updated": 2, "SMS Delivered": 1}
+    assert people["sms"].event_counts == {"Consent Updated": 1, "Unsubscribed": 1, "SMS Delivered": 1}
     assert people["listener"].event_counts == {"PlayedTrack": 1, "Push Notification Tapped": 1}
     assert people["app"].event_counts == {"Session Ended": 1}
     assert people["campaign"].event_counts == {"Campaign Message Sent": 1}

@@ -86,9 +86,9 @@ def test_a_hard_bounce_and_a_complaint_suppress_the_address_as_ses_feedback_does
 
 def test_an_email_unsubscribe_is_a_refusal_of_email_marketing_at_its_time_from_pinpoint() -> None:
     event, plan = _one(fx.EMAIL_UNSUBSCRIBE)
-    assert event["event"] == "Consent Updated"
-    chosen = {k: event["properties"][k] for k in ("channel", "purpose", "granted", "source")}
-    assert chosen == {"channel": "email", "purpose": "marketing", "granted": False, "source": "pinpoint"}
+    assert event["event"] == "Unsubscribed"
+    chosen = {k: event["properties"][k] for k in ("channel", "purpose", "source")}
+    assert chosen == {"channel": "email", "purpose": "marketing", "source": "pinpoint"}
     assert event["timestamp"] == "2019-08-01T00:40:00.000Z" and plan.suppressions == []
 
 
@@ -103,11 +103,7 @@ def test_the_documented_sms_success_is_found_by_its_number_not_by_the_account_id
 
 def test_an_sms_stop_is_a_refusal_of_sms_marketing() -> None:
     event, plan = _one(fx.SMS_OPTOUT)
-    assert (event["event"], event["properties"]["channel"], event["properties"]["granted"]) == (
-        "Consent Updated",
-        "sms",
-        False,
-    )
+    assert (event["event"], event["properties"]["channel"]) == ("Unsubscribed", "sms")
     assert event["properties"]["source"] == "pinpoint" and plan.suppressions == []
 
 

@@ -12,10 +12,10 @@ next line or `}{` boundary, and goes on.
 - app events (custom ones, `_session.start`/`_session.stop`, `_userauth.*`): tracked events;
 - `_email.*` and `_SMS.*` outcomes: tracked events under the names Midstage's own SES feedback
   uses (`Email Delivered`, `Email Opened`, `Email Bounced`...), since the message ledger holds
-  only messages Midstage sent; they reach the archive and the person's timeline with the rest;
+  only messages Midstage sent; they reach the person's event counts and the archive;
 - `_email.hardbounce` and `_email.complaint`: a suppression of the address (reason
   `hard_bounce` / `complaint`, scope `all`), as SES feedback records one;
-- `_email.unsubscribe` and `_SMS.OPTOUT` (a STOP reply): a `Consent Updated` refusal of
+- `_email.unsubscribe` and `_SMS.OPTOUT` (a STOP reply): an `Unsubscribed` refusal of
   marketing on that channel at the record's time, source `pinpoint`, which the profile updater
   keeps only if nothing newer says otherwise (logic/consent.py).
 
@@ -41,7 +41,7 @@ from typing import Any
 
 from midstage.logic import internal_events
 from midstage.logic.identity import normalise_email, normalise_phone
-from midstage.logic.profile import CONSENT_UPDATED, SEGMENT_ADDED, SEGMENT_REMOVED
+from midstage.logic.profile import SEGMENT_ADDED, SEGMENT_REMOVED, UNSUBSCRIBED
 from midstage.logic.text import problem as text_problem
 from midstage.logic.timefmt import iso
 
@@ -74,7 +74,7 @@ _EMAIL_EVENTS = {
     "_email.click": "Email Link Clicked",
     "_email.rejected": "Email Rejected",
     "_email.rendering_failure": "Email Failed",
-    "_email.unsubscribe": CONSENT_UPDATED,
+    "_email.unsubscribe": UNSUBSCRIBED,
 }
 _EMAIL_SUPPRESSIONS = {"_email.hardbounce": "hard_bounce", "_email.complaint": "complaint"}
 # SMS outcomes ("SMS event data stream"); the guide spells them in capitals.
@@ -83,7 +83,7 @@ _SMS_EVENTS = {
     "_SMS.BUFFERED": "SMS Sent",
     "_SMS.SUCCESS": "SMS Delivered",
     "_SMS.FAILURE": "SMS Failed",
-    "_SMS.OPTOUT": CONSENT_UPDATED,
+    "_SMS.OPTOUT": UNSUBSCRIBED,
 }
 # Campaign and journey events ("Campaign event data stream"): push outcomes are reported here.
 _CAMPAIGN_EVENTS = {
@@ -313,9 +313,9 @@ def plan_record(record: Mapping[str, Any]) -> Plan:
             raise RecordProblem(f"a custom event named {name!r} is not replayed (a name Midstage reserves)")
         properties.update(_app_properties(record, attributes))
     who = _who(record, address)
-    if name == CONSENT_UPDATED:
+    if name == UNSUBSCRIBED:  # a refusal, as Midstage's own unsubscribes record one (logic/profile.py)
         channel = "email" if event_type.startswith("_email.") else "sms"
-        properties.update({"channel": channel, "purpose": "marketing", "granted": False, "source": CONSENT_SOURCE})
+        properties.update({"channel": channel, "purpose": "marketing", "source": CONSENT_SOURCE})
     message_id = internal_events.imported_id("pinpoint-event", record_id, name)
     event = internal_events.track(who, name, properties, message_id=message_id, timestamp=at)
     if address is not None:
