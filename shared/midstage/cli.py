@@ -9,6 +9,7 @@
     python -m midstage.cli pinpoint-import <segment id> <files, folders, s3://bucket/prefix> --url <api> --key <key>
     python -m midstage.cli pinpoint-convert <aws pinpoint JSON files or folders> --out <folder> [--apply --url --key]
     python -m midstage.cli pinpoint-channels <aws pinpoint get-*-channel JSON files or folders>
+    python -m midstage.cli pinpoint-history <files, folders, s3://bucket/prefix> --queue-url <queue> --table <table>
     python -m midstage.cli predict fit --transactions orders.csv --calibration-end 2026-06-30 --unit week
     python -m midstage.cli predict propensity --events events.csv --goal "Order Completed" --window-days 30
     python -m midstage.cli replay events --archive <dir | s3://bucket/prefix> --from 2026-03-01 --to 2026-03-31
@@ -55,6 +56,7 @@ from midstage import (
     pinpoint_channels_command,
     pinpoint_command,
     pinpoint_convert_command,
+    pinpoint_history_command,
     predict_command,
     replay_command,
 )
@@ -458,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     pinpoint_command.add_commands(commands)
     pinpoint_convert_command.add_commands(commands)
     pinpoint_channels_command.add_commands(commands)
+    pinpoint_history_command.add_commands(commands)
     args = parser.parse_args(argv)
 
     if args.command == "audit":
@@ -470,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         return pinpoint_convert_command.run(args)
     if args.command == "pinpoint-channels":
         return pinpoint_channels_command.run(args)
+    if args.command == "pinpoint-history":
+        return pinpoint_history_command.run(args)
     if args.command in ("replay", "report"):
         return replay_command.run(args)
     if args.command == "apply":
