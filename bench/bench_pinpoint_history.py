@@ -1,7 +1,7 @@
 """Pinpoint history: one Firehose object at its largest (128 MiB), read and replayed.
 
 A synthetic object of 135,000 records joined without a delimiter (as Firehose writes them),
-gzip'd: the records of tests/pinpoint_stream_fixture.py in turn (every documented email and SMS
+gzip'd: the records of tests/support/pinpoint_stream.py in turn (every documented email and SMS
 kind, app events; one in fourteen an `_monetization.purchase`, only counted), each with its own
 `event_id` and one of 5,000 endpoint ids. Timed, median of 3:
 
@@ -28,7 +28,7 @@ from typing import Any
 from midstage.adapters.handoff import messages_for
 from midstage.logic.imports.pinpoint_events import file_text, plan_stream
 from midstage.services.pinpoint_history import replay_text
-from tests import pinpoint_stream_fixture as fx
+from tests.support import pinpoint_stream as fx
 
 RECORDS = 135_000
 ENDPOINTS = 5_000

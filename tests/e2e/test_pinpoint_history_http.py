@@ -1,4 +1,4 @@
-"""Pinpoint history on the local cloud: a documented event stream (tests/pinpoint_stream_fixture.py)
+"""Pinpoint history on the local cloud: a documented event stream (tests/support/pinpoint_stream.py)
 replayed by `midstage.cli pinpoint-history` from a bucket, then dropped again under
 `imports/pinpoint-history/` for the import function (S3's EventBridge notification): read back
 over the admin API, suppressions, consent with its provenance and each person's events are as
@@ -15,8 +15,8 @@ import pytest
 
 from midstage import cli
 from midstage.adapters import aws
-from tests import pinpoint_stream_fixture as fx
 from tests.e2e.conftest import Platform
+from tests.support import pinpoint_stream as fx
 
 
 def _for_run(data: bytes, run: str, phone: str) -> bytes:

@@ -3,7 +3,7 @@ S3, the events handed to the ingest queue and applied by the real profile update
 suppressions written to the data table. Suppressions, consent (newest by time), tracked events
 and archive rows land as the records say; a second replay doubles nothing.
 
-Records: tests/pinpoint_stream_fixture.py (the developer guide's event stream pages)."""
+Records: tests/support/pinpoint_stream.py (the developer guide's event stream pages)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from midstage.adapters.profile_store import ProfileStore
 from midstage.clock import fixed
 from midstage.logic import internal_events
 from midstage.models.profile import Profile
-from tests import pinpoint_stream_fixture as fx
 from tests.integration.conftest import Context, Stack, apply_ingest_queue, sample
+from tests.support import pinpoint_stream as fx
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 BUCKET = "pinpoint-stream"

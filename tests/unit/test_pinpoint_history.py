@@ -2,7 +2,7 @@
 docs/pinpoint-migration.md ("History") says, the people are those the endpoint import made,
 Firehose's joined records are read, and hostile input is counted, never fatal.
 
-Records: tests/pinpoint_stream_fixture.py (the developer guide's event stream pages)."""
+Records: tests/support/pinpoint_stream.py (the developer guide's event stream pages)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from midstage.logic.imports.pinpoint_events import (
 from midstage.logic.internal_events import IMPORTED_PREFIX, SOURCE_ID, person_key
 from midstage.pinpoint_command import S3File
 from midstage.pinpoint_history_command import _local_pieces, replay_files
-from tests import pinpoint_stream_fixture as fx
+from tests.support import pinpoint_stream as fx
 
 
 def _one(record: dict[str, Any]) -> tuple[dict[str, Any], Plan]:
