@@ -273,6 +273,8 @@ class AdminWiring:
             ArchiveStatistics(lambda: self.analytics_engine, self.clock),
             ArchiveExposures(archive_sink(self.settings.archive_stream), origin_kind="api"),
             table,
+            global_control_share=self.settings.global_control_share,
+            global_control_salt=self.settings.global_control_salt,
         )
 
     @cached_property
