@@ -260,6 +260,8 @@ def test_results_and_csv_read_the_phase_from_the_archive(plane: Plane) -> None:
     started_at = START + timedelta(hours=1)
     plane.at(started_at)
     assert api.post("/v1/experiments/bf/start", role="marketer").status == 200
+    nobody_yet = api.get("/v1/experiments/bf/results", role="viewer")
+    assert nobody_yet.status == 200 and [a["units"] for a in nobody_yet["arms"]] == [0, 0, 0]
     made, expected = scripted_phase("bf", started_at + timedelta(minutes=5))
     plane.archive.write(made, "scripted")
     # When the results are read two days in
