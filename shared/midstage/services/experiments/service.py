@@ -196,4 +196,6 @@ class Experiments:
     def _phase_number(experiment: Experiment, phase: int | None) -> int:
         if not experiment.phases:
             raise ExperimentStateError(f"experiment {experiment.id} has not started")
+        if phase is not None and not 1 <= phase <= experiment.phase:
+            raise InvalidInput(f"experiment {experiment.id} has no phase {phase}", code="invalid_query")
         return experiment.phase if phase is None else phase
