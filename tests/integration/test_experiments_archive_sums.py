@@ -215,6 +215,26 @@ def test_an_empty_archive_gives_every_arm_zero_units(tmp_path: Path) -> None:
     assert all(row.sum == 0 for rows in statistics.metrics.values() for row in rows)
 
 
+def test_values_no_sum_can_hold_count_zero(tmp_path: Path) -> None:
+    # Given a unit whose orders carry a huge, an infinite, a NaN and a text value, and one real one
+    exp = experiment()
+    phase = exp.phases[0]
+    at = START + timedelta(hours=1)
+    made: list[ArchiveRecord] = [
+        records.exposure(experiment_id="exp-1", variant="b", profile_id="p", at=at, archived_at=at, phase=1)
+    ]
+    for n, raw in enumerate(["1e300", "Infinity", "NaN", "lots", "-1e13", 12.5]):
+        order = event("p", "Order Completed", at + timedelta(hours=1), n)
+        made.append(order.model_copy(update={"properties": json.dumps({"revenue": raw})}))
+    store = LocalArchive(tmp_path, threads=1)
+    store.write(made, "odd")
+    # Then only the real value counts, and the results can be computed on the sums
+    statistics = phase_statistics(exp, phase, store.run(phase_sums_query(exp, phase, END)).records())
+    revenue = {row.arm: (row.sum, row.sum_squares) for row in statistics.metrics["revenue"]}
+    assert revenue["b"] == (12.5, 12.5**2)
+    assert results(exp, statistics, now=END).metric("revenue").arms
+
+
 def test_the_statement_in_trinos_dialect_parses() -> None:
     exp = experiment()
     check_parses(to_trino(phase_sums_query(exp, exp.phases[0], END).sql), "trino")

@@ -14,7 +14,8 @@ and O(arms) arithmetic whatever the number of people.
 - A metric counts the unit's `event` events from its exposure to `window_hours` later
   (inclusive, like campaign attribution): conversion is 1 when there is one; mean sums `value`
   (a property path; no value counts the events); ratio divides that by the same of
-  `denominator_event`. A property that is absent or not a number adds 0.
+  `denominator_event`. A property that is absent, not a number, not finite or beyond ±10¹²
+  adds 0.
 - CUPED's covariate is the same measure over `cuped_lookback_days` before the exposure.
 """
 
@@ -30,6 +31,7 @@ from midstage.logic.experiments.assignment import MULTIPLE
 from midstage.models.experiments import ArmMetricStatistics, Experiment, Metric, Phase, PhaseStatistics
 
 HOUR_MS: Final = 3_600_000
+MAX_VALUE: Final = 10**12  # the largest |value| a metric counts (campaign revenue's bound too)
 KINDS: Final = ("event", "experiment_exposure")
 
 
@@ -42,8 +44,12 @@ def _measure(event: str, value: str | None, start: str, end: str, *, binary: boo
     inside = f"e.event = {text(event)} AND e.ets >= {start} AND e.ets < {end}"
     if binary:
         return f"MAX(CASE WHEN {inside} THEN 1 ELSE 0 END)"
-    amount = "1" if value is None else f"COALESCE(TRY_CAST({prop(value, 'e.properties')} AS DOUBLE), 0)"
-    return f"SUM(CASE WHEN {inside} THEN {amount} ELSE 0 END)"
+    if value is None:
+        return f"SUM(CASE WHEN {inside} THEN 1 ELSE 0 END)"
+    # A value beyond MAX_VALUE, NaN or infinite counts 0 (a NaN compares false): one typo in
+    # an event (1e300) would otherwise make every sum of squares infinite.
+    amount = f"TRY_CAST({prop(value, 'e.properties')} AS DOUBLE)"
+    return f"SUM(CASE WHEN {inside} AND ABS({amount}) <= {MAX_VALUE} THEN {amount} ELSE 0 END)"
 
 
 def _columns(index: int, metric: Metric) -> list[str]:
