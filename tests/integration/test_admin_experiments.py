@@ -346,6 +346,36 @@ def test_the_final_decision_is_recorded_once_under_concurrency(stack: Stack, tmp
     assert plane_of().decide("auto", after + timedelta(hours=1)).first is False  # redelivered: nothing again
 
 
+def test_the_decision_route_records_once_and_the_recorded_one_is_read_back(plane: Plane) -> None:
+    api = plane.api
+    rule = {"rule": "chance_to_win", "window_hours": 24, "min_units_per_arm": 8}
+    assert (
+        api.post("/v1/experiments", {"id": "auto", **experiment_body(auto_winner=rule)}, role="marketer").status == 201
+    )
+    assert api.post("/v1/experiments", {"id": "manual", **experiment_body()}, role="marketer").status == 201
+    assert api.post("/v1/experiments/auto/start", role="marketer").status == 200
+    assert api.post("/v1/experiments/manual/start", role="marketer").status == 200
+    made, _ = scripted_phase("auto", START + timedelta(minutes=5))
+    plane.archive.write(made, "scripted")
+    # Before the window ends the chance-to-win rule waits, and nothing is recorded
+    plane.at(START + timedelta(hours=2))
+    waiting = api.post("/v1/experiments/auto/decide", role="marketer")
+    assert waiting.status == 200 and waiting["decision"]["action"] == "wait" and waiting["first"] is False
+    assert api.get("/v1/experiments/auto/decision", role="viewer").status == 404
+    # When the window is over the decision is final and recorded by the first call only
+    plane.at(START + timedelta(days=2))
+    first = api.post("/v1/experiments/auto/decide", role="marketer")
+    assert first.status == 200 and first["first"] is True and first["decision"]["final"] is True
+    again = api.post("/v1/experiments/auto/decide", role="marketer")
+    assert again["first"] is False and again["decision"] == first["decision"]
+    recorded = api.get("/v1/experiments/auto/decision", role="viewer", query={"phase": "1"})
+    assert recorded.status == 200 and recorded.body == first["decision"]
+    # An experiment without a rule has nothing to decide
+    refused = api.post("/v1/experiments/manual/decide", role="marketer")
+    assert (refused.status, refused["code"]) == (409, "invalid_state")
+    assert api.post("/v1/experiments/auto/decide", role="viewer").status == 403
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "query", "status", "code"),
     [

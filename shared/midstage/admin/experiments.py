@@ -112,3 +112,18 @@ def export_experiment(experiment_id: str) -> Response[Any]:
     phase = _phase()
     text = routes.services.experiments.export_csv(experiment_id, phase)
     return Response(status_code=200, content_type="text/csv; charset=utf-8", body=text)
+
+
+@routes.post("/<experiment_id>/decide", role=RoleRank.marketer)
+def decide_experiment(experiment_id: str) -> Response[Any]:
+    """The auto-winner rule judged on the current phase now. A final decision is recorded once
+    (`first` says whether this call recorded it); nothing is sent from here."""
+    decided = routes.services.experiments.decide(experiment_id, routes.services.clock())
+    return json_answer(200, {"decision": decided.decision.model_dump(mode="json"), "first": decided.first})
+
+
+@routes.get("/<experiment_id>/decision", role=RoleRank.viewer)
+def recorded_decision(experiment_id: str) -> Response[Any]:
+    phase = _phase()
+    decision = routes.services.experiments.recorded_decision(experiment_id, phase)
+    return json_answer(200, decision.model_dump(mode="json"))

@@ -178,7 +178,7 @@ class Experiments:
         call gets the recorded decision back with `first` False, so the remainder is sent once."""
         experiment = self.get(experiment_id)
         if experiment.auto_winner is None:
-            raise InvalidInput(f"experiment {experiment_id} has no auto_winner rule")
+            raise ExperimentStateError(f"experiment {experiment_id} has no auto_winner rule")
         number = self._phase_number(experiment, None)
         recorded = self.decisions.final_decision(experiment_id, number)
         if recorded is not None:
@@ -191,6 +191,15 @@ class Experiments:
         # Another call recorded one between our read and our write: that one stands.
         standing = self.decisions.final_decision(experiment_id, number)
         return RecordedDecision(standing or decision, False)
+
+    def recorded_decision(self, experiment_id: str, phase: int | None = None) -> WinnerDecision:
+        """The final decision recorded for a phase (the current one by default)."""
+        experiment = self.get(experiment_id)
+        number = self._phase_number(experiment, phase)
+        recorded = self.decisions.final_decision(experiment_id, number)
+        if recorded is None:
+            raise NotFound(f"no final decision is recorded for phase {number} of experiment {experiment_id}")
+        return recorded
 
     @staticmethod
     def _phase_number(experiment: Experiment, phase: int | None) -> int:
