@@ -292,6 +292,19 @@ def secret_key(name: str) -> dict[str, str]:
     return {"pk": SECRET_PK, "sk": name}
 
 
+# Experiments (DataTable): definitions by id, each phase's final auto-winner decision ------
+EXPERIMENT_PK = "EXPERIMENT"
+
+
+def experiment_key(experiment_id: str) -> dict[str, str]:
+    return {"pk": EXPERIMENT_PK, "sk": experiment_id}
+
+
+def experiment_decision_key(experiment_id: str, phase: int) -> dict[str, str]:
+    """The final decision of a phase: written once (a conditional put), never replaced."""
+    return {"pk": f"EXPERIMENTDECISION#{experiment_id}", "sk": f"PHASE#{phase:06d}"}
+
+
 # Offers (DataTable): definitions, code pools, who holds what, redemptions ----------------
 OFFER_PK = "OFFER"
 OFFER_HOLDING_PREFIX = "OFFER#"

@@ -32,6 +32,7 @@ from midstage.logic.delivery import (
     RenderFailure,
     RetryLater,
     cap_breached,
+    global_control_refusal,
     ordered_channels,
     parse_quiet_hours,
     probe_delay,
@@ -41,6 +42,7 @@ from midstage.logic.delivery import (
     whole_rate,
     zone_of,
 )
+from midstage.logic.experiments.assignment import in_global_control
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import MessageRequest, Origin, Template
 from midstage.models.profile import Profile
@@ -1205,3 +1207,38 @@ def test_given_send_rates_when_split_into_shards_then_the_limits_add_up_to_the_r
         limits = shard_limits(rate)
         assert sum(limits) == rate and max(limits) <= 500 and max(limits) - min(limits) <= 1
     assert (whole_rate(0.5), whole_rate(1.0), whole_rate(14.9), whole_rate(200.0)) == (1, 1, 14, 200)
+
+
+# ============================================================================== the global control group
+def salt_putting(profile_id: str, inside: bool, share: float = 0.3) -> str:
+    """A salt that deals `profile_id` into (or out of) a global control group of `share`."""
+    return next(s for s in map(str, range(1000)) if in_global_control(profile_id, share, s) is inside)
+
+
+def test_given_a_person_in_the_global_control_group_when_marketing_is_delivered_then_it_is_blocked() -> None:
+    rig = Rig(policy=Policy(global_control_share=0.3, global_control_salt=salt_putting("p1", True)))
+    message = request()
+    reason = "global_control: the person is in the global control group, held out of all marketing"
+    assert_blocked(rig, message, rig.deliver(message), reason)
+    assert rig.caps.calls == 0  # no cap slot taken for a message never sent
+    as_campaign = message.model_copy(update={"origin": Origin(kind="campaign", id="c", step="a")})
+    counted = delivery_counts(as_campaign, BLOCKED, reason)
+    assert counted is not None and counted[2] == {"blocked:global_control": 1}  # a campaign's stats show it
+
+
+def test_given_a_person_in_the_global_control_group_when_a_transactional_message_is_delivered_then_it_is_sent() -> None:
+    rig = Rig(policy=Policy(global_control_share=0.3, global_control_salt=salt_putting("p1", True)))
+    assert rig.deliver(request(category="transactional")).status == SENT
+
+
+def test_given_a_person_outside_the_group_or_no_group_when_marketing_is_delivered_then_it_is_sent() -> None:
+    outside = Rig(policy=Policy(global_control_share=0.3, global_control_salt=salt_putting("p1", False)))
+    assert outside.deliver(request()).status == SENT
+    assert Rig(policy=Policy(global_control_share=0.0)).deliver(request(key="k2")).status == SENT
+
+
+def test_the_global_control_group_is_the_share_asked_for_and_the_one_experiments_leave_out() -> None:
+    policy = Policy(global_control_share=0.1, global_control_salt="s")
+    held = [f"p{n}" for n in range(20_000) if global_control_refusal(f"p{n}", "marketing", policy)]
+    assert abs(len(held) / 20_000 - 0.1) < 0.01
+    assert all(in_global_control(p, 0.1, "s") for p in held)  # the same deal as Experiments.assign

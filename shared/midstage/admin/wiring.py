@@ -46,6 +46,7 @@ from midstage.services.dead_letters import DeadLetters, parse_specs
 if TYPE_CHECKING:
     from midstage.services.admin.reports import ReportAdmin
     from midstage.services.analytics import Engine
+    from midstage.services.experiments import Experiments
 
 # Campaign schedules are named `<prefix>-campaign-<id>` inside the stack's own schedule group.
 SCHEDULE_PREFIX = "midstage"
@@ -261,6 +262,25 @@ class AdminWiring:
 
         return ReportAdmin(
             lambda: self.analytics_engine, cache_seconds=self.settings.analytics_cache_seconds, clock=self.clock
+        )
+
+    @cached_property
+    def experiments(self) -> Experiments:
+        """Experiments stored in the DataTable; their results read from the archive by the
+        reports' engine (503 while it is not configured), exposures put on the archive stream."""
+        from midstage.adapters.archive_stream import archive_sink
+        from midstage.adapters.experiment_store import ArchiveExposures, ExperimentTable
+        from midstage.services.experiments import Experiments
+        from midstage.services.experiments.sources import ArchiveStatistics
+
+        table = ExperimentTable(self.settings.data_table)
+        return Experiments(
+            table,
+            ArchiveStatistics(lambda: self.analytics_engine, self.clock),
+            ArchiveExposures(archive_sink(self.settings.archive_stream), origin_kind="api"),
+            table,
+            global_control_share=self.settings.global_control_share,
+            global_control_salt=self.settings.global_control_salt,
         )
 
     @cached_property

@@ -50,6 +50,7 @@ BLOCK_CODES: Final = (
     "no_address",
     "no_profile",
     "offer_refused",
+    "global_control",
 )
 OTHER: Final = "other"
 _PLAIN_COUNTERS: Final = (

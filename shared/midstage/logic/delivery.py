@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from midstage.config import FrequencyCap
 from midstage.logic import consent
+from midstage.logic.experiments.assignment import in_global_control
 from midstage.logic.timefmt import iso
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
@@ -87,6 +88,26 @@ class Policy:
     paused_recheck_seconds: int = 300
     # How long one delivery may wait in-process for a send token before giving the message back.
     pace_wait_seconds: float = 1.0
+    # The global control group (logic/experiments/assignment.py): this share of everyone, dealt
+    # by a hash salted with `global_control_salt`, gets no marketing at all, so the programme's
+    # total lift can be measured against them. 0 turns it off.
+    global_control_share: float = 0.0
+    global_control_salt: str = ""
+
+
+# --------------------------------------------------------------------------- global control
+GLOBAL_CONTROL = "global_control"
+
+
+def global_control_refusal(profile_id: str, category: str, policy: Policy) -> str:
+    """Why a marketing message may not go to a person of the global control group ("" when it
+    may). Transactional messages always go. The id is the surviving profile's (after a merge),
+    as in experiment assignment, so a person stays in or out of the group across merges."""
+    if category != "marketing" or policy.global_control_share <= 0:
+        return ""
+    if not in_global_control(profile_id, policy.global_control_share, policy.global_control_salt):
+        return ""
+    return f"{GLOBAL_CONTROL}: the person is in the global control group, held out of all marketing"
 
 
 # --------------------------------------------------------------------------- holds

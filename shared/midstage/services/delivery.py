@@ -5,7 +5,9 @@ The order is fixed, and every outcome is recorded on the message with its reason
      is never repeated, whatever redelivers it; two deliverers cannot both hold it;
      then its origin's state, read at send time: a message of a cancelled (or deleted) campaign
      ends `cancelled`, one of a paused campaign is deferred and looked at again later;
-  1. consent for the channel and purpose (transactional messages need no marketing consent);
+  1. the global control group: a marketing message to one of its people is blocked
+     (`global_control`; transactional messages go);
+     consent for the channel and purpose (transactional messages need no marketing consent);
   2. suppression of the address (hard bounce, complaint, unsubscribe, manual);
   3. frequency caps, reserved atomically on the person's send history (one conditional write);
   4. quiet hours in the recipient's time zone: deferred to the end of the window, not dropped;
@@ -52,6 +54,7 @@ from midstage.logic.delivery import (
     cancelled_reason,
     cap_refusal,
     channel_paused_reason,
+    global_control_refusal,
     held_until,
     is_hold,
     may_be_quieted,
@@ -217,6 +220,9 @@ def _claimed(
     profile = ports.profiles.profile(request.profile_id)
     if profile is None:
         return _finish(ports, message_id, Outcome(BLOCKED, "no_profile: the person does not exist"), now)
+    held_out = global_control_refusal(profile.id, request.category, policy)
+    if held_out:
+        return _finish(ports, message_id, Outcome(BLOCKED, held_out), now)
 
     chosen: tuple[str, Address] | None = None
     first_refusal = ""
