@@ -28,12 +28,13 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from midstage.clock import system_clock
 from midstage.definitions import FOLDERS, Document, Issue, cross_check, read_document
 from midstage.errors import validation_issues
 from midstage.logic.campaigns import validate_campaign
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         print("pinpoint-convert --apply needs --url and --key (or MIDSTAGE_API_KEY)", file=sys.stderr)
         return 2
     try:
-        outcome = convert_files(input_files(args.paths), Path(args.out), now=datetime.now(UTC), approve=args.approve)
+        outcome = convert_files(input_files(args.paths), Path(args.out), now=system_clock(), approve=args.approve)
     except (OSError, ValueError) as error:
         print(f"pinpoint-convert: {error}", file=sys.stderr)
         return 2
