@@ -1,7 +1,7 @@
 """Bulk imports (services/bulk_import.py): a file dropped under `imports/{sourceId}/` in the
-bucket (S3's "Object Created" event, through EventBridge) starts one; the import queue's tasks
-plan an import and run its parts, one task per message, each in an invocation of its own. The
-queue also carries privacy requests to work (services/privacy.py), one per message."""
+bucket (S3's "Object Created" event, through EventBridge) starts one; the import queue's tasks plan
+it and run its parts, one per message. A Pinpoint event stream dropped under `imports/pinpoint-history/`
+is replayed whole (services/pinpoint_history.py). The queue also carries privacy requests (services/privacy.py)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.import_store import ImportFiles, ImportJobs
+from midstage.adapters.messaging_store import SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import ImportSettings, identity_settings
+from midstage.logic.imports.pinpoint_events import Unreadable, file_text
 from midstage.models.bulk_imports import ImportTask
 from midstage.models.messages import RegulationTask
 from midstage.observability import logger, tracer
-from midstage.privacy_wiring import privacy_requests
+from midstage.privacy_wiring import privacy_worker
 from midstage.services.bulk_import import BulkImports
-from midstage.services.privacy import PrivacyRequests
+from midstage.services.pinpoint_history import DROP_PREFIX, replay_text
 
 
 @cache
@@ -55,19 +57,11 @@ def _imports() -> BulkImports:
     )
 
 
-@cache
-def _privacy() -> PrivacyRequests:
-    settings = ImportSettings.from_env()
-    tasks = MessageQueue(settings.import_queue_url)
-    return privacy_requests(
-        settings.data_table, settings.config_table, settings.import_bucket, tasks, clock=_clock(), create_salt=False
-    )
-
-
 def record_handler(record: SQSRecord) -> None:
     if '"regulation.run"' in record.body:  # privacy requests share the queue (services/privacy.py)
         regulate_id = receive(record, RegulationTask).regulate_id
-        logger.info("privacy request", regulate_id=regulate_id, status=_privacy().run(regulate_id))
+        status = privacy_worker(ImportSettings.from_env(), _clock()).run(regulate_id)
+        logger.info("privacy request", regulate_id=regulate_id, status=status)
         return
     task = receive(record, ImportTask)
     imports = _imports()
@@ -92,8 +86,26 @@ def _dropped(event: dict[str, Any]) -> None:
     detail = event.get("detail") or {}
     key = str((detail.get("object") or {}).get("key") or "")
     etag = str((detail.get("object") or {}).get("eTag") or "")
+    if key.startswith(DROP_PREFIX):
+        _pinpoint_history(key)
+        return
     import_id = _imports().start_from_drop(key, etag)
     logger.info("file dropped", started=import_id)
+
+
+def _pinpoint_history(key: str) -> None:
+    """Replayed whole: a redelivered event replays it again, which the updater absorbs."""
+    settings = ImportSettings.from_env()
+    try:
+        text, damage = file_text(ImportFiles(settings.import_bucket).chunks(key))
+    except Unreadable as error:  # trying again would not help
+        logger.warning("pinpoint history unreadable", key=key, reason=str(error))
+        return
+    replayed = replay_text(text, damage, SqsHandoff(settings.ingest_queue_url), SuppressionStore(settings.data_table))
+    problems = [f"{key}:{line}: {why}" for line, why in replayed.problems[:50]]  # the first 50 of them
+    summary = {"kinds": dict(replayed.kinds), "events": replayed.events, "suppressions": replayed.suppressions}
+    summary["problems_total"] = len(replayed.problems)
+    logger.info("pinpoint history replayed", key=key, **summary, problems=problems)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 
 from midstage.adapters.automation_store import JourneyInstances, Touches
 from midstage.adapters.messaging_store import InboxStore, MessageLedger, SuppressionStore
 from midstage.adapters.offer_store import OfferStore
 from midstage.adapters.privacy_store import ExportFiles, PersonSuppressions, Regulations, Salt
 from midstage.adapters.profile_store import ProfileStore
+from midstage.adapters.queues import MessageQueue
+from midstage.clock import Clock
+from midstage.config import ImportSettings
 from midstage.services.bulk_import import Tasks
 from midstage.services.privacy import PrivacyRequests
 from midstage.services.privacy_export import BundleExporter
@@ -41,3 +45,11 @@ def privacy_requests(
         ledger, addresses = MessageLedger(data_table), SuppressionStore(data_table)
         exporter = BundleExporter(ExportFiles(bucket), profiles, ledger, addresses, suppressions, more)
     return PrivacyRequests(Regulations(data_table), suppressions, profiles, tasks, exporter, clock=clock)
+
+
+@cache
+def privacy_worker(settings: ImportSettings, clock: Clock) -> PrivacyRequests:
+    """The import queue's worker of privacy requests (functions/run_imports), once per container."""
+    tasks = MessageQueue(settings.import_queue_url)
+    bucket = settings.import_bucket
+    return privacy_requests(settings.data_table, settings.config_table, bucket, tasks, clock=clock, create_salt=False)

@@ -362,12 +362,14 @@ def test_the_webhooks_sample_puts_ann_s_shopify_order_on_the_ingest_queue(world:
     )
     # When Shopify's delivery arrives
     answer = world.run("WebhooksFunction", sample("webhooks", "shopify-order"), clock=AT_SEND)
-    # Then it is acknowledged and Ann's order is queued for the profile updater
-    assert (answer["statusCode"], json.loads(answer["body"])["accepted"]) == (200, 1), answer
-    (message,) = world.queue("IngestQueue")
-    (event,) = json.loads(message["Body"])["events"]
-    assert (event["event"], event["properties"]["order_id"]) == ("Order Completed", "5550001")
-    assert event["context"]["traits"]["email"] == "ann@example.com"
+    # Then it is acknowledged, and Ann's order and the marketing grant of its ticked
+    # buyer_accepts_marketing are queued for the profile updater
+    assert (answer["statusCode"], json.loads(answer["body"])["accepted"]) == (200, 2), answer
+    events = [event for message in world.queue("IngestQueue") for event in json.loads(message["Body"])["events"]]
+    order, grant = sorted(events, key=lambda event: event["event"], reverse=True)
+    assert (order["event"], order["properties"]["order_id"]) == ("Order Completed", "5550001")
+    assert order["context"]["traits"]["email"] == "ann@example.com"
+    assert (grant["event"], grant["properties"]["granted"]) == ("Consent Updated", True)
 
 
 def test_the_run_imports_sample_starts_the_import_of_the_dropped_orders_file(world: World) -> None:

@@ -26,9 +26,16 @@ if TYPE_CHECKING:
 _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=3, read_timeout=10)
 
 
+# For the calls that send a message (SES SendEmail, SNS Publish): botocore retries nothing, since
+# its retries include a read timeout, after which the provider may already have the message and
+# the retry would be a second email. providers/errors.py `once` retries what is safe to retry.
+_SEND_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=10)
+
+
 @cache
-def _client(service: str, region: str | None = None) -> Any:
-    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+def _client(service: str, region: str | None = None, *, sending: bool = False) -> Any:
+    config = _SEND_CONFIG if sending else _CONFIG
+    return boto3.session.Session().client(service, region_name=region, config=config)  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:
@@ -65,6 +72,18 @@ def sesv2() -> SESV2Client:
 
 def sns() -> SNSClient:
     client: SNSClient = _client("sns")
+    return client
+
+
+def sesv2_sender() -> SESV2Client:
+    """SES v2 for sending: no botocore retries (see _SEND_CONFIG)."""
+    client: SESV2Client = _client("sesv2", sending=True)
+    return client
+
+
+def sns_sender() -> SNSClient:
+    """SNS for publishing messages to people: no botocore retries (see _SEND_CONFIG)."""
+    client: SNSClient = _client("sns", sending=True)
     return client
 
 

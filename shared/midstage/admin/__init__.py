@@ -11,6 +11,7 @@ from __future__ import annotations
 from midstage.admin import (
     api_keys,
     attribution,
+    audit,
     campaigns,
     channels,
     dead_letters,
@@ -55,6 +56,7 @@ ROUTERS: tuple[tuple[str, Routes], ...] = (
     ("/v1/offers", offers.routes),
     ("/v1/destinations", destinations.routes),
     ("/v1/regulations", regulations.routes),
+    ("/v1/audit", audit.routes),
 )
 
 

@@ -35,6 +35,7 @@ def list_regulations() -> Response[Any]:
     return json_answer(200, shown)
 
 
-@routes.get("/<regulate_id>", role=RoleRank.data_operator)
+# Personal: a finished EXPORT's answer hands out its bundle's URLs (the read is audited).
+@routes.get("/<regulate_id>", role=RoleRank.data_operator, personal=True)
 def get_regulation(regulate_id: str) -> Response[Any]:
     return json_answer(200, routes.services.regulations.get(regulate_id))
