@@ -79,8 +79,10 @@ class Console:
     def language(self, value: str) -> None:
         self.page.locator("#language").select_option(value)
 
-    def photograph(self, name: str) -> None:
-        self.page.screenshot(path=str(self.pictures / f"{name}.png"))
+    def photograph(self, name: str, panel: str | None = None) -> None:
+        """The window, or one panel of the page whole (a person's timeline is below the fold)."""
+        shot = self.panel(panel) if panel else self.page
+        shot.screenshot(path=str(self.pictures / f"{name}.png"))
 
 
 @pytest.fixture
@@ -171,6 +173,10 @@ def test_a_person_tracked_by_email_is_found_and_their_timeline_grows_on_refresh(
     assert person["user"] in console.panel("identities").inner_text()
     assert "Signed Up" in console.panel("timeline").inner_text()
     assert console.page.locator("[data-masked]").count() == 0
+    # And the rest of the 360 view is there: one profile, so no merges
+    for name in ("computed", "segments", "tags", "consents", "messages", "journeys"):
+        assert console.panel(name).is_visible(), name
+    assert console.panel("merges").inner_text().split() == ["Merges", "None."]
     assert "Order Completed" not in console.panel("timeline").inner_text()
     console.photograph("person-en")
     # When they order and the page is refreshed
@@ -182,6 +188,7 @@ def test_a_person_tracked_by_email_is_found_and_their_timeline_grows_on_refresh(
     newest = console.panel("timeline").locator("tbody tr").first
     newest.filter(has_text="Order Completed").wait_for()
     assert '"order_id":"o-1"' in newest.inner_text()
+    console.photograph("person-timeline-en", panel="timeline")
     # And a reload of the page (same tab) shows the same person without signing in again
     console.page.reload()
     console.panel("timeline").filter(has_text="Order Completed").wait_for()
@@ -189,6 +196,7 @@ def test_a_person_tracked_by_email_is_found_and_their_timeline_grows_on_refresh(
     console.language("zh-CN")
     console.page.get_by_role("heading", name="时间线").wait_for()
     console.photograph("person-zh")
+    console.photograph("person-timeline-zh", panel="timeline")
 
 
 def test_a_viewer_key_sees_contact_data_masked_and_no_consents(console: Console, platform: Platform) -> None:

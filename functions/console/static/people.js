@@ -1,6 +1,6 @@
 // People: find a person by any identifier, and their 360 view (traits, computed traits,
-// identities, consents, segments, timeline, messages). Masking is the API's: below data_operator
-// it answers contact data masked (`masked: true`), and the page says so.
+// identities, segments, tags, consents, timeline, messages, journeys, merges). Masking is the
+// API's: below data_operator it answers contact data masked (`masked: true`), and the page says so.
 import { api, ApiError, atLeast } from "./api.js";
 import { h, show, shown, when } from "./dom.js";
 import { t } from "./i18n.js";
@@ -48,9 +48,10 @@ async function person(result, wanted, identity, locale) {
     return;
   }
   const id = profile.id;
-  const [timeline, messages, consent] = await Promise.all([
+  const [timeline, messages, journeys, consent] = await Promise.all([
     api("GET", `/v1/profiles/${ref(id)}/timeline?limit=50`).catch((error) => ({ error })),
     api("GET", `/v1/profiles/${ref(id)}/messages?limit=50`).catch((error) => ({ error })),
+    api("GET", `/v1/profiles/${ref(id)}/journeys`).catch((error) => ({ error })),
     atLeast(identity.role, "data_operator") ? api("GET", `/v1/profiles/${ref(id)}/consent`).catch((error) => ({ error })) : null,
   ]);
   show(
@@ -65,10 +66,13 @@ async function person(result, wanted, identity, locale) {
       panel("computed", t("people.computed"), pairs(profile.computed, locale)),
       panel("identities", t("people.identities"), pairs(Object.fromEntries(Object.entries(profile.identities ?? {}).map(([k, v]) => [k, v.join(", ")])), locale)),
       panel("segments", t("people.segments"), segments(profile.segments, locale)),
+      panel("tags", t("people.tags"), (profile.tags ?? []).length ? h("p", {}, profile.tags.join(", ")) : h("p", {}, t("people.none"))),
       panel("consents", t("people.consents"), consent === null ? h("p", {}, t("people.consents.role")) : consents(consent, locale)),
     ),
     panel("timeline", t("people.timeline"), events(timeline, locale)),
     panel("messages", t("people.messages"), sent(messages, locale)),
+    panel("journeys", t("people.journeys"), journeysOf(journeys, locale)),
+    panel("merges", t("people.merges"), merges(profile.merges, locale)),
   );
   say("");
 }
@@ -123,5 +127,21 @@ function sent(answer, locale) {
   return table(
     ["people.when", "people.channel", "people.status", "people.origin"],
     (answer.messages ?? []).map((m) => h("tr", {}, h("td", {}, when(m.createdAt, locale)), h("td", {}, `${m.channel ?? ""} ${m.address ?? ""}`.trim()), h("td", {}, m.status), h("td", {}, m.origin ?? "—"))),
+  );
+}
+
+function journeysOf(answer, locale) {
+  if (answer.error) return h("p", { class: "message" }, explain(answer.error));
+  return table(
+    ["people.journey", "people.status", "people.step", "people.when"],
+    (answer.journeys ?? []).map((j) => h("tr", {}, h("td", {}, `${j.journey_id} v${j.journey_version}`), h("td", {}, j.status), h("td", {}, j.step ?? "—"), h("td", {}, when(j.entered_at, locale)))),
+  );
+}
+
+// Merged profiles and refused merges; identifiers come masked from the API below data_operator.
+function merges(records, locale) {
+  return table(
+    ["people.when", "people.type", "people.details"],
+    (records ?? []).map((m) => h("tr", {}, h("td", {}, when(m.at, locale)), h("td", {}, t(m.kind === "refused" ? "people.merge.refused" : "people.merge.merged")), h("td", { class: "details" }, m.kind === "refused" ? `${m.identifier ?? ""} ${m.reason ?? ""}`.trim() : `${m.merged_profile_id ?? ""} ${(m.identifiers ?? []).join(", ")}`.trim()))),
   );
 }
