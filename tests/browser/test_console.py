@@ -1,6 +1,6 @@
 """The marketers' console in headless Chromium against the tier's local cloud: sign in with an
 admin key, find a person tracked by email and see the timeline grow, a viewer key sees masked
-contact data, and the switch to Simplified Chinese.
+contact data, the switch to Simplified Chinese, and axe-core over every page in both languages.
 
 Each page is photographed in both languages; with MIDSTAGE_CONSOLE_SCREENSHOTS=1 the pictures
 go to docs/console/ (for docs/console.md), otherwise to the test's temporary folder.
@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, _unavailable, profile_when
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, NODE_MODULES, _unavailable, profile_when
 from tests.e2e.conftest import Platform
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "console"
+AXE = NODE_MODULES / "axe-core" / "axe.min.js"
 WAIT_MS = 30_000  # an upper bound for the page to show what it loads, never an assertion on speed
 
 
@@ -49,8 +50,10 @@ def chromium() -> Iterator[Any]:
 class Console:
     """One browser profile on the console, with every request and page error it saw."""
 
-    def __init__(self, browser: Any, platform: Platform, pictures: Path) -> None:
-        self.context = browser.new_context(viewport={"width": 1200, "height": 820}, locale="en-US")
+    def __init__(self, browser: Any, platform: Platform, pictures: Path, *, bypass_csp: bool = False) -> None:
+        self.context = browser.new_context(
+            viewport={"width": 1200, "height": 820}, locale="en-US", bypass_csp=bypass_csp
+        )
         self.context.set_default_timeout(WAIT_MS)
         self.urls: list[str] = []
         self.errors: list[str] = []
@@ -290,3 +293,57 @@ def test_every_string_has_its_chinese_and_the_keyboard_reaches_every_control(con
         walk.append(focused())
     assert [name for name, _ in walk] == ["language", "Skip to content", "language", "key", "Sign in"]
     assert all(style == "solid" for _, style in walk), walk
+
+
+SERIOUS = """async () => {
+    const result = await axe.run(document);
+    const serious = result.violations
+        .filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+    return [result.passes.length, serious];
+}"""
+REFUSED = {
+    "en": "This key is not valid: it is unknown or revoked. Check it and try again.",
+    "zh-CN": "此密钥无效：未知或已被吊销。请检查后重试。",  # noqa: RUF001 -- the page's Chinese punctuation
+}
+
+
+def test_axe_finds_no_serious_violation_on_any_page_in_either_language(
+    chromium: Any, platform: Platform, tmp_path: Path
+) -> None:
+    _unavailable([(AXE.exists(), "axe-core is not installed: run `npm ci --prefix tests/browser`")])
+    # Given a person, and the console in a tab that lets axe-core in (the page's own policy
+    # admits only its own scripts)
+    person = someone(platform)
+    console = Console(chromium, platform, tmp_path, bypass_csp=True)
+    page = console.page
+    checked: dict[str, tuple[int, list[str]]] = {}
+    try:
+        console.open()
+        page.add_script_tag(path=str(AXE))
+        for language, overview, people in (("en", "Overview", "People"), ("zh-CN", "概览", "用户")):
+            console.language(language)
+            page.locator("#key").wait_for()
+            # When axe-core checks each page: sign-in with its error, the overview, a person
+            page.locator("#key").fill("msk_wrong")
+            page.locator("#key").press("Enter")
+            said(page.locator("#signin-message"), REFUSED[language])
+            checked[f"sign-in {language}"] = page.evaluate(SERIOUS)
+            page.locator("#key").fill(platform.admin_key)
+            page.locator("#key").press("Enter")
+            page.get_by_role("heading", name=overview, exact=True).wait_for()
+            page.locator("#campaigns-title").wait_for()
+            page.locator("[data-kpi=people]").wait_for()
+            checked[f"overview {language}"] = page.evaluate(SERIOUS)
+            page.get_by_role("link", name=people).click()
+            page.locator("#ref").fill(f"email:{person['email']}")
+            page.locator("#ref").press("Enter")
+            console.panel("timeline").wait_for()
+            checked[f"person {language}"] = page.evaluate(SERIOUS)
+            page.locator("#signout").click()
+    finally:
+        console.context.close()
+    # Then axe-core ran its rules on each, and none has a serious or critical violation
+    assert len(checked) == 6
+    assert all(passes > 10 for passes, _ in checked.values()), checked
+    assert {name: found for name, (_, found) in checked.items() if found} == {}
