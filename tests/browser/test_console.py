@@ -16,35 +16,13 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, NODE_MODULES, _unavailable, profile_when
+from tests.browser.conftest import NODE_MODULES, _unavailable, profile_when
 from tests.e2e.conftest import Platform
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "console"
 AXE = NODE_MODULES / "axe-core" / "axe.min.js"
 WAIT_MS = 30_000  # an upper bound for the page to show what it loads, never an assertion on speed
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    """Chromium alone: the console needs no Node and no SDK packages."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - a dev dependency; only a broken install lacks it
-        sync_playwright = None
-    _unavailable(
-        [
-            (CHROMIUM.exists(), f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium)"),
-            (sync_playwright is not None, "the playwright Python package is not installed (make install)"),
-        ]
-    )
-    assert sync_playwright is not None
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 class Console:
