@@ -205,7 +205,7 @@ def _bootstrap_demo(cloud: LocalCloud) -> None:
 def _console_line(cloud: LocalCloud) -> list[str]:
     """Where the marketers' console opens, when the template serves one (ConsoleFunction)."""
     served = any(route.path == "/console" for api in cloud.model.http_apis for route in api.routes)
-    return [f"  console        {cloud.api_url}/console   (sign in with the admin API key below)"] if served else []
+    return [f"  console        {cloud.api_url}/console   (sign in with an admin API key)"] if served else []
 
 
 def _banner(cloud: LocalCloud) -> str:

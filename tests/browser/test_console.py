@@ -202,6 +202,13 @@ def test_a_viewer_key_sees_contact_data_masked_and_no_consents(console: Console,
     assert person["plan"] in console.panel("traits").inner_text()  # traits that are not contact data stay
     assert console.panel("consents").inner_text().endswith("Consents need the data operator role.")
     console.photograph("person-viewer-en")
+    # When the key is revoked while the page is open, then the next refresh sends the viewer back
+    # to sign-in, saying why, and the key is no longer kept
+    assert platform.admin("DELETE", f"/v1/api-keys/{created.body['id']}").status == 200
+    console.page.get_by_role("button", name="Refresh").click()
+    said(console.page.get_by_role("alert"), "The key no longer works (revoked?). Sign in again.")
+    assert console.page.get_by_label("Admin API key").is_visible()
+    assert created.body["secret"] not in console.page.evaluate("() => JSON.stringify(sessionStorage)")
 
 
 def test_the_language_switch_shows_the_console_in_simplified_chinese(console: Console, platform: Platform) -> None:

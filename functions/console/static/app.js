@@ -2,7 +2,7 @@
 // language switch. Each page is a module with `render(view, route)`.
 import { api, ApiError, session } from "./api.js";
 import { h, show } from "./dom.js";
-import { explain, say } from "./ui.js";
+import { explain, NOTICE, say } from "./ui.js";
 import { language, setLanguage, t, translatePage } from "./i18n.js";
 import * as overview from "./overview.js";
 import * as people from "./people.js";
@@ -24,6 +24,8 @@ function signIn() {
     h("button", { type: "submit" }, t("signin.submit")),
   );
   show(view, form);
+  message.textContent = sessionStorage.getItem(NOTICE) ?? "";
+  sessionStorage.removeItem(NOTICE);
   input.focus();
 }
 

@@ -2,6 +2,8 @@
 import { ApiError, session } from "./api.js";
 import { t } from "./i18n.js";
 
+export const NOTICE = "midstage.console.notice";
+
 export function say(message) {
   document.getElementById("status").textContent = message;
 }
@@ -11,6 +13,8 @@ export function explain(error) {
   if (!(error instanceof ApiError)) return String(error);
   if (error.status === 401) {
     session.close();
+    // Said again on the sign-in page, which the status line does not outlive.
+    sessionStorage.setItem(NOTICE, t("error.expired"));
     location.hash = "#/signin";
     return t("error.expired");
   }
