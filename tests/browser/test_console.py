@@ -173,6 +173,10 @@ def test_a_person_tracked_by_email_is_found_and_their_timeline_grows_on_refresh(
     # And a reload of the page (same tab) shows the same person without signing in again
     console.page.reload()
     console.panel("timeline").filter(has_text="Order Completed").wait_for()
+    # And an address with a broken escape is searched for as typed, not a broken page
+    console.page.goto(f"{platform.url}/console#/people/email:%E0%A4")
+    said(console.page.get_by_role("alert"), "Nobody has the identifier email:%E0%A4.")
+    console.page.goto(f"{platform.url}/console#/people/email:{person['email']}")
     # And the same view in Chinese
     console.language("zh-CN")
     console.page.get_by_role("heading", name="时间线").wait_for()

@@ -61,6 +61,15 @@ function header(identity, page) {
   }
 }
 
+// A hash typed or pasted by hand may hold a broken escape: it is then taken as it is.
+function decode(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
 function route() {
   const [name = "", ...rest] = location.hash.replace(/^#\/?/, "").split("/");
   const identity = session.identity();
@@ -73,7 +82,7 @@ function route() {
   }
   const page = PAGES[name] ? name : "overview";
   header(identity, page);
-  PAGES[page].render(view, { identity, args: rest.map(decodeURIComponent), locale: language() });
+  PAGES[page].render(view, { identity, args: rest.map(decode), locale: language() });
 }
 
 const picker = document.getElementById("language");
