@@ -80,11 +80,15 @@ def console(chromium: Any, platform: Platform, tmp_path: Path) -> Iterator[Conso
         opened.context.close()
 
 
+# A trait that would run if the page ever parsed data as HTML.
+MARKUP = '<img src="x" onerror="window.ran = 1"><script>window.ran = 2</script>'
+
+
 def someone(platform: Platform) -> dict[str, str]:
     """A person made through the tracking API: identified with an email and traits, one event."""
     run = uuid.uuid4().hex[:10]
     person = {"user": f"console-{run}", "email": f"mei.{run}@example.com", "plan": f"plan-{run}"}
-    traits = {"email": person["email"], "firstName": "Mei", "plan": person["plan"]}
+    traits = {"email": person["email"], "firstName": "Mei", "plan": person["plan"], "bio": MARKUP}
     assert platform.track("/v1/identify", {"userId": person["user"], "traits": traits}).status == 200
     assert platform.track("/v1/track", {"userId": person["user"], "event": "Signed Up"}).status == 200
     profile_when(platform, f"email:{person['email']}", lambda p: _counted(p, "Signed Up"))
@@ -154,6 +158,9 @@ def test_a_person_tracked_by_email_is_found_and_their_timeline_grows_on_refresh(
     assert person["user"] in console.panel("identities").inner_text()
     assert "Signed Up" in console.panel("timeline").inner_text()
     assert console.page.locator("[data-masked]").count() == 0
+    # And a trait holding markup is shown as text, and nothing in it ran
+    assert MARKUP in traits.inner_text()
+    assert console.page.evaluate("() => window.ran") is None
     # And the rest of the 360 view is there: one profile, so no merges
     for name in ("computed", "segments", "tags", "consents", "messages", "journeys"):
         assert console.panel(name).is_visible(), name
