@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +344,41 @@ def test_axe_finds_no_serious_violation_on_any_page_in_either_language(
     assert len(checked) == 6
     assert all(passes > 10 for passes, _ in checked.values()), checked
     assert {name: found for name, (_, found) in checked.items() if found} == {}
+
+
+def test_older_events_are_added_below_the_newest_fifty_on_request(console: Console, platform: Platform) -> None:
+    # Given a person with 55 page views, sent in one batch
+    user = f"reader-{uuid.uuid4().hex[:10]}"
+    first = datetime.now(UTC) - timedelta(hours=1)
+    views = [
+        {"type": "track", "userId": user, "event": "Article Read", "properties": {"n": n}, "timestamp": stamp(first, n)}
+        for n in range(55)
+    ]
+    assert platform.track("/v1/batch", {"batch": views}).status == 200
+    profile_when(platform, f"user_id:{user}", lambda p: _total(p, "Article Read", 55))
+    console.open()
+    console.sign_in(platform.admin_key)
+    console.find(f"user_id:{user}")
+    rows = console.panel("timeline").locator("tbody tr")
+    # Then the newest fifty are shown, and a button offers the rest
+    assert rows.count() == 50
+    assert '"n":54' in rows.first.inner_text()
+    # When it is pressed, then the five oldest are added below, and the button goes away
+    console.page.get_by_role("button", name="Older events").click()
+    counts(rows, 55)
+    assert '"n":0' in rows.last.inner_text()
+    assert console.page.get_by_role("button", name="Older events").is_hidden()
+
+
+def stamp(start: datetime, seconds: int) -> str:
+    return (start + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def counts(rows: Any, expected: int) -> None:
+    from playwright.sync_api import expect
+
+    expect(rows).to_have_count(expected, timeout=WAIT_MS)
+
+
+def _total(profile: dict[str, Any], event: str, total: int) -> None:
+    assert profile["computed"]["event_counts"].get(event, {}).get("total") == total, profile["computed"]

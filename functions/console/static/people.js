@@ -69,7 +69,7 @@ async function person(result, wanted, identity, locale) {
       panel("tags", t("people.tags"), (profile.tags ?? []).length ? h("p", {}, profile.tags.join(", ")) : h("p", {}, t("people.none"))),
       panel("consents", t("people.consents"), consent === null ? h("p", {}, t("people.consents.role")) : consents(consent, locale)),
     ),
-    panel("timeline", t("people.timeline"), events(timeline, locale)),
+    panel("timeline", t("people.timeline"), events(timeline, locale, id)),
     panel("messages", t("people.messages"), sent(messages, locale)),
     panel("journeys", t("people.journeys"), journeysOf(journeys, locale)),
     panel("merges", t("people.merges"), merges(profile.merges, locale)),
@@ -114,12 +114,29 @@ function describe(event) {
   return shownProperties ? JSON.stringify(shownProperties) : "";
 }
 
-function events(answer, locale) {
+const eventRow = (e, locale) => h("tr", { "data-message-id": e.messageId }, h("td", {}, when(e.timestamp, locale)), h("td", {}, e.type), h("td", {}, e.event ?? e.name ?? ""), h("td", { class: "details" }, describe(e)));
+
+// The newest page of events, and a button that appends the next older page while there is one.
+function events(answer, locale, id) {
   if (answer.error) return h("p", { class: "message" }, explain(answer.error));
-  return table(
-    ["people.when", "people.type", "people.event", "people.details"],
-    (answer.events ?? []).map((e) => h("tr", { "data-message-id": e.messageId }, h("td", {}, when(e.timestamp, locale)), h("td", {}, e.type), h("td", {}, e.event ?? e.name ?? ""), h("td", { class: "details" }, describe(e)))),
-  );
+  const shownTable = table(["people.when", "people.type", "people.event", "people.details"], (answer.events ?? []).map((e) => eventRow(e, locale)));
+  if (!answer.cursor) return shownTable;
+  let cursor = answer.cursor;
+  const more = h("button", { type: "button", class: "secondary" }, t("people.more"));
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      const page = await api("GET", `/v1/profiles/${ref(id)}/timeline?limit=50&cursor=${encodeURIComponent(cursor)}`);
+      shownTable.querySelector("tbody").append(...(page.events ?? []).map((e) => eventRow(e, locale)));
+      cursor = page.cursor;
+      more.hidden = !cursor;
+    } catch (error) {
+      say(explain(error));
+    } finally {
+      more.disabled = false;
+    }
+  });
+  return h("div", {}, shownTable, more);
 }
 
 function sent(answer, locale) {
