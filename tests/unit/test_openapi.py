@@ -132,8 +132,8 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "DestinationUpdate": DestinationUpdate,
 }
 # Functions whose routes are public: links inside sent messages, authenticated by a signed token;
-# inbound webhooks, authenticated by the provider's signature over the body.
-PUBLIC_FUNCTIONS = {"EngagementFunction", "WebhooksFunction"}
+# inbound webhooks, authenticated by the provider's signature over the body; the console's static files.
+PUBLIC_FUNCTIONS = {"ConsoleFunction", "EngagementFunction", "WebhooksFunction"}
 
 
 # ---------------------------------------------------------------------------------- loading
