@@ -279,6 +279,7 @@ class LocalCloud:
                     value = value.replace(api_url, local)
                 function.environment[name] = value
             function.environment.update(local_engines(function.environment))
+            function.environment.update(local_assets(function.environment, endpoint))
         self._runtime = LambdaRuntime(
             model.functions,
             aws_endpoint_url=endpoint,
@@ -886,6 +887,15 @@ def _s3_writer(account_id: str) -> Any:
         s3_backends[account_id]["aws"].put_object(bucket, key, body)
 
     return put
+
+
+def local_assets(environment: Mapping[str, str], endpoint: str) -> dict[str, str]:
+    """Published assets are served by the local cloud's S3 (path-style, no signature): the URL a
+    template gets for `asset('<name>')` opens in a browser on this machine."""
+    bucket = environment.get("ASSETS_BUCKET")
+    if not bucket or "ASSETS_BASE_URL" not in environment:
+        return {}
+    return {"ASSETS_BASE_URL": f"{endpoint.rstrip('/')}/{bucket}"}
 
 
 def local_engines(environment: Mapping[str, str]) -> dict[str, str]:

@@ -27,8 +27,9 @@ _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeou
 
 
 @cache
-def _client(service: str, region: str | None = None) -> Any:
-    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+def _client(service: str, region: str | None = None, signature: str | None = None) -> Any:
+    config = _CONFIG.merge(Config(signature_version=signature)) if signature else _CONFIG
+    return boto3.session.Session().client(service, region_name=region, config=config)  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:
@@ -75,6 +76,13 @@ def scheduler() -> SchedulerClient:
 
 def s3() -> S3Client:
     client: S3Client = _client("s3")
+    return client
+
+
+def s3_presigning() -> S3Client:
+    """S3 with Signature Version 4, so a presigned URL signs its headers (the content type and
+    length of an upload); botocore would sign URLs in us-east-1 with the older scheme."""
+    client: S3Client = _client("s3", None, "s3v4")
     return client
 
 

@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from midstage.adapters.archive_stream import FirehoseArchive
+from midstage.adapters.asset_store import AssetFiles, AssetStore
 from midstage.adapters.automation_store import CampaignRuns, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.counters import Counters
@@ -24,6 +25,7 @@ from midstage.adapters.sending_state import ChannelPauses
 from midstage.clock import Clock
 from midstage.config import AdminSettings, CollectSettings, IdentitySettings, computed_trait_settings, identity_settings
 from midstage.errors import Unavailable
+from midstage.services.admin.assets import AssetAdmin, names_in_use
 from midstage.services.admin.campaigns import CampaignAdmin
 from midstage.services.admin.destinations import DestinationAdmin
 from midstage.services.admin.journeys import JourneyAdmin
@@ -120,7 +122,9 @@ class AdminWiring:
 
     @cached_property
     def templates(self) -> TemplateAdmin:
-        return TemplateAdmin(self.config, self.profiles, self.identity, clock=self.clock)
+        return TemplateAdmin(
+            self.config, self.profiles, self.identity, clock=self.clock, asset_url=self.assets.published_url
+        )
 
     @cached_property
     def messages(self) -> MessageAdmin:
@@ -215,6 +219,17 @@ class AdminWiring:
     @cached_property
     def offers(self) -> OfferAdmin:
         return OfferAdmin(OfferStore(self.settings.data_table), self.profiles, self.identity, clock=self.clock)
+
+    @cached_property
+    def assets(self) -> AssetAdmin:
+        settings = self.settings
+        return AssetAdmin(
+            AssetStore(settings.config_table),
+            AssetFiles(settings.assets_bucket) if settings.assets_bucket else None,
+            base_url=settings.assets_base_url,
+            clock=self.clock,
+            used_by=lambda name: names_in_use(self.definitions.list_templates(), name),
+        )
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
