@@ -114,6 +114,7 @@ class AdminWiring:
             self.identity,
             max_window_days=self.max_window_days,
             clock=self.clock,
+            offer_exists=self.offers.exists,
         )
 
     @cached_property
@@ -123,7 +124,12 @@ class AdminWiring:
     @cached_property
     def templates(self) -> TemplateAdmin:
         return TemplateAdmin(
-            self.config, self.profiles, self.identity, clock=self.clock, asset_url=self.assets.published_url
+            self.config,
+            self.profiles,
+            self.identity,
+            clock=self.clock,
+            asset_url=self.assets.published_url,
+            offer_exists=self.offers.exists,
         )
 
     @cached_property
@@ -202,6 +208,7 @@ class AdminWiring:
             MessageQueue(settings.campaign_queue_url),
             schedules,
             clock=self.clock,
+            offer_exists=self.offers.exists,
         )
 
     @cached_property
@@ -214,6 +221,7 @@ class AdminWiring:
             self.identity,
             max_window_days=self.max_window_days,
             clock=self.clock,
+            offer_exists=self.offers.exists,
         )
 
     @cached_property

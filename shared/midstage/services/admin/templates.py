@@ -16,7 +16,7 @@ from midstage.models.messaging import Template, TemplateBody
 from midstage.models.profile import Profile
 from midstage.models.requests import PreviewRequest, TemplateApproval, TemplateCreate
 from midstage.services import profiles
-from midstage.services.admin.common import trial_event
+from midstage.services.admin.common import OfferExists, trial_event, unknown_offers
 from midstage.services.admin.ports import ProfileReader, TemplateStore
 from midstage.services.profiles import redact, sensitive_values
 
@@ -33,6 +33,7 @@ class TemplateAdmin:
         *,
         clock: Clock,
         asset_url: Callable[[str], str | None] | None = None,
+        offer_exists: OfferExists | None = None,
     ) -> None:
         self.config = config
         self.profiles = profiles
@@ -40,6 +41,7 @@ class TemplateAdmin:
         self.clock = clock
         # Where a published asset is served (None: not published); without a library, none is.
         self.asset_url = asset_url or (lambda name: None)
+        self.offer_exists = offer_exists
 
     def profile(self, ref: str) -> Profile:
         return profiles.resolve(ref, self.profiles, self.identity)
@@ -47,6 +49,14 @@ class TemplateAdmin:
     def _template_issues(self, body: TemplateBody) -> None:
         found = templates.check_template(body.channel, body.locales, body.variables, default_locale=body.default_locale)
         issues = [template_issue(i) for i in found]
+        if not issues:
+            named = [
+                (offer_id, f"/locales/{locale}/{field}")
+                for locale, content in body.locales.items()
+                for field in content
+                for offer_id in templates.offers_named(body.channel, {field: content[field]})
+            ]
+            issues = [issue.to_dict() for issue in unknown_offers(named, self.offer_exists)]
         if issues:
             raise IssuesError(summary("invalid template", issues), issues, code="invalid_template")
 
