@@ -6,17 +6,27 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 import requests
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
 
 from midstage.adapters.config_store import ConfigStore
+from midstage.logic.timefmt import iso
+from midstage.models.messaging import MessageRequest, Origin
+from midstage.models.profile import Profile
 from tests.integration.conftest import Context, Stack, sample
 from tests.integration.test_admin_messaging import ROLES, Answer, Api
+from tests.integration.test_campaign_runs import CONSENT, ENTERED, Rig, rig, sqs_event
+from tests.integration.test_delivery_holds import Clock
+from tests.integration.test_offer_delivery import html_of
 from tests.integration.test_offers import documented
+
+__all__ = ["rig"]  # the campaign-run tests' fixture, used by name
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 # A 1x1 PNG.
@@ -30,15 +40,19 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-@pytest.fixture
-def api(stack: Stack) -> Api:
+def admin_api(stack: Stack) -> Api:
     config = ConfigStore(stack.output("ConfigTableName"), client=stack.clients.dynamodb())
     for role in ROLES:
         config.create_api_key(role, role, f"msk_{role}", now=NOW)
     # A second reviewer key, to tell "another key" from "a higher role".
     config.create_api_key("reviewer-2", "data_operator", "msk_reviewer2", now=NOW)
-    stack.load("ProfileUpdaterFunction").lambda_handler(sample("profile_updater", "sqs-batch"), Context())
     return Api(stack, stack.load("AdminFunction"))
+
+
+@pytest.fixture
+def api(stack: Stack) -> Api:
+    stack.load("ProfileUpdaterFunction").lambda_handler(sample("profile_updater", "sqs-batch"), Context())
+    return admin_api(stack)
 
 
 def served(api: Api, url: str) -> bytes:
@@ -310,3 +324,42 @@ def test_the_routes_need_their_roles(api: Api) -> None:
         == 403
     )
     assert api.post("/v1/assets/v/reject", {"version": 1, "reason": "no"}, role="marketer").status == 403
+
+
+# ------------------------------------------------------------------------------ in a sent email
+def test_an_image_in_a_sent_email_stays_served_when_a_new_version_is_published(rig: Rig) -> None:
+    # Given a published image, and an approved email template showing it
+    rig.stack.clients.sesv2().create_email_identity(EmailIdentity="example.com")
+    api = admin_api(rig.stack)
+    upload_png(api)
+    first = publish(api, "hero-banner", 1)["url"]
+    assert api.post("/v1/templates", template_naming("hero-banner"), role="marketer").status == 201
+    assert api.post("/v1/templates/welcome/approve", {"version": 1}, role="data_operator").status == 200
+    rig.store([Profile(id="p00", created_at=ENTERED, traits={"email": "p00@example.org"}, consent=CONSENT)])
+
+    def send(key: str) -> str:
+        # A fresh container each time: a warm one reuses the approved template it read (its cache).
+        deliverer = rig.stack.load("DeliverFunction", Clock(NOW + timedelta(minutes=1)))
+        request = MessageRequest(
+            key=key,
+            origin=Origin(kind="api", id="asset-test"),
+            profile_id="p00",
+            channels=["email"],
+            template="welcome",
+            requested_at=iso(NOW),
+        )
+        assert deliverer.lambda_handler(sqs_event([request.model_dump_json()]), Context()) == {"batchItemFailures": []}
+        return html_of(ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages[-1])
+
+    # When an email is sent, then a new version is published and the template approved again
+    sent = send("api:asset-test:1")
+    api.post("/v1/assets/hero-banner/versions", {"content_type": "image/gif", "data": b64(GIF)}, role="marketer")
+    second = publish(api, "hero-banner", 2)["url"]
+    put = api.put("/v1/templates/welcome", {k: v for k, v in template_naming("hero-banner").items() if k != "id"})
+    assert put.status == 200, put.body
+    assert api.post("/v1/templates/welcome/approve", {"version": 2}, role="data_operator").status == 200
+    later = send("api:asset-test:2")
+
+    # Then the first email shows v1's URL, still served; the next one shows v2's
+    assert f'src="{first}"' in sent and served(api, first) == PNG
+    assert f'src="{second}"' in later and served(api, second) == GIF
