@@ -148,6 +148,7 @@ class OfferAdmin:
                 "poolLow": offer.source == "pool" and remaining <= offer.pool_low_at,
                 "refusals": {r: int(counts.get(f"refused_{r}", 0)) for r in rules.REFUSALS},
                 "redemptions": {r: int(counts.get(f"outcome_{r}", 0)) for r in rules.REDEMPTIONS},
+                "byCause": rules.by_cause(counts),
             }
         )
 
