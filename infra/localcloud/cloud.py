@@ -280,6 +280,8 @@ class LocalCloud:
                 function.environment[name] = value
             function.environment.update(local_engines(function.environment))
             function.environment.update(local_assets(function.environment, endpoint))
+        for bucket in sorted({f.environment.get("ASSETS_BUCKET", "") for f in model.functions.values()} - {""}):
+            serve_published_assets(self._clients, bucket)
         self._runtime = LambdaRuntime(
             model.functions,
             aws_endpoint_url=endpoint,
@@ -896,6 +898,20 @@ def local_assets(environment: Mapping[str, str], endpoint: str) -> dict[str, str
     if not bucket or "ASSETS_BASE_URL" not in environment:
         return {}
     return {"ASSETS_BASE_URL": f"{endpoint.rstrip('/')}/{bucket}"}
+
+
+def serve_published_assets(clients: AwsClients, bucket: str) -> None:
+    """What the distribution does on AWS (read the assets bucket's public/, and nothing else),
+    locally: anyone may GET an object under public/; drafts stay unreadable without a signature."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/public/*",
+    }
+    clients.s3().put_bucket_policy(
+        Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    )
 
 
 def local_engines(environment: Mapping[str, str]) -> dict[str, str]:

@@ -345,10 +345,11 @@ def _version_json(version: AssetVersion) -> dict[str, Any]:
 
 def names_in_use(templates: Iterable[dict[str, Any]], name: str) -> list[dict[str, str]]:
     """The templates whose latest or approved version names the asset."""
-    used = []
+    used: list[dict[str, str]] = []
     for entry in templates:
         for which in ("latest", "approved"):
             doc = entry.get(which) or {}
-            if name in (doc.get("assets") or {}):
-                used.append({"kind": "template", "id": str(doc.get("id")), "version": str(doc.get("version"))})
+            found = {"kind": "template", "id": str(doc.get("id")), "version": str(doc.get("version"))}
+            if name in (doc.get("assets") or {}) and found not in used:
+                used.append(found)
     return used
