@@ -222,6 +222,27 @@ def test_a_presigned_upload_that_is_not_what_was_declared_is_refused_at_submit(a
     assert api.get("/v1/assets/pic")["versions"][0]["state"] == "draft"
 
 
+def test_a_file_put_again_after_review_is_not_published(api: Api) -> None:
+    # Given a presigned upload, checked at submit and approved
+    mp4 = b"\x00\x00\x00\x20ftypisom" + bytes(52)
+    created = api.post("/v1/assets", {"name": "clip", "kind": "video", "content_type": "video/mp4", "size": 64})
+    upload = created["upload"]
+    assert requests.put(upload["url"], data=mp4, headers=upload["headers"], timeout=10).status_code == 200
+    assert api.post("/v1/assets/clip/submit", {"version": 1}, role="marketer").status == 200
+    assert api.post("/v1/assets/clip/approve", {"version": 1}, role="data_operator").status == 200
+
+    # When other bytes are PUT through the same (still valid) URL before publishing
+    other = b"\x00\x00\x00\x20ftypmp42" + bytes(52)
+    assert requests.put(upload["url"], data=other, headers=upload["headers"], timeout=10).status_code == 200
+    refused = api.post("/v1/assets/clip/publish", {"version": 1}, role="marketer")
+
+    # Then nothing is published
+    assert (refused.status, refused["code"]) == (409, "asset_changed"), refused.body
+    listed = api.stack.clients.s3().list_objects_v2(Bucket=api.stack.output("AssetsBucketName"), Prefix="public/")
+    assert listed.get("KeyCount", 0) == 0
+    assert api.get("/v1/assets/clip")["publishedVersion"] is None
+
+
 # ------------------------------------------------------------------------------ templates
 def template_naming(asset: str, template_id: str = "welcome") -> dict[str, Any]:
     html = f'<p>Hi</p><img src="{{{{ asset(\'{asset}\') }}}}" alt="">'

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from midstage import keys
 from midstage.adapters import aws
 from midstage.adapters import dynamo as ddb
-from midstage.errors import Stale
+from midstage.errors import AssetStateError, Stale
 from midstage.models.assets import Asset, AssetVersion
 
 if TYPE_CHECKING:
@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 
 _CHUNK = 1024 * 1024
 _MISSING = ("NoSuchKey", "404", "NotFound")
+_CHANGED = ("PreconditionFailed", "412")
+
+
+def _changed(key: str) -> AssetStateError:
+    return AssetStateError(
+        f"the file at {key} changed after it was checked; upload a new version", code="asset_changed"
+    )
 
 
 class AssetStore(ddb.Table):
@@ -114,8 +121,10 @@ class AssetFiles:
             self._client = aws.s3_presigning()
         return self._client
 
-    def put(self, key: str, body: bytes, content_type: str) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+    def put(self, key: str, body: bytes, content_type: str) -> str:
+        """Store the file; its ETag."""
+        answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        return str(answer["ETag"])
 
     def upload_url(self, key: str, content_type: str, size: int, expires_s: int) -> str:
         """A presigned PUT for exactly this content type and length."""
@@ -128,28 +137,36 @@ class AssetFiles:
         url: str = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
         return url
 
-    def size(self, key: str) -> int | None:
-        """The object's length, or None when there is none."""
+    def stat(self, key: str) -> tuple[int, str] | None:
+        """The object's length and ETag, or None when there is none."""
         try:
             answer = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
             if ddb.error_code(error) in _MISSING:
                 return None
             raise
-        return int(answer["ContentLength"])
+        return int(answer["ContentLength"]), str(answer["ETag"])
 
-    def head(self, key: str, length: int) -> bytes:
-        answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}")
-        data: bytes = answer["Body"].read()
+    def _get_object(self, key: str, etag: str, **extra: Any) -> Any:
+        """A GET of exactly the object checked so far (If-Match its ETag)."""
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key, IfMatch=etag, **extra)["Body"]
+        except ClientError as error:
+            if ddb.error_code(error) in _CHANGED:
+                raise _changed(key) from error
+            raise
+
+    def head(self, key: str, length: int, etag: str) -> bytes:
+        data: bytes = self._get_object(key, etag, Range=f"bytes=0-{length - 1}").read()
         return data
 
-    def read(self, key: str) -> bytes:
-        data: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+    def read(self, key: str, etag: str) -> bytes:
+        data: bytes = self._get_object(key, etag).read()
         return data
 
-    def sha256(self, key: str) -> str:
+    def sha256(self, key: str, etag: str) -> str:
         digest = hashlib.sha256()
-        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        body = self._get_object(key, etag)
         try:
             for chunk in body.iter_chunks(_CHUNK):
                 digest.update(chunk)
@@ -157,14 +174,24 @@ class AssetFiles:
             body.close()
         return digest.hexdigest()
 
-    def publish(self, source: str, target: str, content_type: str) -> None:
-        """Copy a draft to its served place; a version's file never changes once published, so it
-        may be cached for good."""
-        self.client.copy_object(
-            Bucket=self.bucket,
-            Key=target,
-            CopySource={"Bucket": self.bucket, "Key": source},
-            ContentType=content_type,
-            CacheControl="public, max-age=31536000, immutable",
-            MetadataDirective="REPLACE",
-        )
+    def publish(self, source: str, target: str, content_type: str, etag: str) -> None:
+        """Copy the checked draft (its ETag) to its served place, or refuse (`asset_changed`) when
+        the draft was replaced since; a version's file never changes once published, so it may
+        be cached for good."""
+        found = self.stat(source)
+        if found is None or found[1] != etag:
+            raise _changed(source)
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=target,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                CopySourceIfMatch=etag,
+                ContentType=content_type,
+                CacheControl="public, max-age=31536000, immutable",
+                MetadataDirective="REPLACE",
+            )
+        except ClientError as error:
+            if ddb.error_code(error) in _CHANGED:
+                raise _changed(source) from error
+            raise

@@ -65,6 +65,9 @@ class AssetVersion(BaseModel):
     sha256: str | None = None
     filename: str
     uploaded: bool = False  # the file is in the bucket and passed the checks
+    # The S3 ETag of the file that passed the checks: publishing copies that object or nothing (a
+    # presigned URL may still be used to PUT another file after the checks).
+    etag: str | None = None
     created_at: str
     created_by: str
     submitted_at: str | None = None

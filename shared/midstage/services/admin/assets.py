@@ -44,14 +44,14 @@ class AssetRecords(Protocol):
 
 
 class AssetBucket(Protocol):
-    def put(self, key: str, body: bytes, content_type: str) -> None: ...
+    def put(self, key: str, body: bytes, content_type: str) -> str: ...
     def upload_url(self, key: str, content_type: str, size: int, expires_s: int) -> str: ...
     def download_url(self, key: str, expires_s: int) -> str: ...
-    def size(self, key: str) -> int | None: ...
-    def head(self, key: str, length: int) -> bytes: ...
-    def read(self, key: str) -> bytes: ...
-    def sha256(self, key: str) -> str: ...
-    def publish(self, source: str, target: str, content_type: str) -> None: ...
+    def stat(self, key: str) -> tuple[int, str] | None: ...
+    def head(self, key: str, length: int, etag: str) -> bytes: ...
+    def read(self, key: str, etag: str) -> bytes: ...
+    def sha256(self, key: str, etag: str) -> str: ...
+    def publish(self, source: str, target: str, content_type: str, etag: str) -> None: ...
 
 
 def refuse(location: str, message: str) -> IssuesError:
@@ -140,14 +140,14 @@ class AssetAdmin:
         )
         return version, data
 
-    def _store_file(self, version: AssetVersion, data: bytes | None) -> dict[str, Any] | None:
+    def _store_file(self, version: AssetVersion, data: bytes | None) -> tuple[AssetVersion, dict[str, Any] | None]:
+        """The version with its stored file's ETag, or with the presigned upload to send it to."""
         key = rules.draft_key(version.name, version.version)
         if data is not None:
-            self.files.put(key, data, version.content_type)
-            return None
+            return version.model_copy(update={"etag": self.files.put(key, data, version.content_type)}), None
         url = self.files.upload_url(key, version.content_type, version.size, UPLOAD_URL_SECONDS)
         headers = {"content-type": version.content_type, "content-length": str(version.size)}
-        return {"method": "PUT", "url": url, "headers": headers, "expiresIn": UPLOAD_URL_SECONDS}
+        return version, {"method": "PUT", "url": url, "headers": headers, "expiresIn": UPLOAD_URL_SECONDS}
 
     def create(self, body: AssetCreate, caller: Caller) -> dict[str, Any]:
         if self.records.asset(body.name) is not None:
@@ -156,7 +156,7 @@ class AssetAdmin:
                 code="asset_exists",
             )
         version, data = self._content(body.name, 1, body.kind, body, caller)
-        upload = self._store_file(version, data)
+        version, upload = self._store_file(version, data)
         now = iso(self.clock())
         asset = Asset(
             name=body.name,
@@ -180,7 +180,7 @@ class AssetAdmin:
             changed = asset.model_copy(update={"latest": version.version, "updated_at": iso(self.clock())})
             if body.tags is not None:
                 changed.tags = list(dict.fromkeys(body.tags))
-            upload = self._store_file(version, data)
+            version, upload = self._store_file(version, data)
             try:
                 return self._answer(self.records.write(changed, asset.revision, [version]), version, upload)
             except Stale:
@@ -213,6 +213,7 @@ class AssetAdmin:
                     rules.draft_key(name, number),
                     rules.public_key(name, number, version.filename),
                     version.content_type,
+                    version.etag or "",
                 )
                 if asset.published is not None and asset.published != number:
                     before = self._version(asset, asset.published)
@@ -230,20 +231,22 @@ class AssetAdmin:
         """A presigned upload, checked as an inline one is: there, of the declared size, its first
         bytes those of its type, its digest the declared one."""
         key = rules.draft_key(version.name, version.version)
-        size = self.files.size(key)
-        if size is None:
+        found = self.files.stat(key)
+        if found is None:
             return version  # the transition refuses it: no file yet
+        size, etag = found
         if size != version.size:
             raise refuse("/version", f"the uploaded file has {size} bytes; the version declared {version.size}")
-        problem = rules.sniff_problem(version.content_type, self.files.head(key, rules.SNIFF_BYTES))
+        # Every read is of that one object (its ETag): a file PUT again meanwhile fails the check.
+        problem = rules.sniff_problem(version.content_type, self.files.head(key, rules.SNIFF_BYTES, etag))
         if problem is None and rules.media_type(version.content_type).startswith("text/"):
-            problem = rules.text_problem(version.content_type, self.files.read(key))
+            problem = rules.text_problem(version.content_type, self.files.read(key, etag))
         if problem:
             raise refuse("/version", f"the uploaded file: {problem}")
-        digest = self.files.sha256(key)
+        digest = self.files.sha256(key, etag)
         if version.sha256 is not None and version.sha256 != digest:
             raise refuse("/version", f"the uploaded file's sha256 is {digest}, not the one declared")
-        return version.model_copy(update={"uploaded": True, "sha256": digest})
+        return version.model_copy(update={"uploaded": True, "sha256": digest, "etag": etag})
 
     def archive(self, name: str, caller: Caller) -> dict[str, Any]:
         """Withdraw the published version: templates can no longer be saved naming the asset. Its
