@@ -31,7 +31,7 @@ _CHANGED = ("PreconditionFailed", "412")
 
 def _changed(key: str) -> AssetStateError:
     return AssetStateError(
-        f"the file at {key} changed after it was checked; upload a new version", code="asset_changed"
+        f"the file at {key} is gone or changed since it was checked; upload a new version", code="asset_changed"
     )
 
 
