@@ -6,6 +6,7 @@ every minute drains the destinations whose retry is due."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -15,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.destination_senders import DestinationSender
 from midstage.adapters.destination_store import DestinationStore
+from midstage.batch import failure_log, record_why
 from midstage.clock import Clock, from_environment
 from midstage.config import ForwarderSettings, computed_trait_settings
 from midstage.logic.timefmt import parse_iso
@@ -41,6 +43,11 @@ def _wiring() -> Forwarder:
     )
 
 
+def _record_failure(record: Mapping[str, Any], error: BaseException) -> None:
+    """Why a feed message could not be read, kept for its dead letter (GET /v1/dead-letters)."""
+    record_why(failure_log, "forward-destinations", dict(record), error, lambda: _clock()())
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -49,7 +56,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return context.get_remaining_time_in_millis() / 1000
 
     if "Records" in event:
-        return forward_records(_wiring(), event["Records"], remaining_s)
+        return forward_records(_wiring(), event["Records"], remaining_s, _record_failure)
     correlate_schedule(event, context)
     scheduled = event.get("scheduledTime")
     due_by = parse_iso(scheduled) if isinstance(scheduled, str) and scheduled[:1].isdigit() else None

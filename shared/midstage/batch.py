@@ -51,21 +51,32 @@ class RecordingBatchProcessor(BatchProcessor):
         error = exception[1]
         if error is not None and not isinstance(error, self._not_failures):
             raw = getattr(record, "raw_event", record)  # an SQSRecord, or the dict it failed to become
-            message_id = raw.get("messageId") if isinstance(raw, dict) else None
-            if message_id:
-                try:
-                    now = self._clock()
-                    failure = {
-                        "function": self.function,
-                        "errorType": type(error).__name__,
-                        "errorMessage": printable(str(error))[:MAX_ERROR_CHARS],
-                        "at": now.isoformat(timespec="seconds"),
-                        "receiveCount": int((raw.get("attributes") or {}).get("ApproximateReceiveCount", 0) or 0),
-                    }
-                    self._failures().record(message_id, failure, int(now.timestamp()))
-                except Exception:  # the reason is a courtesy; the failure itself is already reported
-                    logger.warning("could not record why a record failed", extra={"sqs_message_id": message_id})
+            if isinstance(raw, dict) and raw.get("messageId"):
+                record_why(self._failures, self.function, raw, error, self._clock)
         return response
+
+
+def record_why(
+    failures: Callable[[], FailureRecorder],
+    function: str,
+    record: dict[str, Any],
+    error: BaseException,
+    clock: Clock,
+) -> None:
+    """Keep why `function` failed the SQS `record`, under its message id, for its dead letter."""
+    message_id = str(record.get("messageId", ""))
+    try:
+        now = clock()
+        failure = {
+            "function": function,
+            "errorType": type(error).__name__,
+            "errorMessage": printable(str(error))[:MAX_ERROR_CHARS],
+            "at": now.isoformat(timespec="seconds"),
+            "receiveCount": int((record.get("attributes") or {}).get("ApproximateReceiveCount", 0) or 0),
+        }
+        failures().record(message_id, failure, int(now.timestamp()))
+    except Exception:  # the reason is a courtesy; the failure itself is already reported
+        logger.warning("could not record why a record failed", extra={"sqs_message_id": message_id})
 
 
 @cache

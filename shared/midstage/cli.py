@@ -7,6 +7,9 @@
     python -m midstage.cli apply ./my-rules --url <api base> --key <admin key>
     python -m midstage.cli dead-letters [<queue>] [--redrive] --url <api base> --key <admin key>
     python -m midstage.cli pinpoint-import <segment id> <files, folders, s3://bucket/prefix> --url <api> --key <key>
+    python -m midstage.cli pinpoint-convert <aws pinpoint JSON files or folders> --out <folder> [--apply --url --key]
+    python -m midstage.cli pinpoint-channels <aws pinpoint get-*-channel JSON files or folders>
+    python -m midstage.cli pinpoint-history <files, folders, s3://bucket/prefix> --queue-url <queue> --table <table>
     python -m midstage.cli predict fit --transactions orders.csv --calibration-end 2026-06-30 --unit week
     python -m midstage.cli predict propensity --events events.csv --goal "Order Completed" --window-days 30
     python -m midstage.cli replay events --archive <dir | s3://bucket/prefix> --from 2026-03-01 --to 2026-03-31
@@ -49,7 +52,15 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from midstage import pinpoint_command, predict_command, replay_command
+from midstage import (
+    audit_command,
+    pinpoint_channels_command,
+    pinpoint_command,
+    pinpoint_convert_command,
+    pinpoint_history_command,
+    predict_command,
+    replay_command,
+)
 from midstage.adapters.config_store import ConfigStore, new_write_key
 from midstage.clock import system_clock
 from midstage.definitions import (
@@ -454,14 +465,26 @@ def main(argv: list[str] | None = None) -> int:
     dead.add_argument("--id", action="append", dest="ids", help="redrive only this message (repeatable)")
     dead.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     predict_command.add_commands(commands)
+    audit_command.add_commands(commands)
     replay_command.add_commands(commands)
     pinpoint_command.add_commands(commands)
+    pinpoint_convert_command.add_commands(commands)
+    pinpoint_channels_command.add_commands(commands)
+    pinpoint_history_command.add_commands(commands)
     args = parser.parse_args(argv)
 
+    if args.command == "audit":
+        return audit_command.run(args)
     if args.command == "predict":
         return predict_command.run(args)
     if args.command == "pinpoint-import":
         return pinpoint_command.run(args)
+    if args.command == "pinpoint-convert":
+        return pinpoint_convert_command.run(args)
+    if args.command == "pinpoint-channels":
+        return pinpoint_channels_command.run(args)
+    if args.command == "pinpoint-history":
+        return pinpoint_history_command.run(args)
     if args.command in ("replay", "report"):
         return replay_command.run(args)
     if args.command == "apply":

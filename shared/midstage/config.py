@@ -54,6 +54,11 @@ class StoreSettings(_EnvModel):
     # so every function gets it from one template parameter; raise it, never lower it (references
     # in the shards a lower count drops would no longer be listed).
     origin_peak_sends_per_second: int = Field(default=20_000, ge=1, le=25_000)
+    # The global control group held out of all marketing (docs/experiments.md): the deliverer
+    # blocks marketing to it and experiments leave it out; every function gets the same two
+    # values from the template's parameters, so they agree on who is in it.
+    global_control_share: float = Field(default=0.0, ge=0.0, lt=1.0)
+    global_control_salt: str = Field(default="", max_length=64)
 
     @property
     def origin_shards(self) -> int:
@@ -175,6 +180,7 @@ class ForwarderSettings(StoreSettings):
 
 
 class AdminSettings(StoreSettings):
+    audit_table: str  # the audit log (docs/privacy.md): required, an admin API without it is refused
     ingest_queue_url: str = ""
     delivery_queue_url: str = ""
     refresh_queue_url: str = ""

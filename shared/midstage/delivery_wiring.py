@@ -53,5 +53,7 @@ def delivery_wiring(settings: DeliverySettings, clock: Clock) -> tuple[Ports, Po
         quiet_hours=parse_quiet_hours(settings.quiet_hours),
         default_timezone=settings.default_timezone,
         lease_seconds=settings.send_lease_seconds,
+        global_control_share=settings.global_control_share,
+        global_control_salt=settings.global_control_salt,
     )
     return ports, policy

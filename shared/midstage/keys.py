@@ -305,6 +305,19 @@ def secret_key(name: str) -> dict[str, str]:
     return {"pk": SECRET_PK, "sk": name}
 
 
+# Experiments (DataTable): definitions by id, each phase's final auto-winner decision ------
+EXPERIMENT_PK = "EXPERIMENT"
+
+
+def experiment_key(experiment_id: str) -> dict[str, str]:
+    return {"pk": EXPERIMENT_PK, "sk": experiment_id}
+
+
+def experiment_decision_key(experiment_id: str, phase: int) -> dict[str, str]:
+    """The final decision of a phase: written once (a conditional put), never replaced."""
+    return {"pk": f"EXPERIMENTDECISION#{experiment_id}", "sk": f"PHASE#{phase:06d}"}
+
+
 # Offers (DataTable): definitions, code pools, who holds what, redemptions ----------------
 OFFER_PK = "OFFER"
 OFFER_HOLDING_PREFIX = "OFFER#"
@@ -357,3 +370,14 @@ def offer_use_key(offer_id: str, event_id: str) -> dict[str, str]:
 
 def unknown_coupon_key(event_id: str) -> dict[str, str]:
     return {"pk": UNKNOWN_COUPON_PK, "sk": event_id}
+
+
+# AuditTable ----------------------------------------------------------------------------
+# One partition: the chain is one sequence, appended under a condition on its head.
+AUDIT_PK = "AUDIT"
+AUDIT_HEAD_KEY = {"pk": AUDIT_PK, "sk": "HEAD"}
+AUDIT_ENTRY_PREFIX = "E#"
+
+
+def audit_entry_sk(seq: int) -> str:
+    return f"{AUDIT_ENTRY_PREFIX}{seq:012d}"

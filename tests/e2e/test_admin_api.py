@@ -173,3 +173,27 @@ def test_consent_keeps_the_newest_choice_from_any_road_and_is_read_with_its_prov
     }
     viewer = platform.admin("POST", "/v1/api-keys", {"name": f"v-{run}", "role": "viewer"}).body["secret"]
     assert platform.admin("GET", f"/v1/profiles/user_id:{user}/consent", key=viewer).status == 403
+
+
+def test_writes_and_reads_of_a_person_are_audited_and_the_chain_verifies(platform: Platform) -> None:
+    # Given an operator's key (its creation is itself an audited write)
+    run = uuid.uuid4().hex[:8]
+    operator = platform.admin("POST", "/v1/api-keys", {"name": f"audit-{run}", "role": "data_operator"}).body
+    address = f"audited.{run}@example.com"
+    # When it suppresses an address and reads it back, through the gateway
+    assert platform.admin("PUT", f"/v1/suppressions/email/{address}", {}, key=operator["secret"]).status == 200
+    assert platform.admin("GET", f"/v1/suppressions/email/{address}", key=operator["secret"]).status == 200
+    # Then the audit log holds both, newest first, under the operator's key id, with API
+    # Gateway's request ids, and the address only as a digest
+    listed = platform.admin("GET", f"/v1/audit?actor={operator['id']}").body["entries"]
+    assert [(e["kind"], e["action"], e["status"]) for e in listed] == [
+        ("read", "GET /v1/suppressions/{channel}/{address}", 200),
+        ("write", "PUT /v1/suppressions/{channel}/{address}", 200),
+    ]
+    assert all(e["requestId"] and e["role"] == "data_operator" for e in listed)
+    assert address not in json.dumps(listed)
+    assert platform.admin("GET", f"/v1/audit?target={address}").body["entries"] == listed
+    # And the chain verifies; an operator may not read the log
+    verdict = platform.admin("GET", "/v1/audit/verify").body
+    assert verdict["valid"] is True and verdict["firstBroken"] is None
+    assert platform.admin("GET", "/v1/audit", key=operator["secret"]).status == 403

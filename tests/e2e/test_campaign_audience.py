@@ -501,6 +501,8 @@ def test_every_person_is_counted_once_under_the_outcome_designed_for_them(world:
         "quiet_hours": 0,
         "no_address": len(want.by_group["no_address"]),
         "no_profile": 0,
+        "offer_refused": 0,
+        "global_control": 0,  # the stack holds no global control group (GlobalControlShare 0)
         "other": 0,
     }
     assert (totals["failed"], totals["missed"], totals["capped"], totals["scheduled"]) == (0, 0, 0, 0)

@@ -115,3 +115,32 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         aws._client.cache_clear()
     for name in loaded:
         sys.modules.pop(name, None)
+
+
+def apply_ingest_queue(stack: Stack, updater: Any) -> int:
+    """Everything on the stack's ingest queue applied by `updater` (a loaded ProfileUpdaterFunction),
+    ten messages an invocation, until the queue is empty; the number of messages applied."""
+    url = stack.output("IngestQueueUrl")
+    client = stack.clients.sqs()
+    applied = 0
+    while messages := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ingest",
+                    "awsRegion": "us-east-1",
+                }
+                for m in messages
+            ]
+        }
+        assert updater.lambda_handler(event, Context()) == {"batchItemFailures": []}
+        for m in messages:
+            client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        applied += len(messages)
+    return applied

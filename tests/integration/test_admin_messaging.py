@@ -77,7 +77,10 @@ class Api:
         }
         answer = self.admin.lambda_handler(event, Context())
         text = answer.get("body") or ""
-        return Answer(answer["statusCode"], json.loads(text) if text else None, answer.get("headers") or {})
+        headers = answer.get("headers") or {}
+        if str(headers.get("Content-Type", "")).startswith("text/csv"):
+            return Answer(answer["statusCode"], text, headers)  # a CSV export, read as text
+        return Answer(answer["statusCode"], json.loads(text) if text else None, headers)
 
     def get(self, path: str, **kwargs: Any) -> Answer:
         return self.call("GET", path, **kwargs)

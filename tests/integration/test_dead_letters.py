@@ -152,3 +152,27 @@ def test_a_destinations_dead_letter_goes_back_into_its_persons_fifo_group(stack:
     back = sqs.receive_message(QueueUrl=url, AttributeNames=["All"]).get("Messages", [])
     assert [(m["Body"], m["Attributes"]["MessageGroupId"]) for m in back] == [(body, "p-1")]
     assert http.call("GET", "/v1/dead-letters/destinations", role="data_operator")[1]["messages"] == []
+
+
+def test_why_the_forwarder_could_not_read_a_feed_message_is_shown_with_its_dead_letter(stack: Stack) -> None:
+    http = Http(stack)
+    sqs = stack.clients.sqs()
+    url = queue_url(stack, "DestinationsQueue")
+    # Given a feed message the forwarder cannot read (no profileId), handed to it by its queue
+    body = json.dumps({"version": 1, "kind": "destination.events", "events": []})
+    sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="p-2", MessageDeduplicationId="d-2")
+    (message,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, AttributeNames=["All"])["Messages"]
+    forwarder = stack.load("ForwardDestinationsFunction")
+    answer = forwarder.lambda_handler({"Records": [as_record(message)]}, Context())
+    assert answer == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+    # When its receives run out and SQS moves it aside
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    for _ in range(MAX_RECEIVES):
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    # Then its dead letter says which function failed it, and why
+    status, listed = http.call("GET", "/v1/dead-letters/destinations", role="data_operator")
+    assert status == 200, listed
+    (dead,) = listed["messages"]
+    assert dead["error"]["function"] == "forward-destinations", dead
+    assert dead["error"]["errorType"] == "ValueError"
+    assert "profileId" in dead["error"]["errorMessage"]

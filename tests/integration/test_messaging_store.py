@@ -648,6 +648,79 @@ def test_given_a_message_deferred_by_quiet_hours_when_the_sweep_releases_it_then
     assert record["capReserved"] is True
 
 
+class DiesInTheCall(RecordingProvider):
+    """The provider takes the message, then the worker is killed before it hears the answer."""
+
+    def send(self, *args: Any, **kwargs: Any) -> str:
+        super().send(*args, **kwargs)
+        raise WorkerDied("killed during the provider call")
+
+
+def test_given_a_deliverer_killed_at_each_write_or_in_the_provider_call_when_redelivered_then_no_one_gets_it_twice(
+    stack: Stack,
+) -> None:
+    """Walks a kill over every DynamoDB write of a marketing delivery (before and after each) and
+    over the provider call itself, then redelivers after the dead attempt's lease: the provider is
+    never asked twice. A kill between the mark of the call and its answer leaves the outcome
+    unknown: the message ends `failed` (outcome_unknown) rather than risk a second email, and the
+    provider's feedback still lands on it with the provider's id."""
+    client, name = stack.clients.dynamodb(), table(stack)
+    consent = {"email:marketing": {"granted": True, "stamp": "2026-11-01T00:00:00.000Z|m|s", "source": "s"}}
+    ann = Profile(id="p1", created_at=iso(NOW), traits={"email": "ann@example.com"}, consent=consent)
+
+    def ports(dynamodb: Any, provider: RecordingProvider) -> Ports:
+        return Ports(
+            ledger=MessageLedger(name, client=dynamodb),
+            profiles=MemoryProfiles(ann),
+            suppressions=SuppressionStore(name, client=dynamodb),
+            caps=CapStore(name, client=dynamodb),
+            templates=ApprovedEmail(),
+            timers=TimerStore(name, client=dynamodb),
+            channels=provider,
+        )
+
+    policy, later = Policy(lease_seconds=LEASE), NOW + timedelta(seconds=LEASE + 1)
+    ledger = MessageLedger(name, client=client)
+    endings: dict[str, int] = {}
+    for at in range(1, 12):
+        for after in (False, True):
+            message = request(f"walk-{at}-{int(after)}", profile_id="p1")
+            provider, dying = RecordingProvider(), DiesAtWrite(client, at, after=after)
+            try:
+                deliver(message, ports(dying, provider), policy, NOW)
+            except WorkerDied:
+                deliver(message, ports(client, provider), policy, later)
+            assert len(provider.calls) <= 1, (at, after)
+            record = ledger.get(message.message_id)
+            assert record is not None
+            if record["status"] == SENT:
+                assert len(provider.calls) == 1 and record["providerId"] == "ses-1", (at, after)
+            else:
+                assert (record["status"], record["reason"][:16]) == ("failed", "outcome_unknown:"), (at, after)
+            ending = f"{record['status']} after {len(provider.calls)} call(s)"
+            endings[ending] = endings.get(ending, 0) + 1
+        if not dying.died:
+            break
+    # Unknown twice: killed just after the mark (no call made) and just before the answer's
+    # write (the call made); every other kill ends in one send.
+    assert endings.pop("failed after 0 call(s)") == 1 and endings.pop("failed after 1 call(s)") == 1
+    assert list(endings) == ["sent after 1 call(s)"] and endings["sent after 1 call(s)"] > 4
+
+    message, provider = request("killed-in-the-call", profile_id="p1"), DiesInTheCall()
+    with pytest.raises(WorkerDied):
+        deliver(message, ports(client, provider), policy, NOW)
+    assert deliver(message, ports(client, provider), policy, later).status == "failed"
+    assert provider.calls == [message.message_id]
+    # SES's delivery notice for it tells the ledger what happened, and the provider's id
+    assert ledger.update_status(
+        message.message_id, "delivered", "delivered", later, final_only=True, provider_id="ses-1"
+    )
+    record = ledger.get(message.message_id)
+    assert record is not None and (record["status"], record["providerId"]) == ("delivered", "ses-1")
+    assert ledger.update_status(message.message_id, "opened", "opened", later, final_only=False, provider_id="other")
+    assert (ledger.get(message.message_id) or {})["providerId"] == "ses-1"  # kept, not replaced
+
+
 def test_given_feedback_on_campaign_messages_when_recorded_then_each_status_counts_once_per_message(
     stack: Stack,
 ) -> None:

@@ -45,6 +45,7 @@ from midstage.adapters.providers import (
     sign,
     verify_signature,
 )
+from midstage.adapters.providers.errors import SEND_ATTEMPTS
 
 REGION = "us-east-1"
 UNSUBSCRIBE = (
@@ -236,11 +237,72 @@ def test_ses_says_which_identity_must_be_verified(failed: str, expected: list[st
 )
 def test_ses_error_codes_are_classified(code: str, status: int, message: str, kind: str) -> None:
     client, stub = stubbed("sesv2")
-    stub.add_client_error("send_email", service_error_code=code, service_message=message, http_status_code=status)
+    # SES did not take a throttled or 5xx request: it is tried again (SEND_ATTEMPTS in all), the others once.
+    for _ in range(SEND_ATTEMPTS if kind == RETRYABLE else 1):
+        stub.add_client_error("send_email", service_error_code=code, service_message=message, http_status_code=status)
     with stub, pytest.raises(ProviderError) as failed:
         EmailSender(client).send(news())
-    assert (failed.value.kind, failed.value.code) == (kind, code)
+    stub.assert_no_pending_responses()
+    assert (failed.value.kind, failed.value.code, failed.value.ambiguous) == (kind, code, False)
     assert message.split()[0] in failed.value.reason
+
+
+def test_a_throttled_send_that_then_gets_through_is_sent_once() -> None:
+    client, stub = stubbed("sesv2")
+    stub.add_client_error("send_email", service_error_code="Throttling", http_status_code=400)
+    stub.add_response("send_email", {"MessageId": "ses-after-a-throttle"})
+    with stub:
+        assert EmailSender(client).send(news()) == "ses-after-a-throttle"
+    stub.assert_no_pending_responses()
+
+
+@pytest.fixture
+def silent_ses() -> Iterator[tuple[str, list[str]]]:
+    """An endpoint that reads each request whole and answers after the client stopped waiting:
+    the provider got the message, the sender never hears so."""
+    requests: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            requests.append(self.path)
+            time.sleep(1.5)
+            body = b'{"MessageId": "too-late"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_send_whose_answer_is_lost_is_not_retried_and_is_ambiguous(silent_ses: tuple[str, list[str]]) -> None:
+    """With the sending clients' own configuration (botocore retries a read timeout by default),
+    a timed-out SendEmail reached SES once, and the error says it may have been taken."""
+    endpoint, requests = silent_ses
+    client = boto3.client(
+        "sesv2",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=aws._SEND_CONFIG.merge(Config(read_timeout=0.5)),
+    )
+    with pytest.raises(ProviderError) as failed:
+        EmailSender(client).send(news())
+    assert (failed.value.kind, failed.value.ambiguous) == (RETRYABLE, True)
+    assert "may have received" in failed.value.reason
+    time.sleep(0.2)
+    assert len(requests) == 1
 
 
 def test_unreachable_ses_is_retryable() -> None:
@@ -364,9 +426,11 @@ def test_sms_refusals_before_the_call(cloud: None) -> None:
 )
 def test_sns_error_codes_are_classified(code: str, status: int, kind: str) -> None:
     client, stub = stubbed("sns")
-    stub.add_client_error("publish", service_error_code=code, service_message="x", http_status_code=status)
+    for _ in range(SEND_ATTEMPTS if kind == RETRYABLE else 1):
+        stub.add_client_error("publish", service_error_code=code, service_message="x", http_status_code=status)
     with stub, pytest.raises(ProviderError) as failed:
         SmsSender(client).send("+447700900123", "hi", "Transactional")
+    stub.assert_no_pending_responses()
     assert (failed.value.kind, failed.value.code) == (kind, code)
 
 

@@ -29,7 +29,7 @@ from midstage.models.archive import EventRecord
 from midstage.models.messages import ProfileEvents, parse_body
 from midstage.services import analytics
 from tests import analytics_fixture
-from tests.integration.conftest import Context, Stack
+from tests.integration.conftest import Stack, apply_ingest_queue
 
 NOW = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 MARCH = {"start": "2026-03-01", "end": "2026-03-31"}
@@ -380,33 +380,6 @@ def _profiles(stack: Stack) -> dict[str, Any]:
     return {p: store.profile(owners[("user_id", p)]) for p in people if ("user_id", p) in owners}
 
 
-def _apply_queue(stack: Stack, updater: Any) -> int:
-    url = stack.output("IngestQueueUrl")
-    client = stack.clients.sqs()
-    applied = 0
-    while messages := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        event = {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": {"ApproximateReceiveCount": "1"},
-                    "messageAttributes": {},
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ingest",
-                    "awsRegion": "us-east-1",
-                }
-                for m in messages
-            ]
-        }
-        assert updater.lambda_handler(event, Context()) == {"batchItemFailures": []}
-        for m in messages:
-            client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        applied += len(messages)
-    return applied
-
-
 def test_replaying_the_month_into_a_stack_rebuilds_each_profile_and_a_second_replay_changes_nothing(
     stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -418,7 +391,7 @@ def test_replaying_the_month_into_a_stack_rebuilds_each_profile_and_a_second_rep
     # When the month is replayed into its ingest queue and the profile updater applies what arrives
     code, out, _ = _main(argv, capsys)
     assert code == 0 and out.startswith("2026-03-01 .. 2026-03-31: read 20, handed 20 in 6 messages")
-    assert _apply_queue(stack, updater) == 6
+    assert apply_ingest_queue(stack, updater) == 6
     # Then each person's profile holds their month, as the script has it
     rebuilt = _profiles(stack)
     assert sorted(rebuilt) == ["p1", "p2", "p3", "p4", "p5", "p6"]
@@ -438,7 +411,7 @@ def test_replaying_the_month_into_a_stack_rebuilds_each_profile_and_a_second_rep
     # When the same month is replayed again within the updater's dedupe window
     later = stack.load("ProfileUpdaterFunction", clock=fixed(NOW + timedelta(hours=1)))
     assert _main(argv, capsys)[0] == 0
-    assert _apply_queue(stack, later) == 6
+    assert apply_ingest_queue(stack, later) == 6
     # Then no profile moved: every event was known by its messageId and sourceId
     again = _profiles(stack)
     assert {p: (again[p].version, again[p].event_counts, again[p].revenue) for p in again} == {

@@ -126,7 +126,8 @@ def test_a_shopify_order_lands_once_on_one_person_and_a_refusal_changes_nothing(
     again = post(collect, source_id, raw, shopify_headers(raw, "orders/create", "wh-1"))
     paid = post(collect, source_id, raw, shopify_headers(raw, "orders/paid", "wh-2"))
     assert [a.status for a in (first, again, paid)] == [200, 200, 200]
-    assert first.body == {"success": True, "topic": "orders/create", "accepted": 1}
+    # (the order, and the email-marketing grant of its ticked buyer_accepts_marketing)
+    assert first.body == {"success": True, "topic": "orders/create", "accepted": 2}
     assert apply(stack) == 3
     # Then one person holds the order once, found by the email and by the Shopify customer id
     person = profile(api, "email:jon@example.com")
@@ -134,6 +135,16 @@ def test_a_shopify_order_lands_once_on_one_person_and_a_refusal_changes_nothing(
     assert person["computed"]["revenue"] == 398.0
     assert person["identities"]["x:shopify_customer_id"] == ["115310627314723954"]
     assert profile(api, "anonymous_id:shopify:115310627314723954")["id"] == person["id"]
+    assert person["computed"]["event_counts"]["Consent Updated"]["total"] == 1
+    (consent,) = api.get("/v1/profiles/email:jon@example.com/consent").body["consents"]
+    assert consent == {
+        "channel": "email",
+        "purpose": "marketing",
+        "state": "granted",
+        "at": "2022-01-01T00:00:00.000Z",  # the order's time, not the webhook's
+        "source": "webhook:shopify",
+        "messageId": "shopify-accepts-marketing:order:820982911946154508",
+    }
 
 
 def test_a_shopify_refund_and_a_customer_find_the_person_of_the_order(stack: Stack) -> None:

@@ -45,7 +45,8 @@ class MemoryLedger:
     A message can be claimed when it has no item yet, when its `sending` lease has run out
     (leaseUntil < now, whole seconds), when it is `deferred` and due (notBefore <= now), or when
     it was released (`queued`). Otherwise: a final status is a duplicate, `deferred` is not due,
-    anything else is in flight. finish/defer/release drop the lease, as the real updates do.
+    anything else is in flight. finish/defer/release drop the lease and the mark of a provider
+    call awaiting its answer, as the real updates do.
     `snapshot` copies the record a claim hands out (a benchmark may take a shallow copy).
     """
 
@@ -88,7 +89,8 @@ class MemoryLedger:
         item = self._item(message_id)
         item.update(status=status, reason=reason, updatedAt=iso(now))
         item.update({k: v for k, v in fields.items() if v is not None})
-        item.pop("leaseUntil", None)
+        for ended in ("leaseUntil", "providerCallAt", "providerChannel"):
+            item.pop(ended, None)
         item["history"].append({"at": iso(now), "status": status, "reason": reason})
 
     def note(self, message_id: str, now: datetime, **fields: Any) -> None:
@@ -97,13 +99,15 @@ class MemoryLedger:
     def defer(self, message_id: str, until: datetime, reason: str, now: datetime) -> None:
         item = self._item(message_id)
         item.update(status="deferred", notBefore=int(until.timestamp()), reason=reason, updatedAt=iso(now))
-        item.pop("leaseUntil", None)
+        for ended in ("leaseUntil", "providerCallAt", "providerChannel"):
+            item.pop(ended, None)
         item["history"].append({"at": iso(now), "status": "deferred", "reason": reason})
 
     def release(self, message_id: str, reason: str, now: datetime) -> None:
         item = self._item(message_id)
         item.update(status="queued", reason=reason, updatedAt=iso(now))
-        item.pop("leaseUntil", None)
+        for ended in ("leaseUntil", "providerCallAt", "providerChannel"):
+            item.pop(ended, None)
         item["history"].append({"at": iso(now), "status": "queued", "reason": reason})
 
 

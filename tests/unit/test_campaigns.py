@@ -669,6 +669,7 @@ def test_given_a_worker_that_follows_pace_when_it_queues_then_it_never_runs_ahea
         ("quiet_hours: deferred to 2026-12-01T07:00:00.000Z (Europe/Paris 08:00)", "quiet_hours"),
         ("no_address: the person has no phone number [sms]", "no_address"),
         ("no_profile: the person does not exist", "no_profile"),
+        ("offer_refused: pool_exhausted (the template needs vars.coupon)", "offer_refused"),
         ("render: undefined variable 'x'", OTHER),
         ("permanent: mailbox does not exist", OTHER),
         ("no approved template 'winter'", OTHER),

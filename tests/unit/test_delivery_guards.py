@@ -32,6 +32,7 @@ from midstage.logic.delivery import (
     RenderFailure,
     RetryLater,
     cap_breached,
+    global_control_refusal,
     ordered_channels,
     parse_quiet_hours,
     probe_delay,
@@ -41,6 +42,7 @@ from midstage.logic.delivery import (
     whole_rate,
     zone_of,
 )
+from midstage.logic.experiments.assignment import in_global_control
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import MessageRequest, Origin, Template
 from midstage.models.profile import Profile
@@ -604,6 +606,80 @@ def test_given_another_deliverer_holds_the_lease_when_delivered_then_it_is_in_fl
     assert rig.record(message)["attempts"] == 2
 
 
+class DiedInTheCall(BaseException):
+    """The worker was killed while the provider call was in flight (after the provider took it)."""
+
+
+def test_given_a_worker_killed_in_the_provider_call_when_marketing_is_redelivered_then_it_is_not_sent_again() -> None:
+    rig = Rig(policy=Policy(lease_seconds=120))
+    rig.channels.failures.append(DiedInTheCall())  # type: ignore[arg-type]
+    message = request()
+    with pytest.raises(DiedInTheCall):
+        rig.deliver(message)
+    assert rig.record(message)["providerCallAt"] == iso(NOON)
+    assert rig.deliver(message, NOON + timedelta(seconds=60)).status == IN_FLIGHT  # the dead attempt's lease
+    # Whether the provider took it or not, the ledger cannot know: the call is not made again.
+    redelivered = rig.deliver(message, NOON + timedelta(seconds=121))
+    assert (redelivered.status, redelivered.channel) == (FAILED, "email")
+    assert redelivered.reason.startswith("outcome_unknown: the email call made at 2026-11-22T12:00:00")
+    assert len(rig.channels.calls) == 1
+    record = rig.record(message)
+    assert record["status"] == FAILED and "providerCallAt" not in record and "leaseUntil" not in record
+    assert rig.deliver(message, NOON + timedelta(seconds=300)).status == DUPLICATE
+    assert len(rig.channels.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("channels", "category"), [(["email"], "transactional"), (["inbox"], "marketing")], ids=["transactional", "inbox"]
+)
+def test_given_a_worker_killed_during_the_provider_call_when_a_resendable_message_is_redelivered_then_it_is_sent(
+    channels: list[str], category: str
+) -> None:
+    rig = Rig(policy=Policy(lease_seconds=120))
+    rig.channels.failures.append(DiedInTheCall())  # type: ignore[arg-type]
+    message = request(channels=channels, category=category)
+    with pytest.raises(DiedInTheCall):
+        rig.deliver(message)
+    redelivered = rig.deliver(message, NOON + timedelta(seconds=121))
+    assert redelivered.status == SENT
+    assert len(rig.channels.calls) == 2
+    assert "providerCallAt" not in rig.record(message)
+
+
+@pytest.mark.parametrize(("category", "ends"), [("marketing", FAILED), ("transactional", "queued")])
+def test_given_a_provider_answer_lost_when_delivered_then_marketing_ends_unknown_and_transactional_is_retried(
+    category: str, ends: str
+) -> None:
+    rig = Rig()
+    rig.channels.failures.append(ProviderFailure("retryable", "SES did not answer", ambiguous=True))
+    message = request(category=category)
+    if category == "transactional":
+        with pytest.raises(RetryLater):
+            rig.deliver(message)
+        assert rig.deliver(message, NOON + timedelta(seconds=30)).status == SENT
+        assert len(rig.channels.calls) == 2
+    else:
+        outcome = rig.deliver(message)
+        assert (outcome.status, outcome.reason[:16]) == (FAILED, "outcome_unknown:")
+        assert rig.deliver(message, NOON + timedelta(seconds=30)).status == DUPLICATE
+        assert len(rig.channels.calls) == 1
+    assert ends in [entry["status"] for entry in rig.record(message)["history"]]
+
+
+def test_given_a_provider_answer_when_the_message_is_released_deferred_or_finished_then_no_call_is_left_awaiting() -> (
+    None
+):
+    # A retryable error is an answer: the retry is not mistaken for an attempt that died mid-call.
+    rig = Rig()
+    rig.channels.failures.append(ProviderFailure("retryable", "throttled"))
+    message = request()
+    with pytest.raises(RetryLater):
+        rig.deliver(message)
+    assert "providerCallAt" not in rig.record(message)
+    assert rig.deliver(message, NOON + timedelta(seconds=30)).status == SENT
+    assert len(rig.channels.calls) == 2
+
+
 # ============================================================================== provider and template errors
 def test_given_a_retryable_provider_error_when_delivered_then_retry_later_and_a_later_attempt_sends_once() -> None:
     rig = Rig(policy=Policy(caps=(FrequencyCap(channel="email", category="marketing", limit=1, days=7),)))
@@ -1131,3 +1207,38 @@ def test_given_send_rates_when_split_into_shards_then_the_limits_add_up_to_the_r
         limits = shard_limits(rate)
         assert sum(limits) == rate and max(limits) <= 500 and max(limits) - min(limits) <= 1
     assert (whole_rate(0.5), whole_rate(1.0), whole_rate(14.9), whole_rate(200.0)) == (1, 1, 14, 200)
+
+
+# ============================================================================== the global control group
+def salt_putting(profile_id: str, inside: bool, share: float = 0.3) -> str:
+    """A salt that deals `profile_id` into (or out of) a global control group of `share`."""
+    return next(s for s in map(str, range(1000)) if in_global_control(profile_id, share, s) is inside)
+
+
+def test_given_a_person_in_the_global_control_group_when_marketing_is_delivered_then_it_is_blocked() -> None:
+    rig = Rig(policy=Policy(global_control_share=0.3, global_control_salt=salt_putting("p1", True)))
+    message = request()
+    reason = "global_control: the person is in the global control group, held out of all marketing"
+    assert_blocked(rig, message, rig.deliver(message), reason)
+    assert rig.caps.calls == 0  # no cap slot taken for a message never sent
+    as_campaign = message.model_copy(update={"origin": Origin(kind="campaign", id="c", step="a")})
+    counted = delivery_counts(as_campaign, BLOCKED, reason)
+    assert counted is not None and counted[2] == {"blocked:global_control": 1}  # a campaign's stats show it
+
+
+def test_given_a_person_in_the_global_control_group_when_a_transactional_message_is_delivered_then_it_is_sent() -> None:
+    rig = Rig(policy=Policy(global_control_share=0.3, global_control_salt=salt_putting("p1", True)))
+    assert rig.deliver(request(category="transactional")).status == SENT
+
+
+def test_given_a_person_outside_the_group_or_no_group_when_marketing_is_delivered_then_it_is_sent() -> None:
+    outside = Rig(policy=Policy(global_control_share=0.3, global_control_salt=salt_putting("p1", False)))
+    assert outside.deliver(request()).status == SENT
+    assert Rig(policy=Policy(global_control_share=0.0)).deliver(request(key="k2")).status == SENT
+
+
+def test_the_global_control_group_is_the_share_asked_for_and_the_one_experiments_leave_out() -> None:
+    policy = Policy(global_control_share=0.1, global_control_salt="s")
+    held = [f"p{n}" for n in range(20_000) if global_control_refusal(f"p{n}", "marketing", policy)]
+    assert abs(len(held) / 20_000 - 0.1) < 0.01
+    assert all(in_global_control(p, 0.1, "s") for p in held)  # the same deal as Experiments.assign

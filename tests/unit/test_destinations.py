@@ -346,10 +346,13 @@ def test_a_record_that_is_not_a_feed_message_fails_with_every_record_after_it() 
         {"messageId": "q3", "body": feed("p1", "m3").body()},
     ]
     # When it is forwarded
-    answer = forward_records(run, records, plenty)
+    why: list[tuple[str, str]] = []
+    answer = forward_records(run, records, plenty, lambda record, error: why.append((record["messageId"], str(error))))
     # Then the first is delivered, and the second and the third go back (a group may not skip ahead)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "q2"}, {"itemIdentifier": "q3"}]}
     assert queue.stats("dst_unit0000test").delivered == 1
+    # And why the second failed is kept for its dead letter; the third only waits behind it
+    assert why == [("q2", "not a destinations feed message: profileId: Field required")]
 
 
 def test_filtered_events_are_counted_and_never_queued() -> None:

@@ -365,3 +365,56 @@ def test_an_error_never_echoes_a_long_hostile_value() -> None:
     with pytest.raises(FeedbackError) as refused:
         parse_notification(json.dumps({"eventType": "X\n" + "y" * 10_000, "mail": {}}))
     assert len(refused.value.reason) < 120 and "\n" not in refused.value.reason
+
+
+# ------------------------------------------------------------------------------------ what it changes
+class _Ledger:
+    def __init__(self, message_id: str, profile_id: str) -> None:
+        self.records = {message_id: {"id": message_id, "profileId": profile_id}}
+
+    def get(self, message_id: str) -> dict[str, Any] | None:
+        return self.records.get(message_id)
+
+    def update_status(self, message_id: str, status: str, reason: str, now: Any, **_: Any) -> bool:
+        return message_id in self.records
+
+
+class _Suppressions:
+    def __init__(self) -> None:
+        self.added: list[tuple[str, str, str, str]] = []
+
+    def suppress(self, channel: str, address: str, reason: str, scope: str, now: Any, **_: Any) -> None:
+        self.added.append((channel, address, reason, scope))
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, by_person: dict[str, list[dict[str, Any]]]) -> None:
+        self.sent.extend(event for events in by_person.values() for event in events)
+
+
+def test_an_ses_unsubscribe_suppresses_marketing_and_refuses_the_persons_email_marketing_consent() -> None:
+    from midstage.logic.profile import apply_event
+    from midstage.models.profile import Profile
+    from midstage.services.feedback import handle
+    from tests.support.fakes import MemoryProfiles
+
+    leaver = Profile(
+        id="p-leaver",
+        created_at="2026-01-01T00:00:00.000Z",
+        traits={"email": "leaver@example.com"},
+        identities={"user_id": ["u-leaver"]},
+    )
+    notice = one(envelope(sample("subscription")))
+    ledger, suppressions, events = _Ledger(notice.message_id, leaver.id), _Suppressions(), _Events()
+    handle([notice], ledger, suppressions, MemoryProfiles(leaver), events)  # type: ignore[arg-type]
+    assert suppressions.added == [("email", "leaver@example.com", "unsubscribe", "marketing")]
+    (event,) = events.sent
+    assert (event["event"], event["timestamp"]) == ("Unsubscribed", "2026-11-22T15:00:00.000Z")
+    assert event["properties"]["source"] == "ses:subscription"
+    # which the profile updater applies as a refusal, newest by time
+    apply_event(leaver, event)
+    assert leaver.consent["email:marketing"]["granted"] is False
+    assert leaver.consent["email:marketing"]["source"] == "ses:subscription"

@@ -14,7 +14,7 @@ from midstage.logic.delivery import BLOCKED, SENT, ProviderFailure, RetryLater
 from midstage.logic.journeys import advance
 from midstage.logic.templates import RenderContext, RenderError, check_template, offers_named
 from midstage.models.messaging import OfferRef, Template
-from tests.support.fakes import MemoryOffers
+from tests.support.fakes import MemoryOffers, MemoryProfiles
 from tests.unit import test_campaigns as campaigns
 from tests.unit.test_delivery_guards import NOON, FakeChannels, FakeTemplates, Rig, person, request, template
 from tests.unit.test_journeys import EXIT, NOW, compiled, fire, run, send, wait
@@ -74,6 +74,30 @@ def test_given_no_code_left_or_no_such_offer_when_delivered_then_the_var_says_wh
     rig_.deliver(request(offers={"coupon": VIP, "gift": gone}))
     [(given, _)] = rig_.channels.rendered_with
     assert given == {"coupon_refused": "pool_exhausted", "gift_refused": "offer_not_found"}
+
+
+def test_given_a_template_that_needs_the_code_when_the_offer_gives_none_then_the_message_is_blocked_with_why() -> None:
+    # the birthday, reactivation and win-back emails: the code is the point of the email
+    needs = Template(
+        id="needs-code",
+        name="needs-code",
+        channel="email",
+        locales={"en": {"subject": "Yours", "html": "<p>{{ vars.coupon }}</p>"}},
+        variables={"vars.coupon": {"required": True}},
+        status="approved",
+    )
+    rig_ = Rig(templates=FakeTemplates(needs), offers=MemoryOffers(**{"vip-20": ["VIP-1"]}))
+    first = rig_.deliver(request("first", template="needs-code", offers={"coupon": VIP}))
+    other = OfferRef(offer="vip-20", cause="journey:welcome:p2:1:give:2")
+    rig_.profiles = MemoryProfiles(person("p2"))
+    second = rig_.deliver(request("second", template="needs-code", profile_id="p2", offers={"coupon": other}))
+    assert first.status == SENT
+    assert (second.status, second.reason) == (BLOCKED, "offer_refused: pool_exhausted (the template needs vars.coupon)")
+    assert len(rig_.channels.calls) == 1
+    # a template that can do without it (no `required`) is still sent, and shows why
+    rig_.templates = FakeTemplates(template("promo", "email"))
+    third = rig_.deliver(request("third", profile_id="p2", offers={"coupon": other}))
+    assert third.status == SENT
 
 
 def test_given_a_blocked_message_when_delivered_then_no_code_is_taken() -> None:

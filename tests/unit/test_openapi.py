@@ -43,6 +43,7 @@ from midstage.models.bulk_imports import BulkImportRequest
 from midstage.models.campaigns import CampaignBody
 from midstage.models.destinations import DestinationCreate, DestinationUpdate
 from midstage.models.experiments import AnalyzeRequest as ExperimentAnalyzeRequest
+from midstage.models.experiments import ExperimentBody, ExperimentCreate
 from midstage.models.experiments import PlanRequest as ExperimentPlanRequest
 from midstage.models.journeys import JourneyBody
 from midstage.models.messaging import RuleBody, TemplateBody
@@ -122,6 +123,8 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "AnalyzeRequest": AnalyzeRequest,
     "ExperimentAnalyzeRequest": ExperimentAnalyzeRequest,
     "ExperimentPlanRequest": ExperimentPlanRequest,
+    "ExperimentCreate": ExperimentCreate,
+    "ExperimentBody": ExperimentBody,
     "OfferCreate": OfferCreate,
     "OfferPatch": OfferPatch,
     "CodeUpload": CodeUpload,

@@ -117,6 +117,54 @@ def test_a_checkout_is_checkout_started_once_per_checkout() -> None:
     assert created["context"]["traits"]["email"] == "example@email.com"
 
 
+def test_a_guest_checkout_is_mapped_from_the_first_webhook_that_names_someone() -> None:
+    # Given a guest's checkout created before the contact step (no email, phone or customer)
+    guest = fixture("shopify", "checkouts_create")
+    guest.update(email=None, phone=None, customer=None)
+    created = shopify.calls("checkouts/create", "wh-7", guest)
+    # Then it is ignored, with the reason, and takes no messageId
+    assert created.calls == []
+    assert created.ignored is not None and "names no one yet" in created.ignored
+    # When the update after the contact step brings the email
+    contact = {**guest, "email": "guest@example.com"}
+    (started,) = shopify.calls("checkouts/update", "wh-8", contact).calls
+    # Then that is the checkout's Checkout Started, about the email, at the checkout's creation
+    assert isinstance(started, dict)
+    assert (started["event"], started["messageId"]) == ("Checkout Started", "shopify-checkout-started:123123123")
+    assert started["context"]["traits"] == {"email": "guest@example.com"}
+    assert started["timestamp"] == guest["created_at"]
+
+
+@pytest.mark.parametrize(
+    ("topic", "name", "about"),
+    [
+        ("orders/create", "orders_create", "order:820982911946154508"),
+        ("checkouts/create", "checkouts_create", "checkout:123123123"),
+    ],
+)
+def test_a_ticked_buyer_accepts_marketing_is_an_email_grant_and_an_unticked_one_is_no_choice(
+    topic: str, name: str, about: str
+) -> None:
+    body = fixture("shopify", name)
+    ticked = shopify.calls(topic, "wh-9", {**body, "buyer_accepts_marketing": True}).calls
+    assert len(ticked) == 2
+    main, consent = ticked
+    assert isinstance(main, dict) and isinstance(consent, dict)
+    assert consent["event"] == "Consent Updated"
+    assert consent["messageId"] == f"shopify-accepts-marketing:{about}"
+    assert consent["properties"] == {
+        "channel": "email",
+        "purpose": "marketing",
+        "granted": True,
+        "source": "webhook:shopify",
+        "opt_in_level": "buyer_accepts_marketing",
+    }
+    assert (consent["anonymousId"], consent["timestamp"]) == (main["anonymousId"], main["timestamp"])
+    assert consent["context"] == main["context"] and consent["context"] is not main["context"]
+    for unticked in (False, None, "true"):
+        assert len(shopify.calls(topic, "wh-10", {**body, "buyer_accepts_marketing": unticked}).calls) == 1
+
+
 def test_a_customer_is_an_identify_with_consent_as_given() -> None:
     # Given a customer who subscribed to email and was never asked for SMS
     mapped = shopify.calls("customers/create", "wh-6", fixture("shopify", "customers_create"))

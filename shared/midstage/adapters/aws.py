@@ -26,9 +26,17 @@ if TYPE_CHECKING:
 _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=3, read_timeout=10)
 
 
+# For the calls that send a message (SES SendEmail, SNS Publish): botocore retries nothing, since
+# its retries include a read timeout, after which the provider may already have the message and
+# the retry would be a second email. providers/errors.py `once` retries what is safe to retry.
+_SEND_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=10)
+
+
 @cache
-def _client(service: str, region: str | None = None, signature: str | None = None) -> Any:
-    config = _CONFIG.merge(Config(signature_version=signature)) if signature else _CONFIG
+def _client(service: str, region: str | None = None, *, sending: bool = False, signature: str | None = None) -> Any:
+    config = _SEND_CONFIG if sending else _CONFIG
+    if signature:
+        config = config.merge(Config(signature_version=signature))
     return boto3.session.Session().client(service, region_name=region, config=config)  # type: ignore[call-overload]
 
 
@@ -69,6 +77,18 @@ def sns() -> SNSClient:
     return client
 
 
+def sesv2_sender() -> SESV2Client:
+    """SES v2 for sending: no botocore retries (see _SEND_CONFIG)."""
+    client: SESV2Client = _client("sesv2", sending=True)
+    return client
+
+
+def sns_sender() -> SNSClient:
+    """SNS for publishing messages to people: no botocore retries (see _SEND_CONFIG)."""
+    client: SNSClient = _client("sns", sending=True)
+    return client
+
+
 def scheduler() -> SchedulerClient:
     client: SchedulerClient = _client("scheduler")
     return client
@@ -82,7 +102,7 @@ def s3() -> S3Client:
 def s3_presigning() -> S3Client:
     """S3 with Signature Version 4, so a presigned URL signs its headers (the content type and
     length of an upload); botocore would sign URLs in us-east-1 with the older scheme."""
-    client: S3Client = _client("s3", None, "s3v4")
+    client: S3Client = _client("s3", signature="s3v4")
     return client
 
 

@@ -161,7 +161,9 @@ class ChannelSenders:
                 self.inbox.put(profile.id, request.message_id, rendered["title"], rendered["body"], self.clock())
                 return request.message_id
         except ProviderError as error:
-            raise ProviderFailure(error.kind, error.reason, account=account_level(error)) from error
+            raise ProviderFailure(
+                error.kind, error.reason, account=account_level(error), ambiguous=error.ambiguous
+            ) from error
         raise ProviderFailure("configuration", f"unknown channel {channel}")
 
     # ------------------------------------------------------------------ per channel

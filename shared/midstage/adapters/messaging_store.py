@@ -190,7 +190,8 @@ class MessageLedger(ddb.Table):
         self.client.update_item(
             TableName=self.table,
             Key=ddb.key(keys.message_key(message_id)),
-            UpdateExpression="SET " + ", ".join(sets) + " REMOVE leaseUntil",
+            # The attempt is over: its lease, and its mark of a provider call awaiting an answer.
+            UpdateExpression="SET " + ", ".join(sets) + " REMOVE leaseUntil, providerCallAt, providerChannel",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
@@ -215,9 +216,13 @@ class MessageLedger(ddb.Table):
         """Give a claimed message back (a retryable provider error): the next delivery may claim it."""
         self.finish(message_id, "queued", reason, now)
 
-    def update_status(self, message_id: str, status: str, reason: str, now: datetime, *, final_only: bool) -> bool:
+    def update_status(
+        self, message_id: str, status: str, reason: str, now: datetime, *, final_only: bool, provider_id: str = ""
+    ) -> bool:
         """Feedback (delivery, bounce, open...) on a message that exists. `final_only` statuses
-        replace the message's status; the others only join its history (bounded)."""
+        replace the message's status; the others only join its history (bounded). `provider_id`
+        (the provider's own message id) is kept when the record has none: a message whose attempt
+        ended mid-call learns it from the provider's feedback."""
         values: dict[str, Any] = {
             ":now": ddb.s(iso(now)),
             ":max": ddb.n(_MAX_HISTORY * 4),
@@ -226,10 +231,16 @@ class MessageLedger(ddb.Table):
         }
         kwargs: dict[str, Any] = {}
         update = "SET updatedAt = :now, history = list_append(if_not_exists(history, :empty), :entry)"
+        names: dict[str, str] = {}
         if final_only:
             update += ", #st = :status"
             values[":status"] = ddb.s(status)
-            kwargs["ExpressionAttributeNames"] = {"#st": "status"}
+            names["#st"] = "status"
+        if provider_id:
+            update += ", providerId = if_not_exists(providerId, :provider)"
+            values[":provider"] = ddb.s(provider_id)
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
         try:
             answer = self.client.update_item(
                 TableName=self.table,

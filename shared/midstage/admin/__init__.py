@@ -12,6 +12,7 @@ from midstage.admin import (
     api_keys,
     assets,
     attribution,
+    audit,
     campaigns,
     channels,
     dead_letters,
@@ -55,6 +56,7 @@ ROUTERS: tuple[tuple[str, Routes], ...] = (
     ("/v1/offers", offers.routes),
     ("/v1/destinations", destinations.routes),
     ("/v1/assets", assets.routes),
+    ("/v1/audit", audit.routes),
 )
 
 

@@ -18,7 +18,7 @@ def list_dead_letter_queues() -> Response[Any]:
     return json_answer(200, routes.services.dead_letters.overview())
 
 
-@routes.get("/<queue>", role=RoleRank.data_operator)
+@routes.get("/<queue>", role=RoleRank.data_operator, personal=True)
 def list_dead_letters(queue: str) -> Response[Any]:
     return json_answer(200, routes.services.dead_letters.messages(queue, routes.limit(10, MAX_LISTED)))
 

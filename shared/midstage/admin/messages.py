@@ -19,6 +19,6 @@ def send_message() -> Response[Any]:
     return json_answer(202, accepted)
 
 
-@routes.get("/<message_id>", role=RoleRank.viewer)
+@routes.get("/<message_id>", role=RoleRank.viewer, personal=True)
 def get_message(message_id: str) -> Response[Any]:
     return json_answer(200, routes.services.messages.get_message(message_id, routes.caller))

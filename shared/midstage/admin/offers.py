@@ -52,7 +52,7 @@ def upload_offer_codes(offer_id: str) -> Response[Any]:
     return json_answer(200, routes.services.offers.upload(offer_id, body, content_type))
 
 
-@routes.get("/<offer_id>/codes", role=RoleRank.viewer)
+@routes.get("/<offer_id>/codes", role=RoleRank.viewer, personal=True)
 def list_offer_codes(offer_id: str) -> Response[Any]:
     answer = routes.services.offers.codes(offer_id, routes.query("state"), routes.limit(), routes.cursor())
     return json_answer(200, answer)

@@ -1,7 +1,9 @@
 """How an admin route is declared: on a resource's Powertools Router, with the least role it
-needs beside it. The role is checked by a per-route middleware before the route runs, and each
-declaration is kept as data (`Routes.table`), so the route table can be read (the OpenAPI test
-compares it with docs/openapi.yaml) instead of parsed out of the code."""
+needs beside it, and whether it returns a person's data (`personal`). The role is checked by a
+per-route middleware before the route runs; the same middleware records the call in the audit
+log after it (midstage.admin.auditing). Each declaration is kept as data (`Routes.table`), so
+the route table can be read (the OpenAPI test compares it with docs/openapi.yaml, the role
+matrix test walks it) instead of parsed out of the code."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from pydantic import BaseModel
 
 from midstage import http
+from midstage.admin.auditing import audited_call
 from midstage.errors import Forbidden, Unauthorized
 from midstage.models.admin import Caller, RoleRank
 from midstage.observability import logger
@@ -33,16 +36,18 @@ M = TypeVar("M", bound=BaseModel)
 @dataclass(frozen=True)
 class RouteSpec:
     """One admin route: its method (lower-case), its path (`<name>` for a path parameter), the
-    least role that may call it, and the function that answers it."""
+    least role that may call it, the function that answers it, and whether it names or returns
+    a person's data (its reads are audited, its path parameters kept only as digests)."""
 
     method: str
     path: str
     role: RoleRank
     name: str
+    personal: bool = False
 
     def under(self, prefix: str) -> RouteSpec:
         path = prefix if self.path == "/" else prefix + self.path
-        return RouteSpec(self.method, path, self.role, self.name)
+        return RouteSpec(self.method, path, self.role, self.name, self.personal)
 
 
 def authenticate(headers: dict[str, str], config: ConfigStore, minimum: RoleRank) -> Caller:
@@ -64,15 +69,17 @@ def authenticate(headers: dict[str, str], config: ConfigStore, minimum: RoleRank
     return Caller(key_id=key.id, role=role)
 
 
-def requires(minimum: RoleRank) -> Callable[[ApiGatewayResolver, NextMiddleware], Response[Any]]:
-    """The middleware that admits a route's callers: it authenticates and records the caller in
-    the request's context for the route to read."""
+def requires(
+    minimum: RoleRank, *, personal: bool = False
+) -> Callable[[ApiGatewayResolver, NextMiddleware], Response[Any]]:
+    """The middleware that admits a route's callers: it authenticates, records the caller in
+    the request's context for the route to read, and has the call audited."""
 
     def guard(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         wiring: AdminWiring = app.context["wiring"]
         caller = authenticate(app.current_event.headers or {}, wiring.config, minimum)
         app.append_context(caller=caller)
-        return next_middleware(app)
+        return audited_call(app, next_middleware, caller, personal=personal)
 
     guard.__name__ = f"requires_{minimum.name}"
     return guard
@@ -86,28 +93,28 @@ class Routes:
         self.router = Router()
         self.table: list[RouteSpec] = []
 
-    def _declare(self, method: str, rule: str, role: RoleRank) -> Callable[[F], F]:
+    def _declare(self, method: str, rule: str, role: RoleRank, personal: bool) -> Callable[[F], F]:
         def register(function: F) -> F:
-            self.table.append(RouteSpec(method.lower(), rule, role, function.__name__))
-            self.router.route(rule, method, middlewares=[requires(role)])(function)
+            self.table.append(RouteSpec(method.lower(), rule, role, function.__name__, personal))
+            self.router.route(rule, method, middlewares=[requires(role, personal=personal)])(function)
             return function
 
         return register
 
-    def get(self, rule: str, *, role: RoleRank) -> Callable[[F], F]:
-        return self._declare("GET", rule, role)
+    def get(self, rule: str, *, role: RoleRank, personal: bool = False) -> Callable[[F], F]:
+        return self._declare("GET", rule, role, personal)
 
-    def post(self, rule: str, *, role: RoleRank) -> Callable[[F], F]:
-        return self._declare("POST", rule, role)
+    def post(self, rule: str, *, role: RoleRank, personal: bool = False) -> Callable[[F], F]:
+        return self._declare("POST", rule, role, personal)
 
-    def put(self, rule: str, *, role: RoleRank) -> Callable[[F], F]:
-        return self._declare("PUT", rule, role)
+    def put(self, rule: str, *, role: RoleRank, personal: bool = False) -> Callable[[F], F]:
+        return self._declare("PUT", rule, role, personal)
 
-    def patch(self, rule: str, *, role: RoleRank) -> Callable[[F], F]:
-        return self._declare("PATCH", rule, role)
+    def patch(self, rule: str, *, role: RoleRank, personal: bool = False) -> Callable[[F], F]:
+        return self._declare("PATCH", rule, role, personal)
 
-    def delete(self, rule: str, *, role: RoleRank) -> Callable[[F], F]:
-        return self._declare("DELETE", rule, role)
+    def delete(self, rule: str, *, role: RoleRank, personal: bool = False) -> Callable[[F], F]:
+        return self._declare("DELETE", rule, role, personal)
 
     # -------------------------------------------------------------- the call
     @property

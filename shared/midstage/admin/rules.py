@@ -66,7 +66,7 @@ def dry_run_rule(rule_id: str) -> Response[Any]:
     return json_answer(200, routes.services.rules.dry_run(rule_id, routes.body(DryRunRequest), routes.caller))
 
 
-@routes.get("/<rule_id>/messages", role=RoleRank.viewer)
+@routes.get("/<rule_id>/messages", role=RoleRank.viewer, personal=True)
 def list_rule_messages(rule_id: str) -> Response[Any]:
     rules = routes.services.rules
     return json_answer(200, rules.rule_messages(rule_id, routes.limit(), routes.cursor(), routes.caller))

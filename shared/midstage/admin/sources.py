@@ -44,6 +44,6 @@ def rotate_write_key(source_id: str) -> Response[Any]:
     return json_answer(200, routes.services.sources.rotate_write_key(source_id))
 
 
-@routes.get("/<source_id>/quarantine", role=RoleRank.data_operator)
+@routes.get("/<source_id>/quarantine", role=RoleRank.data_operator, personal=True)
 def list_quarantine(source_id: str) -> Response[Any]:
     return json_answer(200, routes.services.sources.quarantine(source_id, routes.limit(), routes.query("cursor")))

@@ -13,18 +13,18 @@ from midstage.models.requests import SuppressionPut
 routes = Routes()
 
 
-@routes.get("/<channel>/<address>", role=RoleRank.viewer)
+@routes.get("/<channel>/<address>", role=RoleRank.viewer, personal=True)
 def get_suppression(channel: str, address: str) -> Response[Any]:
     return json_answer(200, routes.services.suppressions.get_suppression(channel, address))
 
 
-@routes.put("/<channel>/<address>", role=RoleRank.data_operator)
+@routes.put("/<channel>/<address>", role=RoleRank.data_operator, personal=True)
 def put_suppression(channel: str, address: str) -> Response[Any]:
     request = routes.body(SuppressionPut)
     return json_answer(200, routes.services.suppressions.put_suppression(channel, address, request))
 
 
-@routes.delete("/<channel>/<address>", role=RoleRank.data_operator)
+@routes.delete("/<channel>/<address>", role=RoleRank.data_operator, personal=True)
 def delete_suppression(channel: str, address: str) -> Response[Any]:
     routes.services.suppressions.delete_suppression(channel, address)
     return no_content()

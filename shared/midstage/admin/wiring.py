@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from midstage.adapters.archive_stream import FirehoseArchive
 from midstage.adapters.asset_store import AssetFiles, AssetStore
+from midstage.adapters.audit_store import AuditStore
 from midstage.adapters.automation_store import CampaignRuns, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.counters import Counters
@@ -26,6 +27,7 @@ from midstage.clock import Clock
 from midstage.config import AdminSettings, CollectSettings, IdentitySettings, computed_trait_settings, identity_settings
 from midstage.errors import Unavailable
 from midstage.services.admin.assets import AssetAdmin, names_in_use
+from midstage.services.admin.audit import AuditAdmin
 from midstage.services.admin.campaigns import CampaignAdmin
 from midstage.services.admin.destinations import DestinationAdmin
 from midstage.services.admin.journeys import JourneyAdmin
@@ -46,6 +48,7 @@ from midstage.services.dead_letters import DeadLetters, parse_specs
 if TYPE_CHECKING:
     from midstage.services.admin.reports import ReportAdmin
     from midstage.services.analytics import Engine
+    from midstage.services.experiments import Experiments
 
 # Campaign schedules are named `<prefix>-campaign-<id>` inside the stack's own schedule group.
 SCHEDULE_PREFIX = "midstage"
@@ -87,6 +90,10 @@ class AdminWiring:
         return max(computed_trait_settings().count_windows_days)
 
     # -------------------------------------------------------------- services
+    @cached_property
+    def audit(self) -> AuditAdmin:
+        return AuditAdmin(AuditStore(self.settings.audit_table), clock=self.clock)
+
     @cached_property
     def sources(self) -> SourceAdmin:
         return SourceAdmin(self.config, self.profiles, clock=self.clock)
@@ -278,6 +285,25 @@ class AdminWiring:
 
         return ReportAdmin(
             lambda: self.analytics_engine, cache_seconds=self.settings.analytics_cache_seconds, clock=self.clock
+        )
+
+    @cached_property
+    def experiments(self) -> Experiments:
+        """Experiments stored in the DataTable; their results read from the archive by the
+        reports' engine (503 while it is not configured), exposures put on the archive stream."""
+        from midstage.adapters.archive_stream import archive_sink
+        from midstage.adapters.experiment_store import ArchiveExposures, ExperimentTable
+        from midstage.services.experiments import Experiments
+        from midstage.services.experiments.sources import ArchiveStatistics
+
+        table = ExperimentTable(self.settings.data_table)
+        return Experiments(
+            table,
+            ArchiveStatistics(lambda: self.analytics_engine, self.clock),
+            ArchiveExposures(archive_sink(self.settings.archive_stream), origin_kind="api"),
+            table,
+            global_control_share=self.settings.global_control_share,
+            global_control_salt=self.settings.global_control_salt,
         )
 
     @cached_property

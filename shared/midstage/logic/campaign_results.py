@@ -42,7 +42,16 @@ REVENUE: Final = "revenue"  # decimal string: the revenue of their converting ev
 HOLDOUT_CONVERTED: Final = "holdout_converted"
 HOLDOUT_REVENUE: Final = "holdout_revenue"
 
-BLOCK_CODES: Final = ("no_consent", "suppressed", "frequency_cap", "quiet_hours", "no_address", "no_profile")
+BLOCK_CODES: Final = (
+    "no_consent",
+    "suppressed",
+    "frequency_cap",
+    "quiet_hours",
+    "no_address",
+    "no_profile",
+    "offer_refused",
+    "global_control",
+)
 OTHER: Final = "other"
 _PLAIN_COUNTERS: Final = (
     TARGETED,

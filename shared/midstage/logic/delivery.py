@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from midstage.config import FrequencyCap
 from midstage.logic import consent
+from midstage.logic.experiments.assignment import in_global_control
 from midstage.logic.timefmt import iso
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
@@ -65,13 +66,15 @@ class RenderFailure(Exception):
 
 class ProviderFailure(Exception):
     """`kind`: retryable | permanent | configuration; `account`: the provider refused the account
-    (not this message), so every message on the channel would be refused the same way."""
+    (not this message), so every message on the channel would be refused the same way;
+    `ambiguous`: the provider may have received the message (its answer was lost)."""
 
-    def __init__(self, kind: str, reason: str, *, account: bool = False) -> None:
+    def __init__(self, kind: str, reason: str, *, account: bool = False, ambiguous: bool = False) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
         self.account = account
+        self.ambiguous = ambiguous
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,26 @@ class Policy:
     paused_recheck_seconds: int = 300
     # How long one delivery may wait in-process for a send token before giving the message back.
     pace_wait_seconds: float = 1.0
+    # The global control group (logic/experiments/assignment.py): this share of everyone, dealt
+    # by a hash salted with `global_control_salt`, gets no marketing at all, so the programme's
+    # total lift can be measured against them. 0 turns it off.
+    global_control_share: float = 0.0
+    global_control_salt: str = ""
+
+
+# --------------------------------------------------------------------------- global control
+GLOBAL_CONTROL = "global_control"
+
+
+def global_control_refusal(profile_id: str, category: str, policy: Policy) -> str:
+    """Why a marketing message may not go to a person of the global control group ("" when it
+    may). Transactional messages always go. The id is the surviving profile's (after a merge),
+    as in experiment assignment, so a person stays in or out of the group across merges."""
+    if category != "marketing" or policy.global_control_share <= 0:
+        return ""
+    if not in_global_control(profile_id, policy.global_control_share, policy.global_control_salt):
+        return ""
+    return f"{GLOBAL_CONTROL}: the person is in the global control group, held out of all marketing"
 
 
 # --------------------------------------------------------------------------- holds
@@ -205,6 +228,42 @@ def may_be_quieted(category: str, channel: str, policy: Policy) -> bool:
 
 def quiet_reason(until: datetime, zone: ZoneInfo, window: tuple[time, time]) -> str:
     return f"quiet_hours: deferred to {iso(until)} ({zone.key} {window[1].strftime('%H:%M')})"
+
+
+# Channels whose "provider" is our own table, written by message id: a second write is the same
+# item, so an attempt that died mid-call can simply be made again.
+RESEND_SAFE_CHANNELS = frozenset({"inbox"})
+
+
+def unknown_outcome_refusal(record: Mapping[str, Any], category: str) -> str:
+    """Why a message is not sent again when its last attempt called the provider and ended
+    before the answer was recorded (a killed worker, a timeout): the provider may have sent it,
+    and SES, SNS and a webhook take no idempotency key, so a second call may be a second email.
+    Marketing is then sent at most once: it ends `failed` with this reason, and the provider's
+    own feedback (a delivery, a bounce) still lands on the record. Transactional messages (a
+    receipt, a password reset) and resend-safe channels are sent again: '' means send."""
+    called = record.get("providerCallAt")
+    channel = str(record.get("providerChannel") or "")
+    if not called or category == "transactional" or channel in RESEND_SAFE_CHANNELS:
+        return ""
+    return (
+        f"outcome_unknown: the {channel or 'provider'} call made at {called} ended before its answer was"
+        " recorded; not made again, so that nobody gets the message twice"
+    )
+
+
+def offer_refusal(variables: Mapping[str, Any], template: Template | None, refused: Mapping[str, str]) -> str:
+    """Why a message whose template needs an offer's code is not sent when the offer gave none
+    (its budget is spent, the person is not in its segments...): blocked, with the offer's
+    reason, rather than failing to render. `refused` is {var: reason} of the vars left without a
+    code; a template that can do without the code (no `required`) is sent."""
+    if template is None:
+        return ""
+    for var, reason in refused.items():
+        spec = template.variables.get(f"vars.{var}")
+        if spec is not None and spec.required and variables.get(var) is None:
+            return f"offer_refused: {reason} (the template needs vars.{var})"
+    return ""
 
 
 def template_refusal(channel: str, template_id: str | None, template: Template | None) -> str:

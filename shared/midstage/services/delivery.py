@@ -5,7 +5,9 @@ The order is fixed, and every outcome is recorded on the message with its reason
      is never repeated, whatever redelivers it; two deliverers cannot both hold it;
      then its origin's state, read at send time: a message of a cancelled (or deleted) campaign
      ends `cancelled`, one of a paused campaign is deferred and looked at again later;
-  1. consent for the channel and purpose (transactional messages need no marketing consent);
+  1. the global control group: a marketing message to one of its people is blocked
+     (`global_control`; transactional messages go);
+     consent for the channel and purpose (transactional messages need no marketing consent);
   2. suppression of the address (hard bounce, complaint, unsubscribe, manual);
   3. frequency caps, reserved atomically on the person's send history (one conditional write);
   4. quiet hours in the recipient's time zone: deferred to the end of the window, not dropped;
@@ -52,9 +54,11 @@ from midstage.logic.delivery import (
     cancelled_reason,
     cap_refusal,
     channel_paused_reason,
+    global_control_refusal,
     held_until,
     is_hold,
     may_be_quieted,
+    offer_refusal,
     ordered_channels,
     origin_stop,
     paced_reason,
@@ -64,6 +68,7 @@ from midstage.logic.delivery import (
     reach_refusal,
     suppression_refusal,
     template_refusal,
+    unknown_outcome_refusal,
     zone_of,
 )
 from midstage.logic.templates import choose_locale, offers_named
@@ -180,7 +185,15 @@ def deliver(
             recorded=recorded if duplicate else None,
             was_deferred=duplicate and was_deferred(claim.record),
         )
-    outcome = _claimed(request, ports, policy, now, wait, claim)
+    unknown = unknown_outcome_refusal(claim.record, request.category)
+    if unknown:
+        count(OutcomeUnknown=1)
+        channel = str(claim.record.get("providerChannel") or "") or None
+        outcome = _finish(ports, request.message_id, Outcome(FAILED, unknown, channel), now)
+    else:
+        if claim.record.get("providerCallAt"):
+            logger.warning("sending again after an attempt that ended mid-call", category=request.category)
+        outcome = _claimed(request, ports, policy, now, wait, claim)
     # An end (not another deferral) of a message deferred before: its counter leaves `deferred`.
     return replace(outcome, was_deferred=True) if outcome.status in ENDS and was_deferred(claim.record) else outcome
 
@@ -207,6 +220,9 @@ def _claimed(
     profile = ports.profiles.profile(request.profile_id)
     if profile is None:
         return _finish(ports, message_id, Outcome(BLOCKED, "no_profile: the person does not exist"), now)
+    held_out = global_control_refusal(profile.id, request.category, policy)
+    if held_out:
+        return _finish(ports, message_id, Outcome(BLOCKED, held_out), now)
 
     chosen: tuple[str, Address] | None = None
     first_refusal = ""
@@ -266,12 +282,26 @@ def _claimed(
             return _held_by_pause(ports, request, pause, now)
     # Issued after every guard, so a message blocked or deferred takes no code.
     request, codes = _offer_codes(request, profile, template, ports, now)
+    refused = {var[: -len("_refused")]: str(why) for var, why in request.vars.items() if var.endswith("_refused")}
+    if refused and (refusal := offer_refusal(request.vars, template, refused)):
+        return _finish(ports, message_id, Outcome(BLOCKED, refusal, channel), now)
+    # Until the answer is recorded (every finish removes the mark), a redelivery after this
+    # attempt's lease knows the provider may already have the message.
+    ports.ledger.note(message_id, now, providerCallAt=iso(now), providerChannel=channel)
     try:
         provider_id = ports.channels.send(channel, request, profile, address, template, codes)
     except RenderFailure as error:
         return _finish(ports, message_id, Outcome(FAILED, f"render: {error}", channel), now)
     except ProviderFailure as error:
         if error.kind == "retryable":
+            if error.ambiguous:
+                # The answer was lost: the same rule as an attempt that died mid-call.
+                unknown = unknown_outcome_refusal(
+                    {"providerCallAt": iso(now), "providerChannel": channel}, request.category
+                )
+                if unknown:
+                    count(OutcomeUnknown=1)
+                    return _finish(ports, message_id, Outcome(FAILED, unknown, channel), now)
             ports.ledger.release(message_id, f"retrying: {error.reason}", now)
             raise RetryLater(error.reason) from error
         if error.account and ports.pauses is not None:

@@ -209,11 +209,15 @@ def with_lag(stats: DestinationStats, oldest: Entry | None, now: datetime) -> De
 
 
 def forward_records(
-    forwarder: Forwarder, records: Sequence[Mapping[str, Any]], remaining_s: Callable[[], float]
+    forwarder: Forwarder,
+    records: Sequence[Mapping[str, Any]],
+    remaining_s: Callable[[], float],
+    record_failure: Callable[[Mapping[str, Any], BaseException], None] | None = None,
 ) -> dict[str, Any]:
     """An SQS FIFO batch from the feed: queue every message for every destination, then drain
     the destinations that took something. A record that is not a feed message fails with every
     record after it (a FIFO batch may not skip ahead in a group); the ones before it are queued.
+    Why it failed goes to `record_failure` (the record, the error), so its dead letter says so.
     Answers the partial-batch response."""
     parsed: list[AppliedEvents] = []
     failed_from = len(records)
@@ -222,6 +226,8 @@ def forward_records(
             parsed.append(parse_body(AppliedEvents, str(record.get("body", ""))))
         except ValueError as error:
             logger.error("not a feed message", sqs_message_id=record.get("messageId"), error=str(error)[:300])
+            if record_failure is not None:
+                record_failure(record, error)
             failed_from = index
             break
     touched = forwarder.accept(parsed)

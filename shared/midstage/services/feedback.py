@@ -27,6 +27,9 @@ _STATUS = {
     "delivery_delay": ("delayed", False),
     "subscription": ("subscription", False),
 }
+# The consent source of an unsubscribe SES's list management reported (List-Unsubscribe header,
+# its subscription page).
+SES_UNSUBSCRIBE_SOURCE = "ses:subscription"
 _EVENTS = {
     "bounce": "Email Bounced",
     "complaint": "Email Marked as Spam",
@@ -77,12 +80,22 @@ def handle(
             handled.unknown_messages += 1  # mail not sent by us, or sent without our tags
             continue
         status, final = _STATUS.get(notice.kind, (notice.kind, False))
-        if ledger.update_status(notice.message_id, status, notice.reason or notice.kind, at, final_only=final):
+        if ledger.update_status(
+            notice.message_id,
+            status,
+            notice.reason or notice.kind,
+            at,
+            final_only=final,
+            provider_id=notice.provider_message_id,
+        ):
             handled.statuses += 1
         else:
             handled.unknown_messages += 1
             continue
         name = _EVENTS.get(notice.kind)
+        unsubscribed = notice.kind == "subscription" and "unsubscribed" in notice.reason.lower()
+        if unsubscribed:
+            name = "Unsubscribed"  # the person's email-marketing consent is refused, at SES's time
         if name is None and not (archive is not None and _archived(notice)):
             continue
         message = ledger.get(notice.message_id) or {}
@@ -95,6 +108,8 @@ def handle(
         if person is None:
             continue
         properties: dict[str, Any] = {"messageId": notice.message_id, "reason": notice.reason[:500]}
+        if unsubscribed:
+            properties.update(channel="email", purpose="marketing", source=SES_UNSUBSCRIBE_SOURCE)
         if notice.link:
             properties["url"] = notice.link[:2000]
         cause = f"ses|{notice.kind}|{notice.provider_message_id}|{notice.at}|{notice.link or ''}"

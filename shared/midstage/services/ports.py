@@ -109,7 +109,9 @@ class StatusLedger(Protocol):
     """The send ledger as feedback sees it: a message's record and its status history."""
 
     def get(self, message_id: str) -> dict[str, Any] | None: ...
-    def update_status(self, message_id: str, status: str, reason: str, now: datetime, *, final_only: bool) -> bool: ...
+    def update_status(
+        self, message_id: str, status: str, reason: str, now: datetime, *, final_only: bool, provider_id: str = ""
+    ) -> bool: ...
 
 
 class KeyRings(Protocol):

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import random
 import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ParamValidationError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
+
+T = TypeVar("T")
 
 RETRYABLE = "retryable"
 PERMANENT = "permanent"
@@ -15,13 +31,15 @@ _KINDS = frozenset({RETRYABLE, PERMANENT, CONFIGURATION})
 class ProviderError(Exception):
     """A delivery failed; `kind` is retryable, permanent or configuration, `code` the provider's own code."""
 
-    def __init__(self, kind: str, reason: str, code: str = "") -> None:
+    def __init__(self, kind: str, reason: str, code: str = "", *, ambiguous: bool = False) -> None:
         if kind not in _KINDS:
             raise ValueError(f"unknown provider error kind {kind!r}")
         super().__init__(f"{kind}: {reason}" + (f" [{code}]" if code else ""))
         self.kind = kind
         self.reason = reason
         self.code = code
+        # The request may have reached the provider (its answer was lost): sending again may send twice.
+        self.ambiguous = ambiguous
 
     @property
     def retryable(self) -> bool:
@@ -131,8 +149,48 @@ def transport_error(error: BotoCoreError, service: str) -> ProviderError:
         return ProviderError(CONFIGURATION, f"{service} client is not configured: {error}", type(error).__name__)
     if isinstance(error, ParamValidationError):
         return ProviderError(PERMANENT, f"{service} request is invalid: {brief(str(error))}", type(error).__name__)
-    # Connection failures and timeouts: botocore already retried, the next attempt may get through.
+    if isinstance(error, _ANSWER_LOST):
+        said = f"{service} did not answer (it may have received the request): {brief(str(error))}"
+        return ProviderError(RETRYABLE, said, type(error).__name__, ambiguous=True)
+    # The request never got through (no connection): the next attempt may.
     return ProviderError(RETRYABLE, f"{service} unreachable: {brief(str(error))}", type(error).__name__)
+
+
+# Sent, and the answer lost: the provider may have acted on the request.
+_ANSWER_LOST = (ReadTimeoutError, ConnectionClosedError)
+# Never reached the provider.
+_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
+SEND_ATTEMPTS = 4
+
+
+def once(
+    call: Callable[[], T],
+    *,
+    idempotent: bool = False,
+    attempts: int = SEND_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """`call` (a provider call made by a client without botocore retries), tried again only when
+    that cannot make the provider act twice: the request never got through (no connection), or
+    the provider refused it for now (throttling, 5xx: it did not take it). A lost answer (a read
+    timeout, a connection closed mid-answer) is tried again only for an `idempotent` call: for a
+    send, the error goes up, and transport_error marks it ambiguous. The last error goes up as
+    raised, for the caller to classify."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except ClientError as error:
+            code, _, status = client_error_parts(error)
+            if attempt == attempts - 1 or not (code in _RETRYABLE_CODES or status >= 500):
+                raise
+        except _NOT_SENT:
+            if attempt == attempts - 1:
+                raise
+        except _ANSWER_LOST:
+            if not idempotent or attempt == attempts - 1:
+                raise
+        sleep(min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))  # jitter
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 # ------------------------------------------------------------------------------------------------ email

@@ -21,6 +21,7 @@ from midstage.adapters.providers.errors import (
     brief,
     classify,
     client_error_parts,
+    once,
     transport_error,
 )
 
@@ -189,7 +190,7 @@ class EmailSender:
     @property
     def client(self) -> SESV2Client:
         if self._client is None:
-            self._client = aws.sesv2()
+            self._client = aws.sesv2_sender()
         return self._client
 
     def send(self, email: OutboundEmail) -> str:
@@ -208,7 +209,7 @@ class EmailSender:
         if tags:
             request["EmailTags"] = tags
         try:
-            answer = self.client.send_email(**request)
+            answer = once(lambda: self.client.send_email(**request))
         except ClientError as error:
             raise _ses_error(error, email) from error
         except BotoCoreError as error:

@@ -18,6 +18,7 @@ from midstage.adapters.providers.errors import (
     brief,
     classify,
     client_error_parts,
+    once,
     transport_error,
 )
 
@@ -42,7 +43,7 @@ class SmsSender:
     @property
     def client(self) -> SNSClient:
         if self._client is None:
-            self._client = aws.sns()
+            self._client = aws.sns_sender()
         return self._client
 
     def send(
@@ -74,7 +75,7 @@ class SmsSender:
                 raise ProviderError(CONFIGURATION, f"origination number {origination_number!r} is not E.164")
             attributes["AWS.MM.SMS.OriginationNumber"] = _string_attribute(origination_number)
         try:
-            answer = self.client.publish(PhoneNumber=phone, Message=body, MessageAttributes=attributes)
+            answer = once(lambda: self.client.publish(PhoneNumber=phone, Message=body, MessageAttributes=attributes))
         except ClientError as error:
             raise classify(error, "SNS") from error
         except BotoCoreError as error:
@@ -115,7 +116,7 @@ class PushSender:
     @property
     def client(self) -> SNSClient:
         if self._client is None:
-            self._client = aws.sns()
+            self._client = aws.sns_sender()
         return self._client
 
     def _application(self, platform: str) -> str:
@@ -131,7 +132,10 @@ class PushSender:
             raise ProviderError(PERMANENT, "push token is empty or malformed")
         application = self._application(platform)
         try:
-            arn = self.client.create_platform_endpoint(PlatformApplicationArn=application, Token=token)["EndpointArn"]
+            arn = once(
+                lambda: self.client.create_platform_endpoint(PlatformApplicationArn=application, Token=token),
+                idempotent=True,
+            )["EndpointArn"]
         except ClientError as error:
             code, message, _ = client_error_parts(error)
             existing = _EXISTING_ENDPOINT.search(message) if code == "InvalidParameter" else None
@@ -153,9 +157,16 @@ class PushSender:
         """
         arn = self._create_endpoint(platform, token)
         try:
-            attributes = self.client.get_endpoint_attributes(EndpointArn=arn)["Attributes"]
+            attributes = once(lambda: self.client.get_endpoint_attributes(EndpointArn=arn), idempotent=True)[
+                "Attributes"
+            ]
             if attributes.get("Enabled", "true").lower() != "true" or attributes.get("Token", token) != token:
-                self.client.set_endpoint_attributes(EndpointArn=arn, Attributes={"Token": token, "Enabled": "true"})
+                once(
+                    lambda: self.client.set_endpoint_attributes(
+                        EndpointArn=arn, Attributes={"Token": token, "Enabled": "true"}
+                    ),
+                    idempotent=True,
+                )
         except ClientError as error:
             raise _sns_push_error(error) from error
         except BotoCoreError as error:
@@ -184,7 +195,7 @@ class PushSender:
         message = self.payload(platform, title, body, data)
         arn = self._endpoints.get((platform, token)) or self._create_endpoint(platform, token)
         try:
-            answer = self.client.publish(TargetArn=arn, Message=message, MessageStructure="json")
+            answer = once(lambda: self.client.publish(TargetArn=arn, Message=message, MessageStructure="json"))
         except ClientError as error:
             self._endpoints.pop((platform, token), None)
             raise _sns_push_error(error) from error

@@ -327,10 +327,13 @@ def exposure(
     origin_kind: str | None = None,
     origin_id: str | None = None,
     message_id: str | None = None,
+    phase: int | None = None,
 ) -> ExposureRecord:
-    """An experiment exposure: one per (experiment, person, message or first exposure)."""
+    """An experiment exposure: one per (experiment, person, message or first exposure), and per
+    phase for an experiment's own assignments (a new phase deals everyone again)."""
+    parts = (experiment_id, profile_id, message_id or "") + (() if phase is None else (f"phase:{phase}",))
     return ExposureRecord(
-        record_id=record_id("experiment_exposure", experiment_id, profile_id, message_id or ""),
+        record_id=record_id("experiment_exposure", *parts),
         occurred_at=at,
         archived_at=archived_at,
         profile_id=profile_id,

@@ -58,7 +58,8 @@ How a Pinpoint endpoint becomes a person (shared by both Pinpoint formats):
 The package, by concern (each module imports only those above it): `model` (formats, limits, the
 report), `text` (file checks and the CSV reader), `people` (people and their events), `phones`
 (numbers in their country), `pinpoint` (both Pinpoint formats), `formats` (detection, dispatch
-and plain CSV). Import from the package.
+and plain CSV). Import from the package. Beside them, `pinpoint_events` reads Pinpoint's event
+stream (Firehose's S3 output) for `midstage.cli pinpoint-history`: not a segment import.
 """
 
 from midstage.logic.imports.formats import detect_format, parse_csv, parse_import

@@ -10,6 +10,16 @@ Dedupe: `X-Shopify-Webhook-Id` is the messageId basis, so a redelivery is the sa
 calls are keyed on what they are about instead: Order Completed on the order (orders/create and
 orders/paid both mean it; an order counts once however many of them a shop subscribes to), and
 Checkout Started on the checkout (checkouts/update repeats it on every change of the cart).
+
+A checkout is mapped once it names someone (an email, a phone or a customer): a guest's checkout
+is created before the contact step, and Checkout Started without anyone to reach would take the
+checkout's one messageId and keep the later update with the email out (an abandoned-checkout
+journey enters on the first Checkout Started it sees). Until then its webhooks are answered as
+ignored, with the reason.
+
+`buyer_accepts_marketing: true` on an order or a checkout (the box at checkout) is recorded as an
+email-marketing grant at the time of the order or checkout; `false` is no choice (the box left
+unticked), so it records nothing and undoes no earlier grant.
 """
 
 from __future__ import annotations
@@ -53,15 +63,22 @@ def calls(topic: str, webhook_id: str, body: Any) -> Mapped:
         return Mapped(ignored="the body is not a JSON object", topic=topic)
     made: list[dict[str, Any]]
     if topic in ("orders/create", "orders/paid"):
-        made = [
-            _order(body, "Order Completed", f"shopify-order-completed:{body.get('id')}", _when(body, "processed_at"))
-        ]
+        order = _order(
+            body, "Order Completed", f"shopify-order-completed:{body.get('id')}", _when(body, "processed_at")
+        )
+        made = [order, *_accepts_marketing(body, order, f"order:{body.get('id')}")]
     elif topic == "orders/cancelled":
         made = [_order(body, "Order Cancelled", f"shopify:{webhook_id}", _when(body, "cancelled_at"))]
     elif topic == "refunds/create":
         made = [_refund(body, f"shopify:{webhook_id}")]
     elif topic in ("checkouts/create", "checkouts/update"):
-        made = [_checkout(body)]
+        made = _checkout(body)
+        if not made:
+            return Mapped(
+                ignored="the checkout names no one yet (no email, phone or customer): it is mapped when an"
+                " update brings one",
+                topic=topic,
+            )
     else:
         made = _customer(body, webhook_id)
     return Mapped(calls=list(made), topic=topic)
@@ -195,11 +212,13 @@ def _refund(body: dict[str, Any], message_id: str) -> dict[str, Any]:
     }
 
 
-def _checkout(body: dict[str, Any]) -> dict[str, Any]:
+def _checkout(body: dict[str, Any]) -> list[dict[str, Any]]:
     token = text(body.get("token"))
     person = _person(
         body.get("customer"), f"shopify-checkout:{token}", email=body.get("email"), phone=body.get("phone")
     )
+    if not person["context"].get("traits", {}).keys() & {"email", "phone"} and "externalIds" not in person["context"]:
+        return []
     properties = present(
         {
             "checkout_id": token,
@@ -212,7 +231,7 @@ def _checkout(body: dict[str, Any]) -> dict[str, Any]:
             "url": body.get("abandoned_checkout_url"),
         }
     )
-    return {
+    checkout = {
         "type": "track",
         "event": "Checkout Started",
         "messageId": f"shopify-checkout-started:{token}",
@@ -220,6 +239,31 @@ def _checkout(body: dict[str, Any]) -> dict[str, Any]:
         **person,
         "properties": properties,
     }
+    return [checkout, *_accepts_marketing(body, checkout, f"checkout:{token}")]
+
+
+def _accepts_marketing(body: Mapping[str, Any], call: Mapping[str, Any], about: str) -> list[dict[str, Any]]:
+    """The email-marketing grant of a ticked `buyer_accepts_marketing`, about the call's person, at
+    its time; once per order or checkout (its messageId is keyed on it)."""
+    if body.get("buyer_accepts_marketing") is not True:
+        return []
+    return [
+        {
+            "type": "track",
+            "event": "Consent Updated",
+            "messageId": f"shopify-accepts-marketing:{about}",
+            "timestamp": call.get("timestamp"),
+            "anonymousId": call["anonymousId"],
+            "context": copy.deepcopy(call["context"]),
+            "properties": {
+                "channel": "email",
+                "purpose": "marketing",
+                "granted": True,
+                "source": "webhook:shopify",
+                "opt_in_level": "buyer_accepts_marketing",
+            },
+        }
+    ]
 
 
 def _customer(body: dict[str, Any], webhook_id: str) -> list[dict[str, Any]]:

@@ -188,6 +188,12 @@ class ExperimentBody(Strict):
         return [(arm.id, arm.weight) for arm in self.arms]
 
 
+class ExperimentCreate(ExperimentBody):
+    """POST /v1/experiments: the experiment and the id it is known by (never reused)."""
+
+    id: str = Field(pattern=_ID)
+
+
 class Phase(Strict):
     """A stretch of a running experiment with one set of arms, weights and content; analysed on
     its own, because units of an earlier phase saw other treatments."""

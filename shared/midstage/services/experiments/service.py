@@ -4,13 +4,14 @@ stop, assign, results, CSV, decide.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from midstage.errors import Conflict, InvalidInput, NotFound, describe
+from midstage.errors import Conflict, ExperimentStateError, InvalidInput, NotFound, describe
 from midstage.logic.experiments import lifecycle
 from midstage.logic.experiments.assignment import Split, assign, in_global_control
 from midstage.models.experiments import (
@@ -20,6 +21,7 @@ from midstage.models.experiments import (
     PhaseStatistics,
     WinnerDecision,
 )
+from midstage.models.messaging import _ID
 from midstage.services.experiments.export import results_csv
 from midstage.services.experiments.results import decide_winner, results
 
@@ -31,6 +33,10 @@ class ExperimentStore(Protocol):
     def save_experiment(self, experiment: Experiment, *, expected_version: int | None) -> bool:
         """Write `experiment` if the stored one has `expected_version` (None: only if none is
         stored); False when another writer got there first."""
+        ...
+
+    def list_experiments(self, limit: int, cursor: str | None) -> tuple[list[Experiment], str | None]:
+        """A page in id order and the cursor of the next one (None at the end)."""
         ...
 
 
@@ -108,10 +114,15 @@ class Experiments:
         return experiment
 
     def get(self, experiment_id: str) -> Experiment:
-        experiment = self.store.find_experiment(experiment_id)
+        # An id no experiment can have (the create model's pattern) is not looked up at all.
+        experiment = self.store.find_experiment(experiment_id) if re.fullmatch(_ID, experiment_id) else None
         if experiment is None:
             raise NotFound(f"no experiment {experiment_id}")
         return experiment
+
+    def list(self, limit: int, cursor: str | None) -> dict[str, Any]:
+        found, after = self.store.list_experiments(limit, cursor)
+        return {"experiments": [e.model_dump(mode="json") for e in found], "cursor": after}
 
     def _save(self, before: Experiment, after: Experiment) -> Experiment:
         if after is before:
@@ -167,7 +178,7 @@ class Experiments:
         call gets the recorded decision back with `first` False, so the remainder is sent once."""
         experiment = self.get(experiment_id)
         if experiment.auto_winner is None:
-            raise InvalidInput(f"experiment {experiment_id} has no auto_winner rule")
+            raise ExperimentStateError(f"experiment {experiment_id} has no auto_winner rule")
         number = self._phase_number(experiment, None)
         recorded = self.decisions.final_decision(experiment_id, number)
         if recorded is not None:
@@ -181,8 +192,19 @@ class Experiments:
         standing = self.decisions.final_decision(experiment_id, number)
         return RecordedDecision(standing or decision, False)
 
+    def recorded_decision(self, experiment_id: str, phase: int | None = None) -> WinnerDecision:
+        """The final decision recorded for a phase (the current one by default)."""
+        experiment = self.get(experiment_id)
+        number = self._phase_number(experiment, phase)
+        recorded = self.decisions.final_decision(experiment_id, number)
+        if recorded is None:
+            raise NotFound(f"no final decision is recorded for phase {number} of experiment {experiment_id}")
+        return recorded
+
     @staticmethod
     def _phase_number(experiment: Experiment, phase: int | None) -> int:
         if not experiment.phases:
-            raise InvalidInput(f"experiment {experiment.id} has not started")
+            raise ExperimentStateError(f"experiment {experiment.id} has not started")
+        if phase is not None and not 1 <= phase <= experiment.phase:
+            raise InvalidInput(f"experiment {experiment.id} has no phase {phase}", code="invalid_query")
         return experiment.phase if phase is None else phase
