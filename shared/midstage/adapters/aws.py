@@ -33,8 +33,10 @@ _SEND_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, con
 
 
 @cache
-def _client(service: str, region: str | None = None, *, sending: bool = False) -> Any:
+def _client(service: str, region: str | None = None, *, sending: bool = False, signature: str | None = None) -> Any:
     config = _SEND_CONFIG if sending else _CONFIG
+    if signature:
+        config = config.merge(Config(signature_version=signature))
     return boto3.session.Session().client(service, region_name=region, config=config)  # type: ignore[call-overload]
 
 
@@ -94,6 +96,13 @@ def scheduler() -> SchedulerClient:
 
 def s3() -> S3Client:
     client: S3Client = _client("s3")
+    return client
+
+
+def s3_presigning() -> S3Client:
+    """S3 with Signature Version 4, so a presigned URL signs its headers (the content type and
+    length of an upload); botocore would sign URLs in us-east-1 with the older scheme."""
+    client: S3Client = _client("s3", signature="s3v4")
     return client
 
 
