@@ -108,6 +108,7 @@ def main() -> None:
                 keys.offer_pool_key(f"one-{last}"),
                 keys.offer_slot_key(f"one-{last}", 0),
                 keys.offer_holding_key("p0", f"one-{last}"),
+                keys.offer_stats_key(f"one-{last}"),  # the per-cause count, ADDed in the claim
             ],
         )
         generated_claim = _units(
@@ -117,6 +118,7 @@ def main() -> None:
                 keys.offer_slot_key(f"gen-{last}", 0),
                 keys.offer_holding_key("r0", f"gen-{last}"),
                 keys.coupon_key(str((store.slot(f"gen-{last}", 0) or {})["coupon"])),
+                keys.offer_stats_key(f"gen-{last}"),
             ],
         )
         refused = issuer.issue(single, "late", "bench", [], NOW)

@@ -202,6 +202,12 @@ def _bootstrap_demo(cloud: LocalCloud) -> None:
         logging.getLogger("infra.localcloud").exception("creating the demo source failed")
 
 
+def _console_line(cloud: LocalCloud) -> list[str]:
+    """Where the marketers' console opens, when the template serves one (ConsoleFunction)."""
+    served = any(route.path == "/console" for api in cloud.model.http_apis for route in api.routes)
+    return [f"  console        {cloud.api_url}/console   (sign in with an admin API key)"] if served else []
+
+
 def _banner(cloud: LocalCloud) -> str:
     model = cloud.model
     if cloud.state_dir is None:
@@ -217,6 +223,7 @@ def _banner(cloud: LocalCloud) -> str:
     lines = [
         f"Midstage local cloud. {kept}",
         f"  HTTP API       {cloud.api_url}",
+        *_console_line(cloud),
         f"  AWS endpoint   {cloud.aws_endpoint_url}   (AWS_ENDPOINT_URL for boto3 and the aws CLI)",
         f"  clock          {'manual (POST /_localcloud/clock/advance)' if cloud.manual_clock else 'wall time'}",
         f"  faults         {cloud.faults.settings.describe()}"

@@ -279,6 +279,9 @@ class LocalCloud:
                     value = value.replace(api_url, local)
                 function.environment[name] = value
             function.environment.update(local_engines(function.environment))
+            function.environment.update(local_assets(function.environment, endpoint))
+        for bucket in sorted({f.environment.get("ASSETS_BUCKET", "") for f in model.functions.values()} - {""}):
+            serve_published_assets(self._clients, bucket)
         self._runtime = LambdaRuntime(
             model.functions,
             aws_endpoint_url=endpoint,
@@ -886,6 +889,29 @@ def _s3_writer(account_id: str) -> Any:
         s3_backends[account_id]["aws"].put_object(bucket, key, body)
 
     return put
+
+
+def local_assets(environment: Mapping[str, str], endpoint: str) -> dict[str, str]:
+    """Published assets are served by the local cloud's S3 (path-style, no signature): the URL a
+    template gets for `asset('<name>')` opens in a browser on this machine."""
+    bucket = environment.get("ASSETS_BUCKET")
+    if not bucket or "ASSETS_BASE_URL" not in environment:
+        return {}
+    return {"ASSETS_BASE_URL": f"{endpoint.rstrip('/')}/{bucket}"}
+
+
+def serve_published_assets(clients: AwsClients, bucket: str) -> None:
+    """What the distribution does on AWS (read the assets bucket's public/, and nothing else),
+    locally: anyone may GET an object under public/; drafts stay unreadable without a signature."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/public/*",
+    }
+    clients.s3().put_bucket_policy(
+        Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    )
 
 
 def local_engines(environment: Mapping[str, str]) -> dict[str, str]:

@@ -86,6 +86,8 @@ def instructions(api: str, write_key: str, admin_key: str) -> str:
         Then read the profile:
           curl -s -H 'authorization: Bearer {admin_key}' {api}/v1/profiles/user_id:ann
 
+        Or open the console at {api}/console and sign in with the admin key.
+
         Ctrl-C stops it; what you set up is kept for the next `make run` (--fresh starts empty).
         """
     )

@@ -149,7 +149,10 @@ IGNORED_TYPES = _names(
     "AWS::CloudWatch::Dashboard "
     # The archive's catalog and query engine: locally, reports run on embedded DuckDB over the same
     # files (ANALYTICS_ENGINE=duckdb in the functions' local environment).
-    "AWS::Glue::Database AWS::Glue::Table AWS::Athena::WorkGroup"
+    "AWS::Glue::Database AWS::Glue::Table AWS::Athena::WorkGroup "
+    # The CDN in front of the assets bucket: locally the bucket is read straight from the local
+    # cloud's S3 (cloud.py points ASSETS_BASE_URL there).
+    "AWS::CloudFront::Distribution AWS::CloudFront::OriginAccessControl"
 )
 
 _NAME_PROPERTY = {
@@ -659,6 +662,13 @@ class _ModelBuilder:
             function = _scalar_text(self._raw_property(logical_id, "FunctionName"))
             alias = _scalar_text(self._raw_property(logical_id, "Name"))
             return _Physical(f"{_function_arn(function, region, account)}:{alias}", {"AliasArn": alias})
+        if kind == "AWS::CloudFront::Distribution":
+            distribution = "E" + _short_id(f"{self.stack_name}/{logical_id}", 13).upper()
+            domain = f"d{_short_id(f'{self.stack_name}/{logical_id}/domain', 13)}.cloudfront.net"
+            return _Physical(distribution, {"Id": distribution, "DomainName": domain})
+        if kind == "AWS::CloudFront::OriginAccessControl":
+            control = "E" + _short_id(f"{self.stack_name}/{logical_id}", 13).upper()
+            return _Physical(control, {"Id": control})
         name = self._name(logical_id)
         if kind == "AWS::Lambda::Function":
             arn = f"arn:aws:lambda:{region}:{account}:function:{name}"

@@ -21,7 +21,8 @@ The first admin key has to come from here: the admin API itself needs a key.
 ("library": the examples shipped in midstage.library), one document with an `id` per file,
 checks every file locally (the same checks as the admin API: a file with a problem is reported
 with its line and nothing is sent), then brings the API in line with them in that order, since
-rules and journeys name templates and segments, and segments name segments: missing documents
+rules and journeys name templates, segments and offers, and segments name segments (a template
+naming an offer of the folder waits for the offers): missing documents
 are created, changed ones replaced (If-Match the version read), unchanged ones left alone; a
 template whose file says `approve: true` has the version it ends up at approved. Running it
 twice changes nothing.
@@ -251,11 +252,20 @@ def plan(documents: Sequence[Document], api: AdminApi) -> list[Step]:
 
 def in_order(documents: Sequence[Document]) -> list[Document]:
     """Kind by kind as FOLDERS lists them, by id within a kind, except that a segment comes
-    after the segments it names (the API refuses a segment naming one it does not know)."""
+    after the segments it names (the API refuses a segment naming one it does not know), and a
+    template naming an offer of the folder with `offer('<id>')` comes after the offers (the API
+    refuses a template naming an offer it does not know)."""
+    local_offers = {d.id for d in documents if d.kind == "offer"}
+    waiting: list[Document] = []
     ordered: list[Document] = []
     for kind in FOLDERS:
         of_kind = sorted((d for d in documents if d.kind == kind), key=lambda d: d.id)
+        if kind == "template":
+            waiting = [d for d in of_kind if any(o in local_offers for o, _ in referenced_offers(d))]
+            of_kind = [d for d in of_kind if d not in waiting]
         ordered += _dependencies_first(of_kind) if kind == "segment" else of_kind
+        if kind == "offer":
+            ordered += waiting
     return ordered
 
 

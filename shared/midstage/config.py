@@ -207,6 +207,11 @@ class AdminSettings(StoreSettings):
     analytics_cache_seconds: float = Field(default=300.0, ge=0, le=86_400)
     # Destinations: plain http to localhost is accepted only in local development.
     webhook_allow_local: bool = False
+    # The asset library (docs/assets.md): files in this bucket, published ones served under this
+    # base URL (the stack's CloudFront distribution; the local cloud's S3 locally). Without a base
+    # URL a published file is answered as a presigned GET.
+    assets_bucket: str = ""
+    assets_base_url: str = ""
 
 
 class FrequencyCap(BaseModel):

@@ -302,8 +302,16 @@ def referenced_templates(document: Document) -> list[tuple[str, str, str]]:
 
 
 def referenced_offers(document: Document) -> list[tuple[str, str]]:
-    """(offer id, JSON pointer) for every offer a rule's issue_offer actions or a journey's
-    issue_offer steps name."""
+    """(offer id, JSON pointer) for every offer a rule's issue_offer actions, a journey's
+    issue_offer steps or a template's `offer('<id>')` name."""
+    if document.kind == "template":
+        template = TemplateBody.model_validate(document.body)
+        return [
+            (offer_id, f"/locales/{locale}/{field}")
+            for locale, content in template.locales.items()
+            for field in content
+            for offer_id in templates.offers_named(template.channel, {field: content[field]})
+        ]
     if document.kind == "rule":
         rule = RuleBody.model_validate(document.body)
         return [(a.offer, f"/actions/{i}/offer") for i, a in enumerate(rule.actions) if isinstance(a, IssueOfferAction)]

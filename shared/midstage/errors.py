@@ -245,6 +245,13 @@ class CampaignStateError(MidstageError):
     code = "invalid_state"
 
 
+class AssetStateError(MidstageError):
+    """The review action does not apply to the asset version in its current state."""
+
+    status = 409
+    code = "invalid_asset_state"
+
+
 class RenderError(MidstageError):
     """A template could not be rendered for this person; nothing should be sent."""
 

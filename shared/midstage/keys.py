@@ -288,6 +288,19 @@ def template_key(template_id: str) -> dict[str, str]:
     return {"pk": TEMPLATE_PK, "sk": template_id}
 
 
+ASSET_PK = "ASSET"
+
+
+def asset_key(name: str) -> dict[str, str]:
+    """An asset of the library: its kind, tags, latest and published version (ConfigTable)."""
+    return {"pk": ASSET_PK, "sk": name}
+
+
+def asset_version_key(name: str, version: int) -> dict[str, str]:
+    """Every version of an asset: its file's facts and its review state."""
+    return {"pk": f"ASSETV#{name}", "sk": f"{version:08d}"}
+
+
 def secret_key(name: str) -> dict[str, str]:
     return {"pk": SECRET_PK, "sk": name}
 

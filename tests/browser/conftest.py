@@ -227,7 +227,8 @@ class Traffic:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium under Playwright, one for the session (a process runs one sync Playwright)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:  # pragma: no cover - a dev dependency; only a broken install lacks it
@@ -236,7 +237,6 @@ def browser() -> Iterator[Any]:
         [
             (CHROMIUM.exists(), f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium)"),
             (sync_playwright is not None, "the playwright Python package is not installed (make install)"),
-            *_node_needs(),
         ]
     )
     assert sync_playwright is not None
@@ -246,6 +246,13 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: Any) -> Any:
+    """Chromium for the SDK tests, which also need Node and the npm packages."""
+    _unavailable(_node_needs())
+    return chromium
 
 
 @dataclass

@@ -61,3 +61,21 @@ def test_every_admin_route_admits_exactly_the_roles_from_the_one_it_declares(sta
         admitted = len([role for role in RoleRank if role >= route.role])
         expected = admitted if audit.audited(route.method, personal=route.personal) else 0
         assert recorded[action] == expected, action
+
+
+def test_each_key_reads_itself_with_its_role_and_never_its_secret(stack: Stack) -> None:
+    # Given one key per role
+    config = ConfigStore(stack.output("ConfigTableName"), client=stack.clients.dynamodb())
+    created = {
+        role: config.create_api_key(f"{role} key", role, f"msk_{role}", now=datetime.now(UTC))[0] for role in ROLES
+    }
+    api = Api(stack, stack.load("AdminFunction"))
+    for role in ROLES:
+        # When the key asks who it is
+        answer = api.call("GET", "/v1/api-keys/current", role=role)
+        # Then it is told its own id, name and role, and nothing secret
+        assert answer.status == 200, answer.body
+        assert (answer["id"], answer["name"], answer["role"]) == (created[role].id, f"{role} key", role)
+        assert "digest" not in answer.body and "secret" not in answer.body
+    # And a wrong key is told so
+    assert api.call("GET", "/v1/api-keys/current", headers={"x-api-key": "msk_wrong"}, role=None).status == 401

@@ -379,3 +379,43 @@ def test_a_rule_issues_a_code_once_per_firing_and_its_send_carries_it(stack: Sta
     assert [s.vars.get("coupon") for s in sends] == ["VIP20-0000", "VIP20-0000"]
     assert store.pool("vip-20").next == 1
     assert store.holding(api.ann_id(), "vip-20").count == 1
+
+
+def test_figures_per_cause_count_what_each_campaign_journey_and_rule_issued_and_what_was_redeemed(
+    api: Api, stack: Stack
+) -> None:
+    # Given codes issued for two people of a campaign, one of a journey, one of a rule and one by hand
+    store = store_of(stack)
+    offer = pooled_offer()
+    store.create(offer)
+    store.upload(offer.id, POOL[:6], NOW)
+    issuer = OfferIssuer(store)
+    given = {
+        cause: issuer.issue(offer, person, cause, [], NOW).code
+        for person, cause in [
+            ("prof_ann", "campaign:black-friday:prof_ann"),
+            ("prof_bob", "campaign:black-friday:prof_bob"),
+            ("prof_cy", "journey:abandoned-cart:prof_cy:1:issue-coupon:2"),
+            ("prof_di", "rule:vip-winback:0:2026-11-22:prof_di"),
+            ("prof_ed", "support-ticket-8812"),
+        ]
+    }
+    # and the same campaign cause asked again (a redelivery) takes nothing more
+    issuer.issue(offer, "prof_ann", "campaign:black-friday:prof_ann", [], NOW)
+    evaluator = stack.load("EvaluateRulesFunction", clock=fixed(NOW))
+
+    # When Ann and Cy order with their codes
+    evaluator.lambda_handler(_order("o-1", "prof_ann", str(given["campaign:black-friday:prof_ann"]), 100.0), Context())
+    cy_code = str(given["journey:abandoned-cart:prof_cy:1:issue-coupon:2"])
+    evaluator.lambda_handler(_order("o-2", "prof_cy", cy_code, 40.0), Context())
+
+    # Then the offer's figures say what each cause issued and what its codes brought
+    stats = api.get("/v1/offers/vip-20/stats", role="viewer")
+    documented(stats, "OfferStats")
+    assert stats["byCause"] == {
+        "api": {"issued": 1, "redeemed": 0, "redemptionRate": 0.0, "revenue": 0, "discountCost": 0},
+        "campaign:black-friday": {"issued": 2, "redeemed": 1, "redemptionRate": 0.5, "revenue": 100, "discountCost": 5},
+        "journey:abandoned-cart": {"issued": 1, "redeemed": 1, "redemptionRate": 1.0, "revenue": 40, "discountCost": 5},
+        "rule:vip-winback": {"issued": 1, "redeemed": 0, "redemptionRate": 0.0, "revenue": 0, "discountCost": 0},
+    }
+    assert stats["issued"] == 5 and stats["redeemed"] == 2

@@ -40,6 +40,7 @@ AT_SEND = fixed(SAMPLES_SENT_AT + timedelta(seconds=1))
 TESTED = {
     ("admin", "get-profile"),
     ("admin", "list-sources"),
+    ("console", "module"),
     ("collect", "track"),
     ("collect", "identify"),
     ("collect", "batch-gzip"),
@@ -346,6 +347,14 @@ def test_the_admin_list_sources_sample_lists_the_sources(world: World) -> None:
 
     assert answer["statusCode"] == 200, answer
     assert [source["id"] for source in json.loads(answer["body"])["sources"]] == ["src_localdemo"]
+
+
+def test_the_console_sample_gets_the_console_s_main_module(world: World) -> None:
+    answer = world.run("ConsoleFunction", sample("console", "module"))
+
+    assert answer["statusCode"] == 200, answer
+    assert answer["headers"]["Content-Type"] == "text/javascript; charset=utf-8"
+    assert answer["body"] == (ROOT / "functions" / "console" / "static" / "app.js").read_text(encoding="utf-8")
 
 
 def test_the_webhooks_sample_puts_ann_s_shopify_order_on_the_ingest_queue(world: World) -> None:

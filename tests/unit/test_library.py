@@ -1488,3 +1488,25 @@ def test_the_command_needs_a_key_and_an_http_url(
 def test_an_unreachable_api_is_named_as_such() -> None:
     error = cli.ApiError("GET", "/v1/rules/welcome", 0, "<urlopen error [Errno 111] Connection refused>")
     assert str(error) == "GET /v1/rules/welcome could not reach the API: <urlopen error [Errno 111] Connection refused>"
+
+
+def test_a_template_naming_an_offer_of_the_folder_is_applied_after_the_offers(tmp_path: Path) -> None:
+    # Given a folder whose template shows a code of an offer defined beside it
+    folder = folder_with(tmp_path, text="Your code: {{ offer('gift-5') }}")
+    write(folder, "templates/plain.yaml", TEMPLATE.format(id="plain", approve="true", text="no code"))
+    write(folder, "offers/gift-5.yaml", "id: gift-5\nname: A gift\nkind: gift\nsource: generated\n")
+
+    # When it is put in order
+    ordered = [(d.kind, d.id) for d in cli.in_order(load_documents(folder))]
+
+    # Then the other templates come first as usual, and that one right after the offers
+    assert ordered == [("template", "plain"), ("offer", "gift-5"), ("template", "note"), ("rule", "browse")]
+
+
+def test_a_template_naming_an_offer_in_neither_the_folder_nor_the_server_is_refused(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, text="Your code: {{ offer('nowhere') }}")
+
+    with pytest.raises(LibraryInvalid) as caught:
+        apply(folder, "http://unused", "k", api=FakeApi(), echo=None)
+
+    assert any("no offer 'nowhere'" in str(issue) for issue in caught.value.issues)

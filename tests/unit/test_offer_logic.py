@@ -247,3 +247,18 @@ def test_only_the_claim_that_brings_a_pool_down_to_its_low_mark_raises_the_alarm
     assert [offers.leaves_pool_low(offer(), 3, slot) for slot in range(3)] == [None, None, 0]
     # generated codes do not run low
     assert offers.leaves_pool_low(offer(source="generated", pool_low_at=5), 0, 0) is None
+
+
+def test_causes_are_counted_by_what_issued_them() -> None:
+    from midstage.logic.offers import by_cause, cause_group
+
+    assert cause_group("campaign:black-friday:prof_ann") == "campaign:black-friday"
+    assert cause_group("journey:abandoned-cart:p1:3:issue-coupon:4") == "journey:abandoned-cart"
+    assert cause_group("rule:vip-winback:0:2026-11-22T10:00:00Z:p1") == "rule:vip-winback"
+    assert cause_group("message:2f9c") == "template"
+    assert cause_group("support-ticket-8812") == "api"
+    assert cause_group("campaign:") == "api"
+    counts = {"by#campaign:bf#issued": 4, "by#campaign:bf#redeemed": 1, "by#campaign:bf#revenue": 80, "redeemed": 1}
+    assert by_cause(counts) == {
+        "campaign:bf": {"issued": 4, "redeemed": 1, "redemptionRate": 0.25, "revenue": 80, "discountCost": 0}
+    }

@@ -37,6 +37,7 @@ from midstage.logic.analytics.reports import (
 )
 from midstage.logic.tracking_routes import CALLS
 from midstage.models.admin import ApiKeyCreate, RoleRank, SecretRotation, Source, SourceCreate, SourceUpdate
+from midstage.models.assets import AssetContent, AssetCreate, AssetRejection, AssetReview, AssetVersionRef
 from midstage.models.attribution import AnalyzeRequest
 from midstage.models.bulk_imports import BulkImportRequest
 from midstage.models.campaigns import CampaignBody
@@ -132,10 +133,15 @@ ADMIN_REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "IssueRequest": IssueRequest,
     "DestinationCreate": DestinationCreate,
     "DestinationUpdate": DestinationUpdate,
+    "AssetCreate": AssetCreate,
+    "AssetContent": AssetContent,
+    "AssetReview": AssetReview,
+    "AssetRejection": AssetRejection,
+    "AssetVersionRef": AssetVersionRef,
 }
 # Functions whose routes are public: links inside sent messages, authenticated by a signed token;
-# inbound webhooks, authenticated by the provider's signature over the body.
-PUBLIC_FUNCTIONS = {"EngagementFunction", "WebhooksFunction"}
+# inbound webhooks, authenticated by the provider's signature over the body; the console's static files.
+PUBLIC_FUNCTIONS = {"ConsoleFunction", "EngagementFunction", "WebhooksFunction"}
 
 
 # ---------------------------------------------------------------------------------- loading

@@ -81,7 +81,9 @@ def refused(raw: bytes, headers: dict[str, str], **kwargs: Any) -> MidstageError
     return caught.value
 
 
-ORDER = body_of(fixture("shopify", "orders_create"))
+# Shopify's example order with the marketing box unticked: one call (a ticked box adds a consent
+# grant, tests/unit/test_webhooks_shopify.py).
+ORDER = body_of({**fixture("shopify", "orders_create"), "buyer_accepts_marketing": False})
 
 
 def test_a_signed_order_is_validated_enriched_and_handed_off() -> None:
@@ -172,7 +174,7 @@ def test_a_failed_hand_off_is_503_so_the_provider_retries() -> None:
 
 def test_a_mapped_call_the_intake_refuses_is_quarantined_with_its_reason() -> None:
     # Given an order whose timestamp has no zone (the tracking intake refuses such a call)
-    order = fixture("shopify", "orders_create")
+    order = {**fixture("shopify", "orders_create"), "buyer_accepts_marketing": False}
     order["processed_at"] = "2021-12-31T19:00:00"
     raw = body_of(order)
     intake, handoff = Intake(), Handoff()

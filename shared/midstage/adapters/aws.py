@@ -33,8 +33,10 @@ _SEND_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, con
 
 
 @cache
-def _client(service: str, region: str | None = None, *, sending: bool = False) -> Any:
+def _client(service: str, region: str | None = None, *, sending: bool = False, signature: str | None = None) -> Any:
     config = _SEND_CONFIG if sending else _CONFIG
+    if signature:
+        config = config.merge(Config(signature_version=signature))
     return boto3.session.Session().client(service, region_name=region, config=config)  # type: ignore[call-overload]
 
 
@@ -97,10 +99,10 @@ def s3() -> S3Client:
     return client
 
 
-def s3_signer() -> S3Client:
-    """An S3 client for presigned URLs, always Signature Version 4 (an expiry in the URL, at most
-    7 days, and accepted in every region); made by its user, which keeps it."""
-    client: S3Client = boto3.session.Session().client("s3", config=_CONFIG.merge(Config(signature_version="s3v4")))
+def s3_presigning() -> S3Client:
+    """S3 with Signature Version 4, so a presigned URL signs its headers (the content type and
+    length of an upload); botocore would sign URLs in us-east-1 with the older scheme."""
+    client: S3Client = _client("s3", signature="s3v4")
     return client
 
 

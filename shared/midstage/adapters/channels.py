@@ -134,6 +134,7 @@ class ChannelSenders:
             unsubscribe = self._unsubscribe_url(request, profile, channel, address)
             tz = zone_of(profile, self.settings.default_timezone).key
             context = render_context(request, profile, tz, unsubscribe, offers)
+            context.assets = template.assets
             try:
                 rendered = template_logic.render(
                     template.channel,

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from midstage import keys
 from midstage.adapters import dynamo as ddb
 from midstage.errors import Conflict, Stale
-from midstage.logic.offers import Holding, Pool, Upload
+from midstage.logic.offers import Holding, Pool, Upload, cause_counter
 from midstage.logic.timefmt import iso
 from midstage.models.offers import Offer
 
@@ -317,6 +317,15 @@ class OfferStore(ddb.Table):
             },
             *code_writes,
             self._holding_put(profile_id, offer_id, holding, held.version),
+            {  # the per-cause figure, counted with the claim (exactly once per code)
+                "Update": {
+                    "TableName": self.table,
+                    "Key": ddb.key(keys.offer_stats_key(offer_id)),
+                    "UpdateExpression": "ADD #issued :one",
+                    "ExpressionAttributeNames": {"#issued": cause_counter(cause, "issued")},
+                    "ExpressionAttributeValues": _low({":one": 1}),
+                }
+            },
         ]
         self._transact(items)
 

@@ -314,7 +314,7 @@ class ExportFiles:
 
     def signed_url(self, key: str, seconds: int) -> str:
         if self._signer is None:
-            self._signer = aws.s3_signer()
+            self._signer = aws.s3_presigning()
         return str(
             self._signer.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from midstage.admin import (
     api_keys,
+    assets,
     attribution,
     audit,
     campaigns,
@@ -56,6 +57,7 @@ ROUTERS: tuple[tuple[str, Routes], ...] = (
     ("/v1/offers", offers.routes),
     ("/v1/destinations", destinations.routes),
     ("/v1/regulations", regulations.routes),
+    ("/v1/assets", assets.routes),
     ("/v1/audit", audit.routes),
 )
 

@@ -17,6 +17,12 @@ def list_api_keys() -> Response[Any]:
     return json_answer(200, routes.services.api_keys.list_keys())
 
 
+@routes.get("/current", role=RoleRank.viewer)
+def current_api_key() -> Response[Any]:
+    # Any key may read itself: the console learns the role it signs in with from here.
+    return json_answer(200, routes.services.api_keys.describe(routes.caller.key_id))
+
+
 @routes.post("/", role=RoleRank.admin)
 def create_api_key() -> Response[Any]:
     return json_answer(201, routes.services.api_keys.create_key(routes.body(ApiKeyCreate)))

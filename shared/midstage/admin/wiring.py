@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from midstage.adapters.archive_stream import FirehoseArchive
+from midstage.adapters.asset_store import AssetFiles, AssetStore
 from midstage.adapters.audit_store import AuditStore
 from midstage.adapters.automation_store import CampaignRuns, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore
@@ -25,6 +26,7 @@ from midstage.adapters.sending_state import ChannelPauses
 from midstage.clock import Clock
 from midstage.config import AdminSettings, CollectSettings, IdentitySettings, computed_trait_settings, identity_settings
 from midstage.errors import Unavailable
+from midstage.services.admin.assets import AssetAdmin, names_in_use
 from midstage.services.admin.audit import AuditAdmin
 from midstage.services.admin.campaigns import CampaignAdmin
 from midstage.services.admin.destinations import DestinationAdmin
@@ -120,6 +122,7 @@ class AdminWiring:
             self.identity,
             max_window_days=self.max_window_days,
             clock=self.clock,
+            offer_exists=self.offers.exists,
         )
 
     @cached_property
@@ -128,7 +131,14 @@ class AdminWiring:
 
     @cached_property
     def templates(self) -> TemplateAdmin:
-        return TemplateAdmin(self.config, self.profiles, self.identity, clock=self.clock)
+        return TemplateAdmin(
+            self.config,
+            self.profiles,
+            self.identity,
+            clock=self.clock,
+            asset_url=self.assets.published_url,
+            offer_exists=self.offers.exists,
+        )
 
     @cached_property
     def messages(self) -> MessageAdmin:
@@ -206,6 +216,7 @@ class AdminWiring:
             MessageQueue(settings.campaign_queue_url),
             schedules,
             clock=self.clock,
+            offer_exists=self.offers.exists,
         )
 
     @cached_property
@@ -218,11 +229,23 @@ class AdminWiring:
             self.identity,
             max_window_days=self.max_window_days,
             clock=self.clock,
+            offer_exists=self.offers.exists,
         )
 
     @cached_property
     def offers(self) -> OfferAdmin:
         return OfferAdmin(OfferStore(self.settings.data_table), self.profiles, self.identity, clock=self.clock)
+
+    @cached_property
+    def assets(self) -> AssetAdmin:
+        settings = self.settings
+        return AssetAdmin(
+            AssetStore(settings.config_table),
+            AssetFiles(settings.assets_bucket) if settings.assets_bucket else None,
+            base_url=settings.assets_base_url,
+            clock=self.clock,
+            used_by=lambda name: names_in_use(self.definitions.list_templates(), name),
+        )
 
     @cached_property
     def dead_letters(self) -> DeadLetters:

@@ -256,6 +256,47 @@ def classify_redemption(holder: str | None, state: str, redeemer: str, offer: Of
     return "redeemed"
 
 
+# The offer's counters per cause are named `by#<group>#<figure>` (issued, redeemed, revenue, discount).
+BY_CAUSE = "by#"
+_GROUPED = ("campaign", "journey", "rule")
+
+
+def cause_group(cause: str) -> str:
+    """What a cause is counted under in the per-cause figures: `campaign:<id>`, `journey:<id>`
+    or `rule:<id>` (every run, step and person of it), `template` (a message's own
+    `offer('<id>')`) or `api` (a cause named by a caller of POST /v1/offers/{id}/issue)."""
+    kind, _, rest = cause.partition(":")
+    if kind in _GROUPED and rest:
+        return f"{kind}:{rest.split(':', 1)[0]}"
+    return "template" if kind == "message" else "api"
+
+
+def cause_counter(cause: str, figure: str) -> str:
+    return f"{BY_CAUSE}{cause_group(cause)}#{figure}"
+
+
+def by_cause(counts: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The per-cause figures out of the offer's counters: issued, redeemed, redemption rate,
+    revenue and discount cost of each cause group, by group."""
+    groups: dict[str, dict[str, Any]] = {}
+    for name, value in counts.items():
+        if name.startswith(BY_CAUSE) and name.count("#") == 2:
+            group, figure = name[len(BY_CAUSE) :].rsplit("#", 1)
+            groups.setdefault(group, {})[figure] = value
+    shown = {}
+    for group in sorted(groups):
+        figures = groups[group]
+        issued, redeemed = int(figures.get("issued", 0)), int(figures.get("redeemed", 0))
+        shown[group] = {
+            "issued": issued,
+            "redeemed": redeemed,
+            "redemptionRate": redemption_rate(issued, redeemed),
+            "revenue": figures.get("revenue", 0),
+            "discountCost": figures.get("discount", 0),
+        }
+    return shown
+
+
 def redemption_rate(issued: int, redeemed: int) -> float:
     return round(redeemed / issued, 4) if issued else 0.0
 

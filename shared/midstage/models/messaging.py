@@ -198,6 +198,9 @@ class Template(TemplateBody):
     updated_by: str = ""
     approved_at: str | None = None
     approved_by: str | None = None
+    # The URL of each asset the template names with `asset('<name>')`, as published when this
+    # version was saved or approved (services/admin/templates.py).
+    assets: dict[str, str] = Field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------- messages

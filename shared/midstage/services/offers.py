@@ -221,6 +221,12 @@ class OfferIssuer:
                 counts["redeemed"] = 1
             if not continues:
                 counts[f"outcome_{outcome}"] = 1
+            if slot.get("cause"):  # the figures of what issued the code (a pool code never issued has none)
+                cause = str(slot["cause"])
+                counts[rules.cause_counter(cause, "revenue")] = revenue
+                counts[rules.cause_counter(cause, "discount")] = discount
+                if first:
+                    counts[rules.cause_counter(cause, "redeemed")] = 1
             use = {
                 "eventId": event_id,
                 "event": str(event.get("event")),

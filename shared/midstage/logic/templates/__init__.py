@@ -26,7 +26,7 @@ The package, by concern (each module imports only those above it):
 Import from the package; the modules are its private layout.
 """
 
-from midstage.logic.templates.checks import check_template, offers_named
+from midstage.logic.templates.checks import assets_named, check_template, offers_named
 from midstage.logic.templates.formatting import (
     choose_locale,
     format_date,
@@ -80,6 +80,7 @@ __all__ = [
     "RenderError",
     "Rendered",
     "Timer",
+    "assets_named",
     "check_template",
     "choose_locale",
     "event_context",

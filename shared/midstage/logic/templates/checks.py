@@ -122,6 +122,9 @@ def _refusals(tree: nodes.Template) -> list[tuple[int, str]]:
         elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "offer":
             if _offer_named(node) is None:
                 found.append((line, "offer() takes one offer id in quotes, like offer('vip-20')"))
+        elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "asset":
+            if _offer_named(node) is None:
+                found.append((line, "asset() takes one asset name in quotes, like asset('hero-banner')"))
         elif isinstance(node, nodes.Name) and node.name == "self":
             found.append((line, "`self` is not available"))
         if isinstance(node, nodes.For):
@@ -146,13 +149,26 @@ def _refusals(tree: nodes.Template) -> list[tuple[int, str]]:
 
 
 def _offer_named(call: nodes.Call) -> str | None:
-    """The offer id of an `offer('<id>')` call, or None when it is not one literal id."""
+    """The offer id of an `offer('<id>')` call (or the name of an `asset('<name>')` call: both
+    are ids of one pattern), or None when it is not one literal id."""
     if call.kwargs or call.dyn_args or call.dyn_kwargs or len(call.args) != 1:
         return None
     argument = call.args[0]
     if isinstance(argument, nodes.Const) and isinstance(argument.value, str) and OFFER_ID.match(argument.value):
         return argument.value
     return None
+
+
+def assets_named(channel: str, locales: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """The assets a template names with `asset('<name>')` in any locale, in order, each once."""
+    named: list[str] = []
+    for content in locales.values():
+        for name, source in content.items():
+            if not isinstance(source, str) or "asset" not in source or name not in CHANNEL_FIELDS.get(channel, ()):
+                continue
+            found = _calls_in(kind_of(channel, name), source, "asset")
+            named.extend(asset for asset in found if asset not in named)
+    return named
 
 
 def offers_named(channel: str, content: Mapping[str, str]) -> list[str]:
@@ -166,16 +182,20 @@ def offers_named(channel: str, content: Mapping[str, str]) -> list[str]:
     return named
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
 def _offers_in(kind: str, source: str) -> tuple[str, ...]:
-    """The offer ids one field names, parsed once per content and container (every delivery of
-    a template asks)."""
+    return _calls_in(kind, source, "offer")
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _calls_in(kind: str, source: str, function: str) -> tuple[str, ...]:
+    """The ids one field names with `<function>('<id>')`, parsed once per content and container
+    (every delivery of a template asks)."""
     try:
         tree = ENVIRONMENTS[kind].parse(source)
     except (TemplateSyntaxError, RecursionError):
         return ()
-    calls = [c for c in tree.find_all(nodes.Call) if isinstance(c.node, nodes.Name) and c.node.name == "offer"]
-    return tuple(dict.fromkeys(offer_id for call in calls if (offer_id := _offer_named(call)) is not None))
+    calls = [c for c in tree.find_all(nodes.Call) if isinstance(c.node, nodes.Name) and c.node.name == function]
+    return tuple(dict.fromkeys(named for call in calls if (named := _offer_named(call)) is not None))
 
 
 def _guard_loops(tree: nodes.Template) -> None:

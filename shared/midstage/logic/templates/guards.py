@@ -50,6 +50,8 @@ class RenderState:
     deadline: float = 0.0
     # `offer('<id>')`'s answers: the person's code of each offer the field names, None if refused.
     offers: Mapping[str, str | None] = field(default_factory=dict)
+    # `asset('<name>')`'s answers: the URL of each published asset the template names.
+    assets: Mapping[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         self.deadline = self.timer() + self.seconds
@@ -71,6 +73,20 @@ def offer_code(offer_id: Any) -> str:
     if state.preview:
         return f"[{offer_id} code]"
     raise RenderError(f"offer({offer_id!r}): no code was issued for this message")
+
+
+def asset_url(name: Any) -> str:
+    """`asset('hero-banner')` in a template: where the asset's published version is served. The
+    URL is resolved when the template version is saved or approved (an asset not published is
+    refused then), so rendering reads no store."""
+    state = current_state()
+    if not isinstance(name, str):
+        raise RenderError("asset() takes an asset name in quotes, like asset('hero-banner')")
+    if name in state.assets:
+        return state.assets[name]
+    if state.preview:
+        return f"[{name} asset]"
+    raise RenderError(f"asset({name!r}) is not one this template version was saved with")
 
 
 RENDER_STATE: ContextVar[RenderState | None] = ContextVar("midstage_template_state", default=None)

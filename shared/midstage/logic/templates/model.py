@@ -68,6 +68,9 @@ class RenderContext:
     open_pixel_url: str | None = None
     # What `offer('<id>')` answers: the codes issued for this send (None: refused).
     offers: Mapping[str, str | None] = field(default_factory=dict)
+    # What `asset('<name>')` answers: the URLs of the published assets the template names, fixed
+    # when the template version was saved or approved (models/messaging.py Template.assets).
+    assets: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -140,7 +140,14 @@ def _render(
     links: list[str] = []
     for name in present:
         state = RenderState(
-            formatting, tz, preview, missing, timer=timer, seconds=MAX_RENDER_SECONDS, offers=context.offers
+            formatting,
+            tz,
+            preview,
+            missing,
+            timer=timer,
+            seconds=MAX_RENDER_SECONDS,
+            offers=context.offers,
+            assets=context.assets,
         )
         text = _run(compile_template(kind_of(channel, name), content[name]), data, state, name, chosen)
         if (channel, name) in SINGLE_LINE_FIELDS:

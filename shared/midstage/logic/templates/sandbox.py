@@ -31,6 +31,7 @@ from midstage.logic.templates.guards import (
     RENDER_STATE,
     CaptureBuffer,
     GuardedNamespace,
+    asset_url,
     bounded,
     check_format,
     check_int_arguments,
@@ -237,6 +238,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             "joiner": Joiner,
             "namespace": GuardedNamespace,
             "offer": offer_code,
+            "asset": asset_url,
         }
         filters: dict[str, Callable[..., Any]] = {}
         for name in FILTERS:

@@ -25,7 +25,16 @@ from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.admin import Caller
 from midstage.models.campaigns import Campaign, CampaignBody, CampaignStatus, Conversion
 from midstage.models.requests import CampaignCreate
-from midstage.services.admin.common import add_counts, changed_by, check_new_id, refused, segments_of, template_ids
+from midstage.services.admin.common import (
+    OfferExists,
+    add_counts,
+    changed_by,
+    check_new_id,
+    refused,
+    segments_of,
+    template_ids,
+    unknown_offers,
+)
 from midstage.services.admin.ports import DefinitionStore, PartQueue, RunControl, Schedules, Totals
 from midstage.services.campaigns import part_message
 
@@ -47,6 +56,7 @@ class CampaignAdmin:
         schedules: Schedules,
         *,
         clock: Clock,
+        offer_exists: OfferExists | None = None,
     ) -> None:
         self.config = config
         self.runs = runs
@@ -54,6 +64,7 @@ class CampaignAdmin:
         self.campaign_queue = campaign_queue
         self.schedules = schedules
         self.clock = clock
+        self.offer_exists = offer_exists
 
     def list_campaigns(self, status: str | None) -> dict[str, Any]:
         found = [c for c in self.config.documents(keys.CAMPAIGN_PK, Campaign) if status in (None, c.status)]
@@ -66,6 +77,8 @@ class CampaignAdmin:
             templates_known=template_ids(self.config),
             now=self.clock(),
         )
+        offer = body.message.offer
+        issues += unknown_offers([(offer.id, "/message/offer/id")] if offer else [], self.offer_exists)
         if issues:
             raise refused("campaign", issues, code="invalid_campaign")
 

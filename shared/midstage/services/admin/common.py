@@ -1,11 +1,11 @@
 """What the admin services share: the caller's stamp, cursors checked, the definitions that
-others name (segments, templates), ids never reused, and refusals listing every issue."""
+others name (segments, templates, offers), ids never reused, and refusals listing every issue."""
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -44,6 +44,25 @@ def segments_of(config: DefinitionStore) -> dict[str, Segment]:
 
 def template_ids(config: DefinitionStore) -> set[str]:
     return {str(entry["latest"]["id"]) for entry in config.list_templates()}
+
+
+# Whether an offer exists (and is not deleted): definitions that name one are checked on save.
+OfferExists = Callable[[str], bool]
+
+
+def unknown_offers(named: Iterable[tuple[str, str]], exists: OfferExists | None) -> list[Issue]:
+    """An issue at each place (a JSON pointer) naming an offer that does not exist; None: the
+    deployment has no offers to check against (nothing is refused)."""
+    if exists is None:
+        return []
+    known: dict[str, bool] = {}
+    issues = []
+    for offer_id, location in named:
+        if offer_id not in known:
+            known[offer_id] = exists(offer_id)
+        if not known[offer_id]:
+            issues.append(Issue(location, f"no offer '{offer_id}' (POST /v1/offers creates one)"))
+    return issues
 
 
 def check_new_id(config: DefinitionStore, kind: str, model: type[BaseModel], doc_id: str, route: str) -> None:

@@ -17,11 +17,29 @@ from midstage.logic.conditions import Issue
 from midstage.logic.journeys import validate_journey
 from midstage.logic.segments import segment_references
 from midstage.models.admin import Caller
-from midstage.models.journeys import ConditionStep, EventEntry, Journey, JourneyBody, SegmentEntry, SendStep, WaitStep
+from midstage.models.journeys import (
+    ConditionStep,
+    EventEntry,
+    IssueOfferStep,
+    Journey,
+    JourneyBody,
+    SegmentEntry,
+    SendStep,
+    WaitStep,
+)
 from midstage.models.messaging import Channel
 from midstage.models.requests import JourneyCreate, JourneyPatch
 from midstage.services import profiles
-from midstage.services.admin.common import add_counts, changed_by, check_new_id, refused, segments_of, template_ids
+from midstage.services.admin.common import (
+    OfferExists,
+    add_counts,
+    changed_by,
+    check_new_id,
+    refused,
+    segments_of,
+    template_ids,
+    unknown_offers,
+)
 from midstage.services.admin.ports import DefinitionStore, PersonJourneys, ProfileReader, Totals
 
 
@@ -36,6 +54,7 @@ class JourneyAdmin:
         *,
         max_window_days: int = 90,
         clock: Clock,
+        offer_exists: OfferExists | None = None,
     ) -> None:
         self.config = config
         self.profiles = profiles
@@ -44,6 +63,7 @@ class JourneyAdmin:
         self.identity = identity
         self.max_window_days = max_window_days
         self.clock = clock
+        self.offer_exists = offer_exists
 
     def list_journeys(self) -> dict[str, Any]:
         journeys = sorted(self.config.documents(keys.JOURNEY_PK, Journey), key=lambda j: j.id)
@@ -52,6 +72,8 @@ class JourneyAdmin:
     def _journey_problems(self, body: JourneyBody) -> list[Issue]:
         issues = list(validate_journey(body, max_window_days=self.max_window_days))
         issues.extend(_journey_reference_issues(body, set(segments_of(self.config)), template_ids(self.config)))
+        named = [(s.offer, f"/steps/{sid}/offer") for sid, s in body.steps.items() if isinstance(s, IssueOfferStep)]
+        issues.extend(unknown_offers(named, self.offer_exists))
         return issues
 
     def _journey_issues(self, body: JourneyBody) -> None:

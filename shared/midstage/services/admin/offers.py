@@ -45,6 +45,11 @@ class OfferAdmin:
             raise NotFound(f"no offer '{offer_id[:64]}'")
         return offer
 
+    def exists(self, offer_id: str) -> bool:
+        """Whether an offer of this id can be issued from (rules, journeys, campaigns and templates
+        naming one are checked on save)."""
+        return self.store.offer(offer_id) is not None and not self.store.deleted(offer_id)
+
     def create(self, body: OfferCreate) -> dict[str, Any]:
         now = iso(self.clock())
         offer = Offer.model_validate({**body.model_dump(), "created_at": now, "updated_at": now})
@@ -143,6 +148,7 @@ class OfferAdmin:
                 "poolLow": offer.source == "pool" and remaining <= offer.pool_low_at,
                 "refusals": {r: int(counts.get(f"refused_{r}", 0)) for r in rules.REFUSALS},
                 "redemptions": {r: int(counts.get(f"outcome_{r}", 0)) for r in rules.REDEMPTIONS},
+                "byCause": rules.by_cause(counts),
             }
         )
 

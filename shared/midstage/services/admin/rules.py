@@ -16,12 +16,12 @@ from midstage.logic.conditions import ConditionError
 from midstage.logic.rules import CompiledRule, compile_rule, describe_issues, dry_run, inherited_record
 from midstage.logic.timefmt import iso
 from midstage.models.admin import Caller
-from midstage.models.messaging import Rule, RuleBody
+from midstage.models.messaging import IssueOfferAction, Rule, RuleBody
 from midstage.models.profile import Profile
 from midstage.models.requests import DryRunRequest, RuleCreate, RulePatch
 from midstage.models.segments import SEGMENT_ID
 from midstage.services import profiles
-from midstage.services.admin.common import trial_event
+from midstage.services.admin.common import OfferExists, trial_event, unknown_offers
 from midstage.services.admin.messages import present_message
 from midstage.services.admin.ports import FireHistory, MessageHistory, ProfileReader, Rules
 from midstage.services.profiles import redact, sensitive_values
@@ -43,6 +43,7 @@ class RuleAdmin:
         *,
         max_window_days: int = 90,
         clock: Clock,
+        offer_exists: OfferExists | None = None,
     ) -> None:
         self.config = config
         self.profiles = profiles
@@ -51,6 +52,7 @@ class RuleAdmin:
         self.identity = identity
         self.max_window_days = max_window_days
         self.clock = clock
+        self.offer_exists = offer_exists
 
     def profile(self, ref: str) -> Profile:
         return profiles.resolve(ref, self.profiles, self.identity)
@@ -61,6 +63,20 @@ class RuleAdmin:
         except ConditionError as error:
             issues = describe_issues(error.issues)
             raise IssuesError(summary("invalid rule", issues), issues, code="invalid_rule") from error
+
+    def _offer_issues(self, rule: RuleBody) -> list[dict[str, str]]:
+        """The issue_offer actions naming an offer that does not exist."""
+        named = [
+            (a.offer, f"/actions/{i}/offer") for i, a in enumerate(rule.actions) if isinstance(a, IssueOfferAction)
+        ]
+        return [issue.to_dict() for issue in unknown_offers(named, self.offer_exists)]
+
+    def _check(self, rule: Rule) -> CompiledRule:
+        compiled = self._compile(rule)
+        issues = self._offer_issues(rule)
+        if issues:
+            raise IssuesError(summary("invalid rule", issues), issues, code="invalid_rule")
+        return compiled
 
     def list_rules(self, enabled: bool | None) -> dict[str, Any]:
         rules = [r for r in self.config.rules() if enabled is None or r.enabled == enabled]
@@ -77,7 +93,7 @@ class RuleAdmin:
             raise Conflict(f"rule id '{body.id}' belonged to a deleted rule and is not reused; pick another id")
         now = iso(self.clock())
         rule = Rule(**body.model_dump(), version=1, created_at=now, updated_at=now, updated_by=caller.key_id)
-        self._compile(rule)
+        self._check(rule)
         return config.save_rule(rule).model_dump(mode="json")
 
     def validate_rule(self, payload: Any) -> dict[str, Any]:
@@ -91,7 +107,8 @@ class RuleAdmin:
             compile_rule(rule, max_window_days=self.max_window_days)
         except ConditionError as error:
             return {"valid": False, "issues": describe_issues(error.issues)[:MAX_ISSUES]}
-        return {"valid": True, "issues": []}
+        issues = self._offer_issues(rule)
+        return {"valid": not issues, "issues": issues[:MAX_ISSUES]}
 
     def get_rule(self, rule_id: str) -> dict[str, Any]:
         return self.config.get_rule(rule_id).model_dump(mode="json")
@@ -105,7 +122,7 @@ class RuleAdmin:
         document = {**current.model_dump(), **changes}
         document.update(version=current.version + 1, updated_at=iso(self.clock()), updated_by=caller.key_id)
         rule = Rule.model_validate(document)
-        self._compile(rule)
+        self._check(rule)
         return self.config.save_rule(rule)
 
     def replace_rule(self, rule_id: str, body: RuleBody, if_match: int | None, caller: Caller) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from midstage.clock import Clock
-from midstage.errors import InvalidInput, describe
+from midstage.errors import InvalidInput, NotFound, describe
 from midstage.models.admin import (
     ApiKeyCreate,
     Source,
@@ -83,6 +83,13 @@ class ApiKeyAdmin:
 
     def list_keys(self) -> dict[str, Any]:
         return {"apiKeys": [k.model_dump(exclude={"digest"}) for k in self.config.list_api_keys()]}
+
+    def describe(self, key_id: str) -> dict[str, Any]:
+        """The calling key as listed (name, role, dates), never its digest."""
+        for key in self.config.list_api_keys():
+            if key.id == key_id:
+                return key.model_dump(exclude={"digest"})
+        raise NotFound(f"no API key '{key_id}'")
 
     def create_key(self, request: ApiKeyCreate) -> dict[str, Any]:
         key, secret = self.config.create_api_key(request.name, request.role, now=self.clock())

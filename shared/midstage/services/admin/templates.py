@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from midstage.clock import Clock
@@ -15,7 +16,7 @@ from midstage.models.messaging import Template, TemplateBody
 from midstage.models.profile import Profile
 from midstage.models.requests import PreviewRequest, TemplateApproval, TemplateCreate
 from midstage.services import profiles
-from midstage.services.admin.common import trial_event
+from midstage.services.admin.common import OfferExists, trial_event, unknown_offers
 from midstage.services.admin.ports import ProfileReader, TemplateStore
 from midstage.services.profiles import redact, sensitive_values
 
@@ -25,12 +26,22 @@ PREVIEW_UNSUBSCRIBE_URL = "https://preview.invalid/u/unsubscribe"
 
 class TemplateAdmin:
     def __init__(
-        self, config: TemplateStore, profiles: ProfileReader, identity: IdentitySettings, *, clock: Clock
+        self,
+        config: TemplateStore,
+        profiles: ProfileReader,
+        identity: IdentitySettings,
+        *,
+        clock: Clock,
+        asset_url: Callable[[str], str | None] | None = None,
+        offer_exists: OfferExists | None = None,
     ) -> None:
         self.config = config
         self.profiles = profiles
         self.identity = identity
         self.clock = clock
+        # Where a published asset is served (None: not published); without a library, none is.
+        self.asset_url = asset_url or (lambda name: None)
+        self.offer_exists = offer_exists
 
     def profile(self, ref: str) -> Profile:
         return profiles.resolve(ref, self.profiles, self.identity)
@@ -38,8 +49,31 @@ class TemplateAdmin:
     def _template_issues(self, body: TemplateBody) -> None:
         found = templates.check_template(body.channel, body.locales, body.variables, default_locale=body.default_locale)
         issues = [template_issue(i) for i in found]
+        if not issues:
+            named = [
+                (offer_id, f"/locales/{locale}/{field}")
+                for locale, content in body.locales.items()
+                for field in content
+                for offer_id in templates.offers_named(body.channel, {field: content[field]})
+            ]
+            issues = [issue.to_dict() for issue in unknown_offers(named, self.offer_exists)]
         if issues:
             raise IssuesError(summary("invalid template", issues), issues, code="invalid_template")
+
+    def _assets(self, body: TemplateBody) -> dict[str, str]:
+        """The URL of each asset the template names, which must be published."""
+        resolved: dict[str, str] = {}
+        issues = []
+        for name in templates.assets_named(body.channel, body.locales):
+            url = self.asset_url(name)
+            if url is None:
+                message = f"asset '{name}' is not a published asset (POST /v1/assets/{name}/publish publishes one)"
+                issues.append({"location": _naming(body, name), "message": message})
+            else:
+                resolved[name] = url
+        if issues:
+            raise IssuesError(summary("invalid template", issues), issues, code="invalid_template")
+        return resolved
 
     def list_templates(self) -> dict[str, Any]:
         summaries = []
@@ -78,7 +112,12 @@ class TemplateAdmin:
             raise Conflict(f"template '{body.id}' exists; PUT /v1/templates/{body.id} makes a new version")
         self._template_issues(body)
         template = Template(
-            **body.model_dump(), version=1, status="draft", created_at=iso(self.clock()), updated_by=caller.key_id
+            **body.model_dump(),
+            version=1,
+            status="draft",
+            created_at=iso(self.clock()),
+            updated_by=caller.key_id,
+            assets=self._assets(body),
         )
         self.config.save_template(template, None)
         return self._present_entry(template, None)
@@ -110,6 +149,7 @@ class TemplateAdmin:
             status="draft",
             created_at=iso(self.clock()),
             updated_by=caller.key_id,
+            assets=self._assets(body),
         )
         self.config.save_template(template, approved)
         return self._present_entry(template, approved)
@@ -138,7 +178,14 @@ class TemplateAdmin:
         chosen = latest if body.version == latest.version else self.config.get_template(template_id, body.version)
         self._template_issues(chosen)  # the checks may have tightened since it was saved
         now = iso(self.clock())
-        chosen = chosen.model_copy(update={"status": "approved", "approved_at": now, "approved_by": caller.key_id})
+        # Assets are resolved again: the approved version sends what is published now.
+        update = {
+            "status": "approved",
+            "approved_at": now,
+            "approved_by": caller.key_id,
+            "assets": self._assets(chosen),
+        }
+        chosen = chosen.model_copy(update=update)
         self.config.approve_template(chosen)
         return self._present_entry(chosen if chosen.version == latest.version else latest, chosen)
 
@@ -160,6 +207,7 @@ class TemplateAdmin:
             vars=body.vars,
             tz=profile.timezone if profile else None,
             unsubscribe_url=PREVIEW_UNSUBSCRIBE_URL,
+            assets=template.assets,
         )
         rendered = templates.preview(
             template.channel,
@@ -189,6 +237,15 @@ def _present_template(template: Template, approved: Template | None) -> dict[str
     elif shown["status"] == "approved":
         shown["status"] = "archived"  # approved once, since replaced by another approval
     return shown
+
+
+def _naming(body: TemplateBody, asset: str) -> str:
+    """The JSON pointer of the first field that names the asset."""
+    for locale, content in body.locales.items():
+        for field in content:
+            if asset in templates.assets_named(body.channel, {locale: {field: content[field]}}):
+                return f"/locales/{locale}/{field}"
+    return "/locales"
 
 
 def template_issue(issue: templates.Issue) -> dict[str, Any]:
