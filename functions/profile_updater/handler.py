@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -18,21 +17,16 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from midstage.adapters.archive_stream import Archive, archive_sink
-from midstage.adapters.bus import EventPublisher
-from midstage.adapters.config_store import ConfigStore
-from midstage.adapters.destination_feed import Feed, destination_feed
-from midstage.adapters.handoff import SqsHandoff
-from midstage.adapters.profile_store import ConcurrentWrite, ProfileStore
+from midstage.adapters.profile_store import ConcurrentWrite
 from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
-from midstage.config import ProfileSettings, computed_trait_settings, identity_settings
+from midstage.config import ProfileSettings
 from midstage.logic.collect import person_key
-from midstage.logic.ingest import CostModel, IngestSettings, UnitOutcome, WorkBudget
+from midstage.logic.ingest import UnitOutcome, WorkBudget
 from midstage.models.messages import ProfileEvents
 from midstage.observability import logger, metrics, tracer
 from midstage.services.ingest import apply_within_budget, count_applied, process_unit
-from midstage.services.segments import SegmentCatalog
+from midstage.updater_wiring import UpdaterWiring, updater_wiring
 
 
 class Deferred(Exception):
@@ -57,29 +51,16 @@ processor = RecordingBatchProcessor(
 
 
 @cache
-def _wiring() -> tuple[
-    IngestSettings, ProfileStore, EventPublisher, SegmentCatalog, CostModel, SqsHandoff, Archive, Feed
-]:
-    settings = ProfileSettings.from_env()
-    ingest = IngestSettings(
-        identity=identity_settings(),
-        traits=computed_trait_settings(),
-        dedupe_window=timedelta(hours=settings.dedupe_window_hours),
-        timeline_retention=timedelta(days=settings.timeline_retention_days),
-    )
-    config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
-    store, publisher = ProfileStore(settings.data_table), EventPublisher(settings.event_bus_name)
-    handoff, archive = SqsHandoff(settings.ingest_queue_url), archive_sink(settings.archive_stream)
-    feed = destination_feed(settings.destinations_queue_url, catalog=config)
-    return ingest, store, publisher, SegmentCatalog(config), CostModel(), handoff, archive, feed
+def _wiring() -> UpdaterWiring:
+    return updater_wiring(ProfileSettings.from_env())
 
 
 def record_handler(
     record: SQSRecord, budget: WorkBudget, remaining_s: Callable[[], float], timer: Callable[[], float]
 ) -> None:
-    settings, store, publisher, segments, _, _, archive, feed = _wiring()
+    settings, store, publisher, segments, _, _, archive, feed, privacy = _wiring()
     events = receive(record, ProfileEvents).events
-    unit = functools.partial(process_unit, conflict=ConcurrentWrite, archive=archive, feed=feed)
+    unit = functools.partial(process_unit, conflict=ConcurrentWrite, archive=archive, feed=feed, suppressed=privacy)
 
     def apply(piece: list[dict[str, Any]]) -> UnitOutcome:
         now, current = _clock()(), segments.current()

@@ -1,8 +1,7 @@
 """Bulk imports (services/bulk_import.py): a file dropped under `imports/{sourceId}/` in the
-bucket (S3's "Object Created" event, through EventBridge) starts one; the import queue's tasks
-plan an import and run its parts, one task per message, each in an invocation of its own. A
-Pinpoint event stream object dropped under `imports/pinpoint-history/` is replayed whole
-(services/pinpoint_history.py)."""
+bucket (S3's "Object Created" event, through EventBridge) starts one; the import queue's tasks plan
+it and run its parts, one per message. A Pinpoint event stream dropped under `imports/pinpoint-history/`
+is replayed whole (services/pinpoint_history.py). The queue also carries privacy requests (services/privacy.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +23,9 @@ from midstage.clock import Clock, from_environment
 from midstage.config import ImportSettings, identity_settings
 from midstage.logic.imports.pinpoint_events import Unreadable, file_text
 from midstage.models.bulk_imports import ImportTask
+from midstage.models.messages import RegulationTask
 from midstage.observability import logger, tracer
+from midstage.privacy_wiring import privacy_worker
 from midstage.services.bulk_import import BulkImports
 from midstage.services.pinpoint_history import DROP_PREFIX, replay_text
 
@@ -57,6 +58,11 @@ def _imports() -> BulkImports:
 
 
 def record_handler(record: SQSRecord) -> None:
+    if '"regulation.run"' in record.body:  # privacy requests share the queue (services/privacy.py)
+        regulate_id = receive(record, RegulationTask).regulate_id
+        status = privacy_worker(ImportSettings.from_env(), _clock()).run(regulate_id)
+        logger.info("privacy request", regulate_id=regulate_id, status=status)
+        return
     task = receive(record, ImportTask)
     imports = _imports()
     if task.kind == "import.plan":

@@ -7,6 +7,7 @@ from midstage.adapters.channels import ApprovedTemplates, ChannelSenders, Channe
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore
 from midstage.adapters.offer_store import OfferStore
+from midstage.adapters.privacy_store import PersonSuppressions, Salt
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.providers import PushSender, WebhookSender
 from midstage.adapters.sending_state import CampaignStates, ChannelPauses, SendRateBucket, SesSendRate
@@ -46,6 +47,7 @@ def delivery_wiring(settings: DeliverySettings, clock: Clock) -> tuple[Ports, Po
         pauses=ChannelPauses(table, monotonic=seconds),
         pacer=SendRateBucket(table, {"email": SesSendRate(monotonic=seconds).rate}),
         offers=OfferIssuer(OfferStore(table)),
+        privacy=PersonSuppressions(table, Salt(settings.config_table, create=True)),
     )
     policy = Policy(
         marketing_consent=settings.marketing_consent,

@@ -96,6 +96,13 @@ class InUse(Conflict):
         return {**super().to_body(), "used_by": self.used_by}
 
 
+class NotSupportedYet(MidstageError):
+    """A well-formed request for something this release does not do (yet): refused, never faked."""
+
+    status = 422
+    code = "not_supported"
+
+
 class PayloadTooLarge(MidstageError):
     status = 413
     code = "payload_too_large"

@@ -372,6 +372,28 @@ def unknown_coupon_key(event_id: str) -> dict[str, str]:
     return {"pk": UNKNOWN_COUPON_PK, "sk": event_id}
 
 
+# Privacy requests (services/privacy.py) --------------------------------------------------
+# Every request is one item of one partition, its sk time-ordered (the listing reads it newest
+# first); requests are rare (100k a month is 0.04/s), far below a partition's write rate.
+REGULATIONS_PK = "REGULATIONS"
+PRIVACY_SUPPRESSION_SK = "PRIVSUP"
+
+
+def regulation_key(regulate_id: str) -> dict[str, str]:
+    return {"pk": REGULATIONS_PK, "sk": regulate_id}
+
+
+def regulation_subjects_key(subjects_digest: str) -> dict[str, str]:
+    """The latest request on one set of subjects: a repeat of it is the same request."""
+    return {"pk": f"REGSUBJ#{subjects_digest}", "sk": "REGSUBJ"}
+
+
+def privacy_suppression_key(identifier_hash: str) -> dict[str, str]:
+    """A person suppressed by a privacy request, by the salted hash of one of their identifiers:
+    the item holds no identifier itself."""
+    return {"pk": f"PRIVSUP#{identifier_hash}", "sk": PRIVACY_SUPPRESSION_SK}
+
+
 # AuditTable ----------------------------------------------------------------------------
 # One partition: the chain is one sequence, appended under a condition on its head.
 AUDIT_PK = "AUDIT"

@@ -20,6 +20,7 @@ from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.destination_store import DestinationStore
 from midstage.adapters.documents import pack
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
+from midstage.adapters.privacy_store import Regulations, Salt
 from midstage.adapters.profile_store import ProfileStore
 from midstage.clock import fixed
 from midstage.logic.timefmt import parse_iso
@@ -61,6 +62,7 @@ TESTED = {
     ("measure_conversions", "order-completed"),
     ("webhooks", "shopify-order"),
     ("run_imports", "object-created"),
+    ("run_imports", "regulation-task"),
     ("forward_destinations", "feed"),
     ("forward_destinations", "scheduled"),
 }
@@ -398,6 +400,33 @@ def test_the_run_imports_sample_starts_the_import_of_the_dropped_orders_file(wor
     assert task["kind"] == "import.plan"
     progress = world.api.get(f"/v1/imports/{task['importId']}").body
     assert (progress["status"], progress["kind"], progress["origin"]) == ("planning", "orders", "s3")
+
+
+def test_the_run_imports_regulation_sample_works_the_privacy_request_it_names(world: World) -> None:
+    # Given the SUPPRESS_ONLY request the sample names, stored as POST /v1/regulations stores it
+    regulate_id = json.loads(sample("run_imports", "regulation-task")["Records"][0]["body"])["regulateId"]
+    dynamodb = world.stack.clients.dynamodb()
+    Salt(world.stack.output("ConfigTableName"), dynamodb, create=True).get()
+    regulations = Regulations(world.table, client=dynamodb)
+    request = {
+        "regulateId": regulate_id,
+        "regulationType": "SUPPRESS_ONLY",
+        "subjectType": "PROFILE_ID",
+        "subjects": [["profile_id", ANN]],
+        "jurisdiction": "GDPR",
+        "receivedAt": "2026-11-22T10:00:00.000Z",
+        "dueAt": "2026-12-22T10:00:00.000Z",
+        "requestedBy": "key_sample",
+        "status": "INITIALIZED",
+        "report": [],
+    }
+    assert regulations.create(request, "sample", "2026-11-21T10:00:00.000Z") == (regulate_id, True)
+    # When the import queue hands its task over
+    world.run("RunImportsFunction", sample("run_imports", "regulation-task"), clock=AT_SEND)
+    # Then Ann is suppressed: her profile id, user id and email
+    worked = regulations.get(regulate_id)
+    assert worked is not None and worked["status"] == "FINISHED"
+    assert worked["report"][-1]["identifiersSuppressed"] == 3
 
 
 def _records(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from midstage.admin import (
     messages,
     offers,
     profiles,
+    regulations,
     reports,
     rules,
     segments,
@@ -55,6 +56,7 @@ ROUTERS: tuple[tuple[str, Routes], ...] = (
     ("/v1/spend", spend.routes),
     ("/v1/offers", offers.routes),
     ("/v1/destinations", destinations.routes),
+    ("/v1/regulations", regulations.routes),
     ("/v1/assets", assets.routes),
     ("/v1/audit", audit.routes),
 )

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from midstage.services.admin.reports import ReportAdmin
     from midstage.services.analytics import Engine
     from midstage.services.experiments import Experiments
+    from midstage.services.privacy import PrivacyRequests
 
 # Campaign schedules are named `<prefix>-campaign-<id>` inside the stack's own schedule group.
 SCHEDULE_PREFIX = "midstage"
@@ -269,6 +270,22 @@ class AdminWiring:
             vetting.check_url,
             max_window_days=self.max_window_days,
             clock=self.clock,
+        )
+
+    @cached_property
+    def regulations(self) -> PrivacyRequests:
+        from midstage.privacy_wiring import privacy_requests
+
+        settings = self.settings
+        if not settings.import_queue_url:
+            raise Unavailable("privacy requests are worked on the import queue: set IMPORT_QUEUE_URL")
+        return privacy_requests(
+            settings.data_table,
+            settings.config_table,
+            settings.archive_bucket,
+            MessageQueue(settings.import_queue_url),
+            clock=self.clock,
+            create_salt=True,
         )
 
     # -------------------------------------------------------------- analytics

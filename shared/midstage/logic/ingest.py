@@ -66,6 +66,7 @@ class UnitOutcome:
     refused: list[str] = field(default_factory=list)
     attempts: int = 0
     unarchived: list[str] = field(default_factory=list)  # facts whose archive record could not be made
+    suppressed: int = 0  # events dropped: they name a person a privacy request suppressed
 
 
 def marker_id(event: Mapping[str, Any]) -> str:

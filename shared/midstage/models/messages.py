@@ -153,6 +153,16 @@ class CampaignPart(_Message):
     total: int = Field(ge=1)
 
 
+class RegulationTask(_Message):
+    """The import queue also carries privacy requests to work (services/privacy.py): like an
+    import's part, long batch work one message at a time, off the API's path."""
+
+    kinds: ClassVar[tuple[str, ...]] = ("regulation.run",)
+    what: ClassVar[str] = "privacy request task"
+    kind: Literal["regulation.run"] = "regulation.run"
+    regulate_id: str = Field(alias="regulateId", min_length=1, max_length=64)
+
+
 class Envelope(BaseModel):
     """What a domain event on the bus carries beside its detail: its kind (the detail-type),
     the version of this envelope and the correlation id of what caused it."""

@@ -5,9 +5,18 @@ beside their domain in models/; a `...Create` is a definition plus the id it wil
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.campaigns import CampaignBody
@@ -166,6 +175,18 @@ class SuppressionPut(_Body):
     reason: str = Field(default="manual", pattern=r"^[a-z][a-z_]{0,39}$")
     scope: Literal["all", "marketing"] = "all"
     detail: str = Field(default="", max_length=1000)
+
+
+# ------------------------------------------------------------------------------ privacy
+class RegulationCreate(_Body):
+    """A privacy request, in Segment's Regulations shape (services/privacy.py)."""
+
+    regulationType: Literal["SUPPRESS_ONLY", "UNSUPPRESS", "SUPPRESS_WITH_DELETE", "DELETE_ONLY", "EXPORT"]
+    subjectType: Literal["USER_ID", "ANONYMOUS_ID", "EMAIL", "PHONE", "PROFILE_ID"]
+    subjectIds: list[Annotated[str, StringConstraints(min_length=1, max_length=512)]] = Field(
+        min_length=1, max_length=5000
+    )
+    jurisdiction: Literal["GDPR", "CCPA", "PIPL"] = "GDPR"
 
 
 # ------------------------------------------------------------------------------ automation

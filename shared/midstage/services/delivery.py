@@ -8,7 +8,8 @@ The order is fixed, and every outcome is recorded on the message with its reason
   1. the global control group: a marketing message to one of its people is blocked
      (`global_control`; transactional messages go);
      consent for the channel and purpose (transactional messages need no marketing consent);
-  2. suppression of the address (hard bounce, complaint, unsubscribe, manual);
+  2. suppression of the address (hard bounce, complaint, unsubscribe, manual), and before the
+     channels, of the person by a privacy request (any of their identifiers or profiles);
   3. frequency caps, reserved atomically on the person's send history (one conditional write);
   4. quiet hours in the recipient's time zone: deferred to the end of the window, not dropped;
 then the approved template is rendered and the provider called, unless the channel is paused
@@ -71,13 +72,14 @@ from midstage.logic.delivery import (
     unknown_outcome_refusal,
     zone_of,
 )
+from midstage.logic.privacy import person_identifiers
 from midstage.logic.templates import choose_locale, offers_named
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
 from midstage.observability import count, logger
 from midstage.services.offers import OfferIssuing, message_codes
-from midstage.services.ports import ArchiveSink, MessageSink, Profiles, Timers
+from midstage.services.ports import ArchiveSink, MessageSink, PersonSuppressionLookup, Profiles, Timers
 
 
 # --------------------------------------------------------------------------- ports
@@ -161,6 +163,7 @@ class Ports:
     pauses: ChannelPauses | None = None  # None: an account-level error fails the message
     pacer: Pacer | None = None  # None: no channel is paced
     offers: OfferIssuing | None = None  # None: messages carry no offer codes
+    privacy: PersonSuppressionLookup | None = None  # None: no privacy request suppresses anyone
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -220,6 +223,12 @@ def _claimed(
     profile = ports.profiles.profile(request.profile_id)
     if profile is None:
         return _finish(ports, message_id, Outcome(BLOCKED, "no_profile: the person does not exist"), now)
+    if ports.privacy is not None:
+        # The whole person, on every channel and for every category, transactional included.
+        held = ports.privacy.matching(person_identifiers(profile.id, profile.merged_from, profile.identities))
+        if held:
+            reason = f"suppressed: privacy request {min(held.values())}"
+            return _finish(ports, message_id, Outcome(BLOCKED, reason), now)
     held_out = global_control_refusal(profile.id, request.category, policy)
     if held_out:
         return _finish(ports, message_id, Outcome(BLOCKED, held_out), now)

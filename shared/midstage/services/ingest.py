@@ -8,12 +8,13 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from midstage.logic.archive.records import unit_records as archived_unit
-from midstage.logic.identity import Identifier
+from midstage.logic.identity import Identifier, identifiers_of, lookup_only
 from midstage.logic.ingest import (
     MAX_ATTEMPTS,
     IdFactory,
@@ -35,7 +36,7 @@ from midstage.logic.ingest import (
 from midstage.logic.profile import stamp_of
 from midstage.models.profile import Profile, WritePlan
 from midstage.observability import count, logger
-from midstage.services.ports import ArchiveSink, Publisher
+from midstage.services.ports import ArchiveSink, PersonSuppressionLookup, Publisher
 
 
 class Store(Protocol):
@@ -47,6 +48,12 @@ class Store(Protocol):
     def put_markers(self, marker_ids: Sequence[str], profile_id: str, expires_at: int) -> None: ...
     def put_timeline_page(self, profile_id: str, events: Sequence[dict[str, Any]], expires_at: int) -> None: ...
     def put_merge_record(self, record: dict[str, Any]) -> None: ...
+
+
+class Suppressed(PersonSuppressionLookup, Protocol):
+    """Privacy requests' suppressions (adapters/privacy_store.py PersonSuppressions)."""
+
+    def count_dropped(self, regulate_id: str, events: int) -> None: ...
 
 
 class AppliedFeed(Protocol):
@@ -70,6 +77,7 @@ def process_unit(
     segments: Segments | None = None,
     archive: ArchiveSink | None = None,
     feed: AppliedFeed | None = None,
+    suppressed: Suppressed | None = None,
     new_id: IdFactory = random_id,
     sleep: Callable[[float], None] = time.sleep,
     draw: Callable[[], float] = random.random,
@@ -77,11 +85,14 @@ def process_unit(
     """Apply one unit of events exactly once. `conflict` is the store's retryable error.
     With `segments`, every write also brings the person's segment memberships up to date; with
     `archive`, the events applied, merges and segment transitions are archived after the commit;
-    with `feed`, the events applied go to the destinations feed, as the bus gets them (at least once)."""
+    with `feed`, the events applied go to the destinations feed, as the bus gets them (at least once);
+    with `suppressed`, events naming a person a privacy request suppressed are dropped and counted."""
     unique = unique_events(events)
     outcome = UnitOutcome(duplicates=len(events) - len(unique))
     fresh = not_yet_seen(unique, store.existing_markers(list(unique)), now)
     outcome.duplicates += len(unique) - len(fresh)
+    if suppressed is not None and fresh:
+        fresh = drop_suppressed(fresh, suppressed, settings, outcome)
     if not fresh:
         return outcome
     identifiers, lookups = unit_identifiers(fresh, settings.identity)
@@ -152,6 +163,29 @@ def _attempt(
     return outcome
 
 
+def drop_suppressed(
+    fresh: dict[str, dict[str, Any]], suppressed: Suppressed, settings: IngestSettings, outcome: UnitOutcome
+) -> dict[str, dict[str, Any]]:
+    """The events that name no suppressed identifier; the others are counted on the request that
+    suppressed them and kept nowhere (no profile, timeline, bus, archive or marker)."""
+    named = {
+        marker: identifiers_of(event, settings.identity) + lookup_only(event, settings.identity)
+        for marker, event in fresh.items()
+    }
+    held = suppressed.matching({i for identifiers in named.values() for i in identifiers})
+    if not held:
+        return fresh
+    dropped: Counter[str] = Counter()
+    for identifiers in named.values():
+        by = sorted(held[i] for i in identifiers if i in held)
+        if by:
+            dropped[by[0]] += 1
+    for regulate_id, events in sorted(dropped.items()):
+        suppressed.count_dropped(regulate_id, events)
+    outcome.suppressed = sum(dropped.values())
+    return {m: e for m, e in fresh.items() if not any(i in held for i in named[m])}
+
+
 def apply_within_budget(
     events: list[dict[str, Any]],
     budget: WorkBudget,
@@ -179,6 +213,7 @@ def count_applied(outcome: UnitOutcome) -> None:
     """A unit's figures as metrics and one log line."""
     count(EventsApplied=outcome.applied, DuplicateEvents=outcome.duplicates, ProfilesMerged=len(outcome.merged))
     count(MergesRefused=len(outcome.refused), WriteConflicts=outcome.attempts - 1, Unarchived=len(outcome.unarchived))
+    count(SuppressedEventsDropped=outcome.suppressed)
     if outcome.unarchived:
         logger.warning("facts not archived", profile_id=outcome.profile_id, reasons=outcome.unarchived[:5])
     logger.info("events applied", profile_id=outcome.profile_id, applied=outcome.applied, duplicates=outcome.duplicates)

@@ -4,7 +4,7 @@ Ports that a single service needs stay beside that service."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from midstage.errors import Stale as Stale
+from midstage.logic.identity import Identifier
 from midstage.logic.keyring import KeyRing
 from midstage.models.archive import ArchiveRecord
 from midstage.models.messaging import MessageRequest
@@ -25,6 +26,13 @@ class Profiles(Protocol):
     """One person's profile by id (None: no such person)."""
 
     def profile(self, profile_id: str) -> Profile | None: ...
+
+
+class PersonSuppressionLookup(Protocol):
+    """Privacy requests' suppressions, by any of a person's identifiers (read strongly consistent):
+    those found, each with the request that made it."""
+
+    def matching(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]: ...
 
 
 class ProfilePages(Protocol):

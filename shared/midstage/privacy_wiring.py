@@ -1,0 +1,55 @@
+"""Privacy requests' wiring (services/privacy.py): the admin function makes requests and the
+import queue's worker runs them, over the same stores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+
+from midstage.adapters.automation_store import JourneyInstances, Touches
+from midstage.adapters.messaging_store import InboxStore, MessageLedger, SuppressionStore
+from midstage.adapters.offer_store import OfferStore
+from midstage.adapters.privacy_store import ExportFiles, PersonSuppressions, Regulations, Salt
+from midstage.adapters.profile_store import ProfileStore
+from midstage.adapters.queues import MessageQueue
+from midstage.clock import Clock
+from midstage.config import ImportSettings
+from midstage.services.bulk_import import Tasks
+from midstage.services.privacy import PrivacyRequests
+from midstage.services.privacy_export import BundleExporter
+
+EVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def privacy_requests(
+    data_table: str,
+    config_table: str,
+    bucket: str,
+    tasks: Tasks,
+    *,
+    clock: Callable[[], datetime],
+    create_salt: bool,
+) -> PrivacyRequests:
+    suppressions = PersonSuppressions(data_table, Salt(config_table, create=create_salt))
+    profiles = ProfileStore(data_table)
+    exporter = None
+    if bucket:
+        inbox, touches = InboxStore(data_table), Touches(data_table)
+        more = {
+            "journeys": JourneyInstances(data_table).of_person,
+            "offer_codes": OfferStore(data_table).holdings,
+            "inbox": lambda profile_id: inbox.list(profile_id, 1000, None)[0],
+            "campaign_touches": lambda profile_id: list(touches.since(profile_id, EVER)),
+        }
+        ledger, addresses = MessageLedger(data_table), SuppressionStore(data_table)
+        exporter = BundleExporter(ExportFiles(bucket), profiles, ledger, addresses, suppressions, more)
+    return PrivacyRequests(Regulations(data_table), suppressions, profiles, tasks, exporter, clock=clock)
+
+
+@cache
+def privacy_worker(settings: ImportSettings, clock: Clock) -> PrivacyRequests:
+    """The import queue's worker of privacy requests (functions/run_imports), once per container."""
+    tasks = MessageQueue(settings.import_queue_url)
+    bucket = settings.import_bucket
+    return privacy_requests(settings.data_table, settings.config_table, bucket, tasks, clock=clock, create_salt=False)

@@ -1,0 +1,237 @@
+"""Privacy requests (Segment's Regulations API): POST /v1/regulations stores a request
+INITIALIZED and queues it; the import queue's worker (functions/run_imports) runs it, resolving
+every subject through OneID to the whole person (merged profiles included), and records a report
+per store it touched.
+
+SUPPRESS_ONLY takes effect twice: at once, in the POST itself, for the identifiers as given (the
+next send to them is blocked, however soon it comes), then, in the worker, for every identifier
+and profile of each person found. UNSUPPRESS lifts the same set. EXPORT writes a bundle per
+person (services/privacy_export.py). Erasure (SUPPRESS_WITH_DELETE, DELETE_ONLY) is not built
+yet: it is refused with a clear code, never reported done.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from midstage.errors import InvalidInput, NotFound, NotSupportedYet, QueueRefused, Unavailable
+from midstage.logic import privacy
+from midstage.logic.identity import Identifier
+from midstage.logic.timefmt import iso
+from midstage.models.messages import RegulationTask
+from midstage.models.profile import Profile
+from midstage.models.requests import RegulationCreate
+from midstage.observability import logger
+from midstage.services.bulk_import import Tasks
+from midstage.services.privacy_export import bundle_files
+
+# A repeat of a request within this window, with no other request on its subjects in between,
+# is the same request (the same regulateId, nothing done twice).
+REPLAY_WINDOW = timedelta(hours=24)
+REGULATE_ID = re.compile(r"reg_[0-9]{20}[0-9a-f]{12}")
+SIGNED_URL_SECONDS = 900
+MAX_EXPORT_SUBJECTS = 100
+
+
+class RegulationStore(Protocol):
+    def create(self, record: Mapping[str, Any], subjects_digest: str, replay_after: str) -> tuple[str, bool]: ...
+    def get(self, regulate_id: str) -> dict[str, Any] | None: ...
+    def save(self, record: Mapping[str, Any]) -> None: ...
+    def page(self, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]: ...
+
+
+class Suppressor(Protocol):
+    def suppress(self, identifiers: Iterable[Identifier], regulate_id: str, now: datetime) -> int: ...
+    def settle(self, identifiers: Iterable[Identifier], regulate_id: str, now: datetime, *, lift: bool) -> int: ...
+
+
+class People(Protocol):
+    def identity_owners(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]: ...
+    def live_profiles(self, profile_ids: Iterable[str]) -> tuple[dict[str, Profile], dict[str, str]]: ...
+
+
+class Exporter(Protocol):
+    def export(self, regulate_id: str, people: Sequence[Profile], now: datetime) -> dict[str, Any]: ...
+    def signed_url(self, key: str, seconds: int) -> str: ...
+
+
+class PrivacyRequests:
+    def __init__(
+        self,
+        regulations: RegulationStore,
+        suppressions: Suppressor,
+        people: People,
+        tasks: Tasks,
+        exporter: Exporter | None,
+        *,
+        clock: Callable[[], datetime],
+        new_token: Callable[[], str] = lambda: secrets.token_hex(6),
+    ) -> None:
+        self.regulations = regulations
+        self.suppressions = suppressions
+        self.people = people
+        self.tasks = tasks
+        self.exporter = exporter
+        self.clock = clock
+        self.new_token = new_token
+
+    # ------------------------------------------------------------------ the API
+    def create(self, body: RegulationCreate, actor: str) -> tuple[bool, dict[str, Any]]:
+        """(created, answer): a repeat of a recent identical request answers its regulateId."""
+        if body.regulationType in privacy.NOT_SUPPORTED_YET:
+            raise NotSupportedYet(
+                f"{body.regulationType} needs erasure across every store, which this release does not do yet; "
+                "SUPPRESS_ONLY blocks the person now, and the deletion can be asked for once it is available",
+                code="regulation_type_not_supported",
+            )
+        if body.regulationType == "EXPORT" and self.exporter is None:
+            raise Unavailable("exports need the archive bucket: set ARCHIVE_BUCKET on the admin function")
+        if body.regulationType == "EXPORT" and len(body.subjectIds) > MAX_EXPORT_SUBJECTS:
+            raise InvalidInput(
+                f"an EXPORT names at most {MAX_EXPORT_SUBJECTS} subjects (a bundle per person); split it",
+                code="too_many_subjects",
+            )
+        subjects = privacy.normalise_subjects(body.subjectType, body.subjectIds)
+        if subjects.invalid:
+            first = subjects.invalid[0]
+            raise InvalidInput(
+                f"{len(subjects.invalid)} subjectIds are not a valid {body.subjectType}, the first at "
+                f"/subjectIds/{first}",
+                code="invalid_subject",
+            )
+        now = self.clock()
+        regulate_id = f"reg_{now:%Y%m%d%H%M%S%f}{self.new_token()}"
+        record = {
+            "regulateId": regulate_id,
+            "regulationType": body.regulationType,
+            "subjectType": body.subjectType,
+            "subjects": [list(i) for i in subjects.identifiers],
+            "jurisdiction": body.jurisdiction,
+            "receivedAt": iso(now),
+            "dueAt": iso(privacy.due_date(now, body.jurisdiction)),
+            "requestedBy": actor,
+            "status": "INITIALIZED",
+            "report": [],
+        }
+        digest = privacy.subjects_digest(body.subjectType, subjects.identifiers)
+        kept_id, created = self.regulations.create(record, digest, iso(now - REPLAY_WINDOW))
+        kept = record if created else self.regulations.get(kept_id)
+        if kept is not None and kept["status"] == "INITIALIZED":
+            # A repeat of a request not yet worked does its start again: the first may have
+            # stopped between storing it and queueing it (the work is safe to do twice).
+            self._start(kept, now)
+        return created, {"regulateId": kept_id}
+
+    def _start(self, record: Mapping[str, Any], now: datetime) -> None:
+        regulate_id = str(record["regulateId"])
+        if record["regulationType"] == "SUPPRESS_ONLY":
+            # Before the answer: from the 202 on, no send to these identifiers goes out.
+            self.suppressions.suppress([(str(t), str(v)) for t, v in record["subjects"]], regulate_id, now)
+        try:
+            self.tasks.send_bodies([RegulationTask(regulate_id=regulate_id).body()])
+        except QueueRefused as error:
+            raise Unavailable(f"the request is stored but could not be queued; send it again ({error})") from error
+
+    def get(self, regulate_id: str) -> dict[str, Any]:
+        record = self.regulations.get(regulate_id) if REGULATE_ID.fullmatch(regulate_id) else None
+        if record is None:
+            raise NotFound(f"no privacy request '{regulate_id[:80]}'", code="regulation_not_found")
+        return self._present(record, full=True)
+
+    def list(self, limit: int, cursor: str | None, overdue: bool | None) -> dict[str, Any]:
+        if cursor is not None and not REGULATE_ID.fullmatch(cursor):
+            raise InvalidInput("the cursor is not one this listing gave", code="invalid_cursor")
+        records, next_cursor = self.regulations.page(limit, cursor)
+        shown = [self._present(r, full=False) for r in records]
+        if overdue is not None:  # a filter of the page read: a page may come back shorter
+            shown = [r for r in shown if r["overdue"] is overdue]
+        return {"regulations": shown, "cursor": next_cursor}
+
+    def _present(self, record: Mapping[str, Any], *, full: bool) -> dict[str, Any]:
+        shown = {k: v for k, v in record.items() if k not in ("subjects", "bundle")}
+        shown["subjectCount"] = len(record.get("subjects") or [])
+        shown["overdue"] = privacy.is_overdue(record, iso(self.clock()))
+        bundle = record.get("bundle")
+        if full and bundle and self.exporter is not None and record.get("status") == "FINISHED":
+            shown["export"] = {
+                "url": self.exporter.signed_url(str(bundle["manifest"]), SIGNED_URL_SECONDS),
+                "expiresAt": iso(self.clock() + timedelta(seconds=SIGNED_URL_SECONDS)),
+                "files": [
+                    {**f, "url": self.exporter.signed_url(f["key"], SIGNED_URL_SECONDS)} for f in bundle_files(bundle)
+                ],
+            }
+        return shown
+
+    # ------------------------------------------------------------------ the worker
+    def run(self, regulate_id: str) -> str:
+        """Work one request to its end; a request already ended is left as it is (redelivery)."""
+        record = self.regulations.get(regulate_id)
+        if record is None:
+            logger.warning("privacy request not found", regulate_id=regulate_id)
+            return "missing"
+        if record["status"] in ("FINISHED", "FAILED"):
+            return str(record["status"])
+        record = {**record, "status": "RUNNING", "startedAt": iso(self.clock())}
+        self.regulations.save(record)
+        try:
+            record.update(self._work(record))
+            record["status"] = "FINISHED"
+        except Exception as error:  # the request ends FAILED with why, and the worker goes on
+            logger.exception("privacy request failed", regulate_id=regulate_id)
+            record["status"] = "FAILED"
+            record["error"] = f"{type(error).__name__}: {str(error)[:300]}"
+        record["finishedAt"] = iso(self.clock())
+        self.regulations.save(record)
+        return str(record["status"])
+
+    def _work(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        subjects: list[Identifier] = [(str(t), str(v)) for t, v in record["subjects"]]
+        people = self.resolve(subjects)
+        unmatched = len(subjects) - sum(1 for s in subjects if s in people.found)
+        report: list[dict[str, Any]] = [
+            {"store": "profiles", "state": "FINISHED", "people": len(people.profiles), "unmatchedSubjects": unmatched}
+        ]
+        kind, now = record["regulationType"], self.clock()
+        everything = sorted(
+            set(subjects).union(
+                *(privacy.person_identifiers(p.id, p.merged_from, p.identities) for p in people.profiles)
+            )
+        )
+        answer: dict[str, Any] = {}
+        if kind in ("SUPPRESS_ONLY", "UNSUPPRESS"):
+            lift = kind == "UNSUPPRESS"
+            decided = self.suppressions.settle(everything, str(record["regulateId"]), now, lift=lift)
+            figures = {"identifiersLifted" if lift else "identifiersSuppressed": decided}
+            # Identifiers a later request already decided are left to it.
+            report.append(
+                {"store": "suppressions", "state": "FINISHED", **figures, "laterRequestKept": len(everything) - decided}
+            )
+        elif kind == "EXPORT":
+            assert self.exporter is not None
+            bundle = self.exporter.export(str(record["regulateId"]), people.profiles, now)
+            answer["bundle"] = bundle
+            report.append({"store": "exports", "state": "FINISHED", "files": len(bundle_files(bundle)) + 1})
+        else:  # refused at the API; a record of another type was not written by this release
+            raise ValueError(f"{kind} is not worked by this release")
+        answer["report"] = report
+        return answer
+
+    def resolve(self, subjects: Sequence[Identifier]) -> Resolved:
+        """Each subject's person: profile ids as given, identities through their owners, and
+        merged-away profiles followed to the profile they live on."""
+        owners = self.people.identity_owners([s for s in subjects if s[0] != privacy.PROFILE_ID])
+        by_subject = {s: owners[s] for s in subjects if s in owners}
+        by_subject.update({s: s[1] for s in subjects if s[0] == privacy.PROFILE_ID})
+        live, resolved = self.people.live_profiles(sorted(set(by_subject.values())))
+        found = {s for s, profile_id in by_subject.items() if profile_id in resolved}
+        return Resolved(sorted(live.values(), key=lambda p: p.id), found)
+
+
+class Resolved:
+    def __init__(self, profiles: list[Profile], found: set[Identifier]) -> None:
+        self.profiles = profiles
+        self.found = found
