@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     expected: tuple[int, str] | None = None
     if args.expect_head:
         seq, _, digest = str(args.expect_head).partition(":")
-        if not seq.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        if not (seq.isascii() and seq.isdigit()) or not re.fullmatch(r"[0-9a-f]{64}", digest):
             print("--expect-head is <seq>:<64 hex digits>, as a verdict's head prints it", file=sys.stderr)
             return 2
         expected = (int(seq), digest)

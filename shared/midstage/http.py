@@ -126,7 +126,7 @@ def body(request: Request, model: type[M], limit: int = MAX_BODY_BYTES, *, requi
 
 def page_limit(request: Request, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     raw = request.get_query_string_value("limit", str(default)) or str(default)
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise InvalidInput(f"'limit' must be an integer from 1 to {maximum}", code="invalid_limit")
     return int(raw)
 
@@ -141,6 +141,6 @@ def if_match(request: Request) -> int | None:
     if raw is None:
         return None
     text = raw.strip().removeprefix("W/").strip('"')
-    if not text.isdigit() or len(text) > 9:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise InvalidInput("If-Match must be the version number being replaced, e.g. 3", code="invalid_if_match")
     return int(text)

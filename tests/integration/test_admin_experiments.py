@@ -291,7 +291,7 @@ def test_results_and_csv_read_the_phase_from_the_archive(plane: Plane) -> None:
     assert again.status == 200
     assert [v["p_value"] for v in again["variants"]] == [v["p_value"] for v in purchase["frequentist"]]
     # A phase it does not have, or a phase that is not a number, is refused
-    for route, phase in (("results", "2"), ("export", "2"), ("export", "x"), ("results", "0")):
+    for route, phase in (("results", "2"), ("export", "2"), ("export", "x"), ("results", "0"), ("results", "²")):
         refused = api.get(f"/v1/experiments/bf/{route}", role="viewer", query={"phase": phase})
         assert (refused.status, refused["code"]) == (400, "invalid_query"), (route, phase, refused.body)
 

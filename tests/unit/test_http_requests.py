@@ -40,7 +40,7 @@ def test_if_match_reads_the_version_in_each_form_a_client_sends(sent: str | None
     assert http.if_match(request(headers={"if-match": sent} if sent is not None else {})) == version
 
 
-@pytest.mark.parametrize("sent", ["three", "-1", "1234567890", 'W/""'])
+@pytest.mark.parametrize("sent", ["three", "-1", "1234567890", 'W/""', "²"])
 def test_if_match_that_is_not_a_version_number_is_refused(sent: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         http.if_match(request(headers={"if-match": sent}))
@@ -52,7 +52,7 @@ def test_page_limit_defaults_and_is_bounded() -> None:
     assert http.page_limit(request()) == http.DEFAULT_LIMIT
     assert http.page_limit(request(query={"limit": "7"})) == 7
     assert http.page_limit(request(query={"limit": "20"}), 10, 20) == 20
-    for sent in ("0", "21", "x", "-3"):
+    for sent in ("0", "21", "x", "-3", "²", "١٢"):  # digits Python calls digits but int() refuses
         with pytest.raises(InvalidInput) as refused:
             http.page_limit(request(query={"limit": sent}), 10, 20)
         assert refused.value.code == "invalid_limit"

@@ -53,7 +53,7 @@ def _phase() -> int | None:
     raw = routes.query("phase")
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PHASE:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PHASE:
         raise InvalidInput(f"'phase' must be a whole number from 1 to {MAX_PHASE}", code="invalid_query")
     return int(raw)
 

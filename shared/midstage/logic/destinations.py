@@ -285,7 +285,7 @@ def verify(header: str, body: bytes, secret: str, now: int, tolerance_s: int = 3
     `tolerance_s` of the receiver's clock."""
     fields = dict(item.strip().partition("=")[::2] for item in header.split(","))
     stamp, given = fields.get("t", ""), fields.get("v1", "")
-    if not stamp.isdigit() or abs(now - int(stamp)) > tolerance_s:
+    if not (stamp.isascii() and stamp.isdigit()) or abs(now - int(stamp)) > tolerance_s:
         return False
     return hmac.compare_digest(sign(secret, body, int(stamp)).partition(",v1=")[2], given)
 

@@ -49,7 +49,7 @@ def verify_signature(header: str, body: bytes, secret: bytes, now: int, toleranc
     candidates: list[str] = []
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and value.isascii() and value.isdigit():
             timestamp = int(value)
         elif key == "v1":
             candidates.append(value)

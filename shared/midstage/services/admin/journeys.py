@@ -140,7 +140,7 @@ class JourneyAdmin:
             raise NotFound(f"no journey '{journey_id}'")
         start = versions[0].version if versions else 0
         if cursor is not None:
-            if not cursor.isdigit() or not 1 <= int(cursor) <= start:
+            if not (cursor.isascii() and cursor.isdigit()) or not 1 <= int(cursor) <= start:
                 raise InvalidInput("'cursor' is not one this listing returned", code="invalid_cursor")
             start = int(cursor)
         page = [v for v in versions if v.version <= start][:limit]

@@ -96,7 +96,7 @@ class OfferAdmin:
         offer = self._offer(offer_id)
         if state is not None and state not in ("available", "issued", "redeemed", "expired"):
             raise InvalidInput("state is available, issued, redeemed or expired", code="invalid_query")
-        if cursor is not None and not (cursor.isdigit() and len(cursor) <= 12):
+        if cursor is not None and not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 12):
             raise InvalidInput("'cursor' is not one this listing returned", code="invalid_cursor")
         now = self.clock()
         items, after = self.store.slots(offer_id, limit, cursor)

@@ -158,7 +158,7 @@ class TemplateAdmin:
         latest, approved = self._entry(template_id)
         start = latest.version
         if cursor is not None:
-            if not cursor.isdigit() or not 1 <= int(cursor) <= latest.version:
+            if not (cursor.isascii() and cursor.isdigit()) or not 1 <= int(cursor) <= latest.version:
                 raise InvalidInput("'cursor' is not one this listing returned", code="invalid_cursor")
             start = int(cursor)
         numbers = list(range(start, max(0, start - limit), -1))
