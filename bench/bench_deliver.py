@@ -161,6 +161,7 @@ class StubbedEmail:
         address: Address,
         template: Template | None,
         offers: Mapping[str, str | None] | None = None,
+        before_call: Callable[[], None] | None = None,
     ) -> str:
         assert template is not None
         assert channel == "email"
@@ -187,6 +188,8 @@ class StubbedEmail:
             html = links.add_open_pixel(
                 html, f"{BASE_URL}/t/o/{links.sign(links.open_payload(request.message_id), SECRET)}"
             )
+        if before_call is not None:
+            before_call()
         self.sent += 1
         self.html_bytes = len(html.encode())
         return f"0100019a-{self.sent:08d}"

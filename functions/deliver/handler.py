@@ -47,6 +47,13 @@ class NotYet(Exception):
     """Another delivery holds this message's lease; the queue brings it back after that one ends."""
 
 
+# A message is begun only with this much of the invocation left: its provider call (retries
+# included, providers/errors.py SEND_BUDGET_S and the sending clients' timeouts) ends before
+# the function's timeout, so a call is never cut off for want of time (its outcome unknown).
+START_WITH_S = 15.0
+_remaining_s: list[Callable[[], float]] = []
+
+
 @cache
 def _outcomes() -> tuple[Counters, Touches, Archive]:
     settings = DeliverySettings.from_env()
@@ -74,6 +81,8 @@ def record_handler(record: SQSRecord) -> None:
         logger.error("not a message request", reason=str(error), body=record.body[:500])
         raise
     logger.append_keys(message_id=request.message_id, profile_id=request.profile_id)
+    if _remaining_s and _remaining_s[0]() < START_WITH_S:
+        raise RetryLater("too little of the invocation left to begin a delivery: the queue brings it back")
     now = _clock()()
     try:
         outcome = deliver_paced(request, ports, policy, lambda: _clock()(), _sleep(), _requeue())
@@ -93,6 +102,7 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    _remaining_s[:] = [lambda: context.get_remaining_time_in_millis() / 1000]
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from midstage import keys
 from midstage.adapters.automation_store import CampaignRuns, JourneyInstances, RefreshJobs
@@ -149,6 +150,26 @@ def test_the_deliver_sample_sends_the_welcome_email_once(world: World) -> None:
     assert record["providerId"]
     sent = [entry for entry in record["history"] if entry["status"] == "sent"]
     assert len(sent) == 1
+
+
+def test_a_delivery_is_not_begun_with_too_little_of_the_invocation_left(world: World) -> None:
+    # Given the deliver function with 10 s of its invocation left (it begins one with 15)
+    class LateContext(Context):
+        def get_remaining_time_in_millis(self) -> int:
+            return 10_000
+
+    event = sample("deliver", "welcome-email")
+    message_id = MessageRequest.model_validate_json(event["Records"][0]["body"]).message_id
+    deliverer = world.stack.load("DeliverFunction", clock=AT_SEND)
+    # When the message comes, it goes back to the queue untouched: no claim, no provider call
+    # (the whole batch failed, so the invocation fails and SQS offers it again)
+    with pytest.raises(BatchProcessingError, match="too little of the invocation left"):
+        deliverer.lambda_handler(event, LateContext())
+    assert world.ledger.get(message_id) is None
+    # And with time enough it is sent
+    assert deliverer.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    record = world.ledger.get(message_id)
+    assert record is not None and record["status"] == "sent"
 
 
 def test_the_feedback_sample_bounces_the_sent_email_and_suppresses_the_address(world: World) -> None:

@@ -167,7 +167,10 @@ class RecordingProvider:
         address: Address,
         template: Template | None,
         offers: Mapping[str, str | None] | None = None,
+        before_call: Callable[[], None] | None = None,
     ) -> str:
+        if before_call is not None:
+            before_call()
         self.calls.append(request.message_id)
         return f"ses-{len(self.calls)}"
 

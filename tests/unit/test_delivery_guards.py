@@ -3,7 +3,7 @@ errors and quiet hours, with every port faked in memory (the fakes keep the stor
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -101,9 +101,14 @@ class FakeChannels:
         address: Address,
         template: Template | None,
         offers: Mapping[str, str | None] | None = None,
+        before_call: Callable[[], None] | None = None,
     ) -> str:
         self.calls.append((channel, request.message_id, address.value))
         self.rendered_with.append((dict(request.vars), dict(offers or {})))
+        if self.failures and isinstance(self.failures[0], RenderFailure):
+            raise self.failures.pop(0)  # rendering comes before the provider call
+        if before_call is not None:
+            before_call()
         if self.failures:
             raise self.failures.pop(0)
         return f"provider-{len(self.calls)}"
@@ -664,6 +669,34 @@ def test_given_a_provider_answer_lost_when_delivered_then_marketing_ends_unknown
         assert rig.deliver(message, NOON + timedelta(seconds=30)).status == DUPLICATE
         assert len(rig.channels.calls) == 1
     assert ends in [entry["status"] for entry in rig.record(message)["history"]]
+
+
+def test_given_a_worker_that_fails_before_the_provider_call_when_redelivered_then_the_message_is_sent() -> None:
+    # The mark is made once the message is rendered and signed: a failure before that (the links
+    # key ring unreadable, say) leaves no doubt, and the redelivery sends.
+    class FailsWhileRendering(FakeChannels):
+        def send(self, *args: Any, **kwargs: Any) -> str:
+            if not self.calls:
+                self.calls.append(("email", "unreadable key ring", ""))
+                raise RuntimeError("the links key ring could not be read")
+            return super().send(*args, **kwargs)
+
+    rig = Rig(policy=Policy(lease_seconds=120), channels=FailsWhileRendering())
+    message = request()
+    with pytest.raises(RuntimeError):
+        rig.deliver(message)
+    assert "providerCallAt" not in rig.record(message)
+    assert rig.deliver(message, NOON + timedelta(seconds=121)).status == SENT
+
+
+def test_given_a_webhook_cut_off_mid_call_when_redelivered_then_it_is_sent_again_with_its_idempotency_key() -> None:
+    profile = person(identities={"user_id": ["u1"]})
+    rig = Rig(policy=Policy(lease_seconds=120)).with_person(profile)
+    rig.channels.failures.append(DiedInTheCall())  # type: ignore[arg-type]
+    message = request(channels=["webhook"], webhook_url="https://hooks.example.com/in")
+    with pytest.raises(DiedInTheCall):
+        rig.deliver(message)
+    assert rig.deliver(message, NOON + timedelta(seconds=121)).status == SENT
 
 
 def test_given_a_provider_answer_when_the_message_is_released_deferred_or_finished_then_no_call_is_left_awaiting() -> (

@@ -112,8 +112,11 @@ class ChannelSenders:
         address: Address,
         template: Template | None,
         offers: Mapping[str, str | None] | None = None,
+        before_call: Callable[[], None] | None = None,
     ) -> str:
-        provider_id = self._send(channel, request, profile, address, template, offers)
+        """`before_call` runs once everything is rendered and signed, just before the provider
+        is called: the deliverer marks the ledger there (services/delivery.py)."""
+        provider_id = self._send(channel, request, profile, address, template, offers, before_call or _nothing)
         # The last line of a request's trace: what the provider took, under the request's id.
         logger.info("provider accepted", channel=channel, message_id=request.message_id, provider_id=provider_id)
         return provider_id
@@ -126,10 +129,11 @@ class ChannelSenders:
         address: Address,
         template: Template | None,
         offers: Mapping[str, str | None] | None,
+        before_call: Callable[[], None],
     ) -> str:
         try:
             if channel == "webhook":
-                return self._webhook(request, profile, address)
+                return self._webhook(request, profile, address, before_call)
             assert template is not None
             unsubscribe = self._unsubscribe_url(request, profile, channel, address)
             tz = zone_of(profile, self.settings.default_timezone).key
@@ -148,16 +152,19 @@ class ChannelSenders:
             except template_logic.RenderError as error:
                 raise RenderFailure(str(error)) from error
             if channel == "email":
-                return self._email(request, address, template, rendered, unsubscribe)
+                return self._email(request, address, template, rendered, unsubscribe, before_call)
             if channel == "sms":
                 sms_type = "Transactional" if request.category == "transactional" else "Promotional"
+                before_call()
                 return self.sms.send(address.value, rendered["body"], sms_type, self.settings.sms_sender_id or None)
             if channel == "push":
                 data = {"messageId": request.message_id}
+                before_call()
                 return self.push.send(address.platform or "", address.value, rendered["title"], rendered["body"], data)
             if channel == "inbox":
                 if self.inbox is None:
                     raise ProviderFailure("configuration", "no inbox store configured")
+                before_call()
                 self.inbox.put(profile.id, request.message_id, rendered["title"], rendered["body"], self.clock())
                 return request.message_id
         except ProviderError as error:
@@ -174,6 +181,7 @@ class ChannelSenders:
         template: Template,
         rendered: dict[str, str],
         unsubscribe: str | None,
+        before_call: Callable[[], None],
     ) -> str:
         html = rendered.get("html")
         base = self.settings.public_base_url.rstrip("/")
@@ -206,6 +214,7 @@ class ChannelSenders:
                 **({"correlation": correlated} if (correlated := self._correlation_id()) else {}),
             },
         )
+        before_call()
         return self.email.send(email)
 
     def _unsubscribe_url(self, request: MessageRequest, profile: Profile, channel: str, address: Address) -> str | None:
@@ -215,7 +224,9 @@ class ChannelSenders:
         payload = {"k": "u", "m": request.message_id, "p": profile.id, "a": address.value, "c": channel}
         return f"{base}/u/{links.sign(payload, self.key_ring('links').current)}"
 
-    def _webhook(self, request: MessageRequest, profile: Profile, address: Address) -> str:
+    def _webhook(
+        self, request: MessageRequest, profile: Profile, address: Address, before_call: Callable[[], None]
+    ) -> str:
         include = set(request.webhook_include)
         payload: dict[str, Any] = {
             "id": request.message_id,
@@ -237,5 +248,10 @@ class ChannelSenders:
         # Signed with every key still verifying, current first: a receiver holding the secret from
         # before a rotation keeps accepting requests until the old key expires.
         signing = [key.secret for key in self.key_ring("webhooks").verifying(moment)]
+        before_call()
         status = self.webhook.send(address.value, body, signing, request.message_id, int(moment.timestamp()))
         return f"http-{status}"
+
+
+def _nothing() -> None:
+    """No mark to make before the provider call."""

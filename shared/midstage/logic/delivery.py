@@ -230,15 +230,16 @@ def quiet_reason(until: datetime, zone: ZoneInfo, window: tuple[time, time]) -> 
     return f"quiet_hours: deferred to {iso(until)} ({zone.key} {window[1].strftime('%H:%M')})"
 
 
-# Channels whose "provider" is our own table, written by message id: a second write is the same
-# item, so an attempt that died mid-call can simply be made again.
-RESEND_SAFE_CHANNELS = frozenset({"inbox"})
+# Channels where a second call is not a second message, so an attempt that died mid-call can
+# simply be made again: the inbox is our own table, written by message id; a webhook carries
+# `Midstage-Idempotency-Key: <message id>`, by which its receiver drops a repeat.
+RESEND_SAFE_CHANNELS = frozenset({"inbox", "webhook"})
 
 
 def unknown_outcome_refusal(record: Mapping[str, Any], category: str) -> str:
     """Why a message is not sent again when its last attempt called the provider and ended
     before the answer was recorded (a killed worker, a timeout): the provider may have sent it,
-    and SES, SNS and a webhook take no idempotency key, so a second call may be a second email.
+    and SES and SNS take no idempotency key, so a second call may be a second email.
     Marketing is then sent at most once: it ends `failed` with this reason, and the provider's
     own feedback (a delivery, a bounce) still lands on the record. Transactional messages (a
     receipt, a password reset) and resend-safe channels are sent again: '' means send."""

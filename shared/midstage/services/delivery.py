@@ -123,7 +123,10 @@ class Channels(Protocol):
         address: Address,
         template: Template | None,
         offers: Mapping[str, str | None] | None = None,
-    ) -> str: ...
+        before_call: Callable[[], None] | None = None,
+    ) -> str:
+        """`before_call` is called once the message is rendered, just before the provider."""
+        ...
 
 
 class OriginStates(Protocol):
@@ -291,14 +294,19 @@ def _claimed(
             return _held_by_pause(ports, request, pause, now)
     # Issued after every guard, so a message blocked or deferred takes no code.
     request, codes = _offer_codes(request, profile, template, ports, now)
-    refused = {var[: -len("_refused")]: str(why) for var, why in request.vars.items() if var.endswith("_refused")}
+    # The refusals of the offers the message carries (not any var a caller named `*_refused`).
+    refused = {var: str(request.vars[f"{var}_refused"]) for var in request.offers if f"{var}_refused" in request.vars}
     if refused and (refusal := offer_refusal(request.vars, template, refused)):
         return _finish(ports, message_id, Outcome(BLOCKED, refusal, channel), now)
-    # Until the answer is recorded (every finish removes the mark), a redelivery after this
-    # attempt's lease knows the provider may already have the message.
-    ports.ledger.note(message_id, now, providerCallAt=iso(now), providerChannel=channel)
+
+    def mark_the_call() -> None:
+        # Rendered and signed, the provider next: until the answer is recorded (every finish
+        # removes the mark), a redelivery after this attempt's lease knows the provider may
+        # already have the message.
+        ports.ledger.note(message_id, now, providerCallAt=iso(now), providerChannel=channel)
+
     try:
-        provider_id = ports.channels.send(channel, request, profile, address, template, codes)
+        provider_id = ports.channels.send(channel, request, profile, address, template, codes, mark_the_call)
     except RenderFailure as error:
         return _finish(ports, message_id, Outcome(FAILED, f"render: {error}", channel), now)
     except ProviderFailure as error:
@@ -310,6 +318,9 @@ def _claimed(
                 )
                 if unknown:
                     count(OutcomeUnknown=1)
+                    if probing and pause is not None and ports.pauses is not None:
+                        # No answer says nothing of the account: the next message probes at once.
+                        ports.pauses.probe_failed(channel, pause.reason, now, pause.failures, now)
                     return _finish(ports, message_id, Outcome(FAILED, unknown, channel), now)
             ports.ledger.release(message_id, f"retrying: {error.reason}", now)
             raise RetryLater(error.reason) from error

@@ -137,7 +137,8 @@ def classify(error: ClientError, service: str) -> ProviderError:
     code, message, status = client_error_parts(error)
     said = f"{service} answered {code or status}: {message}" if message else f"{service} answered {code or status}"
     if code in _RETRYABLE_CODES or status >= 500:
-        return ProviderError(RETRYABLE, said, code)
+        # A server error may come after the provider took the request: a send's outcome is unknown.
+        return ProviderError(RETRYABLE, said, code, ambiguous=server_failed(error))
     if code in _CONFIGURATION_CODES:
         return ProviderError(CONFIGURATION, said, code)
     # Unknown 4xx codes count as permanent: retrying a request the service called malformed never helps.
@@ -160,7 +161,49 @@ def transport_error(error: BotoCoreError, service: str) -> ProviderError:
 _ANSWER_LOST = (ReadTimeoutError, ConnectionClosedError)
 # Never reached the provider.
 _NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
+# Answers that say the provider did not take the request: it may be made again whatever it does.
+_REFUSED_FOR_NOW = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "Throttled",
+        "TooManyRequestsException",
+        "LimitExceededException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "KMSThrottling",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+    }
+)
+# A server error other than 503 says the provider failed somewhere in handling the request,
+# which may be after it took it: for a send, the outcome is unknown.
+_SERVER_FAILED = frozenset(
+    {
+        "InternalFailure",
+        "InternalError",
+        "InternalServiceError",
+        "InternalServerError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 SEND_ATTEMPTS = 4
+# At most this long in retries (an attempt already under way finishes): the deliver function's
+# timeout (30 s) holds a batch of messages, and a message cut off mid-call is left unknown.
+SEND_BUDGET_S = 5.0
+
+
+def refused_for_now(error: ClientError) -> bool:
+    code, _, status = client_error_parts(error)
+    return code in _REFUSED_FOR_NOW or status in (429, 503)
+
+
+def server_failed(error: ClientError) -> bool:
+    """A 5xx (other than 503) or an internal error: the provider may have taken the request."""
+    code, _, status = client_error_parts(error)
+    return not refused_for_now(error) and (code in _SERVER_FAILED or status >= 500)
 
 
 def once(
@@ -168,28 +211,37 @@ def once(
     *,
     idempotent: bool = False,
     attempts: int = SEND_ATTEMPTS,
+    budget_s: float = SEND_BUDGET_S,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """`call` (a provider call made by a client without botocore retries), tried again only when
     that cannot make the provider act twice: the request never got through (no connection), or
-    the provider refused it for now (throttling, 5xx: it did not take it). A lost answer (a read
-    timeout, a connection closed mid-answer) is tried again only for an `idempotent` call: for a
-    send, the error goes up, and transport_error marks it ambiguous. The last error goes up as
-    raised, for the caller to classify."""
+    the provider refused it for now (throttling, 503). A lost answer (a read timeout, a
+    connection closed mid-answer) or another server error is tried again only for an
+    `idempotent` call: for a send the error goes up, and the classification marks it ambiguous.
+    Retries stop after `budget_s`. The last error goes up as raised, for the caller to classify."""
+    started = clock()
     for attempt in range(attempts):
+        last = attempt == attempts - 1
         try:
             return call()
         except ClientError as error:
-            code, _, status = client_error_parts(error)
-            if attempt == attempts - 1 or not (code in _RETRYABLE_CODES or status >= 500):
+            if last or not (refused_for_now(error) or (idempotent and server_failed(error))):
                 raise
-        except _NOT_SENT:
-            if attempt == attempts - 1:
+            failure: Exception = error
+        except _NOT_SENT as error:
+            if last:
                 raise
-        except _ANSWER_LOST:
-            if not idempotent or attempt == attempts - 1:
+            failure = error
+        except _ANSWER_LOST as error:
+            if not idempotent or last:
                 raise
-        sleep(min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))  # jitter
+            failure = error
+        pause = min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)  # jitter
+        if clock() - started + pause > budget_s:
+            raise failure
+        sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
