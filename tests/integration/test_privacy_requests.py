@@ -326,9 +326,13 @@ def test_the_same_body_twice_is_the_same_request_and_another_type_is_a_new_one(a
     worker = api.stack.load("RunImportsFunction")
     worker.lambda_handler(sqs_event([t["Body"] for t in tasks]), Context())
     assert api.get(f"/v1/regulations/{first['regulateId']}")["status"] == "FINISHED"
-    # Once worked, a repeat answers its id and queues nothing
-    assert api.post("/v1/regulations", SUPPRESS_ANN)["regulateId"] == first["regulateId"]
-    assert api.queue("ImportQueue") == []
+    # Once worked, a repeat is done anew: another request may have changed the same people since
+    renewed = api.post("/v1/regulations", SUPPRESS_ANN)
+    assert renewed.status == 202 and renewed["regulateId"] != first["regulateId"]
+    assert {json.loads(t["Body"])["regulateId"] for t in api.queue("ImportQueue")} == {renewed["regulateId"]}
+    # And a repeat by another key is its own request
+    other = api.post("/v1/regulations", SUPPRESS_ANN, role="data_operator")
+    assert other["regulateId"] not in (first["regulateId"], renewed["regulateId"])
     lifted = api.post("/v1/regulations", {**SUPPRESS_ANN, "regulationType": "UNSUPPRESS"})
     assert lifted["regulateId"] != first["regulateId"]
     suppressed_again = api.post("/v1/regulations", SUPPRESS_ANN)

@@ -3,8 +3,8 @@ errors and quiet hours, with every port faked in memory (the fakes keep the stor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -711,6 +711,27 @@ def test_given_a_provider_answer_when_the_message_is_released_deferred_or_finish
     assert "providerCallAt" not in rig.record(message)
     assert rig.deliver(message, NOON + timedelta(seconds=30)).status == SENT
     assert len(rig.channels.calls) == 2
+
+
+class FakePrivacy:
+    """Privacy suppressions by identifier, as PrivacyStore.matching answers."""
+
+    def __init__(self, *held: tuple[str, str]) -> None:
+        self.held = set(held)
+        self.asked: list[tuple[str, str]] = []
+
+    def matching(self, identifiers: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        self.asked = list(identifiers)
+        return {i: "reg_1" for i in self.asked if i in self.held}
+
+
+def test_given_a_privacy_suppressed_address_only_in_the_email_trait_when_delivered_then_it_is_blocked() -> None:
+    # The trait (used first) is not among the identities: a merge was refused, say
+    rig = Rig().with_person(person(traits={"email": " Left@Example.COM"}, identities={"email": ["other@example.com"]}))
+    ports = replace(rig.ports, privacy=FakePrivacy(("email", "left@example.com")))
+    outcome = deliver(request(), ports, rig.policy, NOON)
+    assert (outcome.status, outcome.reason) == (BLOCKED, "suppressed: privacy request reg_1")
+    assert rig.channels.calls == []
 
 
 # ============================================================================== provider and template errors

@@ -153,6 +153,21 @@ def test_csv_files_quote_what_needs_it_and_keep_nested_values_as_json() -> None:
     ]
 
 
+def test_a_cell_a_spreadsheet_would_run_as_a_formula_is_kept_as_text() -> None:
+    rows = [{"value": v} for v in ('=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "\tx", "plain", 5, -3)]
+    read = list(csv.reader(io.StringIO(csv_file("x.csv", rows).content.decode(), newline="")))
+    assert [cell for (cell,) in read[1:]] == [
+        '\'=HYPERLINK("http://x")',
+        "'+1",
+        "'-2",
+        "'@SUM(A1)",
+        "'\tx",
+        "plain",
+        "5",
+        "-3",  # a number is a number
+    ]
+
+
 def test_flatten_gives_dotted_paths_to_every_leaf() -> None:
     assert privacy.flatten({"a": {"b": 1, "c": {}}, "d": [1]}) == [
         {"field": "a.b", "value": 1},

@@ -178,9 +178,11 @@ def csv_file(name: str, rows: Sequence[Mapping[str, Any]]) -> BundleFile:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    if not isinstance(value, str):
+        return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    # Text a spreadsheet would read as a formula (=, +, -, @, a tab or a carriage return first)
+    # is kept as text: the bundle is opened in spreadsheets, and a trait is anyone's text.
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def flatten(value: Any, prefix: str = "") -> list[dict[str, Any]]:

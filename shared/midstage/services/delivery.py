@@ -228,7 +228,11 @@ def _claimed(
         return _finish(ports, message_id, Outcome(BLOCKED, "no_profile: the person does not exist"), now)
     if ports.privacy is not None:
         # The whole person, on every channel and for every category, transactional included.
-        held = ports.privacy.matching(person_identifiers(profile.id, profile.merged_from, profile.identities))
+        # The address an email would go to is checked too: the `email` trait is used before the
+        # identities, and a trait need not be an identity (a refused merge, a full identity slot).
+        emailed = address_for("email", profile, request)
+        known = person_identifiers(profile.id, profile.merged_from, profile.identities)
+        held = ports.privacy.matching([*known, *([("email", emailed.value)] if emailed else [])])
         if held:
             reason = f"suppressed: privacy request {min(held.values())}"
             return _finish(ports, message_id, Outcome(BLOCKED, reason), now)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from midstage.errors import InvalidInput, NotFound, NotSupportedYet, QueueRefused, Unavailable
+from midstage.errors import InvalidInput, MidstageError, NotFound, NotSupportedYet, QueueRefused, Unavailable
 from midstage.logic import privacy
 from midstage.logic.identity import Identifier
 from midstage.logic.timefmt import iso
@@ -32,6 +32,15 @@ from midstage.services.privacy_export import bundle_files
 # A repeat of a request within this window, with no other request on its subjects in between,
 # is the same request (the same regulateId, nothing done twice).
 REPLAY_WINDOW = timedelta(hours=24)
+UNDER_WAY = ("INITIALIZED", "RUNNING")
+
+
+def _same_request(kept: Mapping[str, Any] | None, actor: str) -> bool:
+    if kept is None or kept.get("requestedBy") != actor or kept["status"] == "FAILED":
+        return False
+    return kept["status"] in UNDER_WAY or kept["regulationType"] == "EXPORT"
+
+
 REGULATE_ID = re.compile(r"reg_[0-9]{20}[0-9a-f]{12}")
 SIGNED_URL_SECONDS = 900
 MAX_EXPORT_SUBJECTS = 100
@@ -120,6 +129,12 @@ class PrivacyRequests:
         digest = privacy.subjects_digest(body.subjectType, subjects.identifiers)
         kept_id, created = self.regulations.create(record, digest, iso(now - REPLAY_WINDOW))
         kept = record if created else self.regulations.get(kept_id)
+        if not created and not _same_request(kept, actor):
+            # A repeat is the same request only for the caller who made it, and a suppression or
+            # its lift only while under way: once it ended, another request may have changed the
+            # same people since (an UNSUPPRESS by another of their identifiers), so it is done anew.
+            kept_id, created = self.regulations.create(record, digest, iso(now + timedelta(microseconds=1)))
+            kept = record
         if kept is not None and kept["status"] == "INITIALIZED":
             # A repeat of a request not yet worked does its start again: the first may have
             # stopped between storing it and queueing it (the work is safe to do twice).
@@ -180,10 +195,12 @@ class PrivacyRequests:
         try:
             record.update(self._work(record))
             record["status"] = "FINISHED"
-        except Exception as error:  # the request ends FAILED with why, and the worker goes on
-            logger.exception("privacy request failed", regulate_id=regulate_id)
+        except (MidstageError, ValueError) as error:  # what another try would meet again: FAILED, with why
+            logger.warning("privacy request failed", regulate_id=regulate_id, error=type(error).__name__)
             record["status"] = "FAILED"
             record["error"] = f"{type(error).__name__}: {str(error)[:300]}"
+        # Anything else (a store throttled or unreachable) goes up: the queue offers the task
+        # again, RUNNING is worked again, and after its retries it is a dead letter.
         record["finishedAt"] = iso(self.clock())
         self.regulations.save(record)
         return str(record["status"])

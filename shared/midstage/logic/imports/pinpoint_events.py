@@ -47,7 +47,7 @@ from midstage.logic.timefmt import iso
 
 MAX_RECORD_BYTES = 1024 * 1024  # Pinpoint's records are a few KB; a bigger one is not one of them
 # Firehose buffers at most 128 MiB into one object; a file inflating past this is not its output.
-MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_FILE_BYTES = 160 * 1024 * 1024  # Firehose writes at most 128 MiB an object; held whole (three copies) in 1 GB
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_NAME_CHARS = 200
 MAX_PROPERTIES = 200
