@@ -321,3 +321,10 @@ def test_the_verify_command_refuses_a_head_it_cannot_read(head: str, capsys: pyt
 
     assert cli.main(["audit", "verify", "--table", "t", "--expect-head", head]) == 2
     assert "--expect-head is <seq>:<64 hex digits>" in capsys.readouterr().err
+
+
+def test_a_personal_target_is_one_digest_however_the_path_was_spelled() -> None:
+    spelled = [" email:ann@example.com", "email%3Aann%40example.com", "email:ann@example.com"]
+    targets = {audit.target({"profile_ref": value}, personal=True) for value in spelled}
+    assert targets == {"profile_ref=" + audit.digest("email:ann@example.com")}
+    assert audit.target({"rule_id": "welcome"}, personal=False) == "rule_id=welcome"

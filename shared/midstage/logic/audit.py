@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 GENESIS = "0" * 64
 # The fields every entry has, in the order the API shows them; `hash` covers all the others.
@@ -71,7 +72,13 @@ def target(params: Mapping[str, str], *, personal: bool) -> str | None:
     be an email address, a suppression's path is one."""
     if not params:
         return None
-    return "/".join(f"{name}={digest(value) if personal else value}" for name, value in params.items())
+    return "/".join(f"{name}={digest(plain(value)) if personal else value}" for name, value in params.items())
+
+
+def plain(value: str) -> str:
+    """A path value as the services read it: percent-decoded and trimmed, so one person is one
+    target however a client spelled the path."""
+    return unquote(value).strip()
 
 
 def audited(method: str, *, personal: bool) -> bool:

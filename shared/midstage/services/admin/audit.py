@@ -69,7 +69,7 @@ class AuditFilter:
 def _names(target: Any, wanted: str) -> bool:
     """A target names `wanted` when one of its parameters is it or its digest."""
     values = {part.partition("=")[2] for part in str(target or "").split("/")}
-    return wanted in values or audit.digest(wanted) in values
+    return wanted in values or audit.digest(audit.plain(wanted)) in values
 
 
 def parse_filter(query: Mapping[str, str | None]) -> AuditFilter:
