@@ -20,10 +20,10 @@ import json
 import shlex
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from midstage.logic.pinpoint.channels import Checklist, read
+from midstage.pinpoint_convert_command import input_files
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +36,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     documents: list[tuple[str, Any]] = []
     try:
-        files = _files(args.paths)
+        files = input_files(args.paths)
     except ValueError as error:
         print(f"pinpoint-channels: {error}", file=sys.stderr)
         return 2
@@ -67,18 +67,3 @@ def show(checklist: Checklist, echo: Callable[[str], None]) -> None:
     settings = {name: value for plan in checklist.plans.values() for name, value in plan.settings.items()}
     for name, value in sorted(settings.items()):
         echo(f"and set {name}={shlex.quote(value)} on the deliver function (docs/operations.md, settings)")
-
-
-def _files(paths: list[str]) -> list[Path]:
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*.json") if p.is_file()))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise ValueError(f"{raw}: no such file or folder")
-    if not found:
-        raise ValueError("no JSON files to read")
-    return found
