@@ -3,8 +3,10 @@ adapters behind services/delivery.Ports), so the handler stays parsing, one call
 
 from __future__ import annotations
 
+from midstage.adapters.archive_stream import archive_sink
 from midstage.adapters.channels import ApprovedTemplates, ChannelSenders, ChannelSettings
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.experiment_store import ExperimentTable, RecentExperiments
 from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore
 from midstage.adapters.offer_store import OfferStore
 from midstage.adapters.privacy_store import PersonSuppressions, Salt
@@ -48,6 +50,8 @@ def delivery_wiring(settings: DeliverySettings, clock: Clock) -> tuple[Ports, Po
         pacer=SendRateBucket(table, {"email": SesSendRate(monotonic=seconds).rate}),
         offers=OfferIssuer(OfferStore(table)),
         privacy=PersonSuppressions(table, Salt(settings.config_table, create=True)),
+        experiments=RecentExperiments(ExperimentTable(table), monotonic=seconds),
+        exposures=archive_sink(settings.archive_stream),
     )
     policy = Policy(
         marketing_consent=settings.marketing_consent,

@@ -111,6 +111,9 @@ class SendMessage(_Body):
     category: Category
     vars: dict[str, Any] = Field(default_factory=dict)
     idempotencyKey: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@+=-]+$")
+    experiment: str | None = Field(
+        default=None, pattern=_ID, description="an experiment whose arms split this send (docs/experiments.md)"
+    )
 
     @field_validator("channels")
     @classmethod
