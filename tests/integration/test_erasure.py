@@ -283,3 +283,25 @@ def test_two_workers_on_one_request_work_it_once(api: Api) -> None:
     second.clock = lambda: NOW + timedelta(seconds=901)
     assert second.run(created) == "FINISHED"
     assert second.run(created) == "FINISHED"  # and a redelivery after the end leaves it as it is
+
+
+def test_the_reports_copy_of_a_rewritten_archive_object_is_fetched_again(api: Api, tmp_path: Any) -> None:
+    from datetime import date
+
+    from midstage.adapters.erasure_store import ArchiveRewriter
+    from midstage.adapters.parquet import decode
+
+    # Given an object holding Ann's and Bob's rows, copied into a report's cache
+    archive_rows(api, {"p-ann": ("ann", "ann@example.com"), "p-bob": ("bob", "bob@example.com")})
+    bucket, s3 = api.stack.output("ArchiveBucketName"), api.stack.clients.s3()
+    cache = S3Archive(bucket, "archive/", tmp_path)
+    cache._client = s3
+    assert cache.sync(["event"], date(2026, 11, 22), date(2026, 11, 22)) > 0
+
+    # When Ann's rows are erased from it
+    assert ArchiveRewriter(bucket, "archive/", client=s3).erase({"profile_id": ["p-ann"]}) == (1, 3)
+
+    # Then the next sync replaces the copy: the report reads Bob's rows only
+    cache.sync(["event"], date(2026, 11, 22), date(2026, 11, 22))
+    [copy] = list(tmp_path.rglob("*.parquet"))
+    assert {row["profile_id"] for row in decode(copy.read_bytes())} == {"p-bob"}
