@@ -29,6 +29,7 @@ from midstage.services.journeys import JourneyCatalog, JourneyRunner
 from tests.integration.conftest import Context, Stack, sample
 from tests.integration.test_admin_messaging import ROLES, Api
 from tests.integration.test_privacy_requests import approved_template, send_and_deliver, updater_event, work_requests
+from tests.unit.test_openapi import schema_validator
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ANN_VALUES = ("ann@example.com", "+14155550100", "5b6c0c1e-3c5d-4b8e-9d3b-8e2f6a1b2c3d", "Ann Lee", "dev-two")
@@ -196,6 +197,8 @@ def test_delete_only_erases_the_person_from_every_store_and_leaves_another_untou
 
     shown = api.get(f"/v1/regulations/{created['regulateId']}")
     assert shown["status"] == "FINISHED", shown.body
+    errors = list(schema_validator({"$ref": "#/components/schemas/Regulation"}).iter_errors(shown.body))
+    assert not errors, [e.message for e in errors[:3]]
     stores = {e["store"]: e for e in shown["report"]}
     assert stores["profiles"]["people"] == 1
     assert stores["profile_items"]["status"] == "done" and stores["profile_items"]["items"] >= 2
@@ -305,3 +308,36 @@ def test_the_reports_copy_of_a_rewritten_archive_object_is_fetched_again(api: Ap
     cache.sync(["event"], date(2026, 11, 22), date(2026, 11, 22))
     [copy] = list(tmp_path.rglob("*.parquet"))
     assert {row["profile_id"] for row in decode(copy.read_bytes())} == {"p-bob"}
+
+
+def test_a_store_failing_mid_way_leaves_the_request_running_and_the_retry_finishes_it(api: Api) -> None:
+    ann_id, bob_id = build_people(api)
+    created = api.post(
+        "/v1/regulations", {"regulationType": "DELETE_ONLY", "subjectType": "USER_ID", "subjectIds": ["ann"]}
+    )["regulateId"]
+    api.stack.load("RunImportsFunction")  # its environment
+    worker = privacy_worker.__wrapped__(ImportSettings.from_env(), lambda: NOW)
+    assert worker.erasure is not None
+    stores = worker.erasure.stores
+
+    def unreachable(people: Any) -> int:
+        raise ConnectionError("DynamoDB unreachable")
+
+    # Given the last store fails on the first try, after her identities are gone
+    stores.profile_items = unreachable  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        worker.run(created)
+    shown = api.get(f"/v1/regulations/{created}")
+    assert shown["status"] == "RUNNING"
+    report = {e["store"]: e for e in shown["report"]}
+    assert report["identities"]["status"] == "done" and report["profile_items"]["status"] == "failed"
+    assert api.profiles().identity_owners([("user_id", "ann")]) == {}
+    assert api.profiles().profiles([ann_id])  # her profile item is still there
+
+    # When the queue offers it again, the next try finds her by what the first one remembered
+    del stores.profile_items
+    assert worker.run(created) == "FINISHED"
+    shown = api.get(f"/v1/regulations/{created}")
+    assert all(e["status"] == "done" for e in shown["report"] if "status" in e)
+    assert {e["store"]: e for e in shown["report"]}["profile_items"]["items"] >= 2
+    assert api.profiles().profiles([ann_id]) == {} and api.profiles().profile(bob_id) is not None
