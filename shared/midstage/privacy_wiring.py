@@ -18,6 +18,7 @@ from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.clock import Clock
 from midstage.config import ImportSettings
+from midstage.models.destinations import DESTINATION_KIND, Destination
 from midstage.services.bulk_import import Tasks
 from midstage.services.erasure import Erasure, Stores
 from midstage.services.privacy import PrivacyRequests
@@ -63,6 +64,7 @@ def eraser(settings: ImportSettings, clock: Callable[[], datetime]) -> Erasure:
         MessageLedger(settings.data_table),
         archive,
         lambda: [source.id for source in config.list_sources()],
+        destinations=lambda: [d.id for d in config.documents(DESTINATION_KIND, Destination)],
         clock=clock,
         origin_shards=settings.origin_shards,
     )

@@ -17,10 +17,12 @@ from midstage.adapters.archive_engines import S3Archive
 from midstage.adapters.automation_store import EntryCaps, JourneyInstances, Touches
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.counters import Counters
+from midstage.adapters.destination_store import DestinationStore
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.queues import MessageQueue
 from midstage.adapters.timer_store import TimerStore
 from midstage.config import ImportSettings
+from midstage.logic.destinations import Entry
 from midstage.logic.timefmt import iso
 from midstage.models.archive import EventRecord
 from midstage.models.journeys import Journey
@@ -140,7 +142,20 @@ def build_people(api: Api) -> tuple[str, str]:
     api.profiles().quarantine([{**quarantined, "event": {"userId": "ann", "traits": {"email": "ann@example.com"}}}], 0)
     api.profiles().quarantine([{**quarantined, "id": "q2", "event": {"userId": "bob"}}], 0)
     archive_rows(api, {ann_id: ("ann", "ann@example.com"), bob_id: ("bob", "bob@example.com")})
+    waiting_for_a_destination(api, {ann_id: "ann", bob_id: "bob"})
     return ann_id, bob_id
+
+
+def waiting_for_a_destination(api: Api, people: dict[str, str]) -> None:
+    """Each person's event waiting for a webhook destination, as the feed queues it."""
+    made = api.post("/v1/destinations", {"name": "wh", "kind": "webhook", "url": "https://hooks.example.com/in"})
+    destination_id = made["id"] if made.status == 201 else api.get("/v1/destinations")["destinations"][0]["id"]
+    store = DestinationStore(api.data_table, client=api.stack.clients.dynamodb())
+    entries = [
+        Entry(f"{n:020d}", profile_id, f"{user_id}-dq", {"userId": user_id, "event": "Browsed"}, iso(NOW))
+        for n, (profile_id, user_id) in enumerate(sorted(people.items()))
+    ]
+    store.append(destination_id, entries)
 
 
 def texts(value: Any) -> list[str]:
@@ -206,6 +221,7 @@ def test_delete_only_erases_the_person_from_every_store_and_leaves_another_untou
         assert stores[store] == {"store": store, "status": "done", "items": stores[store]["items"]}
         assert stores[store]["items"] >= 1, store
     assert stores["identities"]["items"] >= 5 and stores["quarantine"]["items"] == 1
+    assert stores["destination_queues"]["items"] == 1
     assert stores["archive"]["items"] == 3
     # Nothing of Ann is left in the table, the request included (it forgot its subjects)
     assert holds([t for i in data_items(api) for t in texts(i)], ann_profiles) == []

@@ -54,6 +54,7 @@ class Stores:
         archive: Archive | None,
         sources: Callable[[], list[str]],
         *,
+        destinations: Callable[[], list[str]] = list,
         clock: Callable[[], datetime],
         origin_shards: int,
     ) -> None:
@@ -61,6 +62,7 @@ class Stores:
         self.ledger = ledger
         self.archive = archive
         self.sources = sources
+        self.destinations = destinations
         self.clock = clock
         self.origin_shards = origin_shards
 
@@ -76,6 +78,7 @@ class Stores:
             ("offer_codes", self.offer_codes),
             ("quarantine", self.quarantine),
             ("address_suppressions", self.address_suppressions),
+            ("destination_queues", self.destination_queues),
         ]
         if self.archive is not None:
             found.append(("archive", self.archived))
@@ -150,6 +153,19 @@ class Stores:
         ]
         return self.table.delete(theirs)
 
+    def destination_queues(self, people: Sequence[Person]) -> int:
+        """Their events waiting for a destination, or kept failed for a redrive (`DQ#`, `DF#`)."""
+        profile_ids = {pid for p in people for pid in p.profile_ids}
+        wanted = frozenset(v for p in people for v in p.values)
+        theirs = [
+            _key(item)
+            for destination in self.destinations()
+            for pk in (keys.destination_queue_pk(destination), keys.destination_failed_pk(destination))
+            for item in self.table.items(pk)
+            if item.get("profile_id") in profile_ids or erasure.mentions(_json(item.get("payload")), wanted)
+        ]
+        return self.table.delete(theirs)
+
     def address_suppressions(self, people: Sequence[Person]) -> int:
         """Per-address suppressions of their emails and phones (the address is the key)."""
         wanted = [keys.suppression_key("email", v) for p in people for v in p.of_type("email")]
@@ -168,6 +184,13 @@ class Stores:
         """Everything left under their profiles: the profile items, tombstones included (with
         the consent, segment memberships and traits they hold), and any kind of item added later."""
         return self.table.delete(_key(i) for i in self._under(people, ""))
+
+
+def _json(text: Any) -> Any:
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 def _touch(sort_key: str) -> dict[str, str] | None:
