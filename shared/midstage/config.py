@@ -158,6 +158,10 @@ class ImportSettings(CollectSettings):
     import_queue_url: str
     # Bytes of (decompressed) file per part: one part is one invocation, well within its time.
     import_part_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    # Erasure (services/erasure.py): the archive's objects under this prefix of the bucket are
+    # rewritten without the person; each store's pass is appended to the audit log.
+    archive_prefix: str = "archive/"
+    audit_table: str = ""
 
 
 class ProfileSettings(StoreSettings):

@@ -184,7 +184,16 @@ class SuppressionPut(_Body):
 class RegulationCreate(_Body):
     """A privacy request, in Segment's Regulations shape (services/privacy.py)."""
 
-    regulationType: Literal["SUPPRESS_ONLY", "UNSUPPRESS", "SUPPRESS_WITH_DELETE", "DELETE_ONLY", "EXPORT"]
+    # DELETE_INTERNAL and DELETE_ARCHIVE_ONLY are Segment's: answered 422 regulation_type_not_supported.
+    regulationType: Literal[
+        "SUPPRESS_ONLY",
+        "UNSUPPRESS",
+        "SUPPRESS_WITH_DELETE",
+        "DELETE_ONLY",
+        "EXPORT",
+        "DELETE_INTERNAL",
+        "DELETE_ARCHIVE_ONLY",
+    ]
     subjectType: Literal["USER_ID", "ANONYMOUS_ID", "EMAIL", "PHONE", "PROFILE_ID"]
     subjectIds: list[Annotated[str, StringConstraints(min_length=1, max_length=512)]] = Field(
         min_length=1, max_length=5000
