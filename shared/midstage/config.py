@@ -280,6 +280,23 @@ class SweepSettings(StoreSettings):
     sweep_parts: int = Field(default=8, ge=1, le=1000)
 
 
+class PredictionSettings(StoreSettings):
+    """The weekly refit (functions/refit_predictions, docs/predictions.md): it reads the archive
+    as the reports do and hands the scores to the profile updater through the ingest queue."""
+
+    ingest_queue_url: str
+    analytics_engine: Literal["duckdb", "athena"] = "duckdb"
+    archive_bucket: str = ""
+    archive_prefix: str = "archive/"
+    athena_workgroup: str = ""
+    athena_database: str = ""
+    analytics_cache_dir: str = "/tmp/midstage-archive"  # noqa: S108 -- Lambda's only writable place
+    # The archive window the models learn from, and the customer-value options (refit.py).
+    prediction_lookback_days: int = Field(default=730, ge=30, le=3650)
+    prediction_annual_discount_rate: float = Field(default=0.10, gt=-1.0, le=10.0)
+    prediction_unit: Literal["day", "week", "month"] = "week"
+
+
 class CampaignSettings(StoreSettings):
     delivery_queue_url: str
     campaign_queue_url: str

@@ -91,3 +91,14 @@ def test_recommendations_follow_the_neighbours_then_popularity_without_what_was_
 def test_the_model_is_the_same_whatever_the_order_of_the_rows() -> None:
     rows = purchases()
     assert fit_items(rows) == fit_items(list(reversed(rows)))
+
+
+def test_a_person_is_shown_their_stored_list_and_someone_without_one_the_best_sellers() -> None:
+    from midstage.logic.predictions.recommendations import for_person, popular_of
+
+    stored = {"predicted": {"recommendations": {"value": ["socks", "scarf"], "model": "recommendations.v2"}}}
+    popular = popular_of({"popular": ["shoes", "hat"], "neighbours": {}})
+    assert for_person(stored, popular) == ["socks", "scarf"]
+    assert for_person({"plan": "pro"}, popular) == ["shoes", "hat"]
+    assert for_person({"predicted": {"churn_risk": {"value": 0.2}}}, popular) == ["shoes", "hat"]
+    assert for_person({}, popular_of(None)) == []

@@ -1,0 +1,50 @@
+"""The weekly refit's wiring (functions/refit_predictions): the archive's engine, the privacy
+suppressions, the card store and the ingest queue (the handler keeps them per container)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from midstage.adapters.archive_engines import AthenaEngine, S3Archive
+from midstage.adapters.handoff import SqsHandoff
+from midstage.adapters.model_cards import ModelCardStore
+from midstage.adapters.privacy_store import PersonSuppressions, Salt
+from midstage.config import ConfigurationError, PredictionSettings
+from midstage.logic.predictions.refit import CustomerValueSettings
+from midstage.services.analytics import Engine
+from midstage.services.predictions import RefitSettings
+
+
+@dataclass(frozen=True)
+class RefitWiring:
+    engine: Engine
+    suppressions: PersonSuppressions
+    cards: ModelCardStore
+    events: SqsHandoff
+    settings: RefitSettings
+
+
+def engine_for(settings: PredictionSettings) -> Engine:
+    """Athena on AWS (the function carries no DuckDB); DuckDB over the bucket in the local cloud."""
+    if settings.analytics_engine == "athena":
+        if not settings.athena_workgroup or not settings.athena_database:
+            raise ConfigurationError("the refit reads the archive: set ATHENA_WORKGROUP and ATHENA_DATABASE")
+        return AthenaEngine(settings.athena_workgroup, settings.athena_database)
+    if not settings.archive_bucket:
+        raise ConfigurationError("the refit reads the archive: set ARCHIVE_BUCKET")
+    return S3Archive(settings.archive_bucket, settings.archive_prefix, settings.analytics_cache_dir)
+
+
+def refit_wiring() -> RefitWiring:
+    settings = PredictionSettings.from_env()
+    value = CustomerValueSettings(
+        unit=settings.prediction_unit, annual_discount_rate=settings.prediction_annual_discount_rate
+    )
+    return RefitWiring(
+        engine=engine_for(settings),
+        # Never made here: without a salt no request was ever made, so nobody is suppressed.
+        suppressions=PersonSuppressions(settings.data_table, Salt(settings.config_table)),
+        cards=ModelCardStore(settings.config_table),
+        events=SqsHandoff(settings.ingest_queue_url),
+        settings=RefitSettings(lookback_days=settings.prediction_lookback_days, customer_value=value),
+    )
