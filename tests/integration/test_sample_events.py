@@ -511,11 +511,12 @@ def test_the_destination_samples_queue_anns_events_and_the_scheduled_run_deliver
 def test_the_refit_sample_scores_everyone_but_the_suppressed_once_per_occurrence(
     world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # Given the archive of a shop (tests/unit/predictions/test_refit_service.py) in the bucket,
-    # ann among its people (she viewed a scarf), and regular_005 suppressed by a privacy request
+    # Given the archive of a shop (tests/unit/predictions/test_refit_service.py, 20 customers a
+    # group) in the bucket, ann among its people (she viewed a scarf), and regular_005 suppressed
+    # by a privacy request
     stack, dynamodb = world.stack, world.stack.clients.dynamodb()
     bucket = stack.output("ArchiveBucketName")
-    S3Archive(bucket, "archive/", tmp_path / "writer", client=stack.clients.s3()).write(shop_records(), "shop")
+    S3Archive(bucket, "archive/", tmp_path / "writer", client=stack.clients.s3()).write(shop_records(20), "shop")
     salt = Salt(stack.output("ConfigTableName"), client=dynamodb, create=True)
     PersonSuppressions(world.table, salt, client=dynamodb).suppress(
         [("user_id", "regular_005")], "reg_1", SAMPLES_SENT_AT
@@ -530,7 +531,7 @@ def test_the_refit_sample_scores_everyone_but_the_suppressed_once_per_occurrence
     again = refit_function.lambda_handler(sample("refit_predictions", "scheduled"), Context())
 
     # Then everyone but regular_005 is scored once, and both models are stored as version 1
-    assert (summary["people"], summary["excluded"], summary["scored"]) == (322, 1, 321)
+    assert (summary["people"], summary["excluded"], summary["scored"]) == (42, 1, 41)
     assert summary["cards"] == ["customer_value.v1", "recommendations.v1"]
     assert (again["scored"], again["notes"]) == (
         0,
@@ -543,7 +544,7 @@ def test_the_refit_sample_scores_everyone_but_the_suppressed_once_per_occurrence
 
     # And the profile updater lands the scores: ann gets what goes with the scarf she viewed
     applied = apply_ingest_queue(stack, stack.load("ProfileUpdaterFunction"))
-    assert applied == 321
+    assert applied == 41
 
     def person(user_id: str) -> Profile:
         [owner] = world.profiles.identity_owners([("user_id", user_id)]).values()

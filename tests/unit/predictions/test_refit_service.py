@@ -109,8 +109,8 @@ def shop_orders(per_group: int = 160, as_of: datetime = AS_OF) -> list[dict[str,
     return events
 
 
-def shop_records() -> list[ArchiveRecord]:
-    records = [event_record(event, f"prof_{event['userId']}", ARCHIVED) for event in shop_orders()]
+def shop_records(per_group: int = 160) -> list[ArchiveRecord]:
+    records = [event_record(event, f"prof_{event['userId']}", ARCHIVED) for event in shop_orders(per_group)]
     # ann views a scarf and has no order; bea's second profile was merged into her first
     records.append(
         event_record(
