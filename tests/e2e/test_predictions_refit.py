@@ -80,7 +80,7 @@ def test_every_customer_carries_the_scores_of_the_weeks_model(shop: Platform) ->
     for group in ("regular", "lapsed"):
         for n in range(PER_GROUP):
             scores = predicted(shop, f"{group}_{n:03d}")
-            assert {"churn_risk", "p_alive", "expected_purchases_30d", "p_purchase_30d", "clv_12m"} <= set(scores)
+            assert {"churn_risk", "p_alive", "expected_purchases_30d", "p_purchase_30d"} <= set(scores)
             assert scores["churn_risk"]["model"] == "customer_value.v1"
             assert 0 <= scores["churn_risk"]["percentile"] <= 100
             assert scores["recommendations"]["model"] == "recommendations.v1"
