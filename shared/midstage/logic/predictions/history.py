@@ -40,10 +40,10 @@ def activity_query(start: date, end: date) -> Query:
     events = ", ".join(_quoted(name) for name in (ORDER_COMPLETED, PRODUCT_VIEWED))
     sql = (
         "SELECT profile_id, user_id, anonymous_id, occurred_at, event, revenue, properties "  # noqa: S608
-        "FROM (SELECT *, row_number() OVER (PARTITION BY record_id ORDER BY archived_at) AS copy "
+        "FROM (SELECT *, row_number() OVER (PARTITION BY record_id ORDER BY archived_at) AS nth "
         f"FROM archive WHERE kind = 'event' AND event_type = 'track' AND event IN ({events}) "
-        f"AND dt BETWEEN {_quoted(start.isoformat())} AND {_quoted(end.isoformat())}) AS rows "
-        "WHERE copy = 1 ORDER BY occurred_at, profile_id"
+        f"AND dt BETWEEN {_quoted(start.isoformat())} AND {_quoted(end.isoformat())}) AS activity "
+        "WHERE nth = 1 ORDER BY occurred_at, profile_id"
     )
     return Query("predictions_activity", sql, ("event",), start, end)
 
