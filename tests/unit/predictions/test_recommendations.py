@@ -102,3 +102,62 @@ def test_a_person_is_shown_their_stored_list_and_someone_without_one_the_best_se
     assert for_person({"plan": "pro"}, popular) == ["shoes", "hat"]
     assert for_person({"predicted": {"churn_risk": {"value": 0.2}}}, popular) == ["shoes", "hat"]
     assert for_person({}, popular_of(None)) == []
+
+
+class _Texts:
+    """The SMS provider port, keeping what would be sent."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def send(self, number: str, body: str, sms_type: str, sender_id: str | None) -> str:
+        self.bodies.append(body)
+        return f"sms-{len(self.bodies)}"
+
+
+def test_the_deliverer_shows_a_persons_stored_list_and_reads_the_best_sellers_only_for_who_has_none() -> None:
+    from datetime import UTC, datetime
+
+    from midstage.adapters.channels import ChannelSenders, ChannelSettings
+    from midstage.clock import fixed
+    from midstage.logic.delivery import Address
+    from midstage.models.messaging import MessageRequest, Template
+    from midstage.models.profile import Profile
+
+    reads: list[int] = []
+
+    def best_sellers() -> list[str]:
+        reads.append(1)
+        return ["shoes", "hat", "socks"]
+
+    texts = _Texts()
+    settings = ChannelSettings("no-reply@example.com", "", "", "", "UTC")  # no links: nothing to sign
+    senders = ChannelSenders(
+        settings, lambda name: None, sms=texts, popular=best_sellers, clock=fixed(datetime(2026, 12, 7, tzinfo=UTC))
+    )  # type: ignore[arg-type]
+    request = MessageRequest(
+        key="api:x:ann",
+        origin={"kind": "api", "id": "x"},
+        profile_id="p1",
+        channels=["sms"],
+        template="picks",
+        requested_at="2026-12-07T00:00:00.000Z",
+        category="transactional",
+    )
+    picks = Template(
+        id="picks",
+        name="picks",
+        channel="sms",
+        locales={"en": {"body": "{{ recommendations(2) | join(', ') }}"}},
+        default_locale="en",
+    )
+    plain = Template(id="plain", name="plain", channel="sms", locales={"en": {"body": "hello"}}, default_locale="en")
+    stored = {"predicted": {"recommendations": {"value": ["socks", "scarf", "hat"], "model": "recommendations.v1"}}}
+    ann = Profile(id="p1", created_at="2026-01-01T00:00:00.000Z", traits=stored)
+    bob = Profile(id="p2", created_at="2026-01-01T00:00:00.000Z")
+
+    senders.send("sms", request, ann, Address("+15555550100"), picks)
+    senders.send("sms", request, bob, Address("+15555550101"), plain)
+    assert reads == []  # neither a stored list nor a template without recommendations reads them
+    senders.send("sms", request, bob, Address("+15555550101"), picks)
+    assert texts.bodies == ["socks, scarf", "hello", "shoes, hat"] and reads == [1]
