@@ -161,3 +161,31 @@ def test_the_deliverer_shows_a_persons_stored_list_and_reads_the_best_sellers_on
     assert reads == []  # neither a stored list nor a template without recommendations reads them
     senders.send("sms", request, bob, Address("+15555550101"), picks)
     assert texts.bodies == ["socks, scarf", "hello", "shoes, hat"] and reads == [1]
+
+
+def test_an_item_model_too_large_for_the_store_keeps_the_neighbours_of_its_best_sellers() -> None:
+    import random
+
+    from midstage.adapters.documents import pack
+    from midstage.adapters.model_cards import fitting
+    from midstage.logic.predictions.cards import DataWindow, ModelCard, new_card
+
+    rng = random.Random(3)
+    items = [f"sku-{n:05d}-{rng.getrandbits(64):016x}" for n in range(4000)]
+    neighbours = {item: [[rng.choice(items), round(rng.random(), 6)] for _ in range(20)] for item in items}
+    window = DataWindow(start=None, calibration_end="2026-12-07", people=9, records=9)
+    card = new_card(
+        "recommendations", 3, "2026-12-07T03:00:00.000Z", window, {"neighbours": neighbours, "popular": items[:50]}
+    )
+    assert len(pack(card.to_json())) > 350 * 1024
+
+    stored = fitting(card)
+
+    kept = stored.parameters["neighbours"]
+    assert len(pack(stored.to_json())) <= 350 * 1024 and 0 < len(kept) < len(neighbours)
+    assert set(items[: min(50, len(kept))]) <= set(kept)  # the best sellers' lists stay first
+    assert stored.parameters["popular"] == items[:50]
+    assert stored.notes[-1].startswith(f"stored with the neighbours of {len(kept)} of 4000 items")
+    assert ModelCard.from_json(stored.to_json()) == stored  # its digest is the trimmed card's
+    small = new_card("recommendations", 1, "2026-12-07T03:00:00.000Z", window, {"neighbours": {}, "popular": ["a"]})
+    assert fitting(small) is small
