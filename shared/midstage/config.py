@@ -288,6 +288,17 @@ class SweepSettings(StoreSettings):
     sweep_parts: int = Field(default=8, ge=1, le=1000)
 
 
+class PredictionSettings(AnalyticsSettings):
+    """The weekly refit (functions/refit_predictions, docs/predictions.md): it reads the archive
+    as the reports do and hands the scores to the profile updater through the ingest queue."""
+
+    ingest_queue_url: str
+    # The archive window the models learn from, and the customer-value options (refit.py).
+    prediction_lookback_days: int = Field(default=730, ge=30, le=3650)
+    prediction_annual_discount_rate: float = Field(default=0.10, gt=-1.0, le=10.0)
+    prediction_unit: Literal["day", "week", "month"] = "week"
+
+
 class CampaignSettings(AnalyticsSettings):
     delivery_queue_url: str
     campaign_queue_url: str

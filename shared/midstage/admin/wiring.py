@@ -19,6 +19,7 @@ from midstage.adapters.experiment_store import ExperimentTable
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.import_store import ImportFiles, ImportJobs
 from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger, SuppressionStore
+from midstage.adapters.model_cards import ModelCardStore
 from midstage.adapters.offer_store import OfferStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
@@ -153,6 +154,10 @@ class AdminWiring:
     @cached_property
     def inbox(self) -> InboxAdmin:
         return InboxAdmin(self.profiles, InboxStore(self.settings.data_table), self.identity, clock=self.clock)
+
+    @cached_property
+    def model_cards(self) -> ModelCardStore:
+        return ModelCardStore(self.settings.config_table)
 
     @cached_property
     def channel_pauses(self) -> ChannelPauses:
