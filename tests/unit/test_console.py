@@ -54,7 +54,16 @@ def test_the_page_is_served_at_console_with_a_strict_security_policy() -> None:
 
 def test_every_file_the_page_loads_is_served_with_its_type() -> None:
     names = referenced_files()
-    assert {"app.js", "console.css", "i18n.js", "api.js", "people.js", "overview.js"} <= names
+    assert {"app.js", "console.css", "i18n.js", "api.js", "people.js", "overview.js", "kit.js"} <= names
+    assert {
+        "segments.js",
+        "campaigns.js",
+        "experiments.js",
+        "automation.js",
+        "privacy.js",
+        "audit.js",
+        "settings.js",
+    } <= names
     for name in names:
         answer = get(f"/console/{name}")
         assert answer["statusCode"] == 200, name
@@ -117,6 +126,21 @@ def test_every_word_the_console_uses_is_in_the_tables() -> None:
         used |= set(re.findall(r'\bt\("([\w.]+)"', module.read_text(encoding="utf-8")))
     # Keys built from a value: each value the code can give
     used |= {f"role.{r}" for r in ("viewer", "marketer", "data_operator", "admin")}
+    used |= {
+        f"nav.{page}" for page in re.findall(r"^  (\w+): \[", (STATIC / "app.js").read_text(encoding="utf-8"), re.M)
+    }
+    used |= {
+        "yes",
+        "no",
+        "segments.kind.static",
+        "segments.kind.dynamic",
+        "experiments.srm.ok",
+        "experiments.srm.alert",
+    }
+    used |= {"automation.fires", "automation.nofire"} | {f"campaigns.{c}" for c in ("pause", "resume", "cancel")}
+    used |= {f"engine.{e}" for e in ("bayesian", "frequentist", "sequential")} | {
+        f"audit.{f}" for f in ("actor", "action", "kind")
+    }
     overview = (STATIC / "overview.js").read_text(encoding="utf-8")
     for group in ("KPIS", "OUTCOMES"):
         values = re.search(group + r" = \[([^\]]+)\]", overview)

@@ -1,13 +1,33 @@
 // The console's shell: sign-in, the page router (#/overview, #/people, #/people/<ref>) and the
 // language switch. Each page is a module with `render(view, route)`.
-import { api, ApiError, session } from "./api.js";
+import { api, ApiError, atLeast, session } from "./api.js";
 import { h, show } from "./dom.js";
 import { explain, NOTICE, say } from "./ui.js";
 import { language, setLanguage, t, translatePage } from "./i18n.js";
+import { needsRole } from "./kit.js";
 import * as overview from "./overview.js";
 import * as people from "./people.js";
+import * as segments from "./segments.js";
+import * as campaigns from "./campaigns.js";
+import * as experiments from "./experiments.js";
+import * as automation from "./automation.js";
+import * as privacy from "./privacy.js";
+import * as audit from "./audit.js";
+import * as settings from "./settings.js";
 
-const PAGES = { overview, people };
+// Each page and the least role whose key may read it (docs/openapi.yaml's x-minimum-role of the
+// routes it needs): its link is hidden below that role, and its address says so instead.
+const PAGES = {
+  overview: [overview, "viewer"],
+  people: [people, "viewer"],
+  segments: [segments, "viewer"],
+  campaigns: [campaigns, "viewer"],
+  experiments: [experiments, "viewer"],
+  automation: [automation, "viewer"],
+  privacy: [privacy, "data_operator"],
+  audit: [audit, "admin"],
+  settings: [settings, "marketer"],
+};
 const view = document.getElementById("view");
 
 function signIn() {
@@ -56,6 +76,7 @@ function header(identity, page) {
   if (identity) who.textContent = t("who", { name: identity.name, role: t(`role.${identity.role}`) });
   who.dataset.role = identity?.role ?? "";
   for (const link of nav.querySelectorAll("a")) {
+    link.hidden = !identity || !atLeast(identity.role, PAGES[link.dataset.page][1]);
     if (link.dataset.page === page) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -82,7 +103,16 @@ function route() {
   }
   const page = PAGES[name] ? name : "overview";
   header(identity, page);
-  PAGES[page].render(view, { identity, args: rest.map(decode), locale: language() });
+  const [module, minimum] = PAGES[page];
+  // Each visit draws into its own container: a page still loading when another is opened
+  // finishes into a container no longer on the page instead of over the new one.
+  const container = h("div", { class: "page" });
+  show(view, container);
+  if (!atLeast(identity.role, minimum)) {
+    show(container, h("h1", {}, t(`nav.${page}`)), needsRole(minimum));
+    return;
+  }
+  module.render(container, { identity, args: rest.map(decode), locale: language() });
 }
 
 const picker = document.getElementById("language");
