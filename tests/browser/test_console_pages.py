@@ -18,9 +18,12 @@ from typing import Any
 
 import pytest
 
+from midstage.adapters.archive_engines import S3Archive
+from midstage.logic.archive import records
 from tests.browser.conftest import _unavailable, eventually
 from tests.browser.test_console import AXE, SERIOUS, Console, said, someone
 from tests.e2e.conftest import Platform
+from tests.integration.test_experiments_archive_sums import event as archived_event
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ def created(answer: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def world(platform: Platform) -> World:
+def world(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> World:
     tag = uuid.uuid4().hex[:8]
     person = someone(platform)
     admin = platform.admin
@@ -72,7 +75,7 @@ def world(platform: Platform) -> World:
     created(admin("POST", f"/v1/templates/{template}/approve", {"version": 1}))
     campaign = f"sale-{tag}"
     # A few minutes ahead on the tier's manual clock, which moves only when a test moves it
-    far = (platform.cloud.clock.now() + timedelta(minutes=5)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    far = (platform.cloud.clock.now() + timedelta(minutes=60)).isoformat(timespec="seconds").replace("+00:00", "Z")
     created(
         admin(
             "POST",
@@ -109,6 +112,7 @@ def world(platform: Platform) -> World:
         )
     )
     created(admin("POST", f"/v1/experiments/{experiment}/start"))
+    archive_a_phase(platform, experiment, tmp_path_factory.mktemp("archive"))
     rule = f"thanks-{tag}"
     conditions = {"path": "traits.plan", "op": "eq", "value": person["plan"]}
     actions = [{"type": "add_tag", "tag": f"thanked-{tag}"}]
@@ -151,6 +155,33 @@ def world(platform: Platform) -> World:
     }
     keys["admin"] = platform.admin_key
     return World(tag, person, segment, template, campaign, experiment, rule, journey, keys)
+
+
+# Units and buyers per arm: b converts better (30 of 400 against 20 of 400).
+PHASE = {"a": (400, 20), "b": (400, 30)}
+
+
+def archive_a_phase(platform: Platform, experiment: str, cache: Path) -> None:
+    """The experiment's exposures and the orders after them, written to the cloud's archive as the
+    delivery path writes them. The functions keep wall time (not the tier's manual clock), so
+    everything is placed within the millisecond after the phase started: in the past by the time
+    anyone reads the results."""
+    phase = platform.admin("GET", f"/v1/experiments/{experiment}").body["phases"][-1]
+    start = datetime.fromisoformat(phase["started_at"].replace("Z", "+00:00"))
+    made: list[Any] = []
+    for arm, (units, buyers) in PHASE.items():
+        for n in range(units):
+            unit = f"{experiment}-{arm}-{n}"
+            seen = start + timedelta(microseconds=n)
+            made.append(
+                records.exposure(
+                    experiment_id=experiment, variant=arm, profile_id=unit, at=seen, archived_at=seen, phase=1
+                )
+            )
+            if n < buyers:
+                made.append(archived_event(unit, "Order Completed", seen + timedelta(microseconds=500), n, 10.0))
+    bucket = platform.cloud.physical_name("ArchiveBucket")
+    S3Archive(bucket, "archive/", cache, client=platform.cloud.client("s3")).write(made, f"console-{experiment}")
 
 
 @pytest.fixture
@@ -286,7 +317,16 @@ def test_an_experiments_results_show_its_arms_srm_and_each_engine(console: Conso
     arms.first.wait_for()
     assert [r.locator("td").first.inner_text() for r in arms.all()] == ["a", "b"]
     page.locator("[data-srm]").wait_for()
-    page.locator("[data-engines=purchase]").wait_for()
+    # Then the units per arm are the archived ones, the split is as planned, and each engine
+    # answers for b against a, drawn as its uplift with its interval
+    assert [r.locator("td").nth(2).inner_text() for r in arms.all()] == ["400", "400"]
+    said(page.locator("[data-srm]"), "Sample ratio as planned (SRM p = 1): p = 1 is not below 0.001.")
+    engines = page.locator("[data-engines=purchase] tbody tr")
+    engines.first.wait_for()
+    assert [r.locator("td").first.inner_text() for r in engines.all()] == ["Bayesian", "frequentist", "sequential"]
+    assert all(r.locator("td").nth(1).inner_text() == "b" for r in engines.all())
+    assert page.locator("[data-engines=purchase] tbody tr").first.locator("td").nth(2).inner_text() == "50 %"
+    assert page.locator("[data-panel=metric-purchase] svg.chart circle").count() == 3
     console.photograph("experiment-en")
     console.language("zh-CN")
     page.get_by_role("heading", name="实验组").wait_for()
@@ -320,7 +360,9 @@ def test_a_journey_is_drawn_as_a_graph_and_a_template_previewed(console: Console
     steps = page.locator("svg.graph [data-step]")
     steps.first.wait_for()
     assert sorted(s.get_attribute("data-step") for s in steps.all()) == ["check", "done", "hello", "pause"]
-    assert page.locator("svg.graph .edge").count() == 4
+    # One arrow per pair of steps: the condition's yes and no both lead to done
+    assert page.locator("svg.graph .edge").count() == 3
+    assert page.locator("svg.graph .edge text").filter(has_text="yes / no").count() == 1
     page.locator("#journey-json-said [data-valid=true]").wait_for()
     console.photograph("journey-en")
     console.language("zh-CN")

@@ -138,6 +138,11 @@ def test_every_word_the_console_uses_is_in_the_tables() -> None:
         "experiments.srm.alert",
     }
     used |= {"automation.fires", "automation.nofire"} | {f"campaigns.{c}" for c in ("pause", "resume", "cancel")}
+    used |= {f"status.{s}" for s in ("draft", "scheduled", "running", "paused", "completed", "cancelled")}
+    campaigns = (STATIC / "campaigns.js").read_text(encoding="utf-8")
+    funnel = re.search(r"FUNNEL = \[([^\]]+)\]", campaigns)
+    assert funnel
+    used |= {f"counter.{c}" for c in re.findall(r'"(\w+)"', funnel.group(1))}
     used |= {f"engine.{e}" for e in ("bayesian", "frequentist", "sequential")} | {
         f"audit.{f}" for f in ("actor", "action", "kind")
     }

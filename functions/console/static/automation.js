@@ -43,7 +43,7 @@ async function rule(view, identity, id, locale) {
   }
   const marketer = allowed(identity, "marketer");
   const editor = jsonEditor("rule-json", t("automation.definition"), storedOnly(saved), marketer ? validator("/v1/rules/validate") : null, { readonly: !marketer, rows: 16 });
-  const parts = [h("h1", {}, t("automation.rule", { id: saved.name || id })), back(), h("p", { class: "note" }, t("automation.saved", { version: saved.version, when: when(saved.updated_at, locale) })), panel("definition", t("automation.definition"), editor)];
+  const parts = [h("h1", {}, t("automation.rule", { id: saved.name || id })), back(), h("p", { class: "note" }, t("automation.saved", { version: saved.version, when: when(saved.updated_at, locale) })), panel("definition", t("automation.definition.title"), editor)];
   if (marketer) {
     const person = h("input", { id: "dry-person", name: "dry-person", autocomplete: "off", placeholder: "user_id:ann" });
     const event = jsonEditor("dry-event", t("automation.event"), { event: saved.trigger?.event ?? "Order Completed", properties: {} }, null, { rows: 5 });
@@ -70,7 +70,7 @@ async function template(view, identity, id, locale) {
     h("h1", {}, t("automation.template", { id: latest.name || id })),
     back(),
     h("p", { class: "note" }, t("automation.template.state", { version: latest.version, status: latest.status, approved: saved.approved ? `v${saved.approved.version}` : t("no") })),
-    panel("definition", t("automation.definition"), h("pre", { class: "code", tabindex: "0" }, pretty(latest.locales ?? {}))),
+    panel("definition", t("automation.definition.title"), h("pre", { class: "code", tabindex: "0" }, pretty(latest.locales ?? {}))),
   ];
   if (allowed(identity, "marketer")) {
     const person = h("input", { id: "preview-person", name: "preview-person", autocomplete: "off", placeholder: "user_id:ann" });
@@ -108,7 +108,7 @@ async function journey(view, identity, id, locale) {
     h("p", { class: "note" }, t("automation.saved", { version: saved.version, when: when(saved.updated_at, locale) })),
     stats ? h("p", { "data-journey-stats": "" }, t("automation.journey.stats", { entered: shown(stats.entered, locale), progress: shown(stats.in_progress, locale), completed: shown(stats.completed, locale) })) : null,
     panel("graph", t("automation.graph"), graph(saved, stats?.steps ?? {}, locale)),
-    panel("definition", t("automation.definition"), editor),
+    panel("definition", t("automation.definition.title"), editor),
   );
   if (marketer) await editor.run();
 }
@@ -138,13 +138,18 @@ function graph(journey, counts, locale) {
   columns.forEach((names, c) => names.forEach((name, r) => (place[name] = { x: 10 + c * 190, y: 10 + r * 90 })));
   const width = 20 + columns.length * 190;
   const height = 20 + Math.max(...columns.map((c) => c.length)) * 90;
+  // Exits to the same step are one arrow with their labels joined ("yes / no").
+  const joined = (step) => {
+    const byTarget = new Map();
+    for (const [label, target] of exits(step)) if (place[target]) byTarget.set(target, [...(byTarget.get(target) ?? []), label]);
+    return [...byTarget].map(([target, labels]) => [labels.filter((l) => l !== "next").join(" / "), target]);
+  };
   const edges = Object.entries(steps).flatMap(([name, step]) =>
-    exits(step)
-      .filter(([, target]) => place[target])
+    joined(step)
       .map(([label, target]) => {
         const a = place[name];
         const b = place[target];
-        return svg("g", { class: "edge" }, svg("line", { x1: a.x + 150, y1: a.y + 30, x2: b.x, y2: b.y + 30, "marker-end": "url(#arrow)" }), svg("text", { x: (a.x + 150 + b.x) / 2, y: (a.y + b.y) / 2 + 24, class: "value" }, label === "next" ? "" : label));
+        return svg("g", { class: "edge" }, svg("line", { x1: a.x + 150, y1: a.y + 30, x2: b.x, y2: b.y + 30, "marker-end": "url(#arrow)" }), svg("text", { x: (a.x + 150 + b.x) / 2, y: (a.y + b.y) / 2 + 24, class: "value" }, label));
       }),
   );
   const boxes = Object.entries(steps).map(([name, step]) =>

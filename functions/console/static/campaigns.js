@@ -2,7 +2,7 @@
 // blocked by guard reason, the variants it splits into) and pause / resume / cancel for marketers.
 import { api } from "./api.js";
 import { h, show, shown, when } from "./dom.js";
-import { t } from "./i18n.js";
+import { t, word } from "./i18n.js";
 import { act, allowed, bars, failure, link, load, panel, percent, ref, row, table } from "./kit.js";
 
 const FUNNEL = ["targeted", "held_out", "queued", "sent", "delivered", "opened", "clicked", "converted", "failed", "cancelled", "deferred"];
@@ -15,7 +15,7 @@ export async function render(view, { identity, args, locale }) {
   await load(list, "/v1/campaigns", (answer) =>
     table(
       [t("campaigns.name"), t("campaigns.status"), t("campaigns.schedule"), t("campaigns.audience")],
-      (answer.campaigns ?? []).map((c) => row(link(`#/campaigns/${ref(c.id)}`, c.name || c.id), c.status, schedule(c.schedule, locale), (c.audience?.segments ?? []).join(", "))),
+      (answer.campaigns ?? []).map((c) => row(link(`#/campaigns/${ref(c.id)}`, c.name || c.id), word("status", c.status), schedule(c.schedule, locale), (c.audience?.segments ?? []).join(", "))),
       { "data-list": "campaigns" },
     ),
   );
@@ -52,7 +52,7 @@ async function campaign(view, identity, id, locale) {
       panel(
         "campaign",
         answer.name || id,
-        h("dl", { class: "facts" }, fact(t("campaigns.status"), h("span", { "data-status": answer.status }, answer.status)), fact(t("campaigns.schedule"), schedule(answer.schedule, locale)), fact(t("campaigns.audience"), (answer.audience?.segments ?? []).join(", ")), fact(t("campaigns.channels"), (answer.message?.channels ?? []).join(", ")), fact(t("campaigns.holdout"), `${answer.holdout_percent ?? 0} %`)),
+        h("dl", { class: "facts" }, fact(t("campaigns.status"), h("span", { "data-status": answer.status }, word("status", answer.status))), fact(t("campaigns.schedule"), schedule(answer.schedule, locale)), fact(t("campaigns.audience"), (answer.audience?.segments ?? []).join(", ")), fact(t("campaigns.channels"), (answer.message?.channels ?? []).join(", ")), fact(t("campaigns.holdout"), `${answer.holdout_percent ?? 0} %`)),
         answer.variants ? table([t("campaigns.variant"), t("campaigns.share")], answer.variants.map((v) => row(v.id, `${v.percent} %`)), { "data-variants": "" }) : null,
         h("div", { class: "row" }, buttons, act(t("campaigns.refresh"), refresh, said, { class: "secondary" })),
       ),
@@ -73,14 +73,14 @@ function drawStats(answer, locale) {
     panel(
       "stats",
       t("campaigns.stats"),
-      bars(t("campaigns.stats"), FUNNEL.map((name) => ({ label: name, value: totals[name] ?? 0 })), (v) => shown(v, locale)),
-      table([t("campaigns.counter"), t("campaigns.count")], FUNNEL.map((name) => row(name, shown(totals[name] ?? 0, locale))), { "data-totals": "" }),
+      bars(t("campaigns.stats"), FUNNEL.map((name) => ({ label: word("counter", name), value: totals[name] ?? 0 })), (v) => shown(v, locale)),
+      table([t("campaigns.counter"), t("campaigns.count")], FUNNEL.map((name) => row(word("counter", name), shown(totals[name] ?? 0, locale))), { "data-totals": "" }),
       h("p", {}, t("campaigns.conversion", { rate: percent(totals.conversion_rate, locale), revenue: totals.revenue ?? "0", lift: percent(totals.lift, locale) })),
     ),
     panel(
       "blocked",
       t("campaigns.blocked"),
-      table([t("campaigns.reason"), t("campaigns.count")], blocked.map(([reason, count]) => row(reason, shown(count, locale))), { "data-blocked": "" }),
+      table([t("campaigns.reason"), t("campaigns.count")], blocked.map(([reason, count]) => row(word("reason", reason), shown(count, locale))), { "data-blocked": "" }),
     ),
     panel(
       "runs",
