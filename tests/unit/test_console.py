@@ -33,11 +33,12 @@ def get(path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def referenced_files() -> set[str]:
-    """The files index.html links and every module imports, by name."""
+    """The files index.html links and every module imports (a page's module on first use), by name."""
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     names = set(re.findall(r'(?:href|src)="console/([^"]+)"', page))
     for module in STATIC.glob("*.js"):
-        names |= set(re.findall(r'from "\./([^"]+)"', module.read_text(encoding="utf-8")))
+        source = module.read_text(encoding="utf-8")
+        names |= set(re.findall(r'from "\./([^"]+)"', source)) | set(re.findall(r'import\("\./([^"]+)"\)', source))
     return names
 
 

@@ -5,28 +5,19 @@ import { h, show } from "./dom.js";
 import { explain, NOTICE, say } from "./ui.js";
 import { language, setLanguage, t, translatePage } from "./i18n.js";
 import { needsRole } from "./kit.js";
-import * as overview from "./overview.js";
-import * as people from "./people.js";
-import * as segments from "./segments.js";
-import * as campaigns from "./campaigns.js";
-import * as experiments from "./experiments.js";
-import * as automation from "./automation.js";
-import * as privacy from "./privacy.js";
-import * as audit from "./audit.js";
-import * as settings from "./settings.js";
-
 // Each page and the least role whose key may read it (docs/openapi.yaml's x-minimum-role of the
-// routes it needs): its link is hidden below that role, and its address says so instead.
+// routes it needs): its link is hidden below that role, and its address says so instead. A page's
+// module is loaded the first time it is opened, so the sign-in needs only the shell's modules.
 const PAGES = {
-  overview: [overview, "viewer"],
-  people: [people, "viewer"],
-  segments: [segments, "viewer"],
-  campaigns: [campaigns, "viewer"],
-  experiments: [experiments, "viewer"],
-  automation: [automation, "viewer"],
-  privacy: [privacy, "data_operator"],
-  audit: [audit, "admin"],
-  settings: [settings, "marketer"],
+  overview: [() => import("./overview.js"), "viewer"],
+  people: [() => import("./people.js"), "viewer"],
+  segments: [() => import("./segments.js"), "viewer"],
+  campaigns: [() => import("./campaigns.js"), "viewer"],
+  experiments: [() => import("./experiments.js"), "viewer"],
+  automation: [() => import("./automation.js"), "viewer"],
+  privacy: [() => import("./privacy.js"), "data_operator"],
+  audit: [() => import("./audit.js"), "admin"],
+  settings: [() => import("./settings.js"), "marketer"],
 };
 const view = document.getElementById("view");
 
@@ -112,7 +103,9 @@ function route() {
     show(container, h("h1", {}, t(`nav.${page}`)), needsRole(minimum));
     return;
   }
-  module.render(container, { identity, args: rest.map(decode), locale: language() });
+  module()
+    .then((loaded) => loaded.render(container, { identity, args: rest.map(decode), locale: language() }))
+    .catch((error) => show(container, h("p", { class: "message", role: "alert" }, explain(error))));
 }
 
 const picker = document.getElementById("language");
