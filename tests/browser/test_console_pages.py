@@ -226,9 +226,9 @@ def test_a_segment_is_built_with_its_live_estimate_and_saved(console: Console, w
     condition = page.get_by_label("Condition (JSON)")
     condition.fill('{"path": "traits.plan", "op": "eq", "value": "nobody-has-this"}')
     # Then the estimate follows: nobody, then the person once the condition names their plan
-    said(page.locator("[data-estimate]"), "About 0 people match.")
+    said(page.locator("[data-estimate]"), "Estimated members: 0.")
     condition.fill(json.dumps({"path": "traits.plan", "op": "eq", "value": world.person["plan"]}))
-    said(page.locator("[data-estimate]"), "About 1 people match.")
+    said(page.locator("[data-estimate]"), "Estimated members: 1.")
     assert page.locator("[data-panel=members] tbody tr").count() == 1
     # And a condition the API refuses says why, and broken JSON says so
     condition.fill('{"path": "traits.plan", "op": "bigger", "value": 1}')
@@ -238,7 +238,7 @@ def test_a_segment_is_built_with_its_live_estimate_and_saved(console: Console, w
     page.locator("#condition-said").filter(has_text="Not valid JSON").wait_for()
     # When it is saved, then the page is the segment's own, version 1
     condition.fill(json.dumps({"path": "traits.plan", "op": "eq", "value": world.person["plan"]}))
-    said(page.locator("[data-estimate]"), "About 1 people match.")
+    said(page.locator("[data-estimate]"), "Estimated members: 1.")
     console.photograph("segment-en")
     page.get_by_role("button", name="Save").click()
     page.get_by_role("heading", name="Segment: Mei").wait_for()
@@ -247,7 +247,7 @@ def test_a_segment_is_built_with_its_live_estimate_and_saved(console: Console, w
         == world.person["plan"]
     )
     console.language("zh-CN")
-    page.locator("[data-estimate]").filter(has_text="约 1 人符合条件").wait_for()
+    page.locator("[data-estimate]").filter(has_text="预计成员：1 人").wait_for()  # noqa: RUF001 -- the page's Chinese punctuation
     console.photograph("segment-zh")
     page.get_by_role("link", name="全部分群").click()
     page.locator("[data-list=segments]").wait_for()
@@ -331,6 +331,9 @@ def test_an_experiments_results_show_its_arms_srm_and_each_engine(console: Conso
     console.language("zh-CN")
     page.get_by_role("heading", name="实验组").wait_for()
     console.photograph("experiment-zh")
+    page.get_by_role("link", name="全部实验").click()
+    page.locator("[data-list=experiments]").wait_for()
+    console.photograph("experiments-zh")
 
 
 # ------------------------------------------------------------------------------------------ automation
@@ -353,6 +356,12 @@ def test_rules_are_validated_as_typed_and_dry_run_against_a_person(console: Cons
     page.get_by_role("button", name="Dry run").click()
     said(page.locator("[data-fires]"), "It would fire (matched).")
     console.photograph("rule-en")
+    console.language("zh-CN")
+    page.locator("#rule-json-said [data-valid=true]").filter(has_text="有效").wait_for()
+    console.photograph("rule-zh")
+    page.get_by_role("link", name="全部规则、模板与旅程").click()
+    page.locator("[data-list=journeys]").wait_for()
+    console.photograph("automation-zh")
 
 
 def test_a_journey_is_drawn_as_a_graph_and_a_template_previewed(console: Console, world: World) -> None:
@@ -375,6 +384,9 @@ def test_a_journey_is_drawn_as_a_graph_and_a_template_previewed(console: Console
     page.get_by_role("button", name="Preview").click()
     page.locator("[data-preview]").filter(has_text="Hello Mei").wait_for()
     console.photograph("template-en")
+    console.language("zh-CN")
+    page.get_by_role("heading", name="版本历史").wait_for()
+    console.photograph("template-zh")
 
 
 # ------------------------------------------------------------------------------------------ privacy
@@ -443,6 +455,9 @@ def test_an_admin_reads_the_audit_log_sources_and_keys(console: Console, world: 
     console.language("zh-CN")
     page.get_by_role("heading", name="管理 API 密钥").wait_for()
     console.photograph("settings-zh")
+    page.get_by_role("link", name="审计日志").click()
+    page.locator("[data-list=audit] tbody tr").first.wait_for()
+    console.photograph("audit-zh")
 
 
 @pytest.mark.parametrize(
