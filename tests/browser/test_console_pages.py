@@ -302,7 +302,10 @@ def test_a_campaign_is_paused_resumed_and_its_run_counted(console: Console, worl
 
 
 def test_a_viewer_sees_a_campaign_without_its_controls(console: Console, world: World) -> None:
-    page = enter(console, "viewer", world, f"campaigns/{world.campaign}")
+    page = enter(console, "viewer", world)
+    # The overview lists it, linked to its page
+    page.locator("#campaigns-title").wait_for()
+    page.get_by_role("link", name=f"Winter sale {world.tag}").click()
     page.locator("[data-totals]").wait_for()
     assert page.locator("[data-control]").count() == 0
 
