@@ -240,7 +240,17 @@ def test_the_language_switch_shows_the_console_in_simplified_chinese(console: Co
     page.get_by_role("button", name="登录").click()
     page.get_by_role("heading", name="概览", exact=True).wait_for()
     said(page.locator("#who"), "local admin · 角色：管理员")  # noqa: RUF001 -- the page's Chinese punctuation
-    assert page.get_by_role("navigation").inner_text().split() == ["概览", "用户"]
+    assert page.get_by_role("navigation").inner_text().split() == [
+        "概览",
+        "用户",
+        "分群",
+        "营销活动",
+        "实验",
+        "自动化",
+        "隐私请求",
+        "审计日志",
+        "数据源与密钥",
+    ]
     page.get_by_role("button", name="刷新").click()
     counted(page.locator("[data-kpi=people] .figure"))
     page.locator("[data-outcome=delivered] th").filter(has_text="已送达").wait_for()

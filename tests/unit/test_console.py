@@ -33,11 +33,12 @@ def get(path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def referenced_files() -> set[str]:
-    """The files index.html links and every module imports, by name."""
+    """The files index.html links and every module imports (a page's module on first use), by name."""
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     names = set(re.findall(r'(?:href|src)="console/([^"]+)"', page))
     for module in STATIC.glob("*.js"):
-        names |= set(re.findall(r'from "\./([^"]+)"', module.read_text(encoding="utf-8")))
+        source = module.read_text(encoding="utf-8")
+        names |= set(re.findall(r'from "\./([^"]+)"', source)) | set(re.findall(r'import\("\./([^"]+)"\)', source))
     return names
 
 
@@ -54,7 +55,16 @@ def test_the_page_is_served_at_console_with_a_strict_security_policy() -> None:
 
 def test_every_file_the_page_loads_is_served_with_its_type() -> None:
     names = referenced_files()
-    assert {"app.js", "console.css", "i18n.js", "api.js", "people.js", "overview.js"} <= names
+    assert {"app.js", "console.css", "i18n.js", "api.js", "people.js", "overview.js", "kit.js"} <= names
+    assert {
+        "segments.js",
+        "campaigns.js",
+        "experiments.js",
+        "automation.js",
+        "privacy.js",
+        "audit.js",
+        "settings.js",
+    } <= names
     for name in names:
         answer = get(f"/console/{name}")
         assert answer["statusCode"] == 200, name
@@ -117,6 +127,26 @@ def test_every_word_the_console_uses_is_in_the_tables() -> None:
         used |= set(re.findall(r'\bt\("([\w.]+)"', module.read_text(encoding="utf-8")))
     # Keys built from a value: each value the code can give
     used |= {f"role.{r}" for r in ("viewer", "marketer", "data_operator", "admin")}
+    used |= {
+        f"nav.{page}" for page in re.findall(r"^  (\w+): \[", (STATIC / "app.js").read_text(encoding="utf-8"), re.M)
+    }
+    used |= {
+        "yes",
+        "no",
+        "segments.kind.static",
+        "segments.kind.dynamic",
+        "experiments.srm.ok",
+        "experiments.srm.alert",
+    }
+    used |= {"automation.fires", "automation.nofire"} | {f"campaigns.{c}" for c in ("pause", "resume", "cancel")}
+    used |= {f"status.{s}" for s in ("draft", "scheduled", "running", "paused", "completed", "cancelled")}
+    campaigns = (STATIC / "campaigns.js").read_text(encoding="utf-8")
+    funnel = re.search(r"FUNNEL = \[([^\]]+)\]", campaigns)
+    assert funnel
+    used |= {f"counter.{c}" for c in re.findall(r'"(\w+)"', funnel.group(1))}
+    used |= {f"engine.{e}" for e in ("bayesian", "frequentist", "sequential")} | {
+        f"audit.{f}" for f in ("actor", "action", "kind")
+    }
     overview = (STATIC / "overview.js").read_text(encoding="utf-8")
     for group in ("KPIS", "OUTCOMES"):
         values = re.search(group + r" = \[([^\]]+)\]", overview)

@@ -1,13 +1,24 @@
 // The console's shell: sign-in, the page router (#/overview, #/people, #/people/<ref>) and the
 // language switch. Each page is a module with `render(view, route)`.
-import { api, ApiError, session } from "./api.js";
+import { api, ApiError, atLeast, session } from "./api.js";
 import { h, show } from "./dom.js";
 import { explain, NOTICE, say } from "./ui.js";
 import { language, setLanguage, t, translatePage } from "./i18n.js";
-import * as overview from "./overview.js";
-import * as people from "./people.js";
-
-const PAGES = { overview, people };
+import { needsRole } from "./kit.js";
+// Each page and the least role whose key may read it (docs/openapi.yaml's x-minimum-role of the
+// routes it needs): its link is hidden below that role, and its address says so instead. A page's
+// module is loaded the first time it is opened, so the sign-in needs only the shell's modules.
+const PAGES = {
+  overview: [() => import("./overview.js"), "viewer"],
+  people: [() => import("./people.js"), "viewer"],
+  segments: [() => import("./segments.js"), "viewer"],
+  campaigns: [() => import("./campaigns.js"), "viewer"],
+  experiments: [() => import("./experiments.js"), "viewer"],
+  automation: [() => import("./automation.js"), "viewer"],
+  privacy: [() => import("./privacy.js"), "data_operator"],
+  audit: [() => import("./audit.js"), "admin"],
+  settings: [() => import("./settings.js"), "marketer"],
+};
 const view = document.getElementById("view");
 
 function signIn() {
@@ -56,6 +67,7 @@ function header(identity, page) {
   if (identity) who.textContent = t("who", { name: identity.name, role: t(`role.${identity.role}`) });
   who.dataset.role = identity?.role ?? "";
   for (const link of nav.querySelectorAll("a")) {
+    link.hidden = !identity || !atLeast(identity.role, PAGES[link.dataset.page][1]);
     if (link.dataset.page === page) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -82,7 +94,18 @@ function route() {
   }
   const page = PAGES[name] ? name : "overview";
   header(identity, page);
-  PAGES[page].render(view, { identity, args: rest.map(decode), locale: language() });
+  const [module, minimum] = PAGES[page];
+  // Each visit draws into its own container: a page still loading when another is opened
+  // finishes into a container no longer on the page instead of over the new one.
+  const container = h("div", { class: "page" });
+  show(view, container);
+  if (!atLeast(identity.role, minimum)) {
+    show(container, h("h1", {}, t(`nav.${page}`)), needsRole(minimum));
+    return;
+  }
+  module()
+    .then((loaded) => loaded.render(container, { identity, args: rest.map(decode), locale: language() }))
+    .catch((error) => show(container, h("p", { class: "message", role: "alert" }, explain(error))));
 }
 
 const picker = document.getElementById("language");

@@ -2,7 +2,7 @@
 // messages by outcome) and the campaigns with their status.
 import { api } from "./api.js";
 import { h, show, shown } from "./dom.js";
-import { t } from "./i18n.js";
+import { t, word } from "./i18n.js";
 import { explain, say } from "./ui.js";
 
 const KPIS = ["people", "active", "new", "orders", "revenue"];
@@ -92,7 +92,7 @@ async function showCampaigns(section) {
           "table",
           {},
           h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("overview.campaign")), h("th", { scope: "col" }, t("overview.status")))),
-          h("tbody", {}, list.map((c) => h("tr", {}, h("td", {}, c.name ?? c.id), h("td", {}, c.status ?? "—")))),
+          h("tbody", {}, list.map((c) => h("tr", {}, h("td", {}, h("a", { href: `#/campaigns/${encodeURIComponent(c.id)}` }, c.name ?? c.id)), h("td", {}, word("status", c.status))))),
         ),
   );
 }

@@ -5,6 +5,7 @@ import { api, ApiError, atLeast } from "./api.js";
 import { h, show, shown, when } from "./dom.js";
 import { t } from "./i18n.js";
 import { explain, say } from "./ui.js";
+import { act, failure } from "./kit.js";
 
 const ref = (value) => encodeURIComponent(value);
 
@@ -73,6 +74,7 @@ async function person(result, wanted, identity, locale) {
     panel("messages", t("people.messages"), sent(messages, locale)),
     panel("journeys", t("people.journeys"), journeysOf(journeys, locale)),
     panel("merges", t("people.merges"), merges(profile.merges, locale)),
+    atLeast(identity.role, "data_operator") ? panel("privacy", t("people.privacy"), requests(id)) : null,
   );
   say("");
 }
@@ -160,5 +162,28 @@ function merges(records, locale) {
   return table(
     ["people.when", "people.type", "people.details"],
     (records ?? []).map((m) => h("tr", {}, h("td", {}, when(m.at, locale)), h("td", {}, t(m.kind === "refused" ? "people.merge.refused" : "people.merge.merged")), h("td", { class: "details" }, m.kind === "refused" ? `${m.identifier ?? ""} ${m.reason ?? ""}`.trim() : `${m.merged_profile_id ?? ""} ${(m.identifiers ?? []).join(", ")}`.trim()))),
+  );
+}
+
+// Export and erase: privacy requests about this profile (the whole person, merges included), made
+// through /v1/regulations. What the API answers is shown as it is, a refusal included.
+function requests(id) {
+  const said = h("div", { class: "said", "aria-live": "polite" });
+  const ask = (type) => async () => {
+    const confirmed = type === "EXPORT" || window.confirm(t("people.erase.confirm"));
+    if (!confirmed) return;
+    try {
+      const answer = await api("POST", "/v1/regulations", { regulationType: type, subjectType: "PROFILE_ID", subjectIds: [id] });
+      show(said, h("p", { class: "ok", "data-request": answer.regulateId }, t("people.request.made", { id: answer.regulateId }), " ", h("a", { href: "#/privacy" }, t("people.request.see"))));
+    } catch (error) {
+      show(said, failure(error));
+    }
+  };
+  return h(
+    "div",
+    {},
+    h("p", { class: "note" }, t("people.privacy.note")),
+    h("div", { class: "row" }, act(t("people.export"), ask("EXPORT"), said), act(t("people.erase"), ask("DELETE_ONLY"), said, { class: "danger" })),
+    said,
   );
 }
