@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from functools import cache
 
 from midstage.adapters.automation_store import JourneyInstances, Touches
+from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.destination_store import DestinationStore
 from midstage.adapters.messaging_store import InboxStore, MessageLedger, SuppressionStore
 from midstage.adapters.offer_store import OfferStore
 from midstage.adapters.privacy_store import ExportFiles, PersonSuppressions, Regulations, Salt
@@ -16,6 +18,7 @@ from midstage.adapters.queues import MessageQueue
 from midstage.clock import Clock
 from midstage.config import ImportSettings
 from midstage.services.bulk_import import Tasks
+from midstage.services.destination_notices import DestinationNotices
 from midstage.services.privacy import PrivacyRequests
 from midstage.services.privacy_export import BundleExporter
 
@@ -44,7 +47,11 @@ def privacy_requests(
         }
         ledger, addresses = MessageLedger(data_table), SuppressionStore(data_table)
         exporter = BundleExporter(ExportFiles(bucket), profiles, ledger, addresses, suppressions, more)
-    return PrivacyRequests(Regulations(data_table), suppressions, profiles, tasks, exporter, clock=clock)
+    # Read fresh: a destination made a moment before the request is told too.
+    notices = DestinationNotices(ConfigStore(config_table, cache_seconds=0), DestinationStore(data_table), clock=clock)
+    return PrivacyRequests(
+        Regulations(data_table), suppressions, profiles, tasks, exporter, clock=clock, destinations=notices
+    )
 
 
 @cache

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from midstage.errors import InvalidInput, MidstageError, NotFound, NotSupportedYet, QueueRefused, Unavailable
 from midstage.logic import privacy
+from midstage.logic.destination_notices import NOTICE_TYPES
 from midstage.logic.identity import Identifier
 from midstage.logic.timefmt import iso
 from midstage.models.messages import RegulationTask
@@ -68,6 +69,10 @@ class Exporter(Protocol):
     def signed_url(self, key: str, seconds: int) -> str: ...
 
 
+class Notifier(Protocol):
+    def notify_destinations(self, regulation: Mapping[str, Any], people: Sequence[Profile]) -> dict[str, Any]: ...
+
+
 class PrivacyRequests:
     def __init__(
         self,
@@ -79,6 +84,7 @@ class PrivacyRequests:
         *,
         clock: Callable[[], datetime],
         new_token: Callable[[], str] = lambda: secrets.token_hex(6),
+        destinations: Notifier | None = None,
     ) -> None:
         self.regulations = regulations
         self.suppressions = suppressions
@@ -87,6 +93,7 @@ class PrivacyRequests:
         self.exporter = exporter
         self.clock = clock
         self.new_token = new_token
+        self.destinations = destinations  # services/destination_notices.py
 
     # ------------------------------------------------------------------ the API
     def create(self, body: RegulationCreate, actor: str) -> tuple[bool, dict[str, Any]]:
@@ -234,6 +241,8 @@ class PrivacyRequests:
             report.append({"store": "exports", "state": "FINISHED", "files": len(bundle_files(bundle)) + 1})
         else:  # refused at the API; a record of another type was not written by this release
             raise ValueError(f"{kind} is not worked by this release")
+        if kind in NOTICE_TYPES and self.destinations is not None:  # suppressions and erasures
+            report.append(self.destinations.notify_destinations(record, people.profiles))
         answer["report"] = report
         return answer
 
