@@ -3,6 +3,7 @@ start or end them, segment entries, date triggers from the sweep, and due wait t
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import Any
 
@@ -13,6 +14,7 @@ from midstage.adapters.archive_stream import archive_sink
 from midstage.adapters.automation_store import EntryCaps, JourneyInstances
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.counters import Counters
+from midstage.adapters.experiment_store import ExperimentTable, RecentExperiments
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
@@ -47,6 +49,7 @@ def _runner() -> JourneyRunner:
         counters,
         default_timezone=settings.default_timezone,
         archive=archive_sink(settings.archive_stream),
+        experiments=RecentExperiments(ExperimentTable(table), monotonic=time.monotonic),
     )
 
 

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage.adapters.archive_stream import archive_sink
 from midstage.adapters.automation_store import CampaignRuns, Touches
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.experiment_store import ExperimentTable
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.adapters.timer_store import TimerStore
@@ -50,6 +51,8 @@ def _worker() -> CampaignWorker:
         MessageQueue(settings.campaign_queue_url),
         default_timezone=settings.default_timezone,
         archive=archive_sink(settings.archive_stream),
+        experiments=ExperimentTable(table),
+        global_control=(settings.global_control_share, settings.global_control_salt),
     )
 
 

@@ -54,6 +54,7 @@ from infra.localcloud.model import (
     BucketSpec,
     BusSpec,
     CloudModel,
+    DeliveryStreamSpec,
     EventRuleSpec,
     FunctionSpec,
     HttpApiSpec,
@@ -74,7 +75,15 @@ from infra.localcloud.template import TemplateError, load_model
 LOG = logging.getLogger("infra.localcloud")
 # Resources physical_name() knows by logical id.
 _Named = (
-    QueueSpec | TopicSpec | BucketSpec | TableSpec | BusSpec | EventRuleSpec | ScheduleSpec | SesConfigurationSetSpec
+    QueueSpec
+    | TopicSpec
+    | BucketSpec
+    | TableSpec
+    | BusSpec
+    | EventRuleSpec
+    | ScheduleSpec
+    | SesConfigurationSetSpec
+    | DeliveryStreamSpec
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -513,6 +522,7 @@ class LocalCloud:
             *model.rules,
             *model.schedules,
             *model.ses_configuration_sets,
+            *model.delivery_streams,
         ]
         for resource in named:
             if resource.logical_id == logical_id:

@@ -158,6 +158,10 @@ class ImportSettings(CollectSettings):
     import_queue_url: str
     # Bytes of (decompressed) file per part: one part is one invocation, well within its time.
     import_part_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    # Erasure (services/erasure.py): the archive's objects under this prefix of the bucket are
+    # rewritten without the person; each store's pass is appended to the audit log.
+    archive_prefix: str = "archive/"
+    audit_table: str = ""
 
 
 class ProfileSettings(StoreSettings):
@@ -179,7 +183,19 @@ class ForwarderSettings(StoreSettings):
     destination_retry_hours: float = Field(default=72, gt=0, le=14 * 24)
 
 
-class AdminSettings(StoreSettings):
+class AnalyticsSettings(StoreSettings):
+    """Where the archive is read (analytics_wiring): DuckDB over a local copy of the bucket's
+    partitions, or Athena over the Glue tables. Without a bucket, reading answers 503."""
+
+    analytics_engine: Literal["duckdb", "athena"] = "duckdb"
+    archive_bucket: str = ""
+    archive_prefix: str = "archive/"
+    athena_workgroup: str = ""
+    athena_database: str = ""
+    analytics_cache_dir: str = "/tmp/midstage-archive"  # noqa: S108 -- Lambda's only writable place
+
+
+class AdminSettings(AnalyticsSettings):
     audit_table: str  # the audit log (docs/privacy.md): required, an admin API without it is refused
     ingest_queue_url: str = ""
     delivery_queue_url: str = ""
@@ -195,14 +211,6 @@ class AdminSettings(StoreSettings):
     # Dead letters (services/dead_letters.py): every dead-letter queue, and the bus events go back to.
     dead_letter_queues: str = ""
     event_bus_name: str = ""
-    # Reports over the archive (services/admin/reports.py): DuckDB over a local copy of the bucket's
-    # partitions, or Athena over the Glue tables. Without a bucket the report routes answer 503.
-    analytics_engine: Literal["duckdb", "athena"] = "duckdb"
-    archive_bucket: str = ""
-    archive_prefix: str = "archive/"
-    athena_workgroup: str = ""
-    athena_database: str = ""
-    analytics_cache_dir: str = "/tmp/midstage-archive"  # noqa: S108 -- Lambda's only writable place
     # How long a report's answer is reused (the function's memory); 0 turns the cache off.
     analytics_cache_seconds: float = Field(default=300.0, ge=0, le=86_400)
     # Destinations: plain http to localhost is accepted only in local development.
@@ -280,7 +288,18 @@ class SweepSettings(StoreSettings):
     sweep_parts: int = Field(default=8, ge=1, le=1000)
 
 
-class CampaignSettings(StoreSettings):
+class PredictionSettings(AnalyticsSettings):
+    """The weekly refit (functions/refit_predictions, docs/predictions.md): it reads the archive
+    as the reports do and hands the scores to the profile updater through the ingest queue."""
+
+    ingest_queue_url: str
+    # The archive window the models learn from, and the customer-value options (refit.py).
+    prediction_lookback_days: int = Field(default=730, ge=30, le=3650)
+    prediction_annual_discount_rate: float = Field(default=0.10, gt=-1.0, le=10.0)
+    prediction_unit: Literal["day", "week", "month"] = "week"
+
+
+class CampaignSettings(AnalyticsSettings):
     delivery_queue_url: str
     campaign_queue_url: str
     default_timezone: str = "UTC"

@@ -3,9 +3,12 @@ adapters behind services/delivery.Ports), so the handler stays parsing, one call
 
 from __future__ import annotations
 
+from midstage.adapters.archive_stream import archive_sink
 from midstage.adapters.channels import ApprovedTemplates, ChannelSenders, ChannelSettings
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.experiment_store import ExperimentTable, RecentExperiments
 from midstage.adapters.messaging_store import CapStore, InboxStore, MessageLedger, SuppressionStore
+from midstage.adapters.model_cards import ModelCardStore
 from midstage.adapters.offer_store import OfferStore
 from midstage.adapters.privacy_store import PersonSuppressions, Salt
 from midstage.adapters.profile_store import ProfileStore
@@ -15,19 +18,27 @@ from midstage.adapters.timer_store import TimerStore
 from midstage.clock import Clock
 from midstage.config import DeliverySettings
 from midstage.logic.delivery import Policy, parse_quiet_hours
+from midstage.logic.predictions.cards import ModelCard
+from midstage.logic.predictions.recommendations import popular_of
 from midstage.services.delivery import Ports
 from midstage.services.offers import OfferIssuer
+
+
+def _parameters(card: ModelCard | None) -> dict[str, object] | None:
+    return None if card is None else card.parameters
 
 
 def delivery_wiring(settings: DeliverySettings, clock: Clock) -> tuple[Ports, Policy]:
     config = ConfigStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
     table = settings.data_table
+    cards = ModelCardStore(settings.config_table, cache_seconds=settings.config_cache_seconds)
     senders = ChannelSenders(
         ChannelSettings.of(settings),
         config.key_ring,
         push=PushSender(settings.push_applications),
         webhook=WebhookSender(allow_local=settings.webhook_allow_local),
         inbox=InboxStore(table),
+        popular=lambda: popular_of(_parameters(cards.latest_cached("recommendations"))),
         clock=clock,
     )
 
@@ -48,6 +59,8 @@ def delivery_wiring(settings: DeliverySettings, clock: Clock) -> tuple[Ports, Po
         pacer=SendRateBucket(table, {"email": SesSendRate(monotonic=seconds).rate}),
         offers=OfferIssuer(OfferStore(table)),
         privacy=PersonSuppressions(table, Salt(settings.config_table, create=True)),
+        experiments=RecentExperiments(ExperimentTable(table), monotonic=seconds),
+        exposures=archive_sink(settings.archive_stream),
     )
     policy = Policy(
         marketing_consent=settings.marketing_consent,

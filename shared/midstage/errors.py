@@ -302,6 +302,11 @@ class ExperimentStateError(MidstageError):
     code = "invalid_state"
 
 
+class WinnerNotReady(Unavailable):
+    """An auto-winner that cannot be judged yet (its test still sending, or a decision that says
+    wait): the winner's schedule fails this try and Scheduler's retry asks again."""
+
+
 class ImportRefused(InvalidInput):
     """The whole file was refused: its format, size or content makes no row worth reading."""
 

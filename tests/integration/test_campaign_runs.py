@@ -288,6 +288,10 @@ def template_read_once() -> Iterator[None]:
 
 @pytest.fixture
 def rig(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Rig:
+    return make_rig(stack, monkeypatch)
+
+
+def make_rig(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Rig:
     # moto's receive reads every queue attribute (counting all messages) for each message it
     # returns, so draining a queue of n messages costs n squared; the same retention check, cheaply.
     monkeypatch.setattr(SQSBackend, "is_message_valid_based_on_retention_period", _retained)

@@ -370,8 +370,8 @@ def test_the_same_body_twice_is_the_same_request_and_another_type_is_a_new_one(a
             400,
             "subjects_too_large",
         ),
-        ({**SUPPRESS_ANN, "regulationType": "DELETE_ONLY"}, 422, "regulation_type_not_supported"),
-        ({**SUPPRESS_ANN, "regulationType": "SUPPRESS_WITH_DELETE"}, 422, "regulation_type_not_supported"),
+        ({**SUPPRESS_ANN, "regulationType": "DELETE_INTERNAL"}, 422, "regulation_type_not_supported"),
+        ({**SUPPRESS_ANN, "regulationType": "DELETE_ARCHIVE_ONLY"}, 422, "regulation_type_not_supported"),
     ],
 )
 def test_bad_requests_are_refused_and_nothing_is_stored(api: Api, body: Any, status: int, code: str) -> None:

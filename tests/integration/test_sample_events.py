@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from midstage import keys
+from midstage.adapters.archive_engines import S3Archive
 from midstage.adapters.automation_store import CampaignRuns, JourneyInstances, RefreshJobs
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.destination_store import DestinationStore
 from midstage.adapters.documents import pack
 from midstage.adapters.messaging_store import MessageLedger, SuppressionStore
-from midstage.adapters.privacy_store import Regulations, Salt
+from midstage.adapters.model_cards import ModelCardStore
+from midstage.adapters.privacy_store import PersonSuppressions, Regulations, Salt
 from midstage.adapters.profile_store import ProfileStore
 from midstage.clock import fixed
 from midstage.logic.timefmt import parse_iso
@@ -30,9 +33,10 @@ from midstage.models.destinations import DESTINATION_KIND, Destination
 from midstage.models.messages import Delivery, parse_body
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile, WritePlan
-from tests.integration.conftest import ROOT, SAMPLES_SENT_AT, Context, Stack, sample
+from tests.integration.conftest import ROOT, SAMPLES_SENT_AT, Context, Stack, apply_ingest_queue, sample
 from tests.integration.test_admin_messaging import Api, approved_template, welcome_rule
 from tests.support.http_sink import Sink
+from tests.unit.predictions.test_refit_service import shop_records
 
 ANN = "prof_sample_ann"
 VIP = {"path": "traits.plan", "op": "eq", "value": "pro"}
@@ -66,6 +70,7 @@ TESTED = {
     ("run_imports", "regulation-task"),
     ("forward_destinations", "feed"),
     ("forward_destinations", "scheduled"),
+    ("refit_predictions", "scheduled"),
 }
 
 
@@ -501,3 +506,56 @@ def test_the_destination_samples_queue_anns_events_and_the_scheduled_run_deliver
             ("sample-identify-0001", "prof_sample_ann"),
             ("sample-track-0001", "prof_sample_ann"),
         ]
+
+
+def test_the_refit_sample_scores_everyone_but_the_suppressed_once_per_occurrence(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given the archive of a shop (tests/unit/predictions/test_refit_service.py, 20 customers a
+    # group) in the bucket, ann among its people (she viewed a scarf), and regular_005 suppressed
+    # by a privacy request
+    stack, dynamodb = world.stack, world.stack.clients.dynamodb()
+    bucket = stack.output("ArchiveBucketName")
+    S3Archive(bucket, "archive/", tmp_path / "writer", client=stack.clients.s3()).write(shop_records(20), "shop")
+    salt = Salt(stack.output("ConfigTableName"), client=dynamodb, create=True)
+    PersonSuppressions(world.table, salt, client=dynamodb).suppress(
+        [("user_id", "regular_005")], "reg_1", SAMPLES_SENT_AT
+    )
+    refit_function = stack.load("RefitPredictionsFunction")
+    # The local cloud's stand-in for Athena: DuckDB over a copy of the bucket's partitions
+    monkeypatch.setenv("ANALYTICS_ENGINE", "duckdb")
+    monkeypatch.setenv("ANALYTICS_CACHE_DIR", str(tmp_path / "cache"))
+
+    # When the weekly schedule fires (twice, as Scheduler may)
+    summary = refit_function.lambda_handler(sample("refit_predictions", "scheduled"), Context())
+    again = refit_function.lambda_handler(sample("refit_predictions", "scheduled"), Context())
+
+    # Then everyone but regular_005 is scored once, and both models are stored as version 1
+    assert (summary["people"], summary["excluded"], summary["scored"]) == (42, 1, 41)
+    assert summary["cards"] == ["customer_value.v1", "recommendations.v1"]
+    assert (again["scored"], again["notes"]) == (
+        0,
+        ["customer_value.v1 is already the refit as of 2026-11-23T03:00:00.000Z: nothing sent"],
+    )
+    cards = ModelCardStore(stack.output("ConfigTableName"), client=dynamodb)
+    value = cards.latest("customer_value")
+    assert value is not None and value.data.excluded_people == 1 and value.fitted_at == "2026-11-23T03:00:00.000Z"
+    assert cards.version("recommendations", 1) == cards.latest("recommendations")
+
+    # And the profile updater lands the scores: ann gets what goes with the scarf she viewed
+    applied = apply_ingest_queue(stack, stack.load("ProfileUpdaterFunction"))
+    assert applied == 41
+
+    def person(user_id: str) -> Profile:
+        [owner] = world.profiles.identity_owners([("user_id", user_id)]).values()
+        found = world.profiles.profile(owner)
+        assert found is not None
+        return found
+
+    ann = person("ann")
+    assert ann.traits["predicted"]["recommendations"] == {
+        "value": ["hat", "scarf", "shoes", "socks"],
+        "model": "recommendations.v1",
+    }
+    assert person("lapsed_000").traits["predicted"]["churn_risk"]["value"] > 0.9
+    assert world.profiles.identity_owners([("user_id", "regular_005")]) == {}

@@ -1006,3 +1006,28 @@ def test_compiled_conditions_agree_with_a_plain_interpreter(spec: dict[str, Any]
         expected = reference(spec, one)
         assert condition.test(one) is expected, (spec, one)
         assert condition.explain(one)["matched"] is expected
+
+
+# ------------------------------------------------------------------------------- predicted scores
+def scored(churn_risk: float, percentile: int) -> Facts:
+    risk = {"value": churn_risk, "percentile": percentile, "model": "customer_value.v3"}
+    return facts(customer(traits={"predicted": {"churn_risk": risk}}))
+
+
+def test_a_predicted_score_is_its_value_and_its_percentile_is_one_field_further() -> None:
+    assert matches(cmp("predicted.churn_risk", "gt", 0.7), scored(0.82, 91))
+    assert not matches(cmp("predicted.churn_risk", "gt", 0.7), scored(0.41, 40))
+    assert matches(cmp("predicted.churn_risk.percentile", "gte", 90), scored(0.82, 91))
+    assert matches(cmp("predicted.churn_risk.model", "eq", "customer_value.v3"), scored(0.82, 91))
+    # The same as the long path through the traits
+    assert matches(cmp("traits.predicted.churn_risk.value", "gt", 0.7), scored(0.82, 91))
+    # Someone the refit has not scored is missing, as any absent value
+    assert not matches(cmp("predicted.churn_risk", "lte", 1.0), FULL)
+    assert matches({"not": cmp("predicted.churn_risk", "gt", 0.7)}, FULL)
+
+
+@pytest.mark.parametrize("path", ["predicted", "predicted.churn_risk.rank", "predicted.churn_risk.value.more"])
+def test_a_predicted_path_names_a_score_and_at_most_one_of_its_fields(path: str) -> None:
+    [(where_, message)] = where(cmp(path, "gt", 0.7))
+    assert where_ == "/path"
+    assert "predicted needs a score and optionally its percentile" in message

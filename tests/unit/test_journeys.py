@@ -7,6 +7,8 @@ same result, that the input instance is never changed, and that every effect id 
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,6 +23,9 @@ from pydantic import ValidationError
 
 from midstage.logic import internal_events
 from midstage.logic.conditions import ConditionError, Issue
+from midstage.logic.experiments.assignment import Split, assign
+from midstage.logic.experiments.lifecycle import start as experiment_start
+from midstage.logic.experiments.messages import Dealt, dealt_arm
 from midstage.logic.journeys import (
     MAX_PATH,
     CompiledJourney,
@@ -39,6 +44,7 @@ from midstage.logic.journeys import (
     validate_journey,
 )
 from midstage.logic.timefmt import iso, parse_iso
+from midstage.models.experiments import Experiment
 from midstage.models.journeys import MAX_DEFINITION_CHARS, Journey, JourneyBody
 from midstage.models.messaging import MESSAGE_EVENTS, MessageRequest, Origin, message_id_for
 from midstage.models.profile import Profile
@@ -1613,3 +1619,87 @@ def test_any_valid_journey_walks_deterministically_without_touching_its_input_an
         instance = advance(flow, instance, who, wake, now).instance
     assert instance.status in ("completed", "exited")
     assert instance.ended_at is not None
+
+
+def test_given_a_send_step_naming_an_experiment_when_run_then_its_message_names_it_for_the_deliverer() -> None:
+    flow = compiled(steps={"welcome": send("welcome", "done", experiment="welcome-subjects"), "done": EXIT})
+    progress = run(flow, event=tracked("Signed Up", "m7"))
+    assert [m.experiment for m in progress.messages] == ["welcome-subjects"]
+
+
+# ============================================================================== a random step split by an experiment
+def _split_experiment(status: str) -> Experiment:
+    draft = Experiment.model_validate(
+        {
+            "id": "onboarding",
+            "name": "Onboarding paths",
+            "target": {"kind": "journey", "id": "j1"},
+            "arms": [{"id": "short", "weight": 1}, {"id": "long", "weight": 1}],
+            "goal": "purchase",
+            "metrics": [{"id": "purchase", "kind": "conversion", "event": "Order Completed"}],
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+    )
+    return experiment_start(draft, NOW) if status == "running" else draft
+
+
+SPLIT_STEPS: dict[str, Any] = {
+    "pick": {
+        "type": "random",
+        "experiment": "onboarding",
+        "branches": [{"arm": "short", "next": "quick"}, {"arm": "long", "next": "slow"}],
+    },
+    "quick": send("quick", "done"),
+    "slow": send("slow", "done"),
+    "done": EXIT,
+}
+
+
+def test_given_a_split_by_an_experiment_when_run_then_each_person_takes_their_arms_branch_and_is_exposed() -> None:
+    flow = compiled(start="pick", steps=SPLIT_STEPS)
+    running = _split_experiment("running")
+    taken: Counter[str] = Counter()
+    for n in range(400):
+        who = dataclasses.replace(person(), id=f"p{n}")
+        instance = start_instance(flow, who.id, None, "event:m0", None, NOW)
+        progress = advance(flow, instance, who, Wake.enter(), NOW, arms=lambda e, p: dealt_arm(running, p))
+        arm = assign(Split.of([("short", 1), ("long", 1)]), "onboarding", 1, who.id)
+        assert [m.template for m in progress.messages] == ["quick" if arm == "short" else "slow"]
+        assert progress.exposures == [Dealt("onboarding", 1, arm)]
+        taken[arm] += 1
+    assert 150 < taken["short"] < 250
+
+
+def test_given_an_experiment_not_running_or_missing_when_a_split_step_runs_then_nobody_is_exposed() -> None:
+    flow = compiled(start="pick", steps=SPLIT_STEPS)
+    draft = _split_experiment("draft")
+    not_running = advance(
+        flow,
+        start_instance(flow, "p1", None, "event:m0", None, NOW),
+        person(),
+        Wake.enter(),
+        NOW,
+        arms=lambda e, p: dealt_arm(draft, p),
+    )
+    assert [m.template for m in not_running.messages] == ["quick"]  # the control arm's branch
+    assert not_running.exposures == []
+    missing = advance(
+        flow,
+        start_instance(flow, "p1", None, "event:m0", None, NOW),
+        person(),
+        Wake.enter(),
+        NOW,
+        arms=lambda e, p: None,
+    )
+    assert [m.template for m in missing.messages] == ["quick"] and missing.exposures == []
+    assert "not found" in missing.instance.path[0][2]
+
+
+def test_given_a_split_step_whose_branches_do_not_each_name_an_arm_when_validated_then_it_is_refused() -> None:
+    steps = {
+        **SPLIT_STEPS,
+        "pick": {**SPLIT_STEPS["pick"], "branches": [{"arm": "short", "next": "quick"}, {"next": "slow"}]},
+    }
+    assert locations(issues_of(start="pick", steps=steps)) == ["/steps/pick/branches"]
+    assert issues_of(start="pick", steps=SPLIT_STEPS) == []

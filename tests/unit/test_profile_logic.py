@@ -38,6 +38,21 @@ def test_a_late_event_never_overwrites_a_newer_trait() -> None:
     assert profile.traits["plan"] == "pro"
 
 
+def test_predicted_scores_are_set_by_the_platform_only() -> None:
+    profile = fresh()
+    scores = {"churn_risk": {"value": 0.8, "percentile": 90, "model": "customer_value.v1"}}
+    logic.apply_event(profile, event("identify", mid="refit", sourceId="midstage", traits={"predicted": scores}))
+    # A client cannot overwrite them (nor forge them), by identify or a track call's context
+    forged = {"churn_risk": {"value": 0.0}}
+    logic.apply_event(
+        profile, event("identify", "2026-11-21T00:00:00.000Z", "c1", traits={"predicted": forged, "plan": "pro"})
+    )
+    logic.apply_event(
+        profile, event(at="2026-11-21T00:00:01.000Z", mid="c2", context={"traits": {"predicted": forged}})
+    )
+    assert profile.traits == {"predicted": scores, "plan": "pro"}
+
+
 def test_context_traits_of_a_track_call_update_the_profile() -> None:
     profile = fresh()
     logic.apply_event(profile, event(context={"traits": {"city": "Lyon"}}))

@@ -931,3 +931,10 @@ def test_given_reasons_not_to_fire_when_dry_run_then_each_is_explained() -> None
     already = dry_run(compiled, person(traits={"country": "FR"}), tracked("Signed Up", "m9"), NOW, record=fired())
     assert already["wouldFire"] is False and already["refire"]["allowed"] is False
     assert "actions" not in already
+
+
+def test_given_a_send_action_naming_an_experiment_when_planned_then_its_message_names_it_for_the_deliverer() -> None:
+    send = {"type": "send", "channels": ["email"], "template": "e1", "experiment": "welcome-subjects"}
+    subject = rule(refire={"mode": "every"}, actions=[send, ALL_ACTIONS[0]])
+    planned = plan_actions(subject, person(), tracked("Signed Up", "m1"), Trigger("event", "Signed Up", "m1"), NOW)
+    assert [m.experiment for m in planned.messages] == ["welcome-subjects", None]

@@ -687,3 +687,28 @@ def test_given_a_template_when_using_date_filters_then_the_context_zone_and_loca
 def test_given_a_bad_value_or_format_when_formatting_a_date_then_it_fails(value: str, fmt: str) -> None:
     with pytest.raises(RenderError, match="date"):
         format_date(value, fmt)
+
+
+def test_given_a_persons_recommendations_when_rendering_then_recommendations_n_lists_the_first_n() -> None:
+    body = "{% for item in recommendations(2) %}[{{ item }}]{% endfor %} {{ recommendations(5) | length }}"
+    assert sms(body, recommendations=["socks", "scarf", "hat"]) == "[socks][scarf] 3"
+
+
+def test_given_no_recommendations_when_rendering_then_the_list_is_empty_and_a_preview_shows_placeholders() -> None:
+    assert sms("{{ recommendations(3) | join(',') }}.") == "."
+    rendered = preview(
+        "sms",
+        {"en": {"body": "{{ recommendations(2) | join(' ') }}"}},
+        {},
+        locale="en",
+        default_locale="en",
+        context=RenderContext(),
+        timer=time.monotonic,
+    )
+    assert rendered.fields == {"body": "[recommendation 1] [recommendation 2]"}
+
+
+@pytest.mark.parametrize("argument", ["0", "51", "'3'", "true", "2.5"])
+def test_given_a_bad_count_when_asking_for_recommendations_then_it_fails_saying_what_it_takes(argument: str) -> None:
+    error = fails(f"{{{{ recommendations({argument}) }}}}", recommendations=["socks"])
+    assert "recommendations() takes a whole number from 1 to 50" in str(error)

@@ -12,6 +12,7 @@ DuckDB is imported only inside these classes (it is the optional `analytics` ext
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, timedelta
@@ -176,12 +177,15 @@ class S3Archive:
                     total += item["Size"]
                     listed.setdefault(day, set()).add(name)
                     target = self.local.root / part / name
-                    if target.exists() and target.stat().st_size == item["Size"]:
+                    # An object rewritten in place (an erasure) may keep its size: its time tells.
+                    modified = item["LastModified"].timestamp()
+                    if target.exists() and target.stat().st_size == item["Size"] and target.stat().st_mtime >= modified:
                         continue
                     target.parent.mkdir(parents=True, exist_ok=True)
                     body = self.client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
                     partial = target.with_suffix(".partial")
                     partial.write_bytes(body)
+                    os.utime(partial, (modified, modified))
                     partial.replace(target)
                 else:
                     continue

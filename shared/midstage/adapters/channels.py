@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from midstage.logic import links
 from midstage.logic import templates as template_logic
 from midstage.logic.delivery import Address, ProviderFailure, RenderFailure, zone_of
 from midstage.logic.keyring import KeyRing
+from midstage.logic.predictions.recommendations import for_person
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
 from midstage.observability import correlation_id, logger, tracer
@@ -66,6 +67,7 @@ def render_context(
     tz: str,
     unsubscribe_url: str | None,
     offers: Mapping[str, str | None] | None = None,
+    popular: Callable[[], Sequence[str]] = tuple,
 ) -> template_logic.RenderContext:
     # The same variables as the admin API's preview, so a preview shows what will be sent.
     return template_logic.RenderContext(
@@ -76,7 +78,13 @@ def render_context(
         tz=tz,
         links={"unsubscribe": unsubscribe_url} if unsubscribe_url else {},
         offers=dict(offers or {}),
+        # The person's stored list; the best sellers (read only then) for someone without one.
+        recommendations=for_person(profile.traits, ()) or for_person({}, popular()),
     )
+
+
+def _shows_recommendations(template: Template) -> bool:
+    return any("recommendations" in text for content in template.locales.values() for text in content.values())
 
 
 class ChannelSenders:
@@ -90,6 +98,7 @@ class ChannelSenders:
         push: PushSender | None = None,
         webhook: WebhookSender | None = None,
         inbox: InboxStore | None = None,
+        popular: Callable[[], Sequence[str]] = tuple,
         clock: Clock,
         correlation_id: Callable[[], str | None] = correlation_id,
     ) -> None:
@@ -100,6 +109,7 @@ class ChannelSenders:
         self.push = push or PushSender({})
         self.webhook = webhook or WebhookSender()
         self.inbox = inbox
+        self.popular = popular  # `recommendations(n)`'s fallback: the latest item model's best sellers
         self.clock = clock
         self._correlation_id = correlation_id
 
@@ -137,7 +147,9 @@ class ChannelSenders:
             assert template is not None
             unsubscribe = self._unsubscribe_url(request, profile, channel, address)
             tz = zone_of(profile, self.settings.default_timezone).key
-            context = render_context(request, profile, tz, unsubscribe, offers)
+            # The best sellers are read (cached) only for a template that shows recommendations.
+            popular = self.popular if _shows_recommendations(template) else tuple
+            context = render_context(request, profile, tz, unsubscribe, offers, popular)
             context.assets = template.assets
             try:
                 rendered = template_logic.render(

@@ -14,6 +14,7 @@ archive stream, where results read exposures back from).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,28 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _MAX_CURSOR = 64
+
+
+class RecentExperiments:
+    """Experiments as the deliverer reads them: each kept `ttl_s` seconds, so a burst of messages
+    naming one experiment reads it once; a start, stop or new phase is seen within that time."""
+
+    def __init__(self, table: ExperimentTable, *, monotonic: Callable[[], float], ttl_s: float = 30.0) -> None:
+        self.table = table
+        self.monotonic = monotonic
+        self.ttl_s = ttl_s
+        self._kept: dict[str, tuple[float, Experiment | None]] = {}
+
+    def find_experiment(self, experiment_id: str) -> Experiment | None:
+        now = self.monotonic()
+        kept = self._kept.get(experiment_id)
+        if kept is not None and now - kept[0] < self.ttl_s:
+            return kept[1]
+        found = self.table.find_experiment(experiment_id)
+        if len(self._kept) > 1000:
+            self._kept.clear()
+        self._kept[experiment_id] = (now, found)
+        return found
 
 
 class ExperimentTable(ddb.Table):

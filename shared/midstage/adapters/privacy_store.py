@@ -220,16 +220,63 @@ class Regulations(ddb.Table):
         item = self._get(keys.regulation_key(regulate_id))
         return _record(item) if item else None
 
-    def save(self, record: Mapping[str, Any]) -> None:
+    def claim(self, regulate_id: str, token: str, now: datetime, until: datetime) -> bool:
+        """Take the request for one worker: only when nobody has it (INITIALIZED) or its holder's
+        lease ran out (it stopped without ending or letting go of it). False: another worker has it."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=ddb.key(keys.regulation_key(regulate_id)),
+                UpdateExpression="SET #status = :running, #claim = :token, #until = :until",
+                ConditionExpression=(
+                    "#status = :initialized OR (#status = :running AND "
+                    "(attribute_not_exists(#until) OR #until <= :now))"
+                ),
+                ExpressionAttributeNames={"#status": "status", "#claim": "claim", "#until": "claimUntil"},
+                ExpressionAttributeValues={
+                    ":running": ddb.s("RUNNING"),
+                    ":initialized": ddb.s("INITIALIZED"),
+                    ":token": ddb.s(token),
+                    ":until": ddb.s(iso(until)),
+                    ":now": ddb.s(iso(now)),
+                },
+            )
+        except ClientError as error:
+            if ddb.condition_failed(error):
+                return False
+            raise
+        return True
+
+    def save(
+        self, record: Mapping[str, Any], *, claim: str | None = None, release: bool = False, forget: bool = False
+    ) -> bool:
         """The request's progress (only its worker writes it after creation); the dropped-event
-        count is left as it is."""
-        self.client.update_item(
-            TableName=self.table,
-            Key=ddb.key(keys.regulation_key(str(record["regulateId"]))),
-            UpdateExpression="SET #doc = :doc, #status = :status",
-            ExpressionAttributeNames={"#doc": "doc", "#status": "status"},
-            ExpressionAttributeValues={":doc": ddb.s(_doc(record)), ":status": ddb.s(str(record["status"]))},
-        )
+        count is left as it is. With `claim`, only while that claim holds (False when another
+        worker took the request over); `release` lets the claim go (the request ended, or a
+        failure hands it to the queue's next try); `forget` drops the subjects (an erasure done:
+        the request no longer holds who it was about)."""
+        removed = [name for name, wanted in (("#claim, #until", release), ("subjects", forget)) if wanted]
+        update = "SET #doc = :doc, #status = :status" + (f" REMOVE {', '.join(removed)}" if removed else "")
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": ddb.key(keys.regulation_key(str(record["regulateId"]))),
+            "UpdateExpression": update,
+            "ExpressionAttributeNames": {"#doc": "doc", "#status": "status"},
+            "ExpressionAttributeValues": {":doc": ddb.s(_doc(record)), ":status": ddb.s(str(record["status"]))},
+        }
+        if release:
+            kwargs["ExpressionAttributeNames"].update({"#claim": "claim", "#until": "claimUntil"})
+        if claim is not None:
+            kwargs["ExpressionAttributeNames"]["#claim"] = "claim"
+            kwargs["ConditionExpression"] = "#claim = :claim"
+            kwargs["ExpressionAttributeValues"][":claim"] = ddb.s(claim)
+        try:
+            self.client.update_item(**kwargs)
+        except ClientError as error:
+            if claim is not None and ddb.condition_failed(error):
+                return False
+            raise
+        return True
 
     def not_ended(self) -> list[dict[str, Any]]:
         """Every request still INITIALIZED or RUNNING (one partition, read through, the ended
@@ -261,7 +308,7 @@ class Regulations(ddb.Table):
 
 
 def _doc(record: Mapping[str, Any]) -> str:
-    kept_apart = ("status", "droppedEvents", "subjects")
+    kept_apart = ("status", "droppedEvents", "subjects", "claim", "claimUntil")
     return json.dumps({k: v for k, v in record.items() if k not in kept_apart}, sort_keys=True)
 
 
@@ -287,6 +334,8 @@ def _record(item: Mapping[str, Any]) -> dict[str, Any]:
     record["subjects"] = unpack(item["subjects"]["B"]) if "subjects" in item else []
     record["status"] = item["status"]["S"]
     record["droppedEvents"] = int(item.get("droppedEvents", {}).get("N", "0"))
+    if "claimUntil" in item:
+        record["claimUntil"] = item["claimUntil"]["S"]
     return record
 
 

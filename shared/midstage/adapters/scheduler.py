@@ -40,12 +40,13 @@ class CampaignSchedules:
             self._client = aws.scheduler()
         return self._client
 
-    def name_for(self, campaign_id: str) -> str:
-        """Scheduler names hold 64 characters: a longer one keeps a digest of the whole id."""
-        name = f"{self.prefix}-campaign-{campaign_id}"
+    def name_for(self, campaign_id: str, stage: str = "") -> str:
+        """Scheduler names hold 64 characters: a longer one keeps a digest of the whole id. An
+        auto-winner's second schedule is the campaign's with `stage` "winner" ("w-" before the id)."""
+        name = f"{self.prefix}-campaign-{'w-' if stage else ''}{campaign_id}"
         if len(name) <= 64:
             return name
-        return f"{name[:51]}-{hashlib.sha256(campaign_id.encode()).hexdigest()[:12]}"
+        return f"{name[:51]}-{hashlib.sha256((stage + campaign_id).encode()).hexdigest()[:12]}"
 
     def put(
         self,
@@ -56,9 +57,14 @@ class CampaignSchedules:
         start: str | None = None,
         end: str | None = None,
         one_time: bool,
+        stage: str = "",
     ) -> str:
-        """Create or replace the campaign's schedule; returns its name."""
-        name = self.name_for(campaign_id)
+        """Create or replace the campaign's schedule (with `stage` "winner": its auto-winner's
+        second one); returns its name."""
+        name = self.name_for(campaign_id, stage)
+        target_input: dict[str, str] = {"campaignId": campaign_id, "scheduledTime": "<aws.scheduler.scheduled-time>"}
+        if stage:
+            target_input["stage"] = stage
         request: dict[str, Any] = {
             "Name": name,
             "GroupName": self.group,
@@ -71,10 +77,7 @@ class CampaignSchedules:
             "Target": {
                 "Arn": self.target_arn,
                 "RoleArn": self.role_arn,
-                "Input": json.dumps(
-                    {"campaignId": campaign_id, "scheduledTime": "<aws.scheduler.scheduled-time>"},
-                    separators=(",", ":"),
-                ),
+                "Input": json.dumps(target_input, separators=(",", ":")),
                 "RetryPolicy": {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 3600},
             },
         }
@@ -90,9 +93,9 @@ class CampaignSchedules:
             self.client.update_schedule(**request)
         return name
 
-    def delete(self, campaign_id: str) -> bool:
+    def delete(self, campaign_id: str, stage: str = "") -> bool:
         try:
-            self.client.delete_schedule(Name=self.name_for(campaign_id), GroupName=self.group)
+            self.client.delete_schedule(Name=self.name_for(campaign_id, stage), GroupName=self.group)
         except ClientError as error:
             if error.response["Error"]["Code"] == "ResourceNotFoundException":
                 return False

@@ -22,6 +22,7 @@ from midstage.admin import (
     journeys,
     messages,
     offers,
+    predictions,
     profiles,
     regulations,
     reports,
@@ -59,6 +60,7 @@ ROUTERS: tuple[tuple[str, Routes], ...] = (
     ("/v1/regulations", regulations.routes),
     ("/v1/assets", assets.routes),
     ("/v1/audit", audit.routes),
+    ("/v1/predictions", predictions.routes),
 )
 
 

@@ -15,9 +15,11 @@ from midstage.adapters.counters import Counters
 from midstage.adapters.dead_letters import BusRedrive, DeadLetterQueue, FailureLog
 from midstage.adapters.destination_senders import DestinationSender
 from midstage.adapters.destination_store import DestinationStore
+from midstage.adapters.experiment_store import ExperimentTable
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.import_store import ImportFiles, ImportJobs
 from midstage.adapters.messaging_store import FireRecords, InboxStore, MessageLedger, SuppressionStore
+from midstage.adapters.model_cards import ModelCardStore
 from midstage.adapters.offer_store import OfferStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
@@ -154,6 +156,10 @@ class AdminWiring:
         return InboxAdmin(self.profiles, InboxStore(self.settings.data_table), self.identity, clock=self.clock)
 
     @cached_property
+    def model_cards(self) -> ModelCardStore:
+        return ModelCardStore(self.settings.config_table)
+
+    @cached_property
     def channel_pauses(self) -> ChannelPauses:
         return ChannelPauses(self.settings.data_table)
 
@@ -217,6 +223,7 @@ class AdminWiring:
             schedules,
             clock=self.clock,
             offer_exists=self.offers.exists,
+            experiments=ExperimentTable(settings.data_table),
         )
 
     @cached_property
@@ -308,50 +315,14 @@ class AdminWiring:
     def experiments(self) -> Experiments:
         """Experiments stored in the DataTable; their results read from the archive by the
         reports' engine (503 while it is not configured), exposures put on the archive stream."""
-        from midstage.adapters.archive_stream import archive_sink
-        from midstage.adapters.experiment_store import ArchiveExposures, ExperimentTable
-        from midstage.services.experiments import Experiments
-        from midstage.services.experiments.sources import ArchiveStatistics
+        from midstage.analytics_wiring import experiments_service
 
-        table = ExperimentTable(self.settings.data_table)
-        return Experiments(
-            table,
-            ArchiveStatistics(lambda: self.analytics_engine, self.clock),
-            ArchiveExposures(archive_sink(self.settings.archive_stream), origin_kind="api"),
-            table,
-            global_control_share=self.settings.global_control_share,
-            global_control_salt=self.settings.global_control_salt,
-        )
+        return experiments_service(self.settings, lambda: self.analytics_engine, self.clock, origin_kind="api")
 
     @cached_property
     def analytics_engine(self) -> Engine:
         """The engine the reports run on, made on the first report that needs it; refused (503)
         while its settings are missing, so a stack without an archive still serves the rest."""
-        import importlib.util
+        from midstage.analytics_wiring import analytics_engine
 
-        from midstage.adapters.archive_engines import AthenaEngine, S3Archive
-
-        settings = self.settings
-        if settings.analytics_engine == "athena":
-            missing = [name for name in ("athena_workgroup", "athena_database") if not getattr(settings, name)]
-            if missing:
-                raise _not_configured(missing)
-            return AthenaEngine(settings.athena_workgroup, settings.athena_database)
-        if not settings.archive_bucket:
-            raise _not_configured(["archive_bucket"])
-        # Looked up without importing it: the admin function's cold start never loads DuckDB.
-        if importlib.util.find_spec("duckdb") is None:
-            raise Unavailable(
-                "the duckdb engine needs the duckdb package (the analytics extra) in this function; "
-                "install it or set ANALYTICS_ENGINE=athena",
-                code="analytics_not_configured",
-            )
-        return S3Archive(settings.archive_bucket, settings.archive_prefix, settings.analytics_cache_dir)
-
-
-def _not_configured(missing: list[str]) -> Unavailable:
-    names = ", ".join(name.upper() for name in missing)
-    return Unavailable(
-        f"reports need the archive: set {names} on the admin function (docs/api.md, Reports)",
-        code="analytics_not_configured",
-    )
+        return analytics_engine(self.settings)

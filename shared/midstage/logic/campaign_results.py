@@ -51,6 +51,7 @@ BLOCK_CODES: Final = (
     "no_profile",
     "offer_refused",
     "global_control",
+    "experiment_holdout",
 )
 OTHER: Final = "other"
 _PLAIN_COUNTERS: Final = (

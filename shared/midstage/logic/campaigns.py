@@ -27,6 +27,7 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from midstage.errors import CampaignStateError as CampaignStateError
+from midstage.logic.campaign_experiments import Deal
 from midstage.logic.campaign_results import (  # noqa: F401 - importable from here as before
     BLOCK_CODES,
     BLOCKED_PREFIX,
@@ -184,6 +185,7 @@ class SchedulerSpec:
     start: str | None  # StartDate, ISO UTC
     end: str | None  # EndDate, ISO UTC
     one_time: bool
+    moment: datetime | None = None  # a one-time schedule's firing moment
 
 
 def scheduler_spec(campaign: CampaignBody, now: datetime) -> SchedulerSpec:
@@ -206,7 +208,8 @@ def scheduler_spec(campaign: CampaignBody, now: datetime) -> SchedulerSpec:
     else:
         moment = first_fire_for_local_time(schedule.local_date(), schedule.local_clock())
     soonest = now.astimezone(UTC).replace(microsecond=0) + timedelta(minutes=1)
-    return SchedulerSpec(at_expression(max(moment, soonest), "UTC"), "UTC", None, None, one_time=True)
+    fires = max(moment, soonest)
+    return SchedulerSpec(at_expression(fires, "UTC"), "UTC", None, None, one_time=True, moment=fires)
 
 
 # ------------------------------------------------------------------------------ who, which
@@ -291,7 +294,7 @@ def send_at(campaign: CampaignBody, profile: Profile, fired_at: datetime, defaul
 
 
 # ------------------------------------------------------------------------------ planning
-Decision = Literal["not_in_audience", "missed", "held_out", "send"]
+Decision = Literal["not_in_audience", "missed", "held_out", "global_control", "awaiting_winner", "in_test", "send"]
 
 
 @dataclass(frozen=True)
@@ -303,6 +306,7 @@ class Recipient:
     variant: Variant | None = None
     request: MessageRequest | None = None
     send_at: datetime | None = None
+    arm: str | None = None  # the experiment's arm, when an experiment splits the campaign
 
 
 def message_key(campaign_id: str, run_id: str, profile_id: str) -> str:
@@ -317,19 +321,32 @@ def plan_recipient(
     *,
     default_timezone: str = "UTC",
     now: datetime | None = None,
+    deal: Deal | None = None,
 ) -> Recipient:
     """The run's decision for one person, in order: the audience (a merged-away profile is no
     one), a local time missed, the holdout, then the message. A missed person is judged before
     the holdout so that the control group is drawn from the same people as those messaged.
-    `now` stamps the request (the worker's clock); it defaults to `fired_at`."""
+    `now` stamps the request (the worker's clock); it defaults to `fired_at`. With `deal` (an
+    experiment splits the campaign) the experiment places the person instead of the campaign's
+    own holdout and variant hashes (logic.campaign_experiments)."""
     if profile.merged_into or not in_audience(profile.segments, campaign.audience):
         return Recipient(profile.id, "not_in_audience")
     when = send_at(campaign, profile, fired_at, default_timezone)
     if when == "missed":
         return Recipient(profile.id, "missed")
-    if in_holdout(campaign.id, profile.id, campaign.holdout_percent):
+    arm = None
+    if deal is not None:
+        placed = deal.place(profile.id)
+        if placed.kind in ("global_control", "awaiting_winner", "in_test"):
+            return Recipient(profile.id, placed.kind)
+        if placed.kind == "holdout":
+            return Recipient(profile.id, "held_out", arm=placed.arm)
+        arm = placed.arm
+        variant = next((v for v in campaign.variants or [] if v.id == placed.variant), None)
+    elif in_holdout(campaign.id, profile.id, campaign.holdout_percent):
         return Recipient(profile.id, "held_out")
-    variant = variant_for(campaign.id, profile.id, campaign.variants)
+    else:
+        variant = variant_for(campaign.id, profile.id, campaign.variants)
     message = campaign.message
     template: str | dict[Channel, str] = message.template
     variables = dict(message.vars)
@@ -349,7 +366,7 @@ def plan_recipient(
         offers=offer_refs(campaign, profile.id),
         requested_at=iso(now or fired_at),
     )
-    return Recipient(profile.id, "send", variant, request, when if isinstance(when, datetime) else None)
+    return Recipient(profile.id, "send", variant, request, when if isinstance(when, datetime) else None, arm)
 
 
 def offer_refs(campaign: Campaign, profile_id: str) -> dict[str, OfferRef]:

@@ -23,8 +23,9 @@ MAX_SUBJECTS = 5000
 MAX_SUBJECT_CHARS = 512  # identifiers are kept well below DynamoDB's 2,048-byte key (logic/identity.py)
 
 REGULATION_TYPES = ("SUPPRESS_ONLY", "UNSUPPRESS", "SUPPRESS_WITH_DELETE", "DELETE_ONLY", "EXPORT")
-# Erasure across every store is not built yet: these are refused, never pretended.
-NOT_SUPPORTED_YET = frozenset({"SUPPRESS_WITH_DELETE", "DELETE_ONLY"})
+# Segment's types that Midstage does not do (its DELETE_ONLY reaches every store, the archive
+# included, so a deletion of only some stores is not offered): refused, never pretended.
+NOT_SUPPORTED_YET = frozenset({"DELETE_INTERNAL", "DELETE_ARCHIVE_ONLY"})
 SUBJECT_TYPES = ("USER_ID", "ANONYMOUS_ID", "EMAIL", "PHONE", "PROFILE_ID")
 STATUSES = ("INITIALIZED", "RUNNING", "FINISHED", "FAILED")
 JURISDICTIONS = ("GDPR", "CCPA", "PIPL")

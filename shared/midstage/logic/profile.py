@@ -33,6 +33,7 @@ SEGMENT_REMOVED = "Segment Removed"
 MAX_TAGS = 200
 MAX_STATIC_SEGMENTS = 500
 PLATFORM_SOURCE = "midstage"  # the sourceId of events the platform emits (logic/internal_events.py)
+PREDICTED_TRAIT = "predicted"  # the refit's scores (docs/predictions.md): set by the platform only
 _SEGMENT_ID = re.compile(SEGMENT_ID).match
 _UTM_FIELDS = ("source", "medium", "name", "term", "content")
 _DEVICE_FIELDS = ("id", "token", "type", "manufacturer", "model", "name", "advertisingId")
@@ -86,6 +87,8 @@ def apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
     if event["type"] == "identify" and isinstance(event.get("traits"), dict):
         traits.update(event["traits"])
     for key, value in traits.items():
+        if key == PREDICTED_TRAIT and event.get("sourceId") != PLATFORM_SOURCE:
+            continue  # the models' scores: only the refit sets them, a client cannot forge one
         _set_trait(profile, key, value, stamp)
 
     if event["type"] == "group" and event.get("groupId"):

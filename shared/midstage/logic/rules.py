@@ -251,6 +251,7 @@ def plan_actions(
                     vars=action.vars,
                     event=dict(event) if event else None,
                     requested_at=stamp,
+                    experiment=action.experiment,
                 )
             )
         elif isinstance(action, WebhookAction):

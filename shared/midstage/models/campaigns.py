@@ -314,6 +314,11 @@ class CampaignBody(_Strict):
         default=None, ge=1, le=MAX_MESSAGES, strict=True, description="queued per run at most"
     )
     conversion: Conversion | None = None
+    experiment: str | None = Field(
+        default=None,
+        pattern=_ID,
+        description="an experiment targeting this campaign: its arms split the audience (docs/experiments.md)",
+    )
 
     @model_validator(mode="after")
     def _variants_split_everyone(self) -> CampaignBody:

@@ -223,7 +223,8 @@ class ConditionStep(_Strict):
 
 
 class RandomBranch(_Strict):
-    percent: float = Field(ge=0, le=100, description="a share of people, to 0.01")
+    percent: float = Field(default=0, ge=0, le=100, description="a share of people, to 0.01")
+    arm: str | None = Field(default=None, pattern=_ID, description="with the step's experiment: the arm it takes")
     next: StepId
 
     @field_validator("percent")
@@ -239,6 +240,11 @@ class RandomStep(_Strict):
 
     type: Literal["random"]
     branches: list[RandomBranch] = Field(min_length=2, max_length=10)
+    experiment: str | None = Field(
+        default=None,
+        pattern=_ID,
+        description="an experiment whose arms choose the branch (each branch names its `arm`; percents unused)",
+    )
 
 
 Scalar = Annotated[str, Field(max_length=1024)] | int | float | bool | None

@@ -61,6 +61,11 @@ class SendAction(_Strict):
     template: str | dict[Channel, str] = Field(description="a template id, or one per channel")
     category: Category = "marketing"
     vars: dict[str, Any] = Field(default_factory=dict)
+    experiment: str | None = Field(
+        default=None,
+        pattern=_ID,
+        description="an experiment whose arms split this send per person (docs/experiments.md)",
+    )
 
     @field_validator("template")
     @classmethod
@@ -240,6 +245,8 @@ class MessageRequest(_Strict):
     # Set by the timer sweep when a deferred message is released: the scheduler's time, which
     # is when the deferral ended even if this container's clock lags.
     released_at: str | None = None
+    # An experiment whose arms split this send: the deliverer deals the person an arm.
+    experiment: str | None = None
 
     @property
     def message_id(self) -> str:

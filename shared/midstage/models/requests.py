@@ -111,6 +111,9 @@ class SendMessage(_Body):
     category: Category
     vars: dict[str, Any] = Field(default_factory=dict)
     idempotencyKey: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@+=-]+$")
+    experiment: str | None = Field(
+        default=None, pattern=_ID, description="an experiment whose arms split this send (docs/experiments.md)"
+    )
 
     @field_validator("channels")
     @classmethod
@@ -181,7 +184,16 @@ class SuppressionPut(_Body):
 class RegulationCreate(_Body):
     """A privacy request, in Segment's Regulations shape (services/privacy.py)."""
 
-    regulationType: Literal["SUPPRESS_ONLY", "UNSUPPRESS", "SUPPRESS_WITH_DELETE", "DELETE_ONLY", "EXPORT"]
+    # DELETE_INTERNAL and DELETE_ARCHIVE_ONLY are Segment's: answered 422 regulation_type_not_supported.
+    regulationType: Literal[
+        "SUPPRESS_ONLY",
+        "UNSUPPRESS",
+        "SUPPRESS_WITH_DELETE",
+        "DELETE_ONLY",
+        "EXPORT",
+        "DELETE_INTERNAL",
+        "DELETE_ARCHIVE_ONLY",
+    ]
     subjectType: Literal["USER_ID", "ANONYMOUS_ID", "EMAIL", "PHONE", "PROFILE_ID"]
     subjectIds: list[Annotated[str, StringConstraints(min_length=1, max_length=512)]] = Field(
         min_length=1, max_length=5000

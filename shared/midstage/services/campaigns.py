@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from midstage import keys
 from midstage.errors import Conflict
 from midstage.logic.archive import records
+from midstage.logic.campaign_experiments import Deal, deal_for
 from midstage.logic.campaigns import attribute, blocked_counter, pace, plan_recipient, run_id_for, share_of_rate
 from midstage.logic.delivery import Outcome, is_hold
 from midstage.logic.timefmt import iso, parse_iso
@@ -31,6 +32,7 @@ from midstage.models.messages import CampaignPart
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 from midstage.observability import logger
+from midstage.services.campaign_experiments import ExperimentDocuments, arm_exposure, running_experiment
 from midstage.services.ports import ArchiveSink, CountsOnce, MessageSink, PartQueue, ProfilePages, Stale, Timers
 
 PAGE_ITEMS = 500  # items read per scan page (profiles and everything else in the table)
@@ -93,11 +95,20 @@ class Started:
 
 
 class CampaignRunner:
-    def __init__(self, config: CampaignDocuments, runs: Runs, parts_queue: PartQueue, *, parts: int) -> None:
+    def __init__(
+        self,
+        config: CampaignDocuments,
+        runs: Runs,
+        parts_queue: PartQueue,
+        *,
+        parts: int,
+        experiments: ExperimentDocuments | None = None,
+    ) -> None:
         self.config = config
         self.runs = runs
         self.parts_queue = parts_queue
         self.parts = parts
+        self.experiments = experiments
 
     def start(self, campaign_id: str, scheduled: datetime, now: datetime) -> Started:
         """Start the run for one schedule occurrence (again: a no-op, or a re-drive of parts that
@@ -108,7 +119,7 @@ class CampaignRunner:
             return Started(run_id, False, 0, "the campaign no longer exists")
         if campaign.status not in ("scheduled", "running"):
             return Started(run_id, False, 0, f"the campaign is {campaign.status}")
-        doc = {
+        doc: dict[str, Any] = {
             "campaign_id": campaign_id,
             "run_id": run_id,
             "version": campaign.version,
@@ -116,6 +127,20 @@ class CampaignRunner:
             "started_at": iso(now),
             "parts": self.parts,
         }
+        if campaign.experiment is not None:
+            experiment, why = running_experiment(self.experiments, campaign.experiment, now)
+            if experiment is None:
+                return Started(run_id, False, 0, why)
+            doc.update(
+                stage="test",
+                experiment={"id": experiment.id, "phase": experiment.phase},
+                awaits_winner=experiment.auto_winner is not None,
+            )
+        return self.launch(campaign, run_id, doc, now)
+
+    def launch(self, campaign: Campaign, run_id: str, doc: Mapping[str, Any], now: datetime) -> Started:
+        """Create the run (once), its parts, and queue the parts not yet taken up."""
+        campaign_id = campaign.id
         created = self.runs.create_run(campaign_id, run_id, doc, now)
         run = self.runs.run(campaign_id, run_id)
         total = int(run["parts"]) if run else self.parts
@@ -170,8 +195,12 @@ class CampaignWorker:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         archive: ArchiveSink | None = None,
+        experiments: ExperimentDocuments | None = None,
+        global_control: tuple[float, str] = (0.0, ""),
     ) -> None:
         self.archive = archive
+        self.experiments = experiments
+        self.global_control = global_control
         self.config = config
         self.runs = runs
         self.profiles = profiles
@@ -226,13 +255,16 @@ class CampaignWorker:
                     lease_s=LEASE_S,
                 )
                 return PartOutcome(stop, pages, counts)
+            deal = self._deal(campaign, run)
             rate = share_of_rate(campaign.send_rate, total)
             # A page holds no more people than items read, so it paces out within RESERVE_S and the
             # deadline check between pages ends the invocation before its timeout cuts a page short
             # (a page is counted only at its checkpoint: cut short, every retry would start it over).
             page_items = max(1, min(PAGE_ITEMS, int(rate * RESERVE_S)))
             profiles, next_cursor = self.profiles.scan_page(part, total, cursor, page_items, started=fired_at)
-            page = self._page(campaign, run_id, profiles, fired_at, now(), part=part, granted=counts.get("queued", 0))
+            page = self._page(
+                campaign, run_id, profiles, fired_at, now(), part=part, granted=counts.get("queued", 0), deal=deal
+            )
             for chunk_start in range(0, len(page.now), 10):
                 chunk = page.now[chunk_start : chunk_start + 10]
                 # pace() waits at most MAX_PACE_WAIT at a time: ask again until the chunk is due.
@@ -297,13 +329,16 @@ class CampaignWorker:
         *,
         part: int = 0,
         granted: int = 0,
+        deal: Deal | None = None,
     ) -> CampaignWorker._Page:
         """One page's decisions; `granted` is what the part's checkpointed pages took of max_messages."""
         page = CampaignWorker._Page([], [], [], {"scanned": len(profiles)})
         counts = page.counts
-        sendable: list[tuple[datetime | None, MessageRequest]] = []
+        sendable: list[tuple[datetime | None, MessageRequest, str | None]] = []
         for profile in profiles:
-            recipient = plan_recipient(campaign, profile, run_id, fired_at, default_timezone=self.default_timezone)
+            recipient = plan_recipient(
+                campaign, profile, run_id, fired_at, default_timezone=self.default_timezone, deal=deal
+            )
             if recipient.decision == "not_in_audience":
                 continue
             counts["targeted"] = counts.get("targeted", 0) + 1
@@ -312,8 +347,10 @@ class CampaignWorker:
                 page.touches.append((profile.id, now, "campaign", campaign.id, run_id, "held_out"))
                 if self.archive is not None:
                     page.exposures.append(campaign_exposure(campaign, profile.id, "holdout", None, now))
+                    if deal is not None and recipient.arm is not None:
+                        page.exposures.append(arm_exposure(deal, campaign, profile.id, recipient.arm, None, now))
             elif recipient.decision == "send" and recipient.request is not None:
-                sendable.append((recipient.send_at, recipient.request))
+                sendable.append((recipient.send_at, recipient.request, recipient.arm))
             else:
                 counts[recipient.decision] = counts.get(recipient.decision, 0) + 1
         if campaign.max_messages is not None and sendable:
@@ -323,10 +360,14 @@ class CampaignWorker:
             if grant < len(sendable):
                 counts["capped"] = counts.get("capped", 0) + len(sendable) - grant
                 sendable = sendable[:grant]
-        for send_at, request in sendable:
-            if self.archive is not None and (campaign.holdout_percent or campaign.variants):
+        for send_at, request, arm in sendable:
+            if self.archive is not None and (campaign.holdout_percent or campaign.variants or deal):
                 variant = request.origin.step or "main"
                 page.exposures.append(campaign_exposure(campaign, request.profile_id, variant, request.message_id, now))
+                if deal is not None and deal.stage == "test" and arm is not None:
+                    page.exposures.append(
+                        arm_exposure(deal, campaign, request.profile_id, arm, request.message_id, now)
+                    )
             counts["queued"] = counts.get("queued", 0) + 1
             if send_at is not None and send_at > now:
                 counts["scheduled"] = counts.get("scheduled", 0) + 1
@@ -335,8 +376,33 @@ class CampaignWorker:
                 page.now.append(request)
         return page
 
+    def _deal(self, campaign: Campaign, run: Mapping[str, Any]) -> Deal | None:
+        """The experiment's deal for this run, from the phase the run recorded at its start."""
+        named = run.get("experiment")
+        if not named:
+            return None
+        experiment = self.experiments.find_experiment(str(named["id"])) if self.experiments else None
+        phase = next((p for p in experiment.phases if p.number == int(named["phase"])), None) if experiment else None
+        if experiment is None or phase is None:
+            # Experiments are never deleted; a missing one is a wiring fault to retry, not a reason
+            # to send the campaign unsplit.
+            raise LookupError(f"run {run.get('run_id')} is split by experiment {named}, which cannot be read")
+        share, salt = self.global_control
+        return deal_for(
+            campaign,
+            experiment,
+            phase,
+            global_control_share=share,
+            global_control_salt=salt,
+            stage="winner" if run.get("stage") == "winner" else "test",
+            winner=run.get("winner_arm"),
+        )
+
     def _finished(self, campaign_id: str, run_id: str, part: int, total: int) -> None:
         if self.runs.part_finished(campaign_id, run_id, part) >= total:
+            run = self.runs.run(campaign_id, run_id)
+            if run is not None and run.get("awaits_winner"):
+                return  # the campaign goes on to its winner's run, which completes it
             campaign = self.config.find_document(keys.CAMPAIGN_PK, campaign_id, Campaign)
             if campaign is not None:
                 self._complete(campaign)

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from midstage.config import FrequencyCap
+from midstage.logic.archive import records
 from midstage.logic.archive.records import delivery_records
 from midstage.logic.delivery import (
     BLOCKED,
@@ -72,14 +73,23 @@ from midstage.logic.delivery import (
     unknown_outcome_refusal,
     zone_of,
 )
+from midstage.logic.experiments.messages import MessageArm, content_problem, message_arm, with_arm
 from midstage.logic.privacy import person_identifiers
 from midstage.logic.templates import choose_locale, offers_named
 from midstage.logic.timefmt import iso, parse_iso
+from midstage.models.archive import ArchiveRecord
 from midstage.models.messaging import MessageRequest, Template
 from midstage.models.profile import Profile
 from midstage.observability import count, logger
 from midstage.services.offers import OfferIssuing, message_codes
-from midstage.services.ports import ArchiveSink, MessageSink, PersonSuppressionLookup, Profiles, Timers
+from midstage.services.ports import (
+    ArchiveSink,
+    ExperimentLookup,
+    MessageSink,
+    PersonSuppressionLookup,
+    Profiles,
+    Timers,
+)
 
 
 # --------------------------------------------------------------------------- ports
@@ -167,6 +177,8 @@ class Ports:
     pacer: Pacer | None = None  # None: no channel is paced
     offers: OfferIssuing | None = None  # None: messages carry no offer codes
     privacy: PersonSuppressionLookup | None = None  # None: no privacy request suppresses anyone
+    experiments: ExperimentLookup | None = None  # None: a message naming an experiment goes as requested
+    exposures: ArchiveSink | None = None  # where an experiment's exposures are logged
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -239,6 +251,11 @@ def _claimed(
     held_out = global_control_refusal(profile.id, request.category, policy)
     if held_out:
         return _finish(ports, message_id, Outcome(BLOCKED, held_out), now)
+    if request.experiment and ports.experiments is not None:
+        dealt = _experiment_arm(request, request.experiment, ports.experiments, ports.exposures, profile.id, now)
+        if isinstance(dealt, Outcome):
+            return _finish(ports, message_id, dealt, now)
+        request = dealt
 
     chosen: tuple[str, Address] | None = None
     first_refusal = ""
@@ -369,6 +386,47 @@ def _offer_codes(
     if variables:
         request = request.model_copy(update={"vars": {**request.vars, **variables}})
     return request, codes
+
+
+def _experiment_arm(
+    request: MessageRequest,
+    experiment_id: str,
+    experiments: ExperimentLookup,
+    exposures: ArchiveSink | None,
+    profile_id: str,
+    now: datetime,
+) -> MessageRequest | Outcome:
+    """The message as the person's arm sends it (logged as an exposure), or the holdout's end.
+    Dealt before the reach guards, as a campaign deals before delivery: both arms meet them alike."""
+    experiment = experiments.find_experiment(experiment_id)
+    if experiment is None:
+        return Outcome(FAILED, f"no_experiment: experiment {experiment_id} does not exist")
+    arm = message_arm(experiment, profile_id)
+    if arm is None:
+        return request  # not running: nobody is split
+    content = next((a.content for a in experiment.phases[-1].arms if a.id == arm.arm), None)
+    problem = content_problem(content)
+    if problem:
+        return Outcome(FAILED, f"experiment_content: {experiment_id} arm {arm.arm}: {problem}")
+    if exposures is not None:
+        exposures.put([message_exposure(request, profile_id, arm, now)])
+    if arm.holdout:
+        return Outcome(BLOCKED, f"experiment_holdout: {arm.experiment_id} arm {arm.arm}, measured and not sent")
+    return with_arm(request, arm)
+
+
+def message_exposure(request: MessageRequest, profile_id: str, arm: MessageArm, now: datetime) -> ArchiveRecord:
+    return records.exposure(
+        experiment_id=arm.experiment_id,
+        variant=arm.arm,
+        profile_id=profile_id,
+        at=now,
+        archived_at=now,
+        origin_kind=request.origin.kind,
+        origin_id=request.origin.id,
+        message_id=request.message_id,
+        phase=arm.phase,
+    )
 
 
 def deliver_paced(

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from midstage import keys
 from midstage.logic import internal_events
 from midstage.logic.archive import records
+from midstage.logic.experiments.messages import Dealt, dealt_arm
 from midstage.logic.journeys import (
     CompiledJourney,
     Instance,
@@ -46,6 +47,7 @@ from midstage.services.ports import (
     CountsOnce,
     Documents,
     EventSink,
+    ExperimentLookup,
     MessageSink,
     Profiles,
     Stale,
@@ -168,8 +170,10 @@ class JourneyRunner:
         *,
         default_timezone: str = "UTC",
         archive: ArchiveSink | None = None,
+        experiments: ExperimentLookup | None = None,
     ) -> None:
         self.archive = archive
+        self.experiments = experiments
         self.catalog = catalog
         self.profiles = profiles
         self.instances = instances
@@ -266,7 +270,9 @@ class JourneyRunner:
             )
             return
         instance = start_instance(journey, profile.id, previous, entry_key, event, now)
-        progress = advance(compiled, instance, profile, Wake(kind="enter"), now, default_timezone=self.default_timezone)
+        progress = advance(
+            compiled, instance, profile, Wake(kind="enter"), now, default_timezone=self.default_timezone, arms=self._arm
+        )
         try:
             self._commit(progress, previous.rev if previous else None, summary, entered=True)
         except Stale:
@@ -321,7 +327,9 @@ class JourneyRunner:
             if doc is None:
                 return
             instance = self._settled(doc)
-            progress = advance(compiled, instance, profile, wake, now, default_timezone=self.default_timezone)
+            progress = advance(
+                compiled, instance, profile, wake, now, default_timezone=self.default_timezone, arms=self._arm
+            )
             if not progress.changed:
                 return  # nothing moved (a stale timer, an event it is not waiting for)
             try:
@@ -402,6 +410,10 @@ class JourneyRunner:
             with suppress(Stale):  # a later move replaced the outbox already
                 self.instances.save(state, rev)
 
+    def _arm(self, experiment_id: str, profile_id: str) -> Dealt | None:
+        experiment = self.experiments.find_experiment(experiment_id) if self.experiments is not None else None
+        return dealt_arm(experiment, profile_id) if experiment is not None else None
+
     def _archive(self, progress: Progress, *, entered: bool) -> None:
         """The committed move into the analytics archive. Logged, never raised: the move is done,
         and a redelivered wake would not run (or archive) it again."""
@@ -422,8 +434,21 @@ class JourneyRunner:
             exit_reason=instance.exit_reason,
             archived_at=parse_iso(instance.updated_at),
         )
+        exposures = [
+            records.exposure(
+                experiment_id=dealt.experiment_id,
+                variant=dealt.arm,
+                profile_id=instance.profile_id,
+                at=parse_iso(instance.updated_at),
+                archived_at=parse_iso(instance.updated_at),
+                origin_kind="journey",
+                origin_id=instance.journey_id,
+                phase=dealt.phase,
+            )
+            for dealt in progress.exposures
+        ]
         try:
-            self.archive.put(batch.records)
+            self.archive.put([*batch.records, *exposures])
         except Exception:
             logger.exception("journey move not archived", journey_id=instance.journey_id)
             count(ArchiveFailures=1)

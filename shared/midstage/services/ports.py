@@ -15,6 +15,7 @@ from midstage.errors import Stale as Stale
 from midstage.logic.identity import Identifier
 from midstage.logic.keyring import KeyRing
 from midstage.models.archive import ArchiveRecord
+from midstage.models.experiments import Experiment
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 
@@ -134,3 +135,9 @@ class Suppressions(Protocol):
     def suppress(
         self, channel: str, address: str, reason: str, scope: str, now: datetime, detail: str = ""
     ) -> None: ...
+
+
+class ExperimentLookup(Protocol):
+    """Experiments as senders read them (the deliverer, the journey runner): adapters' RecentExperiments."""
+
+    def find_experiment(self, experiment_id: str) -> Experiment | None: ...

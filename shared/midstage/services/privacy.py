@@ -6,8 +6,12 @@ per store it touched.
 SUPPRESS_ONLY takes effect twice: at once, in the POST itself, for the identifiers as given (the
 next send to them is blocked, however soon it comes), then, in the worker, for every identifier
 and profile of each person found. UNSUPPRESS lifts the same set. EXPORT writes a bundle per
-person (services/privacy_export.py). Erasure (SUPPRESS_WITH_DELETE, DELETE_ONLY) is not built
-yet: it is refused with a clear code, never reported done.
+person (services/privacy_export.py). DELETE_ONLY erases each person from every store
+(services/erasure.py); SUPPRESS_WITH_DELETE suppresses them as SUPPRESS_ONLY does, then erases.
+
+A worker claims a request with a conditional write before working it: of two tasks naming one
+request (a repeat's, a redelivery), one works it and the other leaves it alone, unless the
+claim's lease ran out (its worker stopped without ending it).
 """
 
 from __future__ import annotations
@@ -19,8 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from midstage.errors import InvalidInput, MidstageError, NotFound, NotSupportedYet, QueueRefused, Unavailable
-from midstage.logic import privacy
-from midstage.logic.destination_notices import NOTICE_TYPES
+from midstage.logic import erasure, privacy
 from midstage.logic.identity import Identifier
 from midstage.logic.timefmt import iso
 from midstage.models.messages import RegulationTask
@@ -28,11 +31,15 @@ from midstage.models.profile import Profile
 from midstage.models.requests import RegulationCreate
 from midstage.observability import logger
 from midstage.services.bulk_import import Tasks
+from midstage.services.erasure import Erasure
 from midstage.services.privacy_export import bundle_files
 
 # A repeat of a request within this window, with no other request on its subjects in between,
 # is the same request (the same regulateId, nothing done twice).
 REPLAY_WINDOW = timedelta(hours=24)
+# Requests that tell destinations (services/destination_notices.py); the erasure types can join
+# once a delete notice's stay in a destination's queue is squared with erasure (docs/privacy.md).
+NOTIFIED_TYPES = frozenset({"SUPPRESS_ONLY"})
 UNDER_WAY = ("INITIALIZED", "RUNNING")
 
 
@@ -45,12 +52,21 @@ def _same_request(kept: Mapping[str, Any] | None, actor: str) -> bool:
 REGULATE_ID = re.compile(r"reg_[0-9]{20}[0-9a-f]{12}")
 SIGNED_URL_SECONDS = 900
 MAX_EXPORT_SUBJECTS = 100
+# A worker's claim on a request lasts as long as the worker can run (the function's 15 minutes),
+# less than the queue's visibility timeout: a task offered again finds the claim of a worker that
+# stopped already run out.
+CLAIM_SECONDS = 900
+SUPPRESSING = ("SUPPRESS_ONLY", "SUPPRESS_WITH_DELETE")
+HIDDEN = ("subjects", "bundle", "erasing", "claimUntil")
 
 
 class RegulationStore(Protocol):
     def create(self, record: Mapping[str, Any], subjects_digest: str, replay_after: str) -> tuple[str, bool]: ...
     def get(self, regulate_id: str) -> dict[str, Any] | None: ...
-    def save(self, record: Mapping[str, Any]) -> None: ...
+    def claim(self, regulate_id: str, token: str, now: datetime, until: datetime) -> bool: ...
+    def save(
+        self, record: Mapping[str, Any], *, claim: str | None = None, release: bool = False, forget: bool = False
+    ) -> bool: ...
     def page(self, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]: ...
 
 
@@ -84,6 +100,7 @@ class PrivacyRequests:
         *,
         clock: Callable[[], datetime],
         new_token: Callable[[], str] = lambda: secrets.token_hex(6),
+        erasure: Erasure | None = None,
         destinations: Notifier | None = None,
     ) -> None:
         self.regulations = regulations
@@ -93,6 +110,7 @@ class PrivacyRequests:
         self.exporter = exporter
         self.clock = clock
         self.new_token = new_token
+        self.erasure = erasure
         self.destinations = destinations  # services/destination_notices.py
 
     # ------------------------------------------------------------------ the API
@@ -100,8 +118,8 @@ class PrivacyRequests:
         """(created, answer): a repeat of a recent identical request answers its regulateId."""
         if body.regulationType in privacy.NOT_SUPPORTED_YET:
             raise NotSupportedYet(
-                f"{body.regulationType} needs erasure across every store, which this release does not do yet; "
-                "SUPPRESS_ONLY blocks the person now, and the deletion can be asked for once it is available",
+                f"{body.regulationType} is one of Segment's types that Midstage does not do: DELETE_ONLY erases "
+                "the person from every store (the archive included), SUPPRESS_WITH_DELETE also blocks them",
                 code="regulation_type_not_supported",
             )
         if body.regulationType == "EXPORT" and self.exporter is None:
@@ -132,6 +150,7 @@ class PrivacyRequests:
             "requestedBy": actor,
             "status": "INITIALIZED",
             "report": [],
+            "subjectCount": len(subjects.identifiers),
         }
         digest = privacy.subjects_digest(body.subjectType, subjects.identifiers)
         kept_id, created = self.regulations.create(record, digest, iso(now - REPLAY_WINDOW))
@@ -150,7 +169,7 @@ class PrivacyRequests:
 
     def _start(self, record: Mapping[str, Any], now: datetime) -> None:
         regulate_id = str(record["regulateId"])
-        if record["regulationType"] == "SUPPRESS_ONLY":
+        if record["regulationType"] in SUPPRESSING:
             # Before the answer: from the 202 on, no send to these identifiers goes out.
             self.suppressions.suppress([(str(t), str(v)) for t, v in record["subjects"]], regulate_id, now)
         try:
@@ -174,8 +193,8 @@ class PrivacyRequests:
         return {"regulations": shown, "cursor": next_cursor}
 
     def _present(self, record: Mapping[str, Any], *, full: bool) -> dict[str, Any]:
-        shown = {k: v for k, v in record.items() if k not in ("subjects", "bundle")}
-        shown["subjectCount"] = len(record.get("subjects") or [])
+        shown = {k: v for k, v in record.items() if k not in HIDDEN}
+        shown["subjectCount"] = len(record.get("subjects") or []) or int(record.get("subjectCount") or 0)
         shown["overdue"] = privacy.is_overdue(record, iso(self.clock()))
         bundle = record.get("bundle")
         if full and bundle and self.exporter is not None and record.get("status") == "FINISHED":
@@ -190,29 +209,40 @@ class PrivacyRequests:
 
     # ------------------------------------------------------------------ the worker
     def run(self, regulate_id: str) -> str:
-        """Work one request to its end; a request already ended is left as it is (redelivery)."""
+        """Work one request to its end; a request already ended, or being worked by another
+        worker, is left as it is (a redelivery, a repeat's second task)."""
         record = self.regulations.get(regulate_id)
         if record is None:
             logger.warning("privacy request not found", regulate_id=regulate_id)
             return "missing"
         if record["status"] in ("FINISHED", "FAILED"):
             return str(record["status"])
-        record = {**record, "status": "RUNNING", "startedAt": iso(self.clock())}
-        self.regulations.save(record)
+        token, now = self.new_token(), self.clock()
+        if not self.regulations.claim(regulate_id, token, now, now + timedelta(seconds=CLAIM_SECONDS)):
+            logger.info("privacy request worked by another worker", regulate_id=regulate_id)
+            return "claimed"
+        record = {**record, "status": "RUNNING", "startedAt": iso(now)}
         try:
-            record.update(self._work(record))
+            record.update(self._work(record, token))
             record["status"] = "FINISHED"
         except (MidstageError, ValueError) as error:  # what another try would meet again: FAILED, with why
             logger.warning("privacy request failed", regulate_id=regulate_id, error=type(error).__name__)
             record["status"] = "FAILED"
             record["error"] = f"{type(error).__name__}: {str(error)[:300]}"
-        # Anything else (a store throttled or unreachable) goes up: the queue offers the task
-        # again, RUNNING is worked again, and after its retries it is a dead letter.
+        except Exception:
+            # A store throttled or unreachable: the claim is let go and the task fails, so the
+            # queue offers it again; RUNNING is worked again, and after its retries it is a dead letter.
+            self.regulations.save(self.regulations.get(regulate_id) or record, claim=token, release=True)
+            raise
         record["finishedAt"] = iso(self.clock())
-        self.regulations.save(record)
+        record.pop("erasing", None)
+        done = record["status"] == "FINISHED" and record["regulationType"] in erasure.ERASURE_TYPES
+        if not self.regulations.save(record, claim=token, release=True, forget=done):
+            logger.warning("privacy request taken over by another worker", regulate_id=regulate_id)
+            return "claimed"
         return str(record["status"])
 
-    def _work(self, record: Mapping[str, Any]) -> dict[str, Any]:
+    def _work(self, record: dict[str, Any], claim: str) -> dict[str, Any]:
         subjects: list[Identifier] = [(str(t), str(v)) for t, v in record["subjects"]]
         people = self.resolve(subjects)
         unmatched = len(subjects) - sum(1 for s in subjects if s in people.found)
@@ -226,7 +256,9 @@ class PrivacyRequests:
             )
         )
         answer: dict[str, Any] = {}
-        if kind in ("SUPPRESS_ONLY", "UNSUPPRESS"):
+        if kind in erasure.ERASURE_TYPES:
+            report.extend(dict(entry) for entry in self._erase(record, claim, people.profiles, everything, report))
+        elif kind in ("SUPPRESS_ONLY", "UNSUPPRESS"):
             lift = kind == "UNSUPPRESS"
             decided = self.suppressions.settle(everything, str(record["regulateId"]), now, lift=lift)
             figures = {"identifiersLifted" if lift else "identifiersSuppressed": decided}
@@ -241,10 +273,55 @@ class PrivacyRequests:
             report.append({"store": "exports", "state": "FINISHED", "files": len(bundle_files(bundle)) + 1})
         else:  # refused at the API; a record of another type was not written by this release
             raise ValueError(f"{kind} is not worked by this release")
-        if kind in NOTICE_TYPES and self.destinations is not None:  # suppressions and erasures
+        # Suppressions only, for now: a `delete` notice names the person while it waits in the
+        # destination's queue, which an erasure's "nothing of them left" does not yet allow for.
+        if kind in NOTIFIED_TYPES and self.destinations is not None:
             report.append(self.destinations.notify_destinations(record, people.profiles))
         answer["report"] = report
         return answer
+
+    def _erase(
+        self,
+        record: dict[str, Any],
+        claim: str,
+        profiles: Sequence[Profile],
+        everything: Sequence[Identifier],
+        found_report: Sequence[Mapping[str, Any]],
+    ) -> Sequence[Mapping[str, Any]]:
+        """Suppress (SUPPRESS_WITH_DELETE) then erase every person found now or by an earlier try
+        of this request (whose profiles that try may already have deleted)."""
+        if self.erasure is None:
+            raise Unavailable("erasure is not wired on this worker")
+        remembered = [erasure.Person.from_record(p) for p in record.get("erasing") or []]
+        found = [erasure.person(p.id, p.merged_from, p.identities) for p in profiles]
+        people = erasure.merged(found, remembered)
+        head: list[dict[str, Any]] = []
+        if record["regulationType"] == "SUPPRESS_WITH_DELETE":
+            every = sorted(
+                {*everything, *(i for p in people for i in p.identifiers)}
+                | {(privacy.PROFILE_ID, pid) for p in people for pid in p.profile_ids}
+            )
+            decided = self.suppressions.settle(every, str(record["regulateId"]), self.clock(), lift=False)
+            head.append(
+                {
+                    "store": "suppressions",
+                    "state": "FINISHED",
+                    "identifiersSuppressed": decided,
+                    "laterRequestKept": len(every) - decided,
+                }
+            )
+        # Who is being erased is kept on the request until it is done: a retry finds them there.
+        record["erasing"] = [p.as_record() for p in people]
+        if not self.regulations.save({**record, "report": [*found_report, *head]}, claim=claim):
+            raise Unavailable("another worker took the request over")
+
+        def progress(stores: Sequence[Mapping[str, Any]]) -> None:
+            self.regulations.save({**record, "report": [*found_report, *head, *stores]}, claim=claim)
+
+        stores = self.erasure.erase(record, people, progress)
+        if not erasure.finished(stores, self.erasure.store_names()):
+            raise RuntimeError("a store did not report its erasure done")
+        return [*head, *stores]
 
     def resolve(self, subjects: Sequence[Identifier]) -> Resolved:
         """Each subject's person: profile ids as given, identities through their owners, and

@@ -91,3 +91,101 @@ def test_recommendations_follow_the_neighbours_then_popularity_without_what_was_
 def test_the_model_is_the_same_whatever_the_order_of_the_rows() -> None:
     rows = purchases()
     assert fit_items(rows) == fit_items(list(reversed(rows)))
+
+
+def test_a_person_is_shown_their_stored_list_and_someone_without_one_the_best_sellers() -> None:
+    from midstage.logic.predictions.recommendations import for_person, popular_of
+
+    stored = {"predicted": {"recommendations": {"value": ["socks", "scarf"], "model": "recommendations.v2"}}}
+    popular = popular_of({"popular": ["shoes", "hat"], "neighbours": {}})
+    assert for_person(stored, popular) == ["socks", "scarf"]
+    assert for_person({"plan": "pro"}, popular) == ["shoes", "hat"]
+    assert for_person({"predicted": {"churn_risk": {"value": 0.2}}}, popular) == ["shoes", "hat"]
+    assert for_person({}, popular_of(None)) == []
+
+
+class _Texts:
+    """The SMS provider port, keeping what would be sent."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def send(self, number: str, body: str, sms_type: str, sender_id: str | None) -> str:
+        self.bodies.append(body)
+        return f"sms-{len(self.bodies)}"
+
+
+def test_the_deliverer_shows_a_persons_stored_list_and_reads_the_best_sellers_only_for_who_has_none() -> None:
+    from datetime import UTC, datetime
+
+    from midstage.adapters.channels import ChannelSenders, ChannelSettings
+    from midstage.clock import fixed
+    from midstage.logic.delivery import Address
+    from midstage.models.messaging import MessageRequest, Template
+    from midstage.models.profile import Profile
+
+    reads: list[int] = []
+
+    def best_sellers() -> list[str]:
+        reads.append(1)
+        return ["shoes", "hat", "socks"]
+
+    texts = _Texts()
+    settings = ChannelSettings("no-reply@example.com", "", "", "", "UTC")  # no links: nothing to sign
+    senders = ChannelSenders(
+        settings, lambda name: None, sms=texts, popular=best_sellers, clock=fixed(datetime(2026, 12, 7, tzinfo=UTC))
+    )  # type: ignore[arg-type]
+    request = MessageRequest(
+        key="api:x:ann",
+        origin={"kind": "api", "id": "x"},
+        profile_id="p1",
+        channels=["sms"],
+        template="picks",
+        requested_at="2026-12-07T00:00:00.000Z",
+        category="transactional",
+    )
+    picks = Template(
+        id="picks",
+        name="picks",
+        channel="sms",
+        locales={"en": {"body": "{{ recommendations(2) | join(', ') }}"}},
+        default_locale="en",
+    )
+    plain = Template(id="plain", name="plain", channel="sms", locales={"en": {"body": "hello"}}, default_locale="en")
+    stored = {"predicted": {"recommendations": {"value": ["socks", "scarf", "hat"], "model": "recommendations.v1"}}}
+    ann = Profile(id="p1", created_at="2026-01-01T00:00:00.000Z", traits=stored)
+    bob = Profile(id="p2", created_at="2026-01-01T00:00:00.000Z")
+
+    senders.send("sms", request, ann, Address("+15555550100"), picks)
+    senders.send("sms", request, bob, Address("+15555550101"), plain)
+    assert reads == []  # neither a stored list nor a template without recommendations reads them
+    senders.send("sms", request, bob, Address("+15555550101"), picks)
+    assert texts.bodies == ["socks, scarf", "hello", "shoes, hat"] and reads == [1]
+
+
+def test_an_item_model_too_large_for_the_store_keeps_the_neighbours_of_its_best_sellers() -> None:
+    import random
+
+    from midstage.adapters.documents import pack
+    from midstage.adapters.model_cards import fitting
+    from midstage.logic.predictions.cards import DataWindow, ModelCard, new_card
+
+    rng = random.Random(3)
+    items = [f"sku-{n:05d}-{rng.getrandbits(64):016x}" for n in range(4000)]
+    neighbours = {item: [[rng.choice(items), round(rng.random(), 6)] for _ in range(20)] for item in items}
+    window = DataWindow(start=None, calibration_end="2026-12-07", people=9, records=9)
+    card = new_card(
+        "recommendations", 3, "2026-12-07T03:00:00.000Z", window, {"neighbours": neighbours, "popular": items[:50]}
+    )
+    assert len(pack(card.to_json())) > 350 * 1024
+
+    stored = fitting(card)
+
+    kept = stored.parameters["neighbours"]
+    assert len(pack(stored.to_json())) <= 350 * 1024 and 0 < len(kept) < len(neighbours)
+    assert set(items[: min(50, len(kept))]) <= set(kept)  # the best sellers' lists stay first
+    assert stored.parameters["popular"] == items[:50]
+    assert stored.notes[-1].startswith(f"stored with the neighbours of {len(kept)} of 4000 items")
+    assert ModelCard.from_json(stored.to_json()) == stored  # its digest is the trimmed card's
+    small = new_card("recommendations", 1, "2026-12-07T03:00:00.000Z", window, {"neighbours": {}, "popular": ["a"]})
+    assert fitting(small) is small

@@ -13,7 +13,9 @@ is not `[A-Za-z0-9_$-]{1,64}` (`computed.event_counts["Order Completed"].30d`), 
 of segments (`["computed", "event_counts", "Order Completed", "30d"]`). Roots: `event.name`
 (track event name, else page/screen name), `event.type|timestamp|messageId|userId|anonymousId`,
 `event.properties.*`, `event.context.*`, `traits.*`, `computed.*`, `profile.<field>`, `tags`,
-`segments`, `identities.<type>`. Dicts are walked by key; lists are not indexed.
+`segments`, `identities.<type>`, and `predicted.<score>` (the refit's score, `traits.predicted.
+<score>.value`; `predicted.<score>.percentile` its rank, docs/predictions.md). Dicts are walked by
+key; lists are not indexed.
 
 Semantics, decided once for every consumer:
 - Missing: an absent key, a null, no profile or no event (and for `tags`, `segments`,

@@ -13,7 +13,9 @@ from typing import Any, NamedTuple
 from midstage.logic.conditions.model import MAX_PATH_SEGMENTS, Facts, Getter
 from midstage.logic.conditions.values import json_type
 
-_ROOTS = ("event", "traits", "computed", "profile", "tags", "segments", "identities")
+_ROOTS = ("event", "traits", "computed", "profile", "predicted", "tags", "segments", "identities")
+# `predicted.<score>` is the score's value, `predicted.<score>.percentile` its rank (docs/predictions.md).
+_PREDICTED_FIELDS = ("value", "percentile", "model")
 _EVENT_FIELDS = {
     "name": "string",
     "type": "string",
@@ -120,6 +122,11 @@ def resolve_path(segments: list[str]) -> tuple[ResolvedPath | None, str]:
         if not rest:
             return None, f"{root} needs a key, like {root}.plan"
         return ResolvedPath(label, "any", _profile_dict_getter(root, rest)), ""
+    if root == "predicted":
+        if not rest or len(rest) > 2 or (len(rest) == 2 and rest[1] not in _PREDICTED_FIELDS):
+            return None, "predicted needs a score and optionally its percentile, like predicted.churn_risk.percentile"
+        keys = ("predicted", rest[0], rest[1] if len(rest) == 2 else "value")
+        return ResolvedPath(label, "any", _profile_dict_getter("traits", keys)), ""
     if root == "profile":
         if len(rest) != 1 or rest[0] not in _PROFILE_FIELDS:
             return None, f"profile fields are: {', '.join(_PROFILE_FIELDS)}"

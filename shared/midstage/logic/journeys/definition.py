@@ -142,6 +142,10 @@ def _check(body: JourneyBody, max_window_days: int) -> tuple[list[Issue], dict[s
             condition(step.condition, f"{here}/condition")
         elif isinstance(step, WaitStep) and step.until_event is not None:
             condition(step.until_event.where, f"{here}/until_event/where")
+        elif isinstance(step, RandomStep) and step.experiment is not None:
+            arms = [branch.arm for branch in step.branches]
+            if None in arms or len(set(arms)) != len(arms):
+                issues.append(Issue(f"{here}/branches", "split by an experiment, each branch names a different `arm`"))
         elif isinstance(step, RandomStep):
             hundredths = sum(round(branch.percent * 100) for branch in step.branches)
             if hundredths != 10_000:

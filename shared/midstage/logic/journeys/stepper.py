@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from midstage.logic import internal_events
 from midstage.logic.conditions import Facts
 from midstage.logic.delivery import zone_of
+from midstage.logic.experiments.messages import Dealt
 from midstage.logic.journeys.definition import MAX_PATH, CompiledJourney
 from midstage.logic.journeys.entry import ENDED, MAX_SENT, NOBODY, Instance, InstanceStatus, WaitState, event_name
 from midstage.logic.profile import slim_event
@@ -69,6 +70,7 @@ class Progress:
     steps_run: int = 0  # the last steps_run entries of instance.path are the steps this advance ran
     outcome: str = ""
     changed: bool = True  # False when the wake was ignored: there is nothing to write
+    exposures: list[Dealt] = field(default_factory=list)  # arms dealt by random steps split by an experiment
 
 
 def advance(
@@ -80,9 +82,12 @@ def advance(
     *,
     default_timezone: str = "UTC",
     max_steps: int = 50,
+    arms: Callable[[str, str], Dealt | None] | None = None,
 ) -> Progress:
     """Handle one wake: check the goals, resume a wait if the wake ends it, then run steps until
-    a wait, an exit or `max_steps` (which exits with reason "step limit").
+    a wait, an exit or `max_steps` (which exits with reason "step limit"). `arms(experiment id,
+    profile id)` deals a person an arm for a random step split by an experiment (None: the
+    experiment does not exist).
 
     The same (instance, wake) always yields the same result, ids included.
     """
@@ -101,6 +106,7 @@ def advance(
         return _ignored(instance, f"ignored: the instance is {instance.status}")
     event = slim_event(wake.event) if wake.kind == "event" and wake.event is not None else None
     stepper = _Stepper(compiled, instance, profile, clock, default_timezone)
+    stepper.arms = arms
 
     if event is not None and _received_before_entry(instance, event):
         # The write that let the person in may carry older events (an imported history, a batch
@@ -245,6 +251,8 @@ class _Stepper:
         self.events: list[dict[str, Any]] = []
         self.timers: list[Timer] = []
         self.steps_run = 0
+        self.arms: Callable[[str, str], Dealt | None] | None = None
+        self.exposures: list[Dealt] = []
 
     def log(self, step_id: str, outcome: str) -> None:
         self.path.append([step_id, self.stamp, outcome])
@@ -270,7 +278,9 @@ class _Stepper:
             sent=self.sent,
             offers=self.offers,
         )
-        return Progress(instance, self.messages, self.events, self.timers, self.steps_run, outcome)
+        return Progress(
+            instance, self.messages, self.events, self.timers, self.steps_run, outcome, exposures=self.exposures
+        )
 
     def run(self, start: str, max_steps: int) -> Progress:
         current = start
@@ -303,6 +313,8 @@ class _Stepper:
             facts = Facts(self.profile, self.last_event, self.clock)
             matched = self.compiled.step_conditions[step_id].test(facts)
             return (step.yes, "yes") if matched else (step.no, "no")
+        if isinstance(step, RandomStep) and step.experiment is not None:
+            return self.split_by_experiment(step, step.experiment)
         if isinstance(step, RandomStep):
             index = _branch(self.instance.instance_id, step_id, [b.percent for b in step.branches])
             return step.branches[index].next, f"branch {index}"
@@ -327,6 +339,7 @@ class _Stepper:
                     offers={var: OfferRef.model_validate(ref) for var, ref in self.offers.items()},
                     event=self.last_event,
                     requested_at=self.stamp,
+                    experiment=step.experiment,
                 )
             )
             return step.next, "message requested"
@@ -405,6 +418,19 @@ class _Stepper:
         }
         self.timers.append(Timer(at=at.astimezone(UTC), timer_id=timer_id, payload=payload))
         return until
+
+    def split_by_experiment(self, step: RandomStep, experiment_id: str) -> tuple[str, str]:
+        """The branch of the person's arm (exposed while the experiment runs); the control arm's
+        while it does not; the first branch when it cannot be read or the arm has no branch."""
+        dealt = self.arms(experiment_id, self.instance.profile_id) if self.arms is not None else None
+        if dealt is None:
+            return step.branches[0].next, f"experiment {experiment_id} not found: first branch"
+        branch = next((b for b in step.branches if b.arm == dealt.arm), None)
+        if branch is None:
+            return step.branches[0].next, f"arm {dealt.arm} of {experiment_id} has no branch: first branch"
+        if dealt.phase:
+            self.exposures.append(dealt)
+        return branch.next, f"arm {dealt.arm} of {experiment_id}" + ("" if dealt.phase else " (not running)")
 
     def key(self, step_id: str) -> str:
         i = self.instance

@@ -42,3 +42,22 @@ def recommend(
             ranked.append(item)
             chosen.add(item)
     return ranked
+
+
+def for_person(traits: Mapping[str, Any], popular: Sequence[str], limit: int = 50) -> list[str]:
+    """What `recommendations(n)` in a template shows someone: the list the weekly refit stored on
+    their profile (`traits.predicted.recommendations.value`, already filled up from popularity),
+    else the latest model's best sellers (`popular`): someone the archive has no history of."""
+    predicted = traits.get("predicted")
+    stored = predicted.get("recommendations") if isinstance(predicted, Mapping) else None
+    listed = stored.get("value") if isinstance(stored, Mapping) else None
+    if isinstance(listed, list) and listed:
+        return [str(item) for item in listed[:limit]]
+    return [str(item) for item in popular[:limit]]
+
+
+def popular_of(parameters: Mapping[str, Any] | None) -> list[str]:
+    """The best sellers of a stored item model (its card's parameters), the fallback for people
+    with no history."""
+    popular = (parameters or {}).get("popular")
+    return [str(item) for item in popular] if isinstance(popular, list) else []

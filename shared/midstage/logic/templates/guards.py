@@ -7,7 +7,7 @@ context variable, because Jinja calls filters and operators without a way to pas
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -52,6 +52,8 @@ class RenderState:
     offers: Mapping[str, str | None] = field(default_factory=dict)
     # `asset('<name>')`'s answers: the URL of each published asset the template names.
     assets: Mapping[str, str] = field(default_factory=dict)
+    # `recommendations(n)`'s answers: the person's next products, best first.
+    recommendations: Sequence[str] = ()
 
     def start(self) -> None:
         self.deadline = self.timer() + self.seconds
@@ -87,6 +89,25 @@ def asset_url(name: Any) -> str:
     if state.preview:
         return f"[{name} asset]"
     raise RenderError(f"asset({name!r}) is not one this template version was saved with")
+
+
+MAX_RECOMMENDATIONS = 50
+
+
+def recommended_items(count: Any = 3) -> list[str]:
+    """`recommendations(3)` in a template: the person's next products (item ids), best first,
+    from the weekly refit's item-to-item model, or its best sellers for someone it has no history
+    of (docs/predictions.md); fewer when the catalogue has fewer. A preview with none shows
+    placeholders."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_RECOMMENDATIONS:
+        raise RenderError(
+            f"recommendations() takes a whole number from 1 to {MAX_RECOMMENDATIONS}, like recommendations(3)"
+        )
+    state = current_state()
+    listed = [str(item) for item in state.recommendations[:count]]
+    if not listed and state.preview:
+        return [f"[recommendation {n}]" for n in range(1, count + 1)]
+    return listed
 
 
 RENDER_STATE: ContextVar[RenderState | None] = ContextVar("midstage_template_state", default=None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,9 @@ class RenderContext:
     # What `asset('<name>')` answers: the URLs of the published assets the template names, fixed
     # when the template version was saved or approved (models/messaging.py Template.assets).
     assets: Mapping[str, str] = field(default_factory=dict)
+    # What `recommendations(n)` answers: the person's next products, best first
+    # (logic/predictions/recommendations.py `for_person`).
+    recommendations: Sequence[str] = ()
 
 
 @dataclass

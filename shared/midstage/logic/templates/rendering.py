@@ -148,6 +148,7 @@ def _render(
             seconds=MAX_RENDER_SECONDS,
             offers=context.offers,
             assets=context.assets,
+            recommendations=context.recommendations,
         )
         text = _run(compile_template(kind_of(channel, name), content[name]), data, state, name, chosen)
         if (channel, name) in SINGLE_LINE_FIELDS:

@@ -43,6 +43,7 @@ from midstage.logic.templates.guards import (
     join_filter,
     loop_guard,
     offer_code,
+    recommended_items,
     safe_range,
     too_large,
 )
@@ -239,6 +240,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             "namespace": GuardedNamespace,
             "offer": offer_code,
             "asset": asset_url,
+            "recommendations": recommended_items,
         }
         filters: dict[str, Callable[..., Any]] = {}
         for name in FILTERS:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from midstage import keys
 from midstage.clock import Clock
 from midstage.errors import QueueRefused, Unavailable, version_mismatch
+from midstage.logic.campaign_experiments import experiment_issues, winner_time
 from midstage.logic.campaigns import (
     CampaignStateError,
     SchedulerSpec,
@@ -20,10 +21,11 @@ from midstage.logic.campaigns import (
     transition,
     validate_campaign,
 )
-from midstage.logic.schedules import occurrences
+from midstage.logic.schedules import at_expression, occurrences
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.admin import Caller
 from midstage.models.campaigns import Campaign, CampaignBody, CampaignStatus, Conversion
+from midstage.models.experiments import Experiment
 from midstage.models.requests import CampaignCreate
 from midstage.services.admin.common import (
     OfferExists,
@@ -36,12 +38,26 @@ from midstage.services.admin.common import (
     unknown_offers,
 )
 from midstage.services.admin.ports import DefinitionStore, PartQueue, RunControl, Schedules, Totals
+from midstage.services.campaign_experiments import ExperimentDocuments
 from midstage.services.campaigns import part_message
 
 NEXT_FIRINGS = 5  # upcoming firings shown when a campaign is scheduled
 # Counts a campaign worker checkpoints on each part (services/campaigns.py); the rest of a run's
 # counters (sent, blocked, delivered, converted...) are sharded counters.
-PART_COUNTERS = ("scanned", "targeted", "held_out", "missed", "capped", "queued", "scheduled")
+PART_COUNTERS = (
+    "scanned",
+    "targeted",
+    "held_out",
+    "missed",
+    "capped",
+    "queued",
+    "scheduled",
+    # a campaign split by an experiment (docs/experiments.md)
+    "global_control",
+    "awaiting_winner",
+    "in_test",
+)
+RUN_EXPERIMENT_FIELDS = ("experiment", "stage", "winner_arm", "decision")  # a run split by an experiment
 EDITABLE_STATUSES: tuple[CampaignStatus, ...] = ("draft", "scheduled", "paused")
 ENDED_STATUSES: tuple[CampaignStatus, ...] = ("completed", "cancelled")
 
@@ -57,7 +73,9 @@ class CampaignAdmin:
         *,
         clock: Clock,
         offer_exists: OfferExists | None = None,
+        experiments: ExperimentDocuments | None = None,
     ) -> None:
+        self.experiments = experiments
         self.config = config
         self.runs = runs
         self.counters = counters
@@ -70,7 +88,12 @@ class CampaignAdmin:
         found = [c for c in self.config.documents(keys.CAMPAIGN_PK, Campaign) if status in (None, c.status)]
         return {"campaigns": [c.model_dump(mode="json") for c in sorted(found, key=lambda c: c.id)]}
 
-    def _campaign_issues(self, body: CampaignBody) -> None:
+    def _experiment(self, body: CampaignBody) -> Experiment | None:
+        if body.experiment is None or self.experiments is None:
+            return None
+        return self.experiments.find_experiment(body.experiment)
+
+    def _campaign_issues(self, body: CampaignBody, campaign_id: str) -> None:
         issues = validate_campaign(
             body,
             segments_known=set(segments_of(self.config)),
@@ -79,12 +102,13 @@ class CampaignAdmin:
         )
         offer = body.message.offer
         issues += unknown_offers([(offer.id, "/message/offer/id")] if offer else [], self.offer_exists)
+        issues += experiment_issues(campaign_id, body, self._experiment(body))
         if issues:
             raise refused("campaign", issues, code="invalid_campaign")
 
     def create_campaign(self, body: CampaignCreate, caller: Caller) -> dict[str, Any]:
         check_new_id(self.config, keys.CAMPAIGN_PK, Campaign, body.id, "/v1/campaigns")
-        self._campaign_issues(body)
+        self._campaign_issues(body, body.id)
         now = iso(self.clock())
         campaign = Campaign(
             **body.model_dump(), version=1, status="draft", created_at=now, updated_at=now, updated_by=caller.key_id
@@ -107,7 +131,7 @@ class CampaignAdmin:
             hint = "pause it first" if current.status == "running" else "copy it to send again"
             raise CampaignStateError(f"cannot change a {current.status} campaign: {hint}")
         version_mismatch("campaign", campaign_id, current.version, if_match)
-        self._campaign_issues(body)
+        self._campaign_issues(body, campaign_id)
         campaign = Campaign(
             **body.model_dump(),
             id=campaign_id,
@@ -128,6 +152,7 @@ class CampaignAdmin:
         if current.status not in ENDED_STATUSES:
             self._stop_parts(campaign_id)
         self.schedules.delete(campaign_id)
+        self.schedules.delete(campaign_id, "winner")
         self.config.delete_document(keys.CAMPAIGN_PK, campaign_id)
 
     def _with_status(self, campaign: Campaign, status: CampaignStatus, caller: Caller) -> Campaign:
@@ -145,14 +170,29 @@ class CampaignAdmin:
         name = self.schedules.put(
             campaign.id, spec.expression, spec.timezone, start=spec.start, end=spec.end, one_time=spec.one_time
         )
-        return _schedule_view(name, spec, now)
+        view = _schedule_view(name, spec, now)
+        if spec.moment is not None:
+            winner = self._arm_winner(campaign, spec.moment)
+            if winner is not None:
+                view["winner"] = winner
+        return view
+
+    def _arm_winner(self, campaign: Campaign, test_at: datetime) -> dict[str, Any] | None:
+        """An auto-winner's second schedule: the test window after the test (never in the past)."""
+        experiment = self._experiment(campaign)
+        at = winner_time(test_at, experiment) if experiment is not None else None
+        if at is None:
+            return None
+        at = max(at, self.clock().astimezone(UTC).replace(microsecond=0) + timedelta(minutes=1))
+        name = self.schedules.put(campaign.id, at_expression(at, "UTC"), "UTC", one_time=True, stage="winner")
+        return {"name": name, "at": iso(at)}
 
     def schedule_campaign(self, campaign_id: str, caller: Caller) -> dict[str, Any]:
         """draft -> scheduled. The definition is checked again (a date may have passed, a template
         gone) and the schedule is created before the status changes, so a refusal leaves nothing."""
         current = self._campaign(campaign_id)
         status = transition(current.status, "schedule")
-        self._campaign_issues(current)
+        self._campaign_issues(current, campaign_id)
         schedule = self._arm(current)
         return {"campaign": self._with_status(current, status, caller).model_dump(mode="json"), "schedule": schedule}
 
@@ -183,9 +223,15 @@ class CampaignAdmin:
             except QueueRefused as error:
                 raise Unavailable("the paused parts could not be queued again; resume again to retry") from error
         schedule = None
+        answer: dict[str, Any] = {"campaign": saved.model_dump(mode="json"), "requeued_parts": requeued}
         if saved.status == "scheduled" or (saved.status == "running" and saved.schedule.type == "recurring"):
             schedule = self._arm(saved)
-        return {"campaign": saved.model_dump(mode="json"), "requeued_parts": requeued, "schedule": schedule}
+        elif saved.status == "running" and latest is not None and latest.get("awaits_winner"):
+            # The winner's schedule may have fired while paused (and started nothing): again.
+            winner = self._arm_winner(saved, parse_iso(str(latest["scheduled_at"])))
+            if winner is not None:
+                answer["winner"] = winner
+        return {**answer, "schedule": schedule}
 
     def cancel_campaign(self, campaign_id: str, caller: Caller) -> dict[str, Any]:
         """Ends the campaign for good: no more runs, and parts not yet worked never will be
@@ -194,6 +240,7 @@ class CampaignAdmin:
         status = transition(current.status, "cancel")
         saved = self._with_status(current, status, caller)
         deleted = self.schedules.delete(campaign_id)
+        self.schedules.delete(campaign_id, "winner")
         cancelled = self._stop_parts(campaign_id)
         return {"campaign": saved.model_dump(mode="json"), "schedule_deleted": deleted, "cancelled_parts": cancelled}
 
@@ -219,7 +266,7 @@ class CampaignAdmin:
         campaign = self._campaign(campaign_id)
         counted = self.counters.totals("campaign", campaign_id)
         totals: dict[str, Decimal] = {}
-        runs = []
+        runs: list[dict[str, Any]] = []
         for run in sorted(self.runs.runs(campaign_id), key=lambda r: str(r["run_id"])):
             run_id = str(run["run_id"])
             parts = self.runs.parts(campaign_id, run_id)
@@ -237,6 +284,7 @@ class CampaignAdmin:
                     "parts_done": int(run["parts_done"]),
                     "part_states": dict(sorted(Counter(str(p["state"]) for p in parts).items())),
                     "stats": _run_stats(counts, campaign.conversion),
+                    **{str(name): run[name] for name in RUN_EXPERIMENT_FIELDS if name in run},
                 }
             )
         for leftover in counted.values():  # outcomes of messages whose run record is gone
@@ -269,4 +317,6 @@ def _run_stats(counts: Mapping[str, Decimal], conversion: Conversion | None) -> 
         **stats_view(counts, conversion=conversion),
         "scanned": int(counts.get("scanned", 0)),
         "scheduled": int(counts.get("scheduled", 0)),
+        # a campaign split by an experiment: shown only where they happen
+        **{name: int(counts[name]) for name in ("global_control", "awaiting_winner", "in_test") if counts.get(name)},
     }

@@ -69,6 +69,7 @@ class MessageAdmin:
             template=body.template if isinstance(body.template, str) else dict(body.template),
             vars=body.vars,
             requested_at=iso(self.clock()),
+            experiment=body.experiment,
         )
         try:
             self.delivery.send([request])
