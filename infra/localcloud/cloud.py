@@ -499,6 +499,12 @@ class LocalCloud:
         """The function's last invocations, oldest first."""
         return self._started(self._runtime).invocations(self.function(function).logical_id)
 
+    def kill_busy(self, function: str) -> int:
+        """Kill (SIGKILL) the function's workers in the middle of an invocation, as a crashed
+        Lambda sandbox: the invocations fail and their queue messages come back after the retry
+        delay. How many were killed (benchmarks and tests of crash recovery)."""
+        return self._started(self._runtime).kill_busy(self.function(function).logical_id)
+
     def log_path(self, function: str) -> Path:
         """Where the function's output is kept (when not verbose)."""
         return self._started(self._runtime).log_path(self.function(function).logical_id)

@@ -148,6 +148,11 @@ class LambdaRuntime:
         """Function id -> invocations in progress, for the functions that have any."""
         return {function_id: pool.running for function_id, pool in self._pools.items() if pool.running}
 
+    def kill_busy(self, function_id: str) -> int:
+        """SIGKILL the function's workers that are running an invocation (a crashed sandbox): each
+        invocation fails with Runtime.ExitError, as on Lambda. How many were killed."""
+        return self._pool(function_id).kill_busy()
+
     def stop(self) -> None:
         for pool in self._pools.values():
             pool.stop()
@@ -351,6 +356,14 @@ class _FunctionPool:
             self._busy.discard(worker)
             self._workers -= 1
             self._condition.notify()
+
+    def kill_busy(self) -> int:
+        with self._condition:
+            busy = list(self._busy)
+        for worker in busy:
+            if worker.process.is_alive():
+                worker.process.kill()  # the invoking thread sees it exit and discards it
+        return len(busy)
 
     def stop(self) -> None:
         """Stop idle workers, kill busy ones (their invocations fail), release the log pipe."""

@@ -10,6 +10,7 @@ from functools import cache
 from midstage.adapters.audit_store import AuditStore
 from midstage.adapters.automation_store import JourneyInstances, Touches
 from midstage.adapters.config_store import ConfigStore
+from midstage.adapters.destination_store import DestinationStore
 from midstage.adapters.erasure_store import ArchiveRewriter, ErasureTable
 from midstage.adapters.messaging_store import InboxStore, MessageLedger, SuppressionStore
 from midstage.adapters.offer_store import OfferStore
@@ -20,6 +21,7 @@ from midstage.clock import Clock
 from midstage.config import ImportSettings
 from midstage.models.destinations import DESTINATION_KIND, Destination
 from midstage.services.bulk_import import Tasks
+from midstage.services.destination_notices import DestinationNotices
 from midstage.services.erasure import Erasure, Stores
 from midstage.services.privacy import PrivacyRequests
 from midstage.services.privacy_export import BundleExporter
@@ -51,7 +53,11 @@ def privacy_requests(
         ledger, addresses = MessageLedger(data_table), SuppressionStore(data_table)
         exporter = BundleExporter(ExportFiles(bucket), profiles, ledger, addresses, suppressions, more)
     regulations = Regulations(data_table)
-    return PrivacyRequests(regulations, suppressions, profiles, tasks, exporter, clock=clock, erasure=erasure)
+    # Read fresh: a destination made a moment before the request is told too.
+    notices = DestinationNotices(ConfigStore(config_table, cache_seconds=0), DestinationStore(data_table), clock=clock)
+    return PrivacyRequests(
+        regulations, suppressions, profiles, tasks, exporter, clock=clock, erasure=erasure, destinations=notices
+    )
 
 
 def eraser(settings: ImportSettings, clock: Callable[[], datetime]) -> Erasure:

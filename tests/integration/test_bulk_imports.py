@@ -279,10 +279,12 @@ def test_an_inline_file_and_bad_requests_over_the_admin_api(stack: Stack, monkey
     assert (unknown.status, unknown.body["code"]) == (404, "unknown_source")
     assert (incomplete.status, incomplete.body["code"]) == (400, "invalid_body")
     assert (nothing.status, nothing.body["code"]) == (404, "not_found")
-    # And a header that lacks a mapped column fails the import with the reason
+    # And a header that lacks a mapped column is refused at once, naming the column and the header
     lacking = api.call(
         "POST", "/v1/imports", {**body, "mapping": {**mapping, "timestamp": "when"}, "data": raw.decode()}
     )
+    assert (lacking.status, lacking.body["code"]) == (400, "unknown_columns")
+    assert lacking.body["message"] == (
+        "the mapping names columns the file's header lacks: 'when' (the header has 'uid', 'at', 'store')"
+    )
     assert run_tasks(stack, runner) == []
-    failed = api.get(f"/v1/imports/{lacking.body['importId']}").body
-    assert (failed["status"], failed["error"]) == ("failed", "the file's header has no column 'when'")

@@ -249,3 +249,28 @@ def test_the_format_follows_the_file_name() -> None:
     assert bulk.format_from_name("imports/s/a.CSV.gz") == "csv"
     assert bulk.format_from_name("imports/s/a.ndjson") == "jsonl"
     assert bulk.format_from_name("imports/s/a.xlsx") is None
+
+
+# ----------------------------------------------------------------------- mappings kept on a source
+def test_a_header_is_read_from_a_files_first_bytes_plain_or_gzipd_or_left_to_the_plan() -> None:
+    import gzip as gz
+
+    from midstage.logic.imports.bulk import head_header
+
+    assert head_header(b"\xef\xbb\xbfemail,order\r\nann@example.com,o-1\r\n") == ["email", "order"]
+    assert head_header(gz.compress(b"email,total\n" + b"x,1\n" * 50_000)[:4096]) == ["email", "total"]
+    assert head_header(b"email,order") is None  # no line end within the head
+    assert head_header(b'"e,mail",order\n') is None  # a quoted header: the plan reads it whole
+    assert head_header(b"a,a\n") is None  # a malformed header: the plan refuses it with why
+
+
+def test_a_kept_mapping_is_checked_against_its_declared_columns() -> None:
+    from midstage.models.bulk_imports import SourceImport, source_import_problems
+
+    kept = SourceImport.model_validate(
+        {"mapping": {"email": "Email", "order_id": "Order", "revenue": "Totl"}, "columns": ["Email", "Order", "Total"]}
+    )
+    assert source_import_problems({"orders": kept}) == [
+        "imports.orders: the mapping names columns that are not among `columns`: 'Totl'"
+    ]
+    assert source_import_problems({"profiles": kept})[0].startswith("imports.profiles: ")

@@ -208,6 +208,8 @@ class ImportFiles:
         except ClientError as error:
             if ddb.error_code(error) in ("NoSuchKey", "404", "NotFound"):
                 return None
+            if ddb.error_code(error) in ("InvalidRange", "416"):  # an empty object
+                return b""
             raise
         data: bytes = answer["Body"].read()
         return data

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from midstage.models.bulk_imports import BulkKind, SourceImport, source_import_problems
 from midstage.models.webhooks import WEBHOOK_KINDS, SourceKind, WebhookMapping
 
 Role = Literal["viewer", "marketer", "data_operator", "admin"]
@@ -40,6 +41,14 @@ def stamp(moment: datetime) -> str:
 
 
 _SECRET = Field(default=None, min_length=8, max_length=512)
+# Bulk imports' mappings kept on a source, by kind (models/bulk_imports.py, SourceImport).
+SourceImports = dict[BulkKind, SourceImport]
+
+
+def _checked_imports(imports: SourceImports | None) -> None:
+    problems = source_import_problems(imports or {})
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def _webhook_fields(kind: str, secret: str | None, mapping: WebhookMapping | None, *, drawn: bool) -> None:
@@ -74,10 +83,12 @@ class Source(BaseModel):
     kind: SourceKind = "segment"
     signing_secret: str | None = _SECRET
     mapping: WebhookMapping | None = None
+    imports: SourceImports = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _kind_complete(self) -> Source:
         _webhook_fields(self.kind, self.signing_secret, self.mapping, drawn=False)
+        _checked_imports(self.imports)
         return self
 
     @property
@@ -87,6 +98,9 @@ class Source(BaseModel):
     def public(self) -> dict[str, object]:
         """The source as the admin API shows it after creation: the signing secret never."""
         shown = self.model_dump(mode="json", exclude={"signing_secret"}, exclude_none=False)
+        shown["imports"] = {
+            kind: kept.model_dump(mode="json", exclude_defaults=True) for kind, kept in self.imports.items()
+        }
         if self.webhook:
             shown["signing_secret_set"] = self.signing_secret is not None
         else:
@@ -104,10 +118,12 @@ class SourceCreate(BaseModel):
     # Shopify and Stripe show the secret they sign with; a generic source's is drawn when not given.
     signing_secret: str | None = _SECRET
     mapping: WebhookMapping | None = None
+    imports: SourceImports | None = None
 
     @model_validator(mode="after")
     def _kind_complete(self) -> SourceCreate:
         _webhook_fields(self.kind, self.signing_secret, self.mapping, drawn=True)
+        _checked_imports(self.imports)
         return self
 
 
@@ -122,6 +138,13 @@ class SourceUpdate(BaseModel):
     # secret is rotated, a mapping corrected). A new secret is written, never shown back.
     signing_secret: str | None = _SECRET
     mapping: WebhookMapping | None = None
+    # The whole map is replaced; `null` or {} removes every stored import mapping.
+    imports: SourceImports | None = None
+
+    @model_validator(mode="after")
+    def _imports_complete(self) -> SourceUpdate:
+        _checked_imports(self.imports)
+        return self
 
 
 class ApiKey(BaseModel):

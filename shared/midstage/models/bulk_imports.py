@@ -3,7 +3,8 @@ the queue messages that run an import in parts (services/bulk_import.py)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -65,6 +66,13 @@ class BulkMapping(BaseModel):
                 raise ValueError("every column and name is 1 to 200 (a name 1 to 64) characters")
         return value
 
+    def columns_named(self) -> list[str]:
+        """Every column (or JSON field) the mapping reads."""
+        named = [*self.identifier_columns().values(), *self.traits, *self.properties]
+        named += [c for c in (self.key, self.timestamp, self.order_id, self.revenue) if c]
+        named += [c for c in (self.currency, self.products, self.event) if c]
+        return named
+
     def identifier_columns(self) -> dict[str, str]:
         given = {"userId": self.userId, "email": self.email, "phone": self.phone, "anonymousId": self.anonymousId}
         return {role: column for role, column in given.items() if column}
@@ -89,16 +97,45 @@ class BulkMapping(BaseModel):
         return found
 
 
+class SourceImport(BaseModel):
+    """How a source's files of one kind are read, kept on the source (`imports` of /v1/sources):
+    an import of that kind that gives no `mapping` (or a dropped file without a sidecar) uses it.
+    `columns`, when given, is the header the source's files have; the mapping is checked against
+    it when saved, so a mapping naming a column the files lack is refused then, not at import."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: BulkFormat | None = None
+    mapping: BulkMapping
+    columns: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=500
+    )
+
+
+def source_import_problems(imports: Mapping[BulkKind, SourceImport]) -> list[str]:
+    """What is wrong with a source's stored mappings (empty when each is complete)."""
+    found: list[str] = []
+    for kind, stored in imports.items():
+        found += [f"imports.{kind}: {problem}" for problem in stored.mapping.problems(kind)]
+        if stored.columns is not None:
+            unknown = sorted(set(stored.mapping.columns_named()) - set(stored.columns))
+            if unknown:
+                listed = ", ".join(repr(c) for c in unknown[:20])
+                found.append(f"imports.{kind}: the mapping names columns that are not among `columns`: {listed}")
+    return found
+
+
 class BulkImportRequest(BaseModel):
     """POST /v1/imports: a file in the bucket (`s3Key`, under `imports/{sourceId}/`) or a small
-    file inline (`data`: text, or `data_base64`: bytes, gzip'd or not)."""
+    file inline (`data`: text, or `data_base64`: bytes, gzip'd or not). Without `mapping`, the
+    source's stored mapping for `kind` is used; without `format`, the stored one or the name's."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     sourceId: str = Field(pattern=_SOURCE_ID)
     kind: BulkKind
-    format: BulkFormat
-    mapping: BulkMapping
+    format: BulkFormat | None = None
+    mapping: BulkMapping | None = None
     s3Key: str | None = Field(default=None, pattern=_S3_KEY)
     data: str | None = Field(default=None, min_length=1, max_length=MAX_INLINE_BYTES)
     data_base64: str | None = Field(default=None, min_length=1, max_length=MAX_INLINE_BYTES * 4 // 3 + 4)
@@ -109,7 +146,7 @@ class BulkImportRequest(BaseModel):
             raise ValueError("give the file as one of `s3Key`, `data` (text) or `data_base64`")
         if self.s3Key is not None and not self.s3Key.startswith(f"imports/{self.sourceId}/"):
             raise ValueError(f"`s3Key` must lie under imports/{self.sourceId}/, the source's prefix")
-        problems = self.mapping.problems(self.kind)
+        problems = self.mapping.problems(self.kind) if self.mapping is not None else []
         if problems:
             raise ValueError("; ".join(problems))
         return self

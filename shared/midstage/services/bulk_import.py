@@ -50,6 +50,8 @@ MAX_SIDECAR_BYTES = 64 * 1024
 # Calls handed off together: one intake round (validation, quarantine, hand-off) per this many rows.
 BATCH_ROWS = 500
 DEFAULT_PART_BYTES = 8 * 1024 * 1024
+# The first bytes of a CSV read when an import is asked for, to check its header against the mapping.
+HEAD_BYTES = 64 * 1024
 
 
 class ImportJobs(Protocol):
@@ -126,19 +128,51 @@ class BulkImports:
             raise NotFound(f"no source '{request.sourceId}'", code="unknown_source")
         if not source.enabled:
             raise Forbidden("this source is disabled", code="source_disabled")
+        mapping, fmt, whose = self._reading(source, request)
         import_id = "bimp_" + secrets.token_hex(10)
         if request.s3Key is not None:
             if not self.files.exists(request.s3Key):
                 raise NotFound(f"no file '{request.s3Key[:200]}' in the bucket", code="import_file_not_found")
             key, file = request.s3Key, request.s3Key
+            head = (self.files.read_small(key, HEAD_BYTES) or b"") if fmt == "csv" else b""
         else:
             raw = _inline_bytes(request)
             key = f"{INLINE_PREFIX}{request.sourceId}/{import_id}"
             file = f"inline:{hashlib.sha256(raw).hexdigest()[:32]}"
+            head = raw[:HEAD_BYTES] if fmt == "csv" else b""
+        header = bulk.head_header(head) if head else None
+        missing = bulk.missing_columns(mapping, header) if header is not None else []
+        if header is not None and missing:  # told now, not as a failed import later
+            raise InvalidInput(bulk.unknown_columns(missing, header, whose), code="unknown_columns")
+        if request.s3Key is None:
             self.files.put(key, raw)
-        doc = _doc(import_id, source.id, request.kind, request.format, request.mapping, key, file, "api")
+        doc = _doc(import_id, source.id, request.kind, fmt, mapping, key, file, "api")
         self._start(import_id, doc)
         return self.progress(import_id)
+
+    @staticmethod
+    def _reading(source: Source, request: BulkImportRequest) -> tuple[BulkMapping, str, str]:
+        """The mapping and format an import goes by: the request's, else those the source keeps
+        for its kind; and how an error names the mapping."""
+        stored = source.imports.get(request.kind)
+        if request.mapping is not None:
+            mapping, whose = request.mapping, "the mapping"
+        elif stored is not None:
+            mapping, whose = stored.mapping, f"the source's {request.kind} mapping (imports.{request.kind})"
+        else:
+            raise InvalidInput(
+                f"give `mapping`, or keep one on the source for {request.kind} imports "
+                f"(PATCH /v1/sources/{source.id} with `imports.{request.kind}`)",
+                code="no_import_mapping",
+            )
+        fmt: str | None = request.format or (stored.format if stored else None)
+        fmt = fmt or (bulk.format_from_name(request.s3Key) if request.s3Key else None)
+        if fmt is None:
+            raise InvalidInput(
+                "give `format` (csv or jsonl): neither the source's mapping nor the file's name tells it",
+                code="import_format_unknown",
+            )
+        return mapping, fmt, whose
 
     def start_from_drop(self, key: str, etag: str) -> str | None:
         """A file created under `imports/{sourceId}/`: the import it starts (the same one however
@@ -152,7 +186,7 @@ class BulkImports:
             return None
         import_id = "bimp_" + hashlib.sha256(f"{key}\n{etag}".encode()).hexdigest()[:20]
         try:
-            sidecar = self._sidecar(key, source_id)
+            sidecar = self._sidecar(key, source)
             fmt = sidecar.format or bulk.format_from_name(key)
             if fmt is None:
                 raise ImportRefused("the file's format is neither given by its mapping nor told by its name")
@@ -169,8 +203,11 @@ class BulkImports:
         self._start(import_id, doc)
         return import_id
 
-    def _sidecar(self, key: str, source_id: str) -> Sidecar:
-        for where in (key + SIDECAR_SUFFIX, f"{DROP_PREFIX}{source_id}/{SOURCE_SIDECAR}"):
+    def _sidecar(self, key: str, source: Source) -> Sidecar:
+        """How a dropped file is read: its own sidecar, else the source's `_mapping.json`, else a
+        mapping kept on the source (the kind named by the file's folder, `imports/{sourceId}/orders/...`,
+        or the source's only one)."""
+        for where in (key + SIDECAR_SUFFIX, f"{DROP_PREFIX}{source.id}/{SOURCE_SIDECAR}"):
             raw = self.files.read_small(where, MAX_SIDECAR_BYTES)
             if raw is None:
                 continue
@@ -178,8 +215,19 @@ class BulkImports:
                 return Sidecar.model_validate_json(raw)
             except ValidationError as error:
                 raise ImportRefused(f"the mapping {where} is not valid: {describe(error, 'mapping')}") from error
+        folder = key.removeprefix(f"{DROP_PREFIX}{source.id}/").partition("/")
+        kinds = [folder[0]] if folder[1] and folder[0] in source.imports else sorted(source.imports)
+        if len(kinds) == 1:
+            stored = source.imports[kinds[0]]
+            return Sidecar(kind=kinds[0], format=stored.format, mapping=stored.mapping)
+        if kinds:
+            raise ImportRefused(
+                f"the source keeps mappings for {', '.join(kinds)}: drop the file under "
+                f"{DROP_PREFIX}{source.id}/<kind>/ to say which, or put {key + SIDECAR_SUFFIX}"
+            )
         raise ImportRefused(
-            f"no mapping for this file: put {key + SIDECAR_SUFFIX} or {DROP_PREFIX}{source_id}/{SOURCE_SIDECAR} first"
+            f"no mapping for this file: put {key + SIDECAR_SUFFIX} or {DROP_PREFIX}{source.id}/{SOURCE_SIDECAR} "
+            "first, or keep one on the source (`imports` of /v1/sources)"
         )
 
     def _start(self, import_id: str, doc: Mapping[str, Any]) -> None:
@@ -199,7 +247,7 @@ class BulkImports:
                 layout = bulk.plan(stream, job["format"], self.part_bytes)
                 missing = bulk.missing_columns(BulkMapping.model_validate(job["mapping"]), layout.header or [])
                 if layout.header is not None and missing:
-                    raise ImportRefused(f"the file's header has no column {', '.join(repr(m) for m in missing)}")
+                    raise ImportRefused(bulk.unknown_columns(missing, layout.header, "the mapping"))
             except ImportRefused as error:
                 self.jobs.fail(import_id, error.message, self.clock())
                 return 0

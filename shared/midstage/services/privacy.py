@@ -37,6 +37,9 @@ from midstage.services.privacy_export import bundle_files
 # A repeat of a request within this window, with no other request on its subjects in between,
 # is the same request (the same regulateId, nothing done twice).
 REPLAY_WINDOW = timedelta(hours=24)
+# Requests that tell destinations (services/destination_notices.py); the erasure types can join
+# once a delete notice's stay in a destination's queue is squared with erasure (docs/privacy.md).
+NOTIFIED_TYPES = frozenset({"SUPPRESS_ONLY"})
 UNDER_WAY = ("INITIALIZED", "RUNNING")
 
 
@@ -82,6 +85,10 @@ class Exporter(Protocol):
     def signed_url(self, key: str, seconds: int) -> str: ...
 
 
+class Notifier(Protocol):
+    def notify_destinations(self, regulation: Mapping[str, Any], people: Sequence[Profile]) -> dict[str, Any]: ...
+
+
 class PrivacyRequests:
     def __init__(
         self,
@@ -94,6 +101,7 @@ class PrivacyRequests:
         clock: Callable[[], datetime],
         new_token: Callable[[], str] = lambda: secrets.token_hex(6),
         erasure: Erasure | None = None,
+        destinations: Notifier | None = None,
     ) -> None:
         self.regulations = regulations
         self.suppressions = suppressions
@@ -103,6 +111,7 @@ class PrivacyRequests:
         self.clock = clock
         self.new_token = new_token
         self.erasure = erasure
+        self.destinations = destinations  # services/destination_notices.py
 
     # ------------------------------------------------------------------ the API
     def create(self, body: RegulationCreate, actor: str) -> tuple[bool, dict[str, Any]]:
@@ -264,6 +273,10 @@ class PrivacyRequests:
             report.append({"store": "exports", "state": "FINISHED", "files": len(bundle_files(bundle)) + 1})
         else:  # refused at the API; a record of another type was not written by this release
             raise ValueError(f"{kind} is not worked by this release")
+        # Suppressions only, for now: a `delete` notice names the person while it waits in the
+        # destination's queue, which an erasure's "nothing of them left" does not yet allow for.
+        if kind in NOTIFIED_TYPES and self.destinations is not None:
+            report.append(self.destinations.notify_destinations(record, people.profiles))
         answer["report"] = report
         return answer
 

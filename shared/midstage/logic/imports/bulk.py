@@ -461,11 +461,32 @@ def calls(found: Iterable[Row], mapping: BulkMapping, origin: Origin) -> Outcome
 
 def missing_columns(mapping: BulkMapping, header: list[str]) -> list[str]:
     """The mapping's columns a CSV header lacks (a JSON line's fields are looked up per row)."""
-    named = [*mapping.identifier_columns().values(), *mapping.traits, *mapping.properties]
-    named += [c for c in (mapping.key, mapping.timestamp, mapping.order_id, mapping.revenue) if c]
-    named += [c for c in (mapping.currency, mapping.products, mapping.event) if c]
     present = set(header)
-    return sorted({column for column in named if column not in present})
+    return sorted({column for column in mapping.columns_named() if column not in present})
+
+
+def unknown_columns(missing: list[str], header: list[str], whose: str) -> str:
+    """Why a mapping does not fit a file: the columns it names that the header lacks, and the header."""
+    named = ", ".join(repr(m) for m in missing[:20])
+    has = ", ".join(repr(h) for h in header[:50]) + (", ..." if len(header) > 50 else "")
+    return f"{whose} names columns the file's header lacks: {named} (the header has {has})"
+
+
+def head_header(head: bytes) -> list[str] | None:
+    """A CSV's header from the file's first bytes (gzip'd or not), or None when they do not hold
+    a plain first line (a quoted header, a line longer than the head): the plan reads it then."""
+    if is_gzip(head):
+        try:
+            head = zlib.decompressobj(wbits=31).decompress(head)
+        except zlib.error:
+            return None
+    line, newline, _ = head.partition(b"\n")
+    if not newline or b'"' in line:
+        return None
+    try:
+        return parse_header(line + b"\n")
+    except ImportRefused:
+        return None
 
 
 def format_from_name(key: str) -> str | None:

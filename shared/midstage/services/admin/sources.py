@@ -43,6 +43,7 @@ class SourceAdmin:
             kind=request.kind,
             signing_secret=secret,
             mapping=request.mapping,
+            imports=request.imports or {},
         )
         created = self.config.create_source(source)
         # Shown once, as an admin API key's secret is: the sender has to be given it.
@@ -53,6 +54,8 @@ class SourceAdmin:
 
     def update_source(self, source_id: str, request: SourceUpdate) -> dict[str, Any]:
         changes = request.model_dump(exclude_unset=True)
+        if "imports" in changes and changes["imports"] is None:
+            changes["imports"] = {}
         if "allowed_origins" in changes and changes["allowed_origins"] is not None:
             changes["allowed_origins"] = [str(o).rstrip("/") for o in request.allowed_origins or []]
         current = self.config.get_source(source_id).model_dump()
