@@ -16,10 +16,9 @@ for one arm, as a faulty sender would log) raises the SRM alert.
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,7 +38,7 @@ from midstage.models.campaigns import Campaign
 from midstage.models.experiments import Experiment
 from midstage.services.experiments import analyze, parse_analyze
 from tests.e2e.conftest import Platform
-from tests.e2e.test_rules_delivery import DAYTIME, zone_at_local_hour
+from tests.e2e.test_rules_delivery import DAYTIME, wait_for, zone_at_local_hour
 
 PEOPLE = 320
 SHARE, SALT = 0.1, "e2e-programme"
@@ -51,17 +50,6 @@ pytestmark = pytest.mark.timeout(1200)
 def converts(profile_id: str, arm: str) -> bool:
     draw = int.from_bytes(hashlib.sha256(f"convert:{profile_id}".encode()).digest()[:4], "big") / 2**32
     return draw < TRUE_RATES.get(arm, 0.0)
-
-
-def wait_for(probe: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + TIMEOUT_S
-    value = None
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(1.0)
-    raise AssertionError(f"timed out waiting for {what}; last seen: {value!r}")
 
 
 @dataclass
@@ -183,7 +171,7 @@ def test_a_split_campaign_is_measured_exactly_and_its_winner_goes_to_the_rest_on
         runs = stats["runs"]
         return stats if runs and all(r["parts_done"] == r["parts"] for r in runs) else None
 
-    wait_for(test_done, "the test run")
+    wait_for(test_done, "the test run", TIMEOUT_S)
     cloud.wait_idle(timeout=TIMEOUT_S)
 
     # Then each person got what the experiment's hash placed them in, and nothing else
@@ -261,7 +249,7 @@ def test_a_split_campaign_is_measured_exactly_and_its_winner_goes_to_the_rest_on
         return stats if len(runs) == 2 and all(r["parts_done"] == r["parts"] for r in runs) else None
 
     try:
-        wait_for(winner_done, "the winner's run")
+        wait_for(winner_done, "the winner's run", TIMEOUT_S)
     except AssertionError as error:
         starts = [
             (r.started_at, r.event, r.payload, (r.error or {}).get("errorMessage"))

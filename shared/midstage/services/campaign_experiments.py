@@ -16,11 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from midstage import keys
 from midstage.errors import WinnerNotReady
-from midstage.logic.archive import records
-from midstage.logic.campaign_experiments import Deal
 from midstage.logic.experiments import lifecycle
 from midstage.logic.timefmt import iso
-from midstage.models.archive import ArchiveRecord
 from midstage.models.campaigns import Campaign
 from midstage.models.experiments import Experiment
 from midstage.observability import logger
@@ -29,7 +26,7 @@ if TYPE_CHECKING:
     from midstage.services.campaigns import CampaignRunner, Started
     from midstage.services.experiments.service import RecordedDecision
 
-__all__ = ["ExperimentDocuments", "WinnerNotReady", "arm_exposure", "running_experiment", "start_winner"]
+__all__ = ["ExperimentDocuments", "WinnerNotReady", "running_experiment", "start_winner"]
 
 WINNER_SUFFIX = "-winner"
 
@@ -62,23 +59,6 @@ def running_experiment(
         if experiments.save_experiment(started, expected_version=experiment.version):
             return started, ""
     return None, f"experiment {experiment_id} kept changing while the run started it"
-
-
-def arm_exposure(
-    deal: Deal, campaign: Campaign, profile_id: str, arm: str, message_id: str | None, now: datetime
-) -> ArchiveRecord:
-    """A person's arm in the experiment that splits the campaign, in the run's phase."""
-    return records.exposure(
-        experiment_id=deal.experiment_id,
-        variant=arm,
-        profile_id=profile_id,
-        at=now,
-        archived_at=now,
-        origin_kind="campaign",
-        origin_id=campaign.id,
-        message_id=message_id,
-        phase=deal.phase,
-    )
 
 
 def start_winner(

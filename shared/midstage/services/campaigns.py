@@ -32,7 +32,7 @@ from midstage.models.messages import CampaignPart
 from midstage.models.messaging import MessageRequest
 from midstage.models.profile import Profile
 from midstage.observability import logger
-from midstage.services.campaign_experiments import ExperimentDocuments, arm_exposure, running_experiment
+from midstage.services.campaign_experiments import ExperimentDocuments, running_experiment
 from midstage.services.ports import ArchiveSink, CountsOnce, MessageSink, PartQueue, ProfilePages, Stale, Timers
 
 PAGE_ITEMS = 500  # items read per scan page (profiles and everything else in the table)
@@ -348,7 +348,7 @@ class CampaignWorker:
                 if self.archive is not None:
                     page.exposures.append(campaign_exposure(campaign, profile.id, "holdout", None, now))
                     if deal is not None and recipient.arm is not None:
-                        page.exposures.append(arm_exposure(deal, campaign, profile.id, recipient.arm, None, now))
+                        page.exposures.append(campaign_exposure(campaign, profile.id, recipient.arm, None, now, deal))
             elif recipient.decision == "send" and recipient.request is not None:
                 sendable.append((recipient.send_at, recipient.request, recipient.arm))
             else:
@@ -366,7 +366,7 @@ class CampaignWorker:
                 page.exposures.append(campaign_exposure(campaign, request.profile_id, variant, request.message_id, now))
                 if deal is not None and deal.stage == "test" and arm is not None:
                     page.exposures.append(
-                        arm_exposure(deal, campaign, request.profile_id, arm, request.message_id, now)
+                        campaign_exposure(campaign, request.profile_id, arm, request.message_id, now, deal)
                     )
             counts["queued"] = counts.get("queued", 0) + 1
             if send_at is not None and send_at > now:
@@ -413,12 +413,18 @@ class CampaignWorker:
 
 
 def campaign_exposure(
-    campaign: Campaign, profile_id: str, variant: str, message_id: str | None, now: datetime
+    campaign: Campaign,
+    profile_id: str,
+    variant: str,
+    message_id: str | None,
+    now: datetime,
+    deal: Deal | None = None,
 ) -> ArchiveRecord:
     """A person's place in a campaign that splits its audience (a holdout, variants): the
-    experiment is the campaign, the variant the one sent or `holdout`."""
+    experiment is the campaign, the variant the one sent or `holdout`; or, with `deal`, their
+    arm in the experiment that splits the campaign, in the run's phase."""
     return records.exposure(
-        experiment_id=campaign.id,
+        experiment_id=deal.experiment_id if deal else campaign.id,
         variant=variant,
         profile_id=profile_id,
         at=now,
@@ -426,6 +432,7 @@ def campaign_exposure(
         origin_kind="campaign",
         origin_id=campaign.id,
         message_id=message_id,
+        phase=deal.phase if deal else None,
     )
 
 
