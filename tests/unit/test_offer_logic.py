@@ -262,3 +262,37 @@ def test_causes_are_counted_by_what_issued_them() -> None:
     assert by_cause(counts) == {
         "campaign:bf": {"issued": 4, "redeemed": 1, "redemptionRate": 0.25, "revenue": 80, "discountCost": 0}
     }
+
+
+def test_a_merged_away_profiles_holding_becomes_the_survivors_once() -> None:
+    from midstage.logic.offers import merged_holding
+
+    # Given a survivor who holds nothing yet and a merged-away profile holding a code for a cause
+    own = Holding(version=0)
+    merged = {"prof_visitor": Holding(current="VIP-1", current_slot=0, count=1, causes={"c1": "VIP-1"}, version=3)}
+
+    # When their holdings are read together
+    held = merged_holding(own, merged)
+
+    # Then the survivor holds the code and its cause, counted once, over the survivor's own version
+    assert (held.current, held.current_slot, held.count, dict(held.causes or {})) == ("VIP-1", 0, 1, {"c1": "VIP-1"})
+    assert held.version == 0 and held.absorbed == ("prof_visitor",)
+    # And once the survivor's holding says it took them over, they are not counted again
+    assert merged_holding(held, merged) is held
+
+
+def test_a_survivors_own_code_wins_and_counts_add_up() -> None:
+    from midstage.logic.offers import merged_holding
+
+    own = Holding(current="OWN-1", current_slot=4, count=1, causes={"c": "OWN-1"}, version=2)
+    held = merged_holding(own, {"a": Holding(current="A-1", current_slot=1, count=2, causes={"c": "A-1", "d": "A-1"})})
+    assert (held.current, held.count, dict(held.causes or {})) == ("OWN-1", 3, {"c": "OWN-1", "d": "A-1"})
+
+
+def test_a_code_issued_to_a_merged_away_profile_redeemed_by_the_survivor_is_redeemed() -> None:
+    from midstage.logic.offers import classify_redemption
+
+    offer = Offer(id="o", name="o", kind="gift")
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+    assert classify_redemption("prof_visitor", "issued", {"prof_customer", "prof_visitor"}, offer, at) == "redeemed"
+    assert classify_redemption("prof_visitor", "issued", "prof_customer", offer, at) == "redeemed_by_other"

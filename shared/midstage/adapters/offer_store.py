@@ -233,6 +233,7 @@ class OfferStore(ddb.Table):
             count=int(values.get("count", 0)),
             causes=dict(values.get("causes") or {}),
             version=int(values.get("version", 0)),
+            absorbed=tuple(values.get("absorbed") or ()),
         )
 
     def holdings(self, profile_id: str) -> list[dict[str, Any]]:
@@ -304,6 +305,7 @@ class OfferStore(ddb.Table):
             "causes": causes,
             "version": held.version + 1,
             "at": iso(now),
+            "absorbed": list(held.absorbed) or None,
         }
         items: list[dict[str, Any]] = [
             {
@@ -339,6 +341,7 @@ class OfferStore(ddb.Table):
             "causes": {**(held.causes or {}), cause: held.current},
             "version": held.version + 1,
             "at": iso(now),
+            "absorbed": list(held.absorbed) or None,
         }
         self._transact([self._holding_put(profile_id, offer_id, holding, held.version)])
 

@@ -5,7 +5,7 @@ a redemption is classed. The store (adapters/offer_store.py) makes the claims at
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -102,6 +102,34 @@ class Holding:
     count: int = 0
     causes: Mapping[str, str] | None = None
     version: int = 0
+    # Merged-away profiles whose holdings this one took over (so they are counted once).
+    absorbed: tuple[str, ...] = ()
+
+
+def merged_holding(own: Holding, merged: Mapping[str, Holding]) -> Holding:
+    """What a person holds once identity merges made them one: their own holding (its version, so
+    the next write is conditioned on it) with the codes, causes and counts of each merged-away
+    profile they have not taken over yet. The code they hold is their own, else the newest
+    merged-away profile's (the last merged, `merged` in merge order), so the survivor is given
+    the code a merged-away profile held, and its causes keep their answers."""
+    fresh = {profile_id: held for profile_id, held in merged.items() if profile_id not in own.absorbed}
+    if not fresh:
+        return own
+    causes: dict[str, str] = {}
+    current, slot = own.current, own.current_slot
+    for held in fresh.values():
+        causes.update(held.causes or {})
+        if own.current is None and held.current is not None:
+            current, slot = held.current, held.current_slot
+    causes.update(own.causes or {})
+    return Holding(
+        current=current,
+        current_slot=slot,
+        count=own.count + sum(held.count for held in fresh.values()),
+        causes=causes,
+        version=own.version,
+        absorbed=(*own.absorbed, *fresh),
+    )
 
 
 def within_validity(offer: Offer, now: datetime) -> bool:
@@ -244,12 +272,17 @@ def _amount(value: Any) -> Decimal:
     return amount if amount.is_finite() and amount >= 0 else Decimal(0)
 
 
-def classify_redemption(holder: str | None, state: str, redeemer: str, offer: Offer, at: datetime) -> Redemption:
+def classify_redemption(
+    holder: str | None, state: str, redeemer: str | Collection[str], offer: Offer, at: datetime
+) -> Redemption:
     """How one use of a code is recorded: by its holder in time; by another person; after the
-    offer ended; or a second use of a code already redeemed (by another order)."""
+    offer ended; or a second use of a code already redeemed (by another order). `redeemer` is the
+    profile, or its ids: its own and those of the profiles merged into it (a code issued to a
+    merged-away profile is the survivor's own)."""
     if state == "redeemed":
         return "already_redeemed"
-    if holder != redeemer:  # a code never issued (holder None) was passed on by someone too
+    redeemers = {redeemer} if isinstance(redeemer, str) else set(redeemer)
+    if holder not in redeemers:  # a code never issued (holder None) was passed on by someone too
         return "redeemed_by_other"
     if offer.valid_until and at >= parse_iso(offer.valid_until):
         return "redeemed_after_expiry"

@@ -74,7 +74,15 @@ class OfferIssuing(Protocol):
     """Offers as rules, the deliverer and campaigns use them (OfferIssuer below)."""
 
     def offer(self, offer_id: str) -> Offer | None: ...
-    def issue(self, offer: Offer, profile_id: str, cause: str, segments: Iterable[str], now: datetime) -> Issued: ...
+    def issue(
+        self,
+        offer: Offer,
+        profile_id: str,
+        cause: str,
+        segments: Iterable[str],
+        now: datetime,
+        merged_from: Sequence[str] = (),
+    ) -> Issued: ...
 
 
 @dataclass(frozen=True)
@@ -113,22 +121,36 @@ class OfferIssuer:
         sleep: Callable[[float], None] = time.sleep,
         draw: Callable[[], float] = random.random,
         pool_low: Callable[[Offer, int], None] = report_pool_low,
+        merged_into: Callable[[str], Sequence[str]] = lambda _: (),
     ) -> None:
         self.store = store
         self.sleep = sleep
         self.draw = draw
         self.pool_low = pool_low
+        # The profiles merged into a person (Profile.merged_from), for a redemption: a code
+        # issued to one of them is the person's own.
+        self.merged_into = merged_into
 
     def offer(self, offer_id: str) -> Offer | None:
         """A live offer (deleted ones are no longer issued)."""
         found = self.store.offer(offer_id)
         return None if found is None or self.store.deleted(offer_id) else found
 
-    def issue(self, offer: Offer, profile_id: str, cause: str, segments: Iterable[str], now: datetime) -> Issued:
-        """One code of `offer` for the person and cause, or why not (recorded with its reason)."""
+    def issue(
+        self,
+        offer: Offer,
+        profile_id: str,
+        cause: str,
+        segments: Iterable[str],
+        now: datetime,
+        merged_from: Sequence[str] = (),
+    ) -> Issued:
+        """One code of `offer` for the person and cause, or why not (recorded with its reason).
+        `merged_from`, the profiles merged into the person: what they held is the person's
+        (logic/offers.merged_holding), taken over by the person's next holding write."""
         member_of = list(segments)
         for attempt in range(MAX_ATTEMPTS):
-            held = self.store.holding(profile_id, offer.id)
+            held = self._holding(profile_id, offer.id, merged_from)
             if held.causes and cause in held.causes:
                 return self._given(offer, "same_cause", held.causes[cause])
             if held.current is not None and held.current_slot is not None:
@@ -161,6 +183,13 @@ class OfferIssuer:
                 self.pool_low(offer, low)
             return self._given(offer, "issued", code)
         raise Unavailable(f"offer '{offer.id}': too many concurrent claims; try again", code="offer_contended")
+
+    def _holding(self, profile_id: str, offer_id: str, merged_from: Sequence[str]) -> rules.Holding:
+        own = self.store.holding(profile_id, offer_id)
+        pending = [merged for merged in merged_from if merged not in own.absorbed and merged != profile_id]
+        if not pending:
+            return own
+        return rules.merged_holding(own, {merged: self.store.holding(merged, offer_id) for merged in pending})
 
     def _code_at(self, offer: Offer, slot: int) -> str:
         if offer.source == "generated":
@@ -207,13 +236,14 @@ class OfferIssuer:
             if slot is None:
                 return None
             state, holder = str(slot.get("state")), slot.get("holder")
+            person = {profile_id}
+            if slot.get("redeemedBy") not in (None, profile_id) or holder not in (None, profile_id):
+                person.update(self.merged_into(profile_id))  # a merged-away profile's code is theirs
             # The same person's second event for one use (Coupon Applied, then Order Completed)
             # adds the order's figures to the redemption it continues.
-            continues = state == "redeemed" and slot.get("redeemedBy") == profile_id
+            continues = state == "redeemed" and slot.get("redeemedBy") in person
             outcome = (
-                str(slot.get("outcome"))
-                if continues
-                else rules.classify_redemption(holder, state, profile_id, offer, at)
+                str(slot.get("outcome")) if continues else rules.classify_redemption(holder, state, person, offer, at)
             )
             first = state != "redeemed"
             counts: dict[str, int | Decimal] = {"revenue": revenue, "discount": discount}
@@ -266,7 +296,7 @@ def message_codes(
         if offer is None:
             logger.warning("offers: offer not found", offer=offer_id, cause=cause)
             return Issued(offer_id, "refused", reason="offer_not_found")
-        return issuer.issue(offer, profile.id, cause, member_of, now)
+        return issuer.issue(offer, profile.id, cause, member_of, now, profile.merged_from)
 
     variables: dict[str, Any] = {}
     answers: dict[str, Issued] = {}
