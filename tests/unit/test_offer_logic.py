@@ -296,3 +296,19 @@ def test_a_code_issued_to_a_merged_away_profile_redeemed_by_the_survivor_is_rede
     at = datetime(2026, 11, 22, tzinfo=UTC)
     assert classify_redemption("prof_visitor", "issued", {"prof_customer", "prof_visitor"}, offer, at) == "redeemed"
     assert classify_redemption("prof_visitor", "issued", "prof_customer", offer, at) == "redeemed_by_other"
+
+
+@pytest.mark.parametrize(
+    ("cause", "group"),
+    [
+        ("campaign:black-friday:prof_ann", "campaign:black-friday"),
+        ("journey:abandoned-cart:p:1:step:2", "journey:abandoned-cart"),
+        ("rule:vip-winback", "rule:vip-winback"),
+        ("campaign:Not#An/Id:1", "api"),  # an id of another shape is a caller's own cause
+        ("rule:" + "x" * 65, "api"),
+        ("message:m-1", "template"),
+        ("support-ticket-8812", "api"),
+    ],
+)
+def test_a_cause_is_counted_under_a_group_of_a_known_shape(cause: str, group: str) -> None:
+    assert offers.cause_group(cause) == group

@@ -5,6 +5,7 @@ a redemption is classed. The store (adapters/offer_store.py) makes the claims at
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from midstage.errors import ImportRefused, InvalidInput
 from midstage.logic.csvfile import prepare, read_records
 from midstage.logic.timefmt import parse_iso
 from midstage.models.offers import POOL_CODE, Offer
+from midstage.models.segments import SEGMENT_ID
 
 # Crockford's base 32: no I, L, O or U, so a code read aloud or typed is not misread.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -292,20 +294,33 @@ def classify_redemption(
 # The offer's counters per cause are named `by#<group>#<figure>` (issued, redeemed, revenue, discount).
 BY_CAUSE = "by#"
 _GROUPED = ("campaign", "journey", "rule")
+_GROUP_ID = re.compile(SEGMENT_ID)  # campaign, journey and rule ids have the definitions' id shape
+# Named groups (`campaign:<id>`...) an offer counts on their own; past them, a new one is counted
+# under OTHER_CAUSES. Causes come from API callers too: the figures (one stats item, under
+# DynamoDB's 400 KB) must not grow with whatever they send.
+MAX_CAUSE_GROUPS = 100
+OTHER_CAUSES = "other"
+FIXED_GROUPS = ("api", "template", OTHER_CAUSES)
 
 
 def cause_group(cause: str) -> str:
     """What a cause is counted under in the per-cause figures: `campaign:<id>`, `journey:<id>`
-    or `rule:<id>` (every run, step and person of it), `template` (a message's own
-    `offer('<id>')`) or `api` (a cause named by a caller of POST /v1/offers/{id}/issue)."""
+    or `rule:<id>` (every run, step and person of it; the id must have a definition id's shape),
+    `template` (a message's own `offer('<id>')`) or `api` (a cause named by a caller of
+    POST /v1/offers/{id}/issue, and any cause whose id is not an id)."""
     kind, _, rest = cause.partition(":")
     if kind in _GROUPED and rest:
-        return f"{kind}:{rest.split(':', 1)[0]}"
+        ident = rest.split(":", 1)[0]
+        return f"{kind}:{ident}" if _GROUP_ID.match(ident) else "api"
     return "template" if kind == "message" else "api"
 
 
+def group_counter(group: str, figure: str) -> str:
+    return f"{BY_CAUSE}{group}#{figure}"
+
+
 def cause_counter(cause: str, figure: str) -> str:
-    return f"{BY_CAUSE}{cause_group(cause)}#{figure}"
+    return group_counter(cause_group(cause), figure)
 
 
 def by_cause(counts: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

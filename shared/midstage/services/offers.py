@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from midstage.errors import Stale, Unavailable
+from midstage.errors import CauseGroupsFull, Stale, Unavailable
 from midstage.logic import offers as rules
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import OfferRef
@@ -52,6 +52,7 @@ class OfferStorePort(Protocol):
         *,
         code: str,
         generated: bool,
+        group: str | None = None,
     ) -> None: ...
     def add_cause(self, profile_id: str, offer_id: str, cause: str, held: rules.Holding, now: datetime) -> None: ...
     def record_refusal(self, profile_id: str, offer_id: str, cause: str, reason: str, now: datetime) -> bool: ...
@@ -149,6 +150,7 @@ class OfferIssuer:
         `merged_from`, the profiles merged into the person: what they held is the person's
         (logic/offers.merged_holding), taken over by the person's next holding write."""
         member_of = list(segments)
+        group = rules.cause_group(cause)
         for attempt in range(MAX_ATTEMPTS):
             held = self._holding(profile_id, offer.id, merged_from)
             if held.causes and cause in held.causes:
@@ -173,8 +175,19 @@ class OfferIssuer:
             try:
                 code = self._code_at(offer, pool.next)
                 self.store.claim(
-                    offer.id, profile_id, cause, held, pool, now, code=code, generated=offer.source == "generated"
+                    offer.id,
+                    profile_id,
+                    cause,
+                    held,
+                    pool,
+                    now,
+                    code=code,
+                    generated=offer.source == "generated",
+                    group=group,
                 )
+            except CauseGroupsFull:
+                group = rules.OTHER_CAUSES  # the offer counts as many groups as it may: this one is "other"
+                continue
             except Stale:
                 self._pause(attempt)
                 continue
@@ -252,11 +265,12 @@ class OfferIssuer:
             if not continues:
                 counts[f"outcome_{outcome}"] = 1
             if slot.get("cause"):  # the figures of what issued the code (a pool code never issued has none)
-                cause = str(slot["cause"])
-                counts[rules.cause_counter(cause, "revenue")] = revenue
-                counts[rules.cause_counter(cause, "discount")] = discount
+                # Counted for the group its issue was counted for (which may be the overflow group).
+                group = str(slot.get("causeGroup") or rules.cause_group(str(slot["cause"])))
+                counts[rules.group_counter(group, "revenue")] = revenue
+                counts[rules.group_counter(group, "discount")] = discount
                 if first:
-                    counts[rules.cause_counter(cause, "redeemed")] = 1
+                    counts[rules.group_counter(group, "redeemed")] = 1
             use = {
                 "eventId": event_id,
                 "event": str(event.get("event")),
