@@ -1,7 +1,8 @@
 """Bulk imports (services/bulk_import.py): a file dropped under `imports/{sourceId}/` in the
 bucket (S3's "Object Created" event, through EventBridge) starts one; the import queue's tasks plan
 it and run its parts, one per message. A Pinpoint event stream dropped under `imports/pinpoint-history/`
-is replayed whole (services/pinpoint_history.py). The queue also carries privacy requests (services/privacy.py)."""
+is replayed whole, and an offer's codes under `imports/offer-codes/<offer id>/` loaded into its pool
+(drop_wiring.py). The queue also carries privacy requests (services/privacy.py)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ from midstage.adapters.queues import MessageQueue
 from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import ImportSettings, identity_settings
-from midstage.drop_wiring import replay_pinpoint_history
+from midstage.drop_wiring import load_offer_codes, replay_pinpoint_history
 from midstage.models.bulk_imports import ImportTask
 from midstage.models.messages import RegulationTask
 from midstage.observability import logger, tracer
 from midstage.privacy_wiring import privacy_worker
 from midstage.services.bulk_import import BulkImports
+from midstage.services.offer_codes import DROP_PREFIX as OFFER_CODES_PREFIX
 from midstage.services.pinpoint_history import DROP_PREFIX
 
 
@@ -87,6 +89,9 @@ def _dropped(event: dict[str, Any]) -> None:
     etag = str((detail.get("object") or {}).get("eTag") or "")
     if key.startswith(DROP_PREFIX):
         replay_pinpoint_history(key, _clock()())
+        return
+    if key.startswith(OFFER_CODES_PREFIX):
+        load_offer_codes(key, _clock()())
         return
     import_id = _imports().start_from_drop(key, etag)
     logger.info("file dropped", started=import_id)

@@ -312,3 +312,37 @@ def test_a_code_issued_to_a_merged_away_profile_redeemed_by_the_survivor_is_rede
 )
 def test_a_cause_is_counted_under_a_group_of_a_known_shape(cause: str, group: str) -> None:
     assert offers.cause_group(cause) == group
+
+
+def test_a_dropped_csv_of_codes_keeps_the_good_lines_and_names_the_bad_ones() -> None:
+    from midstage.logic.offers import read_code_lines
+
+    text = 'code,batch\r\nSHOP-0001,a\r\nSHOP-0002,a\r\n"bad code!",a\r\nSHOP-0001,b\r\n\r\n"unclosed,a\r\n'
+    codes, problems = read_code_lines(text.encode())
+    assert codes == ["SHOP-0001", "SHOP-0002"]
+    assert [line for line, _ in problems] == [4, 7]
+    assert "'bad code!' is not 3 to 64 letters" in problems[0][1]
+
+
+def test_a_dropped_file_that_is_not_text_is_refused_whole() -> None:
+    from midstage.errors import ImportRefused
+    from midstage.logic.offers import read_code_lines
+
+    with pytest.raises(ImportRefused):
+        read_code_lines(b"\x89PNG\r\n\x1a\n\x00\x00")
+
+
+@pytest.mark.parametrize(
+    ("key", "offer_id"),
+    [
+        ("imports/offer-codes/vip-20/shop-export.csv", "vip-20"),
+        ("imports/offer-codes/vip-20/2026/11/part-1.csv", "vip-20"),
+        ("imports/offer-codes/vip-20/", None),
+        ("imports/offer-codes/codes.csv", None),
+        ("imports/offer-codes/Not An Id/codes.csv", None),
+    ],
+)
+def test_the_folder_of_a_dropped_file_names_its_offer(key: str, offer_id: str | None) -> None:
+    from midstage.services.offer_codes import offer_of
+
+    assert offer_of(key) == offer_id

@@ -246,6 +246,26 @@ def check_codes(codes: list[str], limit: int) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
+def read_code_lines(text: str | bytes) -> tuple[list[str], list[tuple[int, str]]]:
+    """A dropped CSV of codes (the upload's CSV form: first column, an optional `code` header):
+    the well-formed codes, each once, in order, and each line that holds none, with why. A bad
+    line is reported and skipped, never the end of the file; a file that is not CSV text
+    (binary, not UTF-8, too big) is refused whole (ImportRefused)."""
+    codes: dict[str, None] = {}
+    problems: list[tuple[int, str]] = []
+    for index, (line, cells, problem) in enumerate(read_records(prepare(text))):
+        code = cells[0].strip() if cells else ""
+        if problem:
+            problems.append((line, problem))
+        elif index == 0 and code.lower() in ("code", "codes", "coupon"):
+            continue
+        elif not POOL_CODE.fullmatch(code):
+            problems.append((line, f"{code[:64]!r} is not 3 to 64 letters, digits, '_' or '-'"))
+        else:
+            codes[code] = None
+    return list(codes), problems
+
+
 # ---------------------------------------------------------------------------- redemption
 def coupon_of(event: Mapping[str, Any]) -> str | None:
     """The coupon a redemption event names (`properties.coupon`), if it is one."""
