@@ -25,6 +25,7 @@ from midstage.models.assets import (
     AssetVersion,
     AssetVersionRef,
 )
+from midstage.observability import logger
 
 UPLOAD_URL_SECONDS = 900
 PREVIEW_URL_SECONDS = 900
@@ -207,7 +208,10 @@ class AssetAdmin:
             return self._steps(name, number, action, caller, note, copied)
         except Exception:
             if copied:
-                self._withdraw_unpublished(name, number, copied[-1])
+                try:
+                    self._withdraw_unpublished(name, number, copied[-1])
+                except Exception:  # the step's own failure is what the caller must hear
+                    logger.exception("asset publish: the copied file could not be withdrawn", key=copied[-1])
             raise
 
     def _withdraw_unpublished(self, name: str, number: int, key: str) -> None:
