@@ -45,7 +45,8 @@ def _engine() -> RuleEngine:
 
 @cache
 def _offers() -> OfferIssuer:
-    return OfferIssuer(OfferStore(RulesSettings.from_env().data_table))
+    table = RulesSettings.from_env().data_table
+    return OfferIssuer(OfferStore(table), merged_into=ProfileStore(table).merged_from)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,7 +1,8 @@
 """Bulk imports (services/bulk_import.py): a file dropped under `imports/{sourceId}/` in the
 bucket (S3's "Object Created" event, through EventBridge) starts one; the import queue's tasks plan
 it and run its parts, one per message. A Pinpoint event stream dropped under `imports/pinpoint-history/`
-is replayed whole (services/pinpoint_history.py). The queue also carries privacy requests (services/privacy.py)."""
+is replayed whole, and an offer's codes under `imports/offer-codes/<offer id>/` loaded into its pool
+(drop_wiring.py). The queue also carries privacy requests (services/privacy.py)."""
 
 from __future__ import annotations
 
@@ -15,19 +16,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from midstage.adapters.config_store import ConfigStore
 from midstage.adapters.handoff import SqsHandoff
 from midstage.adapters.import_store import ImportFiles, ImportJobs
-from midstage.adapters.messaging_store import SuppressionStore
 from midstage.adapters.profile_store import ProfileStore
 from midstage.adapters.queues import MessageQueue
 from midstage.batch import RecordingBatchProcessor, failure_log, receive
 from midstage.clock import Clock, from_environment
 from midstage.config import ImportSettings, identity_settings
-from midstage.logic.imports.pinpoint_events import Unreadable, file_text
+from midstage.drop_wiring import load_offer_codes, replay_pinpoint_history
 from midstage.models.bulk_imports import ImportTask
 from midstage.models.messages import RegulationTask
 from midstage.observability import logger, tracer
 from midstage.privacy_wiring import privacy_worker
 from midstage.services.bulk_import import BulkImports
-from midstage.services.pinpoint_history import DROP_PREFIX, replay_text
+from midstage.services.offer_codes import DROP_PREFIX as OFFER_CODES_PREFIX
+from midstage.services.pinpoint_history import DROP_PREFIX
 
 
 @cache
@@ -87,25 +88,13 @@ def _dropped(event: dict[str, Any]) -> None:
     key = str((detail.get("object") or {}).get("key") or "")
     etag = str((detail.get("object") or {}).get("eTag") or "")
     if key.startswith(DROP_PREFIX):
-        _pinpoint_history(key)
+        replay_pinpoint_history(key, _clock()())
+        return
+    if key.startswith(OFFER_CODES_PREFIX):
+        load_offer_codes(key, _clock()())
         return
     import_id = _imports().start_from_drop(key, etag)
     logger.info("file dropped", started=import_id)
-
-
-def _pinpoint_history(key: str) -> None:
-    """Replayed whole: a redelivered event replays it again, which the updater absorbs."""
-    settings = ImportSettings.from_env()
-    try:
-        text, damage = file_text(ImportFiles(settings.import_bucket).chunks(key))
-    except Unreadable as error:  # trying again would not help
-        logger.warning("pinpoint history unreadable", key=key, reason=str(error))
-        return
-    replayed = replay_text(text, damage, SqsHandoff(settings.ingest_queue_url), SuppressionStore(settings.data_table))
-    problems = [f"{key}:{line}: {why}" for line, why in replayed.problems[:50]]  # the first 50 of them
-    summary = {"kinds": dict(replayed.kinds), "events": replayed.events, "suppressions": replayed.suppressions}
-    summary["problems_total"] = len(replayed.problems)
-    logger.info("pinpoint history replayed", key=key, **summary, problems=problems)
 
 
 @logger.inject_lambda_context(clear_state=True)

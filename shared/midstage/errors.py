@@ -25,6 +25,11 @@ class Stale(Exception):
     and decide again. Raised by the stores behind the ports, caught by the services."""
 
 
+class CauseGroupsFull(Stale):
+    """An offer's claim named a new per-cause group when the offer counts as many as it may: claim
+    again, counted under the overflow group (logic/offers.OTHER_CAUSES)."""
+
+
 class QueueRefused(Exception):
     """A queue did not take the messages (SQS refused them): nothing was sent for those."""
 

@@ -22,6 +22,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,7 +100,7 @@ def replay_files(
             unread += 1
             print(f"{file}: could not be read ({error}); the files after it go on", file=sys.stderr)
             continue
-        replayed = pinpoint_history.replay_text(text, damage, events, suppressions)
+        replayed = pinpoint_history.replay_text(text, damage, events, suppressions, datetime.now(UTC))
         echo(
             f"{file}: {replayed.records} records, {replayed.events} events, "
             f"{replayed.suppressions} suppressions, {len(replayed.problems)} problems"

@@ -62,3 +62,31 @@ def test_a_rule_issues_a_code_the_email_carries_it_and_an_order_redeems_it(scena
     assert stats["redemptions"]["redeemed"] == 1
     [used] = platform.admin("GET", f"/v1/offers/{offer}/codes?state=redeemed").body["codes"]
     assert used["coupon"] == code and used["revenue"] == 80 and used["outcome"] == "redeemed"
+
+
+def test_codes_dropped_in_the_bucket_fill_the_offers_pool_once(scenario: Scenario) -> None:
+    # Given a pooled offer with no codes, and a shop system's export of codes
+    t, platform = scenario.tag, scenario.platform
+    offer = f"drop-{t}"
+    created = platform.admin("POST", "/v1/offers", {"id": offer, "name": "Drop", "kind": "percentage", "value": 10})
+    assert created.status == 201, created.body
+    codes = [f"DROP{t.upper()}-{n}" for n in range(4)]
+    body = ("code\r\n" + "\r\n".join([*codes, "not a code!"])).encode()
+    s3 = platform.cloud.client("s3")
+    bucket = platform.cloud.outputs["ArchiveBucketName"]
+
+    # When the export is dropped under the offer's folder (S3's notification reaches the import
+    # function through EventBridge), and dropped again
+    for attempt in range(2):
+        s3.put_object(Bucket=bucket, Key=f"imports/offer-codes/{offer}/export-{attempt}.csv", Body=body)
+        platform.settle()
+
+    # Then the pool holds each code once, and the function said what it loaded and skipped
+    listed = platform.admin("GET", f"/v1/offers/{offer}/codes")
+    assert listed.status == 200, listed.body
+    assert sorted(c["coupon"] for c in listed.body["codes"]) == sorted(codes)
+    logs = platform.cloud.log_path("RunImportsFunction").read_text(encoding="utf-8").splitlines()
+    loaded = [line for line in logs if "offer codes loaded" in line and f"offer-codes/{offer}/" in line]
+    assert len(loaded) == 2
+    assert '"added":4' in loaded[0].replace(" ", "") and '"added":0' in loaded[1].replace(" ", "")
+    assert all('"problems_total":1' in line.replace(" ", "") for line in loaded)

@@ -97,6 +97,9 @@ def test_a_stream_replayed_by_the_command_then_dropped_in_the_bucket_lands_once(
         f"anonymous_id:pinpoint:{fx.CAMPAIGN_ENDPOINT}{run}": {"Campaign Message Sent": 1},
     }
     assert {ref: _counts(platform, ref) for ref in expected} == expected
+    # And the replayed records date the person's activity: firstSeen the oldest, lastSeen the newest
+    shown = platform.profile(recipient)
+    assert (shown["firstSeen"], shown["lastSeen"]) == ("2019-08-01T00:17:01.380Z", "2019-08-01T00:40:00.000Z")
 
     # When the same objects are dropped in the stack's bucket for the import function
     bucket = outputs["ArchiveBucketName"]

@@ -384,3 +384,92 @@ def test_an_image_in_a_sent_email_stays_served_when_a_new_version_is_published(r
     # Then the first email shows v1's URL, still served; the next one shows v2's
     assert f'src="{first}"' in sent and served(api, first) == PNG
     assert f'src="{second}"' in later and served(api, second) == GIF
+
+
+# ------------------------------------------------------------------------------ publish races
+class RacedFiles:
+    """The real bucket, with another writer getting to the asset's record between each publish's
+    copy and its conditional write (`rival`, called right after the copy)."""
+
+    def __init__(self, files: Any, rival: Any) -> None:
+        self.files, self.rival = files, rival
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.files, name)
+
+    def publish(self, source: str, target: str, content_type: str, etag: str) -> None:
+        self.files.publish(source, target, content_type, etag)
+        self.rival()
+
+
+def _admin(api: Api, rival: Any = None) -> Any:
+    from midstage.adapters.asset_store import AssetFiles, AssetStore
+    from midstage.services.admin.assets import AssetAdmin
+
+    stack = api.stack
+    files: Any = AssetFiles(stack.output("AssetsBucketName"), client=stack.clients.s3())
+    records = AssetStore(stack.output("ConfigTableName"), client=stack.clients.dynamodb())
+    if rival is not None:
+        files = RacedFiles(files, rival)
+    return AssetAdmin(records, files, base_url="https://assets.example.com", clock=lambda: NOW), records
+
+
+def _public(api: Api) -> list[str]:
+    listed = api.stack.clients.s3().list_objects_v2(Bucket=api.stack.output("AssetsBucketName"), Prefix="public/")
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+def test_a_publish_that_keeps_losing_its_write_race_leaves_no_file_under_public(api: Api) -> None:
+    from midstage.errors import Unavailable
+    from midstage.models.admin import Caller, RoleRank
+    from midstage.models.assets import AssetVersionRef
+
+    # Given an approved version, and another writer that changes the asset's record each time
+    # this publish has copied the file (and before its conditional write)
+    upload_png(api)
+    api.post("/v1/assets/hero-banner/submit", {"version": 1}, role="marketer")
+    api.post("/v1/assets/hero-banner/approve", {"version": 1}, role="data_operator")
+    _, records = _admin(api)
+
+    def rival() -> None:
+        asset = records.asset("hero-banner")
+        records.write(asset.model_copy(update={"updated_at": iso(NOW)}), asset.revision, [])
+
+    admin, _ = _admin(api, rival)
+
+    # When the publish loses every attempt
+    with pytest.raises(Unavailable):
+        admin.publish("hero-banner", AssetVersionRef(version=1), Caller("msk_marketer", RoleRank.marketer))
+
+    # Then the version is not published and its file is not left under public/
+    assert records.version("hero-banner", 1).state == "approved"  # type: ignore[union-attr]
+    assert _public(api) == []
+    # And a publish that wins afterwards serves it
+    assert api.post("/v1/assets/hero-banner/publish", {"version": 1}, role="marketer").status == 200
+    assert len(_public(api)) == 1
+
+
+def test_a_publish_that_loses_to_a_publish_of_the_same_version_keeps_the_winners_file(api: Api) -> None:
+    from midstage.errors import AssetStateError
+    from midstage.models.admin import Caller, RoleRank
+    from midstage.models.assets import AssetVersionRef
+
+    # Given an approved version, and another caller publishing it between this publish's copy and
+    # its write
+    upload_png(api)
+    api.post("/v1/assets/hero-banner/submit", {"version": 1}, role="marketer")
+    api.post("/v1/assets/hero-banner/approve", {"version": 1}, role="data_operator")
+    winner, records = _admin(api)
+    caller = Caller("msk_marketer", RoleRank.marketer)
+    raced = iter([lambda: winner.publish("hero-banner", AssetVersionRef(version=1), caller)])
+    loser, _ = _admin(api, lambda: next(raced, lambda: None)())
+
+    # When this publish loses its write and finds the version published
+    with pytest.raises(AssetStateError):
+        loser.publish("hero-banner", AssetVersionRef(version=1), caller)
+
+    # Then the winner's file stays served
+    shown = api.get("/v1/assets/hero-banner")
+    assert shown["versions"][0]["state"] == "published"
+    assert served(api, shown["url"]) == PNG
+    assert records.version("hero-banner", 1).published_at is not None  # type: ignore[union-attr]

@@ -419,3 +419,36 @@ def test_figures_per_cause_count_what_each_campaign_journey_and_rule_issued_and_
         "rule:vip-winback": {"issued": 1, "redeemed": 0, "redemptionRate": 0.0, "revenue": 0, "discountCost": 0},
     }
     assert stats["issued"] == 5 and stats["redeemed"] == 2
+
+
+def test_figures_per_cause_are_bounded_whatever_causes_callers_name(stack: Stack) -> None:
+    from midstage.logic.offers import MAX_CAUSE_GROUPS
+
+    # Given a generated offer, and callers naming a new campaign in every cause, one more than
+    # the offer counts on their own, and a cause whose "id" is not an id
+    store = store_of(stack)
+    offer = pooled_offer("gen-5", source="generated", budget={"total": 1000, "per_person": 1})
+    store.create(offer)
+    issuer = OfferIssuer(store)
+    for n in range(MAX_CAUSE_GROUPS + 2):
+        assert issuer.issue(offer, f"prof_{n:03d}", f"campaign:c-{n:03d}:prof_{n:03d}", [], NOW).outcome == "issued"
+    assert issuer.issue(offer, "prof_odd", "campaign:Not#An/Id:1", [], NOW).outcome == "issued"
+    # and the last overflowing code is used in an order
+    last = f"prof_{MAX_CAUSE_GROUPS + 1:03d}"
+    code = issuer.issue(offer, last, f"campaign:c-{MAX_CAUSE_GROUPS + 1:03d}:{last}", [], NOW).code
+    stack.load("EvaluateRulesFunction", clock=fixed(NOW)).lambda_handler(_order("o-x", last, str(code), 9.0), Context())
+
+    # Then the figures count the first MAX_CAUSE_GROUPS campaigns each on its own, the rest under
+    # "other" (with the order's figures), and the malformed cause under "api"; nothing is lost
+    groups = rules_by_cause(store.stats(offer.id))
+    named = [g for g in groups if g.startswith("campaign:")]
+    assert len(named) == MAX_CAUSE_GROUPS
+    assert groups["other"]["issued"] == 2 and groups["other"]["redeemed"] == 1 and groups["other"]["revenue"] == 9
+    assert groups["api"]["issued"] == 1
+    assert sum(g["issued"] for g in groups.values()) == MAX_CAUSE_GROUPS + 3 == store.pool(offer.id).next
+
+
+def rules_by_cause(counts: Any) -> dict[str, dict[str, Any]]:
+    from midstage.logic.offers import as_json, by_cause
+
+    return as_json(by_cause(counts))

@@ -117,6 +117,12 @@ def test_a_stream_replayed_lands_as_its_records_say_and_a_second_replay_doubles_
     assert people["listener"].event_counts == {"PlayedTrack": 1, "Push Notification Tapped": 1}
     assert people["app"].event_counts == {"Session Ended": 1}
     assert people["campaign"].event_counts == {"Campaign Message Sent": 1}
+    # And the replayed records date each person's activity (the grant, Midstage's own, does not)
+    assert (people["recipient"].first_seen, people["recipient"].last_seen) == (
+        "2019-08-01T00:17:01.380Z",
+        "2019-08-01T00:40:00.000Z",
+    )
+    assert people["app"].first_seen == people["app"].last_seen is not None
     archived = _archived_events(stack)
     replayed = [r for r in archived if r.get("message_id", "").startswith(internal_events.IMPORTED_PREFIX)]
     assert len(replayed) == 14

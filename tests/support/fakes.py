@@ -326,7 +326,15 @@ class MemoryOffers:
             return None
         return Offer(id=offer_id, name=offer_id, kind="percentage", value=Decimal(10))
 
-    def issue(self, offer: Offer, profile_id: str, cause: str, segments: Iterable[str], now: datetime) -> Issued:
+    def issue(
+        self,
+        offer: Offer,
+        profile_id: str,
+        cause: str,
+        segments: Iterable[str],
+        now: datetime,
+        merged_from: Sequence[str] = (),
+    ) -> Issued:
         self.calls.append((offer.id, profile_id, cause))
         known = self.given.get((offer.id, profile_id, cause))
         if known is not None:

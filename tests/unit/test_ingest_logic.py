@@ -192,3 +192,52 @@ def test_an_imported_records_marker_outlives_the_dedupe_window() -> None:
     assert (again[0].applied, again[0].duplicates) == (0, 1)
     assert again[1].applied == 1
     assert store.markers[marker_id(imported)] == int((NOW + timedelta(days=IMPORT_MARKER_DAYS)).timestamp())
+
+
+def test_replayed_history_sets_first_and_last_seen_but_publishes_no_event_tracked() -> None:
+    # Given a person's Pinpoint history replayed: a record from 2019 and one dated after the
+    # replay (a device's wrong clock), and an event the platform emits on its own
+    from midstage.logic.imports.pinpoint_events import plan_record
+    from tests.support import pinpoint_stream as fx
+
+    replay_time = "2026-11-01T12:00:00.000Z"
+    old = plan_record(fx.EMAIL_SEND, replay_time).events[0]
+    future = plan_record({**fx.EMAIL_DELIVERED, "event_timestamp": 1893456000000}, replay_time).events[0]  # 2030
+    fresh = {f"{e['sourceId']}|{e['messageId']}": e for e in (old, future)}
+    identifiers, lookups = unit_identifiers(fresh, SETTINGS.identity)
+    merge = merge_group(identifiers, lookups, {}, {}, {}, SETTINGS.identity, NOW, ids("p"))
+
+    # When the profile updater decides the write
+    write = plan_write(merge, fresh, pending_markers(merge.survivor, NOW, SETTINGS), {}, SETTINGS, NOW, ids("r"))
+    events = domain_events(merge, write, NOW)
+
+    # Then both are applied and date the person's activity: firstSeen the oldest record, lastSeen
+    # no later than the replay
+    assert len(write.applied) == 2
+    assert merge.survivor.first_seen == old["timestamp"] == "2019-08-01T00:17:01.380Z"
+    assert merge.survivor.last_seen == replay_time
+    # And no event.tracked goes to the bus, so no rule, journey or conversion reacts to them
+    assert [kind for kind, _ in events] == ["profile.updated"]
+
+
+def test_a_platform_event_that_is_not_replayed_still_moves_no_last_seen_and_is_published() -> None:
+    from midstage.logic.internal_events import track as internal_track
+
+    tagged = internal_track({"userId": "ann"}, "Tag Added", {"tag": "vip"}, message_id="ms-int-1", timestamp=iso_now())
+    fresh = {f"{SOURCE_ID}|ms-int-1": tagged}
+    identifiers, lookups = unit_identifiers(fresh, SETTINGS.identity)
+    merge = merge_group(identifiers, lookups, {}, {}, {}, SETTINGS.identity, NOW, ids("p"))
+    write = plan_write(merge, fresh, {}, {}, SETTINGS, NOW, ids("r"))
+    assert merge.survivor.last_seen is None
+    assert "event.tracked" in [kind for kind, _ in domain_events(merge, write, NOW)]
+
+
+def test_a_client_cannot_mark_its_own_event_replayed() -> None:
+    from midstage.logic.profile import is_replayed
+
+    forged = {**track("m1"), "context": {"midstage": {"replayed": True}}}
+    assert not is_replayed(forged)
+
+
+def iso_now() -> str:
+    return NOW.isoformat().replace("+00:00", "Z")

@@ -262,3 +262,87 @@ def test_causes_are_counted_by_what_issued_them() -> None:
     assert by_cause(counts) == {
         "campaign:bf": {"issued": 4, "redeemed": 1, "redemptionRate": 0.25, "revenue": 80, "discountCost": 0}
     }
+
+
+def test_a_merged_away_profiles_holding_becomes_the_survivors_once() -> None:
+    from midstage.logic.offers import merged_holding
+
+    # Given a survivor who holds nothing yet and a merged-away profile holding a code for a cause
+    own = Holding(version=0)
+    merged = {"prof_visitor": Holding(current="VIP-1", current_slot=0, count=1, causes={"c1": "VIP-1"}, version=3)}
+
+    # When their holdings are read together
+    held = merged_holding(own, merged)
+
+    # Then the survivor holds the code and its cause, counted once, over the survivor's own version
+    assert (held.current, held.current_slot, held.count, dict(held.causes or {})) == ("VIP-1", 0, 1, {"c1": "VIP-1"})
+    assert held.version == 0 and held.absorbed == ("prof_visitor",)
+    # And once the survivor's holding says it took them over, they are not counted again
+    assert merged_holding(held, merged) is held
+
+
+def test_a_survivors_own_code_wins_and_counts_add_up() -> None:
+    from midstage.logic.offers import merged_holding
+
+    own = Holding(current="OWN-1", current_slot=4, count=1, causes={"c": "OWN-1"}, version=2)
+    held = merged_holding(own, {"a": Holding(current="A-1", current_slot=1, count=2, causes={"c": "A-1", "d": "A-1"})})
+    assert (held.current, held.count, dict(held.causes or {})) == ("OWN-1", 3, {"c": "OWN-1", "d": "A-1"})
+
+
+def test_a_code_issued_to_a_merged_away_profile_redeemed_by_the_survivor_is_redeemed() -> None:
+    from midstage.logic.offers import classify_redemption
+
+    offer = Offer(id="o", name="o", kind="gift")
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+    assert classify_redemption("prof_visitor", "issued", {"prof_customer", "prof_visitor"}, offer, at) == "redeemed"
+    assert classify_redemption("prof_visitor", "issued", "prof_customer", offer, at) == "redeemed_by_other"
+
+
+@pytest.mark.parametrize(
+    ("cause", "group"),
+    [
+        ("campaign:black-friday:prof_ann", "campaign:black-friday"),
+        ("journey:abandoned-cart:p:1:step:2", "journey:abandoned-cart"),
+        ("rule:vip-winback", "rule:vip-winback"),
+        ("campaign:Not#An/Id:1", "api"),  # an id of another shape is a caller's own cause
+        ("rule:" + "x" * 65, "api"),
+        ("message:m-1", "template"),
+        ("support-ticket-8812", "api"),
+    ],
+)
+def test_a_cause_is_counted_under_a_group_of_a_known_shape(cause: str, group: str) -> None:
+    assert offers.cause_group(cause) == group
+
+
+def test_a_dropped_csv_of_codes_keeps_the_good_lines_and_names_the_bad_ones() -> None:
+    from midstage.logic.offers import read_code_lines
+
+    text = 'code,batch\r\nSHOP-0001,a\r\nSHOP-0002,a\r\n"bad code!",a\r\nSHOP-0001,b\r\n\r\n"unclosed,a\r\n'
+    codes, problems = read_code_lines(text.encode())
+    assert codes == ["SHOP-0001", "SHOP-0002"]
+    assert [line for line, _ in problems] == [4, 7]
+    assert "'bad code!' is not 3 to 64 letters" in problems[0][1]
+
+
+def test_a_dropped_file_that_is_not_text_is_refused_whole() -> None:
+    from midstage.errors import ImportRefused
+    from midstage.logic.offers import read_code_lines
+
+    with pytest.raises(ImportRefused):
+        read_code_lines(b"\x89PNG\r\n\x1a\n\x00\x00")
+
+
+@pytest.mark.parametrize(
+    ("key", "offer_id"),
+    [
+        ("imports/offer-codes/vip-20/shop-export.csv", "vip-20"),
+        ("imports/offer-codes/vip-20/2026/11/part-1.csv", "vip-20"),
+        ("imports/offer-codes/vip-20/", None),
+        ("imports/offer-codes/codes.csv", None),
+        ("imports/offer-codes/Not An Id/codes.csv", None),
+    ],
+)
+def test_the_folder_of_a_dropped_file_names_its_offer(key: str, offer_id: str | None) -> None:
+    from midstage.services.offer_codes import offer_of
+
+    assert offer_of(key) == offer_id

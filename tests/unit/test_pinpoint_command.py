@@ -67,6 +67,24 @@ def test_two_export_files_without_trailing_newlines_import_completely(tmp_path: 
     assert said[0].endswith("a.gz lines 1-3: 3 accepted, 0 rejected")
 
 
+def test_a_person_whose_endpoints_fall_in_two_files_and_imports_is_counted_once(tmp_path: Path) -> None:
+    # Given one user's email endpoint in one file and their SMS endpoint in another, and a file
+    # cut into two imports with a user in each half
+    user = {"User": {"UserId": "user-7"}}
+    sms = {"ChannelType": "SMS", "Address": "+14255550100"}
+    first = export_file(tmp_path / "a.gz", [endpoint(1, **user), endpoint(2), endpoint(3, User={"UserId": "user-9"})])
+    second = export_file(tmp_path / "b.gz", [endpoint(4, **user, **sms), endpoint(5, User={"UserId": "user-9"})])
+    api = ParsingApi()
+
+    # When both files are imported two lines at a time
+    totals = import_files([first, second], "migrated", api, fmt="auto", lines=2, echo=lambda _: None)
+
+    # Then each import counts its own people, and the total counts user-7 and user-9 once each
+    assert totals.imports == 3
+    assert totals.accepted == 5
+    assert totals.people == 3  # user-7, the user-less ep-2, user-9
+
+
 def test_rejected_lines_are_reported_by_file_and_line_in_that_file(tmp_path: Path) -> None:
     lines = [endpoint(n) for n in range(7)]
     lines[4] = endpoint(4, Address="not-an-email")

@@ -195,3 +195,7 @@ class AssetFiles:
             if ddb.error_code(error) in _CHANGED:
                 raise _changed(source) from error
             raise
+
+    def remove(self, key: str) -> None:
+        """Delete an object (a missing one is no error)."""
+        self.client.delete_object(Bucket=self.bucket, Key=key)

@@ -20,8 +20,8 @@ from botocore.exceptions import ClientError
 
 from midstage import keys
 from midstage.adapters import dynamo as ddb
-from midstage.errors import Conflict, Stale
-from midstage.logic.offers import Holding, Pool, Upload, cause_counter
+from midstage.errors import CauseGroupsFull, Conflict, Stale
+from midstage.logic.offers import FIXED_GROUPS, MAX_CAUSE_GROUPS, Holding, Pool, Upload, cause_group, group_counter
 from midstage.logic.timefmt import iso
 from midstage.models.offers import Offer
 
@@ -233,6 +233,7 @@ class OfferStore(ddb.Table):
             count=int(values.get("count", 0)),
             causes=dict(values.get("causes") or {}),
             version=int(values.get("version", 0)),
+            absorbed=tuple(values.get("absorbed") or ()),
         )
 
     def holdings(self, profile_id: str) -> list[dict[str, Any]]:
@@ -251,11 +252,16 @@ class OfferStore(ddb.Table):
         *,
         code: str,
         generated: bool,
+        group: str | None = None,
     ) -> None:
-        """Hand the code at slot `seen.next` to the person for `cause`, all at once or not at all.
-        `Stale` when another claim moved the cursor, took the code or changed the holding."""
+        """Hand the code at slot `seen.next` to the person for `cause`, all at once or not at all,
+        counted for the cause's group (`group`, default logic/offers.cause_group). `Stale` when
+        another claim moved the cursor, took the code or changed the holding; CauseGroupsFull when
+        the group is a new one and the offer counts MAX_CAUSE_GROUPS already (`causeGroups`, a
+        string set on the stats item, holds the named groups counted)."""
         slot = seen.next
-        issued = {"state": "issued", "holder": profile_id, "cause": cause, "issuedAt": iso(now)}
+        group = group or cause_group(cause)
+        issued = {"state": "issued", "holder": profile_id, "cause": cause, "causeGroup": group, "issuedAt": iso(now)}
         if generated:
             code_writes: list[dict[str, Any]] = [
                 {
@@ -279,7 +285,10 @@ class OfferStore(ddb.Table):
                     "Update": {
                         "TableName": self.table,
                         "Key": ddb.key(keys.offer_slot_key(offer_id, slot)),
-                        "UpdateExpression": "SET #state = :issued, holder = :holder, #cause = :cause, issuedAt = :at",
+                        "UpdateExpression": (
+                            "SET #state = :issued, holder = :holder, #cause = :cause, causeGroup = :group, "
+                            "issuedAt = :at"
+                        ),
                         "ConditionExpression": "#state = :available AND coupon = :code",
                         "ExpressionAttributeNames": {"#state": "state", "#cause": "cause"},
                         "ExpressionAttributeValues": _low(
@@ -287,6 +296,7 @@ class OfferStore(ddb.Table):
                                 ":issued": "issued",
                                 ":holder": profile_id,
                                 ":cause": cause,
+                                ":group": group,
                                 ":at": issued["issuedAt"],
                                 ":available": "available",
                                 ":code": code,
@@ -304,6 +314,7 @@ class OfferStore(ddb.Table):
             "causes": causes,
             "version": held.version + 1,
             "at": iso(now),
+            "absorbed": list(held.absorbed) or None,
         }
         items: list[dict[str, Any]] = [
             {
@@ -317,17 +328,35 @@ class OfferStore(ddb.Table):
             },
             *code_writes,
             self._holding_put(profile_id, offer_id, holding, held.version),
-            {  # the per-cause figure, counted with the claim (exactly once per code)
-                "Update": {
-                    "TableName": self.table,
-                    "Key": ddb.key(keys.offer_stats_key(offer_id)),
-                    "UpdateExpression": "ADD #issued :one",
-                    "ExpressionAttributeNames": {"#issued": cause_counter(cause, "issued")},
-                    "ExpressionAttributeValues": _low({":one": 1}),
-                }
-            },
+            self._count_issued(offer_id, group),
         ]
-        self._transact(items)
+        try:
+            self._transact(items)
+        except Stale as lost:
+            reasons = (getattr(lost.__cause__, "response", None) or {}).get("CancellationReasons") or []
+            if len(reasons) == len(items) and reasons[-1].get("Code") == "ConditionalCheckFailed":
+                raise CauseGroupsFull(f"offer '{offer_id}' counts {MAX_CAUSE_GROUPS} cause groups") from lost
+            raise
+
+    def _count_issued(self, offer_id: str, group: str) -> dict[str, Any]:
+        """The per-cause figure, counted with the claim (exactly once per code); a named group
+        only while the offer counts fewer than MAX_CAUSE_GROUPS, or it is one of them."""
+        update: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": ddb.key(keys.offer_stats_key(offer_id)),
+            "UpdateExpression": "ADD #issued :one",
+            "ExpressionAttributeNames": {"#issued": group_counter(group, "issued")},
+            "ExpressionAttributeValues": _low({":one": 1}),
+        }
+        if group not in FIXED_GROUPS:
+            update["UpdateExpression"] += ", causeGroups :group"
+            update["ConditionExpression"] = (
+                "attribute_not_exists(causeGroups) OR contains(causeGroups, :name) OR size(causeGroups) < :cap"
+            )
+            update["ExpressionAttributeValues"].update(
+                {":group": {"SS": [group]}, ":name": ddb.s(group), ":cap": ddb.n(MAX_CAUSE_GROUPS)}
+            )
+        return {"Update": update}
 
     def add_cause(self, profile_id: str, offer_id: str, cause: str, held: Holding, now: datetime) -> None:
         """Answer another cause with the code the person holds (conditioned on the version read)."""
@@ -339,6 +368,7 @@ class OfferStore(ddb.Table):
             "causes": {**(held.causes or {}), cause: held.current},
             "version": held.version + 1,
             "at": iso(now),
+            "absorbed": list(held.absorbed) or None,
         }
         self._transact([self._holding_put(profile_id, offer_id, holding, held.version)])
 

@@ -98,6 +98,11 @@ class ProfileStore(ddb.Table):
         live, _ = self.live_profiles([profile_id])
         return next(iter(live.values()), None)
 
+    def merged_from(self, profile_id: str) -> list[str]:
+        """The profiles merged into this one (none when it is not found)."""
+        found = self.profile(profile_id)
+        return list(found.merged_from) if found is not None else []
+
     def existing_markers(self, marker_ids: Iterable[str]) -> dict[str, int]:
         """For each `source|messageId` that has a dedupe marker, when the marker expires.
 

@@ -394,13 +394,16 @@ def refusal_records(merge: Merge, fresh: Mapping[str, dict[str, Any]], now: date
 
 
 def domain_events(merge: Merge, write: UnitWrite, now: datetime) -> list[DomainEvent]:
-    """What the committed write tells the bus: each event tracked, each merge, the profile's
+    """What the committed write tells the bus: each event tracked (but replayed history), each merge, the profile's
     change and the segment memberships that moved, `profile.updated` naming the version written."""
     survivor, losers, before = merge.survivor, merge.losers, merge.before
     stamp = iso(now)
     domain: list[DomainEvent] = []
     for event in sorted(write.applied + write.recovered, key=profile_logic.stamp_of):
-        domain.append(("event.tracked", {"profileId": survivor.id, "event": profile_logic.slim_event(event)}))
+        # Replayed history (a Pinpoint event stream) is the person's past: no rule, journey,
+        # conversion or redemption reacts to it. This is the one place that decides it.
+        if not profile_logic.is_replayed(event):
+            domain.append(("event.tracked", {"profileId": survivor.id, "event": profile_logic.slim_event(event)}))
     for record in write.plan.merge_records:
         domain.append(("identity.merged", {k: v for k, v in record.items() if k != "id"}))
     difference = profile_logic.changes(before, survivor) if write.changed else {}

@@ -11,7 +11,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from midstage.logic.profile import PLATFORM_SOURCE
+from midstage.logic.profile import PLATFORM_SOURCE, REPLAYED
+from midstage.logic.profile import is_replayed as is_replayed
 from midstage.models.profile import Profile
 
 SOURCE_ID = PLATFORM_SOURCE  # never a real source's id: those start with "src_"
@@ -58,6 +59,15 @@ def track(
         "properties": dict(properties),
         **_envelope(person, message_id, timestamp, depth),
     }
+
+
+def replayed(event: dict[str, Any], received_at: str | None = None) -> dict[str, Any]:
+    """The event marked as replayed history (logic/profile.is_replayed), received at `received_at`
+    (the replay's time) when given."""
+    event["context"].setdefault("midstage", {})[REPLAYED] = True
+    if received_at is not None:
+        event["receivedAt"] = received_at
+    return event
 
 
 def identify(

@@ -5,7 +5,8 @@ a redemption is classed. The store (adapters/offer_store.py) makes the claims at
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -15,6 +16,7 @@ from midstage.errors import ImportRefused, InvalidInput
 from midstage.logic.csvfile import prepare, read_records
 from midstage.logic.timefmt import parse_iso
 from midstage.models.offers import POOL_CODE, Offer
+from midstage.models.segments import SEGMENT_ID
 
 # Crockford's base 32: no I, L, O or U, so a code read aloud or typed is not misread.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -102,6 +104,34 @@ class Holding:
     count: int = 0
     causes: Mapping[str, str] | None = None
     version: int = 0
+    # Merged-away profiles whose holdings this one took over (so they are counted once).
+    absorbed: tuple[str, ...] = ()
+
+
+def merged_holding(own: Holding, merged: Mapping[str, Holding]) -> Holding:
+    """What a person holds once identity merges made them one: their own holding (its version, so
+    the next write is conditioned on it) with the codes, causes and counts of each merged-away
+    profile they have not taken over yet. The code they hold is their own, else the newest
+    merged-away profile's (the last merged, `merged` in merge order), so the survivor is given
+    the code a merged-away profile held, and its causes keep their answers."""
+    fresh = {profile_id: held for profile_id, held in merged.items() if profile_id not in own.absorbed}
+    if not fresh:
+        return own
+    causes: dict[str, str] = {}
+    current, slot = own.current, own.current_slot
+    for held in fresh.values():
+        causes.update(held.causes or {})
+        if own.current is None and held.current is not None:
+            current, slot = held.current, held.current_slot
+    causes.update(own.causes or {})
+    return Holding(
+        current=current,
+        current_slot=slot,
+        count=own.count + sum(held.count for held in fresh.values()),
+        causes=causes,
+        version=own.version,
+        absorbed=(*own.absorbed, *fresh),
+    )
 
 
 def within_validity(offer: Offer, now: datetime) -> bool:
@@ -216,6 +246,26 @@ def check_codes(codes: list[str], limit: int) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
+def read_code_lines(text: str | bytes) -> tuple[list[str], list[tuple[int, str]]]:
+    """A dropped CSV of codes (the upload's CSV form: first column, an optional `code` header):
+    the well-formed codes, each once, in order, and each line that holds none, with why. A bad
+    line is reported and skipped, never the end of the file; a file that is not CSV text
+    (binary, not UTF-8, too big) is refused whole (ImportRefused)."""
+    codes: dict[str, None] = {}
+    problems: list[tuple[int, str]] = []
+    for index, (line, cells, problem) in enumerate(read_records(prepare(text))):
+        code = cells[0].strip() if cells else ""
+        if problem:
+            problems.append((line, problem))
+        elif index == 0 and code.lower() in ("code", "codes", "coupon"):
+            continue
+        elif not POOL_CODE.fullmatch(code):
+            problems.append((line, f"{code[:64]!r} is not 3 to 64 letters, digits, '_' or '-'"))
+        else:
+            codes[code] = None
+    return list(codes), problems
+
+
 # ---------------------------------------------------------------------------- redemption
 def coupon_of(event: Mapping[str, Any]) -> str | None:
     """The coupon a redemption event names (`properties.coupon`), if it is one."""
@@ -244,12 +294,17 @@ def _amount(value: Any) -> Decimal:
     return amount if amount.is_finite() and amount >= 0 else Decimal(0)
 
 
-def classify_redemption(holder: str | None, state: str, redeemer: str, offer: Offer, at: datetime) -> Redemption:
+def classify_redemption(
+    holder: str | None, state: str, redeemer: str | Collection[str], offer: Offer, at: datetime
+) -> Redemption:
     """How one use of a code is recorded: by its holder in time; by another person; after the
-    offer ended; or a second use of a code already redeemed (by another order)."""
+    offer ended; or a second use of a code already redeemed (by another order). `redeemer` is the
+    profile, or its ids: its own and those of the profiles merged into it (a code issued to a
+    merged-away profile is the survivor's own)."""
     if state == "redeemed":
         return "already_redeemed"
-    if holder != redeemer:  # a code never issued (holder None) was passed on by someone too
+    redeemers = {redeemer} if isinstance(redeemer, str) else set(redeemer)
+    if holder not in redeemers:  # a code never issued (holder None) was passed on by someone too
         return "redeemed_by_other"
     if offer.valid_until and at >= parse_iso(offer.valid_until):
         return "redeemed_after_expiry"
@@ -259,20 +314,33 @@ def classify_redemption(holder: str | None, state: str, redeemer: str, offer: Of
 # The offer's counters per cause are named `by#<group>#<figure>` (issued, redeemed, revenue, discount).
 BY_CAUSE = "by#"
 _GROUPED = ("campaign", "journey", "rule")
+_GROUP_ID = re.compile(SEGMENT_ID)  # campaign, journey and rule ids have the definitions' id shape
+# Named groups (`campaign:<id>`...) an offer counts on their own; past them, a new one is counted
+# under OTHER_CAUSES. Causes come from API callers too: the figures (one stats item, under
+# DynamoDB's 400 KB) must not grow with whatever they send.
+MAX_CAUSE_GROUPS = 100
+OTHER_CAUSES = "other"
+FIXED_GROUPS = ("api", "template", OTHER_CAUSES)
 
 
 def cause_group(cause: str) -> str:
     """What a cause is counted under in the per-cause figures: `campaign:<id>`, `journey:<id>`
-    or `rule:<id>` (every run, step and person of it), `template` (a message's own
-    `offer('<id>')`) or `api` (a cause named by a caller of POST /v1/offers/{id}/issue)."""
+    or `rule:<id>` (every run, step and person of it; the id must have a definition id's shape),
+    `template` (a message's own `offer('<id>')`) or `api` (a cause named by a caller of
+    POST /v1/offers/{id}/issue, and any cause whose id is not an id)."""
     kind, _, rest = cause.partition(":")
     if kind in _GROUPED and rest:
-        return f"{kind}:{rest.split(':', 1)[0]}"
+        ident = rest.split(":", 1)[0]
+        return f"{kind}:{ident}" if _GROUP_ID.match(ident) else "api"
     return "template" if kind == "message" else "api"
 
 
+def group_counter(group: str, figure: str) -> str:
+    return f"{BY_CAUSE}{group}#{figure}"
+
+
 def cause_counter(cause: str, figure: str) -> str:
-    return f"{BY_CAUSE}{cause_group(cause)}#{figure}"
+    return group_counter(cause_group(cause), figure)
 
 
 def by_cause(counts: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -34,6 +34,10 @@ MAX_TAGS = 200
 MAX_STATIC_SEGMENTS = 500
 PLATFORM_SOURCE = "midstage"  # the sourceId of events the platform emits (logic/internal_events.py)
 PREDICTED_TRAIT = "predicted"  # the refit's scores (docs/predictions.md): set by the platform only
+# `context.midstage.replayed`: a platform event that stands for something the person did before
+# Midstage knew them (a migrated history, logic/imports/pinpoint_events.py). It is their activity
+# (firstSeen, lastSeen), but past: nothing reacts to it (logic/ingest.domain_events).
+REPLAYED = "replayed"
 _SEGMENT_ID = re.compile(SEGMENT_ID).match
 _UTM_FIELDS = ("source", "medium", "name", "term", "content")
 _DEVICE_FIELDS = ("id", "token", "type", "manufacturer", "model", "name", "advertisingId")
@@ -60,16 +64,29 @@ def stamp_of(event: Mapping[str, Any]) -> str:
     return f"{event['timestamp']}|{event['messageId']}|{event.get('sourceId', '')}"
 
 
+def is_replayed(event: Mapping[str, Any] | None) -> bool:
+    """A platform event replaying the person's past activity (only the platform can say so)."""
+    if not event or event.get("sourceId") != PLATFORM_SOURCE:
+        return False
+    context = event.get("context")
+    midstage = context.get("midstage") if isinstance(context, dict) else None
+    return isinstance(midstage, dict) and midstage.get(REPLAYED) is True
+
+
 def apply_event(profile: Profile, event: Mapping[str, Any]) -> None:
     timestamp: str = event["timestamp"]
     stamp = stamp_of(event)
     # The platform's own events (a rule's tag, an email delivered) are not the person's activity:
-    # they must not make a silent customer look active.
-    if event.get("sourceId") != PLATFORM_SOURCE:
-        if profile.first_seen is None or timestamp < profile.first_seen:
-            profile.first_seen = timestamp
-        if profile.last_seen is None or timestamp > profile.last_seen:
-            profile.last_seen = timestamp
+    # they must not make a silent customer look active. A replayed one is their past activity.
+    if event.get("sourceId") != PLATFORM_SOURCE or is_replayed(event):
+        # A replayed record dated after its replay (a device's wrong clock) says the person was
+        # seen then, not later: its lastSeen is at most when it was replayed (its receivedAt).
+        received = event.get("receivedAt")
+        seen = min(timestamp, received) if is_replayed(event) and isinstance(received, str) else timestamp
+        if profile.first_seen is None or seen < profile.first_seen:
+            profile.first_seen = seen
+        if profile.last_seen is None or seen > profile.last_seen:
+            profile.last_seen = seen
 
     name = counter_name(event)
     if name not in profile.event_counts and len(profile.event_counts) >= MAX_EVENT_NAMES:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from midstage.errors import Stale, Unavailable
+from midstage.errors import CauseGroupsFull, Stale, Unavailable
 from midstage.logic import offers as rules
 from midstage.logic.timefmt import iso, parse_iso
 from midstage.models.messaging import OfferRef
@@ -52,6 +52,7 @@ class OfferStorePort(Protocol):
         *,
         code: str,
         generated: bool,
+        group: str | None = None,
     ) -> None: ...
     def add_cause(self, profile_id: str, offer_id: str, cause: str, held: rules.Holding, now: datetime) -> None: ...
     def record_refusal(self, profile_id: str, offer_id: str, cause: str, reason: str, now: datetime) -> bool: ...
@@ -74,7 +75,15 @@ class OfferIssuing(Protocol):
     """Offers as rules, the deliverer and campaigns use them (OfferIssuer below)."""
 
     def offer(self, offer_id: str) -> Offer | None: ...
-    def issue(self, offer: Offer, profile_id: str, cause: str, segments: Iterable[str], now: datetime) -> Issued: ...
+    def issue(
+        self,
+        offer: Offer,
+        profile_id: str,
+        cause: str,
+        segments: Iterable[str],
+        now: datetime,
+        merged_from: Sequence[str] = (),
+    ) -> Issued: ...
 
 
 @dataclass(frozen=True)
@@ -113,22 +122,37 @@ class OfferIssuer:
         sleep: Callable[[float], None] = time.sleep,
         draw: Callable[[], float] = random.random,
         pool_low: Callable[[Offer, int], None] = report_pool_low,
+        merged_into: Callable[[str], Sequence[str]] = lambda _: (),
     ) -> None:
         self.store = store
         self.sleep = sleep
         self.draw = draw
         self.pool_low = pool_low
+        # The profiles merged into a person (Profile.merged_from), for a redemption: a code
+        # issued to one of them is the person's own.
+        self.merged_into = merged_into
 
     def offer(self, offer_id: str) -> Offer | None:
         """A live offer (deleted ones are no longer issued)."""
         found = self.store.offer(offer_id)
         return None if found is None or self.store.deleted(offer_id) else found
 
-    def issue(self, offer: Offer, profile_id: str, cause: str, segments: Iterable[str], now: datetime) -> Issued:
-        """One code of `offer` for the person and cause, or why not (recorded with its reason)."""
+    def issue(
+        self,
+        offer: Offer,
+        profile_id: str,
+        cause: str,
+        segments: Iterable[str],
+        now: datetime,
+        merged_from: Sequence[str] = (),
+    ) -> Issued:
+        """One code of `offer` for the person and cause, or why not (recorded with its reason).
+        `merged_from`, the profiles merged into the person: what they held is the person's
+        (logic/offers.merged_holding), taken over by the person's next holding write."""
         member_of = list(segments)
+        group = rules.cause_group(cause)
         for attempt in range(MAX_ATTEMPTS):
-            held = self.store.holding(profile_id, offer.id)
+            held = self._holding(profile_id, offer.id, merged_from)
             if held.causes and cause in held.causes:
                 return self._given(offer, "same_cause", held.causes[cause])
             if held.current is not None and held.current_slot is not None:
@@ -151,8 +175,19 @@ class OfferIssuer:
             try:
                 code = self._code_at(offer, pool.next)
                 self.store.claim(
-                    offer.id, profile_id, cause, held, pool, now, code=code, generated=offer.source == "generated"
+                    offer.id,
+                    profile_id,
+                    cause,
+                    held,
+                    pool,
+                    now,
+                    code=code,
+                    generated=offer.source == "generated",
+                    group=group,
                 )
+            except CauseGroupsFull:
+                group = rules.OTHER_CAUSES  # the offer counts as many groups as it may: this one is "other"
+                continue
             except Stale:
                 self._pause(attempt)
                 continue
@@ -161,6 +196,13 @@ class OfferIssuer:
                 self.pool_low(offer, low)
             return self._given(offer, "issued", code)
         raise Unavailable(f"offer '{offer.id}': too many concurrent claims; try again", code="offer_contended")
+
+    def _holding(self, profile_id: str, offer_id: str, merged_from: Sequence[str]) -> rules.Holding:
+        own = self.store.holding(profile_id, offer_id)
+        pending = [merged for merged in merged_from if merged not in own.absorbed and merged != profile_id]
+        if not pending:
+            return own
+        return rules.merged_holding(own, {merged: self.store.holding(merged, offer_id) for merged in pending})
 
     def _code_at(self, offer: Offer, slot: int) -> str:
         if offer.source == "generated":
@@ -207,13 +249,14 @@ class OfferIssuer:
             if slot is None:
                 return None
             state, holder = str(slot.get("state")), slot.get("holder")
+            person = {profile_id}
+            if slot.get("redeemedBy") not in (None, profile_id) or holder not in (None, profile_id):
+                person.update(self.merged_into(profile_id))  # a merged-away profile's code is theirs
             # The same person's second event for one use (Coupon Applied, then Order Completed)
             # adds the order's figures to the redemption it continues.
-            continues = state == "redeemed" and slot.get("redeemedBy") == profile_id
+            continues = state == "redeemed" and slot.get("redeemedBy") in person
             outcome = (
-                str(slot.get("outcome"))
-                if continues
-                else rules.classify_redemption(holder, state, profile_id, offer, at)
+                str(slot.get("outcome")) if continues else rules.classify_redemption(holder, state, person, offer, at)
             )
             first = state != "redeemed"
             counts: dict[str, int | Decimal] = {"revenue": revenue, "discount": discount}
@@ -222,11 +265,12 @@ class OfferIssuer:
             if not continues:
                 counts[f"outcome_{outcome}"] = 1
             if slot.get("cause"):  # the figures of what issued the code (a pool code never issued has none)
-                cause = str(slot["cause"])
-                counts[rules.cause_counter(cause, "revenue")] = revenue
-                counts[rules.cause_counter(cause, "discount")] = discount
+                # Counted for the group its issue was counted for (which may be the overflow group).
+                group = str(slot.get("causeGroup") or rules.cause_group(str(slot["cause"])))
+                counts[rules.group_counter(group, "revenue")] = revenue
+                counts[rules.group_counter(group, "discount")] = discount
                 if first:
-                    counts[rules.cause_counter(cause, "redeemed")] = 1
+                    counts[rules.group_counter(group, "redeemed")] = 1
             use = {
                 "eventId": event_id,
                 "event": str(event.get("event")),
@@ -266,7 +310,7 @@ def message_codes(
         if offer is None:
             logger.warning("offers: offer not found", offer=offer_id, cause=cause)
             return Issued(offer_id, "refused", reason="offer_not_found")
-        return issuer.issue(offer, profile.id, cause, member_of, now)
+        return issuer.issue(offer, profile.id, cause, member_of, now, profile.merged_from)
 
     variables: dict[str, Any] = {}
     answers: dict[str, Issued] = {}

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from midstage.logic import internal_events
 from midstage.logic.imports.pinpoint_events import Plan, plan_batches
-from midstage.logic.timefmt import parse_iso
+from midstage.logic.timefmt import iso, parse_iso
 from midstage.services.ports import EventSink, Suppressions
 
 # Records per hand-off: the ingest queue's messages are grouped by person, so a batch bounds
@@ -43,11 +44,18 @@ class Replayed:
         self.problems += other.problems
 
 
-def replay_text(text: str, damage: str, events: EventSink | None, suppressions: Suppressions | None) -> Replayed:
+def replay_text(
+    text: str,
+    damage: str,
+    events: EventSink | None,
+    suppressions: Suppressions | None,
+    now: datetime | None = None,
+) -> Replayed:
     """Replay one file's text; with no sink (a dry run) nothing is written, only counted. A
-    failed hand-off raises HandoffFailed: running the same file again is safe."""
+    failed hand-off raises HandoffFailed: running the same file again is safe. `now`, the
+    replay's time, is the events' receivedAt: no lastSeen goes past it."""
     replayed = Replayed()
-    for plan in plan_batches(text, BATCH_RECORDS):
+    for plan in plan_batches(text, BATCH_RECORDS, received_at=iso(now) if now is not None else None):
         _replay(plan, events, suppressions)
         replayed.kinds.update(plan.kinds)
         replayed.events += len(plan.events)

@@ -149,7 +149,7 @@ class RuleEngine:
             logger.warning("rules: offer not found", offer=claim.offer, rule=claim.rule)
             return with_offer_codes(messages, claim, None, "offer_not_found")
         member_of = [*profile.segments, *profile.static_segments]
-        given = self.offers.issue(offer, profile.id, claim.cause, member_of, now)
+        given = self.offers.issue(offer, profile.id, claim.cause, member_of, now, profile.merged_from)
         return with_offer_codes(messages, claim, given.code, given.reason)
 
 

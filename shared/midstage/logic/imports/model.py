@@ -56,6 +56,9 @@ class ImportReport:
     rejected_total: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
     people: int = 0
+    # Each person's key (the strongest identifier, as OneID ranks them): who is the same person
+    # across imports, so a file cut into several counts each person once (pinpoint-import).
+    person_keys: list[tuple[str, str]] = field(default_factory=list)
 
     def reject(self, line: int, reason: str) -> None:
         self.rejected_total += 1

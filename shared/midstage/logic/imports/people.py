@@ -138,6 +138,7 @@ def _valid_zone(name: str) -> bool:
 def emit(job: Job, report: ImportReport, people: Iterable[Person]) -> None:
     ordered = sorted(people, key=lambda person: person.line)
     report.people = len(ordered)
+    report.person_keys = [person.key for person in ordered]
     for person in ordered:
         report.events.extend(_events_of(job, person))
 

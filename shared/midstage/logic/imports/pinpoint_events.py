@@ -224,17 +224,18 @@ def _resume_after(text: str, position: int) -> int:
     return min(candidates) if candidates else len(text)
 
 
-def plan_stream(text: str) -> Plan:
+def plan_stream(text: str, received_at: str | None = None) -> Plan:
     """A whole file's records, each planned on its own; a bad one is a problem, not the end."""
     plan = Plan()
-    for batch in plan_batches(text):
+    for batch in plan_batches(text, received_at=received_at):
         plan.add(batch)
     return plan
 
 
-def plan_batches(text: str, records: int = 2000) -> Iterator[Plan]:
+def plan_batches(text: str, records: int = 2000, *, received_at: str | None = None) -> Iterator[Plan]:
     """The file's plan in parts of at most `records` records, so a large file is replayed
-    without holding every event of it at once."""
+    without holding every event of it at once. `received_at` is the replay's time (see
+    plan_record)."""
     plan, count = Plan(), 0
     for line, record, problem in read_stream(text):
         if count >= records:
@@ -246,7 +247,7 @@ def plan_batches(text: str, records: int = 2000) -> Iterator[Plan]:
             plan.problems.append((line, problem))
             continue
         try:
-            plan.add(plan_record(record))
+            plan.add(plan_record(record, received_at))
         except RecordProblem as why:
             plan.kinds["rejected"] += 1
             plan.problems.append((line, str(why)))
@@ -263,7 +264,11 @@ def kind_of(event_type: str) -> str:
     return "unknown" if event_type.startswith("_") else "custom"
 
 
-def plan_record(record: Mapping[str, Any]) -> Plan:
+def plan_record(record: Mapping[str, Any], received_at: str | None = None) -> Plan:
+    """One record's plan. Its event is marked replayed (logic/profile.is_replayed): it dates the
+    person's firstSeen and lastSeen, and no rule, journey or conversion reacts to it. Received at
+    `received_at` (the replay's time) when given, so a record dated later moves lastSeen no
+    further than the replay."""
     found = text_problem(record)
     if found is not None:
         raise RecordProblem(found.message)
@@ -318,6 +323,7 @@ def plan_record(record: Mapping[str, Any]) -> Plan:
         properties.update({"channel": channel, "purpose": "marketing", "source": CONSENT_SOURCE})
     message_id = internal_events.imported_id("pinpoint-event", record_id, name)
     event = internal_events.track(who, name, properties, message_id=message_id, timestamp=at)
+    internal_events.replayed(event, received_at)
     if address is not None:
         event["context"]["traits"] = {address[0]: address[1]}
     plan.events.append(event)

@@ -25,6 +25,7 @@ from midstage.models.assets import (
     AssetVersion,
     AssetVersionRef,
 )
+from midstage.observability import logger
 
 UPLOAD_URL_SECONDS = 900
 PREVIEW_URL_SECONDS = 900
@@ -52,6 +53,7 @@ class AssetBucket(Protocol):
     def read(self, key: str, etag: str) -> bytes: ...
     def sha256(self, key: str, etag: str) -> str: ...
     def publish(self, source: str, target: str, content_type: str, etag: str) -> None: ...
+    def remove(self, key: str) -> None: ...
 
 
 def refuse(location: str, message: str) -> IssuesError:
@@ -201,6 +203,32 @@ class AssetAdmin:
         return self._step(name, body.version, "publish", caller, "")
 
     def _step(self, name: str, number: int, action: rules.Action, caller: Caller, note: str) -> dict[str, Any]:
+        copied: list[str] = []  # the public files this step wrote
+        try:
+            return self._steps(name, number, action, caller, note, copied)
+        except Exception:
+            if copied:
+                try:
+                    self._withdraw_unpublished(name, number, copied[-1])
+                except Exception:  # the step's own failure is what the caller must hear
+                    logger.exception("asset publish: the copied file could not be withdrawn", key=copied[-1])
+            raise
+
+    def _withdraw_unpublished(self, name: str, number: int, key: str) -> None:
+        """A publish that lost its write race and then could not publish (the version was
+        rejected, or changed too often) leaves no file under public/ for a version that was
+        never published. A version some other step published keeps it: that step's record
+        names the same file, and a version's state only allows a publish to win while it has
+        not been published, so no winning publish can still be on its way when this one reads
+        the version as never published."""
+        asset = self.records.asset(name)
+        current = self.records.version(name, number) if asset is not None else None
+        if current is None or current.published_at is None:
+            self.files.remove(key)
+
+    def _steps(
+        self, name: str, number: int, action: rules.Action, caller: Caller, note: str, copied: list[str]
+    ) -> dict[str, Any]:
         for _ in range(_RETRIES):
             asset = self._asset(name)
             version = self._version(asset, number)
@@ -209,12 +237,9 @@ class AssetAdmin:
             step = rules.transition(version, action, caller, iso(self.clock()), note)
             changed, versions = asset.model_copy(update={"updated_at": iso(self.clock())}), [step.version]
             if action == "publish":
-                self.files.publish(
-                    rules.draft_key(name, number),
-                    rules.public_key(name, number, version.filename),
-                    version.content_type,
-                    version.etag or "",
-                )
+                target = rules.public_key(name, number, version.filename)
+                self.files.publish(rules.draft_key(name, number), target, version.content_type, version.etag or "")
+                copied.append(target)
                 if asset.published is not None and asset.published != number:
                     before = self._version(asset, asset.published)
                     versions.append(before.model_copy(update={"state": "archived"}))

@@ -126,7 +126,7 @@ class OfferAdmin:
         offer = self._offer(offer_id)
         person = profiles.resolve(body.profile, self.profiles, self.identity)
         member_of = [*person.segments, *person.static_segments]
-        given = self.issuer.issue(offer, person.id, body.cause, member_of, self.clock())
+        given = self.issuer.issue(offer, person.id, body.cause, member_of, self.clock(), person.merged_from)
         return {**given.to_dict(), "profileId": person.id}
 
     def stats(self, offer_id: str) -> dict[str, Any]:
