@@ -296,6 +296,9 @@ def timeline() -> Iterator[Timeline]:
         # ...and welcome_b opens the welcome email: the mail client loads its open pixel
         [welcome] = people["welcome_b"].emails()
         assert welcome.html is not None
+        assert welcome.text is not None
+        # the welcome pack: their own welcome-10 code
+        assert len(re.findall(r"off your first order: (WELCOME-[0-9A-Z]{7})\s", welcome.text)) == 1, welcome.text
         pixel = welcome.html.split("/t/o/", 1)[1].split('"', 1)[0]
         opened = platform.request("GET", f"/t/o/{pixel}")
         assert opened.status == 200 and opened.headers["content-type"] == "image/gif"
@@ -548,13 +551,14 @@ def test_welcome_series_nudges_by_sms_after_two_days_without_an_open_and_an_open
     entered = parse_iso(instance["entered_at"])
     assert instance["status"] == "completed"
     assert steps(instance) == [
+        ("give-welcome-code", "offer welcome-10 named as vars.coupon_code"),
         ("send-welcome", "message requested"),
         ("wait-for-open", f"waiting until {iso(entered + timedelta(days=2))}"),
         ("wait-for-open", "timed out"),
         ("sms-nudge", "message requested"),
         ("done", "completed"),
     ]
-    assert stamps(instance)[3] == entered + timedelta(days=2)
+    assert stamps(instance)[4] == entered + timedelta(days=2)
     assert welcome_a.ledger() == [
         ("journey#welcome-series", "email", "sent"),
         ("journey#welcome-series", "sms", "sent"),
@@ -564,8 +568,8 @@ def test_welcome_series_nudges_by_sms_after_two_days_without_an_open_and_an_open
     assert welcome_b.sms() == []
     instance = welcome_b.instance("welcome-series")
     assert instance["status"] == "completed"
-    assert steps(instance)[2:] == [("wait-for-open", "event: Email Opened"), ("done", "completed")]
-    assert stamps(instance)[2] < parse_iso(instance["entered_at"]) + timedelta(days=2)
+    assert steps(instance)[3:] == [("wait-for-open", "event: Email Opened"), ("done", "completed")]
+    assert stamps(instance)[3] < parse_iso(instance["entered_at"]) + timedelta(days=2)
     stats = timeline.stats("welcome-series")
     assert {k: stats[k] for k in ("entered", "completed", "exited", "in_progress")} == {
         "entered": 2,
@@ -573,7 +577,7 @@ def test_welcome_series_nudges_by_sms_after_two_days_without_an_open_and_an_open
         "exited": 0,
         "in_progress": 0,
     }
-    assert stats["steps"] == {"send-welcome": 2, "wait-for-open": 2, "sms-nudge": 1, "done": 2}
+    assert stats["steps"] == {"give-welcome-code": 2, "send-welcome": 2, "wait-for-open": 2, "sms-nudge": 1, "done": 2}
 
 
 # ---------------------------------------------------------------------------- three days on

@@ -65,7 +65,7 @@ JOURNEYS = {
     "reactivation",
     "post-purchase-survey",
 }
-OFFERS = {"cart-10", "birthday-15", "comeback-15", "vip-back-20"}
+OFFERS = {"cart-10", "birthday-15", "comeback-15", "vip-back-20", "welcome-10"}
 TEMPLATES = {
     "welcome-email",
     "welcome-sms",
@@ -516,7 +516,10 @@ def test_welcome_series_sends_the_welcome_and_ends_when_the_welcome_is_opened(li
 
     first = enter(welcome, ann, key, signed_up, NOW)
     assert sent(first) == [("send-welcome", "welcome-email")]
-    assert first.messages[0].vars == {"shop_url": "https://shop.example.com/"}
+    assert first.messages[0].vars == {"shop_url": "https://shop.example.com/", "discount": "10%"}
+    # the welcome pack: the person's own code of welcome-10, issued at delivery for this run's step
+    [(var, ref)] = first.messages[0].offers.items()
+    assert (var, ref.offer) == ("coupon_code", "welcome-10")
     assert awaited(first) == "Email Opened"
     assert [t.at for t in first.timers] == [NOW + timedelta(days=2)]
 
@@ -525,7 +528,7 @@ def test_welcome_series_sends_the_welcome_and_ends_when_the_welcome_is_opened(li
     opened = track("Email Opened", message_id="m-open", messageId=first.messages[0].message_id)
     done = advance(welcome, first.instance, ann, Wake.on_event(opened), NOW + timedelta(hours=3))
     assert done.instance.status == "completed" and done.messages == []
-    assert steps_taken(done.instance) == ["send-welcome", "wait-for-open", "wait-for-open", "done"]
+    assert steps_taken(done.instance) == ["give-welcome-code", "send-welcome", "wait-for-open", "wait-for-open", "done"]
     # once per person
     assert may_enter(welcome, done.instance, "event:m-2", NOW + timedelta(days=30))[0] is False
 
@@ -1119,8 +1122,8 @@ def test_applying_the_same_documents_again_writes_nothing(library: list[Document
     assert {s.action for s in report.steps} == {"unchanged"}
     assert api.writes == []
     assert report.summary() == (
-        "4 rule(s), 13 template(s), 5 segment(s), 4 offer(s), 6 journey(s): "
-        "0 created, 0 updated, 0 approved, 32 unchanged"
+        "4 rule(s), 13 template(s), 5 segment(s), 5 offer(s), 6 journey(s): "
+        "0 created, 0 updated, 0 approved, 33 unchanged"
     )
 
 
