@@ -30,10 +30,10 @@ import urllib.parse
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from midstage.clock import system_clock
 from midstage.errors import MidstageError
 from midstage.logic.imports import ImportFormat, bulk, parse_import
 
@@ -215,7 +215,7 @@ def people_of(chunk: Chunk, fmt: str) -> list[tuple[str, str]]:
             chunk.data,
             segment_id="pinpoint-import",
             import_id="count",
-            now=datetime.now(UTC),
+            now=system_clock(),
             fmt=None if fmt == "auto" else cast("ImportFormat", fmt),
         )
     except (MidstageError, ValueError):  # the API took it: a difference here only loses the count

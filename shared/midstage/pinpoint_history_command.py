@@ -22,10 +22,10 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from midstage.clock import system_clock
 from midstage.errors import HandoffFailed
 from midstage.logic.imports.pinpoint_events import Unreadable, file_text
 from midstage.pinpoint_command import ExportFile, S3File, export_files
@@ -100,7 +100,7 @@ def replay_files(
             unread += 1
             print(f"{file}: could not be read ({error}); the files after it go on", file=sys.stderr)
             continue
-        replayed = pinpoint_history.replay_text(text, damage, events, suppressions, datetime.now(UTC))
+        replayed = pinpoint_history.replay_text(text, damage, events, suppressions, system_clock())
         echo(
             f"{file}: {replayed.records} records, {replayed.events} events, "
             f"{replayed.suppressions} suppressions, {len(replayed.problems)} problems"
