@@ -503,6 +503,7 @@ def test_every_person_is_counted_once_under_the_outcome_designed_for_them(world:
         "no_profile": 0,
         "offer_refused": 0,
         "global_control": 0,  # the stack holds no global control group (GlobalControlShare 0)
+        "experiment_holdout": 0,  # no message names an experiment
         "other": 0,
     }
     assert (totals["failed"], totals["missed"], totals["capped"], totals["scheduled"]) == (0, 0, 0, 0)

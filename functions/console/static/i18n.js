@@ -288,6 +288,7 @@ export const STRINGS = {
     "reason.no_profile": "no profile",
     "reason.offer_refused": "offer refused",
     "reason.global_control": "global control group",
+    "reason.experiment_holdout": "experiment holdout",
     "reason.other": "other",
   },
   "zh-CN": {
@@ -577,6 +578,7 @@ export const STRINGS = {
     "reason.no_profile": "无用户档案",
     "reason.offer_refused": "优惠被拒",
     "reason.global_control": "全局对照组",
+    "reason.experiment_holdout": "实验留出组",
     "reason.other": "其他",
   },
 };
