@@ -419,7 +419,7 @@ def test_a_data_operator_exports_a_person_and_erases_another(console: Console, w
     assert console.platform.admin("GET", f"/v1/profiles/user_id:{leaving}").status == 404
     console.photograph("person-privacy-en", panel="privacy")
     # And the privacy page lists the export with its due date, and opens it
-    page.get_by_role("link", name="Privacy").click()
+    page.get_by_role("link", name="Privacy", exact=True).click()
     page.locator("[data-list=regulations]").get_by_role("link", name=request).click()
     page.get_by_role("heading", name="Report per store").wait_for()
     console.photograph("privacy-request-en")
