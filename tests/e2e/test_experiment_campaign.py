@@ -77,7 +77,9 @@ def world() -> Iterator[World]:
         "GlobalControlSalt": SALT,
         "Stage": "exp",  # its own names, apart from other clouds this process may run
     }
-    with LocalCloud(manual_clock=True, stack_name="midstage-exp", parameters=parameters, region="ca-central-1") as cloud:
+    with LocalCloud(
+        manual_clock=True, stack_name="midstage-exp", parameters=parameters, region="ca-central-1"
+    ) as cloud:
         source, admin_key = bootstrap(cloud, echo=False)
         cloud.clock.advance(0)  # the template's rate schedules fire first, while the table is empty
         cloud.wait_idle(timeout=TIMEOUT_S)
