@@ -20,7 +20,7 @@ import pytest
 
 from midstage.adapters.archive_engines import S3Archive
 from midstage.logic.archive import records
-from tests.browser.conftest import _unavailable, eventually
+from tests.browser.conftest import _unavailable, eventually, profile_when
 from tests.browser.test_console import AXE, SERIOUS, Console, said, someone
 from tests.e2e.conftest import Platform
 from tests.integration.test_experiments_archive_sums import event as archived_event
@@ -407,7 +407,7 @@ def test_a_data_operator_exports_a_person_and_erases_another(console: Console, w
     leaving = f"leaving-{uuid.uuid4().hex[:8]}"
     answer = console.platform.track("/v1/identify", {"userId": leaving, "traits": {"first_name": "Lee"}})
     assert answer.status == 200, answer.body
-    console.platform.settle()
+    profile_when(console.platform, f"user_id:{leaving}", lambda profile: None)  # built before it is looked up
     console.find(f"user_id:{leaving}")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Erase this person").click()
