@@ -23,6 +23,7 @@ import pytest
 from midstage.adapters.experiment_store import ExperimentTable
 from midstage.logic.campaign_experiments import WINNER_MARGIN, deal_for
 from midstage.logic.campaigns import plan_recipient, run_id_for
+from midstage.logic.experiments.lifecycle import revise
 from midstage.models.campaigns import Campaign
 from midstage.models.experiments import ArmMetricStatistics, Experiment, PhaseStatistics
 from midstage.models.profile import Profile
@@ -244,3 +245,31 @@ def test_given_a_stopped_experiment_when_the_run_starts_then_nothing_is_sent_and
     assert (started.created, started.parts_queued) == (False, 0)
     assert started.skipped == "experiment winter-subjects is stopped"
     assert rig.part_messages() == [] and rig.runs.runs("winter-sale") == []
+
+
+def test_given_a_new_phase_during_the_test_when_the_winner_step_comes_then_nothing_is_sent_and_the_campaign_ends(
+    rig: Rig, table: ExperimentTable
+) -> None:
+    rule = {"rule": "chance_to_win", "test_percent": 40, "window_hours": 24, "min_units_per_arm": 8}
+    assert table.save_experiment(experiment(auto_winner=rule), expected_version=None)
+    rig.define(split_campaign())
+    rig.store(population(80))
+    archive = MemoryArchive()
+    runner = CampaignRunner(rig.config, rig.runs, rig.parts_queue, parts=4, experiments=table)
+    runner.start("winter-sale", NOW, NOW)
+    for message in rig.part_messages():
+        rig.work(message, worker(rig, table, archive))
+    rig.delivered()
+    running = table.find_experiment("winter-subjects")
+    assert running is not None
+    moved = revise(running, experiment(auto_winner={**rule, "test_percent": 50}), NOW, new_phase=True)
+    assert table.save_experiment(moved, expected_version=running.version)
+
+    experiments = Experiments(table, ExposureSums(archive), ExposureLogNone(), table)
+    later = NOW + timedelta(hours=24) + WINNER_MARGIN
+    started = start_winner(runner, rig.runs, experiments.decide, "winter-sale", later, later)
+
+    assert (started.created, started.parts_queued) == (False, 0)
+    assert "not the test's" in started.skipped
+    assert rig.part_messages() == [] and rig.delivered() == []
+    assert rig.campaign("winter-sale").status == "completed"

@@ -94,7 +94,10 @@ def start_winner(
     recorded = decide(str(named["id"]), now)
     decision = recorded.decision
     if decision.phase != int(named["phase"]):
+        # The test's phase is over without a decision on it: nothing is sent to the rest, and the
+        # campaign ends rather than wait for a winner that will not come.
         logger.warning("experiment moved to another phase", campaign=campaign_id, decision_phase=decision.phase)
+        runner.complete(campaign_id)
         return Started(run_id, False, 0, f"experiment {named['id']} is in phase {decision.phase}, not the test's")
     if decision.action == "wait" or decision.arm is None:
         raise WinnerNotReady(f"the winner cannot be judged yet at {iso(now)}: {decision.explanation}")

@@ -138,6 +138,10 @@ class CampaignRunner:
             )
         return self.launch(campaign, run_id, doc, now)
 
+    def complete(self, campaign_id: str) -> None:
+        """A running campaign ends with nothing more to send (a winner step that cannot follow its test)."""
+        _set_status(self.config, campaign_id, "completed", only_from=("running",))
+
     def launch(self, campaign: Campaign, run_id: str, doc: Mapping[str, Any], now: datetime) -> Started:
         """Create the run (once), its parts, and queue the parts not yet taken up."""
         campaign_id = campaign.id
